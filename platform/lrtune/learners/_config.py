@@ -1,0 +1,154 @@
+"""One function from (agent, env, LR policy, hyper-parameters, resources) to an RLlib config."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.algorithms.dqn import DQNConfig
+from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+from lrtune.learners._callbacks import LRTuneCallbacks
+from lrtune.learners._learner import CONFIG_KEY, LEARNERS
+from lrtune.policies import LRPolicySpec, PolicyError
+
+AGENTS: dict[str, type[AlgorithmConfig]] = {"ppo": PPOConfig, "dqn": DQNConfig}
+
+# Hyper-parameters lrtune owns: setting them directly would bypass the LR policy.
+_OWNED = {
+    "lr": "the learning rate comes from the LR policy (policy.lr and its schedule)",
+    "lr_schedule": "the learning rate comes from the LR policy's schedule",
+    "grad_clip": "gradient clipping is the LR policy's `gradients` entry (e.g. clip_global_norm)",
+    "grad_clip_by": "gradient clipping is the LR policy's `gradients` entry",
+    "_torch_lr_scheduler_classes": "torch LR schedulers are not checkpointed; use a schedule",
+    "num_env_runners": "lrtune samples in the trial's own process (extra env-runner actors "
+    "oversubscribe the cores)",
+    "num_learners": "lrtune trains in the trial's own process",
+}
+# Where a hyper-parameter goes, in the order tried.
+_SECTIONS = ("training", "env_runners", "rl_module", "evaluation", "reporting", "debugging")
+
+
+@dataclass(frozen=True)
+class TrialResources:
+    """Resources one trial holds: CPUs (torch threads follow them) and a GPU share."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.cpus <= 0:
+            raise ValueError(f"resources.cpus must be > 0 (got {self.cpus})")
+        if not 0 <= self.gpus <= 8:
+            raise ValueError(f"resources.gpus must be in [0, 8], fractions allowed (got {self.gpus})")
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The default RLlib MLP: hidden sizes and activation."""
+
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+
+
+def build_algorithm_config(
+    agent: str,
+    env: str,
+    *,
+    policy: LRPolicySpec | Mapping[str, Any],
+    env_config: Mapping[str, Any] | None = None,
+    hyperparams: Mapping[str, Any] | None = None,
+    resources: TrialResources | None = None,
+    model: ModelSettings | None = None,
+    budget: int | None = None,
+    seed: int | None = None,
+) -> AlgorithmConfig:
+    """Build the RLlib `AlgorithmConfig` of one trial, with lrtune's learner owning the LR.
+
+    Args:
+        agent: ``"ppo"`` or ``"dqn"``.
+        env: a gymnasium id (``CartPole-v1``, ``mypkg.envs:MyEnv-v0``) or a Tune-registered name.
+        policy: the LR policy (spec or its dict form).
+        env_config: keyword arguments of the environment.
+        hyperparams: other RLlib settings by name (``gamma``, ``train_batch_size_per_learner``,
+            ``num_envs_per_env_runner``...), routed to the config section that takes them.
+        resources: CPUs and GPU share of the trial.
+        model: hidden sizes and activation of RLlib's default MLP.
+        budget: the trial's env-step budget (horizon of schedules that do not set one).
+        seed: the trial's seed.
+
+    Raises:
+        PolicyError: an unknown agent, a policy entry that does not support the agent, or a
+            hyper-parameter that lrtune owns or RLlib does not know.
+    """
+    if agent not in AGENTS:
+        raise PolicyError(f"agent: unknown agent {agent!r}; choose one of {sorted(AGENTS)}.")
+    spec = policy if isinstance(policy, LRPolicySpec) else LRPolicySpec.model_validate(policy)
+    spec.check_agent(agent)
+    resources = resources or TrialResources()
+    model = model or ModelSettings()
+
+    config = (
+        AGENTS[agent]()
+        .framework("torch")
+        .environment(env, env_config=dict(env_config or {}))
+        .env_runners(num_env_runners=0)
+        .learners(
+            num_learners=0,
+            num_cpus_per_learner=resources.cpus,
+            num_gpus_per_learner=resources.gpus,
+            learner_class=LEARNERS[agent],
+            learner_config_dict={
+                CONFIG_KEY: {
+                    "policy": spec.model_dump(mode="json"),
+                    "budget": budget,
+                    "num_threads": max(1, int(resources.cpus)),
+                }
+            },
+        )
+        .resources(num_cpus_for_main_process=resources.cpus)
+        .training(lr=spec.lr, grad_clip=None)
+        .rl_module(
+            model_config=DefaultModelConfig(
+                fcnet_hiddens=list(model.hidden), fcnet_activation=model.activation
+            )
+        )
+        .callbacks(LRTuneCallbacks)
+    )
+    if seed is not None:
+        config = config.debugging(seed=seed)
+    for key, value in (hyperparams or {}).items():
+        _set_hyperparam(config, key, value)
+    return config
+
+
+def _set_hyperparam(config: AlgorithmConfig, key: str, value: Any) -> None:
+    if key in _OWNED:
+        raise PolicyError(f"hyperparams.{key}: lrtune sets this itself ({_OWNED[key]}).")
+    for section in _SECTIONS:
+        if key in _section_parameters(type(config), section):
+            getattr(config, section)(**{key: value})
+            return
+    raise PolicyError(
+        f"hyperparams.{key}: not a setting of RLlib's {type(config).__name__} (looked in its "
+        f"{', '.join(_SECTIONS)} sections). Check the spelling against RLlib's documentation."
+    )
+
+
+def _section_parameters(cls: type[AlgorithmConfig], section: str) -> set[str]:
+    """Names a config section method accepts, across the class hierarchy (subclasses add some
+    and pass the rest on through ``**kwargs``)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        method = klass.__dict__.get(section)
+        if method is not None:
+            names.update(
+                name
+                for name, p in inspect.signature(method).parameters.items()
+                if p.kind is not inspect.Parameter.VAR_KEYWORD and name != "self"
+            )
+    return names

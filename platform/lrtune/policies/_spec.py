@@ -1,0 +1,207 @@
+"""The learning-rate policy: its file model (`LRPolicySpec`) and its compiled form (`LRPolicy`).
+
+A policy is a base learning rate plus one entry of each LR slot, each a registry name with
+parameters. The same model is a policy file of its own, is embedded in jobs, and is what the
+learner receives (as a plain dict, through RLlib's ``learner_config_dict``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from lrtune.policies._base import (
+    FeedbackRule,
+    FeedbackState,
+    GradientGate,
+    OptimizerPlugin,
+    Schedule,
+)
+from lrtune.registry import SLOTS, LRTuneError, Registry, format_validation_error
+
+
+class PolicyError(LRTuneError, ValueError):
+    """An LR policy that is not valid as a whole (e.g. a rule that does not support the agent)."""
+
+
+class PluginRef(BaseModel):
+    """A reference to a registry entry: ``{name: cosine, params: {t_max: 100000}}``.
+
+    A bare string (``cosine``) is accepted as a reference with default parameters. After
+    validation ``params`` holds every parameter, defaults filled in.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"name": data}
+        return data
+
+    def resolved(self, registry: Registry[Any]) -> PluginRef:
+        """This reference with its name checked and its params validated and completed.
+
+        Raises:
+            ValueError: with a message that starts ``params.<field>:`` for a bad parameter,
+                so that spec errors read ``schedule.params.t_max: ...``.
+        """
+        try:
+            entry = registry.get(self.name)
+        except LRTuneError as exc:
+            raise ValueError(str(exc)) from None
+        try:
+            params = entry.params_model.model_validate(dict(self.params))
+        except ValidationError as exc:
+            raise ValueError(
+                f"{format_validation_error(exc, prefix='params')} — {registry.slot} "
+                f"'{self.name}' takes: {', '.join(entry.params_model.model_fields) or 'no params'}"
+                f" (see `lrtune plugins {registry.slot}`)"
+            ) from None
+        return PluginRef(name=self.name, params=params.model_dump(mode="json"))
+
+    def build(self, registry: Registry[Any], **context: Any) -> Any:
+        """Build the plugin object this reference names."""
+        return registry.get(self.name).build(self.params, **context)
+
+
+def _ref_validator(slot: str) -> Any:
+    def check(value: PluginRef) -> PluginRef:
+        return value.resolved(SLOTS[slot])
+
+    return check
+
+
+class LRPolicySpec(BaseModel):
+    """A learning-rate policy file: base LR, schedule, optimizer, gradient gating, feedback.
+
+    Example (YAML)::
+
+        version: 1
+        lr: 3e-4
+        schedule: {name: warmup, params: {steps: 2000, then: {name: cosine}}}
+        optimizer: {name: adam, params: {eps: 1e-5}}
+        gradients: {name: clip_global_norm, params: {max_norm: 0.5}}
+        feedback: [{name: kl_adaptive, params: {target: 0.01}}]
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    version: Literal[1] = 1
+    lr: float = Field(gt=0.0, le=1e6, description="base learning rate")
+    schedule: PluginRef = PluginRef(name="constant")
+    optimizer: PluginRef = PluginRef(name="adam")
+    gradients: PluginRef = PluginRef(name="none")
+    feedback: tuple[PluginRef, ...] = ()
+
+    _check_schedule = field_validator("schedule")(_ref_validator("schedules"))
+    _check_optimizer = field_validator("optimizer")(_ref_validator("optimizers"))
+    _check_gradients = field_validator("gradients")(_ref_validator("gradients"))
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _lr_number(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be a number such as 3e-4")
+        return value
+
+    @field_validator("feedback", mode="before")
+    @classmethod
+    def _feedback_list(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        if isinstance(value, (str, Mapping)):
+            return (value,)
+        return value
+
+    @field_validator("feedback")
+    @classmethod
+    def _check_feedback(cls, value: tuple[PluginRef, ...]) -> tuple[PluginRef, ...]:
+        names = [ref.name for ref in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"feedback rule(s) {dupes} listed twice; list each rule once")
+        return tuple(ref.resolved(SLOTS["feedback"]) for ref in value)
+
+    def check_agent(self, agent: str) -> None:
+        """Raise `PolicyError` if an entry of this policy does not support ``agent``."""
+        pairs: list[tuple[str, str, PluginRef]] = [
+            ("schedule", "schedules", self.schedule),
+            ("optimizer", "optimizers", self.optimizer),
+            ("gradients", "gradients", self.gradients),
+        ] + [(f"feedback[{i}]", "feedback", r) for i, r in enumerate(self.feedback)]
+        for field, slot, ref in pairs:
+            agents = SLOTS[slot].get(ref.name).capabilities.agents
+            if agent not in agents:
+                raise PolicyError(
+                    f"{field}: {slot} '{ref.name}' does not support agent '{agent}' (it supports "
+                    f"{', '.join(sorted(agents))}). Remove it or choose another agent."
+                )
+
+    def build(self, *, budget: int | None = None) -> LRPolicy:
+        """Compile to an `LRPolicy` (plugin objects), given the trial's env-step budget."""
+        return LRPolicy(self, budget=budget)
+
+    def short(self) -> str:
+        """A one-line summary for progress views: ``adam 3e-04 warmup+cosine clip_global_norm``."""
+        sched = self.schedule.name
+        if sched == "warmup":
+            inner = self.schedule.params.get("then") or {}
+            sched = f"warmup+{inner.get('name', '?') if isinstance(inner, dict) else inner}"
+        parts = [self.optimizer.name, f"{self.lr:.0e}", sched]
+        if self.gradients.name != "none":
+            parts.append(self.gradients.name)
+        parts.extend(r.name for r in self.feedback)
+        return " ".join(parts)
+
+
+class LRPolicy:
+    """A compiled policy: plugin objects plus the learning-rate formula.
+
+    ``lr(env_steps, states) = base_lr × schedule(env_steps) × Π rule.factor(state)``.
+    """
+
+    def __init__(self, spec: LRPolicySpec, *, budget: int | None = None) -> None:
+        from lrtune.registry import feedback, gradients, optimizers, schedules
+
+        self.spec = spec
+        self.base_lr = float(spec.lr)
+        self.schedule: Schedule = spec.schedule.build(schedules, budget=budget)
+        self.optimizer: OptimizerPlugin = spec.optimizer.build(optimizers)
+        self.gate: GradientGate = spec.gradients.build(gradients)
+        self.rules: list[FeedbackRule] = [ref.build(feedback) for ref in spec.feedback]
+
+    def initial_feedback_state(self) -> list[FeedbackState]:
+        """One fresh state per feedback rule, in the rules' order."""
+        return [rule.initial_state() for rule in self.rules]
+
+    def feedback_factor(self, states: Sequence[FeedbackState]) -> float:
+        """Product of the rules' factors in ``states``."""
+        return math.prod(rule.factor(s) for rule, s in zip(self.rules, states, strict=True))
+
+    def lr(self, env_steps: int, states: Sequence[FeedbackState] | None = None) -> float:
+        """The learning rate to apply at lifetime env step ``env_steps``."""
+        factor = self.feedback_factor(states) if states else 1.0
+        return self.base_lr * self.schedule(int(env_steps)) * factor
+
+    def __repr__(self) -> str:
+        return (
+            f"LRPolicy(lr={self.base_lr!r}, schedule={self.schedule!r}, "
+            f"optimizer={self.optimizer!r}, gradients={self.gate!r}, feedback={self.rules!r})"
+        )
+
+

@@ -1,0 +1,45 @@
+"""The plugin registry: one `Registry` object per slot, and the errors of lookups.
+
+Slots: `schedules`, `optimizers`, `gradients` (gradient gating), `feedback` (rules that react to
+training signals) and `populations` (population-based schedules). Third-party distributions add
+entries through the entry-point groups ``lrtune.<slot>``.
+"""
+
+from lrtune.registry._errors import (
+    DuplicatePluginError,
+    LRTuneError,
+    PluginLoadError,
+    PluginParamsError,
+    UnknownPluginError,
+)
+from lrtune.registry._registry import (
+    ALL_AGENTS,
+    Capabilities,
+    Entry,
+    NoParams,
+    PluginParams,
+    Registry,
+    format_validation_error,
+)
+from lrtune.registry._slots import SLOTS, feedback, gradients, optimizers, populations, schedules
+
+__all__ = [
+    "ALL_AGENTS",
+    "SLOTS",
+    "Capabilities",
+    "DuplicatePluginError",
+    "Entry",
+    "LRTuneError",
+    "NoParams",
+    "PluginLoadError",
+    "PluginParams",
+    "PluginParamsError",
+    "Registry",
+    "UnknownPluginError",
+    "feedback",
+    "format_validation_error",
+    "gradients",
+    "optimizers",
+    "populations",
+    "schedules",
+]

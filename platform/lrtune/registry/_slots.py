@@ -1,0 +1,27 @@
+"""The registry objects, one per slot.
+
+The registry room imports nothing of lrtune's other rooms; it only names the built-in modules
+(strings), which are imported on first lookup so that every process sees the same entries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lrtune.registry._registry import Registry
+
+schedules: Registry[Any] = Registry("schedules", builtin_modules=("lrtune.policies.schedules",))
+optimizers: Registry[Any] = Registry("optimizers", builtin_modules=("lrtune.policies.optimizers",))
+gradients: Registry[Any] = Registry("gradients", builtin_modules=("lrtune.policies.gradients",))
+feedback: Registry[Any] = Registry("feedback", builtin_modules=("lrtune.policies.feedback",))
+# Filled by the population-based training issue; the slot is reserved so that third parties
+# can already target its entry-point group.
+populations: Registry[Any] = Registry("populations", builtin_modules=())
+
+SLOTS: dict[str, Registry[Any]] = {
+    "schedules": schedules,
+    "optimizers": optimizers,
+    "gradients": gradients,
+    "feedback": feedback,
+    "populations": populations,
+}
