@@ -1,0 +1,241 @@
+"""``lrtune`` sub-commands. Bad input prints one paragraph on stderr and exits with code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from lrtune.registry import LRTuneError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="lrtune",
+        description="Find the best learning-rate policy for deep RL agents.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("plugins", help="list the registered plugins of a slot (or all)")
+    p.add_argument("slot", nargs="?", help="schedules, optimizers, gradients, feedback, populations")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=_cmd_plugins)
+
+    s = sub.add_parser("schedule", help="preview learning-rate policies")
+    ssub = s.add_subparsers(dest="schedule_command", required=True, metavar="ACTION")
+    show = ssub.add_parser("show", help="the LR a policy gives at evenly spaced env steps")
+    show.add_argument("policy", help="a policy YAML file, or inline YAML ('lr: 1e-3')")
+    show.add_argument("--steps", type=_positive_int, required=True, help="last env step N")
+    show.add_argument("--points", type=_positive_int, default=11, help="how many points P")
+    show.add_argument("--format", choices=("table", "json", "png"), default="table")
+    show.add_argument("-o", "--output", help="where to write the png (default schedule.png)")
+    show.set_defaults(func=_cmd_schedule_show)
+
+    t = sub.add_parser("train", help="train one trial under a policy, no search (quick look)")
+    t.add_argument("policy", help="a policy YAML file, or inline YAML")
+    t.add_argument("--agent", choices=("ppo", "dqn"), default="ppo")
+    t.add_argument("--env", default="CartPole-v1", help="gymnasium id (default CartPole-v1)")
+    t.add_argument("--steps", type=_positive_int, default=60_000, help="env-step budget")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=_cmd_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lrtune`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except LRTuneError as exc:
+        print(f"lrtune: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("lrtune: interrupted", file=sys.stderr)
+        return 130
+
+
+def _version() -> str:
+    from lrtune import __version__
+
+    return f"lrtune {__version__}"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(float(text)) if "e" in text.lower() else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+# --- plugins --------------------------------------------------------------------------------
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from lrtune.registry import SLOTS
+
+    if args.slot is not None and args.slot not in SLOTS:
+        raise _BadInput(
+            f"unknown slot {args.slot!r}; slots are {', '.join(SLOTS)} (e.g. `lrtune plugins "
+            "schedules`)."
+        )
+    slots = [args.slot] if args.slot else list(SLOTS)
+    rows = [_describe_entry(entry) for slot in slots for entry in SLOTS[slot].entries()]
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    for slot in slots:
+        entries = [r for r in rows if r["slot"] == slot]
+        print(f"{slot} ({len(entries)})")
+        for row in entries:
+            print(f"  {row['name']:<18} {row['description']}")
+            for param in row["params"]:
+                print(f"      {_param_line(param)}")
+        print()
+    return EXIT_OK
+
+
+def _describe_entry(entry: Any) -> dict[str, Any]:
+    schema = entry.params_model.model_json_schema()
+    required = set(schema.get("required", []))
+    params = []
+    for name, prop in schema.get("properties", {}).items():
+        bounds = {
+            key: prop[key]
+            for key in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
+            if key in prop
+        }
+        params.append(
+            {
+                "name": name,
+                "type": _schema_type(prop),
+                "default": prop.get("default"),
+                "required": name in required,
+                "bounds": bounds,
+                "description": prop.get("description", ""),
+            }
+        )
+    return {
+        "slot": entry.slot,
+        "name": entry.name,
+        "description": entry.description,
+        "params": params,
+        "agents": sorted(entry.capabilities.agents),
+        "stateful": entry.capabilities.stateful,
+    }
+
+
+def _schema_type(prop: dict[str, Any]) -> str:
+    if "type" in prop:
+        return str(prop["type"])
+    if "enum" in prop:
+        return "|".join(map(str, prop["enum"]))
+    options = prop.get("anyOf") or prop.get("oneOf") or []
+    return "|".join(str(o.get("type", o.get("$ref", "?")).split("/")[-1]) for o in options) or "?"
+
+
+def _param_line(param: dict[str, Any]) -> str:
+    symbols = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
+    bounds = " ".join(f"{symbols[k]}{v}" for k, v in param["bounds"].items())
+    default = "required" if param["required"] else f"default {param['default']!r}"
+    text = f"{param['name']}: {param['type']}, {default}"
+    if bounds:
+        text += f", {bounds}"
+    if param["description"]:
+        text += f" — {param['description']}"
+    return text
+
+
+class _BadInput(LRTuneError):
+    """Command-line input that cannot be used."""
+
+
+# --- schedule show --------------------------------------------------------------------------
+
+
+def _cmd_schedule_show(args: argparse.Namespace) -> int:
+    from lrtune.specs import load_policy
+
+    spec = load_policy(args.policy)
+    try:
+        policy = spec.build(budget=args.steps)
+    except ValueError as exc:
+        raise _BadInput(f"{args.policy}: {exc}") from None
+    points = max(args.points, 1)
+    if points == 1:
+        steps = [0]
+    else:
+        steps = [round(i * args.steps / (points - 1)) for i in range(points)]
+    rows = [{"step": step, "lr": policy.lr(step)} for step in steps]
+    if args.format == "json":
+        print(json.dumps(rows))
+    elif args.format == "png":
+        out = args.output or "schedule.png"
+        _plot_schedule(spec.short(), policy, args.steps, out)
+        print(out)
+    else:
+        print(f"{'env step':>12}  {'lr':>12}")
+        for row in rows:
+            print(f"{row['step']:>12}  {row['lr']:>12.4e}")
+    return EXIT_OK
+
+
+def _plot_schedule(title: str, policy: Any, last_step: int, out: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = min(last_step + 1, 2000)
+    xs = [round(i * last_step / (n - 1)) for i in range(n)] if n > 1 else [0]
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    ax.plot(xs, [policy.lr(x) for x in xs], color="tab:blue")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("learning rate")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+# --- train ----------------------------------------------------------------------------------
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from lrtune.running import prepare_loopback_env
+
+    prepare_loopback_env()
+    from lrtune.learners import build_algorithm_config  # noqa: F401  (validates imports early)
+    from lrtune.running import IterationRecord, train_single
+    from lrtune.specs import load_policy
+
+    spec = load_policy(args.policy)
+    spec.check_agent(args.agent)
+    print(f"lrtune: {args.agent} on {args.env}, {args.steps} env steps, policy {spec.short()}")
+    print(f"{'iter':>5} {'env steps':>10} {'lr':>11} {'return':>9} {'s':>6}")
+
+    def show(r: IterationRecord) -> None:
+        print(
+            f"{r.iteration:>5} {r.env_steps:>10} {r.lr:>11.4e} {r.episode_return:>9.1f} "
+            f"{r.seconds:>6.1f}",
+            flush=True,
+        )
+
+    records = train_single(
+        spec, agent=args.agent, env=args.env, env_steps=args.steps, seed=args.seed,
+        on_iteration=show,
+    )
+    best = max((r.episode_return for r in records), default=float("nan"))
+    print(f"lrtune: done, best mean return {best:.1f}")
+    return EXIT_OK

@@ -1,0 +1,39 @@
+"""Starting an embedded Ray that listens on loopback only."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+# Ray resolves 127.0.0.1 to the machine's interface address unless clusters are "disabled";
+# with this variable set before Ray is imported, GCS, raylet and workers bind 127.0.0.1.
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+def prepare_loopback_env() -> None:
+    """Set the variables that keep a local Ray on loopback, and patch an imported Ray too."""
+    for key, value in LOOPBACK_ENV.items():
+        os.environ.setdefault(key, value)
+    if os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0":
+        from ray._private import ray_constants
+
+        # Ray reads the variable once, at import: an already imported Ray is patched as well.
+        ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def init_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, **kwargs: Any) -> Any:
+    """Start (or join the already started) embedded Ray, bound to 127.0.0.1, quietly."""
+    prepare_loopback_env()
+    import ray
+
+    if ray.is_initialized():
+        return ray.get_runtime_context()
+    return ray.init(
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        include_dashboard=False,
+        configure_logging=True,
+        logging_level="WARNING",
+        log_to_driver=kwargs.pop("log_to_driver", False),
+        **kwargs,
+    )

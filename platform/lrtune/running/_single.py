@@ -1,0 +1,71 @@
+"""Train one trial directly (no Tune): the simplest way to watch an LR policy at work."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lrtune.learners import RESULT_KEY, TrialResources, build_algorithm_config
+from lrtune.learners._presets import preset_hyperparams
+from lrtune.policies import LRPolicySpec
+from lrtune.running._local_ray import init_local_ray
+
+
+@dataclass(frozen=True)
+class IterationRecord:
+    """What one training iteration reports: env steps, the applied LR, and the mean return."""
+
+    iteration: int
+    env_steps: int
+    lr: float
+    episode_return: float
+    seconds: float
+
+
+def train_single(
+    policy: LRPolicySpec,
+    *,
+    agent: str = "ppo",
+    env: str = "CartPole-v1",
+    env_steps: int = 30_000,
+    seed: int = 0,
+    hyperparams: Mapping[str, Any] | None = None,
+    on_iteration: Callable[[IterationRecord], None] | None = None,
+) -> list[IterationRecord]:
+    """Train until ``env_steps`` lifetime env steps; call ``on_iteration`` after each iteration."""
+    init_local_ray(num_cpus=1)
+    params = {**preset_hyperparams(agent, env), **(hyperparams or {})}
+    config = build_algorithm_config(
+        agent,
+        env,
+        policy=policy,
+        hyperparams=params,
+        resources=TrialResources(cpus=1),
+        budget=env_steps,
+        seed=seed,
+    )
+    algo = config.build_algo()
+    records: list[IterationRecord] = []
+    try:
+        steps = 0
+        while steps < env_steps:
+            start = time.perf_counter()
+            result = algo.train()
+            steps = int(result["env_runners"]["num_env_steps_sampled_lifetime"])
+            ret = result["env_runners"].get("episode_return_mean", math.nan)
+            record = IterationRecord(
+                iteration=int(result["training_iteration"]),
+                env_steps=steps,
+                lr=float(result[RESULT_KEY]["lr"]),
+                episode_return=float(ret) if ret is not None else math.nan,
+                seconds=time.perf_counter() - start,
+            )
+            records.append(record)
+            if on_iteration is not None:
+                on_iteration(record)
+    finally:
+        algo.stop()
+    return records
