@@ -52,7 +52,9 @@ def test_plugins_unknown_slot_exits_2(capsys: pytest.CaptureFixture[str]) -> Non
     assert "unknown slot" in capsys.readouterr().err
 
 
-def _warmup_cosine(step: int, lr: float, warm: int, start: float, total: int, floor: float) -> float:
+def _warmup_cosine(
+    step: int, lr: float, warm: int, start: float, total: int, floor: float
+) -> float:
     if step < warm:
         return lr * (start + (1 - start) * step / warm)
     t = min(step - warm, total - warm)
@@ -61,8 +63,22 @@ def _warmup_cosine(step: int, lr: float, warm: int, start: float, total: int, fl
 
 def test_schedule_show_json_follows_the_closed_form(capsys: pytest.CaptureFixture[str]) -> None:
     policy = ROOT / "jobs" / "policies" / "warmup_cosine.yaml"
-    assert main(["schedule", "show", str(policy), "--steps", "40960", "--points", "11",
-                 "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "schedule",
+                "show",
+                str(policy),
+                "--steps",
+                "40960",
+                "--points",
+                "11",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     rows = json.loads(capsys.readouterr().out)
     assert [r["step"] for r in rows] == [4096 * i for i in range(11)]
     for row in rows:
@@ -79,8 +95,17 @@ def test_schedule_show_inline_yaml_table(capsys: pytest.CaptureFixture[str]) -> 
 
 def test_schedule_show_png(tmp_path: Path) -> None:
     out_png = tmp_path / "lr.png"
-    out = run_cli("schedule", "show", "lr: 3e-4\nschedule: cosine", "--steps", "1000",
-                  "--format", "png", "-o", str(out_png))
+    out = run_cli(
+        "schedule",
+        "show",
+        "lr: 3e-4\nschedule: cosine",
+        "--steps",
+        "1000",
+        "--format",
+        "png",
+        "-o",
+        str(out_png),
+    )
     assert out.returncode == 0, out.stderr
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out_png.stat().st_size > 5000

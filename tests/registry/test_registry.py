@@ -132,8 +132,18 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     site = tmp_path_factory.mktemp("acme_site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--target", str(site), str(src)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(src),
+        ],
         check=True,
         capture_output=True,
     )
@@ -164,8 +174,10 @@ def test_entry_point_plugin_is_listed_and_usable_in_a_policy(plugin_site: Path) 
 
 
 def test_entry_point_plugin_shows_in_lrtune_plugins(plugin_site: Path) -> None:
-    out = _run(plugin_site, "from lrtune.cli import main; main(['plugins', 'schedules', "
-               "'--format', 'json'])")
+    out = _run(
+        plugin_site,
+        "from lrtune.cli import main; main(['plugins', 'schedules', '--format', 'json'])",
+    )
     assert out.returncode == 0, out.stderr
     names = [row["name"] for row in json.loads(out.stdout)]
     assert "acme_halving" in names and "cosine" in names

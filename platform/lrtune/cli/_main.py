@@ -23,7 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("plugins", help="list the registered plugins of a slot (or all)")
-    p.add_argument("slot", nargs="?", help="schedules, optimizers, gradients, feedback, populations")
+    p.add_argument(
+        "slot", nargs="?", help="schedules, optimizers, gradients, feedback, populations"
+    )
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=_cmd_plugins)
 
@@ -72,7 +74,9 @@ def _positive_int(text: str) -> int:
     try:
         value = int(float(text)) if "e" in text.lower() else int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a positive whole number, got {text!r}"
+        ) from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
     return value
@@ -233,7 +237,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
 
     records = train_single(
-        spec, agent=args.agent, env=args.env, env_steps=args.steps, seed=args.seed,
+        spec,
+        agent=args.agent,
+        env=args.env,
+        env_steps=args.steps,
+        seed=args.seed,
         on_iteration=show,
     )
     best = max((r.episode_return for r in records), default=float("nan"))

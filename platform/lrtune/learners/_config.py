@@ -44,7 +44,9 @@ class TrialResources:
         if self.cpus <= 0:
             raise ValueError(f"resources.cpus must be > 0 (got {self.cpus})")
         if not 0 <= self.gpus <= 8:
-            raise ValueError(f"resources.gpus must be in [0, 8], fractions allowed (got {self.gpus})")
+            raise ValueError(
+                f"resources.gpus must be in [0, 8], fractions allowed (got {self.gpus})"
+            )
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ def build_algorithm_config(
                 }
             },
         )
-        .resources(num_cpus_for_main_process=resources.cpus)
+        .resources(num_cpus_for_main_process=resources.cpus)  # type: ignore[arg-type]
         .training(lr=spec.lr, grad_clip=None)
         .rl_module(
             model_config=DefaultModelConfig(

@@ -96,14 +96,19 @@ class LRPolicyLearner(TorchLearner):
         self._lrtune_last_loss: torch.Tensor | None = None
         self._lrtune_kl: float | None = None
         self._lrtune_skipped = 0
-        self._reset_norm_accumulators()
+        # Norm sums stay tensors until the iteration ends (no device sync per minibatch).
+        self._norm_pre_sum: Any = 0.0
+        self._norm_post_sum: Any = 0.0
+        self._norm_count = 0
+        self._last_pre_norm: Any = torch.zeros(())
         super().build()
         self._apply_lr()
 
     def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
         """Register the policy's optimizer over the module's parameters (no RLlib LR schedule)."""
+        assert self._module is not None, "RLlib builds the module before the optimizers"
         module = self._module[module_id]
-        params = self.get_parameters(module)
+        params: list[Any] = list(self.get_parameters(module))
         lr = self._lrtune_policy.lr(self._lrtune_env_steps, self._lrtune_feedback)
         optimizer = self._lrtune_policy.optimizer.build(params, lr=lr)
         self.register_optimizer(
@@ -186,7 +191,8 @@ class LRPolicyLearner(TorchLearner):
         """Let feedback rules veto the step (divergence), then step with the lrtune rate."""
         if self._lrtune_wants_update_signals:
             loss_t = self._lrtune_last_loss
-            loss = float(loss_t.item()) if loss_t is not None else float("nan")
+            # No loss tensor (a module without loss terms): judge the gradients alone.
+            loss = float(loss_t.item()) if loss_t is not None else 0.0
             pre_norm = float(self._last_pre_norm.item()) if self._norm_count else 0.0
             signals = UpdateSignals(
                 env_steps=self._lrtune_env_steps,
@@ -217,7 +223,9 @@ class LRPolicyLearner(TorchLearner):
         pre = float(self._norm_pre_sum.item()) / n if self._norm_count else float("nan")
         post = float(self._norm_post_sum.item()) / n if self._norm_count else float("nan")
         events = sum(int(s.get("events", 0)) for s in self._lrtune_feedback)
-        diverged = any(r.diverged(s) for r, s in zip(self._lrtune_rules, self._lrtune_feedback))
+        diverged = any(
+            r.diverged(s) for r, s in zip(self._lrtune_rules, self._lrtune_feedback, strict=True)
+        )
         values: dict[str, float] = {
             "lr": self.applied_lr(),
             "lr_env_step": float(self._lrtune_env_steps),
@@ -244,7 +252,9 @@ class LRPolicyLearner(TorchLearner):
 
         Called once per training iteration by `LRTuneCallbacks` after the results are in.
         """
-        ret = episode_return if episode_return is not None and math.isfinite(episode_return) else None
+        ret = (
+            episode_return if episode_return is not None and math.isfinite(episode_return) else None
+        )
         signals = IterationSignals(
             env_steps=self._lrtune_env_steps, kl=self._lrtune_kl, episode_return=ret
         )
@@ -255,7 +265,9 @@ class LRPolicyLearner(TorchLearner):
 
     # --- checkpoints --------------------------------------------------------------------------
 
-    def get_state(self, components: Any = None, *, not_components: Any = None, **kwargs: Any) -> Any:
+    def get_state(
+        self, components: Any = None, *, not_components: Any = None, **kwargs: Any
+    ) -> Any:
         """RLlib's learner state plus lrtune's: feedback state and schedule position."""
         state = super().get_state(components, not_components=not_components, **kwargs)
         state[STATE_KEY] = {
@@ -282,10 +294,10 @@ class LRPolicyLearner(TorchLearner):
     # --- helpers ------------------------------------------------------------------------------
 
     def _reset_norm_accumulators(self) -> None:
-        self._norm_pre_sum: Any = 0.0
-        self._norm_post_sum: Any = 0.0
+        self._norm_pre_sum = 0.0
+        self._norm_post_sum = 0.0
         self._norm_count = 0
-        self._last_pre_norm: Any = torch.zeros(())
+        self._last_pre_norm = torch.zeros(())
 
 
 def _global_norm(grads: Sequence[torch.Tensor]) -> torch.Tensor:

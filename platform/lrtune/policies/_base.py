@@ -143,14 +143,12 @@ class FeedbackRule(ABC):
         """The multiplier this rule applies to the learning rate in ``state``."""
         return float(state.get("factor", 1.0))
 
-    def on_update(
-        self, state: FeedbackState, signals: UpdateSignals
-    ) -> tuple[FeedbackState, bool]:
+    def on_update(self, state: FeedbackState, signals: UpdateSignals) -> tuple[FeedbackState, bool]:
         """Called before each optimizer step; returns the new state and whether to skip the step."""
         return state, False
 
     def on_iteration(self, state: FeedbackState, signals: IterationSignals) -> FeedbackState:
-        """Called once per training iteration with the iteration's signals; returns the new state."""
+        """Called once per training iteration with its signals; returns the new state."""
         return state
 
     def diverged(self, state: FeedbackState) -> bool:

@@ -203,5 +203,3 @@ class LRPolicy:
             f"LRPolicy(lr={self.base_lr!r}, schedule={self.schedule!r}, "
             f"optimizer={self.optimizer!r}, gradients={self.gate!r}, feedback={self.rules!r})"
         )
-
-

@@ -242,8 +242,13 @@ class Registry(Generic[T]):
         return len(self._entries)
 
     def _singular(self) -> str:
-        return {"schedules": "schedule", "optimizers": "optimizer", "gradients": "gradient gate",
-                "feedback": "feedback rule", "populations": "population"}.get(self.slot, self.slot)
+        return {
+            "schedules": "schedule",
+            "optimizers": "optimizer",
+            "gradients": "gradient gate",
+            "feedback": "feedback rule",
+            "populations": "population",
+        }.get(self.slot, self.slot)
 
     def _ensure_loaded(self) -> None:
         if self._loaded:
@@ -281,7 +286,8 @@ class Registry(Generic[T]):
                 )
         if name != ep.name:
             raise PluginLoadError(
-                f"{self.slot}: entry point {ep.name!r} registers {name!r}; the two names must match."
+                f"{self.slot}: entry point {ep.name!r} registers {name!r}; "
+                "the two names must match."
             )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -33,7 +34,7 @@ def init_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, **k
         num_gpus=num_gpus,
         include_dashboard=False,
         configure_logging=True,
-        logging_level="WARNING",
+        logging_level=logging.WARNING,
         log_to_driver=kwargs.pop("log_to_driver", False),
         **kwargs,
     )
