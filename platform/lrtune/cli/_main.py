@@ -39,6 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("-o", "--output", help="where to write the png (default schedule.png)")
     show.set_defaults(func=_cmd_schedule_show)
 
+    r = sub.add_parser("run", help="run (or resume) a job: Tune trials, Optuna search, MLflow")
+    r.add_argument("job", help="a job YAML file (jobs/*.yaml)")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field, e.g. --set budget.trial_env_steps=2e4 (repeatable)")
+    r.add_argument("--dry-run", action="store_true", help="print the resolved plan; start nothing")
+    r.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
+    r.add_argument("--storage-path", help="Tune storage folder (default: the job's storage_path)")
+    r.add_argument("--restart", action="store_true",
+                   help="discard this experiment's earlier results and start over")
+    r.set_defaults(func=_cmd_run)
+
     t = sub.add_parser("train", help="train one trial under a policy, no search (quick look)")
     t.add_argument("policy", help="a policy YAML file, or inline YAML")
     t.add_argument("--agent", choices=("ppo", "dqn"), default="ppo")
@@ -46,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=_positive_int, default=60_000, help="env-step budget")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=_cmd_train)
+    __import__("lrtune.cli._validate", fromlist=["_"]).add_validate_parser(sub)
     return parser
 
 
@@ -247,3 +259,61 @@ def _cmd_train(args: argparse.Namespace) -> int:
     best = max((r.episode_return for r in records), default=float("nan"))
     print(f"lrtune: done, best mean return {best:.1f}")
     return EXIT_OK
+
+
+# --- run ------------------------------------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from lrtune.specs import load_job
+
+    job = load_job(args.job, overrides=args.overrides)
+    if args.dry_run:
+        print(json.dumps(_plan(job, args), indent=2, default=str))
+        return EXIT_OK
+    from lrtune.running import run_job
+
+    outcome = run_job(
+        job, restart=args.restart, tracking_uri=args.tracking_uri, storage_path=args.storage_path
+    )
+    return outcome.exit_code
+
+
+def _plan(job: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The resolved plan of a job, as --dry-run prints it (computed without starting Ray)."""
+    from lrtune.running import experiment_paths
+
+    experiment_dir, results_dir = experiment_paths(job, args.storage_path)
+    plan: dict[str, Any] = {
+        "name": job.name,
+        "job_hash": job.resolved_hash(),
+        "agent": job.agent,
+        "env": job.env.id,
+        "trials": job.trials.num,
+        "max_concurrent": min(job.trials.max_concurrent, job.trials.num),
+        "trial_env_steps": job.budget.trial_env_steps,
+        "seeds": list(job.seeds.tuning),
+        "resources_per_trial": {"cpu": job.resources.cpus, "gpu": job.resources.gpus},
+        "search": job.search.model_dump(mode="json") if job.space is not None else "fixed policy",
+        "scheduler": job.scheduler.name,
+        "metric": job.metric.model_dump(mode="json"),
+        "tracking_uri": args.tracking_uri or job.tracking.resolved_uri,
+        "mlflow_experiment": job.experiment_name,
+        "experiment_dir": str(experiment_dir),
+        "results_dir": str(results_dir),
+        "resume": (experiment_dir / "tuner.pkl").exists(),
+    }
+    if job.space is not None:
+        from lrtune.specs import compile_space, sampler_warning
+
+        compiled = compile_space(job)
+        plan["space"] = job.space_path or "inline"
+        plan["parameters"] = sorted(compiled.distributions())
+        warning = sampler_warning(job)
+        if warning:
+            plan["warning"] = warning
+        if job.search.algorithm == "grid":
+            plan["grid_points"] = compiled.grid_size()
+    else:
+        plan["policy"] = job.policy.model_dump(mode="json") if job.policy else None
+    return plan

@@ -1,6 +1,20 @@
-"""Running trials: the embedded loopback Ray and single-trial training (Tune comes next)."""
+"""Running trials: the embedded loopback Ray, single-trial training, and Tune experiments."""
 
 from lrtune.running._local_ray import init_local_ray, prepare_loopback_env
+from lrtune.running._results import RunOutcome, TrialOutcome
+from lrtune.running._run import ExperimentConflictError, experiment_paths, run_job
 from lrtune.running._single import IterationRecord, train_single
+from lrtune.running._trainable import LRTuneTrainable
 
-__all__ = ["IterationRecord", "init_local_ray", "prepare_loopback_env", "train_single"]
+__all__ = [
+    "ExperimentConflictError",
+    "IterationRecord",
+    "LRTuneTrainable",
+    "RunOutcome",
+    "TrialOutcome",
+    "experiment_paths",
+    "init_local_ray",
+    "prepare_loopback_env",
+    "run_job",
+    "train_single",
+]

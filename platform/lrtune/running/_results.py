@@ -1,0 +1,182 @@
+"""What a finished (or interrupted) experiment leaves: trial outcomes, summary.json, best.yaml."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lrtune.policies import LRPolicySpec
+from lrtune.running._trainable import trial_point
+
+
+@dataclass
+class TrialOutcome:
+    """One trial's end state, as the summary reports it."""
+
+    trial_id: str
+    status: str  # completed | pruned | diverged | failed | stopped
+    score: float | None
+    env_steps: int
+    policy: dict[str, Any]
+    hyperparams: dict[str, Any]
+    policy_short: str
+    baseline: bool = False
+    error: str | None = None
+    node_id: str | None = None
+    checkpoint: str | None = None
+    iterations: int = 0
+
+    def eligible_for_best(self) -> bool:
+        """Diverged, failed and stopped trials are never chosen as best."""
+        return self.status in ("completed", "pruned") and self.score is not None
+
+
+@dataclass
+class RunOutcome:
+    """What `run_job` returns: every trial's outcome, the best one, and where results are."""
+
+    name: str
+    results_dir: Path
+    experiment_dir: Path
+    trials: list[TrialOutcome]
+    best: TrialOutcome | None
+    interrupted: bool
+    resumed: bool
+    parent_run_id: str | None = None
+    tracking_uri: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when at least one trial finished, 1 when all failed, 130 when interrupted."""
+        if self.interrupted:
+            return 130
+        finished = [t for t in self.trials if t.status in ("completed", "pruned", "diverged")]
+        return 0 if finished else 1
+
+
+def trial_status(last: dict[str, Any] | None, errored: bool, budget: int, ended: bool) -> str:
+    """lrtune's status of a trial from its last result."""
+    if errored:
+        return "failed"
+    if last is None:
+        return "stopped" if not ended else "failed"
+    if last.get("diverged"):
+        return "diverged"
+    if int(last.get("env_steps", 0)) >= budget or last.get("budget_reached"):
+        return "completed"
+    return "pruned" if ended else "stopped"
+
+
+def outcome_of(trial: Any, job: Any, ended: bool, error: str | None) -> TrialOutcome:
+    """A `TrialOutcome` from a Tune trial object."""
+    point = trial_point(trial.config)
+    last = trial.last_result or None
+    status = trial_status(last, error is not None, job.budget.trial_env_steps, ended)
+    score = None
+    if last and "score" in last and math.isfinite(float(last["score"])):
+        score = float(last["score"])
+    policy = LRPolicySpec.model_validate(point["policy"])
+    checkpoint = None
+    if getattr(trial, "checkpoint", None) is not None:
+        checkpoint = trial.checkpoint.path
+    return TrialOutcome(
+        trial_id=str(trial.trial_id),
+        status=status,
+        score=score,
+        env_steps=int((last or {}).get("env_steps", 0)),
+        policy=point["policy"],
+        hyperparams=dict(point.get("hyperparams", {})),
+        policy_short=policy.short(),
+        baseline=bool(point.get("baseline", False)),
+        error=error,
+        node_id=(last or {}).get("node_id"),
+        checkpoint=checkpoint,
+        iterations=int((last or {}).get("training_iteration", 0)),
+    )
+
+
+def pick_best(trials: list[TrialOutcome], mode: str) -> TrialOutcome | None:
+    """The best trial by score among those that reached their budget (else among the ones
+    stopped early); never a diverged, failed or stopped one. A trial stopped early was scored
+    at fewer env steps, so it competes only when no trial went the distance."""
+    eligible = [t for t in trials if t.eligible_for_best() and t.status == "completed"]
+    eligible = eligible or [t for t in trials if t.eligible_for_best()]
+    if not eligible:
+        return None
+    key = (lambda t: t.score) if mode == "max" else (lambda t: -float(t.score or 0.0))
+    return max(eligible, key=key)  # type: ignore[arg-type,return-value]
+
+
+def resolved_trial_job(job: Any, policy: dict[str, Any], hyperparams: dict[str, Any],
+                       name: str | None = None) -> dict[str, Any]:
+    """The job of one trial, fully resolved: its policy, its params, no search, one trial."""
+    data = job.to_yaml_dict()
+    data["name"] = name or job.name
+    data["space"] = None
+    data["space_path"] = None
+    data["policy"] = policy
+    data["hyperparams"] = {**data.get("hyperparams", {}), **hyperparams}
+    data["trials"] = {**data["trials"], "num": 1, "max_concurrent": 1}
+    data["search"] = {**data["search"], "baseline_first": False, "warm_start": None}
+    data["scheduler"] = {**data["scheduler"], "name": "none"}
+    return data
+
+
+def write_yaml(path: Path, data: dict[str, Any]) -> None:
+    """Write plain data as YAML (block style, keys in order)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+
+
+def write_summary(outcome: RunOutcome, job: Any, job_hash: str) -> Path:
+    """Write results/<name>/summary.json (and best.yaml when there is a best trial)."""
+    outcome.results_dir.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "name": outcome.name,
+        "job_hash": job_hash,
+        "metric": {"name": job.metric.name, "mode": job.metric.mode},
+        "interrupted": outcome.interrupted,
+        "resumed": outcome.resumed,
+        "experiment_dir": str(outcome.experiment_dir),
+        "tracking_uri": outcome.tracking_uri,
+        "parent_run_id": outcome.parent_run_id,
+        "best": outcome.best.trial_id if outcome.best else None,
+        "counts": {
+            status: sum(1 for t in outcome.trials if t.status == status)
+            for status in ("completed", "pruned", "diverged", "failed", "stopped")
+        },
+        "trials": [asdict(t) for t in outcome.trials],
+    }
+    path = outcome.results_dir / "summary.json"
+    path.write_text(json.dumps(summary, indent=2, default=str))
+    if outcome.best is not None:
+        best = resolved_trial_job(job, outcome.best.policy, outcome.best.hyperparams,
+                                  name=f"{job.name}-best")
+        write_yaml(outcome.results_dir / "best.yaml", best)
+    return path
+
+
+def summary_table(outcome: RunOutcome, top: int = 5) -> str:
+    """A short table of the best trials and a line per failure."""
+    ranked = sorted(
+        (t for t in outcome.trials if t.score is not None),
+        key=lambda t: (t.eligible_for_best(), t.score),
+        reverse=True,
+    )
+    lines = [f"{'trial':<12} {'status':<9} {'score':>9} {'env steps':>9}  policy"]
+    for t in ranked[:top]:
+        mark = " *" if outcome.best is not None and t.trial_id == outcome.best.trial_id else ""
+        lines.append(
+            f"{t.trial_id[-12:]:<12} {t.status:<9} {t.score:>9.2f} {t.env_steps:>9}  "
+            f"{t.policy_short}{' (baseline)' if t.baseline else ''}{mark}"
+        )
+    for t in outcome.trials:
+        if t.status == "failed":
+            lines.append(f"{t.trial_id[-12:]:<12} failed: {t.error}")
+    return "\n".join(lines)

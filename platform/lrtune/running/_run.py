@@ -1,0 +1,421 @@
+"""`run_job`: a validated job → Ray Tune trials (Optuna search, early stopping) → MLflow.
+
+The road, top to bottom: check the experiment's storage (resume the same job, refuse another
+one unless restarting) → start or join Ray → open the MLflow parent run → build the searcher,
+scheduler and callbacks → ``Tuner.fit`` (or ``Tuner.restore(...).fit``) → collect outcomes →
+summary.json, best.yaml, parent-run artifacts and status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from ray.tune.stopper import Stopper
+
+from lrtune.registry import LRTuneError
+from lrtune.running._local_ray import init_local_ray, prepare_loopback_env
+from lrtune.running._results import (
+    RunOutcome,
+    outcome_of,
+    pick_best,
+    resolved_trial_job,
+    summary_table,
+    write_summary,
+    write_yaml,
+)
+from lrtune.running._trainable import LRTuneTrainable, trial_point
+
+JOB_MARKER = "lrtune_job.json"
+STUDY_FILE = "optuna.db"
+
+
+class ExperimentConflictError(LRTuneError):
+    """The experiment's storage holds results of a different job."""
+
+
+# --- what the callbacks need to know about a trial (module-level: the tuner pickles them) ---
+
+
+def describe_trial(job: Any, results_dir: str, trial: Any) -> tuple[str, dict[str, str],
+                                                                       dict[str, Any], str | None]:
+    """MLflow run name, tags, params and resolved-job artifact of a trial."""
+    from lrtune.policies import LRPolicySpec
+    from lrtune.tracking import flatten
+
+    point = trial_point(trial.config)
+    policy = LRPolicySpec.model_validate(point["policy"])
+    schedule = policy.schedule.name
+    if schedule == "warmup":
+        then = policy.schedule.params.get("then") or {}
+        schedule = f"warmup+{then.get('name', '?')}"
+    tags = {
+        "agent": job.agent,
+        "env": job.env.id,
+        "schedule_family": schedule,
+        "optimizer": policy.optimizer.name,
+        "gating": policy.gradients.name,
+        "feedback": ",".join(r.name for r in policy.feedback) or "none",
+        "baseline": str(bool(point.get("baseline", False))).lower(),
+        "lrtune.policy": policy.short(),
+    }
+    params = flatten({"policy": point["policy"], "hyperparams": point.get("hyperparams", {})})
+    params.update({"seeds": ",".join(map(str, job.seeds.tuning)),
+                   "trial_env_steps": job.budget.trial_env_steps})
+    artifact = Path(results_dir) / "trials" / f"{trial.trial_id}.yaml"
+    write_yaml(artifact, resolved_trial_job(job, point["policy"], point.get("hyperparams", {})))
+    return f"trial_{trial.trial_id}", tags, params, str(artifact)
+
+
+def trial_metrics(result: Mapping[str, Any]) -> dict[str, float]:
+    """The per-iteration metrics logged for a trial (the env-step count is the step)."""
+    lr = result.get("lrtune", {}) or {}
+    out = {
+        "episode_return_mean": result.get("episode_return_mean"),
+        "score": result.get("score"),
+        "env_steps_per_s": result.get("env_steps_per_s"),
+        "diverged": result.get("diverged"),
+    }
+    for key in ("lr", "grad_norm_pre_gating", "grad_norm_post_gating", "kl", "feedback_factor",
+                "schedule_factor", "divergence_events", "skipped_updates"):
+        if key in lr:
+            out[key] = lr[key]
+    return {k: float(v) for k, v in out.items() if v is not None}
+
+
+def recorder_status(budget: int, trial: Any, result: Mapping[str, Any] | None, errored: bool) -> str:
+    """lrtune status of a trial Tune reports complete."""
+    from lrtune.running._results import trial_status
+
+    return trial_status(dict(result) if result else None, errored, budget, ended=True)
+
+
+def policy_label(trial: Any) -> str:
+    """One short string for the progress view."""
+    from lrtune.policies import LRPolicySpec
+
+    point = trial_point(trial.config)
+    label = LRPolicySpec.model_validate(point["policy"]).short()
+    return f"{label} (baseline)" if point.get("baseline") else label
+
+
+def trial_dirname(trial: Any) -> str:
+    """Short trial folder names (Tune's default embeds the whole config)."""
+    return f"trial_{trial.trial_id}"
+
+
+class ExperimentEnvStepBudget(Stopper):
+    """Tune stopper: stop every trial once all trials together used the experiment's env steps."""
+
+    def __init__(self, total: int | None) -> None:
+        self.total = total
+        self.steps: dict[str, int] = {}
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        """Called by Tune after each result: record the trial's env steps; stop no one trial."""
+        self.steps[trial_id] = int(result.get("env_steps", 0))
+        return False
+
+    def stop_all(self) -> bool:
+        """Called by Tune after each result: True once the experiment's budget is used."""
+        return self.total is not None and sum(self.steps.values()) >= self.total
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def experiment_paths(job: Any, storage_path: str | None = None) -> tuple[Path, Path]:
+    """(Tune experiment folder, lrtune results folder) of a job."""
+    storage = Path(storage_path or job.storage_path).expanduser().resolve()
+    results = Path(job.results_dir).expanduser().resolve() / job.name
+    return storage / job.name, results
+
+
+def check_experiment(job: Any, experiment_dir: Path, restart: bool) -> bool:
+    """True if the experiment exists and is the same job (resume). Raises on a different job."""
+    marker = experiment_dir / JOB_MARKER
+    if not marker.exists():
+        return False
+    stored = json.loads(marker.read_text()).get("hash")
+    if restart:
+        return False
+    if stored != job.resolved_hash():
+        raise ExperimentConflictError(
+            f"experiment '{job.name}' already has results in {experiment_dir} from a different "
+            "job (its resolved job hash differs). Rerun with --restart to discard them and start "
+            f"over, or give this job a new name (--set name={job.name}-2)."
+        )
+    return (experiment_dir / "tuner.pkl").exists()
+
+
+def run_job(
+    job: Any,
+    *,
+    restart: bool = False,
+    tracking_uri: str | None = None,
+    storage_path: str | None = None,
+    stream: TextIO | None = None,
+    ray_address: str | None = None,
+) -> RunOutcome:
+    """Run (or resume) a job's experiment; returns every trial's outcome and the best one."""
+    stream = stream or sys.stdout
+    experiment_dir, results_dir = experiment_paths(job, storage_path)
+    resume = check_experiment(job, experiment_dir, restart)  # before anything is written
+    uri = tracking_uri or job.tracking.resolved_uri
+    if restart:
+        shutil.rmtree(experiment_dir, ignore_errors=True)
+        shutil.rmtree(results_dir, ignore_errors=True)
+
+    prepare_loopback_env()
+    # The legacy output engine honours verbose=0 (the new one prints its own banner and table);
+    # lrtune's ProgressPrinter is the live view. Checkpointing every iteration is intended.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    from ray import tune
+    from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+
+    from lrtune.running._progress import ProgressPrinter
+    from lrtune.tracking import (
+        TAG_EXPERIMENT,
+        TAG_JOB_HASH,
+        TAG_ROLE,
+        Tracker,
+        TrialRecorder,
+        run_context,
+    )
+
+    address = ray_address or os.environ.get("RAY_ADDRESS")
+    if address:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=address, log_to_driver=False)
+    else:
+        init_local_ray()
+
+    job_hash = job.resolved_hash()
+    results_dir.mkdir(parents=True, exist_ok=True)
+    experiment_dir.mkdir(parents=True, exist_ok=True)
+    (experiment_dir / JOB_MARKER).write_text(
+        json.dumps({"hash": job_hash, "job": job.to_yaml_dict()}, default=str)
+    )
+    write_yaml(results_dir / "job.yaml", job.to_yaml_dict())
+
+    tracker = Tracker(uri, job.experiment_name)
+    parent_tags = {TAG_EXPERIMENT: job.name, TAG_JOB_HASH: job_hash, TAG_ROLE: "experiment"}
+    parent = tracker.find_run(**parent_tags) if resume else None
+    if parent is not None:
+        tracker.reopen(parent)
+    else:
+        parent = tracker.start_run(job.name, {**parent_tags, **run_context()})
+        if parent is not None:
+            tracker.log_params(parent, {
+                "agent": job.agent, "env": job.env.id, "trials": job.trials.num,
+                "trial_env_steps": job.budget.trial_env_steps,
+                "seeds.tuning": ",".join(map(str, job.seeds.tuning)),
+                "seeds.test": ",".join(map(str, job.seeds.test)),
+                "search": f"{job.search.algorithm}/{job.search.sampler}",
+                "scheduler": job.scheduler.name,
+            })
+    stream.write(
+        f"lrtune: experiment '{job.name}' ({'resuming' if resume else 'new'}), "
+        f"{job.trials.num} trials × {job.budget.trial_env_steps} env steps, tracking {uri}\n"
+    )
+    stream.flush()
+
+    trainable = tune.with_resources(
+        tune.with_parameters(LRTuneTrainable, job=job),
+        {"cpu": job.resources.cpus, "gpu": job.resources.gpus},
+    )
+    param_space, search_alg, num_samples, warnings = _search_setup(job, results_dir)
+    for warning in warnings:
+        stream.write(f"lrtune: warning: {warning}\n")
+    from lrtune.running._search import make_scheduler
+
+    recorder = TrialRecorder(
+        tracker_args=(uri, job.experiment_name),
+        parent_run_id=parent,
+        describe=functools.partial(describe_trial, job, str(results_dir)),
+        metrics_of=trial_metrics,
+        status_of=functools.partial(recorder_status, job.budget.trial_env_steps),
+    )
+    run_config = RunConfig(
+        name=job.name,
+        storage_path=str(experiment_dir.parent),
+        stop=ExperimentEnvStepBudget(job.budget.experiment_env_steps),
+        failure_config=FailureConfig(max_failures=job.trials.max_failures),
+        checkpoint_config=CheckpointConfig(
+            checkpoint_frequency=1, num_to_keep=2, checkpoint_at_end=True
+        ),
+        callbacks=[recorder, ProgressPrinter(policy_label, stream)],
+        verbose=0,
+    )
+    tune_config = TuneConfig(
+        metric="score",
+        mode=job.metric.mode,
+        num_samples=num_samples,
+        search_alg=search_alg,
+        scheduler=make_scheduler(job),
+        # With a searcher, its ConcurrencyLimiter bounds concurrency (Tune warns on both).
+        max_concurrent_trials=None if search_alg else min(job.trials.max_concurrent,
+                                                          job.trials.num),
+        time_budget_s=job.budget.experiment_seconds,
+        reuse_actors=False,
+        trial_dirname_creator=trial_dirname,
+    )
+    with _sigterm_as_sigint():
+        if resume:
+            tuner = tune.Tuner.restore(
+                str(experiment_dir), trainable=trainable, resume_unfinished=True,
+                resume_errored=False, restart_errored=False, param_space=param_space,
+            )
+        else:
+            tuner = tune.Tuner(
+                trainable, param_space=param_space, tune_config=tune_config, run_config=run_config
+            )
+        grid = tuner.fit()
+
+    trials = list(grid._experiment_analysis.trials)
+    ended = {"TERMINATED", "ERROR"}
+    interrupted = any(t.status not in ended for t in trials) or len(trials) == 0
+    outcomes = []
+    for trial in trials:
+        error = None
+        if trial.status == "ERROR":
+            from lrtune.tracking import last_error_line
+
+            error = last_error_line(trial)
+        outcomes.append(outcome_of(trial, job, trial.status in ended, error))
+    if interrupted and job.search.algorithm == "optuna" and job.space is not None:
+        from lrtune.running._search import close_running_trials
+
+        close_running_trials(_study_url(results_dir), job.name)
+    best = pick_best(outcomes, job.metric.mode)
+    outcome = RunOutcome(
+        name=job.name, results_dir=results_dir, experiment_dir=experiment_dir, trials=outcomes,
+        best=best, interrupted=interrupted, resumed=resume, parent_run_id=parent,
+        tracking_uri=uri, warnings=warnings,
+    )
+    summary = write_summary(outcome, job, job_hash)
+    _finish_parent(tracker, parent, job, outcome, summary)
+    stream.write(summary_table(outcome) + "\n")
+    stream.write(f"lrtune: results in {results_dir}\n")
+    stream.flush()
+    return outcome
+
+
+def _study_url(results_dir: Path) -> str:
+    return f"sqlite:///{results_dir / STUDY_FILE}"
+
+
+def _search_setup(job: Any, results_dir: Path) -> tuple[dict[str, Any], Any, int, list[str]]:
+    """(param_space, search_alg, num_samples, warnings) of a job."""
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+
+    warnings: list[str] = []
+    if job.space is None:
+        point = {"policy": job.policy.model_dump(mode="json"),
+                 "hyperparams": job.fixed_hyperparams, "baseline": False}
+        return {"lrtune": point}, None, job.trials.num, warnings
+    from lrtune.specs import compile_space, make_sampler, sampler_warning
+
+    compiled = compile_space(job)
+    if job.search.algorithm == "grid":
+        points = compiled.grid_points()
+        return {"point": tune.grid_search(points)}, None, 1, warnings
+    import optuna
+
+    from lrtune.running._search import LRTuneOptunaSearch
+
+    warning = sampler_warning(job)
+    if warning:
+        warnings.append(warning)
+    storage = optuna.storages.RDBStorage(_study_url(results_dir))
+    if job.search.warm_start:
+        warnings.extend(_warm_start(job, compiled, storage))
+    searcher = LRTuneOptunaSearch(
+        space=compiled.define,
+        metric="score",
+        mode=job.metric.mode,
+        sampler=make_sampler(job),
+        study_name=job.name,
+        storage=storage,
+    )
+    limited = ConcurrencyLimiter(searcher, max_concurrent=min(job.trials.max_concurrent,
+                                                              job.trials.num))
+    return {}, limited, job.trials.num, warnings
+
+
+def _warm_start(job: Any, compiled: Any, storage: Any) -> list[str]:
+    """Copy an earlier experiment's finished Optuna trials into this (new) study."""
+    import optuna
+
+    source_dir = Path(job.search.warm_start).expanduser().resolve()
+    source_url = f"sqlite:///{source_dir / STUDY_FILE}"
+    if not (source_dir / STUDY_FILE).exists():
+        raise LRTuneError(
+            f"search.warm_start: no Optuna study at {source_dir / STUDY_FILE}; point it at an "
+            "earlier experiment's results folder (results/<name>)."
+        )
+    names = optuna.get_all_study_names(source_url)
+    source = optuna.load_study(study_name=names[0], storage=source_url)
+    target = optuna.create_study(storage=storage, study_name=job.name, load_if_exists=True,
+                                 direction="maximize" if job.metric.mode == "max" else "minimize")
+    if target.trials:
+        return []
+    wanted = compiled.distributions()
+    copied = 0
+    for frozen in source.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        if all(k in wanted and wanted[k] == d for k, d in frozen.distributions.items()):
+            target.add_trial(frozen)
+            copied += 1
+    return [f"warm start: copied {copied} finished trials from {source_dir}"]
+
+
+def _finish_parent(tracker: Any, parent: str | None, job: Any, outcome: RunOutcome,
+                   summary: Path) -> None:
+    if parent is None:
+        return
+    tracker.log_artifact(parent, str(outcome.results_dir / "job.yaml"))
+    if job.space_path:
+        tracker.log_artifact(parent, str(job.space_path))
+    tracker.log_artifact(parent, str(summary))
+    if outcome.best is not None:
+        best_yaml = outcome.results_dir / "best.yaml"
+        tracker.log_artifact(parent, str(best_yaml))
+        if outcome.best.checkpoint and Path(outcome.best.checkpoint).exists():
+            tracker.log_artifact(parent, outcome.best.checkpoint, "best_checkpoint")
+        tracker.set_tags(parent, {"lrtune.best_trial": outcome.best.trial_id,
+                                  "lrtune.best_score": str(outcome.best.score)})
+    status = "KILLED" if outcome.interrupted else ("FINISHED" if outcome.exit_code == 0
+                                                   else "FAILED")
+    tracker.end_run(parent, status)
+
+
+@contextlib.contextmanager
+def _sigterm_as_sigint() -> Iterator[None]:
+    """During ``fit``, treat SIGTERM (``ray job stop``, a pod eviction) like Ctrl-C, which Tune
+    handles gracefully (it saves the experiment's state); unhandled, SIGTERM loses it."""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def forward(signum: int, frame: Any) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    try:
+        signal.signal(signal.SIGTERM, forward)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,119 @@
+"""Search algorithm and early-stopping scheduler of a job, from Tune and Optuna as they are.
+
+`LRTuneOptunaSearch` changes one thing in Ray's `OptunaSearch`: how a finished trial is told to
+Optuna. Ray tells a NaN value (which leaves the Optuna trial RUNNING forever) and calls a trial
+stopped early COMPLETE. Here a diverged trial is FAIL, a trial stopped before its budget is
+PRUNED, and a trial whose Optuna trial was already closed (an interrupted run, resumed) is added
+afresh rather than lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.schedulers import (
+    AsyncHyperBandScheduler,
+    FIFOScheduler,
+    HyperBandScheduler,
+    MedianStoppingRule,
+    TrialScheduler,
+)
+from ray.tune.search.optuna import OptunaSearch
+
+log = logging.getLogger("lrtune.running")
+
+#: What each trial reports as its clock for schedulers (env steps, not iterations).
+TIME_ATTR = "env_steps"
+
+
+class LRTuneOptunaSearch(OptunaSearch):
+    """Ray's `OptunaSearch` telling Optuna FAIL for diverged and PRUNED for stopped trials."""
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        """Called by Tune once per trial when it ends (normally, stopped, or failed)."""
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        ot_trial = self._ot_trials[trial_id]
+        value = None if result is None else result.get(self.metric)
+        state = TrialState.COMPLETE
+        if error or value is None or not math.isfinite(float(value)):
+            state, value = TrialState.FAIL, None
+        elif result is not None and result.get("diverged"):
+            state, value = TrialState.FAIL, None
+            ot_trial.set_user_attr("lrtune_status", "diverged")
+        elif result is not None and not result.get("budget_reached"):
+            state = TrialState.PRUNED
+        try:
+            frozen = self._ot_study._storage.get_trial(ot_trial._trial_id)
+            if frozen.state.is_finished():
+                # Closed while the experiment was interrupted: record the outcome as a new trial.
+                self._ot_study.add_trial(
+                    optuna.trial.create_trial(
+                        params=frozen.params,
+                        distributions=frozen.distributions,
+                        value=value if state == TrialState.COMPLETE else None,
+                        state=state,
+                        user_attrs={**frozen.user_attrs, "lrtune_resumed": True},
+                        intermediate_values=frozen.intermediate_values,
+                    )
+                )
+            elif state == TrialState.PRUNED:
+                self._ot_study.tell(ot_trial, state=state)
+            else:
+                self._ot_study.tell(ot_trial, value, state=state)
+        except Exception as exc:  # never lose the experiment over the study's bookkeeping
+            log.warning("lrtune: could not record trial %s in Optuna: %s", trial_id, exc)
+        self._completed_trials.add(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Report intermediate values at the env-step count (not the iteration)."""
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        value = result.get(self.metric)
+        if value is not None and math.isfinite(float(value)):
+            try:
+                self._ot_trials[trial_id].report(float(value), int(result.get(TIME_ATTR, 0)))
+            except Exception as exc:
+                log.debug("lrtune: intermediate value not stored: %s", exc)
+
+
+def close_running_trials(storage_url: str, study_name: str) -> int:
+    """Mark every RUNNING trial of a persisted study FAIL (after an interrupt); return how many."""
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage_url)
+    except KeyError:
+        return 0
+    closed = 0
+    storage = study._storage
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        storage.set_trial_user_attr(frozen._trial_id, "lrtune_status", "stopped")
+        storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)
+        closed += 1
+    return closed
+
+
+def make_scheduler(job: Any) -> TrialScheduler:
+    """The job's early-stopping scheduler, on env steps."""
+    name = job.scheduler.name
+    budget = job.budget.trial_env_steps
+    grace = max(1, min(job.grace_period_steps, budget))
+    if name == "asha":
+        return AsyncHyperBandScheduler(
+            time_attr=TIME_ATTR,
+            max_t=budget,
+            grace_period=grace,
+            reduction_factor=job.scheduler.reduction_factor,
+        )
+    if name == "median":
+        return MedianStoppingRule(time_attr=TIME_ATTR, grace_period=grace, min_samples_required=3)
+    if name == "hyperband":
+        return HyperBandScheduler(
+            time_attr=TIME_ATTR, max_t=budget, reduction_factor=job.scheduler.reduction_factor
+        )
+    return FIFOScheduler()

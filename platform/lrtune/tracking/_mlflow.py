@@ -1,0 +1,267 @@
+"""MLflow records: one parent run per experiment, one nested child run per trial, ever.
+
+Unlike Ray's stock ``MLflowLoggerCallback`` (measured on this stack: a second run per trial
+after ``Tuner.restore``, a run left RUNNING forever, params that change break it, an unreachable
+server ends ``tuner.fit()``), this callback re-attaches to a trial's run by its Tune trial id,
+ends every run with a final status, logs changing values as metrics, and never lets a tracking
+failure end the experiment: a failed call is reported once per kind and skipped.
+All logging happens in the Tune driver (no concurrent sqlite writers).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from ray.tune.callback import Callback
+
+log = logging.getLogger("lrtune.tracking")
+T = TypeVar("T")
+
+TAG_EXPERIMENT = "lrtune.experiment"
+TAG_JOB_HASH = "lrtune.job_hash"
+TAG_TRIAL_ID = "lrtune.trial_id"
+TAG_STATUS = "lrtune.status"
+TAG_ROLE = "lrtune.role"
+PARENT_TAG = "mlflow.parentRunId"
+
+#: lrtune status → MLflow run status.
+RUN_STATUS = {
+    "completed": "FINISHED",
+    "pruned": "FINISHED",
+    "diverged": "FINISHED",
+    "failed": "FAILED",
+    "stopped": "KILLED",
+}
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (lists are kept as values)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+class Tracker:
+    """Thin, failure-tolerant wrapper over `MlflowClient` for one experiment."""
+
+    def __init__(self, tracking_uri: str, experiment_name: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment_name = experiment_name
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self._failed_kinds: set[str] = set()
+        self.experiment_id: str | None = self.safe("experiment", self._experiment_id)
+
+    def _experiment_id(self) -> str:
+        found = self.client.get_experiment_by_name(self.experiment_name)
+        if found is not None:
+            if found.lifecycle_stage == "deleted":
+                self.client.restore_experiment(found.experiment_id)
+            return str(found.experiment_id)
+        return str(self.client.create_experiment(self.experiment_name))
+
+    def safe(self, kind: str, call: Callable[[], T]) -> T | None:
+        """Run an MLflow call; a failure is logged once per kind and the experiment goes on."""
+        try:
+            return call()
+        except Exception as exc:  # the tracking server may be down: never end the experiment
+            if kind not in self._failed_kinds:
+                self._failed_kinds.add(kind)
+                log.warning("lrtune: MLflow %s failed (%s: %s); going on without it",
+                            kind, type(exc).__name__, exc)
+            return None
+
+    def find_run(self, **tags: str) -> str | None:
+        """The id of the newest run of this experiment with all ``tags``, or None."""
+        if self.experiment_id is None:
+            return None
+        query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+
+        def search() -> str | None:
+            runs = self.client.search_runs(
+                [self.experiment_id], filter_string=query, max_results=1,
+                order_by=["attributes.start_time DESC"],
+            )
+            return runs[0].info.run_id if runs else None
+
+        return self.safe("search", search)
+
+    def start_run(self, name: str, tags: Mapping[str, str]) -> str | None:
+        """Create a run (RUNNING) with tags; returns its id."""
+        if self.experiment_id is None:
+            return None
+        experiment_id = self.experiment_id
+
+        def create() -> str:
+            run = self.client.create_run(experiment_id, run_name=name, tags=dict(tags))
+            return str(run.info.run_id)
+
+        return self.safe("create run", create)
+
+    def reopen(self, run_id: str) -> None:
+        """Mark a re-attached run RUNNING again (a resumed experiment)."""
+        self.safe("reopen", lambda: self.client.update_run(run_id, status="RUNNING"))
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Log params once (values as strings, truncated to MLflow's limit)."""
+        batch = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
+        for start in range(0, len(batch), 100):
+            chunk = batch[start : start + 100]
+            self.safe("params", lambda chunk=chunk: self.client.log_batch(run_id, params=chunk))
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+        """Log finite metrics at ``step`` (env steps)."""
+        now = int(time.time() * 1000)
+        batch = [
+            Metric(k, float(v), now, int(step))
+            for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        ]
+        if batch:
+            self.safe("metrics", lambda: self.client.log_batch(run_id, metrics=batch))
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Set tags on a run."""
+        batch = [RunTag(k, str(v)[:5000]) for k, v in tags.items()]
+        self.safe("tags", lambda: self.client.log_batch(run_id, tags=batch))
+
+    def log_artifact(self, run_id: str, path: str, artifact_path: str | None = None) -> None:
+        """Upload a file or folder as an artifact."""
+        if path.endswith("/"):
+            path = path[:-1]
+        import os
+
+        if os.path.isdir(path):
+            self.safe("artifacts", lambda: self.client.log_artifacts(run_id, path, artifact_path))
+        else:
+            self.safe("artifacts", lambda: self.client.log_artifact(run_id, path, artifact_path))
+
+    def end_run(self, run_id: str, status: str) -> None:
+        """End a run with MLflow status FINISHED, FAILED or KILLED."""
+        self.safe("end run", lambda: self.client.set_terminated(run_id, status=status))
+
+
+class TrialRecorder(Callback):
+    """Tune callback: one MLflow child run per trial under the experiment's parent run.
+
+    Called by Tune in the driver: `on_trial_start` (create, or re-attach after a restore),
+    `on_trial_result` (metrics at the env-step count), `on_trial_complete` / `on_trial_error`
+    (final status), `on_experiment_end` (anything still open ends ``KILLED``, tag ``stopped``).
+    """
+
+    def __init__(
+        self,
+        tracker_args: tuple[str, str],
+        parent_run_id: str | None,
+        *,
+        describe: Callable[[Any], tuple[str, dict[str, str], dict[str, Any], str | None]],
+        metrics_of: Callable[[Mapping[str, Any]], dict[str, float]],
+        status_of: Callable[[Any, Mapping[str, Any] | None, bool], str],
+    ) -> None:
+        self.tracker_args = tracker_args
+        self._tracker: Tracker | None = None
+        self.parent_run_id = parent_run_id
+        self._describe = describe
+        self._metrics_of = metrics_of
+        self._status_of = status_of
+        self.run_ids: dict[str, str] = {}
+        self.statuses: dict[str, str] = {}
+        self.last_results: dict[str, Mapping[str, Any]] = {}
+
+    @property
+    def tracker(self) -> Tracker:
+        """The MLflow wrapper, created on first use (Tune pickles its callbacks)."""
+        if self._tracker is None:
+            self._tracker = Tracker(*self.tracker_args)
+        return self._tracker
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_tracker"] = None
+        state["last_results"] = {}
+        return state
+
+    def _run_for(self, trial: Any) -> str | None:
+        trial_id = str(trial.trial_id)
+        if trial_id in self.run_ids:
+            return self.run_ids[trial_id]
+        tags = {TAG_TRIAL_ID: trial_id}
+        if self.parent_run_id:
+            tags[PARENT_TAG] = self.parent_run_id
+        existing = self.tracker.find_run(**tags)
+        if existing is not None:
+            self.tracker.reopen(existing)
+            self.run_ids[trial_id] = existing
+            return existing
+        name, extra_tags, params, artifact = self._describe(trial)
+        run_id = self.tracker.start_run(name, {**tags, **extra_tags, TAG_ROLE: "trial"})
+        if run_id is None:
+            return None
+        self.run_ids[trial_id] = run_id
+        self.tracker.log_params(run_id, params)
+        if artifact is not None:
+            self.tracker.log_artifact(run_id, artifact)
+        return run_id
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        """A trial (new, or restored from a checkpoint) starts running."""
+        self._run_for(trial)
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
+        """A training iteration reported: log its metrics at its env-step count."""
+        run_id = self._run_for(trial)
+        self.last_results[str(trial.trial_id)] = result
+        if run_id is not None:
+            step = int(result.get("env_steps", result.get("training_iteration", 0)))
+            self.tracker.log_metrics(run_id, self._metrics_of(result), step)
+
+    def _finish(self, trial: Any, status: str, extra: Mapping[str, str] | None = None) -> None:
+        run_id = self._run_for(trial)
+        self.statuses[str(trial.trial_id)] = status
+        if run_id is None:
+            return
+        self.tracker.set_tags(run_id, {TAG_STATUS: status, **(extra or {})})
+        self.tracker.end_run(run_id, RUN_STATUS[status])
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        """A trial ended normally (its budget, an early stop, or divergence)."""
+        result = self.last_results.get(str(trial.trial_id)) or trial.last_result
+        self._finish(trial, self._status_of(trial, result, False))
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        """A trial failed for good (its retries, if any, are spent)."""
+        self._finish(trial, "failed", {"lrtune.error": last_error_line(trial)})
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        """The experiment ended (or was interrupted): end every run still open as stopped."""
+        for trial in trials:
+            if str(trial.trial_id) not in self.statuses and str(trial.trial_id) in self.run_ids:
+                self._finish(trial, "stopped")
+
+
+def last_error_line(trial: Any) -> str:
+    """The last line of a failed trial's exception (not the traceback)."""
+    text = ""
+    path = getattr(trial, "error_file", None)
+    if path:
+        try:
+            with open(path) as handle:
+                text = handle.read()
+        except OSError:
+            text = ""
+    if not text:
+        text = str(getattr(trial, "error_msg", "") or "")
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:500] if lines else "unknown error"
