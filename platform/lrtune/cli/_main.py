@@ -41,13 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run (or resume) a job: Tune trials, Optuna search, MLflow")
     r.add_argument("job", help="a job YAML file (jobs/*.yaml)")
-    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a field, e.g. --set budget.trial_env_steps=2e4 (repeatable)")
+    r.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field, e.g. --set budget.trial_env_steps=2e4 (repeatable)",
+    )
     r.add_argument("--dry-run", action="store_true", help="print the resolved plan; start nothing")
     r.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
     r.add_argument("--storage-path", help="Tune storage folder (default: the job's storage_path)")
-    r.add_argument("--restart", action="store_true",
-                   help="discard this experiment's earlier results and start over")
+    r.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard this experiment's earlier results and start over",
+    )
     r.set_defaults(func=_cmd_run)
 
     t = sub.add_parser("train", help="train one trial under a policy, no search (quick look)")

@@ -37,17 +37,21 @@ from lrtune.envs.catalog import (
     write_example_catalog,
 )
 from lrtune.envs.config import PRESETS, RecSysConfig, resolve_config
+from lrtune.envs.faulty import FAULTY_CARTPOLE_ID, FaultyCartPole, InjectedFault, register_faulty
 from lrtune.envs.recsys import RecSysEnv, RecSysModel
 
 __all__ = [
     "BASELINES",
     "ENV_IDS",
+    "FAULTY_CARTPOLE_ID",
     "PRESETS",
     "RECSYS_HARD_ID",
     "RECSYS_ID",
     "BaselineResult",
     "BatchedRecSysEnv",
     "Catalog",
+    "FaultyCartPole",
+    "InjectedFault",
     "RecSysConfig",
     "RecSysEnv",
     "RecSysModel",
@@ -87,6 +91,7 @@ def register_envs() -> None:
             vector_entry_point="lrtune.envs.batched:BatchedRecSysEnv",
             kwargs={"preset": preset},
         )
+    register_faulty()
 
 
 register_envs()

@@ -16,12 +16,16 @@ class ProgressPrinter(Callback):
 
     def __init__(self, describe: Callable[[Any], str], stream: TextIO | None = None) -> None:
         self._describe = describe
-        self._stream = stream or sys.stdout
+        self._stream = stream
         self._start = time.monotonic()
         self._header = False
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks with the experiment; a restored copy prints to stdout.
+        return {**self.__dict__, "_stream": None}
+
     def _print(self, text: str) -> None:
-        print(text, file=self._stream, flush=True)
+        print(text, file=self._stream or sys.stdout, flush=True)
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any

@@ -113,8 +113,9 @@ def pick_best(trials: list[TrialOutcome], mode: str) -> TrialOutcome | None:
     return max(eligible, key=key)  # type: ignore[arg-type,return-value]
 
 
-def resolved_trial_job(job: Any, policy: dict[str, Any], hyperparams: dict[str, Any],
-                       name: str | None = None) -> dict[str, Any]:
+def resolved_trial_job(
+    job: Any, policy: dict[str, Any], hyperparams: dict[str, Any], name: str | None = None
+) -> dict[str, Any]:
     """The job of one trial, fully resolved: its policy, its params, no search, one trial."""
     data = job.to_yaml_dict()
     data["name"] = name or job.name
@@ -156,8 +157,9 @@ def write_summary(outcome: RunOutcome, job: Any, job_hash: str) -> Path:
     path = outcome.results_dir / "summary.json"
     path.write_text(json.dumps(summary, indent=2, default=str))
     if outcome.best is not None:
-        best = resolved_trial_job(job, outcome.best.policy, outcome.best.hyperparams,
-                                  name=f"{job.name}-best")
+        best = resolved_trial_job(
+            job, outcome.best.policy, outcome.best.hyperparams, name=f"{job.name}-best"
+        )
         write_yaml(outcome.results_dir / "best.yaml", best)
     return path
 

@@ -45,8 +45,9 @@ class ExperimentConflictError(LRTuneError):
 # --- what the callbacks need to know about a trial (module-level: the tuner pickles them) ---
 
 
-def describe_trial(job: Any, results_dir: str, trial: Any) -> tuple[str, dict[str, str],
-                                                                       dict[str, Any], str | None]:
+def describe_trial(
+    job: Any, results_dir: str, trial: Any
+) -> tuple[str, dict[str, str], dict[str, Any], str | None]:
     """MLflow run name, tags, params and resolved-job artifact of a trial."""
     from lrtune.policies import LRPolicySpec
     from lrtune.tracking import flatten
@@ -68,8 +69,12 @@ def describe_trial(job: Any, results_dir: str, trial: Any) -> tuple[str, dict[st
         "lrtune.policy": policy.short(),
     }
     params = flatten({"policy": point["policy"], "hyperparams": point.get("hyperparams", {})})
-    params.update({"seeds": ",".join(map(str, job.seeds.tuning)),
-                   "trial_env_steps": job.budget.trial_env_steps})
+    params.update(
+        {
+            "seeds": ",".join(map(str, job.seeds.tuning)),
+            "trial_env_steps": job.budget.trial_env_steps,
+        }
+    )
     artifact = Path(results_dir) / "trials" / f"{trial.trial_id}.yaml"
     write_yaml(artifact, resolved_trial_job(job, point["policy"], point.get("hyperparams", {})))
     return f"trial_{trial.trial_id}", tags, params, str(artifact)
@@ -84,14 +89,24 @@ def trial_metrics(result: Mapping[str, Any]) -> dict[str, float]:
         "env_steps_per_s": result.get("env_steps_per_s"),
         "diverged": result.get("diverged"),
     }
-    for key in ("lr", "grad_norm_pre_gating", "grad_norm_post_gating", "kl", "feedback_factor",
-                "schedule_factor", "divergence_events", "skipped_updates"):
+    for key in (
+        "lr",
+        "grad_norm_pre_gating",
+        "grad_norm_post_gating",
+        "kl",
+        "feedback_factor",
+        "schedule_factor",
+        "divergence_events",
+        "skipped_updates",
+    ):
         if key in lr:
             out[key] = lr[key]
     return {k: float(v) for k, v in out.items() if v is not None}
 
 
-def recorder_status(budget: int, trial: Any, result: Mapping[str, Any] | None, errored: bool) -> str:
+def recorder_status(
+    budget: int, trial: Any, result: Mapping[str, Any] | None, errored: bool
+) -> str:
     """lrtune status of a trial Tune reports complete."""
     from lrtune.running._results import trial_status
 
@@ -217,14 +232,19 @@ def run_job(
     else:
         parent = tracker.start_run(job.name, {**parent_tags, **run_context()})
         if parent is not None:
-            tracker.log_params(parent, {
-                "agent": job.agent, "env": job.env.id, "trials": job.trials.num,
-                "trial_env_steps": job.budget.trial_env_steps,
-                "seeds.tuning": ",".join(map(str, job.seeds.tuning)),
-                "seeds.test": ",".join(map(str, job.seeds.test)),
-                "search": f"{job.search.algorithm}/{job.search.sampler}",
-                "scheduler": job.scheduler.name,
-            })
+            tracker.log_params(
+                parent,
+                {
+                    "agent": job.agent,
+                    "env": job.env.id,
+                    "trials": job.trials.num,
+                    "trial_env_steps": job.budget.trial_env_steps,
+                    "seeds.tuning": ",".join(map(str, job.seeds.tuning)),
+                    "seeds.test": ",".join(map(str, job.seeds.test)),
+                    "search": f"{job.search.algorithm}/{job.search.sampler}",
+                    "scheduler": job.scheduler.name,
+                },
+            )
     stream.write(
         f"lrtune: experiment '{job.name}' ({'resuming' if resume else 'new'}), "
         f"{job.trials.num} trials × {job.budget.trial_env_steps} env steps, tracking {uri}\n"
@@ -265,8 +285,9 @@ def run_job(
         search_alg=search_alg,
         scheduler=make_scheduler(job),
         # With a searcher, its ConcurrencyLimiter bounds concurrency (Tune warns on both).
-        max_concurrent_trials=None if search_alg else min(job.trials.max_concurrent,
-                                                          job.trials.num),
+        max_concurrent_trials=None
+        if search_alg
+        else min(job.trials.max_concurrent, job.trials.num),
         time_budget_s=job.budget.experiment_seconds,
         reuse_actors=False,
         trial_dirname_creator=trial_dirname,
@@ -274,8 +295,12 @@ def run_job(
     with _sigterm_as_sigint():
         if resume:
             tuner = tune.Tuner.restore(
-                str(experiment_dir), trainable=trainable, resume_unfinished=True,
-                resume_errored=False, restart_errored=False, param_space=param_space,
+                str(experiment_dir),
+                trainable=trainable,
+                resume_unfinished=True,
+                resume_errored=False,
+                restart_errored=False,
+                param_space=param_space,
             )
         else:
             tuner = tune.Tuner(
@@ -300,9 +325,16 @@ def run_job(
         close_running_trials(_study_url(results_dir), job.name)
     best = pick_best(outcomes, job.metric.mode)
     outcome = RunOutcome(
-        name=job.name, results_dir=results_dir, experiment_dir=experiment_dir, trials=outcomes,
-        best=best, interrupted=interrupted, resumed=resume, parent_run_id=parent,
-        tracking_uri=uri, warnings=warnings,
+        name=job.name,
+        results_dir=results_dir,
+        experiment_dir=experiment_dir,
+        trials=outcomes,
+        best=best,
+        interrupted=interrupted,
+        resumed=resume,
+        parent_run_id=parent,
+        tracking_uri=uri,
+        warnings=warnings,
     )
     summary = write_summary(outcome, job, job_hash)
     _finish_parent(tracker, parent, job, outcome, summary)
@@ -323,8 +355,11 @@ def _search_setup(job: Any, results_dir: Path) -> tuple[dict[str, Any], Any, int
 
     warnings: list[str] = []
     if job.space is None:
-        point = {"policy": job.policy.model_dump(mode="json"),
-                 "hyperparams": job.fixed_hyperparams, "baseline": False}
+        point = {
+            "policy": job.policy.model_dump(mode="json"),
+            "hyperparams": job.fixed_hyperparams,
+            "baseline": False,
+        }
         return {"lrtune": point}, None, job.trials.num, warnings
     from lrtune.specs import compile_space, make_sampler, sampler_warning
 
@@ -350,8 +385,9 @@ def _search_setup(job: Any, results_dir: Path) -> tuple[dict[str, Any], Any, int
         study_name=job.name,
         storage=storage,
     )
-    limited = ConcurrencyLimiter(searcher, max_concurrent=min(job.trials.max_concurrent,
-                                                              job.trials.num))
+    limited = ConcurrencyLimiter(
+        searcher, max_concurrent=min(job.trials.max_concurrent, job.trials.num)
+    )
     return {}, limited, job.trials.num, warnings
 
 
@@ -368,8 +404,12 @@ def _warm_start(job: Any, compiled: Any, storage: Any) -> list[str]:
         )
     names = optuna.get_all_study_names(source_url)
     source = optuna.load_study(study_name=names[0], storage=source_url)
-    target = optuna.create_study(storage=storage, study_name=job.name, load_if_exists=True,
-                                 direction="maximize" if job.metric.mode == "max" else "minimize")
+    target = optuna.create_study(
+        storage=storage,
+        study_name=job.name,
+        load_if_exists=True,
+        direction="maximize" if job.metric.mode == "max" else "minimize",
+    )
     if target.trials:
         return []
     wanted = compiled.distributions()
@@ -381,8 +421,9 @@ def _warm_start(job: Any, compiled: Any, storage: Any) -> list[str]:
     return [f"warm start: copied {copied} finished trials from {source_dir}"]
 
 
-def _finish_parent(tracker: Any, parent: str | None, job: Any, outcome: RunOutcome,
-                   summary: Path) -> None:
+def _finish_parent(
+    tracker: Any, parent: str | None, job: Any, outcome: RunOutcome, summary: Path
+) -> None:
     if parent is None:
         return
     tracker.log_artifact(parent, str(outcome.results_dir / "job.yaml"))
@@ -394,10 +435,16 @@ def _finish_parent(tracker: Any, parent: str | None, job: Any, outcome: RunOutco
         tracker.log_artifact(parent, str(best_yaml))
         if outcome.best.checkpoint and Path(outcome.best.checkpoint).exists():
             tracker.log_artifact(parent, outcome.best.checkpoint, "best_checkpoint")
-        tracker.set_tags(parent, {"lrtune.best_trial": outcome.best.trial_id,
-                                  "lrtune.best_score": str(outcome.best.score)})
-    status = "KILLED" if outcome.interrupted else ("FINISHED" if outcome.exit_code == 0
-                                                   else "FAILED")
+        tracker.set_tags(
+            parent,
+            {
+                "lrtune.best_trial": outcome.best.trial_id,
+                "lrtune.best_score": str(outcome.best.score),
+            },
+        )
+    status = (
+        "KILLED" if outcome.interrupted else ("FINISHED" if outcome.exit_code == 0 else "FAILED")
+    )
     tracker.end_run(parent, status)
 
 

@@ -40,6 +40,7 @@ class LRTuneOptunaSearch(OptunaSearch):
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         ot_trial = self._ot_trials[trial_id]
+        study: optuna.Study = self._ot_study  # type: ignore[assignment]  # set once set up
         value = None if result is None else result.get(self.metric)
         state = TrialState.COMPLETE
         if error or value is None or not math.isfinite(float(value)):
@@ -50,10 +51,10 @@ class LRTuneOptunaSearch(OptunaSearch):
         elif result is not None and not result.get("budget_reached"):
             state = TrialState.PRUNED
         try:
-            frozen = self._ot_study._storage.get_trial(ot_trial._trial_id)
+            frozen = study._storage.get_trial(ot_trial._trial_id)
             if frozen.state.is_finished():
                 # Closed while the experiment was interrupted: record the outcome as a new trial.
-                self._ot_study.add_trial(
+                study.add_trial(
                     optuna.trial.create_trial(
                         params=frozen.params,
                         distributions=frozen.distributions,
@@ -64,9 +65,9 @@ class LRTuneOptunaSearch(OptunaSearch):
                     )
                 )
             elif state == TrialState.PRUNED:
-                self._ot_study.tell(ot_trial, state=state)
+                study.tell(ot_trial, state=state)
             else:
-                self._ot_study.tell(ot_trial, value, state=state)
+                study.tell(ot_trial, value, state=state)
         except Exception as exc:  # never lose the experiment over the study's bookkeeping
             log.warning("lrtune: could not record trial %s in Optuna: %s", trial_id, exc)
         self._completed_trials.add(trial_id)

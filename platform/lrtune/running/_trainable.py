@@ -65,6 +65,8 @@ class LRTuneTrainable(tune.Trainable):
         if job is None:
             raise ValueError("LRTuneTrainable needs the job: tune.with_parameters(..., job=job)")
         self.job = job
+        if job.env.id.startswith(("lrtune/", "lrtune.envs:")):
+            import lrtune.envs  # noqa: F401  (registers lrtune's ids in this worker process)
         point = trial_point(config)
         self.policy = LRPolicySpec.model_validate(point["policy"])
         self.hyperparams = {
@@ -105,7 +107,9 @@ class LRTuneTrainable(tune.Trainable):
         start = time.perf_counter()
         results = [algo.train() for algo in self.algos]
         elapsed = time.perf_counter() - start
-        steps = [int(nested_get(r, "env_runners/num_env_steps_sampled_lifetime") or 0) for r in results]
+        steps = [
+            int(nested_get(r, "env_runners/num_env_steps_sampled_lifetime") or 0) for r in results
+        ]
         env_steps = min(steps)
         values = [nested_get(r, job.metric.name) for r in results]
         finite_values = [float(v) for v in values if _finite(v)]
@@ -148,7 +152,7 @@ class LRTuneTrainable(tune.Trainable):
         }
         return report
 
-    def save_checkpoint(self, checkpoint_dir: str) -> dict[str, Any]:
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
         """Save every seed's algorithm (weights, optimizer, lrtune's learner state)."""
         for i, algo in enumerate(self.algos):
             algo.save_to_path(os.path.join(checkpoint_dir, f"seed{i}"))
@@ -159,7 +163,7 @@ class LRTuneTrainable(tune.Trainable):
             "prev_steps": getattr(self, "_prev_steps", 0),
         }
         Path(checkpoint_dir, STATE_FILE).write_text(json.dumps(state))
-        return {}
+        # Returning None (not a dict) makes Tune hand the folder back to `load_checkpoint`.
 
     def load_checkpoint(self, checkpoint: Any) -> None:
         """Restore every seed's algorithm; the LR policy comes from this trial's config."""

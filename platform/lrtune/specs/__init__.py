@@ -1,18 +1,58 @@
-"""Spec files: safe YAML loading, LR policy files (jobs and search spaces come next)."""
+"""Spec files: safe YAML loading, LR policy files, search spaces and jobs."""
 
+from lrtune.specs._compile import CompiledSpace, compile_space, make_sampler, sampler_warning
 from lrtune.specs._errors import describe_validation_error, spec_error
+from lrtune.specs._job import (
+    BudgetSpec,
+    EnvSpec,
+    EvaluationSpec,
+    JobSpec,
+    MetricSpec,
+    ModelSpec,
+    ResourcesSpec,
+    SchedulerSpec,
+    SearchSpec,
+    SeedsSpec,
+    TrackingSpec,
+    TrialsSpec,
+)
+from lrtune.specs._load import apply_overrides, load_job, load_space, parse_job, parse_space
 from lrtune.specs._policy import dump_policy, load_policy, parse_policy
+from lrtune.specs._space import Dimension, SearchSpaceSpec
 from lrtune.specs._yaml import MAX_BYTES, MAX_DEPTH, SpecError, load_yaml, read_source
 
 __all__ = [
     "MAX_BYTES",
     "MAX_DEPTH",
+    "BudgetSpec",
+    "CompiledSpace",
+    "Dimension",
+    "EnvSpec",
+    "EvaluationSpec",
+    "JobSpec",
+    "MetricSpec",
+    "ModelSpec",
+    "ResourcesSpec",
+    "SchedulerSpec",
+    "SearchSpaceSpec",
+    "SearchSpec",
+    "SeedsSpec",
     "SpecError",
+    "TrackingSpec",
+    "TrialsSpec",
+    "apply_overrides",
+    "compile_space",
     "describe_validation_error",
     "dump_policy",
+    "load_job",
     "load_policy",
+    "load_space",
     "load_yaml",
+    "make_sampler",
+    "parse_job",
     "parse_policy",
+    "parse_space",
     "read_source",
+    "sampler_warning",
     "spec_error",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -77,19 +78,26 @@ class Tracker:
         except Exception as exc:  # the tracking server may be down: never end the experiment
             if kind not in self._failed_kinds:
                 self._failed_kinds.add(kind)
-                log.warning("lrtune: MLflow %s failed (%s: %s); going on without it",
-                            kind, type(exc).__name__, exc)
+                log.warning(
+                    "lrtune: MLflow %s failed (%s: %s); going on without it",
+                    kind,
+                    type(exc).__name__,
+                    exc,
+                )
             return None
 
     def find_run(self, **tags: str) -> str | None:
         """The id of the newest run of this experiment with all ``tags``, or None."""
-        if self.experiment_id is None:
+        experiment_id = self.experiment_id
+        if experiment_id is None:
             return None
         query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
 
         def search() -> str | None:
             runs = self.client.search_runs(
-                [self.experiment_id], filter_string=query, max_results=1,
+                [experiment_id],
+                filter_string=query,
+                max_results=1,
                 order_by=["attributes.start_time DESC"],
             )
             return runs[0].info.run_id if runs else None
@@ -117,7 +125,11 @@ class Tracker:
         batch = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
         for start in range(0, len(batch), 100):
             chunk = batch[start : start + 100]
-            self.safe("params", lambda chunk=chunk: self.client.log_batch(run_id, params=chunk))
+
+            def log(chunk: list[Param] = chunk) -> None:
+                self.client.log_batch(run_id, params=chunk)
+
+            self.safe("params", log)
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
         """Log finite metrics at ``step`` (env steps)."""
@@ -251,8 +263,17 @@ class TrialRecorder(Callback):
                 self._finish(trial, "stopped")
 
 
+_EXCEPTION_LINE = re.compile(
+    r"^(?:\S+\.)?\w*(?:Error|Exception|Fault|Interrupt|Exit)\b(?::\s*(.*))?$"
+)
+
+
 def last_error_line(trial: Any) -> str:
-    """The last line of a failed trial's exception (not the traceback)."""
+    """The failed trial's exception in one line (not the traceback).
+
+    Libraries re-raise (RLlib turns an env's error into a bare ``RuntimeError`` raised *from*
+    it), so the last exception line that carries a message is preferred: the root cause.
+    """
     text = ""
     path = getattr(trial, "error_file", None)
     if path:
@@ -264,4 +285,9 @@ def last_error_line(trial: Any) -> str:
     if not text:
         text = str(getattr(trial, "error_msg", "") or "")
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:500] if lines else "unknown error"
+    if not lines:
+        return "unknown error"
+    candidates = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    with_message = [line for line in candidates if ": " in line]
+    chosen = (with_message or candidates or lines)[-1]
+    return chosen.removeprefix("ray.exceptions.")[:500]

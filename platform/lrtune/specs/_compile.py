@@ -1,0 +1,434 @@
+"""Compile a job's search space for Optuna (define-by-run) and for grid searches.
+
+`compile_space(job).define` is an Optuna define-by-run function (for Ray Tune's
+``OptunaSearch(space=define)``): per slot it suggests a family (a categorical parameter named
+after the slot, skipped when the slot has one family), then only that family's dimensions
+(``schedule.cosine.min_factor``, ``optimizer.sgd.lr``, ``hyperparams.gamma``; the base ``lr``
+only when the chosen optimizer has no ``lr`` of its own). It returns the trial's constants::
+
+    {"lrtune": {"policy": <LRPolicySpec as a dict>, "hyperparams": {...}, "baseline": False}}
+
+Families and parameters are visited in sorted order, so the order of keys in a space file does
+not change what a seeded sampler suggests (`JobSpec.resolved_hash` sorts keys too).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lrtune.policies import LRPolicySpec, PluginRef
+from lrtune.specs._job import MAX_GRID_POINTS, JobSpec
+from lrtune.specs._space import (
+    PLUGIN_SLOTS,
+    Dimension,
+    choice_label,
+    constants_of,
+    dims_of,
+)
+from lrtune.specs._yaml import SpecError
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.distributions import BaseDistribution
+
+BASELINE_ATTR = "lrtune_baseline"
+CONDITIONAL_BLIND_SAMPLERS = ("cmaes", "gp", "qmc")
+
+
+# ------------------------------------------------------------------------------- parameters
+
+
+@dataclass(frozen=True)
+class _Param:
+    """One suggestable parameter: its flat name and dimension."""
+
+    name: str
+    dim: Dimension
+
+    @property
+    def options(self) -> tuple[Any, ...] | None:
+        return self.dim.sampled_options()
+
+    def labels(self) -> list[Any]:
+        return [choice_label(o) for o in self.options or ()]
+
+    def from_label(self, label: Any) -> Any:
+        """The choice a categorical label stands for."""
+        for option in self.options or ():
+            if choice_label(option) == label and type(choice_label(option)) is type(label):
+                return option
+        return label
+
+    def distribution(self) -> BaseDistribution:
+        from optuna.distributions import (
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
+
+        d = self.dim
+        if self.options is not None:
+            return CategoricalDistribution(self.labels())
+        assert d.low is not None and d.high is not None
+        if d.is_int:
+            step = int(d.step) if d.step is not None else 1
+            return IntDistribution(
+                int(d.low), int(d.high), log=d.distribution == "log_int", step=step
+            )
+        return FloatDistribution(d.low, d.high, log=d.distribution == "log_uniform", step=d.step)
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        d = self.dim
+        if self.options is not None:
+            return self.from_label(trial.suggest_categorical(self.name, self.labels()))
+        assert d.low is not None and d.high is not None
+        if d.is_int:
+            return trial.suggest_int(
+                self.name,
+                int(d.low),
+                int(d.high),
+                step=int(d.step) if d.step is not None else 1,
+                log=d.distribution == "log_int",
+            )
+        return trial.suggest_float(
+            self.name, d.low, d.high, step=d.step, log=d.distribution == "log_uniform"
+        )
+
+    def grid(self) -> list[tuple[Any, Any]]:
+        """``(Optuna-form param value, actual value)`` for each grid value."""
+        values = self.dim.values
+        if values is None:
+            raise SpecError(
+                f"{self.name}: a grid search needs a `values` list for every dimension."
+            )
+        out = []
+        for v in values:
+            if self.dim.is_int:
+                v = int(v)
+            out.append((choice_label(v) if self.options is not None else v, v))
+        return out
+
+
+def _categorical_labels(names: Sequence[str]) -> list[str]:
+    return sorted(names)
+
+
+@dataclass(frozen=True)
+class _Family:
+    """One family of a slot: plugin name, constants, dimensions (sorted by name)."""
+
+    slot: str
+    name: str
+    constants: Mapping[str, Any]
+    params: tuple[_Param, ...]
+    lr: Any = None  # optimizer families: own lr (a constant or a _Param), else None
+
+
+def _family(slot: str, name: str, raw: Mapping[str, Any]) -> _Family:
+    raw = dict(raw)
+    lr: Any = None
+    if slot == "optimizer" and "lr" in raw:
+        own = raw.pop("lr")
+        lr = _Param(f"optimizer.{name}.lr", own) if isinstance(own, Dimension) else own
+    params = tuple(_Param(f"{slot}.{name}.{key}", dim) for key, dim in sorted(dims_of(raw).items()))
+    return _Family(slot, name, constants_of(raw), params, lr)
+
+
+# ---------------------------------------------------------------------------------- compiled
+
+
+@dataclass
+class CompiledSpace:
+    """A job's search space, ready for Optuna or for a grid search.
+
+    Slots the space leaves out hold the job's fixed policy entry (or `LRPolicySpec`'s
+    default); ``base_lr`` is the space's ``lr`` (a `_Param` or a number) or the policy's.
+    """
+
+    job: JobSpec
+    families: dict[str, tuple[_Family, ...]] = field(default_factory=dict)
+    fixed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    feedback: dict[str, tuple[dict[str, Any], ...]] | None = None
+    fixed_feedback: tuple[dict[str, Any], ...] = ()
+    base_lr: Any = None
+    hyper_params: tuple[_Param, ...] = ()
+
+    # ---- Optuna
+
+    @property
+    def is_conditional(self) -> bool:
+        """Whether some slot chooses among several families (so parameters are conditional)."""
+        return any(len(f) > 1 for f in self.families.values()) or len(self.feedback or {}) > 1
+
+    def define(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Optuna define-by-run: suggest one point; return the trial's constants."""
+        job = self.job
+        if job.search.baseline_first and not any(
+            t.user_attrs.get(BASELINE_ATTR) for t in trial.study.get_trials(deepcopy=False)
+        ):
+            trial.set_user_attr(BASELINE_ATTR, True)
+            return self.baseline_constants()
+        choose = _OptunaChooser(trial)
+        return self._point(choose)
+
+    def baseline_constants(self) -> dict[str, Any]:
+        """The baseline trial's constants: the job's policy (else a constant LR with Adam)."""
+        return {
+            "lrtune": {
+                "policy": self.job.baseline_policy().model_dump(mode="json"),
+                "hyperparams": self.job.fixed_hyperparams,
+                "baseline": True,
+            }
+        }
+
+    def distributions(self) -> dict[str, BaseDistribution]:
+        """Every parameter `define` can suggest, by name (for warm starts and add_trial)."""
+        from optuna.distributions import CategoricalDistribution
+
+        out: dict[str, BaseDistribution] = {}
+        for slot, families in self.families.items():
+            if len(families) > 1:
+                out[slot] = CategoricalDistribution(_categorical_labels([f.name for f in families]))
+            for fam in families:
+                for p in fam.params:
+                    out[p.name] = p.distribution()
+                if isinstance(fam.lr, _Param):
+                    out[fam.lr.name] = fam.lr.distribution()
+        if self.feedback is not None and len(self.feedback) > 1:
+            out["feedback"] = CategoricalDistribution(_categorical_labels(list(self.feedback)))
+        if isinstance(self.base_lr, _Param) and self._base_lr_used():
+            out["lr"] = self.base_lr.distribution()
+        for p in self.hyper_params:
+            out[p.name] = p.distribution()
+        return out
+
+    # ---- grid
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Every point of the grid over the ``values`` of each dimension.
+
+        Families of a slot are alternatives (their own grids added up); slots, feedback and
+        hyper-parameters are crossed. Each point is ``{"lrtune": {...}, "params": {...}}``.
+        """
+        size = self.grid_size()
+        if size > MAX_GRID_POINTS:
+            raise SpecError(
+                f"search.algorithm: the grid has {size} points, more than {MAX_GRID_POINTS}; "
+                "list fewer values."
+            )
+        points = []
+        for combo in self._grid_combos():
+            chooser = _GridChooser(combo)
+            constants = self._point(chooser)
+            constants["params"] = dict(chooser.params)
+            points.append(constants)
+        if self.job.search.baseline_first:
+            baseline = self.baseline_constants()
+            baseline["params"] = {}
+            points.insert(0, baseline)
+        return points
+
+    def grid_size(self) -> int:
+        """Number of grid points (without the baseline)."""
+        return sum(1 for _ in self._grid_combos(count_only=True))
+
+    def _grid_combos(self, count_only: bool = False) -> Any:
+        # A combo is the full dict of param name -> (optuna value, actual value) of one point,
+        # built slot by slot: each slot's options are (family choice + its params' values).
+        per_slot: list[list[dict[str, tuple[Any, Any]]]] = []
+        for slot, families in self.families.items():
+            options: list[dict[str, tuple[Any, Any]]] = []
+            for fam in families:
+                params = list(fam.params)
+                if slot == "optimizer":
+                    if isinstance(fam.lr, _Param):
+                        params.append(fam.lr)
+                    elif fam.lr is None and isinstance(self.base_lr, _Param):
+                        params.append(self.base_lr)
+                head = {slot: (fam.name, fam.name)} if len(families) > 1 else {}
+                for values in itertools.product(*(p.grid() for p in params)):
+                    options.append(
+                        {**head, **{p.name: v for p, v in zip(params, values, strict=True)}}
+                    )
+            per_slot.append(options)
+        if "optimizer" not in self.families and isinstance(self.base_lr, _Param):
+            per_slot.append([{"lr": v} for v in self.base_lr.grid()])
+        if self.feedback is not None and len(self.feedback) > 1:
+            per_slot.append(
+                [{"feedback": (k, k)} for k in _categorical_labels(list(self.feedback))]
+            )
+        for p in self.hyper_params:
+            per_slot.append([{p.name: v} for v in p.grid()])
+        if count_only:
+            total = math.prod(len(options) for options in per_slot)
+            return iter(range(total))
+        return (
+            {k: v for part in combo for k, v in part.items()}
+            for combo in itertools.product(*per_slot)
+        )
+
+    # ---- one point
+
+    def _base_lr_used(self) -> bool:
+        fams = self.families.get("optimizer")
+        return fams is None or any(f.lr is None for f in fams)
+
+    def _point(self, choose: _Chooser) -> dict[str, Any]:
+        policy: dict[str, Any] = {}
+        lr: Any = None
+        for slot in PLUGIN_SLOTS:
+            families = self.families.get(slot)
+            if families is None:
+                policy[slot] = self.fixed[slot]
+                continue
+            if len(families) == 1:
+                fam = families[0]
+            else:
+                name = choose.category(slot, _categorical_labels([f.name for f in families]))
+                fam = next(f for f in families if f.name == name)
+            params = dict(fam.constants)
+            for p in fam.params:
+                params[p.name.rsplit(".", 1)[1]] = choose.value(p)
+            policy[slot] = {"name": fam.name, "params": params}
+            if slot == "optimizer" and fam.lr is not None:
+                lr = choose.value(fam.lr) if isinstance(fam.lr, _Param) else fam.lr
+        if lr is None:
+            lr = choose.value(self.base_lr) if isinstance(self.base_lr, _Param) else self.base_lr
+        if self.feedback is None:
+            feedback: Sequence[Any] = self.fixed_feedback
+        elif len(self.feedback) == 1:
+            feedback = next(iter(self.feedback.values()))
+        else:
+            feedback = self.feedback[
+                choose.category("feedback", _categorical_labels(list(self.feedback)))
+            ]
+        policy["feedback"] = list(feedback)
+        policy["lr"] = lr
+        spec = LRPolicySpec.model_validate(policy)
+        hyperparams = self.job.fixed_hyperparams
+        for p in self.hyper_params:
+            hyperparams[p.name.split(".", 1)[1]] = choose.value(p)
+        return {
+            "lrtune": {
+                "policy": spec.model_dump(mode="json"),
+                "hyperparams": hyperparams,
+                "baseline": False,
+            }
+        }
+
+
+class _Chooser:
+    def category(self, name: str, labels: list[str]) -> str:
+        raise NotImplementedError
+
+    def value(self, param: _Param) -> Any:
+        raise NotImplementedError
+
+
+class _OptunaChooser(_Chooser):
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial = trial
+
+    def category(self, name: str, labels: list[str]) -> str:
+        return str(self.trial.suggest_categorical(name, labels))
+
+    def value(self, param: _Param) -> Any:
+        return param.suggest(self.trial)
+
+
+class _GridChooser(_Chooser):
+    def __init__(self, combo: Mapping[str, tuple[Any, Any]]) -> None:
+        self.combo = combo
+        self.params: dict[str, Any] = {}
+
+    def category(self, name: str, labels: list[str]) -> str:
+        label, _ = self.combo[name]
+        self.params[name] = label
+        return str(label)
+
+    def value(self, param: _Param) -> Any:
+        label, actual = self.combo[param.name]
+        self.params[param.name] = label
+        return actual
+
+
+# ------------------------------------------------------------------------------ entry points
+
+
+def compile_space(job: JobSpec) -> CompiledSpace:
+    """Compile ``job``'s space (with its fixed policy for the slots the space leaves out)."""
+    space = job.space
+    policy = job.policy
+    default = LRPolicySpec(lr=1.0)
+    compiled = CompiledSpace(job=job)
+    for slot in PLUGIN_SLOTS:
+        raw = space.slot(slot) if space is not None else None
+        if raw is None:
+            ref: PluginRef = getattr(policy or default, slot)
+            compiled.fixed[slot] = ref.model_dump(mode="json")
+        else:
+            compiled.families[slot] = tuple(_family(slot, name, raw[name]) for name in sorted(raw))
+    if space is not None and space.feedback is not None:
+        compiled.feedback = {
+            label: tuple(r.model_dump(mode="json") for r in refs)
+            for label, refs in space.feedback.items()
+        }
+    compiled.fixed_feedback = tuple(
+        r.model_dump(mode="json") for r in (policy.feedback if policy is not None else ())
+    )
+    if space is not None and space.lr is not None:
+        compiled.base_lr = _Param("lr", space.lr) if isinstance(space.lr, Dimension) else space.lr
+    elif policy is not None:
+        compiled.base_lr = policy.lr
+    if space is not None:
+        compiled.hyper_params = tuple(
+            _Param(f"hyperparams.{key}", dim)
+            for key, dim in sorted(dims_of(space.hyperparams).items())
+        )
+    return compiled
+
+
+def make_sampler(job: JobSpec) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler ``job.search.sampler`` names, seeded with ``job.search.seed``."""
+    import optuna
+
+    seed = job.search.seed
+    factories: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {
+        "tpe": lambda: optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed),
+        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
+        "gp": lambda: optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False),
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+        "qmc": lambda: optuna.samplers.QMCSampler(
+            seed=seed, scramble=True, warn_independent_sampling=False
+        ),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return factories[job.search.sampler]()
+
+
+def sampler_warning(job: JobSpec) -> str | None:
+    """A warning for samplers that cannot model a conditional space (None when fine)."""
+    name = job.search.sampler
+    if job.search.algorithm != "optuna" or name not in CONDITIONAL_BLIND_SAMPLERS:
+        return None
+    if job.space is None or not job.space.is_conditional:
+        return None
+    return (
+        f"sampler {name} cannot model a conditional space; it samples the conditional "
+        "parameters independently (Optuna's RandomSampler)"
+    )
+
+
+__all__ = [
+    "BASELINE_ATTR",
+    "CompiledSpace",
+    "compile_space",
+    "make_sampler",
+    "sampler_warning",
+]

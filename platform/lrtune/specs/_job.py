@@ -1,0 +1,636 @@
+"""Job files (`JobSpec`, the files in ``jobs/``): one experiment, validated when it is loaded.
+
+A job names the agent and environment, the trial and experiment budgets, the seeds, the
+metric, and what to search: a search space (a path to a file in ``search_spaces/`` or inline)
+and/or a fixed LR policy that supplies every slot the space leaves out.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import importlib.util
+import json
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from lrtune.policies import LRPolicySpec
+from lrtune.registry import SLOTS, LRTuneError
+from lrtune.specs._space import (
+    OWNED_HYPERPARAMS,
+    PLUGIN_SLOTS,
+    Dimension,
+    Loc,
+    Problem,
+    SearchSpaceSpec,
+    constants_of,
+    dims_of,
+    raise_problems,
+    yaml_number,
+)
+
+MAX_GRID_POINTS = 10_000
+
+DEFAULT_BASELINE_LR = {"ppo": 3e-4, "dqn": 1e-4}
+
+# Fields that do not change a job's results, left out of `JobSpec.resolved_hash`.
+HASH_EXCLUDED: tuple[tuple[str, ...], ...] = (
+    ("description",),
+    ("tracking",),
+    ("storage_path",),
+    ("results_dir",),
+    ("trials", "max_concurrent"),
+    ("space_path",),  # provenance: the space itself is inlined in the hash
+    ("space", "description"),
+    ("cluster",),  # where trials run, not what they compute
+)
+
+
+# ----------------------------------------------------------------------------- number helpers
+
+
+def _whole(value: Any) -> Any:
+    """Whole numbers: ``2e4`` (a string in YAML) and ``20000.0`` accepted, booleans refused."""
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not a boolean")
+    value = yaml_number(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _real(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return yaml_number(value)
+
+
+Whole = Annotated[int, BeforeValidator(_whole)]
+Real = Annotated[float, BeforeValidator(_real), Field(allow_inf_nan=False)]
+
+
+def _frozen() -> ConfigDict:
+    return ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+# ---------------------------------------------------------------------------------- sections
+
+
+class EnvSpec(BaseModel):
+    """The environment: a gymnasium id (``CartPole-v1``, ``pkg.mod:Name-v0``) and its kwargs."""
+
+    model_config = _frozen()
+
+    id: str = Field(min_length=1, max_length=300)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _exists(cls, value: str) -> str:
+        problem = check_env_id(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any) -> Any:
+        return yaml_number(value) if isinstance(value, Mapping) else value
+
+
+class ModelSpec(BaseModel):
+    """RLlib's default MLP: hidden layer sizes and activation."""
+
+    model_config = _frozen()
+
+    hidden: tuple[Annotated[Whole, Field(ge=1, le=4096)], ...] = Field(
+        default=(64, 64), min_length=1, max_length=8
+    )
+    activation: Literal["tanh", "relu", "swish", "elu", "linear"] = "tanh"
+
+
+class BudgetSpec(BaseModel):
+    """Env steps (and optionally seconds) per trial and for the whole experiment."""
+
+    model_config = _frozen()
+
+    trial_env_steps: Whole = Field(gt=0)
+    trial_seconds: Real | None = Field(default=None, gt=0)
+    experiment_env_steps: Whole | None = Field(default=None, gt=0)
+    experiment_seconds: Real | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _experiment_covers_a_trial(self) -> BudgetSpec:
+        if self.experiment_env_steps is not None and (
+            self.experiment_env_steps < self.trial_env_steps
+        ):
+            raise_problems(
+                "BudgetSpec",
+                [
+                    (
+                        ("experiment_env_steps",),
+                        (
+                            f"{self.experiment_env_steps} is less than one trial's trial_env_steps "
+                            f"({self.trial_env_steps}): raise it or leave it out"
+                        ),
+                    )
+                ],
+            )
+        return self
+
+
+class TrialsSpec(BaseModel):
+    """How many trials, how many at once, and how many may fail before the search stops."""
+
+    model_config = _frozen()
+
+    num: Whole = Field(default=8, ge=1)
+    max_concurrent: Whole = Field(default=2, ge=1)
+    max_failures: Whole = Field(default=1, ge=0)
+
+
+class SeedsSpec(BaseModel):
+    """Seeds: each trial trains *all* ``tuning`` seeds in lockstep and reports their mean; the
+    best policies are re-evaluated on the disjoint ``test`` seeds."""
+
+    model_config = _frozen()
+
+    tuning: tuple[Whole, ...] = Field(default=(0,), min_length=1, max_length=64)
+    test: tuple[Whole, ...] = Field(default=(1000, 1001, 1002), max_length=1000)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> SeedsSpec:
+        problems: list[Problem] = []
+        for field in ("tuning", "test"):
+            values = getattr(self, field)
+            if len(set(values)) != len(values):
+                problems.append(((field,), "lists a seed twice: list each seed once"))
+        shared = sorted(set(self.tuning) & set(self.test))
+        if shared:
+            problems.append(
+                (
+                    ("test",),
+                    f"seeds {shared} are also tuning seeds: test seeds must "
+                    "differ from seeds.tuning (held-out seeds measure generalisation)",
+                )
+            )
+        raise_problems("SeedsSpec", problems)
+        return self
+
+
+class MetricSpec(BaseModel):
+    """The reported metric the search optimises."""
+
+    model_config = _frozen()
+
+    name: str = Field(default="env_runners/episode_return_mean", min_length=1)
+    mode: Literal["max", "min"] = "max"
+    worst: Real | None = None
+
+    @property
+    def worst_value(self) -> float:
+        """The finite value reported for a diverged trial (``worst``, else ∓1e6)."""
+        if self.worst is not None:
+            return float(self.worst)
+        return -1e6 if self.mode == "max" else 1e6
+
+
+class EvaluationSpec(BaseModel):
+    """Periodic evaluation (every ``interval`` iterations; 0 = off)."""
+
+    model_config = _frozen()
+
+    interval: Whole = Field(default=0, ge=0)
+    episodes: Whole = Field(default=10, ge=1)
+
+
+class ResourcesSpec(BaseModel):
+    """What one trial holds: CPUs and a GPU share (fractions allowed)."""
+
+    model_config = _frozen()
+
+    cpus: Real = Field(default=1.0, gt=0)
+    gpus: Real = Field(default=0.0, ge=0, le=8)
+
+
+class SearchSpec(BaseModel):
+    """The search algorithm: Optuna (with a sampler) or an exhaustive grid."""
+
+    model_config = _frozen()
+
+    algorithm: Literal["optuna", "grid"] = "optuna"
+    sampler: Literal["tpe", "cmaes", "gp", "random", "qmc"] = "tpe"
+    seed: Whole | None = 0
+    baseline_first: bool = False
+    warm_start: str | None = Field(default=None, min_length=1)
+
+
+class SchedulerSpec(BaseModel):
+    """The trial scheduler (early stopping); ``grace_period`` is in env steps."""
+
+    model_config = _frozen()
+
+    name: Literal["asha", "median", "hyperband", "none"] = "asha"
+    grace_period: Whole | None = Field(default=None, gt=0)
+    reduction_factor: Real = Field(default=2.0, gt=1)
+
+
+class TrackingSpec(BaseModel):
+    """Where MLflow records runs."""
+
+    model_config = _frozen()
+
+    uri: str | None = Field(default=None, min_length=1)
+    experiment: str | None = Field(default=None, min_length=1)
+
+    @property
+    def resolved_uri(self) -> str:
+        """``uri``, or ``sqlite:///<cwd>/mlflow.db`` (absolute, so every process agrees)."""
+        if self.uri is not None:
+            return self.uri
+        return f"sqlite:///{(Path.cwd() / 'mlflow.db').as_posix()}"
+
+
+# ----------------------------------------------------------------------------------- the job
+
+
+class JobSpec(BaseModel):
+    """One experiment: agent, environment, budgets, seeds, metric and what to search.
+
+    ``space`` and ``policy`` may be given as paths in YAML; the loader (or validation context
+    ``{"base_dir": ...}``) resolves them, trying the job file's folder first, then the current
+    directory, and records the space's file in ``space_path``.
+    """
+
+    model_config = _frozen()
+
+    version: Literal[1] = 1
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    description: str = ""
+    agent: Literal["ppo", "dqn"]
+    env: EnvSpec
+    model: ModelSpec = ModelSpec.model_validate({})
+    budget: BudgetSpec
+    trials: TrialsSpec = TrialsSpec.model_validate({})
+    seeds: SeedsSpec = SeedsSpec.model_validate({})
+    metric: MetricSpec = MetricSpec.model_validate({})
+    evaluation: EvaluationSpec = EvaluationSpec.model_validate({})
+    resources: ResourcesSpec = ResourcesSpec.model_validate({})
+    space: SearchSpaceSpec | None = None
+    space_path: str | None = None
+    policy: LRPolicySpec | None = None
+    search: SearchSpec = SearchSpec.model_validate({})
+    scheduler: SchedulerSpec = SchedulerSpec.model_validate({})
+    tracking: TrackingSpec = TrackingSpec.model_validate({})
+    storage_path: str = "ray_results"
+    results_dir: str = "results"
+    hyperparams: dict[str, Any] = Field(default_factory=dict)
+    cluster: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_paths(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        base_dir = (info.context or {}).get("base_dir")
+        out = dict(data)
+        problems: list[Problem] = []
+        for key in ("space", "policy"):
+            if isinstance(out.get(key), str):
+                try:
+                    path, raw = load_referenced(out[key], base_dir, key)
+                except ValueError as exc:
+                    problems.append(((key,), str(exc)))
+                    continue
+                out[key] = raw
+                if key == "space":
+                    out["space_path"] = str(path)
+        raise_problems("JobSpec", problems)
+        return out
+
+    @field_validator("hyperparams", mode="before")
+    @classmethod
+    def _hyper_numbers(cls, value: Any) -> Any:
+        return yaml_number(value) if isinstance(value, Mapping) else value
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> JobSpec:
+        problems: list[Problem] = []
+        space, policy = self.space, self.policy
+        if space is None and policy is None:
+            problems.append(
+                (
+                    ("policy",),
+                    "give a policy or a space: `space: search_spaces/"
+                    "lr_policies.yaml` to search, or `policy: {lr: 3e-4}` to run one "
+                    "fixed LR policy",
+                )
+            )
+        if space is not None and policy is None and space.lr is None and space.needs_base_lr():
+            problems.append(
+                (
+                    ("space", "lr"),
+                    "no base learning rate: set `lr` in the space (a "
+                    "number or a range), give every optimizer family its own `lr`, or "
+                    "give the job a `policy:` with an lr",
+                )
+            )
+        problems.extend(self._agent_problems())
+        problems.extend(self._hyperparam_problems())
+        problems.extend(self._budget_problems())
+        problems.extend(self._search_problems())
+        raise_problems("JobSpec", problems)
+        return self
+
+    # ---- cross-field checks
+
+    def _agent_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        refs: list[tuple[Loc, str, str]] = []
+        if self.policy is not None:
+            p = self.policy
+            refs += [
+                (("policy", "schedule"), "schedules", p.schedule.name),
+                (("policy", "optimizer"), "optimizers", p.optimizer.name),
+                (("policy", "gradients"), "gradients", p.gradients.name),
+            ]
+            refs += [
+                (("policy", "feedback", i), "feedback", r.name) for i, r in enumerate(p.feedback)
+            ]
+        if self.space is not None:
+            for slot, reg in PLUGIN_SLOTS.items():
+                refs += [(("space", slot, name), reg, name) for name in self.space.slot(slot) or {}]
+            for label, rules in (self.space.feedback or {}).items():
+                refs += [
+                    (("space", "feedback", label, i), "feedback", r.name)
+                    for i, r in enumerate(rules)
+                ]
+        for loc, slot, name in refs:
+            agents = SLOTS[slot].get(name).capabilities.agents
+            if self.agent not in agents:
+                problems.append(
+                    (
+                        loc,
+                        f"{slot} '{name}' does not support agent '{self.agent}' "
+                        f"(it supports {', '.join(sorted(agents))}): remove it or "
+                        "choose another agent",
+                    )
+                )
+        return problems
+
+    def _hyperparam_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        searched = self.space.hyperparams if self.space is not None else {}
+        for key in self.hyperparams:
+            if key in OWNED_HYPERPARAMS:
+                problems.append(
+                    (("hyperparams", key), f"lrtune sets this itself ({OWNED_HYPERPARAMS[key]})")
+                )
+            elif key in searched:
+                problems.append(
+                    (
+                        ("hyperparams", key),
+                        f"the space also sets it (space.hyperparams.{key}): keep one of the two",
+                    )
+                )
+        return problems
+
+    def _budget_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        budget = self.budget.trial_env_steps
+        grace = self.scheduler.grace_period
+        if grace is not None and grace > budget:
+            problems.append(
+                (
+                    ("scheduler", "grace_period"),
+                    f"{grace} env steps is more than "
+                    f"budget.trial_env_steps ({budget}): lower it or leave it out",
+                )
+            )
+        schedules = SLOTS["schedules"]
+        if self.policy is not None:
+            try:
+                self.policy.schedule.build(schedules, budget=budget)
+            except (ValueError, TypeError, LRTuneError) as exc:
+                problems.append(
+                    (("policy", "schedule"), f"{exc} (budget.trial_env_steps is {budget})")
+                )
+        if self.space is not None:
+            for name, params in (self.space.schedule or {}).items():
+                problems.extend(_schedule_builds(name, params, budget))
+        return problems
+
+    def _search_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        if self.search.sampler == "cmaes" and importlib.util.find_spec("cmaes") is None:
+            problems.append(
+                (
+                    ("search", "sampler"),
+                    "cmaes needs the `cmaes` package, which is "
+                    "not installed (pip install cmaes), or choose tpe, gp, random or "
+                    "qmc",
+                )
+            )
+        if self.search.algorithm != "grid" or self.space is None:
+            return problems
+        missing = False
+        for loc, dim in iter_dimensions(self.space):
+            if dim.values is None:
+                missing = True
+                problems.append(
+                    (
+                        ("space", *loc),
+                        "search.algorithm is grid: give this "
+                        "dimension a `values` list (its grid points), or use "
+                        "search.algorithm: optuna",
+                    )
+                )
+        if not missing:
+            size = self.space.grid_size()
+            if size > MAX_GRID_POINTS:
+                problems.append(
+                    (
+                        ("search", "algorithm"),
+                        f"the grid has {size} points, more "
+                        f"than {MAX_GRID_POINTS}: list fewer values or use optuna",
+                    )
+                )
+        return problems
+
+    # ---- views
+
+    @property
+    def experiment_name(self) -> str:
+        """The MLflow experiment: ``tracking.experiment``, else the job's name."""
+        return self.tracking.experiment or self.name
+
+    @property
+    def grace_period_steps(self) -> int:
+        """The scheduler's grace period in env steps (default: a trial's budget // 8)."""
+        if self.scheduler.grace_period is not None:
+            return int(self.scheduler.grace_period)
+        return max(1, self.budget.trial_env_steps // 8)
+
+    @property
+    def fixed_hyperparams(self) -> dict[str, Any]:
+        """Hyper-parameters every trial gets: the job's and the space's constants."""
+        fixed = dict(constants_of(self.space.hyperparams)) if self.space is not None else {}
+        fixed.update(self.hyperparams)
+        return fixed
+
+    def baseline_policy(self) -> LRPolicySpec:
+        """The baseline: the job's policy, else a constant LR with Adam (3e-4 PPO, 1e-4 DQN)."""
+        if self.policy is not None:
+            return self.policy
+        return LRPolicySpec(lr=DEFAULT_BASELINE_LR[self.agent])
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """Plain data (YAML-ready, space inlined) that loads back to an equal `JobSpec`."""
+        data: dict[str, Any] = self.model_dump(mode="json")
+        return data
+
+    def resolved_hash(self) -> str:
+        """sha256 (hex) of the canonical JSON of the resolved job (space inlined, defaults
+        filled), leaving out what does not change results: `HASH_EXCLUDED` (description,
+        tracking, storage_path, results_dir, trials.max_concurrent, space_path,
+        space.description, cluster)."""
+        data = self.to_yaml_dict()
+        for path in HASH_EXCLUDED:
+            node: Any = data
+            for key in path[:-1]:
+                node = node.get(key) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                node.pop(path[-1], None)
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def iter_dimensions(space: SearchSpaceSpec) -> list[tuple[Loc, Dimension]]:
+    """``(loc in the space, dimension)`` for every dimension of ``space``."""
+    out: list[tuple[Loc, Dimension]] = []
+    if isinstance(space.lr, Dimension):
+        out.append((("lr",), space.lr))
+    for slot in PLUGIN_SLOTS:
+        for name, params in (space.slot(slot) or {}).items():
+            out += [((slot, name, key), dim) for key, dim in dims_of(params).items()]
+    out += [(("hyperparams", key), dim) for key, dim in dims_of(space.hyperparams).items()]
+    return out
+
+
+def _schedule_builds(name: str, params: Mapping[str, Any], budget: int) -> list[Problem]:
+    """Build a schedule family at every checked point with the trial budget."""
+    entry = SLOTS["schedules"].get(name)
+    dims = dims_of(params)
+    base = {**constants_of(params), **{k: d.first_point() for k, d in dims.items()}}
+    points: list[tuple[str | None, Any]] = [(None, None)]
+    for name_, dim in dims.items():
+        points += [(name_, p) for _, p in dim.check_points()]
+    for key, point in points:
+        candidate = dict(base)
+        if key is not None:
+            candidate[key] = point
+        try:
+            entry.build(candidate, budget=budget)
+        except (ValueError, TypeError, LRTuneError) as exc:
+            loc: Loc = ("space", "schedule", name) + ((key,) if key else ())
+            at = f" at {key}={point!r}" if key else ""
+            return [(loc, f"{exc}{at} (budget.trial_env_steps is {budget})")]
+    return []
+
+
+_MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def check_env_id(env_id: str) -> str | None:
+    """Why ``env_id`` is not a registered gymnasium id (None when it is). Never builds the env.
+
+    ``pkg.mod:Name-v0`` imports ``pkg.mod`` first (as gymnasium.make does); ids under
+    ``lrtune/`` import `lrtune.envs`, which registers them.
+    """
+    import gymnasium
+    from gymnasium import error as gym_error
+
+    module, _, name = env_id.partition(":") if ":" in env_id else ("", "", env_id)
+    if module:
+        if not _MODULE.match(module):
+            return f"{module!r} is not a module name (ids read `package.module:Name-v0`)"
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # any failure of a user module to import
+            return (
+                f"importing {module!r} (the part before ':') failed: "
+                f"{type(exc).__name__}: {str(exc)[:200]}"
+            )
+    if name.startswith("lrtune/") and importlib.util.find_spec("lrtune.envs") is not None:
+        importlib.import_module("lrtune.envs")
+    try:
+        gymnasium.spec(name)
+        return None
+    except gym_error.Error as exc:
+        detail = str(exc).split(". ")[0]
+    close = difflib.get_close_matches(name, list(gymnasium.registry), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return (
+        f"no gymnasium environment {name!r} ({detail}){hint} Ids of other packages read "
+        "`package.module:Name-v0`"
+    )
+
+
+def resolve_path(value: str, base_dir: str | Path | None) -> tuple[Path | None, list[Path]]:
+    """``(the file, the paths tried)``: relative paths try ``base_dir`` then the cwd."""
+    raw = Path(value).expanduser()
+    if raw.is_absolute():
+        candidates = [raw]
+    else:
+        candidates = [Path(base_dir).absolute() / raw] if base_dir is not None else []
+        candidates.append(Path.cwd() / raw)
+    tried: list[Path] = []
+    for candidate in candidates:
+        if candidate in tried:
+            continue
+        tried.append(candidate)
+        try:
+            if candidate.is_file():
+                return candidate.resolve(), tried
+        except (OSError, ValueError):
+            continue
+    return None, tried
+
+
+def load_referenced(value: str, base_dir: str | Path | None, what: str) -> tuple[Path, Any]:
+    """Load the YAML file a job refers to (its ``space`` or ``policy``); ValueError if not."""
+    from lrtune.specs._load import guard_data
+    from lrtune.specs._yaml import SpecError, load_yaml
+
+    path, tried = resolve_path(value, base_dir)
+    if path is None:
+        raise ValueError(
+            f"no such file {value!r} (tried {', '.join(str(t) for t in tried)}); "
+            f"give the {what} file's path relative to the job file or the current "
+            f"directory, or write the {what} inline"
+        )
+    try:
+        label, data = load_yaml(path)
+        guard_data(label, data)
+    except SpecError as exc:
+        raise ValueError(str(exc)) from None
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{path}: a {what} file holds a mapping, got {type(data).__name__}")
+    return path, data

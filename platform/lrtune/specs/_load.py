@@ -1,0 +1,239 @@
+"""Loading job and search-space files, with ``--set key.path=value`` overrides.
+
+Every problem is a `SpecError` whose message is one paragraph:
+``<file>: invalid job: <field.path>: <problem>; <field.path>: <problem>``.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from lrtune.specs._errors import describe_validation_error
+from lrtune.specs._job import JobSpec, load_referenced
+from lrtune.specs._space import SearchSpaceSpec
+from lrtune.specs._yaml import SpecError, load_yaml
+
+MAX_NODES = 200_000
+MAX_OVERRIDE_BYTES = 64 * 1024
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def guard_data(label: str, data: Any) -> None:
+    """Refuse documents that expand (through YAML aliases) to more than `MAX_NODES` values,
+    or that refer to themselves; counted without recursion, stopping at the limit."""
+    stack = [data]
+    count = 0
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise SpecError(
+                f"{label}: the document expands to more than {MAX_NODES} values (YAML aliases "
+                "repeating large parts, or referring to themselves); refused. Write spec files "
+                "out without aliases."
+            )
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+
+
+# ------------------------------------------------------------------------------------ spaces
+
+
+def parse_space(data: Any, label: str = "<space>") -> SearchSpaceSpec:
+    """Validate already-parsed data as a search space; `SpecError` names each bad field."""
+    if not isinstance(data, Mapping):
+        raise SpecError(
+            f"{label}: a search space is a mapping of slots (lr, schedule, optimizer, gradients, "
+            f"feedback, hyperparams) to their families, got {type(data).__name__}."
+        )
+    guard_data(label, data)
+    try:
+        return SearchSpaceSpec.model_validate(dict(data))
+    except ValidationError as exc:
+        raise SpecError(_paragraph(label, "search space", exc)) from None
+
+
+def load_space(path: str | Path) -> SearchSpaceSpec:
+    """Load a search-space file (``search_spaces/*.yaml``)."""
+    label, data = load_yaml(Path(path))
+    return parse_space(data, label)
+
+
+# -------------------------------------------------------------------------------------- jobs
+
+
+def parse_job(
+    data: Any,
+    label: str = "<job>",
+    base_dir: str | Path | None = None,
+    overrides: Sequence[str] = (),
+) -> JobSpec:
+    """Validate already-parsed data as a job, after applying ``overrides``.
+
+    A ``space`` (or ``policy``) given as a path is tried relative to ``base_dir`` (the job
+    file's folder), then to the current directory.
+    """
+    if not isinstance(data, Mapping):
+        raise SpecError(
+            f"{label}: a job is a mapping with at least name, agent, env, budget and a space or "
+            f"a policy, got {type(data).__name__}."
+        )
+    guard_data(label, data)
+    data = apply_overrides(data, overrides, label, base_dir=base_dir)
+    space_file = data.get("space") if isinstance(data.get("space"), str) else None
+    try:
+        return JobSpec.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        message = _paragraph(label, "job", exc)
+        in_space = any(len(err["loc"]) > 1 and err["loc"][0] == "space" for err in exc.errors())
+        if space_file is not None and in_space:
+            message += f" (the space is the file {space_file!r})"
+        raise SpecError(message) from None
+
+
+def load_job(path: str | Path, overrides: Sequence[str] = ()) -> JobSpec:
+    """Load a job file (``jobs/*.yaml``), applying ``key.path=value`` overrides first."""
+    path = Path(path)
+    label, data = load_yaml(path)
+    return parse_job(data, label, base_dir=path.parent, overrides=overrides)
+
+
+def _paragraph(label: str, kind: str, exc: ValidationError) -> str:
+    return f"{label}: invalid {kind}: " + "; ".join(describe_validation_error(exc))
+
+
+# --------------------------------------------------------------------------------- overrides
+
+_FREE = "free"  # a mapping whose keys are not fixed (hyperparams, env.config, families...)
+_LEAF = "leaf"  # a single value
+
+
+def parse_override_value(text: str, label: str, item: str) -> Any:
+    """The value of ``--set key=value``: one YAML scalar or flow collection."""
+    if len(text.encode("utf-8", "surrogateescape")) > MAX_OVERRIDE_BYTES:
+        raise SpecError(
+            f"{label}: override --set {item[:60]}...: the value is over "
+            f"{MAX_OVERRIDE_BYTES} bytes; put it in the file instead."
+        )
+    try:
+        value = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(
+            f"{label}: override --set {item}: the value is not YAML ({problem}); quote "
+            "strings that contain ':' or '#', e.g. --set env.id='\"pkg.mod:Env-v0\"'."
+        ) from None
+    except RecursionError:
+        raise SpecError(f"{label}: override --set {item[:60]}: nested too deeply.") from None
+    guard_data(f"{label}: override --set {item[:60]}", value)
+    return value
+
+
+def apply_overrides(
+    data: Mapping[str, Any],
+    overrides: Sequence[str],
+    label: str,
+    *,
+    base_dir: str | Path | None = None,
+    model: type[BaseModel] = JobSpec,
+) -> dict[str, Any]:
+    """``data`` with each ``key.path=value`` set (a copy; ``data`` is not changed).
+
+    Keys are checked against the model at every level; a ``space`` or ``policy`` given as a
+    path is loaded when an override reaches inside it.
+    """
+    out = dict(data)
+    for item in overrides:
+        key, sep, text = str(item).partition("=")
+        key = key.strip()
+        parts = key.split(".")
+        if not sep or not key or any(not p for p in parts):
+            raise SpecError(
+                f"{label}: invalid override {item!r}: write KEY.PATH=VALUE, e.g. "
+                "--set budget.trial_env_steps=2e4 or --set search.sampler=random."
+            )
+        _set(out, parts, parse_override_value(text, label, item), label, item, base_dir, model)
+    return out
+
+
+def _set(
+    root: dict[str, Any],
+    parts: list[str],
+    value: Any,
+    label: str,
+    item: str,
+    base_dir: str | Path | None,
+    model: type[BaseModel],
+) -> None:
+    node = root
+    kind: type[BaseModel] | str = model
+    for i, part in enumerate(parts):
+        path = ".".join(parts[: i + 1])
+        if isinstance(kind, type):
+            fields = kind.model_fields
+            if part not in fields:
+                where = f"under {'.'.join(parts[:i])}" if i else "at the top level"
+                raise SpecError(
+                    f"{label}: invalid job: {path}: unknown key (from --set {item}); valid "
+                    f"keys {where}: {', '.join(fields)}."
+                )
+            next_kind = _kind_of(fields[part].annotation)
+        elif kind == _LEAF:
+            parent = ".".join(parts[:i])
+            raise SpecError(
+                f"{label}: invalid job: {parent}: takes a single value, not keys (from --set "
+                f"{item}); set it whole: --set {parent}=VALUE."
+            )
+        else:
+            next_kind = _FREE
+        if i == len(parts) - 1:
+            node[part] = value
+            return
+        child = node.get(part)
+        if child is None:
+            child = {}
+        elif isinstance(child, str) and kind is JobSpec and part in ("space", "policy"):
+            try:
+                found, child = load_referenced(child, base_dir, part)
+            except ValueError as exc:
+                raise SpecError(f"{label}: invalid job: {part}: {exc}") from None
+            if part == "space":
+                node["space_path"] = str(found)
+        elif not isinstance(child, Mapping):
+            raise SpecError(
+                f"{label}: invalid job: {path}: is {str(child)[:40]!r}, not a mapping (from "
+                f"--set {item}); set it whole: --set {path}=VALUE."
+            )
+        child = dict(child)
+        node[part] = child
+        node = child
+        kind = next_kind
+
+
+def _kind_of(annotation: Any) -> type[BaseModel] | str:
+    """The model a field holds (descend with its fields), or `_FREE` / `_LEAF`."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _kind_of(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        kinds = [_kind_of(a) for a in typing.get_args(annotation) if a is not type(None)]
+        models = [k for k in kinds if isinstance(k, type)]
+        if models:
+            return models[0]
+        return _FREE if _FREE in kinds else _LEAF
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if origin in (dict, Mapping) or annotation in (dict, Any):
+        return _FREE
+    return _LEAF

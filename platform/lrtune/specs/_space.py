@@ -1,0 +1,638 @@
+"""Search spaces over LR policies (`SearchSpaceSpec`, the files in ``search_spaces/``).
+
+A space names, per LR slot, the families (registered plugins) to choose from and, per family,
+its parameters: each a constant or a *dimension* (a mapping with ``distribution`` and/or
+``values``). Every range is checked against the plugin's own parameter model when the file is
+loaded, so a space that could sample an invalid policy is refused before anything runs.
+
+Example (YAML)::
+
+    version: 1
+    lr: {distribution: log_uniform, low: 1e-5, high: 3e-3}
+    schedule:
+      constant: {}
+      cosine: {min_factor: {distribution: uniform, low: 0.0, high: 0.2}}
+    optimizer:
+      adam: {eps: 1e-5}
+      sgd: {lr: {distribution: log_uniform, low: 1e-3, high: 1e-1}}
+    feedback: {off: [], guard: [divergence_guard]}
+    hyperparams: {gamma: {distribution: uniform, low: 0.97, high: 0.999}}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from lrtune.policies import PluginRef
+from lrtune.registry import SLOTS, LRTuneError
+
+Loc = tuple[str | int, ...]
+Problem = tuple[Loc, str]
+
+DISTRIBUTIONS = ("uniform", "log_uniform", "int", "log_int", "categorical")
+NUMERIC_DISTRIBUTIONS = ("uniform", "log_uniform", "int", "log_int")
+
+# Space slot -> registry slot. Feedback is separate: its keys are free labels.
+PLUGIN_SLOTS: dict[str, str] = {
+    "schedule": "schedules",
+    "optimizer": "optimizers",
+    "gradients": "gradients",
+}
+PLUGIN_SLOT_OF = {v: k for k, v in PLUGIN_SLOTS.items()}
+SLOT_NAMES = ("schedule", "optimizer", "gradients", "feedback")
+
+# Hyper-parameters lrtune sets itself (mirror of the keys of lrtune.learners._config._OWNED,
+# kept here so that validating a file does not import RLlib; a test keeps the two in step).
+OWNED_HYPERPARAMS: dict[str, str] = {
+    "lr": "the learning rate comes from the LR policy (lr and its schedule)",
+    "lr_schedule": "the learning rate comes from the LR policy's schedule",
+    "grad_clip": "gradient clipping is the LR policy's `gradients` entry (e.g. clip_global_norm)",
+    "grad_clip_by": "gradient clipping is the LR policy's `gradients` entry",
+    "_torch_lr_scheduler_classes": "torch LR schedulers are not checkpointed; use a schedule",
+    "num_env_runners": "lrtune samples in the trial's own process",
+    "num_learners": "lrtune trains in the trial's own process",
+}
+
+_EXP_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+# ------------------------------------------------------------------------------ error helpers
+
+
+def raise_problems(title: str, problems: Sequence[Problem]) -> None:
+    """Raise a pydantic `ValidationError` with one error per ``(loc, message)``.
+
+    Raised inside a validator, pydantic prefixes each ``loc`` with the validator's own position,
+    so nested models report full paths (``space.schedule.cosine.min_factor``).
+    """
+    if not problems:
+        return
+    seen: set[Problem] = set()
+    details: list[InitErrorDetails] = []
+    for loc, message in problems:
+        if (loc, message) in seen:
+            continue
+        seen.add((loc, message))
+        details.append(
+            InitErrorDetails(
+                type=PydanticCustomError("value_error", "{problem}", {"problem": message}),
+                loc=loc,
+                input=None,
+            )
+        )
+    raise ValidationError.from_exception_data(title, details)
+
+
+def yaml_number(value: Any) -> Any:
+    """``"1e-4"`` (PyYAML reads exponents without a dot as strings) as the float meant; lists
+    and mappings converted recursively; anything else unchanged."""
+    if isinstance(value, str) and _EXP_NUMBER.match(value.strip()):
+        return float(value)
+    if isinstance(value, list | tuple):
+        return [yaml_number(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: yaml_number(v) for k, v in value.items()}
+    return value
+
+
+def is_primitive(value: Any) -> bool:
+    """Whether Optuna accepts ``value`` as a categorical choice as it is."""
+    return value is None or isinstance(value, bool | int | float | str)
+
+
+def choice_label(value: Any) -> Any:
+    """The Optuna-compatible form of a choice: itself when primitive, else canonical JSON."""
+    if is_primitive(value):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{what} must be a number (got {value!r})")
+    value = yaml_number(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number (got {value!r})") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{what} must be finite (got {value!r})")
+    return number
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# -------------------------------------------------------------------------------- dimensions
+
+
+class Dimension(BaseModel):
+    """A searched parameter: a distribution, and/or an explicit list of ``values``.
+
+    * ``uniform`` / ``log_uniform``: floats in ``[low, high]`` (log: ``low > 0``), optional
+      ``step`` (uniform only);
+    * ``int`` / ``log_int``: whole numbers in ``[low, high]``, optional ``step`` (int only);
+    * ``categorical``: one of ``choices``;
+    * ``values``: the points of a grid search (required by ``search.algorithm: grid``); alone,
+      it is a categorical over them. Beside a range, each value must lie in it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    distribution: Literal["uniform", "log_uniform", "int", "log_int", "categorical"] | None = None
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    choices: tuple[Any, ...] | None = None
+    values: tuple[Any, ...] | None = None
+
+    @field_validator("low", "high", "step", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        return _number(value, "it")
+
+    @field_validator("choices", "values", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str | bytes) or not isinstance(value, Iterable | Sequence):
+            raise ValueError(f"must be a list (got {_short(value)})")
+        if isinstance(value, Mapping):
+            raise ValueError("must be a list, not a mapping")
+        return tuple(yaml_number(v) for v in value)
+
+    @model_validator(mode="after")
+    def _check(self) -> Dimension:
+        dist, problems = self.distribution, []
+        if dist is None and self.values is None:
+            problems.append(
+                "give `distribution` (one of " + ", ".join(DISTRIBUTIONS) + ") or "
+                "an explicit list of `values`"
+            )
+        if dist in NUMERIC_DISTRIBUTIONS:
+            problems.extend(self._check_range())
+        else:
+            for key in ("low", "high", "step"):
+                if getattr(self, key) is not None:
+                    problems.append(
+                        f"`{key}` belongs to numeric distributions (uniform, log_uniform, int, "
+                        f"log_int), not to {dist or 'a `values` list'}"
+                    )
+        if dist == "categorical":
+            if not self.choices:
+                problems.append("categorical needs a non-empty `choices` list")
+            elif len({choice_label(c) for c in self.choices}) != len(self.choices):
+                problems.append("categorical `choices` lists a choice twice")
+        elif self.choices is not None:
+            problems.append("`choices` belongs to distribution: categorical")
+        if self.values is not None:
+            problems.extend(self._check_values())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _check_range(self) -> list[str]:
+        dist = self.distribution
+        low, high, step = self.low, self.high, self.step
+        if low is None or high is None:
+            return [f"{dist} needs `low` and `high`"]
+        problems = []
+        if not low < high:
+            problems.append(f"needs low < high (got low={low:g}, high={high:g})")
+        if dist in ("log_uniform", "log_int") and low <= 0:
+            problems.append(
+                f"{dist} needs low > 0 (got {low:g}), use uniform/int for ranges that include 0"
+            )
+        if dist in ("int", "log_int") and not (low.is_integer() and high.is_integer()):
+            problems.append(f"{dist} needs whole-number bounds (got {low:g}, {high:g})")
+        if step is not None:
+            if dist not in ("uniform", "int"):
+                problems.append(f"`step` is allowed with uniform and int, not {dist}")
+            elif step <= 0:
+                problems.append(f"step must be > 0 (got {step:g})")
+            elif dist == "int" and not step.is_integer():
+                problems.append(f"an int step must be a whole number (got {step:g})")
+        return problems
+
+    def _check_values(self) -> list[str]:
+        values = self.values or ()
+        if not values:
+            return ["`values` must list at least one value"]
+        if len({choice_label(v) for v in values}) != len(values):
+            return ["`values` lists a value twice"]
+        dist = self.distribution
+        if dist in NUMERIC_DISTRIBUTIONS:
+            low, high = self.low, self.high
+            for v in values:
+                if isinstance(v, bool) or not isinstance(v, int | float):
+                    return [f"`values` of a {dist} range must be numbers (got {_short(v)})"]
+                if dist in ("int", "log_int") and not float(v).is_integer():
+                    return [f"`values` of an {dist} range must be whole numbers (got {v!r})"]
+                if low is not None and high is not None and not low <= v <= high:
+                    return [f"value {v!r} lies outside [low, high] = [{low:g}, {high:g}]"]
+        elif dist == "categorical" and self.choices:
+            labels = {choice_label(c) for c in self.choices}
+            for v in values:
+                if choice_label(v) not in labels:
+                    return [f"value {_short(v)} is not one of the `choices`"]
+        return []
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        out = {k: v for k, v in data.items() if v is not None}
+        if self.distribution in ("int", "log_int"):  # whole numbers read better as ints
+            for key in ("low", "high", "step"):
+                if isinstance(out.get(key), float):
+                    out[key] = int(out[key])
+        return out
+
+    # ---- views used by the checks and by the compiler
+
+    @property
+    def is_int(self) -> bool:
+        """Whether the dimension samples whole numbers."""
+        return self.distribution in ("int", "log_int")
+
+    def sampled_options(self) -> tuple[Any, ...] | None:
+        """The discrete options Optuna picks from (choices, or values when alone), else None."""
+        if self.distribution == "categorical":
+            return self.choices
+        if self.distribution is None:
+            return self.values
+        return None
+
+    def check_points(self) -> list[tuple[str, Any]]:
+        """``(what, value)`` for every point that must be a valid parameter value: the range's
+        low and high, every choice and every value."""
+        points: list[tuple[str, Any]] = []
+        if self.distribution in NUMERIC_DISTRIBUTIONS and self.low is not None:
+            conv: Callable[[float], Any] = int if self.is_int else float
+            points.append(("the range's low", conv(self.low)))
+            if self.high is not None:
+                points.append(("the range's high", conv(self.high)))
+        for c in self.choices or ():
+            points.append(("choice", c))
+        for v in self.values or ():
+            points.append(("value", int(v) if self.is_int and isinstance(v, float) else v))
+        return points
+
+    def first_point(self) -> Any:
+        """A representative valid point (used for the other parameters while one is checked)."""
+        return self.check_points()[0][1]
+
+
+def _param_value(value: Any) -> Any:
+    """A family parameter (or hyper-parameter): a `Dimension` when it is a mapping with
+    ``distribution`` or ``values``, otherwise a constant (exponent strings read as floats)."""
+    if isinstance(value, Dimension):
+        return value
+    if isinstance(value, Mapping) and ("distribution" in value or "values" in value):
+        return Dimension.model_validate(dict(value))
+    return yaml_number(value)
+
+
+ParamValue = Annotated[Any, BeforeValidator(_param_value)]
+"""A constant, or a `Dimension`."""
+
+Family = dict[str, ParamValue]
+
+
+def _lr_value(value: Any) -> Any:
+    if value is None or isinstance(value, Dimension):
+        return value
+    if isinstance(value, Mapping):
+        return Dimension.model_validate(dict(value))
+    return _number(value, "lr")
+
+
+def _feedback_lists(value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        return value
+    out: dict[Any, Any] = {}
+    for key, refs in value.items():
+        # YAML 1.1 reads `off:`/`on:` (and yes/no) as booleans; labels are names.
+        label = {False: "off", True: "on"}[key] if isinstance(key, bool) else key
+        label = str(label) if isinstance(label, int | float) else label
+        if refs is None:
+            refs = ()
+        elif isinstance(refs, str | Mapping):
+            refs = (refs,)
+        out[label] = refs
+    return out
+
+
+def dims_of(params: Mapping[str, Any]) -> dict[str, Dimension]:
+    """The dimensions among a family's parameters."""
+    return {k: v for k, v in params.items() if isinstance(v, Dimension)}
+
+
+def constants_of(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The constants among a family's parameters."""
+    return {k: v for k, v in params.items() if not isinstance(v, Dimension)}
+
+
+# ------------------------------------------------------------------------------------- space
+
+
+class SearchSpaceSpec(BaseModel):
+    """A search space over LR policies (and optionally other hyper-parameters).
+
+    Slots left out (``None``) are fixed by the job's policy. ``lr`` is the base learning rate,
+    used for every optimizer family that does not set its own ``lr``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    version: Literal[1] = 1
+    description: str = ""
+    lr: Annotated[Dimension | float | None, BeforeValidator(_lr_value)] = None
+    schedule: dict[str, Family] | None = None
+    optimizer: dict[str, Family] | None = None
+    gradients: dict[str, Family] | None = None
+    feedback: Annotated[
+        dict[str, tuple[PluginRef, ...]] | None, BeforeValidator(_feedback_lists)
+    ] = None
+    hyperparams: dict[str, ParamValue] = Field(default_factory=dict)
+
+    @field_validator("lr")
+    @classmethod
+    def _check_lr(cls, value: Dimension | float | None) -> Dimension | float | None:
+        if value is not None:
+            raise_problems("lr", [((), m) for _, m in check_lr(value, ())])
+        return value
+
+    @field_validator("schedule", "optimizer", "gradients")
+    @classmethod
+    def _check_families(
+        cls, value: dict[str, dict[str, Any]] | None, info: ValidationInfo
+    ) -> dict[str, dict[str, Any]] | None:
+        if value is None:
+            return None
+        slot = str(info.field_name)
+        problems: list[Problem] = []
+        if not value:
+            problems.append(
+                (
+                    (),
+                    "lists no family: list at least one, or leave the slot out to use the "
+                    "job's policy for it",
+                )
+            )
+        for name, params in value.items():
+            problems.extend((loc[1:], msg) for loc, msg in check_family(slot, name, params))
+        raise_problems(slot, problems)
+        return value
+
+    @field_validator("feedback")
+    @classmethod
+    def _check_feedback_refs(
+        cls, value: dict[str, tuple[PluginRef, ...]] | None
+    ) -> dict[str, tuple[PluginRef, ...]] | None:
+        if value is None:
+            return None
+        problems: list[Problem] = []
+        if not value:
+            problems.append(
+                (
+                    (),
+                    "lists no alternative: give at least one (e.g. `off: []`), or leave the "
+                    "slot out to use the job's policy",
+                )
+            )
+        for label, refs in value.items():
+            problems.extend(_check_feedback(label, refs))
+        raise_problems("feedback", problems)
+        return {label: resolved_feedback(refs) for label, refs in value.items()}
+
+    @field_validator("hyperparams")
+    @classmethod
+    def _check_hyperparams(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problems: list[Problem] = [
+            (
+                (key,),
+                f"lrtune sets this itself ({OWNED_HYPERPARAMS[key]}), search it through "
+                "the LR policy",
+            )
+            for key in value
+            if key in OWNED_HYPERPARAMS
+        ]
+        raise_problems("hyperparams", problems)
+        return value
+
+    # ---- views
+
+    def slot(self, name: str) -> Mapping[str, Any] | None:
+        """The families of a slot (``schedule``, ``optimizer``, ``gradients``, ``feedback``)."""
+        value: Mapping[str, Any] | None = getattr(self, name)
+        return value
+
+    @property
+    def is_conditional(self) -> bool:
+        """Whether some slot chooses among more than one family (conditional parameters)."""
+        return any(len(self.slot(s) or {}) > 1 for s in SLOT_NAMES)
+
+    def needs_base_lr(self) -> bool:
+        """Whether some trial uses the base ``lr`` (an optimizer family without its own)."""
+        if self.optimizer is None:
+            return True
+        return any("lr" not in params for params in self.optimizer.values())
+
+    def dimensions(self) -> dict[str, Dimension]:
+        """Every dimension by its flat parameter name (``schedule.cosine.min_factor``, ``lr``,
+        ``hyperparams.gamma``)."""
+        out: dict[str, Dimension] = {}
+        if isinstance(self.lr, Dimension):
+            out["lr"] = self.lr
+        for slot in PLUGIN_SLOTS:
+            for name, params in (self.slot(slot) or {}).items():
+                for key, dim in dims_of(params).items():
+                    out[f"{slot}.{name}.{key}"] = dim
+        for key, dim in dims_of(self.hyperparams).items():
+            out[f"hyperparams.{key}"] = dim
+        return out
+
+    def grid_size(self) -> int:
+        """Number of points of a grid search over the ``values`` of every dimension."""
+
+        def count(dims: Mapping[str, Dimension]) -> int:
+            return math.prod(len(d.values or ()) for d in dims.values())
+
+        base = len(self.lr.values or ()) if isinstance(self.lr, Dimension) else 1
+        total = 1
+        for slot in ("schedule", "gradients"):
+            families = self.slot(slot)
+            if families:
+                total *= sum(count(dims_of(p)) for p in families.values())
+        if self.optimizer:
+            total *= sum(
+                count(dims_of(p)) * (1 if "lr" in p else base) for p in self.optimizer.values()
+            )
+        else:
+            total *= base
+        if self.feedback:
+            total *= len(self.feedback)
+        return total * count(dims_of(self.hyperparams))
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """Plain data (YAML-ready) that loads back to an equal space."""
+        data: dict[str, Any] = self.model_dump(mode="json")
+        return data
+
+
+# -------------------------------------------------------------------------------- the checks
+
+
+def check_lr(value: Dimension | float, loc: Loc) -> list[Problem]:
+    """A base or per-optimizer learning rate: a number > 0, or a dimension of such numbers."""
+    if isinstance(value, Dimension):
+        for what, point in value.check_points():
+            if isinstance(point, bool) or not isinstance(point, int | float) or point <= 0:
+                return [
+                    (loc, f"a learning rate must be a number > 0, but {what} is {_short(point)}")
+                ]
+        return []
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        return [(loc, f"a learning rate must be a number > 0 (got {_short(value)})")]
+    if not math.isfinite(value) or value > 1e6:
+        return [(loc, f"a learning rate must be finite and at most 1e6 (got {value!r})")]
+    return []
+
+
+def _allowed(params_model: type[BaseModel], key: str) -> str:
+    """What a plugin parameter allows: its type and bounds, from the JSON schema."""
+    try:
+        prop = params_model.model_json_schema().get("properties", {}).get(key, {})
+    except Exception:  # a plugin whose schema cannot be rendered: say nothing more
+        return ""
+    symbols = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
+    bounds = " ".join(f"{symbols[k]}{prop[k]}" for k in symbols if k in prop)
+    kind = prop.get("type") or "|".join(
+        str(o.get("type", "?")) for o in prop.get("anyOf", []) if isinstance(o, dict)
+    )
+    text = " ".join(p for p in (str(kind or ""), bounds) if p)
+    return f" (allowed: {text})" if text else ""
+
+
+def check_family(slot: str, name: str, params: Mapping[str, Any]) -> list[Problem]:
+    """Check one family of a plugin slot against its registry entry and parameter model.
+
+    Every point of every dimension (low, high, each value and choice) is substituted, with the
+    family's constants and every other dimension at its first point, and the result validated
+    by the plugin's params model; plugin defaults fill the parameters left out, exactly as
+    they will when a trial is sampled (a required parameter left out is an error).
+    """
+    registry = SLOTS[PLUGIN_SLOTS[slot]]
+    loc: Loc = (slot, name)
+    try:
+        entry = registry.get(name)
+    except LRTuneError as exc:
+        return [(loc, str(exc))]
+    problems: list[Problem] = []
+    params = dict(params)
+    if slot == "optimizer" and "lr" in params:
+        problems.extend(check_lr(params.pop("lr"), (*loc, "lr")))
+    model = entry.params_model
+    fields = model.model_fields
+    takes = ", ".join(fields) or "no parameters"
+    unknown = [k for k in params if k not in fields]
+    for unknown_key in unknown:
+        problems.append(
+            (
+                (*loc, unknown_key),
+                f"not a parameter of {registry.slot} '{name}', which takes "
+                f"{takes} (see `lrtune plugins {registry.slot}`)",
+            )
+        )
+    if unknown:
+        return problems
+    dims = dims_of(params)
+    base = {**constants_of(params), **{k: d.first_point() for k, d in dims.items()}}
+    # Each candidate: (the dimension moved off its first point or None, what, value).
+    candidates: list[tuple[str | None, str, Any]] = [(None, "", None)]
+    for dim_key, dim in dims.items():
+        candidates.extend((dim_key, what, point) for what, point in dim.check_points()[1:])
+    for key, what, point in candidates:
+        candidate = dict(base)
+        if key is not None:
+            candidate[key] = point
+        try:
+            model.model_validate(candidate)
+        except ValidationError as exc:
+            for err in exc.errors():
+                problems.append(
+                    _param_problem(registry.slot, name, model, err, dims, key, what, point)
+                )
+            if key is None:  # every other point shares the base's problem
+                return problems
+    return problems
+
+
+def _param_problem(
+    slot: str,
+    name: str,
+    model: type[BaseModel],
+    err: Any,
+    dims: Mapping[str, Dimension],
+    key: str | None,
+    what: str,
+    point: Any,
+) -> Problem:
+    """One plugin-parameter error, located at the parameter and saying which point failed."""
+    loc: Loc = (PLUGIN_SLOT_OF[slot], name)
+    field = str(err["loc"][0]) if err["loc"] else ""
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "missing":
+        return (*loc, field), f"required by {slot} '{name}': give a constant or a dimension"
+    at = (*loc, field) if field in model.model_fields else loc
+    if key is not None and field == key:
+        source = f"{what} {_short(point)}"
+    elif field in dims:
+        source = f"{dims[field].check_points()[0][0]} {_short(dims[field].first_point())}"
+    else:
+        source = _short(err.get("input"))
+    if key is not None and field != key:
+        source += f" (with {key} at {what} {_short(point)})"
+    return at, (f"{msg}: got {source}{_allowed(model, field)}, see `lrtune plugins {slot}`")
+
+
+def _check_feedback(label: str, refs: Sequence[PluginRef]) -> list[Problem]:
+    problems: list[Problem] = []
+    names = [r.name for r in refs]
+    for i, ref in enumerate(refs):
+        if names.count(ref.name) > 1:
+            problems.append(((label, i), f"rule '{ref.name}' listed twice: list each rule once"))
+            continue
+        try:
+            ref.resolved(SLOTS["feedback"])
+        except ValueError as exc:
+            problems.append(((label, i), str(exc)))
+    return problems
+
+
+def resolved_feedback(refs: Sequence[PluginRef]) -> tuple[PluginRef, ...]:
+    """Feedback refs with names checked and defaults filled."""
+    return tuple(ref.resolved(SLOTS["feedback"]) for ref in refs)
