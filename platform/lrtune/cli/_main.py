@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from lrtune.cli._cluster import add_cluster_parsers
+from lrtune.cli._validate import add_validate_parser
 from lrtune.registry import LRTuneError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -66,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=_positive_int, default=60_000, help="env-step budget")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=_cmd_train)
-    __import__("lrtune.cli._validate", fromlist=["_"]).add_validate_parser(sub)
+    add_validate_parser(sub)
+    add_cluster_parsers(sub)
     return parser
 
 

@@ -15,10 +15,12 @@ import os
 import shutil
 import signal
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from ray.tune.callback import Callback
 from ray.tune.stopper import Stopper
 
 from lrtune.registry import LRTuneError
@@ -125,6 +127,32 @@ def policy_label(trial: Any) -> str:
 def trial_dirname(trial: Any) -> str:
     """Short trial folder names (Tune's default embeds the whole config)."""
     return f"trial_{trial.trial_id}"
+
+
+_INTERRUPTED = threading.Event()
+
+
+class InterruptWatch(Callback):
+    """Notes a Ctrl-C (or a forwarded SIGTERM) before Tune's own graceful-stop handler runs.
+
+    Tune keeps its "interrupted" flag to itself and, after stopping, marks the stopped trials
+    TERMINATED like finished ones; this callback's `setup` runs after Tune installs its SIGINT
+    handler and chains in front of it, so `run_job` can tell an interrupted run from a done one.
+    """
+
+    def setup(self, **info: Any) -> None:
+        """Called by Tune once, at the start of the run, in the driver's main thread."""
+        _INTERRUPTED.clear()
+        if threading.current_thread() is not threading.main_thread():
+            return
+        tune_handler = signal.getsignal(signal.SIGINT)
+
+        def note_then_delegate(signum: int, frame: Any) -> None:
+            _INTERRUPTED.set()
+            if callable(tune_handler):
+                tune_handler(signum, frame)
+
+        signal.signal(signal.SIGINT, note_then_delegate)
 
 
 class ExperimentEnvStepBudget(Stopper):
@@ -275,7 +303,7 @@ def run_job(
         checkpoint_config=CheckpointConfig(
             checkpoint_frequency=1, num_to_keep=2, checkpoint_at_end=True
         ),
-        callbacks=[recorder, ProgressPrinter(policy_label, stream)],
+        callbacks=[InterruptWatch(), recorder, ProgressPrinter(policy_label, stream)],
         verbose=0,
     )
     tune_config = TuneConfig(
@@ -310,7 +338,7 @@ def run_job(
 
     trials = list(grid._experiment_analysis.trials)
     ended = {"TERMINATED", "ERROR"}
-    interrupted = any(t.status not in ended for t in trials) or len(trials) == 0
+    interrupted = _INTERRUPTED.is_set() or any(t.status not in ended for t in trials) or not trials
     outcomes = []
     for trial in trials:
         error = None
@@ -318,7 +346,8 @@ def run_job(
             from lrtune.tracking import last_error_line
 
             error = last_error_line(trial)
-        outcomes.append(outcome_of(trial, job, trial.status in ended, error))
+        finished = trial.status in ended and not (interrupted and _stopped_early(trial, job))
+        outcomes.append(outcome_of(trial, job, finished, error))
     if interrupted and job.search.algorithm == "optuna" and job.space is not None:
         from lrtune.running._search import close_running_trials
 
@@ -342,6 +371,11 @@ def run_job(
     stream.write(f"lrtune: results in {results_dir}\n")
     stream.flush()
     return outcome
+
+
+def _stopped_early(trial: Any, job: Any) -> bool:
+    last = trial.last_result or {}
+    return not last.get("budget_reached") and not last.get("diverged")
 
 
 def _study_url(results_dir: Path) -> str:

@@ -1,0 +1,206 @@
+"""`lrtune run` as a process: a real `mlflow server`, loopback-only sockets, Ctrl-C and resume."""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import psutil
+import pytest
+from mlflow.tracking import MlflowClient
+
+from lrtune.running import run_job
+from lrtune.specs import load_job
+
+pytestmark = pytest.mark.slow
+
+
+def is_loopback(ip: str) -> bool:
+    """127.0.0.0/8, ::1, or an IPv4-mapped loopback (``::ffff:127.0.0.1``) on an IPv6 socket."""
+    address = ipaddress.ip_address(ip.split("%")[0])
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool((mapped or address).is_loopback)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture()
+def mlflow_server(tmp_path: Path) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1, stopped by process group at the end."""
+    port = free_port()
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    proc = subprocess.Popen(
+        [
+            str(mlflow_bin),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mlflow server did not start: {proc.stderr.read()!r}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_run_logs_to_a_real_mlflow_server(
+    ray_session: Any, mlflow_server: str, tmp_path: Path, job_file: Any
+) -> None:
+    space = {
+        "version": 1,
+        "lr": {"distribution": "log_uniform", "low": 1e-4, "high": 1e-3},
+        "schedule": {"constant": {}, "cosine": {}},
+    }
+    job = load_job(job_file(tmp_path, "served", space=space))
+    outcome = run_job(job, tracking_uri=mlflow_server, stream=io.StringIO())
+    assert outcome.exit_code == 0
+    client = MlflowClient(mlflow_server)
+    exp = client.get_experiment_by_name("served")
+    runs = client.search_runs([exp.experiment_id])
+    parent = [r for r in runs if r.data.tags.get("lrtune.role") == "experiment"]
+    kids = [r for r in runs if r.data.tags.get("lrtune.role") == "trial"]
+    assert len(parent) == 1 and len(kids) == 2
+    assert all(r.data.tags["mlflow.parentRunId"] == parent[0].info.run_id for r in kids)
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert [m.step for m in client.get_metric_history(kids[0].info.run_id, "lr")] == [128, 256]
+    artifacts = [a.path for a in client.list_artifacts(parent[0].info.run_id)]
+    assert {"summary.json", "job.yaml", "best.yaml"} <= set(artifacts)
+    assert not (tmp_path / "mlflow.db").exists()  # nothing went to the local default store
+
+
+def _listeners(root: psutil.Process) -> set[tuple[str, int]]:
+    found: set[tuple[str, int]] = set()
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            conns = proc.net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        found.update((c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN)
+    return found
+
+
+def _start_run(path: Path, cwd: Path) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "lrtune", "run", str(path)],
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _wait_for(proc: subprocess.Popen[str], needle: str, lines: list[str], limit: float) -> None:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if needle in line:
+            return
+    raise AssertionError(f"never saw {needle!r}:\n{''.join(lines)[-3000:]}")
+
+
+def test_a_local_run_listens_on_loopback_only(tmp_path: Path, job_file: Any) -> None:
+    path = job_file(tmp_path, "closed", policy={"lr": 3e-4}, budget={"trial_env_steps": 1280})
+    proc = _start_run(path, tmp_path)
+    lines: list[str] = []
+    try:
+        _wait_for(proc, "running", lines, 180)
+        root = psutil.Process(proc.pid)
+        seen: set[tuple[str, int]] = set()
+        for _ in range(5):  # sample while trials run
+            seen |= _listeners(root)
+            time.sleep(1.0)
+    finally:
+        out, _ = proc.communicate(timeout=300)
+        lines.append(out)
+    assert proc.returncode == 0, "".join(lines)[-3000:]
+    assert seen, "the run's processes should listen somewhere (GCS, raylet)"
+    off_loopback = {(ip, port) for ip, port in seen if not is_loopback(ip)}
+    assert off_loopback == set(), f"listening off loopback: {sorted(off_loopback)}"
+
+
+def test_ctrl_c_stops_gracefully_and_the_same_command_resumes(
+    tmp_path: Path, job_file: Any
+) -> None:
+    space = {"version": 1, "lr": {"distribution": "log_uniform", "low": 1e-4, "high": 1e-3}}
+    path = job_file(tmp_path, "interrupted", space=space, budget={"trial_env_steps": 1280})
+    proc = _start_run(path, tmp_path)
+    lines: list[str] = []
+    _wait_for(proc, "running", lines, 180)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=180)
+    lines.append(out)
+    assert proc.returncode == 130, "".join(lines)[-3000:]
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("interrupted")
+    runs = client.search_runs([exp.experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("lrtune.role") == "experiment")
+    kids = [r for r in runs if r.data.tags.get("lrtune.role") == "trial"]
+    assert parent.info.status == "KILLED"
+    assert kids and all(r.info.status == "KILLED" for r in kids), [r.info.status for r in kids]
+    assert all(r.data.tags["lrtune.status"] == "stopped" for r in kids)
+    storage = f"sqlite:///{tmp_path / 'results' / 'interrupted' / 'optuna.db'}"
+    study = optuna.load_study(study_name="interrupted", storage=storage)
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+
+    again = _start_run(path, tmp_path)
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, out[-3000:]
+    assert "resuming" in out
+    runs = client.search_runs([exp.experiment_id])
+    kids_after = [r for r in runs if r.data.tags.get("lrtune.role") == "trial"]
+    assert {r.info.run_id for r in kids_after} == {r.info.run_id for r in kids}  # same runs
+    assert all(r.info.status == "FINISHED" for r in kids_after)
+    assert all(r.data.tags["lrtune.status"] == "completed" for r in kids_after)
+    for run in kids_after:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "lr")]
+        assert steps[-1] == 1280 and steps == sorted(set(steps))
