@@ -140,7 +140,13 @@ class InterruptWatch(Callback):
     handler and chains in front of it, so `run_job` can tell an interrupted run from a done one.
     """
 
-    def setup(self, **info: Any) -> None:
+    def setup(
+        self,
+        stop: Stopper | None = None,
+        num_samples: int | None = None,
+        total_num_samples: int | None = None,
+        **info: Any,
+    ) -> None:
         """Called by Tune once, at the start of the run, in the driver's main thread."""
         _INTERRUPTED.clear()
         if threading.current_thread() is not threading.main_thread():
