@@ -1,7 +1,7 @@
 """Running trials: the embedded loopback Ray, single-trial training, and Tune experiments."""
 
 from lrtune.running._local_ray import init_local_ray, prepare_loopback_env
-from lrtune.running._results import RunOutcome, TrialOutcome
+from lrtune.running._results import RunOutcome, TrialOutcome, read_results
 from lrtune.running._run import ExperimentConflictError, experiment_paths, run_job
 from lrtune.running._single import IterationRecord, train_single
 from lrtune.running._trainable import LRTuneTrainable
@@ -15,6 +15,7 @@ __all__ = [
     "experiment_paths",
     "init_local_ray",
     "prepare_loopback_env",
+    "read_results",
     "run_job",
     "train_single",
 ]

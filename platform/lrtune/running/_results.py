@@ -182,3 +182,23 @@ def summary_table(outcome: RunOutcome, top: int = 5) -> str:
         if t.status == "failed":
             lines.append(f"{t.trial_id[-12:]:<12} failed: {t.error}")
     return "\n".join(lines)
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """What a run left in ``results/<name>`` (its summary.json), by folder or experiment name.
+
+    A bare name is looked up under ``./results``.
+    """
+    folder = Path(path)
+    if not folder.exists() and "/" not in str(path):
+        folder = Path("results") / str(path)
+    summary = folder / "summary.json"
+    if not summary.exists():
+        from lrtune.registry import LRTuneError
+
+        raise LRTuneError(
+            f"{path}: no summary.json there; give an experiment's results folder "
+            "(results/<name>) or its name, after `lrtune run` has finished or been stopped."
+        )
+    data: dict[str, Any] = json.loads(summary.read_text())
+    return data
