@@ -268,3 +268,23 @@ def test_shipped_jobs_plan_without_starting_anything(capsys: pytest.CaptureFixtu
     for job in jobs:
         assert main(["run", str(job), "--dry-run"]) == 0, job
         capsys.readouterr()
+
+
+def test_a_search_warm_starts_from_an_earlier_study(workdir: Path, job_file: Any) -> None:
+    first = job_file(workdir, "first", space=COSINE_SPACE, trials={"num": 2, "max_concurrent": 2})
+    run_job(load_job(first), stream=io.StringIO())
+    second = job_file(
+        workdir,
+        "second",
+        space=COSINE_SPACE,
+        trials={"num": 1, "max_concurrent": 1},
+        search={"warm_start": str(workdir / "results" / "first")},
+    )
+    out = io.StringIO()
+    run_job(load_job(second), stream=out)
+    assert "warm start: copied 2 finished trials" in out.getvalue()
+    study = optuna.load_study(
+        study_name="second", storage=f"sqlite:///{workdir}/results/second/optuna.db"
+    )
+    assert len(study.trials) == 3
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)

@@ -1,0 +1,44 @@
+"""Pieces of the run path that need no Ray: the experiment budget, statuses, best choice."""
+
+from __future__ import annotations
+
+from lrtune.running._results import TrialOutcome, pick_best, trial_status
+from lrtune.running._run import ExperimentEnvStepBudget
+
+
+def test_experiment_env_step_budget_stops_all_trials_once_their_sum_reaches_it() -> None:
+    stopper = ExperimentEnvStepBudget(1000)
+    assert stopper("a", {"env_steps": 400}) is False and not stopper.stop_all()
+    stopper("b", {"env_steps": 500})
+    assert not stopper.stop_all()
+    stopper("a", {"env_steps": 500})  # a trial's latest count replaces its earlier one
+    assert stopper.stop_all()
+    assert not ExperimentEnvStepBudget(None).stop_all()
+
+
+def test_trial_status_from_the_last_result() -> None:
+    assert trial_status({"env_steps": 10, "budget_reached": 1}, False, 10, True) == "completed"
+    assert trial_status({"env_steps": 5, "done": True}, False, 10, True) == "pruned"
+    assert trial_status({"env_steps": 5, "diverged": 1}, False, 10, True) == "diverged"
+    assert trial_status({"env_steps": 5}, False, 10, False) == "stopped"
+    assert trial_status(None, True, 10, True) == "failed"
+
+
+def _outcome(trial_id: str, status: str, score: float | None) -> TrialOutcome:
+    return TrialOutcome(trial_id, status, score, 0, {}, {}, "")
+
+
+def test_best_is_never_diverged_failed_or_stopped_and_prefers_full_budget() -> None:
+    trials = [
+        _outcome("d", "diverged", 1e9),
+        _outcome("f", "failed", None),
+        _outcome("s", "stopped", 500.0),
+        _outcome("p", "pruned", 300.0),
+        _outcome("c", "completed", 200.0),
+    ]
+    best = pick_best(trials, "max")
+    assert best is not None and best.trial_id == "c"
+    best = pick_best(trials[:4], "max")
+    assert best is not None and best.trial_id == "p"
+    best = pick_best([_outcome("a", "completed", 5.0), _outcome("b", "completed", 1.0)], "min")
+    assert best is not None and best.trial_id == "b"
