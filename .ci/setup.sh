@@ -13,3 +13,19 @@ fi
 .venv/bin/python -m pip install -q -e ".[dev]"
 .venv/bin/python -c "import lrtune, torch, ray, optuna, mlflow, gymnasium" \
   || { echo "lrtune set-up failed: the imports above did not work" >&2; exit 1; }
+# Debian chromium (+ chromium-driver) for the report's browser test: only when missing, only as
+# root (elsewhere the test is skipped), quietly; a second run finds it and does nothing.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      chromium chromium-driver; } >/dev/null 2>&1 \
+    || echo "lrtune set-up: could not install chromium; the report's browser test will be skipped" >&2
+fi
+# Debian PostgreSQL for the cluster e2e test's MLflow server backend (initdb/pg_ctl live in
+# /usr/lib/postgresql/<v>/bin): only when missing, only as root (elsewhere the test falls back to
+# a sqlite backend and says so), quietly; a second run finds it and does nothing.
+if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
+    && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      postgresql; } >/dev/null 2>&1 \
+    || echo "lrtune set-up: could not install postgresql; the cluster e2e test will use sqlite" >&2
+fi

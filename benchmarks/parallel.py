@@ -82,8 +82,12 @@ def main() -> None:
                 rates = trial_rates(outcome.experiment_dir)
                 assert len(rates) == trials, rates
                 (alone if trials == 1 else pair).append(sum(rates))
-                print(f"rep {rep} trials {trials}: " + " + ".join(f"{r:.0f}" for r in rates)
-                      + " env steps/s", flush=True)
+                print(
+                    f"rep {rep} trials {trials}: "
+                    + " + ".join(f"{r:.0f}" for r in rates)
+                    + " env steps/s",
+                    flush=True,
+                )
     one, two = statistics.median(alone), statistics.median(pair)
     print(f"alone {one:.0f} env steps/s; pair {two:.0f} env steps/s together (2 CPUs)")
     print(f"efficiency={two / (2 * one):.3f}")

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from lrtune.cli._analysis import add_analysis_parsers
 from lrtune.cli._cluster import add_cluster_parsers
 from lrtune.cli._validate import add_validate_parser
 from lrtune.registry import LRTuneError
@@ -40,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--format", choices=("table", "json", "png"), default="table")
     show.add_argument("-o", "--output", help="where to write the png (default schedule.png)")
     show.set_defaults(func=_cmd_schedule_show)
+    export = ssub.add_parser(
+        "export", help="a population member's learned LR trajectory as an LR policy file"
+    )
+    export.add_argument("results", help="a population run's results folder (results/<name>)")
+    export.add_argument("--trial", default="best", help="best (default) or a trial id")
+    export.add_argument("-o", "--output", help="the file to write (default: standard output)")
+    export.set_defaults(func=_cmd_schedule_export)
 
     r = sub.add_parser("run", help="run (or resume) a job: Tune trials, Optuna search, MLflow")
     r.add_argument("job", help="a job YAML file (jobs/*.yaml)")
@@ -70,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_cmd_train)
     add_validate_parser(sub)
     add_cluster_parsers(sub)
+    add_analysis_parsers(sub)
     return parser
 
 
@@ -218,6 +227,31 @@ def _cmd_schedule_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_schedule_export(args: argparse.Namespace) -> int:
+    from lrtune.running._lineage import export_schedule, load_lineage, policy_text
+    from lrtune.specs import parse_policy
+
+    lineage = load_lineage(args.results)
+    trial = args.trial
+    if trial == "best":
+        trial = lineage.get("best")
+        if not trial:
+            raise _BadInput(
+                f"{args.results}: the run has no best member (none finished); give --trial ID "
+                f"(members: {', '.join(sorted(lineage.get('trials', {})))})."
+            )
+    policy, header = export_schedule(lineage, str(trial), source=str(args.results))
+    parse_policy(policy, f"exported policy of {trial}")  # it must load back as written
+    text = policy_text(policy, header)
+    if args.output:
+        with open(args.output, "w") as handle:
+            handle.write(text)
+        print(args.output)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def _plot_schedule(title: str, policy: Any, last_step: int, out: str) -> None:
     import matplotlib
 
@@ -301,12 +335,15 @@ def _plan(job: Any, args: argparse.Namespace) -> dict[str, Any]:
         "job_hash": job.resolved_hash(),
         "agent": job.agent,
         "env": job.env.id,
-        "trials": job.trials.num,
+        "trials": job.population.size if job.population else job.trials.num,
         "max_concurrent": min(job.trials.max_concurrent, job.trials.num),
         "trial_env_steps": job.budget.trial_env_steps,
         "seeds": list(job.seeds.tuning),
         "resources_per_trial": {"cpu": job.resources.cpus, "gpu": job.resources.gpus},
-        "search": job.search.model_dump(mode="json") if job.space is not None else "fixed policy",
+        "search": job.search.model_dump(mode="json")
+        if job.space is not None
+        else ("population" if job.population else "fixed policy"),
+        "population": job.population.model_dump(mode="json") if job.population else None,
         "scheduler": job.scheduler.name,
         "metric": job.metric.model_dump(mode="json"),
         "tracking_uri": args.tracking_uri or job.tracking.resolved_uri,

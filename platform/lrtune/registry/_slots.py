@@ -14,9 +14,10 @@ schedules: Registry[Any] = Registry("schedules", builtin_modules=("lrtune.polici
 optimizers: Registry[Any] = Registry("optimizers", builtin_modules=("lrtune.policies.optimizers",))
 gradients: Registry[Any] = Registry("gradients", builtin_modules=("lrtune.policies.gradients",))
 feedback: Registry[Any] = Registry("feedback", builtin_modules=("lrtune.policies.feedback",))
-# Filled by the population-based training issue; the slot is reserved so that third parties
-# can already target its entry-point group.
-populations: Registry[Any] = Registry("populations", builtin_modules=())
+# Population-based training (pbt, pb2): Tune schedulers, built in the running room.
+populations: Registry[Any] = Registry(
+    "populations", builtin_modules=("lrtune.running._populations",)
+)
 
 SLOTS: dict[str, Registry[Any]] = {
     "schedules": schedules,

@@ -76,6 +76,11 @@ def trial_status(last: dict[str, Any] | None, errored: bool, budget: int, ended:
 def outcome_of(trial: Any, job: Any, ended: bool, error: str | None) -> TrialOutcome:
     """A `TrialOutcome` from a Tune trial object."""
     point = trial_point(trial.config)
+    if getattr(job, "population", None) is not None:  # a member's current values applied
+        from lrtune.specs import mutable_coords
+
+        policy_data = job.population.member_policy(point["policy"], mutable_coords(trial.config))
+        point = {**point, "policy": policy_data}
     last = trial.last_result or None
     status = trial_status(last, error is not None, job.budget.trial_env_steps, ended)
     score = None
@@ -121,6 +126,7 @@ def resolved_trial_job(
     data["name"] = name or job.name
     data["space"] = None
     data["space_path"] = None
+    data["population"] = None
     data["policy"] = policy
     data["hyperparams"] = {**data.get("hyperparams", {}), **hyperparams}
     data["trials"] = {**data["trials"], "num": 1, "max_concurrent": 1}

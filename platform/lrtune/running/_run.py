@@ -55,6 +55,13 @@ def describe_trial(
     from lrtune.tracking import flatten
 
     point = trial_point(trial.config)
+    if getattr(job, "population", None) is not None:  # a member: its mutable values applied
+        from lrtune.specs import mutable_coords
+
+        point = {
+            **point,
+            "policy": job.population.member_policy(point["policy"], mutable_coords(trial.config)),
+        }
     policy = LRPolicySpec.model_validate(point["policy"])
     schedule = policy.schedule.name
     if schedule == "warmup":
@@ -103,6 +110,9 @@ def trial_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     ):
         if key in lr:
             out[key] = lr[key]
+    # Population members: the mutable LR-policy values change at exploits, so they are metrics.
+    for path, value in (result.get("mutable") or {}).items():
+        out[f"mutable.{path}"] = value
     return {k: float(v) for k, v in out.items() if v is not None}
 
 
@@ -275,13 +285,16 @@ def run_job(
                     "trial_env_steps": job.budget.trial_env_steps,
                     "seeds.tuning": ",".join(map(str, job.seeds.tuning)),
                     "seeds.test": ",".join(map(str, job.seeds.test)),
-                    "search": f"{job.search.algorithm}/{job.search.sampler}",
+                    "search": f"population/{job.population.name}"
+                    if job.population is not None
+                    else f"{job.search.algorithm}/{job.search.sampler}",
                     "scheduler": job.scheduler.name,
                 },
             )
     stream.write(
         f"lrtune: experiment '{job.name}' ({'resuming' if resume else 'new'}), "
-        f"{job.trials.num} trials × {job.budget.trial_env_steps} env steps, tracking {uri}\n"
+        f"{job.population.size if job.population else job.trials.num} trials × "
+        f"{job.budget.trial_env_steps} env steps, tracking {uri}\n"
     )
     stream.flush()
 
@@ -289,10 +302,24 @@ def run_job(
         tune.with_parameters(LRTuneTrainable, job=job),
         {"cpu": job.resources.cpus, "gpu": job.resources.gpus},
     )
-    param_space, search_alg, num_samples, warnings = _search_setup(job, results_dir)
+    from lrtune.running._search import make_scheduler
+
+    plan = None
+    if job.population is not None:  # a population replaces the searcher and the scheduler
+        from lrtune.running._populations import population_plan
+
+        plan = population_plan(job)
+        param_space, search_alg, num_samples = plan.param_space, None, 1
+        warnings: list[str] = []
+    else:
+        param_space, search_alg, num_samples, warnings = _search_setup(job, results_dir)
     for warning in warnings:
         stream.write(f"lrtune: warning: {warning}\n")
-    from lrtune.running._search import make_scheduler
+    extra_callbacks: list[Callback] = []
+    if plan is not None:
+        from lrtune.running._lineage import RECORDS_FILE, LineageRecorder
+
+        extra_callbacks.append(LineageRecorder(str(results_dir / "population" / RECORDS_FILE)))
 
     recorder = TrialRecorder(
         tracker_args=(uri, job.experiment_name),
@@ -307,9 +334,16 @@ def run_job(
         stop=ExperimentEnvStepBudget(job.budget.experiment_env_steps),
         failure_config=FailureConfig(max_failures=job.trials.max_failures),
         checkpoint_config=CheckpointConfig(
-            checkpoint_frequency=1, num_to_keep=2, checkpoint_at_end=True
+            checkpoint_frequency=plan.checkpoint_frequency if plan else 1,
+            num_to_keep=plan.num_to_keep if plan else 2,
+            checkpoint_at_end=True,
         ),
-        callbacks=[InterruptWatch(), recorder, ProgressPrinter(policy_label, stream)],
+        callbacks=[
+            InterruptWatch(),
+            recorder,
+            ProgressPrinter(policy_label, stream),
+            *extra_callbacks,
+        ],
         verbose=0,
     )
     tune_config = TuneConfig(
@@ -317,10 +351,11 @@ def run_job(
         mode=job.metric.mode,
         num_samples=num_samples,
         search_alg=search_alg,
-        scheduler=make_scheduler(job),
-        # With a searcher, its ConcurrencyLimiter bounds concurrency (Tune warns on both).
+        scheduler=plan.scheduler if plan else make_scheduler(job),
+        # With a searcher, its ConcurrencyLimiter bounds concurrency (Tune warns on both); a
+        # population must have every member created at once (its scheduler time-shares them).
         max_concurrent_trials=None
-        if search_alg
+        if search_alg or plan
         else min(job.trials.max_concurrent, job.trials.num),
         time_budget_s=job.budget.experiment_seconds,
         reuse_actors=False,
@@ -371,9 +406,16 @@ def run_job(
         tracking_uri=uri,
         warnings=warnings,
     )
+    lineage_lines: list[str] = []
+    if plan is not None:
+        from lrtune.running._lineage import finish_population
+
+        lineage_lines = finish_population(job, results_dir, outcome, tracker, parent)
     summary = write_summary(outcome, job, job_hash)
     _finish_parent(tracker, parent, job, outcome, summary)
     stream.write(summary_table(outcome) + "\n")
+    for line in lineage_lines:
+        stream.write(f"lrtune: {line}\n")
     stream.write(f"lrtune: results in {results_dir}\n")
     stream.flush()
     return outcome

@@ -12,14 +12,25 @@ before any episode ends, the last finite value or the job's worst value), ``lrtu
 learner's LR metrics of the first seed), ``diverged`` (0/1) and ``done`` at the budget.
 A trial whose divergence persists (the guard's limit, or non-finite losses two iterations in a
 row) reports the job's finite worst value, is tagged diverged and stops (in searches).
+
+In a population job (``job.population``) a member's LR policy is its base policy with the mutable
+coordinates of its config applied (``config["point"]["mutable"]``); it also reports ``mutable``
+(the parameter values) and ``lineage``: the actor's ``incarnation`` and, in the first result after
+a start or restore, ``announce`` (JSON text): its ``ancestry`` (which trial's checkpoints it
+continues, from which env step), its ``policy`` and ``restored_from`` (the checkpoint's trial, env
+steps and a hash of the weights and optimizer state as saved and as restored). After a restore the
+optimizer's settings (betas, momentum, eps...) are re-set from this member's policy: torch's
+``load_state_dict`` would otherwise bring back the donor's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +39,7 @@ from ray import tune
 from lrtune.learners import RESULT_KEY, ModelSettings, TrialResources, build_algorithm_config
 from lrtune.learners._presets import preset_hyperparams
 from lrtune.policies import LRPolicySpec
+from lrtune.specs._population import mutable_coords
 
 STATE_FILE = "lrtune_trial.json"
 
@@ -68,7 +80,14 @@ class LRTuneTrainable(tune.Trainable):
         if job.env.id.startswith(("lrtune/", "lrtune.envs:")):
             import lrtune.envs  # noqa: F401  (registers lrtune's ids in this worker process)
         point = trial_point(config)
-        self.policy = LRPolicySpec.model_validate(point["policy"])
+        policy_data = point["policy"]
+        self.population = getattr(job, "population", None)
+        self.mutable_values: dict[str, float] = {}
+        if self.population is not None:
+            coords = mutable_coords(config)
+            policy_data = self.population.member_policy(policy_data, coords)
+            self.mutable_values = self.population.values(coords)
+        self.policy = LRPolicySpec.model_validate(policy_data)
         self.hyperparams = {
             **preset_hyperparams(job.agent, job.env.id),
             **job.hyperparams,
@@ -100,6 +119,13 @@ class LRTuneTrainable(tune.Trainable):
         self.bad_loss_iterations = 0
         self.started = time.monotonic()
         self.seconds_before = 0.0
+        # Lineage (populations): this actor's id and whose checkpoints it continues.
+        self.incarnation = uuid.uuid4().hex[:12]
+        self.ancestry: list[dict[str, Any]] = [
+            {"trial_id": self.trial_id, "incarnation": self.incarnation, "from_env_steps": 0}
+        ]
+        self.restored_from: dict[str, Any] | None = None
+        self._announced = False
 
     def step(self) -> dict[str, Any]:
         """Train every seed one iteration; report the aggregate."""
@@ -150,7 +176,26 @@ class LRTuneTrainable(tune.Trainable):
             "budget_reached": int(env_steps >= job.budget.trial_env_steps or out_of_time),
             "done": done,
         }
+        if self.population is not None:
+            report["mutable"] = dict(self.mutable_values)
+            report["lineage"] = self._lineage_report()
         return report
+
+    def _lineage_report(self) -> dict[str, Any]:
+        """``{"incarnation"}``, plus ``"announce"`` (JSON text: ancestry, policy, restored_from)
+        in the first result of an actor (text, so loggers do not flatten or refuse it)."""
+        out: dict[str, Any] = {"incarnation": self.incarnation}
+        if not self._announced:
+            self._announced = True
+            announce: dict[str, Any] = {
+                "trial_id": self.trial_id,
+                "ancestry": [dict(s) for s in self.ancestry],
+                "policy": self.policy.model_dump(mode="json"),
+            }
+            if self.restored_from is not None:
+                announce["restored_from"] = self.restored_from
+            out["announce"] = json.dumps(announce)
+        return out
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         """Save every seed's algorithm (weights, optimizer, lrtune's learner state)."""
@@ -162,6 +207,17 @@ class LRTuneTrainable(tune.Trainable):
             "seconds": self.seconds_before + time.monotonic() - self.started,
             "prev_steps": getattr(self, "_prev_steps", 0),
         }
+        if self.population is not None:
+            state.update(
+                trial_id=self.trial_id,
+                incarnation=self.incarnation,
+                ancestry=self.ancestry,
+                env_steps=getattr(self, "_prev_steps", 0),
+                iteration=self.iteration,
+                policy=self.policy.model_dump(mode="json"),
+                mutable=self.mutable_values,
+                state_hash=[state_hash(algo) for algo in self.algos],
+            )
         Path(checkpoint_dir, STATE_FILE).write_text(json.dumps(state))
         # Returning None (not a dict) makes Tune hand the folder back to `load_checkpoint`.
 
@@ -178,11 +234,88 @@ class LRTuneTrainable(tune.Trainable):
             self.seconds_before = float(state.get("seconds", 0.0))
             self.started = time.monotonic()
             self._prev_steps = int(state.get("prev_steps", 0))
+            if self.population is not None:
+                self._continue_lineage(state)
+
+    def _continue_lineage(self, state: dict[str, Any]) -> None:
+        """After a restore: re-set this policy's optimizer settings; record whose state it is."""
+        settings = [reapply_optimizer_settings(algo) for algo in self.algos]
+        steps = int(state.get("env_steps", state.get("prev_steps", 0)))
+        self.ancestry = [dict(s) for s in state.get("ancestry", [])] + [
+            {"trial_id": self.trial_id, "incarnation": self.incarnation, "from_env_steps": steps}
+        ]
+        self.restored_from = {
+            "trial_id": state.get("trial_id"),
+            "incarnation": state.get("incarnation"),
+            "env_steps": steps,
+            "iteration": state.get("iteration"),
+            "policy": state.get("policy"),
+            "mutable": state.get("mutable"),
+            "saved_hash": state.get("state_hash"),
+            "restored_hash": [state_hash(algo) for algo in self.algos],
+            "optimizer_settings": settings[0] if settings else {},
+        }
+        self._announced = False
 
     def cleanup(self) -> None:
         """Stop the algorithms."""
         for algo in getattr(self, "algos", []):
             algo.stop()
+
+
+def _local_learner(algo: Any) -> Any:
+    results = list(algo.learner_group.foreach_learner(lambda learner: learner))
+    return results[0].get()
+
+
+def state_hash(algo: Any) -> dict[str, str]:
+    """sha256 of the learner's weights and of its optimizers' state (moments, step counts)."""
+    import torch
+
+    learner = _local_learner(algo)
+    weights = hashlib.sha256()
+    for module_id in sorted(learner.module.keys()):
+        for name, tensor in sorted(learner.module[module_id].state_dict().items()):
+            weights.update(name.encode())
+            weights.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    moments = hashlib.sha256()
+    for name in sorted(learner._named_optimizers):
+        state = learner._named_optimizers[name].state_dict()["state"]
+        for index in sorted(state):
+            for key in sorted(state[index]):
+                value = state[index][key]
+                moments.update(f"{name}/{index}/{key}".encode())
+                if torch.is_tensor(value):
+                    moments.update(value.detach().cpu().contiguous().numpy().tobytes())
+                else:
+                    moments.update(repr(value).encode())
+    return {"weights": weights.hexdigest(), "optimizer": moments.hexdigest()}
+
+
+def reapply_optimizer_settings(algo: Any) -> dict[str, Any]:
+    """Set every optimizer param group's settings (all but params and lr) to this policy's.
+
+    A restore loads the checkpoint's param groups (torch's ``load_state_dict``), i.e. a donor's
+    betas or momentum; a fresh optimizer of the learner's policy over the same parameters gives
+    the member's own. Returns the first group's settings after the change.
+    """
+    learner = _local_learner(algo)
+    first: dict[str, Any] = {}
+    for module_id in learner.module.keys():
+        params = list(learner.get_parameters(learner.module[module_id]))
+        fresh = learner._lrtune_policy.optimizer.build(params, lr=learner.current_lr())
+        for _, optimizer in learner.get_optimizers_for_module(module_id):
+            for group, new in zip(optimizer.param_groups, fresh.param_groups, strict=False):
+                for key, value in new.items():
+                    if key not in ("params", "lr"):
+                        group[key] = value
+            if not first and optimizer.param_groups:
+                first = {
+                    k: v
+                    for k, v in optimizer.param_groups[0].items()
+                    if k != "params" and isinstance(v, (int, float, bool, str, tuple, list))
+                }
+    return first
 
 
 def _node_id() -> str:

@@ -30,6 +30,7 @@ from pydantic import (
 
 from lrtune.policies import LRPolicySpec
 from lrtune.registry import SLOTS, LRTuneError
+from lrtune.specs._population import PopulationSpec
 from lrtune.specs._space import (
     OWNED_HYPERPARAMS,
     PLUGIN_SLOTS,
@@ -300,6 +301,7 @@ class JobSpec(BaseModel):
     results_dir: str = "results"
     hyperparams: dict[str, Any] = Field(default_factory=dict)
     cluster: dict[str, Any] | None = None
+    population: PopulationSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -322,6 +324,20 @@ class JobSpec(BaseModel):
         raise_problems("JobSpec", problems)
         return out
 
+    @model_validator(mode="before")
+    @classmethod
+    def _population_trials(cls, data: Any) -> Any:
+        """A population job's trial count defaults to the population's size."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("population"), Mapping):
+            return data
+        trials = data.get("trials")
+        size = data["population"].get("size")
+        if size is None or (isinstance(trials, Mapping) and "num" in trials):
+            return data
+        if trials is not None and not isinstance(trials, Mapping):
+            return data
+        return {**data, "trials": {**(trials or {}), "num": size}}
+
     @field_validator("hyperparams", mode="before")
     @classmethod
     def _hyper_numbers(cls, value: Any) -> Any:
@@ -331,7 +347,7 @@ class JobSpec(BaseModel):
     def _cross_check(self) -> JobSpec:
         problems: list[Problem] = []
         space, policy = self.space, self.policy
-        if space is None and policy is None:
+        if space is None and policy is None and self.population is None:
             problems.append(
                 (
                     ("policy",),
@@ -353,6 +369,7 @@ class JobSpec(BaseModel):
         problems.extend(self._hyperparam_problems())
         problems.extend(self._budget_problems())
         problems.extend(self._search_problems())
+        problems.extend(self._population_problems())
         raise_problems("JobSpec", problems)
         return self
 
@@ -471,6 +488,47 @@ class JobSpec(BaseModel):
                 )
         return problems
 
+    def _population_problems(self) -> list[Problem]:
+        """A population replaces the search: no space, default search and trial count, no
+        early-stopping scheduler; its mutable parameters must exist in the policy."""
+        population = self.population
+        if population is None:
+            return []
+        problems: list[Problem] = []
+        why = "a population job learns its LR policy with `population:`, not a search algorithm"
+        if self.space is not None:
+            problems.append(
+                (
+                    ("space",),
+                    f"{why}: remove `space:` (use population.mutable and "
+                    "population.choices) or remove `population:`",
+                )
+            )
+        default_search = SearchSpec.model_validate({})
+        for key in SearchSpec.model_fields:
+            if getattr(self.search, key) != getattr(default_search, key):
+                problems.append(
+                    (("search", key), f"{why}: leave `search:` out (it is ignored otherwise)")
+                )
+        if self.scheduler != SchedulerSpec.model_validate({}) and self.scheduler.name != "none":
+            problems.append(
+                (
+                    ("scheduler", "name"),
+                    "the population is the trial scheduler: leave "
+                    "`scheduler:` out or set `name: none`",
+                )
+            )
+        if self.trials.num != population.size:
+            problems.append(
+                (
+                    ("trials", "num"),
+                    f"a population job runs population.size "
+                    f"({population.size}) trials: leave trials.num out or make it equal",
+                )
+            )
+        problems.extend(population.problems(self.policy, self.agent, self.budget.trial_env_steps))
+        return problems
+
     # ---- views
 
     @property
@@ -509,6 +567,8 @@ class JobSpec(BaseModel):
         tracking, storage_path, results_dir, trials.max_concurrent, space_path,
         space.description, cluster)."""
         data = self.to_yaml_dict()
+        if data.get("population") is None:  # jobs from before populations keep their hash
+            data.pop("population", None)
         for path in HASH_EXCLUDED:
             node: Any = data
             for key in path[:-1]:

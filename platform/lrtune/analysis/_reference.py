@@ -1,0 +1,240 @@
+"""The two anchors of score normalisation per task: the random policy's score (→ 0) and the
+environment's reference score (→ 1).
+
+Where they come from, first match wins:
+
+1. the user's override (``--random-score`` / ``--reference-score``, for every env or per env id);
+2. a small built-in table for lrtune's recommender ids with their default configuration
+   (random and oracle clicks per session from ``lrtune.envs.evaluate_baseline``, 4000 seeded
+   sessions);
+3. the reference: gymnasium's ``reward_threshold`` of the env's spec where it is set; the random
+   score: measured by a short random-action rollout of the env (seeded, cached on disk in
+   ``$LRTUNE_CACHE_DIR`` or ``~/.cache/lrtune/random_scores.json``).
+
+Normalisation assumes the job's metric is an episode return (the default
+``env_runners/episode_return_mean``); for other metrics give both anchors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lrtune.registry import LRTuneError
+
+#: (random score, reference score, where they come from) of lrtune's own env ids, default config.
+BUILTIN: dict[str, tuple[float, float, str]] = {
+    "lrtune/RecSys-v0": (
+        10.42,
+        67.15,
+        "built-in table: random and oracle clicks/session (evaluate_baseline, 4000 sessions)",
+    ),
+    "lrtune/RecSysHard-v0": (
+        10.65,
+        41.40,
+        "built-in table: random and oracle clicks/session (evaluate_baseline, 4000 sessions)",
+    ),
+}
+
+RANDOM_EPISODES = 30
+RANDOM_MAX_STEPS = 50_000
+RANDOM_SEED = 12345
+
+
+class AnchorError(LRTuneError):
+    """No reference (or random) score is known for an environment."""
+
+
+@dataclass(frozen=True)
+class TaskAnchors:
+    """The normalisation anchors of one task (env id + env config)."""
+
+    task: str
+    env_id: str
+    random: float
+    reference: float
+    random_source: str
+    reference_source: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready)."""
+        return {
+            "task": self.task,
+            "env": self.env_id,
+            "random": self.random,
+            "reference": self.reference,
+            "random_source": self.random_source,
+            "reference_source": self.reference_source,
+        }
+
+
+def task_key(env_id: str, env_config: Mapping[str, Any] | None) -> str:
+    """A task's name: the env id, plus a short hash of its config when it has one."""
+    if not env_config:
+        return env_id
+    text = json.dumps(dict(env_config), sort_keys=True, default=str)
+    return f"{env_id}#{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def _bare_id(env_id: str) -> str:
+    return env_id.split(":", 1)[1] if ":" in env_id else env_id
+
+
+def parse_overrides(values: list[str] | None) -> dict[str, float]:
+    """Parse score overrides: ``["66"]`` → ``{"*": 66.0}`` (every env);
+    ``["lrtune/RecSys-v0=66"]`` → ``{"lrtune/RecSys-v0": 66.0}``."""
+    out: dict[str, float] = {}
+    for raw in values or []:
+        env, sep, number = raw.rpartition("=")
+        key = env if sep else "*"
+        try:
+            out[key] = float(number)
+        except ValueError:
+            raise AnchorError(
+                f"expected a number or ENV_ID=NUMBER, got {raw!r} (e.g. --reference-score 66 or "
+                "--reference-score lrtune/RecSys-v0=66)"
+            ) from None
+        if not math.isfinite(out[key]):
+            raise AnchorError(f"{raw!r}: the score must be finite")
+    return out
+
+
+def _override(overrides: Mapping[str, float], env_id: str) -> float | None:
+    for key in (env_id, _bare_id(env_id), "*"):
+        if key in overrides:
+            return overrides[key]
+    return None
+
+
+def task_anchors(
+    env_id: str,
+    env_config: Mapping[str, Any] | None = None,
+    *,
+    random_override: Mapping[str, float] | None = None,
+    reference_override: Mapping[str, float] | None = None,
+    measure: bool = True,
+) -> TaskAnchors:
+    """The anchors of a task; raises `AnchorError` (exit 2) when one cannot be found."""
+    bare = _bare_id(env_id)
+    builtin = BUILTIN.get(bare) if not env_config else None
+    random = _override(random_override or {}, env_id)
+    random_source = "--random-score"
+    if random is None and builtin is not None:
+        random, random_source = builtin[0], builtin[2]
+    if random is None and measure:
+        random = measure_random_score(env_id, env_config)
+        random_source = f"measured: random actions, {RANDOM_EPISODES} episodes (cached)"
+    reference = _override(reference_override or {}, env_id)
+    reference_source = "--reference-score"
+    if reference is None and builtin is not None:
+        reference, reference_source = builtin[1], builtin[2]
+    if reference is None:
+        threshold = _reward_threshold(env_id)
+        if threshold is not None:
+            reference, reference_source = threshold, "gymnasium reward_threshold"
+    if reference is None:
+        raise AnchorError(
+            f"no reference score for {env_id}"
+            + (" with this env config" if env_config else "")
+            + ": gymnasium's spec sets no reward_threshold. Give one with --reference-score "
+            f"{bare}=NUMBER (the score that counts as solved; it normalises to 1)."
+        )
+    if random is None:
+        raise AnchorError(
+            f"no random-policy score for {env_id}: give one with --random-score {bare}=NUMBER."
+        )
+    if random == reference:
+        raise AnchorError(
+            f"{env_id}: the random score and the reference score are both {random}; they must "
+            "differ (give --random-score / --reference-score)."
+        )
+    return TaskAnchors(
+        task_key(env_id, env_config),
+        env_id,
+        float(random),
+        float(reference),
+        random_source,
+        reference_source,
+    )
+
+
+def _reward_threshold(env_id: str) -> float | None:
+    import gymnasium
+
+    try:
+        spec = gymnasium.spec(env_id)
+    except Exception:  # unknown id (a module that is not importable here): no threshold
+        return None
+    threshold = getattr(spec, "reward_threshold", None)
+    return float(threshold) if threshold is not None else None
+
+
+def cache_path() -> Path:
+    """Where measured random scores are cached."""
+    base = os.environ.get("LRTUNE_CACHE_DIR")
+    root = Path(base) if base else Path.home() / ".cache" / "lrtune"
+    return root / "random_scores.json"
+
+
+def measure_random_score(
+    env_id: str,
+    env_config: Mapping[str, Any] | None = None,
+    *,
+    episodes: int = RANDOM_EPISODES,
+    max_steps: int = RANDOM_MAX_STEPS,
+    seed: int = RANDOM_SEED,
+) -> float:
+    """Mean return of uniformly random actions over ``episodes`` seeded episodes (cached)."""
+    key = f"{task_key(env_id, env_config)}|{episodes}|{max_steps}|{seed}"
+    path = cache_path()
+    cache: dict[str, float] = {}
+    if path.exists():
+        try:
+            cache = {str(k): float(v) for k, v in json.loads(path.read_text()).items()}
+        except (OSError, ValueError, AttributeError):
+            cache = {}
+    if key in cache:
+        return cache[key]
+    import gymnasium
+
+    make_id = env_id
+    if env_id.startswith("lrtune/"):
+        make_id = f"lrtune.envs:{env_id}"  # gymnasium imports the module that registers it
+    env = gymnasium.make(make_id, **dict(env_config or {}))
+    try:
+        env.action_space.seed(seed)
+        returns: list[float] = []
+        steps = 0
+        for episode in range(episodes):
+            env.reset(seed=seed + episode)
+            total, done = 0.0, False
+            while not done and steps < max_steps:
+                _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+                total += float(reward)
+                steps += 1
+                done = terminated or truncated
+            if done:
+                returns.append(total)
+            if steps >= max_steps:
+                break
+    finally:
+        env.close()
+    if not returns:
+        raise AnchorError(
+            f"{env_id}: no random-action episode ended within {max_steps} steps; give "
+            "--random-score."
+        )
+    value = float(sum(returns) / len(returns))
+    cache[key] = value
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(cache, indent=1, sort_keys=True))
+    except OSError:
+        pass  # a read-only home: measure again next time
+    return value

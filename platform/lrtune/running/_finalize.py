@@ -1,0 +1,462 @@
+"""`finalize`: re-train the top-K configurations of a finished experiment on held-out test seeds.
+
+A search picks its winner on the tuning seeds, so the winner's search score is flattered
+(winner's curse). `finalize` trains each of the top-K configurations (optionally the top-K of
+every group, e.g. every schedule × optimizer cell) once per test seed — seeds the search never
+used — as one Tune run whose trials are recorded as MLflow runs nested under the experiment's
+own parent run, tagged ``lrtune.finalist=true`` (role ``finalist``), with the source trial, the
+test seed and the finalize round. It prints the search score next to the test score.
+
+Population runs (PBT/PB2) do not exist yet; for them, `population_finalists` is the hook that will
+replay the top-K members' exported schedules.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from lrtune.registry import LRTuneError
+from lrtune.running._local_ray import init_local_ray, prepare_loopback_env
+from lrtune.running._results import resolved_trial_job
+from lrtune.running._trainable import LRTuneTrainable
+
+# The tags lrtune.analysis reads (lrtune.analysis._records holds the same names).
+TAG_FINALIST = "lrtune.finalist"
+TAG_SOURCE_TRIAL = "lrtune.source_trial"
+TAG_TEST_SEED = "lrtune.test_seed"
+TAG_ROUND = "lrtune.finalize_round"
+TAG_SEARCH_SCORE = "lrtune.search_score"
+
+PER_CHOICES = ("family", "optimizer", "gating", "feedback", "policy")
+
+
+class FinalizeError(LRTuneError):
+    """An experiment that cannot be finalized as asked."""
+
+
+@dataclass
+class FinalistResult:
+    """One finalist: its source trial, its search score and its score on each test seed."""
+
+    rank: int
+    group: str
+    source_trial: str
+    policy: str
+    search_score: float | None
+    test_scores: dict[int, float | None] = field(default_factory=dict)
+    statuses: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def test_mean(self) -> float | None:
+        """Mean score over the test seeds that completed (None if none did)."""
+        values = [v for v in self.test_scores.values() if v is not None]
+        return sum(values) / len(values) if values else None
+
+
+@dataclass
+class FinalizeOutcome:
+    """What `finalize` returns."""
+
+    name: str
+    round_id: str
+    seeds: list[int]
+    finalists: list[FinalistResult]
+    parent_run_id: str | None
+    tracking_uri: str
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every finalist has a test score on some seed, 1 otherwise, 130 interrupted."""
+        if self.interrupted:
+            return 130
+        return 0 if all(f.test_mean is not None for f in self.finalists) else 1
+
+
+# --- which experiment, which finalists ------------------------------------------------------
+
+
+def find_results_dir(experiment: str) -> Path:
+    """``results/<name>`` from a folder path or an experiment name under ``./results``."""
+    path = Path(experiment).expanduser()
+    for candidate in (path, Path("results") / experiment):
+        if (candidate / "summary.json").exists():
+            return candidate.resolve()
+    raise FinalizeError(
+        f"no finished experiment at {experiment!r}: give its results folder (results/<name>, "
+        "with summary.json) or its name under ./results"
+    )
+
+
+def policy_groups(policy: dict[str, Any]) -> dict[str, str]:
+    """The group labels of a policy, as the MLflow tags of its trial (schedule_family, ...)."""
+    from lrtune.policies import LRPolicySpec
+
+    spec = LRPolicySpec.model_validate(policy)
+    family = spec.schedule.name
+    if family == "warmup":
+        then = spec.schedule.params.get("then") or {}
+        family = f"warmup+{then.get('name', '?')}"
+    return {
+        "family": family,
+        "optimizer": spec.optimizer.name,
+        "gating": spec.gradients.name,
+        "feedback": ",".join(r.name for r in spec.feedback) or "none",
+        "policy": spec.short(),
+    }
+
+
+def select_finalists(
+    trials: Sequence[dict[str, Any]], top: int, mode: str, per: Sequence[str] = ()
+) -> list[tuple[str, dict[str, Any]]]:
+    """``[(group, trial)]``: the ``top`` best trials (of every group of ``per``), best first.
+
+    Only trials that reached their budget compete (a trial stopped early was scored on fewer
+    env steps); if none did, the pruned ones.
+    """
+    scored = [t for t in trials if t.get("score") is not None and math.isfinite(t["score"])]
+    eligible = [t for t in scored if t.get("status") == "completed"] or [
+        t for t in scored if t.get("status") == "pruned"
+    ]
+    sign = 1.0 if mode == "max" else -1.0
+    ranked = sorted(eligible, key=lambda t: -sign * float(t["score"]))
+    chosen: list[tuple[str, dict[str, Any]]] = []
+    counts: dict[str, int] = {}
+    for trial in ranked:
+        labels = policy_groups(trial["policy"])
+        group = "/".join(labels[p] for p in per) if per else "all"
+        if counts.get(group, 0) < top:
+            counts[group] = counts.get(group, 0) + 1
+            chosen.append((group, trial))
+    return chosen
+
+
+def population_finalists(summary: dict[str, Any], top: int) -> list[dict[str, Any]]:
+    """Hook: the top-K members of a population run (PBT/PB2), to replay their exported schedules.
+
+    Population runs are not implemented yet; when they are, this returns one resolved policy per
+    member: its LR trajectory (schedule replayed from the member's exploit history, e.g. a
+    ``piecewise`` schedule) and its final hyper-parameters.
+    """
+    raise FinalizeError(
+        f"experiment {summary.get('name')!r} is a population run; finalizing population runs "
+        "(replaying the top-K members' exported schedules) is not implemented yet."
+    )
+
+
+# --- the Tune side (module level: Tune pickles these) ---------------------------------------
+
+
+class FinalistTrainable(LRTuneTrainable):
+    """`LRTuneTrainable` whose job (one test seed, one finalist) is picked by the trial's key."""
+
+    def setup(self, config: dict[str, Any], job: Any = None, jobs: Any = None) -> None:
+        """Train the finalist ``config["point"]["finalist"]`` of ``jobs``."""
+        key = config.get("point", config)["finalist"]
+        super().setup(config, job=jobs[key])
+
+
+def describe_finalist(
+    jobs: dict[str, Any],
+    meta: dict[str, dict[str, Any]],
+    round_id: str,
+    results_dir: str,
+    trial: Any,
+) -> tuple[str, dict[str, str], dict[str, Any], str | None]:
+    """MLflow run name, tags, params and artifact of a finalist trial."""
+    from lrtune.running._run import describe_trial
+
+    key = trial.config.get("point", trial.config)["finalist"]
+    _, tags, params, artifact = describe_trial(jobs[key], results_dir, trial)
+    info = meta[key]
+    tags.update(
+        {
+            TAG_FINALIST: "true",
+            "finalist": "true",
+            TAG_SOURCE_TRIAL: str(info["source_trial"]),
+            TAG_TEST_SEED: str(info["seed"]),
+            TAG_ROUND: round_id,
+            TAG_SEARCH_SCORE: str(info["search_score"]),
+            "finalist_rank": str(info["rank"]),
+        }
+    )
+    return f"finalist{info['rank']}_seed{info['seed']}", tags, params, artifact
+
+
+def _finalist_label(trial: Any) -> str:
+    from lrtune.policies import LRPolicySpec
+    from lrtune.running._trainable import trial_point
+
+    point = trial.config.get("point", trial.config)
+    policy = LRPolicySpec.model_validate(trial_point(trial.config)["policy"]).short()
+    return f"{point['finalist']} {policy}"
+
+
+# --- finalize -------------------------------------------------------------------------------
+
+
+def finalize(
+    experiment: str,
+    *,
+    top: int,
+    seeds: int,
+    per: Sequence[str] = (),
+    tracking_uri: str | None = None,
+    storage_path: str | None = None,
+    stream: TextIO | None = None,
+    ray_address: str | None = None,
+) -> FinalizeOutcome:
+    """Re-train the experiment's top ``top`` configurations (per group of ``per``) on ``seeds``
+    of its held-out test seeds; record them under the experiment's MLflow parent run."""
+    stream = stream or sys.stdout
+    if top < 1 or seeds < 1:
+        raise FinalizeError("--top and --seeds must be at least 1")
+    unknown = [p for p in per if p not in PER_CHOICES]
+    if unknown:
+        raise FinalizeError(f"--per {','.join(per)}: choose from {', '.join(PER_CHOICES)}")
+    results_dir = find_results_dir(experiment)
+    summary = json.loads((results_dir / "summary.json").read_text())
+    from lrtune.specs import load_job
+
+    job = load_job(results_dir / "job.yaml")
+    if summary.get("population") or getattr(job, "population", None):
+        population_finalists(summary, top)
+    test_seeds = list(job.seeds.test)
+    if seeds > len(test_seeds):
+        raise FinalizeError(
+            f"--seeds {seeds}: the job has {len(test_seeds)} test seeds ({test_seeds}); give "
+            "--seeds at most that, or list more under seeds.test in the job"
+        )
+    chosen = select_finalists(summary.get("trials", []), top, job.metric.mode, per)
+    if not chosen:
+        raise FinalizeError(
+            f"experiment {job.name!r} has no trial with a score that reached its budget: "
+            "nothing to finalize"
+        )
+    uri = tracking_uri or summary.get("tracking_uri") or job.tracking.resolved_uri
+    round_id = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    use_seeds = test_seeds[:seeds]
+
+    from lrtune.specs import JobSpec
+
+    jobs: dict[str, Any] = {}
+    meta: dict[str, dict[str, Any]] = {}
+    results: list[FinalistResult] = []
+    for rank, (group, trial) in enumerate(chosen, start=1):
+        result = FinalistResult(
+            rank=rank,
+            group=group,
+            source_trial=str(trial["trial_id"]),
+            policy=str(trial.get("policy_short", "")),
+            search_score=trial.get("score"),
+        )
+        results.append(result)
+        for seed in use_seeds:
+            data = resolved_trial_job(
+                job,
+                trial["policy"],
+                trial.get("hyperparams", {}),
+                name=f"{job.name}-finalist{rank}",
+            )
+            data["seeds"] = {"tuning": [seed], "test": []}
+            key = f"f{rank}s{seed}"
+            jobs[key] = JobSpec.model_validate(data)
+            meta[key] = {
+                "rank": rank,
+                "seed": seed,
+                "source_trial": result.source_trial,
+                "search_score": result.search_score,
+            }
+
+    parent = _parent_run(uri, job, summary)
+    stream.write(
+        f"lrtune: finalize '{job.name}': {len(results)} configuration(s) × {len(use_seeds)} test "
+        f"seed(s) {use_seeds}, {job.budget.trial_env_steps} env steps each, round {round_id}, "
+        f"tracking {uri}\n"
+    )
+    stream.flush()
+    interrupted, trials = _fit(
+        job, jobs, meta, round_id, results_dir, uri, parent, storage_path, ray_address, stream
+    )
+    for trial in trials:
+        key = trial.config["point"]["finalist"]
+        info = meta[key]
+        result = results[info["rank"] - 1]
+        last = trial.last_result or {}
+        from lrtune.running._results import trial_status
+
+        status = trial_status(
+            last or None, trial.status == "ERROR", job.budget.trial_env_steps, ended=True
+        )
+        score = last.get("score")
+        value = float(score) if isinstance(score, (int, float)) else math.nan
+        ok = status == "completed" and math.isfinite(value)
+        result.test_scores[info["seed"]] = value if ok else None
+        result.statuses[info["seed"]] = status
+    outcome = FinalizeOutcome(
+        name=job.name,
+        round_id=round_id,
+        seeds=use_seeds,
+        finalists=results,
+        parent_run_id=parent,
+        tracking_uri=uri,
+        interrupted=interrupted,
+    )
+    path = results_dir / "finalists.json"
+    path.write_text(json.dumps({**asdict(outcome), "per": list(per)}, indent=2, default=str))
+    if parent is not None:
+        from lrtune.tracking import Tracker
+
+        tracker = Tracker(uri, job.experiment_name)
+        tracker.log_artifact(parent, str(path))
+        tracker.set_tags(parent, {TAG_ROUND: round_id})
+    stream.write(finalize_table(outcome) + "\n")
+    stream.flush()
+    return outcome
+
+
+def _parent_run(uri: str, job: Any, summary: dict[str, Any]) -> str | None:
+    from lrtune.tracking import TAG_EXPERIMENT, TAG_ROLE, Tracker
+
+    tracker = Tracker(uri, job.experiment_name)
+    parent = summary.get("parent_run_id")
+    if parent:
+        found = tracker.safe("get run", lambda: tracker.client.get_run(parent))
+        if found is not None:
+            return str(parent)
+    return tracker.find_run(**{TAG_EXPERIMENT: job.name, TAG_ROLE: "experiment"})
+
+
+def _fit(
+    job: Any,
+    jobs: dict[str, Any],
+    meta: dict[str, dict[str, Any]],
+    round_id: str,
+    results_dir: Path,
+    uri: str,
+    parent: str | None,
+    storage_path: str | None,
+    ray_address: str | None,
+    stream: TextIO,
+) -> tuple[bool, list[Any]]:
+    prepare_loopback_env()
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    from ray import tune
+    from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+
+    from lrtune.running._progress import ProgressPrinter
+    from lrtune.running._run import (
+        _sigterm_as_sigint,
+        experiment_paths,
+        recorder_status,
+        trial_dirname,
+        trial_metrics,
+    )
+    from lrtune.tracking import TAG_ROLE, Tracker, TrialRecorder
+
+    address = ray_address or os.environ.get("RAY_ADDRESS")
+    if address:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=address, log_to_driver=False)
+    else:
+        init_local_ray()
+    experiment_dir, _ = experiment_paths(job, storage_path)
+    trainable = tune.with_resources(
+        tune.with_parameters(FinalistTrainable, jobs=jobs),
+        {"cpu": job.resources.cpus, "gpu": job.resources.gpus},
+    )
+    points = [{"lrtune": _point(jobs[key]), "finalist": key} for key in jobs]
+    recorder = TrialRecorder(
+        tracker_args=(uri, job.experiment_name),
+        parent_run_id=parent,
+        describe=functools.partial(
+            describe_finalist, jobs, meta, round_id, str(results_dir / "finalists")
+        ),
+        metrics_of=trial_metrics,
+        status_of=functools.partial(recorder_status, job.budget.trial_env_steps),
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"point": tune.grid_search(points)},
+        tune_config=TuneConfig(
+            metric="score",
+            mode=job.metric.mode,
+            num_samples=1,
+            max_concurrent_trials=min(job.trials.max_concurrent, len(points)),
+            reuse_actors=False,
+            trial_dirname_creator=trial_dirname,
+        ),
+        run_config=RunConfig(
+            name=f"{job.name}-finalists-{round_id}",
+            storage_path=str(experiment_dir.parent),
+            failure_config=FailureConfig(max_failures=job.trials.max_failures),
+            checkpoint_config=CheckpointConfig(checkpoint_frequency=0, checkpoint_at_end=False),
+            callbacks=[recorder, ProgressPrinter(_finalist_label, stream)],
+            verbose=0,
+        ),
+    )
+    with _sigterm_as_sigint():
+        grid = tuner.fit()
+    trials = list(grid._experiment_analysis.trials)
+    interrupted = any(t.status not in ("TERMINATED", "ERROR") for t in trials) or not trials
+    tracker = Tracker(uri, job.experiment_name)
+    for run_id in recorder.run_ids.values():
+        tracker.set_tags(run_id, {TAG_ROLE: "finalist"})
+    return interrupted, trials
+
+
+def _point(job: Any) -> dict[str, Any]:
+    return {
+        "policy": job.policy.model_dump(mode="json"),
+        "hyperparams": dict(job.hyperparams),
+        "baseline": False,
+    }
+
+
+def finalize_table(outcome: FinalizeOutcome) -> str:
+    """Search score next to test score for each finalist (the winner's curse, visible)."""
+    lines = [
+        f"{'rank':>4}  {'group':<18} {'source trial':<14} {'search':>9} {'test mean':>9} "
+        f"{'test-search':>11}  per seed  policy"
+    ]
+    deltas: list[float] = []
+    for f in outcome.finalists:
+        mean = f.test_mean
+        delta = None
+        if mean is not None and f.search_score is not None:
+            delta = mean - float(f.search_score)
+            deltas.append(delta)
+        per_seed = ", ".join(
+            f"{seed}:{'-' if v is None else f'{v:.2f}'}"
+            + ("" if f.statuses.get(seed) in (None, "completed") else f"({f.statuses[seed]})")
+            for seed, v in f.test_scores.items()
+        )
+        lines.append(
+            f"{f.rank:>4}  {f.group[:18]:<18} {f.source_trial[-14:]:<14} "
+            f"{_num(f.search_score):>9} {_num(mean):>9} {_num(delta, signed=True):>11}  "
+            f"{per_seed}  {f.policy}"
+        )
+    if deltas:
+        avg = sum(deltas) / len(deltas)
+        lines.append(
+            f"winner's curse: on held-out test seeds the finalists scored {avg:+.2f} on average "
+            "against their search scores (negative: the search flattered them)"
+        )
+    return "\n".join(lines)
+
+
+def _num(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.2f}" if signed else f"{value:.2f}"

@@ -1,0 +1,540 @@
+"""The ``population:`` section of a job: population-based training of the LR policy.
+
+A population job trains ``size`` members at once; every ``interval`` env steps a weak member
+copies a strong one (its checkpoint: weights, optimizer moments, schedule position, feedback
+state) and perturbs the *mutable* numbers of its LR policy. Example (YAML)::
+
+    policy: {lr: 3e-4, schedule: {name: cosine, params: {min_factor: 0.1}}}
+    population:
+      name: pbt                     # an entry of the `populations` slot (pbt, pb2, ...)
+      size: 4
+      interval: 8192                # env steps between two perturbations of a member
+      quantile_fraction: 0.25       # any other key is a parameter of the plugin
+      resample_probability: 0.25
+      mutable:
+        lr: {low: 1e-5, high: 1e-2}                     # log-scaled by default
+        schedule.min_factor: {low: 0.0, high: 0.5, factors: [0.8, 1.25]}
+        gradients.max_norm: {low: 0.1, high: 10, scale: log}
+      choices:                      # drawn per member at the start, then fixed (copied on exploit)
+        optimizer: [adam, {name: sgd, params: {momentum: 0.9}}]
+
+Mutable parameters live in each trial's config as plain numbers ("coordinates"):
+``log10(value)`` for log-scaled ones, the value itself otherwise, so that PB2's linear bounds
+search a base LR in log space. `PopulationSpec.member_policy` turns a member's coordinates back
+into its LR policy.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import random
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from lrtune.policies import LRPolicySpec, PluginRef
+from lrtune.registry import SLOTS, LRTuneError
+from lrtune.specs._space import Loc, Problem, raise_problems, yaml_number
+
+#: Where a member's mutable coordinates sit in its Tune config: ``config["point"]["mutable"]``.
+MUTABLE_KEY = "mutable"
+#: Default PBT perturbation factors (a value is multiplied by one of them, chosen at random).
+DEFAULT_FACTORS = (0.8, 1.25)
+#: The policy parts a mutable path may start with, and the registry slot of each.
+PATH_SLOTS = {"schedule": "schedules", "optimizer": "optimizers", "gradients": "gradients"}
+#: Slots whose entry a population may draw per member (categorical, fixed for a member's life).
+CHOICE_SLOTS = ("schedule", "optimizer", "gradients")
+_SINGULAR = {
+    "schedules": "schedule",
+    "optimizers": "optimizer",
+    "gradients": "gradient gate",
+    "feedback": "feedback rule",
+}
+#: At most this many combinations of choices are checked against every mutable parameter.
+MAX_COMBINATIONS = 64
+
+
+def _real(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return yaml_number(value)
+
+
+def _whole(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not a boolean")
+    value = yaml_number(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+Real = Annotated[float, BeforeValidator(_real), Field(allow_inf_nan=False)]
+Whole = Annotated[int, BeforeValidator(_whole)]
+
+
+def _frozen(extra: Literal["forbid", "allow"] = "forbid") -> ConfigDict:
+    return ConfigDict(extra=extra, frozen=True, validate_default=True)
+
+
+class MutableParam(BaseModel):
+    """One mutable number of the LR policy: its bounds, scale and (PBT) perturbation factors.
+
+    ``scale`` defaults to ``log`` for the base LR and ``linear`` otherwise; a log-scaled
+    parameter is searched (sampled, perturbed by PB2) as ``log10(value)``.
+    """
+
+    model_config = _frozen()
+
+    low: Real
+    high: Real
+    scale: Literal["linear", "log"] | None = None
+    factors: tuple[Annotated[Real, Field(gt=0)], ...] | None = Field(
+        default=None, min_length=1, max_length=16
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MutableParam:
+        problems: list[Problem] = []
+        if not self.low < self.high:
+            problems.append((("high",), f"must be above low ({self.low}); got {self.high}"))
+        if self.scale == "log" and self.low <= 0:
+            problems.append((("low",), f"a log-scaled parameter needs low > 0 (got {self.low})"))
+        raise_problems("MutableParam", problems)
+        return self
+
+    def is_log(self, path: str) -> bool:
+        """Whether the parameter is searched in log10 space (default: only ``lr``)."""
+        if self.scale is not None:
+            return self.scale == "log"
+        return path == "lr" and self.low > 0
+
+    def to_coord(self, path: str, value: float) -> float:
+        """The config coordinate of ``value`` (log10 for log-scaled parameters)."""
+        return math.log10(value) if self.is_log(path) else float(value)
+
+    def to_value(self, path: str, coord: float) -> float:
+        """The parameter value of a config coordinate."""
+        return 10.0 ** float(coord) if self.is_log(path) else float(coord)
+
+    def coord_bounds(self, path: str) -> tuple[float, float]:
+        """``(low, high)`` in coordinates."""
+        return self.to_coord(path, self.low), self.to_coord(path, self.high)
+
+    def perturbation_factors(self) -> tuple[float, ...]:
+        """The PBT factors (the default pair when none are given)."""
+        return tuple(self.factors) if self.factors else DEFAULT_FACTORS
+
+
+class PopulationCheckpointSpec(BaseModel):
+    """Checkpoints of a population: how often (env steps) and how many each member keeps.
+
+    The population's own scheduler also saves a member when it reaches a perturbation point.
+    ``num_to_keep`` must let a donor's checkpoint outlive one perturbation interval of the
+    donor's training (it is what a weaker member restores): at least
+    ``ceil(interval / checkpoint.interval) + 2``.
+    """
+
+    model_config = _frozen()
+
+    interval: Whole | None = Field(default=None, gt=0)
+    num_to_keep: Whole = Field(default=4, ge=1)
+
+
+class PopulationSpec(BaseModel):
+    """A population of trials whose LR policies are learned during training (PBT, PB2...).
+
+    Keys other than the fields below are parameters of the population plugin
+    (``quantile_fraction``, ``resample_probability``...); they are moved into ``params``.
+    """
+
+    model_config = _frozen()
+
+    name: str = Field(min_length=1)
+    size: Whole
+    interval: Whole = Field(gt=0, description="env steps between two perturbations of a member")
+    params: dict[str, Any] = Field(default_factory=dict)
+    mutable: dict[str, MutableParam] = Field(min_length=1)
+    choices: dict[Literal["schedule", "optimizer", "gradients"], tuple[PluginRef, ...]] = Field(
+        default_factory=dict
+    )
+    members: tuple[dict[str, Real], ...] = ()
+    seed: Whole = 0
+    checkpoint: PopulationCheckpointSpec = PopulationCheckpointSpec()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plugin_params(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        fields = set(cls.model_fields)
+        extra = {k: v for k, v in data.items() if k not in fields}
+        if not extra:
+            return data
+        out = {k: v for k, v in data.items() if k in fields}
+        params = dict(out.get("params") or {}) if isinstance(out.get("params"), Mapping) else {}
+        params.update(extra)
+        out["params"] = params
+        return out
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any) -> Any:
+        return yaml_number(value) if isinstance(value, Mapping) else value
+
+    @model_validator(mode="after")
+    def _check(self) -> PopulationSpec:
+        problems: list[Problem] = []
+        try:
+            entry = SLOTS["populations"].get(self.name)
+        except LRTuneError as exc:
+            raise_problems("PopulationSpec", [(("name",), str(exc))])
+            return self
+        try:
+            validated = entry.params_model.model_validate(dict(self.params))
+            object.__setattr__(self, "params", validated.model_dump(mode="json"))
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc: Loc = tuple(err["loc"]) or ("params",)
+                msg = (
+                    f"population '{self.name}' has no parameter {err['loc'][0]!r} (it takes: "
+                    f"{', '.join(entry.params_model.model_fields) or 'none'}, see `lrtune plugins "
+                    "populations`)"
+                    if err["type"] == "extra_forbidden"
+                    else f"{err['msg']} (got {err.get('input')!r})"
+                )
+                problems.append((loc, msg))
+        if self.size < 2:
+            problems.append((("size",), f"a population needs at least 2 members (got {self.size})"))
+        by_factors = bool(getattr(entry.factory, "perturbs_by_factors", False))
+        for path, param in self.mutable.items():
+            if param.factors is not None and not by_factors:
+                problems.append(
+                    (
+                        ("mutable", path, "factors"),
+                        f"population '{self.name}' does not perturb by factors (it picks new "
+                        "values within the bounds): remove `factors`",
+                    )
+                )
+        if len(self.members) > self.size:
+            problems.append(
+                (
+                    ("members",),
+                    f"{len(self.members)} members listed for a population of {self.size}",
+                )
+            )
+        for i, member in enumerate(self.members):
+            for path, value in member.items():
+                if path not in self.mutable:
+                    problems.append(
+                        (
+                            ("members", i, path),
+                            f"not a mutable parameter (mutable: {', '.join(self.mutable)})",
+                        )
+                    )
+                    continue
+                bounds = self.mutable[path]
+                if not bounds.low <= value <= bounds.high:
+                    problems.append(
+                        (
+                            ("members", i, path),
+                            f"{value} is outside the bounds [{bounds.low}, {bounds.high}]",
+                        )
+                    )
+        for slot, refs in self.choices.items():
+            if not refs:
+                problems.append((("choices", slot), "list at least one entry"))
+            for i, ref in enumerate(refs):
+                try:
+                    ref.resolved(SLOTS[PATH_SLOTS[slot]])
+                except ValueError as exc:
+                    problems.append((("choices", slot, i), str(exc)))
+        raise_problems("PopulationSpec", problems)
+        resolved = {
+            slot: tuple(ref.resolved(SLOTS[PATH_SLOTS[slot]]) for ref in refs)
+            for slot, refs in self.choices.items()
+        }
+        object.__setattr__(self, "choices", resolved)
+        return self
+
+    # ---- views
+
+    @property
+    def checkpoint_interval(self) -> int:
+        """Env steps between two regular checkpoints (default: the perturbation interval)."""
+        return int(self.checkpoint.interval or self.interval)
+
+    def coord_bounds(self) -> dict[str, tuple[float, float]]:
+        """Each mutable parameter's bounds in config coordinates."""
+        return {path: p.coord_bounds(path) for path, p in self.mutable.items()}
+
+    def values(self, coords: Mapping[str, Any]) -> dict[str, float]:
+        """The parameter values of a member's coordinates (what MLflow logs as metrics)."""
+        return {
+            path: self.mutable[path].to_value(path, float(coord))
+            for path, coord in coords.items()
+            if path in self.mutable
+        }
+
+    def member_policy(
+        self, base_policy: Mapping[str, Any], coords: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The LR policy (plain data) of a member: its base policy with its coordinates set.
+
+        Whole-number parameters are rounded. Raises `ValueError` for a path the policy lacks.
+        """
+        policy = _resolved(base_policy)
+        for path, coord in coords.items():
+            if path not in self.mutable:
+                continue
+            loc, kind = locate(policy, path)
+            value = self.mutable[path].to_value(path, float(coord))
+            _set(policy, loc, round(value) if kind is int else value)
+        return policy
+
+    def initial_members(self, base_policy: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Every member's start: ``{"policy": base policy with its choices, "mutable": coords}``.
+
+        Coordinates are drawn uniformly between the bounds (log10 space for log-scaled
+        parameters) with a generator seeded by ``seed``, except those ``members`` gives;
+        each slot's ``choices`` are dealt evenly over the members in a seeded random order.
+        """
+        rng = random.Random(self.seed)
+        base = _resolved(base_policy)
+        deal: dict[str, list[int]] = {}
+        for slot, refs in self.choices.items():
+            order = [i % len(refs) for i in range(self.size)]
+            rng.shuffle(order)
+            deal[slot] = order
+        out = []
+        for i in range(self.size):
+            policy = copy.deepcopy(base)
+            for part, order in deal.items():
+                policy[part] = self.choices[part][order[i]].model_dump(mode="json")  # type: ignore[index]
+            given = self.members[i] if i < len(self.members) else {}
+            coords: dict[str, float] = {}
+            for path, param in self.mutable.items():
+                low, high = param.coord_bounds(path)
+                coords[path] = (
+                    param.to_coord(path, float(given[path]))
+                    if path in given
+                    else rng.uniform(low, high)
+                )
+            out.append({"policy": policy, "mutable": coords})
+        return out
+
+    def combinations(self, base_policy: Mapping[str, Any]) -> list[tuple[Loc, dict[str, Any]]]:
+        """``(where it comes from, policy)`` for each combination of choices (capped)."""
+        base = _resolved(base_policy)
+        slots = list(self.choices)
+        options = [list(enumerate(self.choices[s])) for s in slots]
+        out: list[tuple[Loc, dict[str, Any]]] = []
+        for combo in itertools.islice(itertools.product(*options), MAX_COMBINATIONS):
+            policy = copy.deepcopy(base)
+            where: Loc = ("policy",)
+            for name, (i, ref) in zip(slots, combo, strict=True):
+                policy[name] = ref.model_dump(mode="json")
+                where = ("population", "choices", name, i)
+            out.append((where, policy))
+        return out or [(("policy",), base)]
+
+    def problems(self, base_policy: LRPolicySpec | None, agent: str, budget: int) -> list[Problem]:
+        """What makes this population impossible for a job (locations under the job)."""
+        problems: list[Problem] = []
+        here: Loc = ("population",)
+        if base_policy is None:
+            return [
+                (
+                    ("policy",),
+                    "a population starts every member from the job's `policy:` (give one, "
+                    "e.g. `policy: {lr: 3e-4}`); the mutable parameters are set on it",
+                )
+            ]
+        if self.interval >= budget:
+            problems.append(
+                (
+                    (*here, "interval"),
+                    f"{self.interval} env steps is not below budget.trial_env_steps ({budget}): "
+                    "no member would ever be perturbed: lower it",
+                )
+            )
+        needed = math.ceil(self.interval / self.checkpoint_interval) + 2
+        if self.checkpoint.num_to_keep < needed:
+            problems.append(
+                (
+                    (*here, "checkpoint", "num_to_keep"),
+                    f"{self.checkpoint.num_to_keep} cannot serve a perturbation interval of "
+                    f"{self.interval} env steps with a checkpoint every "
+                    f"{self.checkpoint_interval}: a donor's checkpoint would be deleted before "
+                    f"a weaker member restores it: keep at least {needed}",
+                )
+            )
+        for slot, refs in self.choices.items():
+            for i, ref in enumerate(refs):
+                agents = SLOTS[PATH_SLOTS[slot]].get(ref.name).capabilities.agents
+                if agent not in agents:
+                    problems.append(
+                        (
+                            (*here, "choices", slot, i),
+                            f"'{ref.name}' does not support agent '{agent}'",
+                        )
+                    )
+        base = base_policy.model_dump(mode="json")
+        for path, param in self.mutable.items():
+            loc: Loc = (*here, "mutable", path)
+            for where, policy in self.combinations(base):
+                try:
+                    _, kind = locate(policy, path)
+                except ValueError as exc:
+                    origin = "" if where == ("policy",) else f" (with {'.'.join(map(str, where))})"
+                    problems.append((loc, f"{exc}{origin}"))
+                    break
+                bad = False
+                for bound in ("low", "high"):
+                    value = float(getattr(param, bound))
+                    trial = copy.deepcopy(policy)
+                    set_loc, _ = locate(trial, path)
+                    _set(trial, set_loc, round(value) if kind is int else value)
+                    message = _policy_problem(trial, budget)
+                    if message is not None:
+                        problems.append(
+                            (
+                                (*loc, bound),
+                                f"{value} is outside what the plugin accepts: {message}",
+                            )
+                        )
+                        bad = True
+                if bad:
+                    break
+        return problems
+
+
+# ------------------------------------------------------------------------------- policy paths
+
+
+def _resolved(policy: Mapping[str, Any]) -> dict[str, Any]:
+    """The policy as plain data with every plugin parameter filled in."""
+    data: dict[str, Any] = LRPolicySpec.model_validate(dict(policy)).model_dump(mode="json")
+    return data
+
+
+def _set(policy: dict[str, Any], loc: Loc, value: Any) -> None:
+    node: Any = policy
+    for key in loc[:-1]:
+        node = node[key]
+    node[loc[-1]] = value
+
+
+def _policy_problem(policy: Mapping[str, Any], budget: int) -> str | None:
+    try:
+        spec = LRPolicySpec.model_validate(dict(policy))
+        spec.build(budget=budget)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            msg = str(err["msg"]).removeprefix("Value error, ").split(" — ")[0]
+            parts.append(f"{loc}.{msg}" if msg.startswith("params.") else f"{loc}: {msg}")
+        return ", ".join(parts)
+    except (ValueError, TypeError, LRTuneError) as exc:
+        return str(exc)
+    return None
+
+
+def locate(policy: Mapping[str, Any], path: str) -> tuple[Loc, type]:
+    """Where a mutable ``path`` sits in a resolved policy dict, and its type (int or float).
+
+    Paths: ``lr``, ``schedule.<param>`` (``schedule.then.<param>`` inside warmup),
+    ``optimizer.<param>``, ``gradients.<param>``, ``feedback.<rule>.<param>``.
+
+    Raises:
+        ValueError: the policy has no such numeric parameter (the message says what it has).
+    """
+    parts = path.split(".")
+    if parts == ["lr"]:
+        return ("lr",), float
+    head, rest = parts[0], parts[1:]
+    if head == "feedback":
+        rules = list(policy.get("feedback") or [])
+        if len(rest) < 2:
+            raise ValueError(
+                "a feedback parameter reads feedback.<rule>.<param>, e.g. feedback.kl_adaptive."
+                "target"
+            )
+        names = [r["name"] for r in rules]
+        if rest[0] not in names:
+            raise ValueError(
+                f"the policy has no feedback rule {rest[0]!r} "
+                f"(its rules: {', '.join(names) or 'none'})"
+            )
+        index = names.index(rest[0])
+        return _in_ref(rules[index], "feedback", rest[1:], ("feedback", index))
+    if head in PATH_SLOTS and rest:
+        return _in_ref(policy[head], PATH_SLOTS[head], rest, (head,))
+    raise ValueError(
+        f"{path!r} is not a policy parameter: mutable parameters are lr, schedule.<param>, "
+        "optimizer.<param>, gradients.<param> or feedback.<rule>.<param>"
+    )
+
+
+def _in_ref(ref: Mapping[str, Any], slot: str, parts: list[str], loc: Loc) -> tuple[Loc, type]:
+    entry = SLOTS[slot].get(ref["name"])
+    fields = entry.params_model.model_fields
+    name = parts[0]
+    kind = _SINGULAR[slot]
+    if name not in fields:
+        raise ValueError(
+            f"{kind} '{ref['name']}' has no parameter {name!r} "
+            f"(its parameters: {', '.join(fields) or 'none'})"
+        )
+    value = (ref.get("params") or {}).get(name)
+    if len(parts) > 1:
+        if isinstance(value, Mapping) and "name" in value:
+            return _in_ref(value, slot, parts[1:], (*loc, "params", name))
+        raise ValueError(f"{kind} '{ref['name']}': {name!r} is a number, not a plugin")
+    number = _numeric_kind(fields[name].annotation)
+    if number is None:
+        raise ValueError(
+            f"{kind} '{ref['name']}': {name!r} is not a single number, so it cannot be mutated"
+        )
+    return (*loc, "params", name), number
+
+
+def _numeric_kind(annotation: Any) -> type | None:
+    """``int`` or ``float`` for a numeric field annotation (Optional/Annotated allowed)."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _numeric_kind(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        kinds = {_numeric_kind(a) for a in typing.get_args(annotation) if a is not type(None)}
+        return kinds.pop() if len(kinds) == 1 else None
+    if annotation is bool:
+        return None
+    if annotation in (int, float):
+        return typing.cast(type, annotation)
+    return None
+
+
+def mutable_coords(config: Mapping[str, Any]) -> dict[str, float]:
+    """A trial config's mutable coordinates (``config["point"]["mutable"]``, else ``{}``)."""
+    point = config.get("point", config)
+    coords = point.get(MUTABLE_KEY, {}) if isinstance(point, Mapping) else {}
+    return {str(k): float(v) for k, v in dict(coords).items()}
+
+
+def problems_at(prefix: Loc, problems: Sequence[Problem]) -> list[Problem]:
+    """``problems`` with ``prefix`` put in front of each location."""
+    return [((*prefix, *loc), message) for loc, message in problems]

@@ -1,0 +1,300 @@
+"""`compare` over MLflow records (synthetic stores shaped like lrtune's), its formats and CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lrtune.analysis import (
+    BUILTIN,
+    AnchorError,
+    CompareError,
+    _records,
+    compare,
+    format_csv,
+    format_json,
+    format_table,
+    load_experiment,
+    metric_histories,
+    parse_by,
+    parse_overrides,
+    task_anchors,
+)
+from lrtune.cli import main
+from lrtune.running import _finalize
+
+RANDOM, REFERENCE = BUILTIN["lrtune/RecSys-v0"][:2]
+
+
+def cells(adam: float, sgd: float, n: int = 6) -> dict[tuple[str, str], list[float]]:
+    rng = np.random.default_rng(0)
+    out = {}
+    for family in ("constant", "cosine"):
+        out[(family, "adam")] = list(adam + rng.normal(0, 0.5, n))
+        out[(family, "sgd")] = list(sgd + rng.normal(0, 0.5, n))
+    return out
+
+
+def test_tags_agree_between_running_tracking_and_analysis() -> None:
+    import lrtune.tracking as tracking
+
+    for name in ("TAG_FINALIST", "TAG_SOURCE_TRIAL", "TAG_TEST_SEED", "TAG_ROUND"):
+        assert getattr(_finalize, name) == getattr(_records, name)
+    for name in ("TAG_EXPERIMENT", "TAG_TRIAL_ID", "TAG_STATUS", "TAG_ROLE", "PARENT_TAG"):
+        assert getattr(tracking, name) == getattr(_records, name)
+
+
+def test_compare_trials_by_optimizer(in_tmp: Path, store: Any) -> None:
+    store(in_tmp, "exp", scores=cells(adam=40.0, sgd=15.0))
+    exp = load_experiment("exp")
+    assert exp.env_id == "lrtune/RecSys-v0" and len(exp.trials()) == 24
+    result = compare([exp], by=("optimizer",), reference="sgd", resamples=500)
+    groups = {g.group: g for g in result.groups}
+    assert set(groups) == {"adam", "sgd"}
+    assert result.sources == {"exp": "trials"}
+    assert any("winner's curse" in n for n in result.notes)
+    adam, sgd = groups["adam"], groups["sgd"]
+    assert adam.runs == 12 and adam.source == "trials"
+    expected = (40.0 - RANDOM) / (REFERENCE - RANDOM)
+    assert adam.iqm.value == pytest.approx(expected, abs=0.02)
+    assert adam.iqm.low <= adam.iqm.value <= adam.iqm.high
+    assert adam.improvement.value == pytest.approx(1.0)
+    assert sgd.improvement.value == pytest.approx(0.5)
+    assert adam.raw_iqm == pytest.approx(40.0, abs=0.5)
+    assert adam.optimality_gap.value == pytest.approx(1 - expected, abs=0.02)
+    text = format_table(result)
+    assert "adam" in text and "P(>sgd)" in text and "built-in table" in text
+    (importance,) = result.importances  # no Optuna study here: rebuilt from MLflow records
+    assert importance.source == "MLflow trial records" and importance.method == "fanova"
+    assert {"optimizer", "lr"} <= set(importance.values)
+    assert sum(importance.values.values()) == pytest.approx(1.0)
+    assert importance.values["optimizer"] == max(importance.values.values())
+
+
+def test_finalists_are_preferred_and_grouped_by_two_keys(in_tmp: Path, store: Any) -> None:
+    store(
+        in_tmp,
+        "exp",
+        scores=cells(adam=40.0, sgd=15.0),
+        finalists={("cosine", "adam"): [30.0, 31.0], ("constant", "sgd"): [20.0, 21.0]},
+    )
+    exp = load_experiment(str(in_tmp / "results" / "exp"))
+    assert len(exp.finalists()) == 4
+    result = compare([exp], by=parse_by("family,optimizer"), resamples=200)
+    assert result.sources == {"exp": "finalists"}
+    assert {g.group for g in result.groups} == {"cosine/adam", "constant/sgd"}
+    assert all(g.source == "finalists" and g.configs == 1 for g in result.groups)
+    assert result.reference == "cosine/adam"  # the highest IQM by default
+    only_trials = compare([exp], by=("optimizer",), source="trials", resamples=100)
+    assert only_trials.sources == {"exp": "trials"}
+
+
+def test_statuses_diverged_counts_as_random_and_pruned_is_left_out(
+    in_tmp: Path, store: Any
+) -> None:
+    store(
+        in_tmp,
+        "exp",
+        scores={("constant", "adam"): [40.0] * 4},
+        statuses={0: "diverged", 1: "pruned"},
+    )
+    result = compare([load_experiment("exp")], by=("optimizer",), resamples=100)
+    (group,) = result.groups
+    assert group.runs == 3 and group.diverged == 1 and group.excluded == {"pruned": 1}
+    assert min(s.normalised for s in result.samples) == pytest.approx(0.0)
+
+
+def test_two_tasks_are_normalised_before_aggregation(in_tmp: Path, store: Any) -> None:
+    store(in_tmp, "recsys", scores={("constant", "adam"): [REFERENCE] * 3})
+    store(in_tmp, "cartpole", scores={("constant", "adam"): [500.0] * 3}, env="CartPole-v1")
+    exps = [load_experiment("recsys"), load_experiment("cartpole")]
+    result = compare(exps, by=("optimizer",), random_override={"CartPole-v1": 20.0}, resamples=100)
+    assert set(result.anchors) == {"lrtune/RecSys-v0", "CartPole-v1"}
+    assert result.anchors["CartPole-v1"].reference == 475.0  # gymnasium's reward_threshold
+    (group,) = result.groups
+    assert group.tasks == 2 and group.raw_iqm is None
+    cart = (500.0 - 20.0) / (475.0 - 20.0)
+    assert sorted({round(s.normalised, 6) for s in result.samples}) == sorted({1.0, round(cart, 6)})
+
+
+def test_formats_json_and_csv(in_tmp: Path, store: Any) -> None:
+    store(in_tmp, "exp", scores=cells(adam=40.0, sgd=15.0, n=3))
+    result = compare([load_experiment("exp")], by=("family",), resamples=100)
+    data = json.loads(format_json(result))
+    assert {g["group"] for g in data["groups"]} == {"constant", "cosine"}
+    assert set(data["groups"][0]["iqm"]) == {"value", "low", "high"}
+    assert data["tasks"]["lrtune/RecSys-v0"]["reference"] == REFERENCE
+    rows = list(csv.DictReader(io.StringIO(format_csv(result))))
+    assert len(rows) == 2 and float(rows[0]["iqm_low"]) <= float(rows[0]["iqm"])
+
+
+def test_cli_compare_reads_the_store_named_by_summary(
+    in_tmp: Path, store: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store(in_tmp, "exp", scores=cells(adam=40.0, sgd=15.0, n=3))
+    assert (
+        main(["compare", "exp", "--by", "optimizer", "--format", "json", "--resamples", "200"]) == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert data["sources"] == {"exp": "trials"}
+    # By name only, with the store given explicitly (as for a cluster's experiment).
+    uri = f"sqlite:///{in_tmp / 'mlflow.db'}"
+    (in_tmp / "results" / "exp" / "summary.json").unlink()
+    assert main(["compare", "exp", "--tracking-uri", uri, "--format", "csv"]) == 0
+    assert "constant" in capsys.readouterr().out
+    assert main(["compare", "nope", "--tracking-uri", uri]) == 2
+    assert "no lrtune experiment 'nope'" in capsys.readouterr().err
+    assert main(["compare", "exp", "--tracking-uri", uri, "--by", "colour"]) == 2
+    assert main(["compare", "exp", "--tracking-uri", uri, "--reference", "zzz"]) == 2
+    assert main(["compare", "exp", "--tracking-uri", uri, "--source", "finalists"]) == 2
+
+
+def test_metric_histories_bulk_matches_the_public_per_run_reads(in_tmp: Path, store: Any) -> None:
+    store(in_tmp, "exp", scores=cells(adam=40.0, sgd=15.0, n=2), points=30)
+    exp = load_experiment("exp")
+    ids = [r.run_id for r in exp.trials()]
+    bulk = metric_histories(exp.tracking_uri, ids, "lr", max_points=1000)
+    assert set(bulk) == set(ids)
+    per_run: dict[str, list[tuple[int, float]]] = {}
+    for run_id, step, value in _records._per_run(exp.tracking_uri, ids, "lr", 1000):
+        per_run.setdefault(run_id, []).append((step, value))
+    for run_id, (steps, values) in bulk.items():
+        assert list(zip(steps.tolist(), values.tolist(), strict=True)) == per_run[run_id]
+    sampled = metric_histories(exp.tracking_uri, ids, "lr", max_points=10)
+    for steps, _ in sampled.values():
+        assert len(steps) <= 10 and steps[0] == 33 and steps[-1] == 1000  # first, last kept
+
+
+def test_reference_scores_and_overrides(in_tmp: Path) -> None:
+    recsys = task_anchors("lrtune/RecSys-v0")
+    assert (recsys.random, recsys.reference) == (RANDOM, REFERENCE)
+    assert task_anchors("lrtune.envs:lrtune/RecSys-v0").reference == REFERENCE
+    cart = task_anchors("CartPole-v1")
+    assert cart.reference == 475.0 and 5.0 < cart.random < 60.0
+    assert "measured" in cart.random_source
+    assert (in_tmp / "cache" / "random_scores.json").exists()  # cached for next time
+    forced = task_anchors(
+        "CartPole-v1", random_override={"*": 1.0}, reference_override={"CartPole-v1": 2.0}
+    )
+    assert (forced.random, forced.reference) == (1.0, 2.0)
+    with pytest.raises(AnchorError, match="--reference-score"):
+        task_anchors("Pendulum-v1", random_override={"*": -1200.0})
+    with pytest.raises(AnchorError):
+        task_anchors("lrtune/RecSys-v0", {"num_items": 50}, random_override={"*": 1.0})
+    assert parse_overrides(["3", "a/B-v0=4.5"]) == {"*": 3.0, "a/B-v0": 4.5}
+    with pytest.raises(AnchorError):
+        parse_overrides(["x=y"])
+
+
+def test_parse_by_refuses_unknown_names() -> None:
+    assert parse_by("family, optimizer") == ("family", "optimizer")
+    with pytest.raises(CompareError):
+        parse_by("family,colour")
+
+
+def test_select_finalists_top_k_per_group() -> None:
+    trials = [
+        {"trial_id": "a", "status": "completed", "score": 5.0, "policy": {"lr": 1e-3}},
+        {"trial_id": "b", "status": "completed", "score": 9.0, "policy": {"lr": 2e-3}},
+        {
+            "trial_id": "c",
+            "status": "completed",
+            "score": 1.0,
+            "policy": {"lr": 1e-2, "optimizer": {"name": "sgd"}},
+        },
+        {"trial_id": "d", "status": "pruned", "score": 99.0, "policy": {"lr": 1e-3}},
+        {"trial_id": "e", "status": "diverged", "score": -1e6, "policy": {"lr": 1.0}},
+    ]
+    assert [t["trial_id"] for _, t in _finalize.select_finalists(trials, 2, "max")] == ["b", "a"]
+    per = _finalize.select_finalists(trials, 1, "max", ("optimizer",))
+    assert [(g, t["trial_id"]) for g, t in per] == [("adam", "b"), ("sgd", "c")]
+    assert [t["trial_id"] for _, t in _finalize.select_finalists(trials, 1, "min")] == ["c"]
+
+
+def test_finalize_refuses_bad_requests(in_tmp: Path, store: Any) -> None:
+    assert main(["finalize", "nope", "--top", "1", "--seeds", "1"]) == 2
+    store(in_tmp, "exp", scores={("constant", "adam"): [1.0]})
+    (in_tmp / "results" / "exp" / "job.yaml").write_text(
+        (in_tmp / "results" / "exp" / "job.yaml").read_text()
+    )
+    with pytest.raises(_finalize.FinalizeError, match="population"):
+        _finalize.population_finalists({"name": "exp"}, 1)
+
+
+def test_importance_method_auto_switches_to_ped_anova_for_many_trials() -> None:
+    from lrtune.analysis._importance import resolve_method
+
+    assert resolve_method("auto", 20) == "fanova"
+    assert resolve_method("auto", 500) == "ped-anova"
+    assert resolve_method("fanova", 500) == "fanova"
+
+
+@pytest.mark.slow
+def test_compare_and_histories_through_an_mlflow_server(
+    in_tmp: Path, store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same records read through an `mlflow server` on 127.0.0.1 compare the same way, and
+    bulk histories (including an answer cut at the cap, asked again in halves) match."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    store(in_tmp, "exp", scores=cells(adam=40.0, sgd=15.0, n=3), points=30)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{in_tmp / 'mlflow.db'}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=in_tmp,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "mlflow server did not start"
+                time.sleep(1)
+        local = compare([load_experiment("exp")], by=("optimizer",), resamples=300)
+        remote_exp = load_experiment("exp", url)
+        remote = compare([remote_exp], by=("optimizer",), resamples=300)
+        assert format_json(local) == format_json(remote)
+        ids = [r.run_id for r in remote_exp.trials()]
+        expected = metric_histories(f"sqlite:///{in_tmp / 'mlflow.db'}", ids, "lr", 1000)
+        monkeypatch.setattr(_records, "BULK_MAX_RESULTS", 70)  # 30 points × 3 runs > 70
+        got = metric_histories(url, ids, "lr", 1000)
+        assert set(got) == set(expected)
+        for run_id, (steps, values) in expected.items():
+            assert got[run_id][0].tolist() == steps.tolist()
+            assert got[run_id][1].tolist() == values.tolist()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

@@ -1,0 +1,210 @@
+"""Lineage from member records: exploits, ancestry, trajectories and the exported schedule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from lrtune.cli import main
+from lrtune.running._lineage import (
+    LineageRecorder,
+    ancestry_segments,
+    ancestry_text,
+    build_lineage,
+    export_schedule,
+    read_records,
+    trajectory,
+    write_lineage,
+)
+from lrtune.specs import load_policy, parse_policy
+
+
+def _policy(lr: float, max_norm: float = 0.5) -> dict[str, Any]:
+    return parse_policy(
+        {
+            "lr": lr,
+            "schedule": "constant",
+            "gradients": {"name": "clip_global_norm", "params": {"max_norm": max_norm}},
+            "feedback": [{"name": "kl_adaptive"}],
+        }
+    ).model_dump(mode="json")
+
+
+def _rec(
+    trial: str, inc: str, it: int, steps: int, lr: float, mutable: dict[str, float], **extra: Any
+) -> dict[str, Any]:
+    return {
+        "trial_id": trial,
+        "incarnation": inc,
+        "iteration": it,
+        "env_steps": steps,
+        "lr": lr,
+        "mutable": mutable,
+        **extra,
+    }
+
+
+def _records() -> list[dict[str, Any]]:
+    """A (async) population of two: B exploits A's checkpoint at 256 when B is at 384."""
+    ma, mb = {"lr": 1e-3, "gradients.max_norm": 0.5}, {"lr": 1e-2, "gradients.max_norm": 1.0}
+    mb2 = {"lr": 8e-4, "gradients.max_norm": 0.6}
+    anc_a = [{"trial_id": "A", "incarnation": "a1", "from_env_steps": 0}]
+    anc_b = [{"trial_id": "B", "incarnation": "b1", "from_env_steps": 0}]
+    anc_b2 = [*anc_a, {"trial_id": "B", "incarnation": "b2", "from_env_steps": 256}]
+    restored = {
+        "trial_id": "A",
+        "incarnation": "a1",
+        "env_steps": 256,
+        "iteration": 2,
+        "saved_hash": [{"weights": "w", "optimizer": "o"}],
+        "restored_hash": [{"weights": "w", "optimizer": "o"}],
+    }
+    return [
+        _rec("A", "a1", 1, 128, 1.0e-3, ma, ancestry=anc_a, policy=_policy(1e-3)),
+        _rec("B", "b1", 1, 128, 1.0e-2, mb, ancestry=anc_b, policy=_policy(1e-2, 1.0)),
+        _rec("A", "a1", 2, 256, 0.9e-3, ma),
+        _rec("B", "b1", 2, 256, 0.8e-2, mb),
+        _rec("B", "b1", 3, 384, 0.7e-2, mb),
+        _rec("A", "a1", 3, 384, 0.8e-3, ma),
+        _rec(
+            "B",
+            "b2",
+            3,
+            384,
+            0.75e-3,
+            mb2,
+            ancestry=anc_b2,
+            policy=_policy(8e-4, 0.6),
+            restored_from=restored,
+        ),
+        _rec("B", "b2", 4, 512, 0.7e-3, mb2),
+        _rec("A", "a1", 4, 512, 0.7e-3, ma),
+    ]
+
+
+def test_exploits_are_read_from_the_members_restores() -> None:
+    lineage = build_lineage(_records(), plugin="pbt")
+    (exploit,) = lineage["exploits"]
+    assert exploit["trial"] == "B" and exploit["donor"] == "A"
+    assert exploit["env_step"] == 256 and exploit["donor_iteration"] == 2
+    assert exploit["iteration"] == 3 and exploit["at_env_steps"] == 384
+    assert exploit["policy_before"]["lr"] == 1e-2 and exploit["policy_after"]["lr"] == 8e-4
+    assert exploit["mutable_before"]["lr"] == 1e-2 and exploit["mutable_after"]["lr"] == 8e-4
+    assert exploit["state_hash_equal"] is True
+    assert set(lineage["members"]) == {"A", "B"} and lineage["members"]["B"]["policy"]["lr"] == 1e-2
+
+
+def test_a_restore_from_its_own_checkpoint_is_not_an_exploit() -> None:
+    records = [
+        *_records()[:4],
+        _rec(
+            "A",
+            "a2",
+            3,
+            384,
+            0.8e-3,
+            {"lr": 1e-3},
+            ancestry=[
+                {"trial_id": "A", "incarnation": "a1", "from_env_steps": 0},
+                {"trial_id": "A", "incarnation": "a2", "from_env_steps": 256},
+            ],
+            policy=_policy(1e-3),
+            restored_from={"trial_id": "A", "incarnation": "a1", "env_steps": 256},
+        ),
+    ]
+    lineage = build_lineage(records)
+    assert lineage["exploits"] == []
+    assert ancestry_segments(lineage, "A") == [("A", 0, 384)]
+
+
+def test_trajectory_takes_the_donor_up_to_its_checkpoint_then_the_member() -> None:
+    lineage = build_lineage(_records())
+    points = trajectory(lineage, "B")
+    assert [(p["trial_id"], p["env_steps"], p["lr"]) for p in points] == [
+        ("A", 128, 1.0e-3),
+        ("A", 256, 0.9e-3),
+        ("B", 384, 0.75e-3),  # B's own 384 before the exploit (0.7e-2) is not in its history
+        ("B", 512, 0.7e-3),
+    ]
+    assert ancestry_segments(lineage, "B") == [("A", 0, 256), ("B", 256, 512)]
+    assert ancestry_text(lineage, "B") == "A (0–256) → B (256–512)"
+    assert [p["env_steps"] for p in trajectory(lineage, "A")] == [128, 256, 384, 512]
+
+
+def test_export_is_a_piecewise_policy_of_the_rates_with_what_was_not_carried() -> None:
+    lineage = build_lineage(_records(), plugin="pbt")
+    policy, header = export_schedule(lineage, "B", source="results/x")
+    spec = parse_policy(policy)
+    assert spec.lr == 1.0 and spec.feedback == ()
+    assert spec.schedule.name == "piecewise"
+    assert [list(p) for p in spec.schedule.params["points"]] == [
+        [128, 1.0e-3],
+        [256, 0.9e-3],
+        [384, 0.75e-3],
+        [512, 0.7e-3],
+    ]
+    built = spec.build()
+    for step, lr in [(128, 1.0e-3), (384, 0.75e-3), (512, 0.7e-3)]:
+        assert built.lr(step) == lr  # bit for bit at the recorded steps
+    assert spec.gradients.params["max_norm"] == 0.6  # the final value
+    text = "\n".join(header)
+    assert "ancestry: A (0–256) → B (256–512)" in text
+    assert "carried by the rates: lr" in text
+    assert "gradients.max_norm: [[128, 0.5], [384, 0.6]]" in text
+    assert "feedback rules: off" in text
+
+
+def test_unknown_trial_and_missing_rates_are_lrtune_errors() -> None:
+    from lrtune.registry import LRTuneError
+
+    lineage = build_lineage(_records())
+    with pytest.raises(LRTuneError, match="not in this population"):
+        export_schedule(lineage, "Z")
+    records = _records()
+    records[0]["lr"] = None
+    with pytest.raises(LRTuneError, match="was not recorded"):
+        export_schedule(build_lineage(records), "A")
+
+
+def test_recorder_writes_one_line_per_member_result(tmp_path: Path) -> None:
+    path = tmp_path / "population" / "records.jsonl"
+    recorder = LineageRecorder(str(path))
+    trial = type("T", (), {"trial_id": "A"})()
+    announce = json.dumps({"trial_id": "A", "ancestry": [], "policy": {"lr": 1.0}})
+    result = {
+        "training_iteration": 1,
+        "env_steps": 128,
+        "score": 10.0,
+        "lrtune": {"lr": 1e-3, "feedback_factor": 1.0},
+        "mutable": {"lr": 1e-3},
+        "lineage": {"incarnation": "a1", "announce": announce},
+    }
+    recorder.on_trial_result(1, [], trial, result)
+    recorder.on_trial_result(1, [], trial, {**result, "lineage": {"incarnation": "a1"}})
+    recorder.on_trial_result(1, [], trial, {"env_steps": 5})  # not a population result
+    first, second = read_records(path)
+    assert first["policy"] == {"lr": 1.0} and first["ancestry"] == []
+    assert "policy" not in second and second["incarnation"] == "a1" and second["lr"] == 1e-3
+
+
+def test_schedule_export_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lineage = build_lineage(_records(), plugin="pbt")
+    lineage["best"] = "B"
+    write_lineage(tmp_path, lineage)
+    out = tmp_path / "learned.yaml"
+    assert main(["schedule", "export", str(tmp_path), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith("# lrtune learned schedule") and "ancestry: A (0–256)" in text
+    spec = load_policy(out)
+    assert list(spec.schedule.params["points"][-1]) == [512, 0.7e-3]
+    capsys.readouterr()
+    assert main(["schedule", "export", str(tmp_path), "--trial", "A"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert [p[0] for p in printed["schedule"]["params"]["points"]] == [128, 256, 384, 512]
+    assert main(["schedule", "export", str(tmp_path / "nothing")]) == 2
+    assert "lineage.json" in capsys.readouterr().err
+    assert main(["schedule", "export", str(tmp_path), "--trial", "Z"]) == 2
