@@ -137,7 +137,7 @@ def exploits_exact(job: JobSpec) -> tuple[int, int]:
         ok = (
             len(first) == 1
             and first[0]["lr"] == closed.lr(first[0]["env_steps"])
-            and first[0]["env_steps"] == exploit["env_step"] + BATCH
+            and 0 < first[0]["env_steps"] - exploit["env_step"] <= 2 * BATCH
             and exploit["state_hash_equal"]
         )
         exact += int(ok)

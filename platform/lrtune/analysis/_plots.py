@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -83,15 +84,18 @@ def lr_curves(groups: Mapping[str, Sequence[Curve]], title: str) -> bytes | None
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.2))
-    positive = True
+    log = all(bool(np.all(c[1] >= 0) and np.any(c[1] > 0)) for cs in groups.values() for c in cs)
     for color, (group, curves) in zip(_colors(len(groups)), sorted(groups.items()), strict=True):
         grid, values = _on_grid(curves)
-        ax.plot(grid, np.median(values, axis=0), color=color, label=f"{group} (n={len(curves)})")
-        ax.fill_between(
-            grid, values.min(axis=0), values.max(axis=0), color=color, alpha=0.15, linewidth=0
-        )
-        positive = positive and bool(np.all(values > 0))
-    if positive:
+        if log:  # a schedule that decays to 0 has no place on a log axis at its end
+            values = np.where(values > 0, values, np.nan)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            median = np.nanmedian(values, axis=0)
+            low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+        ax.plot(grid, median, color=color, label=f"{group} (n={len(curves)})")
+        ax.fill_between(grid, low, high, color=color, alpha=0.15, linewidth=0)
+    if log:
         ax.set_yscale("log")
     ax.set_xlabel("env steps")
     ax.set_ylabel("learning rate applied")
