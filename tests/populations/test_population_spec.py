@@ -30,6 +30,7 @@ def test_builtin_entries_and_their_parameters() -> None:
         "quantile_fraction",
         "resample_probability",
         "synch",
+        "burn_in",
     }
     assert pbt.factory.perturbs_by_factors is True
     pb2 = populations.get("pb2")
@@ -44,6 +45,7 @@ def test_plugin_keys_sit_beside_the_fields_and_round_trip(make_job: Any, tmp_pat
         "quantile_fraction": 0.5,
         "resample_probability": 0.0,
         "synch": False,
+        "burn_in": 0,
     }
     again = parse_job(job.to_yaml_dict())
     assert again == job and again.resolved_hash() == job.resolved_hash()

@@ -112,6 +112,9 @@ class PBTParams(PluginParams):
         0.25, ge=0.0, le=1.0, description="chance to draw a parameter afresh instead of perturbing"
     )
     synch: bool = Field(False, description="perturb all members at once (waits for the slowest)")
+    burn_in: int = Field(
+        0, ge=0, description="env steps before the first perturbation (early scores are noise)"
+    )
 
 
 class LRTunePBT(PopulationBasedTraining):
@@ -176,6 +179,7 @@ class PBT(PopulationPlugin):
             quantile_fraction=self.params.quantile_fraction,
             resample_probability=self.params.resample_probability,
             synch=self.params.synch,
+            burn_in_period=self.params.burn_in,
             log_config=True,
         )
 

@@ -125,12 +125,17 @@ def recorder_status(
     return trial_status(dict(result) if result else None, errored, budget, ended=True)
 
 
-def policy_label(trial: Any) -> str:
-    """One short string for the progress view."""
+def policy_label(trial: Any, job: Any = None) -> str:
+    """One short string for the progress view (a population member's current values)."""
     from lrtune.policies import LRPolicySpec
 
     point = trial_point(trial.config)
-    label = LRPolicySpec.model_validate(point["policy"]).short()
+    policy = point["policy"]
+    if getattr(job, "population", None) is not None:
+        from lrtune.specs import mutable_coords
+
+        policy = job.population.member_policy(policy, mutable_coords(trial.config))
+    label = LRPolicySpec.model_validate(policy).short()
     return f"{label} (baseline)" if point.get("baseline") else label
 
 
@@ -341,7 +346,7 @@ def run_job(
         callbacks=[
             InterruptWatch(),
             recorder,
-            ProgressPrinter(policy_label, stream),
+            ProgressPrinter(functools.partial(policy_label, job=job), stream),
             *extra_callbacks,
         ],
         verbose=0,

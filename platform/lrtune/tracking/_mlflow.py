@@ -10,6 +10,7 @@ All logging happens in the Tune driver (no concurrent sqlite writers).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -30,6 +31,8 @@ TAG_TRIAL_ID = "lrtune.trial_id"
 TAG_STATUS = "lrtune.status"
 TAG_ROLE = "lrtune.role"
 PARENT_TAG = "mlflow.parentRunId"
+#: Logged at every result; its history tells a re-attached run how far it was logged.
+STEP_METRIC = "score"
 
 #: lrtune status → MLflow run status.
 RUN_STATUS = {
@@ -120,6 +123,15 @@ class Tracker:
         """Mark a re-attached run RUNNING again (a resumed experiment)."""
         self.safe("reopen", lambda: self.client.update_run(run_id, status="RUNNING"))
 
+    def last_step(self, run_id: str, metric: str) -> int | None:
+        """The highest step at which ``metric`` was logged in the run, or None."""
+
+        def highest() -> int | None:
+            history = self.client.get_metric_history(run_id, metric)
+            return max((int(m.step) for m in history), default=None)
+
+        return self.safe("history", highest)
+
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Log params once (values as strings, truncated to MLflow's limit)."""
         batch = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
@@ -169,6 +181,11 @@ class TrialRecorder(Callback):
     Called by Tune in the driver: `on_trial_start` (create, or re-attach after a restore),
     `on_trial_result` (metrics at the env-step count), `on_trial_complete` / `on_trial_error`
     (final status), `on_experiment_end` (anything still open ends ``KILLED``, tag ``stopped``).
+
+    A trial restored from its own checkpoint (a retry, or a resume after Ctrl-C) re-runs the
+    iterations since that checkpoint; their results are not logged again, so a run's history has
+    one point per env step. A population member restored from *another* member's checkpoint (an
+    exploit) continues that member's history, which is logged as it comes.
     """
 
     def __init__(
@@ -189,6 +206,8 @@ class TrialRecorder(Callback):
         self.run_ids: dict[str, str] = {}
         self.statuses: dict[str, str] = {}
         self.last_results: dict[str, Mapping[str, Any]] = {}
+        # Per trial: the highest env step already logged (replayed iterations are skipped).
+        self.logged_up_to: dict[str, int] = {}
 
     @property
     def tracker(self) -> Tracker:
@@ -214,6 +233,9 @@ class TrialRecorder(Callback):
         if existing is not None:
             self.tracker.reopen(existing)
             self.run_ids[trial_id] = existing
+            last = self.tracker.last_step(existing, STEP_METRIC)
+            if last is not None:
+                self.logged_up_to[trial_id] = last
             return existing
         name, extra_tags, params, artifact = self._describe(trial)
         run_id = self.tracker.start_run(name, {**tags, **extra_tags, TAG_ROLE: "trial"})
@@ -233,11 +255,18 @@ class TrialRecorder(Callback):
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
         """A training iteration reported: log its metrics at its env-step count."""
+        trial_id = str(trial.trial_id)
         run_id = self._run_for(trial)
-        self.last_results[str(trial.trial_id)] = result
-        if run_id is not None:
-            step = int(result.get("env_steps", result.get("training_iteration", 0)))
-            self.tracker.log_metrics(run_id, self._metrics_of(result), step)
+        self.last_results[trial_id] = result
+        if run_id is None:
+            return
+        step = int(result.get("env_steps", result.get("training_iteration", 0)))
+        if restored_from_another_trial(result, trial_id):
+            self.logged_up_to.pop(trial_id, None)
+        if step <= self.logged_up_to.get(trial_id, -1):
+            return  # a replay of an iteration already logged (restored from its own checkpoint)
+        self.logged_up_to[trial_id] = step
+        self.tracker.log_metrics(run_id, self._metrics_of(result), step)
 
     def _finish(self, trial: Any, status: str, extra: Mapping[str, str] | None = None) -> None:
         run_id = self._run_for(trial)
@@ -261,6 +290,15 @@ class TrialRecorder(Callback):
         for trial in trials:
             if str(trial.trial_id) not in self.statuses and str(trial.trial_id) in self.run_ids:
                 self._finish(trial, "stopped")
+
+
+def restored_from_another_trial(result: Mapping[str, Any], trial_id: str) -> bool:
+    """Whether this is the first result after a population exploit (another member's state)."""
+    announce = (result.get("lineage") or {}).get("announce")
+    if not announce:
+        return False
+    source = (json.loads(announce).get("restored_from") or {}).get("trial_id")
+    return source is not None and str(source) != trial_id
 
 
 _EXCEPTION_LINE = re.compile(
