@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,3 +40,109 @@ def ray_session() -> Iterator[Any]:
     context = init_local_ray(num_cpus=2)
     yield context
     ray.shutdown()
+
+
+class LRTuneProcess:
+    """`lrtune run JOB` as a child process (its own Ray), read line by line."""
+
+    def start(self, path: Path, cwd: Path) -> subprocess.Popen[str]:
+        """Start ``python -m lrtune run path`` in ``cwd`` (not attached to a test's Ray)."""
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        return subprocess.Popen(
+            [sys.executable, "-m", "lrtune", "run", str(path)],
+            cwd=cwd,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_for(
+        self, proc: subprocess.Popen[str], needle: str, lines: list[str], limit: float
+    ) -> None:
+        """Read output into ``lines`` until a line holds ``needle`` (fail after ``limit`` s)."""
+        assert proc.stdout is not None
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if needle in line:
+                return
+        raise AssertionError(f"never saw {needle!r}:\n{''.join(lines)[-3000:]}")
+
+    def interrupted_run(self, path: Path, cwd: Path, after_s: float) -> tuple[int, str]:
+        """Start a run, press Ctrl-C ``after_s`` seconds after its first trial runs, and wait:
+        ``(exit code, output)``."""
+        proc = self.start(path, cwd)
+        lines: list[str] = []
+        self.wait_for(proc, "running", lines, 180)
+        time.sleep(after_s)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=180)
+        return proc.returncode, "".join(lines) + out
+
+
+@pytest.fixture()
+def lrtune_process() -> LRTuneProcess:
+    """Start and read `lrtune run` processes (Ctrl-C and resume tests)."""
+    return LRTuneProcess()
+
+
+class PluginDistribution:
+    """Builds a real third-party distribution with one lrtune entry point and pip-installs it
+    into its own folder (not the venv); code then runs with that folder on ``PYTHONPATH``."""
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        self.factory = factory
+
+    def install(self, package: str, source: str, group: str, entry: str, attr: str) -> Path:
+        """Install ``package`` (its ``__init__`` is ``source``) with the entry point
+        ``entry = "package:attr"`` in ``group``; returns the folder it went to."""
+        dist = package.replace("_", "-")
+        src = self.factory.mktemp(f"{package}_src")
+        (src / package).mkdir()
+        (src / package / "__init__.py").write_text(source)
+        (src / "pyproject.toml").write_text(
+            "[build-system]\n"
+            'requires = ["setuptools>=68"]\n'
+            'build-backend = "setuptools.build_meta"\n'
+            "[project]\n"
+            f'name = "{dist}"\n'
+            'version = "1.0"\n'
+            f'[project.entry-points."{group}"]\n'
+            f'{entry} = "{package}:{attr}"\n'
+            "[tool.setuptools]\n"
+            f'packages = ["{package}"]\n'
+        )
+        site = self.factory.mktemp(f"{package}_site")
+        pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
+        subprocess.run([*pip, "--target", str(site), str(src)], check=True, capture_output=True)
+        assert list(site.glob(f"{package}-1.0.dist-info/entry_points.txt"))
+        return site
+
+    @staticmethod
+    def run(site: Path, code: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run ``python -c code`` with the installed folder on ``PYTHONPATH``."""
+        env = {**os.environ, "PYTHONPATH": str(site)}
+        return subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout
+        )
+
+
+@pytest.fixture(scope="session")
+def plugin_distribution(tmp_path_factory: pytest.TempPathFactory) -> PluginDistribution:
+    """Install third-party plugin distributions for entry-point tests."""
+    return PluginDistribution(tmp_path_factory)
+
+
+@pytest.fixture()
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    """Run in a temporary folder (results, ray_results and mlflow.db land there)."""
+    old = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(old)

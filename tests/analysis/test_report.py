@@ -14,6 +14,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from job_helpers import TINY_PPO  # type: ignore[import-not-found]
 from lrtune.analysis import build_report, compare, load_experiment
 from lrtune.cli import main
 
@@ -95,12 +96,6 @@ def _check_in_browser(path: Path, profile: Path, browser: Any, is_blank: Any) ->
 
 # --- a real small experiment -----------------------------------------------------------------
 
-TINY_PPO = {
-    "train_batch_size_per_learner": 128,
-    "minibatch_size": 64,
-    "num_epochs": 1,
-    "num_envs_per_env_runner": 1,
-}
 SPACE = {
     "version": 1,
     "lr": {"distribution": "log_uniform", "low": 1e-4, "high": 1e-3},

@@ -13,41 +13,19 @@ from typing import Any
 
 import yaml
 
+from job_helpers import tiny_job, write_yaml  # type: ignore[import-not-found]
+
 ROOT = Path(__file__).resolve().parents[2]
 # CI keeps a copy of shared/ beside the clone: resolve it from the repository root.
 SHARED = ROOT.parent / "shared"
 SCHEMAS = SHARED / "k8s-schemas"
 
-TINY_PPO = {
-    "train_batch_size_per_learner": 128,
-    "minibatch_size": 64,
-    "num_epochs": 1,
-    "num_envs_per_env_runner": 1,
-}
-
 
 def write_job(folder: Path, name: str, store: Path | None = None, **fields: Any) -> Path:
     """A tiny job YAML in ``folder`` (absolute storage and results under ``store``)."""
     store = store or folder.parent / "store"
-    data: dict[str, Any] = {
-        "version": 1,
-        "name": name,
-        "agent": "ppo",
-        "env": {"id": "CartPole-v1"},
-        "budget": {"trial_env_steps": 256},
-        "trials": {"num": 2, "max_concurrent": 2, "max_failures": 1},
-        "scheduler": {"name": "none"},
-        "policy": {"lr": 3e-4},
-        "hyperparams": dict(TINY_PPO),
-        "storage_path": str(store / "ray_results"),
-        "results_dir": str(store / "results"),
-        "tracking": {"uri": "http://127.0.0.1:5000"},
-    }
-    data.update(fields)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    defaults = {"policy": {"lr": 3e-4}, "tracking": {"uri": "http://127.0.0.1:5000"}}
+    return write_yaml(folder, name, tiny_job(name, store, **{**defaults, **fields}))
 
 
 class FakeDashboard:

@@ -12,34 +12,10 @@ import pytest
 import torch
 
 from lrtune.policies._base import FeedbackRule, FeedbackState, IterationSignals, UpdateSignals
-from lrtune.registry import PluginParamsError, feedback
+from lrtune.registry import feedback
 
 NAMES = feedback.names()
 NAN = float("nan")
-
-
-def _bound_violations(schema: dict[str, Any]) -> list[tuple[str, Any]]:
-    """(field, value beyond one of its numeric bounds) for every bound in the JSON schema."""
-    out: list[tuple[str, Any]] = []
-    for name, prop in schema.get("properties", {}).items():
-        for v in [prop, *prop.get("anyOf", [])]:
-            step = 1 if v.get("type") == "integer" else 1.0
-            if "minimum" in v:
-                out.append((name, v["minimum"] - step - abs(v["minimum"])))
-            if "maximum" in v:
-                out.append((name, v["maximum"] + step + abs(v["maximum"])))
-            if "exclusiveMinimum" in v:
-                out.append((name, v["exclusiveMinimum"]))
-            if "exclusiveMaximum" in v:
-                out.append((name, v["exclusiveMaximum"]))
-    return out
-
-
-BOUND_CASES = [
-    pytest.param(name, field, value, id=f"{name}-{field}={value}")
-    for name in NAMES
-    for field, value in _bound_violations(feedback.get(name).params_model.model_json_schema())
-]
 
 
 def _rule(name: str, params: dict[str, Any] | None = None) -> FeedbackRule:
@@ -87,27 +63,12 @@ def test_example_and_defaults_build(name: str) -> None:
     entry = feedback.get(name)
     assert entry.description
     assert entry.capabilities.stateful
-    for field, info in entry.params_model.model_fields.items():
-        assert info.description, f"{name}.{field} has no description"
     for params in (entry.example, {}):
         rule = entry.build(params)
         assert isinstance(rule, FeedbackRule)
         state = rule.initial_state()
         assert rule.factor(state) == 1.0
         assert not rule.diverged(state)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_unknown_key_is_named(name: str) -> None:
-    with pytest.raises(PluginParamsError, match="no_such_param"):
-        feedback.get(name).build({**feedback.get(name).example, "no_such_param": 1})
-
-
-@pytest.mark.parametrize(("name", "field", "value"), BOUND_CASES)
-def test_bounds_are_enforced(name: str, field: str, value: Any) -> None:
-    entry = feedback.get(name)
-    with pytest.raises(PluginParamsError, match=field):
-        entry.build({**entry.example, field: value})
 
 
 @pytest.mark.parametrize("name", NAMES)

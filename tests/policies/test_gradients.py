@@ -5,13 +5,12 @@ from __future__ import annotations
 import math
 import pickle
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import torch
 
 from lrtune.policies._base import GradientGate
-from lrtune.registry import PluginParamsError, gradients
+from lrtune.registry import gradients
 
 NAMES = gradients.names()
 
@@ -23,30 +22,6 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def _bound_violations(schema: dict[str, Any]) -> list[tuple[str, Any]]:
-    """(field, value beyond one of its numeric bounds) for every bound in the JSON schema."""
-    out: list[tuple[str, Any]] = []
-    for name, prop in schema.get("properties", {}).items():
-        for v in [prop, *prop.get("anyOf", [])]:
-            step = 1 if v.get("type") == "integer" else 1.0
-            if "minimum" in v:
-                out.append((name, v["minimum"] - step - abs(v["minimum"])))
-            if "maximum" in v:
-                out.append((name, v["maximum"] + step + abs(v["maximum"])))
-            if "exclusiveMinimum" in v:
-                out.append((name, v["exclusiveMinimum"]))
-            if "exclusiveMaximum" in v:
-                out.append((name, v["exclusiveMaximum"]))
-    return out
-
-
-BOUND_CASES = [
-    pytest.param(name, field, value, id=f"{name}-{field}={value}")
-    for name in NAMES
-    for field, value in _bound_violations(gradients.get(name).params_model.model_json_schema())
-]
 
 
 def _tensors(
@@ -79,27 +54,12 @@ def test_example_and_defaults_build(name: str) -> None:
     entry = gradients.get(name)
     assert entry.description
     assert not entry.capabilities.stateful, "gates are stateless"
-    for field, info in entry.params_model.model_fields.items():
-        assert info.description, f"{name}.{field} has no description"
     for params in (entry.example, {}):
         gate = entry.build(params)
         assert isinstance(gate, GradientGate)
         grads, params_ = _tensors()
         gate.apply(grads, params_)
         assert all(torch.isfinite(g).all() for g in grads)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_unknown_key_is_named(name: str) -> None:
-    with pytest.raises(PluginParamsError, match="no_such_param"):
-        gradients.get(name).build({**gradients.get(name).example, "no_such_param": 1})
-
-
-@pytest.mark.parametrize(("name", "field", "value"), BOUND_CASES)
-def test_bounds_are_enforced(name: str, field: str, value: Any) -> None:
-    entry = gradients.get(name)
-    with pytest.raises(PluginParamsError, match=field):
-        entry.build({**entry.example, field: value})
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -35,32 +35,6 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-def _bound_violations(schema: dict[str, Any]) -> list[tuple[str, Any]]:
-    """(field, value beyond one of its numeric bounds) for every bound in the JSON schema."""
-    out: list[tuple[str, Any]] = []
-    for name, prop in schema.get("properties", {}).items():
-        variants = [prop, *prop.get("anyOf", [])]
-        for v in variants:
-            is_int = v.get("type") == "integer"
-            step = 1 if is_int else 1.0
-            if "minimum" in v:
-                out.append((name, v["minimum"] - step - abs(v["minimum"])))
-            if "maximum" in v:
-                out.append((name, v["maximum"] + step + abs(v["maximum"])))
-            if "exclusiveMinimum" in v:
-                out.append((name, v["exclusiveMinimum"]))
-            if "exclusiveMaximum" in v:
-                out.append((name, v["exclusiveMaximum"]))
-    return out
-
-
-BOUND_CASES = [
-    pytest.param(name, field, value, id=f"{name}-{field}={value}")
-    for name in NAMES
-    for field, value in _bound_violations(optimizers.get(name).params_model.model_json_schema())
-]
-
-
 def _model() -> torch.nn.Module:
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
@@ -96,26 +70,11 @@ def _plugin(name: str) -> OptimizerPlugin:
 def test_example_and_defaults_build(name: str) -> None:
     entry = optimizers.get(name)
     assert entry.description, "the first docstring line is the description"
-    for field, info in entry.params_model.model_fields.items():
-        assert info.description, f"{name}.{field} has no description"
     for params in (entry.example, {}):
         plugin = entry.build(params)
         assert isinstance(plugin, OptimizerPlugin)
         opt = plugin.build(list(_model().parameters()), 1e-3)
         assert isinstance(opt, torch.optim.Optimizer)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_unknown_key_is_named(name: str) -> None:
-    with pytest.raises(PluginParamsError, match="no_such_param"):
-        optimizers.get(name).build({**optimizers.get(name).example, "no_such_param": 1})
-
-
-@pytest.mark.parametrize(("name", "field", "value"), BOUND_CASES)
-def test_bounds_are_enforced(name: str, field: str, value: Any) -> None:
-    entry = optimizers.get(name)
-    with pytest.raises(PluginParamsError, match=field):
-        entry.build({**entry.example, field: value})
 
 
 @pytest.mark.parametrize("name", NAMES)

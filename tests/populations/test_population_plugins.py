@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +14,7 @@ PLUGIN_SOURCE = '''
 from pydantic import Field
 
 from lrtune.registry import PluginParams, populations
-from lrtune.running._populations import PBT
+from lrtune.running import PBT
 
 
 class HalvingParams(PluginParams):
@@ -28,7 +26,7 @@ class AcmePBT(PBT):
     """PBT with the weaker half copying the stronger half."""
 
     def scheduler(self, setup):
-        from lrtune.running._populations import LRTunePBT
+        from lrtune.running import LRTunePBT
 
         return LRTunePBT(
             setup,
@@ -42,57 +40,16 @@ class AcmePBT(PBT):
 
 
 @pytest.fixture(scope="module")
-def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def plugin_site(plugin_distribution: Any) -> Path:
     """The distribution ``acme-pop`` built and installed with pip into its own folder."""
-    src = tmp_path_factory.mktemp("acme_pop_src")
-    (src / "acme_pop").mkdir()
-    (src / "acme_pop" / "__init__.py").write_text(PLUGIN_SOURCE)
-    (src / "pyproject.toml").write_text(
-        textwrap.dedent(
-            """
-            [build-system]
-            requires = ["setuptools>=68"]
-            build-backend = "setuptools.build_meta"
-            [project]
-            name = "acme-pop"
-            version = "1.0"
-            [project.entry-points."lrtune.populations"]
-            acme_pbt = "acme_pop:AcmePBT"
-            [tool.setuptools]
-            packages = ["acme_pop"]
-            """
-        )
+    site: Path = plugin_distribution.install(
+        "acme_pop", PLUGIN_SOURCE, "lrtune.populations", "acme_pbt", "AcmePBT"
     )
-    site = tmp_path_factory.mktemp("acme_pop_site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(src),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    assert list(site.glob("acme_pop-1.0.dist-info/entry_points.txt"))
     return site
 
 
-def _run(site: Path, code: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    return subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
-    )
-
-
 def test_entry_point_population_is_listed_validated_and_builds_its_scheduler(
-    plugin_site: Path,
+    plugin_site: Path, plugin_distribution: Any
 ) -> None:
     code = textwrap.dedent(
         """
@@ -125,7 +82,7 @@ def test_entry_point_population_is_listed_validated_and_builds_its_scheduler(
         }))
         """
     )
-    out = _run(plugin_site, code)
+    out = plugin_distribution.run(plugin_site, code)
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert {"acme_pbt", "pbt", "pb2"} <= set(got["names"])

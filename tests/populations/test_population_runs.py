@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from lrtune.cli import main
 from lrtune.policies import LRPolicySpec
 from lrtune.running import run_job
+from lrtune.running._finalize import finalize
 from lrtune.running._lineage import export_schedule, read_records, trajectory
 from lrtune.specs import JobSpec, load_job, load_policy
 
@@ -187,12 +188,13 @@ def test_a_diverged_member_ranks_last_and_is_replaced_by_a_healthy_donor(
     assert member.status == "completed" and member.env_steps == BUDGET  # never stopped
 
 
-def test_pb2_population_runs_exactly_and_exports(
+def test_pb2_population_runs_exactly_exports_finalizes_and_reports(
     workdir: Path, make_job: Any, write_job: Any
 ) -> None:
     pytest.importorskip("sklearn")
     data = make_job(workdir, "pb2")
     data["budget"] = {"trial_env_steps": BUDGET}
+    data["seeds"] = {"tuning": [0], "test": [100, 101]}
     data["population"] = {
         "name": "pb2",
         "size": 2,
@@ -215,3 +217,29 @@ def test_pb2_population_runs_exactly_and_exports(
         for point in trajectory(lineage, trial):
             assert 1e-5 <= point["mutable"]["lr"] <= 1e-2 * (1 + 1e-9)
             assert math.isfinite(point["lr"])
+
+    # finalize replays the best member's learned schedule on a held-out test seed.
+    out = io.StringIO()
+    final = finalize("pb2", top=1, seeds=1, stream=out)
+    assert final.exit_code == 0, out.getvalue()
+    (finalist,) = final.finalists
+    assert finalist.source_trial == lineage["best"]
+    assert "learned schedule of" in out.getvalue()
+    learned, _ = export_schedule(lineage, lineage["best"])
+    expected = {int(s): float(v) for s, v in learned["schedule"]["params"]["points"]}
+    finalist_runs = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("pb2").experiment_id])
+        if r.data.tags.get("lrtune.role") == "finalist"
+    ]
+    (run,) = finalist_runs
+    assert run.data.tags["lrtune.test_seed"] == "100"
+    logged = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "lr")}
+    assert logged == expected  # the learned rates, bit for bit, at the same env steps
+
+    # The report shows the best member's lineage.
+    report = workdir / "report.html"
+    assert main(["report", "pb2", "-o", str(report), "--no-log", "--resamples", "100"]) == 0
+    html = report.read_text()
+    assert "Population lineage" in html and f"best member {lineage['best']} descends from" in html
+    assert "the best member&#x27;s lineage" in html or "the best member's lineage" in html

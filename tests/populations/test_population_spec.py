@@ -151,6 +151,7 @@ BAD = [
     ({"size": 1}, "population.size"),
     ({"name": "pbtt"}, "population.name"),
     ({"interval": 768}, "population.interval"),
+    ({"burn_in": 768}, "population.burn_in"),
     (
         {"checkpoint": {"interval": 64, "num_to_keep": 3}},
         "population.checkpoint.num_to_keep",
@@ -259,7 +260,7 @@ def test_dry_run_shows_the_population(
 
 
 def _setup(job: JobSpec) -> Any:
-    from lrtune.running._populations import PopulationSetup
+    from lrtune.running import PopulationSetup
 
     assert job.population is not None
     return PopulationSetup(
@@ -294,6 +295,14 @@ def test_pbt_perturbs_each_parameter_by_its_factors_in_value_space_within_bounds
     assert donor.config["point"]["mutable"]["lr"] == -3.0  # not changed in place
     assert seen_lr == {round(5e-4, 12), round(2e-3, 12)}
     assert seen_floor == {round(0.48 * 0.9, 12), 0.5}  # 0.48 × 1.1 clamped to the bound
+
+
+def test_pbt_burn_in_holds_perturbations_back_in_env_steps(make_job: Any, tmp_path: Path) -> None:
+    job = _job(make_job, tmp_path)
+    scheduler = populations.build("pbt", {"burn_in": 512}).scheduler(_setup(job))
+    assert scheduler._time_attr == "env_steps"
+    assert scheduler._burn_in_period == 512
+    assert scheduler._perturbation_interval == job.population.interval  # type: ignore[union-attr]
 
 
 def test_pbt_resamples_log_parameters_log_uniformly(make_job: Any, tmp_path: Path) -> None:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import Field
@@ -109,57 +107,18 @@ class Halving(Schedule):
 
 
 @pytest.fixture(scope="module")
-def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A distribution built and installed with pip into its own folder (not the venv)."""
-    src = tmp_path_factory.mktemp("acme_src")
-    (src / "acme_lr").mkdir()
-    (src / "acme_lr" / "__init__.py").write_text(PLUGIN_SOURCE)
-    (src / "pyproject.toml").write_text(
-        textwrap.dedent(
-            """
-            [build-system]
-            requires = ["setuptools>=68"]
-            build-backend = "setuptools.build_meta"
-            [project]
-            name = "acme-lr"
-            version = "1.0"
-            [project.entry-points."lrtune.schedules"]
-            acme_halving = "acme_lr:Halving"
-            [tool.setuptools]
-            packages = ["acme_lr"]
-            """
-        )
+def plugin_site(plugin_distribution: Any) -> Path:
+    """The distribution ``acme-lr`` built and installed with pip into its own folder."""
+    site: Path = plugin_distribution.install(
+        "acme_lr", PLUGIN_SOURCE, "lrtune.schedules", "acme_halving", "Halving"
     )
-    site = tmp_path_factory.mktemp("acme_site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(src),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    assert list(site.glob("acme_lr-1.0.dist-info/entry_points.txt"))
     return site
 
 
-def _run(site: Path, code: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    return subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
-    )
-
-
-def test_entry_point_plugin_is_listed_and_usable_in_a_policy(plugin_site: Path) -> None:
-    out = _run(
+def test_entry_point_plugin_is_listed_and_usable_in_a_policy(
+    plugin_site: Path, plugin_distribution: Any
+) -> None:
+    out = plugin_distribution.run(
         plugin_site,
         "import json; from lrtune.registry import schedules; "
         "from lrtune.policies import LRPolicySpec; "
@@ -173,8 +132,10 @@ def test_entry_point_plugin_is_listed_and_usable_in_a_policy(plugin_site: Path) 
     assert lr == 0.25
 
 
-def test_entry_point_plugin_shows_in_lrtune_plugins(plugin_site: Path) -> None:
-    out = _run(
+def test_entry_point_plugin_shows_in_lrtune_plugins(
+    plugin_site: Path, plugin_distribution: Any
+) -> None:
+    out = plugin_distribution.run(
         plugin_site,
         "from lrtune.cli import main; main(['plugins', 'schedules', '--format', 'json'])",
     )
@@ -184,7 +145,9 @@ def test_entry_point_plugin_shows_in_lrtune_plugins(plugin_site: Path) -> None:
 
 
 @pytest.mark.slow
-def test_entry_point_plugin_is_found_inside_ray_workers(plugin_site: Path) -> None:
+def test_entry_point_plugin_is_found_inside_ray_workers(
+    plugin_site: Path, plugin_distribution: Any
+) -> None:
     code = textwrap.dedent(
         """
         import os
@@ -202,16 +165,20 @@ def test_entry_point_plugin_is_found_inside_ray_workers(plugin_site: Path) -> No
         ray.shutdown()
         """
     )
-    out = _run(plugin_site, code)
+    out = plugin_distribution.run(plugin_site, code)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "WORKER 0.25" in out.stdout
 
 
-def test_a_broken_entry_point_names_the_distribution_to_fix(tmp_path: Path) -> None:
+def test_a_broken_entry_point_names_the_distribution_to_fix(
+    tmp_path: Path, plugin_distribution: Any
+) -> None:
     dist = tmp_path / "broken_lr-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-lr\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[lrtune.optimizers]\nbroken = no_such_module:X\n")
-    out = _run(tmp_path, "from lrtune.cli import main; raise SystemExit(main(['plugins']))")
+    out = plugin_distribution.run(
+        tmp_path, "from lrtune.cli import main; raise SystemExit(main(['plugins']))"
+    )
     assert out.returncode == 2
     assert "no_such_module" in out.stderr and "Traceback" not in out.stderr

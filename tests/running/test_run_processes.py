@@ -121,37 +121,14 @@ def _listeners(root: psutil.Process) -> set[tuple[str, int]]:
     return found
 
 
-def _start_run(path: Path, cwd: Path) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "lrtune", "run", str(path)],
-        cwd=cwd,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def _wait_for(proc: subprocess.Popen[str], needle: str, lines: list[str], limit: float) -> None:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if needle in line:
-            return
-    raise AssertionError(f"never saw {needle!r}:\n{''.join(lines)[-3000:]}")
-
-
-def test_a_local_run_listens_on_loopback_only(tmp_path: Path, job_file: Any) -> None:
+def test_a_local_run_listens_on_loopback_only(
+    tmp_path: Path, job_file: Any, lrtune_process: Any
+) -> None:
     path = job_file(tmp_path, "closed", policy={"lr": 3e-4}, budget={"trial_env_steps": 1280})
-    proc = _start_run(path, tmp_path)
+    proc = lrtune_process.start(path, tmp_path)
     lines: list[str] = []
     try:
-        _wait_for(proc, "running", lines, 180)
+        lrtune_process.wait_for(proc, "running", lines, 180)
         root = psutil.Process(proc.pid)
         seen: set[tuple[str, int]] = set()
         for _ in range(5):  # sample while trials run
@@ -167,18 +144,12 @@ def test_a_local_run_listens_on_loopback_only(tmp_path: Path, job_file: Any) -> 
 
 
 def test_ctrl_c_stops_gracefully_and_the_same_command_resumes(
-    tmp_path: Path, job_file: Any
+    tmp_path: Path, job_file: Any, lrtune_process: Any
 ) -> None:
     space = {"version": 1, "lr": {"distribution": "log_uniform", "low": 1e-4, "high": 1e-3}}
     path = job_file(tmp_path, "interrupted", space=space, budget={"trial_env_steps": 1280})
-    proc = _start_run(path, tmp_path)
-    lines: list[str] = []
-    _wait_for(proc, "running", lines, 180)
-    time.sleep(2.0)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=180)
-    lines.append(out)
-    assert proc.returncode == 130, "".join(lines)[-3000:]
+    code, output = lrtune_process.interrupted_run(path, tmp_path, after_s=2.0)
+    assert code == 130, output[-3000:]
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.get_experiment_by_name("interrupted")
@@ -192,7 +163,7 @@ def test_ctrl_c_stops_gracefully_and_the_same_command_resumes(
     study = optuna.load_study(study_name="interrupted", storage=storage)
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
 
-    again = _start_run(path, tmp_path)
+    again = lrtune_process.start(path, tmp_path)
     out, _ = again.communicate(timeout=300)
     assert again.returncode == 0, out[-3000:]
     assert "resuming" in out

@@ -176,6 +176,20 @@ CASES: list[tuple[str, dict[str, str], str, list[str], list[str]]] = [
         ["budget.experiment_seconds:"],
     ),
     (
+        "cluster section with an unknown install mode",
+        {"space.yaml": SPACE, "job.yaml": JOB + "cluster: {install: docker}\n"},
+        "job.yaml",
+        [],
+        ["cluster.install:", "wheel", "preinstalled"],
+    ),
+    (
+        "cluster section carrying the token",
+        {"space.yaml": SPACE, "job.yaml": JOB + "cluster: {env_vars: {RAY_AUTH_TOKEN: x}}\n"},
+        "job.yaml",
+        [],
+        ["cluster.env_vars:", "RAY_AUTH_TOKEN cannot be set here"],
+    ),
+    (
         "unknown job key",
         {"space.yaml": SPACE, "job.yaml": JOB + "trails: {num: 4}\n"},
         "job.yaml",

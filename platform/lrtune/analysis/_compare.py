@@ -212,8 +212,9 @@ def compare(
         notes.extend(f"{exp.name}: {n}" for n in exp.notes)
         if exp.population:
             notes.append(
-                f"{exp.name}: a population run; members are compared as trials (population "
-                "lineage is not implemented yet)"
+                f"{exp.name}: a population run; members are grouped by the tags of their "
+                "starting policy (an exploit copies a donor's state, so see the report's "
+                "lineage); finalists replay the members' learned schedules"
             )
         anchor = _anchors_for(exp, random_override, reference_override, notes)
         anchors.setdefault(anchor.task, anchor)

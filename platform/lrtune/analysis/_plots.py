@@ -196,3 +196,46 @@ def parallel_coordinates(
     mappable = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(mappable, ax=ax, label=score_key)
     return _png(fig)
+
+
+def lineage_trajectory(
+    points: Sequence[tuple[int, float, str]], exploits: Sequence[int], title: str
+) -> bytes | None:
+    """A population member's applied learning rate over env steps, coloured by the member whose
+    state it continued (its ancestry), with a dashed line at every exploit."""
+    if not points:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    sources = list(dict.fromkeys(source for _, _, source in points))
+    color_of = dict(zip(sources, _colors(len(sources)), strict=True))
+    runs: list[list[tuple[int, float, str]]] = []
+    for point in points:
+        if runs and runs[-1][-1][2] == point[2]:
+            runs[-1].append(point)
+        else:
+            runs.append([point])
+    labelled: set[str] = set()
+    previous: tuple[int, float, str] | None = None
+    for run in runs:
+        source = run[0][2]
+        chain = ([previous] if previous else []) + run  # join each segment to the one before
+        ax.plot(
+            [p[0] for p in chain],
+            [p[1] for p in chain],
+            color=color_of[source],
+            marker=".",
+            label=None if source in labelled else source,
+        )
+        labelled.add(source)
+        previous = run[-1]
+    for step in exploits:
+        ax.axvline(step, color="#555", linestyle="--", linewidth=0.8)
+    if all(p[1] > 0 for p in points):
+        ax.set_yscale("log")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("learning rate applied")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(title="state of member", fontsize=8, loc="best")
+    return _png(fig)

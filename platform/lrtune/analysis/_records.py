@@ -154,7 +154,7 @@ class ExperimentData:
 
     @property
     def population(self) -> bool:
-        """Whether this is a population run (PBT/PB2; not implemented yet: hook only)."""
+        """Whether this is a population run (PBT/PB2)."""
         return bool(self.job.get("population")) or self.parent_tags.get(TAG_POPULATION) == "true"
 
     def trials(self) -> list[RunRecord]:

@@ -2,7 +2,8 @@
 experiments: the comparison table, learning curves per group with interval bands, the learning
 rate actually applied (the logged ``lr`` metric), distributions of final scores, parameter
 importance, parallel coordinates of the search, the best configuration as a runnable job YAML,
-and (hook only, for population runs) the best member's lineage.
+and, for population runs, the best member's lineage (whom it descends from, when, and the
+learning rate it trained with through its ancestry).
 
 Every figure of the HTML file is embedded as a ``data:`` URI and the page has no script, style
 sheet, font or link that points anywhere else: opening it makes no request. The report is logged
@@ -14,6 +15,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,7 @@ from lrtune.analysis._records import (
     metric_histories,
     read_artifact_text,
 )
+from lrtune.tracking import LINEAGE_FILE, ancestry_segments, ancestry_text, trajectory
 
 FORMATS = ("html", "md")
 CURVE_METRIC = "episode_return_mean"
@@ -145,13 +148,47 @@ def _best_yaml(exp: ExperimentData) -> str | None:
     return text
 
 
-def population_lineage(exp: ExperimentData) -> Figure | None:
-    """Hook: the lineage of a population run's best member (exploits, clones, LR trajectory).
+def read_lineage(exp: ExperimentData) -> dict[str, Any] | None:
+    """A population run's ``lineage.json``: from its MLflow parent run, else its results folder."""
+    client = MlflowClient(tracking_uri=exp.tracking_uri)
+    text = read_artifact_text(client, exp.parent_run_id, LINEAGE_FILE)
+    if text is None and exp.results_dir is not None and (exp.results_dir / LINEAGE_FILE).exists():
+        text = (exp.results_dir / LINEAGE_FILE).read_text()
+    if text is None:
+        return None
+    data = json.loads(text)
+    return data if isinstance(data, dict) and data.get("trials") else None
 
-    Population runs are not implemented yet, so there is nothing to draw; the report says so for
-    experiments marked as population runs.
-    """
-    return None
+
+def population_lineage(exp: ExperimentData) -> tuple[Figure | None, str]:
+    """The lineage of a population run's best member: a figure of the learning rate it trained
+    with through its ancestry (coloured by whose state it continued, exploits dashed) and a line
+    of text naming its ancestry and exploits."""
+    lineage = read_lineage(exp)
+    if lineage is None:
+        return None, f"{exp.name}: no lineage.json in MLflow or the results folder."
+    best = lineage.get("best")
+    if best is None or best not in lineage["trials"]:
+        return None, f"{exp.name}: the population has no best member (no member completed)."
+    points = [
+        (int(p["env_steps"]), float(p["lr"]), str(p["trial_id"]))
+        for p in trajectory(lineage, best)
+        if p["lr"] is not None
+    ]
+    starts = [a for _, a, _ in ancestry_segments(lineage, best)][1:]
+    exploits = [e for e in lineage.get("exploits", []) if e.get("trial") == best]
+    png = _plots.lineage_trajectory(points, starts, f"{exp.name}: best member {best}")
+    text = (
+        f"{exp.name}: best member {best} descends from {ancestry_text(lineage, best)}; "
+        f"{len(lineage.get('exploits', []))} exploits in the population, {len(exploits)} of "
+        "them into this member."
+    )
+    figure = (
+        Figure(f"lineage_{_slug(exp.name)}.png", f"{exp.name}: the best member's lineage", png)
+        if png
+        else None
+    )
+    return figure, text
 
 
 def build_sections(
@@ -250,8 +287,9 @@ def build_sections(
     if population:
         lineage = Section("Population lineage")
         for e in population:
-            lineage.figure(population_lineage(e))
-            lineage.text(f"{e.name}: lineage of the best member is not available yet.")
+            figure, text = population_lineage(e)
+            lineage.text(text)
+            lineage.figure(figure)
         sections.append(lineage)
     return sections
 

@@ -1,174 +1,30 @@
-"""The job file's ``cluster:`` section: how `lrtune submit` runs the job on a Ray cluster.
-
-```yaml
-cluster:
-  address: http://ray-head:8265        # Ray's dashboard / Jobs API (after --address, RAY_ADDRESS)
-  working_dir: ..                      # default: the project holding the job file
-  working_dir_excludes: [data/raw/]    # added to lrtune's excludes (results, venvs, MLflow, ...)
-  install: wheel                       # wheel: ship lrtune as a wheel built now; preinstalled
-  py_modules: [../acme_lr]             # the user's packages: package dirs, projects, .whl files
-  pip: [scikit-learn==1.6.1]           # extra PyPI packages (Ray's pip runtime env)
-  env_vars: {OMP_NUM_THREADS: "1"}
-  entrypoint_resources: {num_cpus: 1}  # what the driver (`lrtune run`) itself holds
-  python: python                       # the Python command on the nodes (Ray's own)
-  stop_wait_s: 60                      # SIGTERM → SIGKILL grace of `lrtune jobs stop`
-```
-"""
+"""The job's ``cluster:`` section on the cluster side: its errors, and validation of a raw
+mapping. The model itself (`ClusterSpec`) lives in `lrtune.specs` so that `lrtune validate`
+checks the section with the rest of the job."""
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from lrtune.registry import LRTuneError
-from lrtune.specs import describe_validation_error
+from lrtune.specs import ClusterSpec, EntrypointResources, describe_validation_error
+from lrtune.specs._cluster import DEFAULT_STOP_WAIT_S, RESERVED_ENV_VARS
 
-DEFAULT_STOP_WAIT_S = 60
-# Variables lrtune sets itself, or that must never travel in a job's runtime environment (it is
-# stored by the cluster and shown by `ray job status`): the token is sent as a header only.
-RESERVED_ENV_VARS = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_JOB_STOP_WAIT_TIME_S")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+__all__ = [
+    "DEFAULT_STOP_WAIT_S",
+    "RESERVED_ENV_VARS",
+    "ClusterError",
+    "ClusterSpec",
+    "EntrypointResources",
+    "parse_cluster",
+]
 
 
 class ClusterError(LRTuneError):
     """A cluster section, address, token or submission that cannot be used."""
-
-
-def _frozen() -> ConfigDict:
-    return ConfigDict(extra="forbid", frozen=True, validate_default=True)
-
-
-def _number(value: Any) -> Any:
-    """YAML reads ``1e9`` (no dot) as a string: accept the numeric forms users write."""
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not a boolean")
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
-class EntrypointResources(BaseModel):
-    """What the job's driver (the ``lrtune run`` process) reserves on the cluster."""
-
-    model_config = _frozen()
-
-    num_cpus: float | None = Field(default=None, ge=0)
-    num_gpus: float | None = Field(default=None, ge=0)
-    memory: int | None = Field(default=None, ge=0, description="bytes")
-    resources: dict[str, float] = Field(default_factory=dict)
-
-    @field_validator("num_cpus", "num_gpus", "memory", mode="before")
-    @classmethod
-    def _numbers(cls, value: Any) -> Any:
-        value = _number(value)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError("must be finite")
-        return value
-
-    @field_validator("memory", mode="before")
-    @classmethod
-    def _whole_bytes(cls, value: Any) -> Any:
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        return value
-
-    @field_validator("resources")
-    @classmethod
-    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
-        for name, amount in value.items():
-            if not math.isfinite(amount) or amount < 0:
-                raise ValueError(f"{name}: a resource amount is a finite number >= 0")
-        return value
-
-    def submit_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of `JobSubmissionClient.submit_job` (only those that are set)."""
-        out: dict[str, Any] = {}
-        if self.num_cpus is not None:
-            out["entrypoint_num_cpus"] = self.num_cpus
-        if self.num_gpus is not None:
-            out["entrypoint_num_gpus"] = self.num_gpus
-        if self.memory is not None:
-            out["entrypoint_memory"] = self.memory
-        if self.resources:
-            out["entrypoint_resources"] = dict(self.resources)
-        return out
-
-
-class ClusterSpec(BaseModel):
-    """A job's ``cluster:`` section, validated (`parse_cluster` turns errors into one paragraph).
-
-    Relative paths (``working_dir``, ``py_modules``) are relative to the job file's folder.
-    """
-
-    model_config = _frozen()
-
-    address: str | None = Field(default=None, min_length=1)
-    working_dir: str | None = Field(default=None, min_length=1)
-    working_dir_excludes: tuple[str, ...] = ()
-    install: Literal["wheel", "preinstalled"] = "wheel"
-    py_modules: tuple[str, ...] = ()
-    pip: tuple[str, ...] = ()
-    env_vars: dict[str, str] = Field(default_factory=dict)
-    entrypoint_resources: EntrypointResources = EntrypointResources.model_validate({})
-    stop_wait_s: int = Field(default=DEFAULT_STOP_WAIT_S, ge=3, le=24 * 3600)
-    python: str = Field(default="python", min_length=1, pattern=r"^[A-Za-z0-9_./+-]+$")
-
-    @field_validator("working_dir_excludes", "py_modules", "pip", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return (value,) if isinstance(value, str) else value
-
-    @field_validator("working_dir_excludes", "py_modules", "pip")
-    @classmethod
-    def _non_empty_items(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if any(not item.strip() for item in value):
-            raise ValueError("entries must be non-empty strings")
-        return value
-
-    @field_validator("env_vars", mode="before")
-    @classmethod
-    def _env_strings(cls, value: Any) -> Any:
-        if not isinstance(value, Mapping):
-            return value
-        out = {}
-        for key, item in value.items():
-            if isinstance(item, bool):
-                item = "true" if item else "false"
-            elif isinstance(item, int | float):
-                item = str(item)
-            out[key] = item
-        return out
-
-    @field_validator("env_vars")
-    @classmethod
-    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not _ENV_NAME.match(key):
-                raise ValueError(f"{key!r} is not an environment variable name")
-            if key in RESERVED_ENV_VARS:
-                hint = (
-                    "use stop_wait_s instead"
-                    if key == "RAY_JOB_STOP_WAIT_TIME_S"
-                    else "lrtune sends the token as a request header and never stores it in a "
-                    "job's runtime environment (the cluster keeps and shows that)"
-                )
-                raise ValueError(f"{key} cannot be set here: {hint}")
-        return value
-
-    @field_validator("stop_wait_s", mode="before")
-    @classmethod
-    def _whole_seconds(cls, value: Any) -> Any:
-        value = _number(value)
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        return value
 
 
 def parse_cluster(raw: Mapping[str, Any] | None, label: str = "<job>") -> ClusterSpec:

@@ -18,8 +18,8 @@ Sources, cited next to each value: rl-zoo3's ``hyperparams/ppo.yml`` and ``dqn.y
 for CartPole-v1, Acrobot-v1, Pendulum-v1), CleanRL's ``ppo.py`` / ``dqn.py`` defaults,
 RLlib's tuned examples (``rllib/tuned_examples/ppo/cartpole_ppo.py``, ``.../dqn/cartpole_dqn.py``)
 and measurements on this project's 2-CPU machine (RLlib 2.60 new API stack, torch CPU, one CPU
-per trial, sampling in the trial's process); see /tmp/presets_notes.md of the change that
-introduced them for the runs.
+per trial, sampling in the trial's process): ``benchmarks/presets.py`` reruns them on any task
+and its docstring lists what was measured.
 
 Two RLlib facts shape the PPO values:
 
@@ -140,8 +140,10 @@ DQN_BY_ENV: dict[str, dict[str, Any]] = {}
 
 # --------------------------------------------------------------------------------- lookup
 
-_AGENT_PRESETS = {"ppo": (PPO_DEFAULTS, PPO_CONTINUOUS, PPO_BY_ENV),
-                  "dqn": (DQN_DEFAULTS, {}, DQN_BY_ENV)}
+_AGENT_PRESETS = {
+    "ppo": (PPO_DEFAULTS, PPO_CONTINUOUS, PPO_BY_ENV),
+    "dqn": (DQN_DEFAULTS, {}, DQN_BY_ENV),
+}
 
 
 def env_name(env: str) -> str:

@@ -9,7 +9,7 @@ inside ``step`` without ever being written back to the group.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from pydantic import Field, model_validator
@@ -25,6 +25,21 @@ __all__ = ["LAMB", "LARS"]
 # ---------------------------------------------------------------------------------------------
 
 
+class TorchOptimizer(OptimizerPlugin):
+    """An optimizer plugin that is one of torch's: ``torch_class(parameters, lr=lr, **kwargs)``
+    with the plugin's parameters as keyword arguments (``torch_kwargs`` maps them where the names
+    differ)."""
+
+    torch_class: ClassVar[Callable[..., torch.optim.Optimizer]]
+
+    def torch_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``torch_class`` (default: the parameters as they are)."""
+        return self.params.model_dump()
+
+    def build(self, parameters: Sequence[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+        return self.torch_class(parameters, lr=lr, **self.torch_kwargs())
+
+
 class AdamParams(PluginParams):
     """Parameters of `adam` (torch.optim.Adam)."""
 
@@ -36,33 +51,25 @@ class AdamParams(PluginParams):
 
 
 @optimizers.register("adam", params=AdamParams, capabilities=Capabilities(), example={"eps": 1e-5})
-class Adam(OptimizerPlugin):
+class Adam(TorchOptimizer):
     """Adam (torch.optim.Adam): θ ← θ - η·m̂/(√v̂ + ε)."""
 
     params: AdamParams
+    torch_class: ClassVar[Callable[..., torch.optim.Optimizer]] = torch.optim.Adam
 
-    def build(self, parameters: Sequence[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
-        p = self.params
-        return torch.optim.Adam(
-            parameters,
-            lr=lr,
-            betas=(p.beta1, p.beta2),
-            eps=p.eps,
-            weight_decay=p.weight_decay,
-            amsgrad=p.amsgrad,
-        )
+    def torch_kwargs(self) -> dict[str, Any]:
+        """torch takes the two decays as one ``betas`` pair."""
+        kwargs = self.params.model_dump()
+        kwargs["betas"] = (kwargs.pop("beta1"), kwargs.pop("beta2"))
+        return kwargs
 
 
-class AdamWParams(PluginParams):
-    """Parameters of `adamw` (torch.optim.AdamW)."""
+class AdamWParams(AdamParams):
+    """Parameters of `adamw` (torch.optim.AdamW): Adam's, with decoupled weight decay."""
 
-    beta1: float = Field(0.9, ge=0.0, lt=1.0, description="first-moment decay")
-    beta2: float = Field(0.999, ge=0.0, lt=1.0, description="second-moment decay")
-    eps: float = Field(1e-8, gt=0.0, le=1.0, description="denominator term")
     weight_decay: float = Field(
         0.01, ge=0.0, le=1.0, description="decoupled weight decay (θ ← θ - η·λ·θ)"
     )
-    amsgrad: bool = Field(False, description="use the AMSGrad variant")
 
 
 @optimizers.register(
@@ -71,21 +78,11 @@ class AdamWParams(PluginParams):
     capabilities=Capabilities(),
     example={"weight_decay": 0.05, "eps": 1e-5},
 )
-class AdamW(OptimizerPlugin):
+class AdamW(Adam):
     """AdamW (torch.optim.AdamW): Adam with decoupled weight decay."""
 
     params: AdamWParams
-
-    def build(self, parameters: Sequence[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
-        p = self.params
-        return torch.optim.AdamW(
-            parameters,
-            lr=lr,
-            betas=(p.beta1, p.beta2),
-            eps=p.eps,
-            weight_decay=p.weight_decay,
-            amsgrad=p.amsgrad,
-        )
+    torch_class = torch.optim.AdamW
 
 
 class RMSpropParams(PluginParams):
@@ -104,22 +101,11 @@ class RMSpropParams(PluginParams):
     capabilities=Capabilities(),
     example={"alpha": 0.95, "eps": 1e-5, "centered": True},
 )
-class RMSprop(OptimizerPlugin):
+class RMSprop(TorchOptimizer):
     """RMSprop (torch.optim.RMSprop): θ ← θ - η·g/(√E[g²] + ε)."""
 
     params: RMSpropParams
-
-    def build(self, parameters: Sequence[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
-        p = self.params
-        return torch.optim.RMSprop(
-            parameters,
-            lr=lr,
-            alpha=p.alpha,
-            eps=p.eps,
-            momentum=p.momentum,
-            centered=p.centered,
-            weight_decay=p.weight_decay,
-        )
+    torch_class = torch.optim.RMSprop
 
 
 class AdagradParams(PluginParams):
@@ -141,21 +127,11 @@ class AdagradParams(PluginParams):
     capabilities=Capabilities(),
     example={"initial_accumulator_value": 0.1},
 )
-class Adagrad(OptimizerPlugin):
+class Adagrad(TorchOptimizer):
     """Adagrad (torch.optim.Adagrad): θ ← θ - η·g/(√Σg² + ε)."""
 
     params: AdagradParams
-
-    def build(self, parameters: Sequence[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
-        p = self.params
-        return torch.optim.Adagrad(
-            parameters,
-            lr=lr,
-            lr_decay=p.lr_decay,
-            eps=p.eps,
-            initial_accumulator_value=p.initial_accumulator_value,
-            weight_decay=p.weight_decay,
-        )
+    torch_class = torch.optim.Adagrad
 
 
 class AdadeltaParams(PluginParams):
@@ -169,16 +145,11 @@ class AdadeltaParams(PluginParams):
 @optimizers.register(
     "adadelta", params=AdadeltaParams, capabilities=Capabilities(), example={"rho": 0.95}
 )
-class Adadelta(OptimizerPlugin):
+class Adadelta(TorchOptimizer):
     """Adadelta (torch.optim.Adadelta): step sizes from running RMS of steps and gradients."""
 
     params: AdadeltaParams
-
-    def build(self, parameters: Sequence[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
-        p = self.params
-        return torch.optim.Adadelta(
-            parameters, lr=lr, rho=p.rho, eps=p.eps, weight_decay=p.weight_decay
-        )
+    torch_class = torch.optim.Adadelta
 
 
 class SGDParams(PluginParams):
@@ -205,21 +176,11 @@ class SGDParams(PluginParams):
     capabilities=Capabilities(),
     example={"momentum": 0.9, "nesterov": True},
 )
-class SGD(OptimizerPlugin):
+class SGD(TorchOptimizer):
     """SGD (torch.optim.SGD), optionally with (Nesterov) momentum."""
 
     params: SGDParams
-
-    def build(self, parameters: Sequence[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
-        p = self.params
-        return torch.optim.SGD(
-            parameters,
-            lr=lr,
-            momentum=p.momentum,
-            dampening=p.dampening,
-            nesterov=p.nesterov,
-            weight_decay=p.weight_decay,
-        )
+    torch_class = torch.optim.SGD
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,15 +1,27 @@
 """Running trials: the embedded loopback Ray, single-trial training, and Tune experiments."""
 
 from lrtune.running._local_ray import init_local_ray, prepare_loopback_env
+from lrtune.running._populations import (
+    PBT,
+    LRTunePBT,
+    PB2Population,
+    PopulationPlugin,
+    PopulationSetup,
+)
 from lrtune.running._results import RunOutcome, TrialOutcome, read_results
 from lrtune.running._run import ExperimentConflictError, experiment_paths, run_job
 from lrtune.running._single import IterationRecord, train_single
 from lrtune.running._trainable import LRTuneTrainable
 
 __all__ = [
+    "PBT",
     "ExperimentConflictError",
     "IterationRecord",
+    "LRTunePBT",
     "LRTuneTrainable",
+    "PB2Population",
+    "PopulationPlugin",
+    "PopulationSetup",
     "RunOutcome",
     "TrialOutcome",
     "experiment_paths",

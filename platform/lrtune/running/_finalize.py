@@ -7,8 +7,10 @@ used — as one Tune run whose trials are recorded as MLflow runs nested under t
 own parent run, tagged ``lrtune.finalist=true`` (role ``finalist``), with the source trial, the
 test seed and the finalize round. It prints the search score next to the test score.
 
-Population runs (PBT/PB2) do not exist yet; for them, `population_finalists` is the hook that will
-replay the top-K members' exported schedules.
+For a population run (PBT/PB2) the finalists are the top-K members by their final score, and what
+is re-trained is each member's learned schedule as `lrtune schedule export` writes it (its
+effective learning rate through its ancestry, feedback included, as a ``piecewise`` schedule),
+so the test seeds judge the schedule the population learned, not the members' starting policies.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import datetime as _dt
 import functools
 import json
 import math
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lrtune.registry import LRTuneError
-from lrtune.running._local_ray import init_local_ray, prepare_loopback_env
+from lrtune.running._local_ray import connect_ray_for_tune
 from lrtune.running._results import resolved_trial_job
 from lrtune.running._trainable import LRTuneTrainable
 
@@ -140,17 +141,35 @@ def select_finalists(
     return chosen
 
 
-def population_finalists(summary: dict[str, Any], top: int) -> list[dict[str, Any]]:
-    """Hook: the top-K members of a population run (PBT/PB2), to replay their exported schedules.
+def population_finalists(
+    results_dir: Path,
+    summary: dict[str, Any],
+    top: int,
+    mode: str,
+    per: Sequence[str] = (),
+) -> list[tuple[str, dict[str, Any]]]:
+    """``[(group, trial)]`` for a population run: its top ``top`` members (of every group of
+    ``per``, grouped by the member's final policy), each with ``policy`` replaced by its exported
+    learned schedule (see `export_schedule`)."""
+    from lrtune.running._lineage import export_schedule, load_lineage
 
-    Population runs are not implemented yet; when they are, this returns one resolved policy per
-    member: its LR trajectory (schedule replayed from the member's exploit history, e.g. a
-    ``piecewise`` schedule) and its final hyper-parameters.
-    """
-    raise FinalizeError(
-        f"experiment {summary.get('name')!r} is a population run; finalizing population runs "
-        "(replaying the top-K members' exported schedules) is not implemented yet."
-    )
+    try:
+        lineage = load_lineage(results_dir)
+    except LRTuneError as exc:
+        raise FinalizeError(f"{exc} (finalizing a population run replays its lineage)") from exc
+    members = []
+    for trial in summary.get("trials", []):
+        state = lineage["trials"].get(str(trial.get("trial_id")))
+        if state and state.get("policy"):
+            members.append({**trial, "policy": state["policy"]})
+    out: list[tuple[str, dict[str, Any]]] = []
+    for group, member in select_finalists(members, top, mode, per):
+        trial_id = str(member["trial_id"])
+        learned, _ = export_schedule(lineage, trial_id)
+        learned.pop("version", None)
+        short = f"learned schedule of {trial_id} ({member.get('policy_short', '')})"
+        out.append((group, {**member, "policy": learned, "policy_short": short}))
+    return out
 
 
 # --- the Tune side (module level: Tune pickles these) ---------------------------------------
@@ -228,15 +247,17 @@ def finalize(
     from lrtune.specs import load_job
 
     job = load_job(results_dir / "job.yaml")
-    if summary.get("population") or getattr(job, "population", None):
-        population_finalists(summary, top)
+    population = bool(summary.get("population") or getattr(job, "population", None))
     test_seeds = list(job.seeds.test)
     if seeds > len(test_seeds):
         raise FinalizeError(
             f"--seeds {seeds}: the job has {len(test_seeds)} test seeds ({test_seeds}); give "
             "--seeds at most that, or list more under seeds.test in the job"
         )
-    chosen = select_finalists(summary.get("trials", []), top, job.metric.mode, per)
+    if population:
+        chosen = population_finalists(results_dir, summary, top, job.metric.mode, per)
+    else:
+        chosen = select_finalists(summary.get("trials", []), top, job.metric.mode, per)
     if not chosen:
         raise FinalizeError(
             f"experiment {job.name!r} has no trial with a score that reached its budget: "
@@ -348,8 +369,7 @@ def _fit(
     ray_address: str | None,
     stream: TextIO,
 ) -> tuple[bool, list[Any]]:
-    prepare_loopback_env()
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    connect_ray_for_tune(ray_address)
     from ray import tune
     from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 
@@ -363,14 +383,6 @@ def _fit(
     )
     from lrtune.tracking import TAG_ROLE, Tracker, TrialRecorder
 
-    address = ray_address or os.environ.get("RAY_ADDRESS")
-    if address:
-        import ray
-
-        if not ray.is_initialized():
-            ray.init(address=address, log_to_driver=False)
-    else:
-        init_local_ray()
     experiment_dir, _ = experiment_paths(job, storage_path)
     trainable = tune.with_resources(
         tune.with_parameters(FinalistTrainable, jobs=jobs),

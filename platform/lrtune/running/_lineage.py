@@ -26,9 +26,14 @@ import yaml
 from ray.tune.callback import Callback
 
 from lrtune.registry import LRTuneError
+from lrtune.tracking import (
+    LINEAGE_FILE,
+    ancestry_segments,
+    ancestry_text,
+    trajectory,
+)
 
 RECORDS_FILE = "records.jsonl"
-LINEAGE_FILE = "lineage.json"
 #: Mutable parameters (besides ``lr``) whose effect is inside the learning rate as applied.
 CARRIED_PREFIXES = ("schedule.", "feedback.")
 
@@ -151,59 +156,6 @@ def build_lineage(records: Sequence[Mapping[str, Any]], plugin: str = "") -> dic
         "incarnations": incarnations,
         "history": history,
     }
-
-
-def trajectory(lineage: Mapping[str, Any], trial_id: str) -> list[dict[str, Any]]:
-    """A member's effective history through its ancestry: one point per iteration.
-
-    Each point: ``{"env_steps", "lr", "iteration", "mutable", "trial_id"}``; the donors' records
-    up to each exploit's env step, the member's own after it.
-    """
-    if trial_id not in lineage["trials"]:
-        raise LRTuneError(
-            f"trial {trial_id!r} is not in this population's lineage (its members: "
-            f"{', '.join(sorted(lineage['trials']))})."
-        )
-    ancestry = lineage["trials"][trial_id]["ancestry"]
-    out: list[dict[str, Any]] = []
-    for i, seg in enumerate(ancestry):
-        low = int(seg["from_env_steps"]) if i else -1
-        high = int(ancestry[i + 1]["from_env_steps"]) if i + 1 < len(ancestry) else math.inf
-        for steps, lr, iteration, mutable in lineage["history"].get(seg["incarnation"], []):
-            if low < steps <= high:
-                out.append(
-                    {
-                        "env_steps": steps,
-                        "lr": lr,
-                        "iteration": iteration,
-                        "mutable": mutable,
-                        "trial_id": seg["trial_id"],
-                    }
-                )
-    return out
-
-
-def ancestry_segments(lineage: Mapping[str, Any], trial_id: str) -> list[tuple[str, int, int]]:
-    """``(trial, from env step, to env step)`` for each member a trial descends from, in order.
-
-    Consecutive segments of the same trial (its own restores) are merged.
-    """
-    points = trajectory(lineage, trial_id)
-    out: list[tuple[str, int, int]] = []
-    start = 0
-    for point in points:
-        if out and out[-1][0] == point["trial_id"]:
-            out[-1] = (out[-1][0], out[-1][1], point["env_steps"])
-        else:
-            out.append((point["trial_id"], start, point["env_steps"]))
-        start = point["env_steps"]
-    return out
-
-
-def ancestry_text(lineage: Mapping[str, Any], trial_id: str) -> str:
-    """``A (0–4096) → B (4096–8192) → C (8192–12288)``: whom a member descends from, when."""
-    parts = [f"{t} ({a}–{b})" for t, a, b in ancestry_segments(lineage, trial_id)]
-    return " → ".join(parts) if parts else trial_id
 
 
 def write_lineage(folder: Path, lineage: Mapping[str, Any]) -> Path:

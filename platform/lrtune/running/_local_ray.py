@@ -38,3 +38,24 @@ def init_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, **k
         log_to_driver=kwargs.pop("log_to_driver", False),
         **kwargs,
     )
+
+
+def connect_ray_for_tune(ray_address: str | None = None) -> None:
+    """Before a Tune run: join the Ray at ``ray_address`` (or ``RAY_ADDRESS``; a cluster job's
+    driver) or start the embedded loopback one, with Tune's legacy output engine selected.
+
+    The legacy engine honours ``verbose=0`` (the new one prints its own banner and table);
+    lrtune's `ProgressPrinter` is the live view. Checkpointing every iteration is intended, so
+    Tune's warning about slow experiment-checkpoint syncs is off.
+    """
+    prepare_loopback_env()
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    address = ray_address or os.environ.get("RAY_ADDRESS")
+    if address:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=address, log_to_driver=False)
+    else:
+        init_local_ray()

@@ -24,7 +24,7 @@ from ray.tune.callback import Callback
 from ray.tune.stopper import Stopper
 
 from lrtune.registry import LRTuneError
-from lrtune.running._local_ray import init_local_ray, prepare_loopback_env
+from lrtune.running._local_ray import connect_ray_for_tune
 from lrtune.running._results import (
     RunOutcome,
     outcome_of,
@@ -238,11 +238,7 @@ def run_job(
         shutil.rmtree(experiment_dir, ignore_errors=True)
         shutil.rmtree(results_dir, ignore_errors=True)
 
-    prepare_loopback_env()
-    # The legacy output engine honours verbose=0 (the new one prints its own banner and table);
-    # lrtune's ProgressPrinter is the live view. Checkpointing every iteration is intended.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    connect_ray_for_tune(ray_address)
     from ray import tune
     from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 
@@ -255,15 +251,6 @@ def run_job(
         TrialRecorder,
         run_context,
     )
-
-    address = ray_address or os.environ.get("RAY_ADDRESS")
-    if address:
-        import ray
-
-        if not ray.is_initialized():
-            ray.init(address=address, log_to_driver=False)
-    else:
-        init_local_ray()
 
     job_hash = job.resolved_hash()
     results_dir.mkdir(parents=True, exist_ok=True)

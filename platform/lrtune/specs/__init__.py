@@ -1,5 +1,6 @@
 """Spec files: safe YAML loading, LR policy files, search spaces and jobs."""
 
+from lrtune.specs._cluster import ClusterSpec, EntrypointResources
 from lrtune.specs._compile import CompiledSpace, compile_space, make_sampler, sampler_warning
 from lrtune.specs._errors import describe_validation_error, spec_error
 from lrtune.specs._job import (
@@ -31,8 +32,10 @@ __all__ = [
     "MAX_BYTES",
     "MAX_DEPTH",
     "BudgetSpec",
+    "ClusterSpec",
     "CompiledSpace",
     "Dimension",
+    "EntrypointResources",
     "EnvSpec",
     "EvaluationSpec",
     "JobSpec",

@@ -12,7 +12,6 @@ import hashlib
 import importlib
 import importlib.util
 import json
-import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +19,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -30,6 +28,7 @@ from pydantic import (
 
 from lrtune.policies import LRPolicySpec
 from lrtune.registry import SLOTS, LRTuneError
+from lrtune.specs._cluster import ClusterSpec
 from lrtune.specs._population import PopulationSpec
 from lrtune.specs._space import (
     OWNED_HYPERPARAMS,
@@ -37,7 +36,9 @@ from lrtune.specs._space import (
     Dimension,
     Loc,
     Problem,
+    Real,
     SearchSpaceSpec,
+    Whole,
     constants_of,
     dims_of,
     raise_problems,
@@ -46,6 +47,7 @@ from lrtune.specs._space import (
 
 MAX_GRID_POINTS = 10_000
 
+# The agent default a search must beat: Stable-Baselines3's default rates (PPO 3e-4, DQN 1e-4).
 DEFAULT_BASELINE_LR = {"ppo": 3e-4, "dqn": 1e-4}
 
 # Fields that do not change a job's results, left out of `JobSpec.resolved_hash`.
@@ -62,26 +64,6 @@ HASH_EXCLUDED: tuple[tuple[str, ...], ...] = (
 
 
 # ----------------------------------------------------------------------------- number helpers
-
-
-def _whole(value: Any) -> Any:
-    """Whole numbers: ``2e4`` (a string in YAML) and ``20000.0`` accepted, booleans refused."""
-    if isinstance(value, bool):
-        raise ValueError("must be a whole number, not a boolean")
-    value = yaml_number(value)
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    return value
-
-
-def _real(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not a boolean")
-    return yaml_number(value)
-
-
-Whole = Annotated[int, BeforeValidator(_whole)]
-Real = Annotated[float, BeforeValidator(_real), Field(allow_inf_nan=False)]
 
 
 def _frozen() -> ConfigDict:
@@ -300,7 +282,7 @@ class JobSpec(BaseModel):
     storage_path: str = "ray_results"
     results_dir: str = "results"
     hyperparams: dict[str, Any] = Field(default_factory=dict)
-    cluster: dict[str, Any] | None = None
+    cluster: ClusterSpec | None = None
     population: PopulationSpec | None = None
 
     @model_validator(mode="before")

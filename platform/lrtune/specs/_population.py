@@ -37,7 +37,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -47,7 +46,7 @@ from pydantic import (
 
 from lrtune.policies import LRPolicySpec, PluginRef
 from lrtune.registry import SLOTS, LRTuneError
-from lrtune.specs._space import Loc, Problem, raise_problems, yaml_number
+from lrtune.specs._space import Loc, Problem, Real, Whole, raise_problems, yaml_number
 
 #: Where a member's mutable coordinates sit in its Tune config: ``config["point"]["mutable"]``.
 MUTABLE_KEY = "mutable"
@@ -65,25 +64,6 @@ _SINGULAR = {
 }
 #: At most this many combinations of choices are checked against every mutable parameter.
 MAX_COMBINATIONS = 64
-
-
-def _real(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not a boolean")
-    return yaml_number(value)
-
-
-def _whole(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError("must be a whole number, not a boolean")
-    value = yaml_number(value)
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    return value
-
-
-Real = Annotated[float, BeforeValidator(_real), Field(allow_inf_nan=False)]
-Whole = Annotated[int, BeforeValidator(_whole)]
 
 
 def _frozen(extra: Literal["forbid", "allow"] = "forbid") -> ConfigDict:
@@ -368,6 +348,15 @@ class PopulationSpec(BaseModel):
                 (
                     (*here, "interval"),
                     f"{self.interval} env steps is not below budget.trial_env_steps ({budget}): "
+                    "no member would ever be perturbed: lower it",
+                )
+            )
+        burn_in = int(self.params.get("burn_in", 0) or 0)
+        if burn_in >= budget:
+            problems.append(
+                (
+                    (*here, "burn_in"),
+                    f"{burn_in} env steps is not below budget.trial_env_steps ({budget}): "
                     "no member would ever be perturbed: lower it",
                 )
             )

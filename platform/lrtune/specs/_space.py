@@ -113,6 +113,28 @@ def yaml_number(value: Any) -> Any:
     return value
 
 
+def _whole(value: Any) -> Any:
+    """Whole numbers: ``2e4`` (a string in YAML) and ``20000.0`` accepted, booleans refused."""
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not a boolean")
+    value = yaml_number(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _real(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return yaml_number(value)
+
+
+#: A whole number field of a job or space file (``2e4`` and ``20000.0`` accepted).
+Whole = Annotated[int, BeforeValidator(_whole)]
+#: A finite real number field (``1e-4`` accepted, booleans refused).
+Real = Annotated[float, BeforeValidator(_real), Field(allow_inf_nan=False)]
+
+
 def is_primitive(value: Any) -> bool:
     """Whether Optuna accepts ``value`` as a categorical choice as it is."""
     return value is None or isinstance(value, bool | int | float | str)

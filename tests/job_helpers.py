@@ -1,0 +1,45 @@
+"""Tiny job files for tests (imported by name: test folders have no __init__.py, and pytest puts
+``tests/`` on ``sys.path`` for its top-level conftest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: PPO settings that make an iteration 128 env steps and a fraction of a second.
+TINY_PPO = {
+    "train_batch_size_per_learner": 128,
+    "minibatch_size": 64,
+    "num_epochs": 1,
+    "num_envs_per_env_runner": 1,
+}
+
+
+def tiny_job(name: str, store: Path, **fields: Any) -> dict[str, Any]:
+    """A tiny PPO CartPole job as plain data: results, Ray storage and the MLflow sqlite file
+    under ``store``; ``fields`` replace top-level keys."""
+    data: dict[str, Any] = {
+        "version": 1,
+        "name": name,
+        "agent": "ppo",
+        "env": {"id": "CartPole-v1"},
+        "budget": {"trial_env_steps": 256},
+        "trials": {"num": 2, "max_concurrent": 2, "max_failures": 1},
+        "scheduler": {"name": "none"},
+        "hyperparams": dict(TINY_PPO),
+        "storage_path": str(store / "ray_results"),
+        "results_dir": str(store / "results"),
+        "tracking": {"uri": f"sqlite:///{store / 'mlflow.db'}"},
+    }
+    data.update(fields)
+    return data
+
+
+def write_yaml(folder: Path, name: str, data: dict[str, Any]) -> Path:
+    """Write ``data`` as ``folder/name.yaml``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
