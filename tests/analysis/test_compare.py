@@ -220,11 +220,9 @@ def test_select_finalists_top_k_per_group() -> None:
 def test_finalize_refuses_bad_requests(in_tmp: Path, store: Any) -> None:
     assert main(["finalize", "nope", "--top", "1", "--seeds", "1"]) == 2
     store(in_tmp, "exp", scores={("constant", "adam"): [1.0]})
-    (in_tmp / "results" / "exp" / "job.yaml").write_text(
-        (in_tmp / "results" / "exp" / "job.yaml").read_text()
-    )
-    with pytest.raises(_finalize.FinalizeError, match="population"):
-        _finalize.population_finalists({"name": "exp"}, 1)
+    # A population run whose lineage.json is missing: refused, naming what it reads.
+    with pytest.raises(_finalize.FinalizeError, match=r"lineage\.json.*population run"):
+        _finalize.population_finalists(in_tmp / "results" / "exp", {"name": "exp"}, 1, "max")
 
 
 def test_importance_method_auto_switches_to_ped_anova_for_many_trials() -> None:

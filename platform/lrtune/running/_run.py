@@ -303,6 +303,15 @@ def run_job(
         plan = population_plan(job)
         param_space, search_alg, num_samples = plan.param_space, None, 1
         warnings: list[str] = []
+        if resume and job.population.params.get("synch"):
+            # Tune rebuilds a population scheduler from the job on restore (its state is not
+            # saved): a synchronous one can leave a member waiting at the sync point for good.
+            warnings.append(
+                "resuming a population with `synch: true`: Tune does not restore the "
+                "scheduler's state, so a member that was waiting at the synchronisation point "
+                "may end early (status pruned); asynchronous populations (the default) resume "
+                "cleanly"
+            )
     else:
         param_space, search_alg, num_samples, warnings = _search_setup(job, results_dir)
     for warning in warnings:
