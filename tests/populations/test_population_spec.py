@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import yaml
 
 from lrtune.cli import main
 from lrtune.policies import LRPolicySpec
@@ -170,24 +171,32 @@ BAD = [
 ]
 
 
+def _dry_run_error(
+    data: dict[str, Any], section: dict[str, Any], change: dict[str, Any], path: Path, capsys: Any
+) -> str:
+    """Apply ``change`` to ``section`` of the job ``data`` (None removes a key), write it to
+    ``path``, and return the error of ``lrtune run --dry-run`` (which must exit 2)."""
+    for key, value in change.items():
+        if value is None:
+            section.pop(key, None)
+        else:
+            section[key] = value
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main(["run", str(path), "--dry-run"]) == 2
+    err: str = capsys.readouterr().err
+    return err
+
+
 @pytest.mark.parametrize(("change", "field"), BAD)
 def test_bad_populations_exit_2_naming_the_field(
     change: dict[str, Any],
     field: str,
     make_job: Any,
-    write_job: Any,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     data = make_job(tmp_path, "bad")
-    for key, value in change.items():
-        if value is None:
-            data["population"].pop(key, None)
-        else:
-            data["population"][key] = value
-    path = write_job(tmp_path, "bad", data)
-    assert main(["run", str(path), "--dry-run"]) == 2
-    err = capsys.readouterr().err
+    err = _dry_run_error(data, data["population"], change, tmp_path / "bad.yaml", capsys)
     assert field in err, err
     assert not (tmp_path / "results").exists()
 
@@ -207,19 +216,11 @@ def test_a_population_with_a_search_is_refused(
     change: dict[str, Any],
     field: str,
     make_job: Any,
-    write_job: Any,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     data = make_job(tmp_path, "both")
-    for key, value in change.items():
-        if value is None:
-            data.pop(key)
-        else:
-            data[key] = value
-    path = write_job(tmp_path, "both", data)
-    assert main(["run", str(path), "--dry-run"]) == 2
-    assert field in capsys.readouterr().err
+    assert field in _dry_run_error(data, data, change, tmp_path / "both.yaml", capsys)
 
 
 def test_what_a_population_may_keep(make_job: Any, tmp_path: Path) -> None:
