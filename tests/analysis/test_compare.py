@@ -235,52 +235,12 @@ def test_importance_method_auto_switches_to_ped_anova_for_many_trials() -> None:
 
 @pytest.mark.slow
 def test_compare_and_histories_through_an_mlflow_server(
-    in_tmp: Path, store: Any, monkeypatch: pytest.MonkeyPatch
+    in_tmp: Path, store: Any, monkeypatch: pytest.MonkeyPatch, mlflow_server_on: Any
 ) -> None:
     """The same records read through an `mlflow server` on 127.0.0.1 compare the same way, and
     bulk histories (including an answer cut at the cap, asked again in halves) match."""
-    import os
-    import signal
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
     store(in_tmp, "exp", scores=cells(adam=40.0, sgd=15.0, n=3), points=30)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{in_tmp / 'mlflow.db'}",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=in_tmp,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "mlflow server did not start"
-                time.sleep(1)
+    with mlflow_server_on(f"sqlite:///{in_tmp / 'mlflow.db'}", cwd=in_tmp) as url:
         local = compare([load_experiment("exp")], by=("optimizer",), resamples=300)
         remote_exp = load_experiment("exp", url)
         remote = compare([remote_exp], by=("optimizer",), resamples=300)
@@ -293,6 +253,3 @@ def test_compare_and_histories_through_an_mlflow_server(
         for run_id, (steps, values) in expected.items():
             assert got[run_id][0].tolist() == steps.tolist()
             assert got[run_id][1].tolist() == values.tolist()
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
