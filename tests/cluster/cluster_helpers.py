@@ -16,9 +16,8 @@ import yaml
 from job_helpers import tiny_job, write_yaml  # type: ignore[import-not-found]
 
 ROOT = Path(__file__).resolve().parents[2]
-# CI keeps a copy of shared/ beside the clone: resolve it from the repository root.
-SHARED = ROOT.parent / "shared"
-SCHEMAS = SHARED / "k8s-schemas"
+# The KubeRay CRDs are vendored in the repository (k8s/schemas/README.md says from where).
+SCHEMAS = ROOT / "k8s" / "schemas"
 
 
 def write_job(folder: Path, name: str, store: Path | None = None, **fields: Any) -> Path:
@@ -85,7 +84,7 @@ class FakeDashboard:
 
 @cache
 def crd_schema(kind: str, version: str = "v1") -> dict[str, Any]:
-    """The ``openAPIV3Schema`` of a KubeRay CRD (RayCluster, RayJob) from shared/k8s-schemas."""
+    """The ``openAPIV3Schema`` of a KubeRay CRD (RayCluster, RayJob) from k8s/schemas (vendored)."""
     name = {"RayCluster": "ray.io_rayclusters.yaml", "RayJob": "ray.io_rayjobs.yaml"}[kind]
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRDs are megabytes of YAML
     crd = yaml.load((SCHEMAS / name).read_text(), Loader=loader)

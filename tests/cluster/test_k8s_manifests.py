@@ -1,5 +1,5 @@
 """Every manifest in k8s/ and every one `lrtune k8s render` writes, validated offline: KubeRay
-objects against the CRD schemas in shared/k8s-schemas (strictly: unknown fields fail), core
+objects against the CRD schemas vendored in k8s/schemas (strictly: unknown fields fail), core
 objects against Kubernetes' own schemas (kubernetes-validate)."""
 
 from __future__ import annotations
@@ -47,9 +47,10 @@ def manifest_files() -> list[Path]:
     return sorted(K8S.glob("*.yaml"))
 
 
-def test_the_schemas_are_found_beside_the_repository() -> None:
-    assert SCHEMAS == ROOT.parent / "shared" / "k8s-schemas"
+def test_the_schemas_are_vendored_in_the_repository() -> None:
+    assert SCHEMAS == ROOT / "k8s" / "schemas"
     assert (SCHEMAS / "ray.io_rayjobs.yaml").is_file()
+    assert (SCHEMAS / "ray.io_rayclusters.yaml").is_file()
 
 
 def test_k8s_holds_the_promised_objects() -> None:
