@@ -6,7 +6,9 @@ agents for ``S`` env steps each, ``P`` at once (each holds ``2 / P`` CPUs), so e
 
 * ``pbt``: a population of ``P`` (Tune's PBT, lrtune's ``pbt`` plugin), the base LR mutable in
   [1e-5, 1e-2] (log), interval ``S / 4``, quantile 0.25, resample probability 0.25;
-* ``tpe``: ``P`` Optuna TPE trials over the base LR in the same range (no early stopping);
+* ``tpe``: ``P`` Optuna trials over the base LR in the same range (no early stopping): the
+  first ``search.startup_trials`` (default ``max(2, min(10, P // 4))``, 2 for ``P = 4``) are
+  sampled at random, the rest by TPE;
 * ``fixed``: a grid of ``P`` log-spaced constant base LRs over the same range.
 
 Each method runs once per seed (the seed of the agents and of the sampler/population). The
@@ -19,7 +21,10 @@ Last line: ``pbt_best=<x> tpe_best=<y> fixed_best=<z> exploit_lr_exact=<0|1>``.
 
 Run: ``.venv/bin/python benchmarks/population.py [--members 4] [--steps 24576] [--seeds 4]``
 
-Measured with the defaults on 2 otherwise idle cores (2026-11-27): 11 min 14 s;
+Measured with the defaults on 2 otherwise idle cores (2026-11-27), before lrtune had
+``search.startup_trials``: Optuna's default of 10 random start-up trials made every one of the
+4 ``tpe`` trials a random sample, so that column was a random search (not re-measured since);
+11 min 14 s;
 ``pbt_best=249.5 tpe_best=172.4 fixed_best=320.2 exploit_lr_exact=1`` (95% t-intervals over 4
 seeds: pbt ± 107, tpe ± 47, fixed ± 198; 6 of 6 exploits exact). The intervals overlap: at this
 budget no method is shown better than another. The grid's figure is the best of 4 constant

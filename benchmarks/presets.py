@@ -7,10 +7,57 @@ prints the mean episode return every few iterations. Last line:
 ``final=<return at the end> best=<best return> env_steps_per_s=<x>``.
 
 Run: ``.venv/bin/python benchmarks/presets.py --agent ppo --env Acrobot-v1 --steps 100000
-[--lr 1e-3] [--schedule linear] [--seed 0] [--set key=value ...]``
+[--lr 1e-3] [--schedule linear] [--seed 0] [--set key=value ...] [--model key=value ...]
+[--defaults-only]``. ``--defaults-only`` leaves out the task's per-environment entry (agent
+defaults and action-space family only: how the presets do on a task nobody tuned them for);
+``--model`` sets a model setting (``vf_share_layers``, ``initializer``,
+``normalize_observations``, ``hidden``, ``activation``).
 
-Measured on the 2-CPU machines (RLlib 2.60 new API stack, torch CPU), 2026-11-26/27; "load" is
-the load average of the shared machine at the time (timings scale with it, returns do not):
+PPO, issue 10 (2026-12-02, one seed each unless stated, one process at a time under ``nice -n
+5`` on the shared 2-CPU machine; load average 2-12 from other sessions' work, so the env
+steps/s vary 460-3000; returns do not depend on it). "defaults" = ``--defaults-only``; model =
+separate value layers + orthogonal init unless stated; the return is the last finite
+``episode_return_mean``:
+
+| task | setting (lr constant unless stated) | return at env steps | final |
+|---|---|---|---|
+| Acrobot-v1 | old network: shared, torch init, vf 0.01; 3e-4 | −500 from 31k | −500 |
+| Acrobot-v1 | shared layers, orthogonal, vf 0.01 / 0.5; 3e-4 | — | −500 / −500 |
+| Acrobot-v1 | separate layers, torch init, vf 0.01 / 0.5; 3e-4 | — | −500 / −500 |
+| Acrobot-v1 | defaults, vf 0.01; 3e-4 | −175 at 21k, −107 at 41k | −95 (seed 1: −97) |
+| Acrobot-v1 | defaults (vf 0.5); 3e-4 | −175 at 21k, −108 at 41k | −105 (s1 −133, s2 −111) |
+| Acrobot-v1 | defaults + observation filter, vf 0.01 / 0.5; 3e-4 | — | −500 / −500 |
+| Acrobot-v1 | + rl-zoo3's batch 4096, 4 epochs, λ 0.94, vf 0.01/0.5; 3e-4 | — | −164/−164 |
+| CartPole-v1 | defaults; 3e-4 | 206 at 21k, 278 at 31k | 374 (seed 1: 233) |
+| CartPole-v1 | defaults + rl-zoo3's γ 0.98 λ 0.8 (the old entry); 3e-4 | — | 273 |
+| Acrobot-v1 | defaults; 1e-3 | −231 at 21k, −100 at 41k | −87 |
+| CartPole-v1 | defaults; 1e-3 | 278 at 21k, 340 at 31k | 500 at 51k |
+| CartPole-v1 | defaults; 1e-3 linear, 100k | 449 at 21k, 500 at 41k, 395 at 72k | 500 |
+| Pendulum-v1 | defaults, minibatch 256; 1e-3, 100k | −1107 at 72k | −1080 (no filter −1081) |
+| Pendulum-v1 | defaults + family (minibatch 64, filter); 1e-3, 100k | — | −800 |
+| Pendulum-v1 | presets (entry: γ 0.9, batch 4096); 1e-3, 100k | −536 at 41k, −216 at 82k | −178 |
+| Pendulum-v1, rewards × 0.1 | defaults + family; 1e-3, 100k | −21 at 61k | −17.5 (−175 raw) |
+| MountainCarContinuous-v0 | defaults, minibatch 256; 3e-4, 100k | −0.13 at 82k | −0.05 |
+| MountainCarContinuous-v0 | presets (family: minibatch 64, filter); 3e-4, 100k | — | −0.05 |
+
+What this shows (the presets' comments cite it): the network was what kept RLlib's PPO from
+learning Acrobot-v1, not the hyper-parameters: with a separate value network *and* orthogonal
+initialisation the agent defaults alone reach −105…−133 at 50k env steps with lr 3e-4 (3
+seeds; −95/−97 with vf 0.01) and −87 with lr 1e-3 (rl-zoo3's best in the issue's search:
+−87.4); with either one missing, every variant ends at −500. With separate networks
+and Adam, the value-loss weight barely matters. RLlib's MeanStdFilter cost Acrobot-v1 its
+learning (−500), so discrete tasks run without it. Pendulum-v1 needs its short horizon (γ 0.9,
+a per-environment entry; the defaults alone reach −800 at 100k), and MountainCarContinuous-v0 is
+not solved by any setting here: PPO without rl-zoo3's gSDE exploration never reaches the flag
+in 100k steps and settles on standing still (≈ 0). Reward scale matters: the probe row wraps
+Pendulum-v1 in ``gymnasium.wrappers.TransformReward(r * 0.1)`` (a throw-away registration, not
+shipped) and the defaults alone, γ 0.99 included, then reach −175 in raw units against −800.
+SB3's ``VecNormalize`` reward scaling would generalise that, but it is not built: RLlib has
+none, and a learner connector's running statistics are not part of RLlib 2.60's learner
+checkpoint (``Learner.get_state``), so resuming a trial would not be exact.
+
+Earlier measurements (2026-11-26/27, the presets before issue 10: shared value layers, torch
+initialisation, vf 0.01; load 5-25):
 
 | agent | task | lr policy | return at env steps | final / best | load |
 |---|---|---|---|---|---|
@@ -22,14 +69,43 @@ the load average of the shared machine at the time (timings scale with it, retur
 | dqn | CartPole-v1 | 5e-4 constant | 83 at 8k, 158 at 12k, 250 at 16k, 338 at 24k | 338 | 20 |
 | dqn | lrtune/RecSys-v0 | 5e-4 constant | 9.9 at 1k, 12.5 at 10k, 13.9 at 16k | 13.2 / 14.1 | 25 |
 
-What the runs showed (and the presets' comments cite): RLlib's default PPO model shares the
-value head's layers with the policy and its ``vf_clip_param`` (10) clamps the squared error, so
-the value loss either cannot fit CartPole's returns (clipped) or swamps the policy gradient
-(unclipped at ``vf_loss_coeff`` 0.5): unclipped at 0.01 with γ 0.98 works. Acrobot-v1 is not
-solved at 100k env steps by any variant tried (random play almost never reaches the goal;
-rl-zoo3's budget there is 1e6 steps with reward normalisation). DQN's CPU cost is dominated by
-replay sampling (51 % of a profile), so its presets replay 128-item batches 16 times per 16 env
-steps rather than more. Random play on RecSys-v0 gives 10.3 clicks per session, greedy 15.3.
+(Those DQN rows ran the presets of the time: 4 envs, batch 128, training_intensity 16.)
+Random play on RecSys-v0 gives 10.3 clicks per session, greedy 15.3.
+
+DQN, issue 10 (2026-12-02, seed 0, one process at a time under ``nice -n 5``, the agent
+defaults: no DQN per-environment entry exists; all with ``--model hidden=[256,256] --model
+activation=relu``, rl-zoo3's DQN network, which the model section's defaults do not yet give
+DQN, except the two "64x64 tanh" rows, the model defaults); the return is the training
+``episode_return_mean`` (ε-greedy, ε 0.02):
+
+| task | lr constant | return at env steps | final / best | env steps/s | load |
+|---|---|---|---|---|---|
+| CartPole-v1 | 2e-3 | 196 at 10k, 224 at 20k, 283 at 41k | 361 at 51k / 361 | 229 | 9-15 |
+| Acrobot-v1 | 1e-3 | −224 at 20k, −134 at 25k, −99 at 30k | −96 at 51k / −92 | 396 | 15→6 |
+| CartPole-v1, seed 1 | 2e-3 | 177 at 10k, 269 at 20k, 500 at 46k | 500 / 500 | 348 | 4-6 |
+| Acrobot-v1, seed 1 | 1e-3 | −170 at 20k, −108 at 41k, −122 at 46k | −107 / −107 | 422 | 3-4 |
+| CartPole-v1, 64x64 tanh | 2e-3 | 181 at 10k, 289 at 20k, 399 at 46k | 500 / 500 | 566 | 1-2 |
+| Acrobot-v1, 64x64 tanh | 1e-3 | −494 at 20k, −294 at 41k, −179 at 46k | −198 / −123 | 547 | 2 |
+| MountainCar-v0 | 4e-3, 60k | −200 throughout (goal never reached) | −200 / −200 | 506 | 6→3 |
+| MountainCar-v0 | 4e-3, 100k, rl-zoo3 γ/target/ε | −200 throughout | −200 / −200 | 508 | 3→2 |
+
+Where DQN's time goes (cProfile, CartPole-v1, presets before issue 10): per replayed item ~0.25
+ms in ``EpisodeReplayBuffer.sample`` (a ``SingleAgentEpisode`` slice per item) and ~0.1 ms in
+the learner connector pipeline, ~5 ms fixed per update, ~0.5-0.8 ms per sampled env step;
+iterations, metrics and target updates are small. So the replay ratio (``training_intensity``)
+sets the throughput, and no RLlib setting makes an item cheaper. Same process, same load
+(``uptime`` 3.2), 3 iterations after the first: the old presets 288-327 env steps/s, the new
+ones 572-710 (561 with the 256 x 256 network). Replay ratio against learning, CartPole-v1 at
+load 6-9 (greedy = mean of 10 greedy episodes after training): intensity 4 ran 470-760 env
+steps/s and reached greedy 155-225 at 30-40k; intensity 16 (batch 64) reached greedy 500 at
+30k at 157 env steps/s; intensity 8 (the presets; lr 2e-3) ran 221 env steps/s at load 8.5
+and ended at a training return of 256 but greedy 134 at 40k: one greedy snapshot of one seed
+is noisy; at 51k the table's runs end at 361 (seed 0) and 500 (seed 1). MountainCar-v0 is not
+solved within these budgets: rl-zoo3 replays 64 items per env step there (8 x 128 per 16
+steps) for 120k steps, ~8x this replay ratio, which in RLlib 2.60 costs ~20 ms per env step
+(≈ 40 min for 120k steps on one CPU, estimated from the costs above); ε-greedy play at
+intensity 8 never reached the flag in 100k, with rl-zoo3's γ 0.98, target period 600 and
+ε 1 → 0.07 over 24k steps (``--set``) or without.
 """
 
 from __future__ import annotations
@@ -38,11 +114,13 @@ import argparse
 import math
 import os
 import time
+from typing import Any
 
 import yaml
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
+from lrtune.learners import ModelSettings, _presets
 from lrtune.policies import LRPolicySpec
 from lrtune.running import IterationRecord, train_single
 
@@ -63,11 +141,35 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="override a preset hyper-parameter (value read as YAML)",
     )
+    parser.add_argument(
+        "--defaults-only",
+        action="store_true",
+        help="leave out the task's per-environment preset entry (agent defaults and the "
+        "action-space family only): how the presets do on a task nobody tuned them for",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model setting (vf_share_layers, initializer, normalize_observations, hidden, "
+        "activation; value read as YAML)",
+    )
     args = parser.parse_args()
     overrides = {}
     for item in args.set:
         key, _, value = item.partition("=")
         overrides[key] = yaml.safe_load(value)
+    model_settings: dict[str, Any] = {}
+    for item in args.model:
+        key, _, value = item.partition("=")
+        model_settings[key] = yaml.safe_load(value)
+    if "hidden" in model_settings:
+        model_settings["hidden"] = tuple(model_settings["hidden"])
+    if args.defaults_only:
+        # This process only: the lookup then finds no entry for the task.
+        _presets.PPO_BY_ENV.pop(_presets.env_name(args.env), None)
+        _presets.DQN_BY_ENV.pop(_presets.env_name(args.env), None)
     policy = LRPolicySpec.model_validate({"lr": args.lr, "schedule": args.schedule})
     start = time.perf_counter()
 
@@ -86,6 +188,7 @@ def main() -> None:
         env_steps=args.steps,
         seed=args.seed,
         hyperparams=overrides,
+        model=ModelSettings(**model_settings),
         on_iteration=show,
     )
     seconds = time.perf_counter() - start

@@ -48,9 +48,17 @@ def ray_session() -> Iterator[Any]:
 class LRTuneProcess:
     """`lrtune run JOB` as a child process (its own Ray), read line by line."""
 
-    def start(self, path: Path, cwd: Path) -> subprocess.Popen[str]:
-        """Start ``python -m lrtune run path`` in ``cwd`` (not attached to a test's Ray)."""
+    def start(
+        self, path: Path, cwd: Path, env_overrides: dict[str, str | None] | None = None
+    ) -> subprocess.Popen[str]:
+        """Start ``python -m lrtune run path`` in ``cwd`` (not attached to a test's Ray);
+        ``env_overrides`` sets (or, with None, removes) variables of the child's environment."""
         env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        for key, value in (env_overrides or {}).items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
         return subprocess.Popen(
             [sys.executable, "-m", "lrtune", "run", str(path)],
             cwd=cwd,

@@ -79,7 +79,9 @@ def test_ppo_reports_the_warmup_cosine_lr_read_back_from_the_optimizer() -> None
             assert metrics["lr_env_step"] == steps
             assert metrics["lr"] == pytest.approx(warmup_cosine(int(steps), 768), rel=1e-12)
             assert learner_of(algo).applied_lr() == metrics["lr"]
-            assert metrics["kl"] >= 0.0
+            # A KL, up to float32 rounding: the orthogonal init's near-uniform first policy
+            # (output gain 0.01) moves so little that the KL can round to -1e-10.
+            assert metrics["kl"] >= -1e-6
             assert metrics["grad_norm_pre_gating"] > 0.0
     finally:
         algo.stop()

@@ -210,10 +210,14 @@ def test_a_diverging_trial_ends_diverged_with_a_finite_value_and_is_never_best(
         study_name="diverge", storage=f"sqlite:///{workdir}/results/diverge/optuna.db"
     )
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
-    assert sorted(t.state.name for t in study.trials) == ["COMPLETE", "FAIL"]
+    # Told to Optuna as COMPLETE with the job's worst value, so samplers learn the region.
+    assert sorted(t.state.name for t in study.trials) == ["COMPLETE", "COMPLETE"]
+    told = [t for t in study.trials if t.user_attrs.get("lrtune_status") == "diverged"]
+    assert len(told) == 1 and told[0].value == -1e6
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     _, kids = children(client, "diverge")
     assert sorted(r.data.tags["lrtune.status"] for r in kids) == ["completed", "diverged"]
+    assert [r.data.tags.get("diverged") for r in kids if r.data.tags.get("diverged")] == ["true"]
 
 
 TINY = {

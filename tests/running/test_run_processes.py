@@ -75,7 +75,11 @@ def test_a_local_run_listens_on_loopback_only(
     tmp_path: Path, job_file: Any, lrtune_process: Any
 ) -> None:
     path = job_file(tmp_path, "closed", policy={"lr": 3e-4}, budget={"trial_env_steps": 1280})
-    proc = lrtune_process.start(path, tmp_path)
+    # The test process itself sets Ray's loopback switch (conftest); the child gets a user's
+    # opposite setting, so only lrtune's own code can keep it on loopback.
+    proc = lrtune_process.start(
+        path, tmp_path, env_overrides={"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
+    )
     lines: list[str] = []
     try:
         lrtune_process.wait_for(proc, "running", lines, 180)

@@ -37,7 +37,9 @@ def job_file(tmp_path: Path) -> Path:
 def test_defaults_and_properties(job_file: Path) -> None:
     job = load_job(job_file)
     assert job.version == 1 and job.budget.trial_env_steps == 50_000
-    assert job.model.hidden == (64, 64) and job.model.activation == "tanh"
+    assert job.model.hidden is None and job.model.activation is None  # the agent's defaults
+    assert not job.model.vf_share_layers and job.model.initializer is None
+    assert job.model.normalize_observations is None
     assert (job.trials.num, job.trials.max_concurrent, job.trials.max_failures) == (8, 2, 1)
     assert job.seeds.tuning == (0,) and job.seeds.test == (1000, 1001, 1002)
     assert job.metric.name == "env_runners/episode_return_mean" and job.metric.mode == "max"
@@ -102,7 +104,7 @@ def test_bad_override_lists_valid_keys(job_file: Path) -> None:
     with pytest.raises(SpecError) as err:
         load_job(job_file, ["scheduler.grace=100"])
     assert "scheduler.grace: unknown key" in str(err.value)
-    assert "name, grace_period, reduction_factor" in str(err.value)
+    assert "name, grace_period, grace_fraction, reduction_factor" in str(err.value)
 
 
 def test_round_trip_through_yaml(job_file: Path, tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
-"""`compare`: per group of runs (schedule family, optimizer, gating, feedback, policy or any
-combination), the interquartile mean of normalised scores with a 95 % stratified-bootstrap
-interval, the median, the mean, the optimality gap and the probability of improvement over a
-reference group; plus each experiment's parameter importance.
+"""`compare`: per group of runs (schedule family, optimizer, gating, feedback, policy, the
+agent's network (``model``), its searched agent settings (``agent``), or any combination), the
+interquartile mean of normalised scores with a 95 % stratified-bootstrap interval, the median,
+the mean, the optimality gap and the probability of improvement over a reference group; plus
+each experiment's parameter importance.
 
 Which scores: the finalists' runs on held-out test seeds (``lrtune finalize``) where an
 experiment has them; else its search trials (flattered by the search: the comparison says so).
@@ -42,6 +43,9 @@ GROUPINGS: dict[str, str] = {
     "gating": "gating",
     "feedback": "feedback",
     "policy": "lrtune.policy",
+    # The agent around the policy: its network, and every agent setting the space searched.
+    "model": "lrtune.model",
+    "agent": "lrtune.agent",
     "experiment": "",
 }
 SOURCES = ("auto", "finalists", "trials")

@@ -5,6 +5,10 @@ name) when it is there; otherwise (a grid search, or a cluster's experiment read
 MLflow) from a study rebuilt out of the trial runs' MLflow records: the resolved base LR
 (``policy.lr``, log scale), the families (schedule, optimizer, gating, feedback) and every
 numeric ``policy.*`` parameter that every trial has and that varies.
+
+Diverged trials are left out: the study holds them as complete with the job's worst value
+(so that samplers learn from them), a sentinel that would make the importance a measure of
+what diverges rather than of what scores.
 """
 
 from __future__ import annotations
@@ -82,10 +86,22 @@ def resolve_method(method: str, trials: int) -> str:
     return "fanova" if trials < AUTO_FANOVA_MAX_TRIALS else "ped-anova"
 
 
-def _compute(study: Any, method: str, seed: int) -> tuple[str, dict[str, float]] | None:
+def _scored_trials(study: Any) -> list[Any]:
+    """The study's complete trials that did not diverge."""
     import optuna
 
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    return [t for t in complete if t.user_attrs.get("lrtune_status") != "diverged"]
+
+
+def _compute(study: Any, method: str, seed: int) -> tuple[str, dict[str, float]] | None:
+    import optuna
+
+    complete = _scored_trials(study)
+    if len(complete) < len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))):
+        scored = optuna.create_study(directions=study.directions)
+        scored.add_trials(complete)
+        study = scored
     values = {t.value for t in complete}
     if len(complete) < 2 or len(values) < 2:
         return None
@@ -117,7 +133,7 @@ def _from_study(experiment: ExperimentData, method: str, seed: int) -> Importanc
     found = _compute(study, method, seed)
     if found is None:
         return None
-    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    complete = _scored_trials(study)
     return Importance(experiment.name, found[0], "optuna study", len(complete), found[1])
 
 

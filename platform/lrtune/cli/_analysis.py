@@ -6,23 +6,14 @@ import argparse
 import sys
 from typing import Any
 
+from lrtune.cli._args import positive_int
+
 EXIT_OK = 0
 BY_HELP = (
-    "group runs by family, optimizer, gating, feedback, policy or experiment; join several "
-    "with commas (family,optimizer). Default: family"
+    "group runs by family, optimizer, gating, feedback, policy, model (the network), agent "
+    "(the agent settings a space searched) or experiment; join several with commas "
+    "(family,optimizer). Default: family"
 )
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive whole number, got {text!r}"
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
 
 
 def _confidence(text: str) -> float:
@@ -45,13 +36,20 @@ def add_analysis_parsers(subparsers: Any) -> None:
         "the experiment's parent run, tagged finalist; print search score next to test score.",
     )
     f.add_argument("experiment", help="results folder (results/<name>) or experiment name")
-    f.add_argument("--top", type=_positive, default=3, help="how many configurations (K)")
-    f.add_argument("--seeds", type=_positive, default=3, help="how many test seeds (M)")
+    f.add_argument("--top", type=positive_int, default=3, help="how many configurations (K)")
+    f.add_argument("--seeds", type=positive_int, default=3, help="how many test seeds (M)")
     f.add_argument(
         "--per",
         default="",
         help="take the top K of every group instead (family, optimizer, gating, feedback, "
         "policy; joined by commas, e.g. family,optimizer)",
+    )
+    f.add_argument(
+        "--eval-episodes",
+        type=positive_int,
+        default=None,
+        help="score each finalist on a deterministic evaluation of this many greedy episodes "
+        "of its final policy (default: as the job scored its trials, evaluation.score)",
     )
     f.add_argument("--tracking-uri", help="MLflow tracking URI (default: the experiment's)")
     f.add_argument("--storage-path", help="Tune storage folder (default: the job's)")
@@ -102,7 +100,7 @@ def add_analysis_parsers(subparsers: Any) -> None:
             "PED-ANOVA from 100 on (fANOVA's forest takes seconds there)",
         )
         p.add_argument("--confidence", type=_confidence, default=0.95)
-        p.add_argument("--resamples", type=_positive, default=2000, help="bootstrap resamples")
+        p.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples")
         p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
         if name == "compare":
             p.add_argument("--format", choices=("table", "json", "csv"), default="table")
@@ -131,6 +129,7 @@ def _cmd_finalize(args: argparse.Namespace) -> int:
         per=per,
         tracking_uri=args.tracking_uri,
         storage_path=args.storage_path,
+        evaluation_episodes=args.eval_episodes,
     )
     return outcome.exit_code
 

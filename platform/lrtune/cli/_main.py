@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from lrtune.cli._analysis import add_analysis_parsers
+from lrtune.cli._args import positive_int
+from lrtune.cli._baselines import add_baselines_parser
 from lrtune.cli._cluster import add_cluster_parsers
 from lrtune.cli._validate import add_validate_parser
 from lrtune.registry import LRTuneError
@@ -36,8 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     ssub = s.add_subparsers(dest="schedule_command", required=True, metavar="ACTION")
     show = ssub.add_parser("show", help="the LR a policy gives at evenly spaced env steps")
     show.add_argument("policy", help="a policy YAML file, or inline YAML ('lr: 1e-3')")
-    show.add_argument("--steps", type=_positive_int, required=True, help="last env step N")
-    show.add_argument("--points", type=_positive_int, default=11, help="how many points P")
+    show.add_argument("--steps", type=positive_int, required=True, help="last env step N")
+    show.add_argument("--points", type=positive_int, default=11, help="how many points P")
     show.add_argument("--format", choices=("table", "json", "png"), default="table")
     show.add_argument("-o", "--output", help="where to write the png (default schedule.png)")
     show.set_defaults(func=_cmd_schedule_show)
@@ -60,7 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a field, e.g. --set budget.trial_env_steps=2e4 (repeatable)",
     )
     r.add_argument("--dry-run", action="store_true", help="print the resolved plan; start nothing")
-    r.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
+    r.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: the job's tracking.uri, else $MLFLOW_TRACKING_URI, "
+        "else sqlite:///<current folder>/mlflow.db)",
+    )
     r.add_argument("--storage-path", help="Tune storage folder (default: the job's storage_path)")
     r.add_argument(
         "--restart",
@@ -73,12 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("policy", help="a policy YAML file, or inline YAML")
     t.add_argument("--agent", choices=("ppo", "dqn"), default="ppo")
     t.add_argument("--env", default="CartPole-v1", help="gymnasium id (default CartPole-v1)")
-    t.add_argument("--steps", type=_positive_int, default=60_000, help="env-step budget")
+    t.add_argument("--steps", type=positive_int, default=60_000, help="env-step budget")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=_cmd_train)
+    pr = sub.add_parser(
+        "presets", help="the settings an agent runs with before a job overrides any, by source"
+    )
+    pr.add_argument("agent", choices=("ppo", "dqn"))
+    pr.add_argument("--env", help="a gymnasium id: adds its action-space family and entry")
+    pr.add_argument("--format", choices=("table", "json"), default="table")
+    pr.set_defaults(func=_cmd_presets)
     add_validate_parser(sub)
     add_cluster_parsers(sub)
     add_analysis_parsers(sub)
+    add_baselines_parser(sub)
     return parser
 
 
@@ -101,18 +115,6 @@ def _version() -> str:
     from lrtune import __version__
 
     return f"lrtune {__version__}"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(float(text)) if "e" in text.lower() else int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive whole number, got {text!r}"
-        ) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
 
 
 # --- plugins --------------------------------------------------------------------------------
@@ -307,6 +309,44 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- presets --------------------------------------------------------------------------------
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    from lrtune.learners._presets import has_continuous_actions, resolve_presets
+
+    rows = resolve_presets(args.agent, args.env)
+    shown = [(row.key, _preset_value(row.value), row.source) for row in rows]
+    if args.format == "json":
+        print(json.dumps([{"key": k, "value": v, "source": src} for k, v, src in shown]))
+        return EXIT_OK
+    where = f" on {args.env}" if args.env else " (no --env: agent defaults only)"
+    print(f"lrtune: {args.agent} presets{where}; a job's hyperparams and model override any")
+    if args.env and has_continuous_actions(args.env) is None:
+        print(
+            f"lrtune: gymnasium cannot build {args.env!r} here, so its action-space family "
+            "is unknown and not applied"
+        )
+    width = max(len(k) for k, _, _ in shown)
+    value_width = max(len(json.dumps(v)) for _, v, _ in shown)
+    for key, value, source in shown:
+        print(f"{key:<{width}}  {json.dumps(value):<{value_width}}  {source}")
+    return EXIT_OK
+
+
+def _preset_value(value: Any) -> Any:
+    """A preset value as JSON shows it (a connector function by its name)."""
+    if callable(value):
+        return getattr(value, "__name__", repr(value))
+    if isinstance(value, tuple):
+        return [_preset_value(v) for v in value]
+    if isinstance(value, list):
+        return [_preset_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _preset_value(v) for k, v in value.items()}
+    return value
+
+
 # --- run ------------------------------------------------------------------------------------
 
 
@@ -356,7 +396,9 @@ def _plan(job: Any, args: argparse.Namespace) -> dict[str, Any]:
         from lrtune.specs import compile_space, sampler_warning
 
         compiled = compile_space(job)
-        plan["space"] = job.space_path or "inline"
+        plan["space"] = " + ".join(job.space_files) or "inline"
+        if job.search.algorithm == "optuna":
+            plan["startup_trials"] = job.startup_trials
         plan["parameters"] = sorted(compiled.distributions())
         warning = sampler_warning(job)
         if warning:

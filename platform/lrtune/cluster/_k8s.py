@@ -81,6 +81,7 @@ def cluster_job(job: JobSpec, tracking_uri: str | None = None) -> dict[str, Any]
     volume, MLflow on the server (the resolved hash is unchanged: these fields are excluded)."""
     data = job.to_yaml_dict()
     data["space_path"] = None
+    data["space_files"] = []  # local paths: the space itself is inlined
     data["cluster"] = None
     data["storage_path"] = f"{STORAGE_MOUNT}/ray_results"
     data["results_dir"] = f"{STORAGE_MOUNT}/results"

@@ -11,9 +11,11 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.algorithms.dqn import DQNConfig
 from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from lrtune.learners._callbacks import LRTuneCallbacks
 from lrtune.learners._learner import CONFIG_KEY, LEARNERS
+from lrtune.learners._modules import OrthogonalPPOTorchRLModule, mean_std_filter
 from lrtune.policies import LRPolicySpec, PolicyError
 
 AGENTS: dict[str, type[AlgorithmConfig]] = {"ppo": PPOConfig, "dqn": DQNConfig}
@@ -49,12 +51,65 @@ class TrialResources:
             )
 
 
+INITIALIZERS = ("orthogonal", "torch")
+
+
 @dataclass(frozen=True)
 class ModelSettings:
-    """The default RLlib MLP: hidden sizes and activation."""
+    """The network around the LR policy: RLlib's default MLP and what feeds it.
 
-    hidden: tuple[int, ...] = (64, 64)
-    activation: str = "tanh"
+    Attributes:
+        hidden: hidden layer sizes. None: the agent's default (``DEFAULT_HIDDEN``: PPO 64, 64
+            as SB3 / CleanRL classic control; DQN 256, 256 as rl-zoo3's tuned classic-control
+            DQNs).
+        activation: hidden activation (RLlib's names: tanh, relu, swish, elu, linear). None:
+            the agent's default (``DEFAULT_ACTIVATION``: PPO tanh as SB3's ActorCriticPolicy,
+            DQN relu as SB3's QNetwork).
+        vf_share_layers: PPO: whether the value head shares the policy's hidden layers
+            (RLlib's ``DefaultModelConfig`` default) or has its own (SB3, CleanRL, RLlib's
+            PPO with a plain dict model config). DQN has no value network; ignored there.
+        initializer: ``"orthogonal"`` (SB3 / CleanRL PPO: orthogonal weights, zero biases,
+            gains √2 hidden, 0.01 policy output, 1 value output; PPO only) or ``"torch"``
+            (torch's default, as RLlib, SB3's and CleanRL's DQN). None: the agent's default
+            (``DEFAULT_INITIALIZER``).
+        normalize_observations: normalise observations with a running mean and std (RLlib's
+            ``MeanStdFilter`` connector, part of the checkpointed env-runner state). None:
+            as the agent presets say (``env_to_module_connector`` in
+            ``lrtune.learners._presets``); True / False override them.
+    """
+
+    hidden: tuple[int, ...] | None = None
+    activation: str | None = None
+    vf_share_layers: bool = False
+    initializer: str | None = None
+    normalize_observations: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.initializer is not None and self.initializer not in INITIALIZERS:
+            raise ValueError(
+                f"model.initializer must be one of {list(INITIALIZERS)} (got {self.initializer!r})"
+            )
+
+    def initializer_for(self, agent: str) -> str:
+        """The initializer ``agent`` gets: the setting, else the agent's default."""
+        return self.initializer or DEFAULT_INITIALIZER[agent]
+
+    def hidden_for(self, agent: str) -> tuple[int, ...]:
+        """The hidden sizes ``agent`` gets: the setting, else the agent's default."""
+        return tuple(self.hidden) if self.hidden is not None else DEFAULT_HIDDEN[agent]
+
+    def activation_for(self, agent: str) -> str:
+        """The activation ``agent`` gets: the setting, else the agent's default."""
+        return self.activation or DEFAULT_ACTIVATION[agent]
+
+
+# SB3 and CleanRL initialise PPO's networks orthogonally and DQN's with torch's default.
+DEFAULT_INITIALIZER = {"ppo": "orthogonal", "dqn": "torch"}
+# Network size and activation per agent. DQN on Acrobot-v1 (lr 1e-3, 50k env steps, agent
+# presets alone, benchmarks/presets.py): -96 with 256x256 relu (rl-zoo3's tuned CartPole-v1,
+# Acrobot-v1 and MountainCar-v0 DQNs; SB3's QNetwork activation) against -198 with 64x64 tanh.
+DEFAULT_HIDDEN: dict[str, tuple[int, ...]] = {"ppo": (64, 64), "dqn": (256, 256)}
+DEFAULT_ACTIVATION = {"ppo": "tanh", "dqn": "relu"}
 
 
 def build_algorithm_config(
@@ -79,7 +134,8 @@ def build_algorithm_config(
         hyperparams: other RLlib settings by name (``gamma``, ``train_batch_size_per_learner``,
             ``num_envs_per_env_runner``...), routed to the config section that takes them.
         resources: CPUs and GPU share of the trial.
-        model: hidden sizes and activation of RLlib's default MLP.
+        model: the network (sizes, activation, value layers, initialisation) and
+            observation normalisation; see `ModelSettings`.
         budget: the trial's env-step budget (horizon of schedules that do not set one).
         seed: the trial's seed.
 
@@ -93,6 +149,11 @@ def build_algorithm_config(
     spec.check_agent(agent)
     resources = resources or TrialResources()
     model = model or ModelSettings()
+    if agent != "ppo" and (model.initializer == "orthogonal" or model.vf_share_layers):
+        raise PolicyError(
+            f"model: initializer 'orthogonal' and vf_share_layers are PPO settings; {agent} "
+            "has no separate value network and uses torch's initialisation."
+        )
 
     config = (
         AGENTS[agent]()
@@ -116,16 +177,39 @@ def build_algorithm_config(
         .training(lr=spec.lr, grad_clip=None)
         .rl_module(
             model_config=DefaultModelConfig(
-                fcnet_hiddens=list(model.hidden), fcnet_activation=model.activation
+                fcnet_hiddens=list(model.hidden_for(agent)),
+                fcnet_activation=model.activation_for(agent),
+                vf_share_layers=model.vf_share_layers,
             )
         )
         .callbacks(LRTuneCallbacks)
     )
+    if agent == "ppo" and model.initializer_for(agent) == "orthogonal":
+        config = config.rl_module(
+            rl_module_spec=RLModuleSpec(module_class=OrthogonalPPOTorchRLModule)
+        )
     if seed is not None:
         config = config.debugging(seed=seed)
-    for key, value in (hyperparams or {}).items():
+    for key, value in _with_observation_filter(hyperparams or {}, model).items():
         _set_hyperparam(config, key, value)
     return config
+
+
+def _with_observation_filter(
+    hyperparams: Mapping[str, Any], model: ModelSettings
+) -> dict[str, Any]:
+    """``hyperparams`` with the observation filter the model section asks for.
+
+    None leaves the presets' choice; True adds RLlib's ``MeanStdFilter`` unless another
+    ``env_to_module_connector`` is set; False removes the presets' filter (a job's own
+    connector stays)."""
+    out = dict(hyperparams)
+    if model.normalize_observations is True:
+        out.setdefault("env_to_module_connector", mean_std_filter)
+    elif model.normalize_observations is False:
+        if out.get("env_to_module_connector") is mean_std_filter:
+            del out["env_to_module_connector"]
+    return out
 
 
 def _set_hyperparam(config: AlgorithmConfig, key: str, value: Any) -> None:

@@ -301,8 +301,9 @@ class LRPolicyLearner(TorchLearner):
 
 
 def _global_norm(grads: Sequence[torch.Tensor]) -> torch.Tensor:
-    norms = torch._foreach_norm(list(grads))
-    return torch.linalg.vector_norm(torch.stack(norms))
+    """The L2 norm of all ``grads`` together: torch's own (one norm kernel per device and dtype,
+    the per-device norms gathered on the first gradient's device)."""
+    return torch.nn.utils.get_total_norm(grads)
 
 
 class LRTunePPOLearner(LRPolicyLearner, PPOTorchLearner):

@@ -21,25 +21,43 @@ and measurements on this project's 2-CPU machine (RLlib 2.60 new API stack, torc
 per trial, sampling in the trial's process): ``benchmarks/presets.py`` reruns them on any task
 and its docstring lists what was measured.
 
-Two RLlib facts shape the PPO values:
+What the PPO values rest on (``benchmarks/presets.py``, one seed each, Acrobot-v1 50k env
+steps at lr 3e-4 with the agent defaults alone; its docstring has the table):
 
-* lrtune's model config is RLlib's ``DefaultModelConfig``, whose ``vf_share_layers`` is True:
-  the value head shares the policy's hidden layers (RLlib's PPO default, with a plain dict
-  model config, is separate layers). A large value loss then swamps the policy's gradient, so
-  the value loss is down-weighted (``vf_loss_coeff`` 0.01, as RLlib's tuned CartPole PPO does
-  with shared layers) instead of clipped: RLlib's ``vf_clip_param`` clamps the *squared* value
-  error per sample, so the default 10 stops the value head learning returns above ~3
-  (measured: CartPole-v1 stayed ≤ 270 at 100k steps with it, reached 500 without it).
+* The network, not the hyper-parameters, was what kept RLlib's PPO from learning: the value
+  function needs its own hidden layers (``model.vf_share_layers: false``, as SB3, CleanRL and
+  RLlib's PPO with a plain dict model config; RLlib's ``DefaultModelConfig`` shares them) and
+  the layers need SB3/CleanRL's orthogonal initialisation (policy output gain 0.01; see
+  ``lrtune.learners._modules``). Separate + orthogonal: −95 (seed 1: −97); shared +
+  orthogonal: −500; separate + torch's initialisation: −500; shared + torch's (the old
+  presets): −500. Both are model settings (``ModelSettings``), defaulted there.
+* With separate networks and Adam the value-loss weight hardly matters (Adam rescales each
+  parameter's gradient; 0.01 vs 0.5: −95/−105, and −164/−164 at batch 4096), so it is SB3's
+  0.5, which keeps the critic learning under the non-adaptive optimizers (SGD) a search may
+  pick. RLlib's ``vf_clip_param`` clamps the *squared* value error per sample, so its default
+  10 stops the value head learning returns above ~3 (CartPole-v1 stayed ≤ 270 at 100k steps
+  with it, reached 500 without it): it is effectively off, as SB3's ``clip_range_vf=None``.
+* Observation normalisation (RLlib's ``MeanStdFilter``) cost learning on Acrobot-v1 (−500
+  with it at vf 0.01 and 0.5, −95/−105 without), so the discrete defaults leave it off;
+  continuous-action tasks keep it (rl-zoo3 normalises them).
 * RLlib's PPO adds an adaptive KL penalty (``kl_coeff`` 0.2). rl-zoo3 and CleanRL use none,
   and lrtune's ``kl_adaptive`` feedback rule already steers on the KL, so ``kl_coeff`` is 0.0
   while ``use_kl_loss`` stays on: the learner still measures and reports the KL.
+* Reward scale matters on Pendulum-v1 (rewards × 0.1 through a gymnasium wrapper: −175 raw
+  at 100k env steps with the defaults and γ 0.99, against −800), but SB3's ``VecNormalize``
+  reward scaling is not built: RLlib has none, and a learner connector's running statistics
+  are not in RLlib 2.60's learner checkpoint, so resumes would not be exact.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
-from typing import Any
+from typing import Any, NamedTuple
+
+from lrtune.learners._config import ModelSettings
+from lrtune.learners._modules import mean_std_filter
 
 # ------------------------------------------------------------------------------------- PPO
 
@@ -48,88 +66,83 @@ PPO_DEFAULTS: dict[str, Any] = {
     # ~4-6k env steps/s with one CPU on CartPole-v1.
     "num_envs_per_env_runner": 16,
     # 16 envs x 128 steps. rl-zoo3 CartPole-v1 uses 8 x 32 = 256 and 20 epochs; larger batches
-    # cost fewer RLlib iterations (each one a Tune result and checkpoint).
+    # cost fewer RLlib iterations (each one a Tune result and checkpoint). Acrobot-v1: 2048 x
+    # 10 epochs -95 at 50k env steps against -164 with rl-zoo3's 4096 x 4 epochs, lambda 0.94.
     "train_batch_size_per_learner": 2048,
     "minibatch_size": 256,  # rl-zoo3 CartPole-v1 batch_size 256
     "num_epochs": 10,  # SB3/rl-zoo3 default n_epochs 10 (RLlib's default 30 overfits a batch)
     "lambda_": 0.95,  # SB3 default gae_lambda, CleanRL gae_lambda (RLlib's default is 1.0)
+    # SB3/CleanRL default. CartPole-v1 at lr 3e-4, 50k env steps: 374 with 0.99 / lambda
+    # 0.95, 273 with rl-zoo3's tuned 0.98 / 0.8 (which the old shared-layer presets needed).
     "gamma": 0.99,
     "entropy_coeff": 0.0,  # rl-zoo3 classic control ent_coef 0.0
     "clip_param": 0.2,  # SB3 clip_range / CleanRL clip_coef (RLlib's default 0.3)
-    "vf_loss_coeff": 0.01,  # shared value layers: RLlib tuned cartpole_ppo.py (see above)
+    "vf_loss_coeff": 0.5,  # SB3 vf_coef / CleanRL vf_coef (separate value network; see above)
     "vf_clip_param": 1.0e4,  # effectively off, as SB3's clip_range_vf=None (see above)
     "use_kl_loss": True,  # keep measuring the KL (lrtune reports it; kl_adaptive reads it)...
     "kl_coeff": 0.0,  # ...without RLlib's KL penalty (rl-zoo3, CleanRL)
 }
 
-
-def mean_std_filter(env: Any = None, spaces: Any = None, device: Any = None) -> Any:
-    """``env_to_module_connector`` that normalises observations with running mean and std.
-
-    RLlib 2.60 calls it as ``fn(env, spaces, device)`` and adds the returned connector piece to
-    the env-to-module pipeline; the filter's statistics are part of the env runner's state, so
-    they are checkpointed with the algorithm. A module-level function, so configs pickle.
-    """
-    from ray.rllib.connectors.env_to_module import MeanStdFilter
-
-    return MeanStdFilter()
-
-
 PPO_CONTINUOUS: dict[str, Any] = {
     # rl-zoo3 runs its continuous-control tasks with `normalize: true` (VecNormalize); RLlib's
-    # tuned Pendulum PPO uses the same MeanStdFilter connector.
+    # tuned Pendulum PPO uses the same MeanStdFilter connector. Pendulum-v1 with the defaults
+    # at lr 1e-3, 100k env steps: -1080 with it, -1081 without (neither learns; kept as
+    # rl-zoo3 does, not because it was measured to help).
     "env_to_module_connector": mean_std_filter,
+    # SB3's default batch_size 64 and CleanRL's continuous-action ppo (2048 / 32 minibatches):
+    # 320 updates per 2048 env steps. Pendulum-v1 with the defaults (lr 1e-3, 100k env steps):
+    # -800 against -1080 with 256, at ~1/4 of the env steps/s.
+    "minibatch_size": 64,
 }
 
 PPO_BY_ENV: dict[str, dict[str, Any]] = {
-    # rl-zoo3 "Tuned" CartPole-v1: gamma 0.98, gae_lambda 0.8. Measured here: 500 from ~40-65k
-    # env steps (lr 1e-3 linear decay), against ≤ 270 with gamma 0.99 / lambda 0.94.
-    "CartPole-v1": {"gamma": 0.98, "lambda_": 0.8},
-    # rl-zoo3 Acrobot-v1: normalize true, n_envs 16, n_steps 256, gae_lambda 0.94, n_epochs 4.
-    "Acrobot-v1": {
-        "env_to_module_connector": mean_std_filter,
-        "train_batch_size_per_learner": 4096,
-        "lambda_": 0.94,
-        "num_epochs": 4,
-    },
-    # rl-zoo3 "Tuned" Pendulum-v1: n_envs 4 x n_steps 1024 = 4096, batch_size 64 (SB3 default),
-    # gamma 0.9, gae_lambda 0.95, n_epochs 10, vf_coef 0.5 (SB3 default), lr 1e-3 (and gSDE,
-    # which RLlib lacks); observations normalised (layer 2). Measured here at lr 1e-3: -292
-    # after 61k env steps, against -630 with minibatch 64 / vf 0.01 and -569 (80k) with
-    # minibatch 256 / vf 0.01: the critic needs the weight on this task.
-    "Pendulum-v1": {
-        "train_batch_size_per_learner": 4096,
-        "minibatch_size": 64,
-        "gamma": 0.9,
-        "num_epochs": 10,
-        "vf_loss_coeff": 0.5,
-    },
+    # rl-zoo3 "Tuned" Pendulum-v1: n_envs 4 x n_steps 1024 = 4096, gamma 0.9, gae_lambda
+    # 0.95, n_epochs 10, lr 1e-3 (and gSDE, which RLlib lacks); minibatch 64 and observation
+    # normalisation come from layer 2. Measured here at lr 1e-3, 100k env steps: -178 (best
+    # -171), against -800 with the defaults and layer 2 alone (gamma 0.99, batch 2048).
+    "Pendulum-v1": {"train_batch_size_per_learner": 4096, "gamma": 0.9},
 }
 
 # ------------------------------------------------------------------------------------- DQN
 
 DQN_DEFAULTS: dict[str, Any] = {
-    # Sampling: 4 envs x 4 steps = 16 env steps per training step. RLlib's default (1 env,
-    # fragment 1, one update per env step) measured ~20 env steps/s on a loaded CPU here.
-    "num_envs_per_env_runner": 4,
+    # Cost model, from cProfile and same-process timings on CartPole-v1 (RLlib 2.60, one CPU,
+    # shared machine): the CPU goes to replayed items, not env steps. Per replayed item
+    # ~0.25 ms in EpisodeReplayBuffer.sample
+    # (one SingleAgentEpisode slice per item) plus ~0.1 ms in the learner connector pipeline;
+    # per update a fixed ~5 ms; sampling ~0.5-0.8 ms per env step. So env steps/s ~
+    # 1 / (sampling + training_intensity x item cost + updates per env step x 5 ms): the replay
+    # ratio, not the iteration layout, sets throughput (benchmarks/presets.py docstring).
+    # 8 envs x 4 steps = 32 env steps per training step: the per-call cost of sampling and of
+    # a training step spreads over twice the steps of 4 envs (not measured apart from the
+    # other changes below). rl-zoo3 dqn.yml uses 1 env.
+    "num_envs_per_env_runner": 8,
     "rollout_fragment_length": 4,  # >= n_step (RLlib requires it)
-    "train_batch_size_per_learner": 128,  # CleanRL dqn.py batch_size 128
-    # Replayed / sampled steps: 16 -> 2 updates of 128 per 16 env steps. CleanRL: 128 per 10
-    # steps (12.8); rl-zoo3 CartPole-v1: 4 x 512 per 16 (128). Replay sampling dominates the
-    # cost on CPU (per-item episode slicing in RLlib), so the cost grows with this ratio.
-    "training_intensity": 16,
+    "train_batch_size_per_learner": 64,  # rl-zoo3 CartPole-v1 batch_size 64
+    # Replayed / sampled env steps 8 -> 4 updates of 64 per 32 env steps (one per 8 env
+    # steps, as before, at half the items). rl-zoo3: CartPole-v1 32, MountainCar-v0 64,
+    # Acrobot-v1 128; CleanRL 12.8; Nature DQN 8 (batch 32 every 4 steps). Measured here on
+    # CartPole-v1, one process, same load (3.2): 288-327 env steps/s with the old presets
+    # (intensity 16, batch 128, 4 envs, target 2000) against 572-710 with these; intensity 4
+    # ran faster again but plateaued (greedy 155-225 at 30-40k), intensity 16 (batch 64)
+    # reached a greedy 500 at 30k but at 157 env steps/s (load 8.7).
+    "training_intensity": 8,
     "double_q": True,  # Double DQN (van Hasselt et al.; RLlib's tuned cartpole_dqn.py)
     "dueling": True,  # dueling heads (Wang et al.; RLlib's tuned cartpole_dqn.py)
     "n_step": 3,  # n-step returns (Rainbow's 3; RLlib's tuned cartpole_dqn.py samples 2..5)
-    # Hard target update every 2000 env steps (= 250 updates here). CleanRL: every 500 env
-    # steps (50 updates); rl-zoo3 CartPole-v1: 5000 env steps (1250 updates).
-    "target_network_update_freq": 2000,
+    # Hard target update every 1000 env steps (= 125 updates here): rl-zoo3 CartPole-v1
+    # syncs after every 128-update burst, Acrobot-v1 every 250 updates, MountainCar-v0 every
+    # 300. 500 env steps (62 updates) measured about the same on CartPole-v1 (batch 32,
+    # intensity 4: greedy 165 against 155 at 30k).
+    "target_network_update_freq": 1000,
     # Uniform replay as rl-zoo3 and CleanRL (RLlib's prioritized episode buffer costs more per
     # sample); capacity between CleanRL's 10k and rl-zoo3's 100k.
     "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 50_000},
-    # Epsilon 1.0 -> 0.05 over the first 10k env steps (RLlib default; rl-zoo3 CartPole-v1:
-    # 0.06 x 2e5 = 12k steps down to 0.11; CleanRL: half the run down to 0.05).
-    "epsilon": [(0, 1.0), (10_000, 0.05)],
+    # Epsilon 1.0 -> 0.02 over the first 10k env steps (RLlib's tuned cartpole_dqn.py;
+    # rl-zoo3: 8k steps to 0.04 on CartPole-v1, 12k to 0.1 on Acrobot-v1). The training
+    # return is measured with this epsilon: at 0.05 a run whose greedy return was 500 at 30k
+    # showed a training return of 124-220 from 10k to 30k on CartPole-v1.
+    "epsilon": [(0, 1.0), (10_000, 0.02)],
     # Must not exceed one iteration's samples (DQN's min_sample_timesteps_per_iteration,
     # 1000): later starts leave the first iterations without an update.
     "num_steps_sampled_before_learning_starts": 1_000,
@@ -172,16 +185,75 @@ def has_continuous_actions(env: str) -> bool | None:
         made.close()
 
 
+AGENT_DEFAULT = "agent default"
+CONTINUOUS_FAMILY = "continuous-action family"
+MODEL_DEFAULT = "model default"
+
+
+def env_entry_source(env: str) -> str:
+    """The source name of ``env``'s per-environment entry."""
+    return f"per-env entry ({env_name(env)})"
+
+
+class PresetSetting(NamedTuple):
+    """One resolved setting: its name, value and the layer it comes from."""
+
+    key: str
+    value: Any
+    source: str
+
+
+def resolve_presets(agent: str, env: str | None = None) -> list[PresetSetting]:
+    """What ``agent`` runs with on ``env`` before a job overrides anything, with sources.
+
+    First the hyper-parameters (agent default < continuous-action family < per-env entry, in
+    the agent defaults' key order, then keys only later layers add), then the model settings
+    (``ModelSettings``' defaults; the initializer as the agent's default and
+    ``normalize_observations`` as the presets' observation filter leaves it).
+
+    Raises:
+        KeyError: an agent with no presets.
+    """
+    defaults, continuous, by_env = _AGENT_PRESETS[agent]
+    layers: list[tuple[str, dict[str, Any]]] = [(AGENT_DEFAULT, defaults)]
+    if env is not None:
+        if continuous and has_continuous_actions(env):
+            layers.append((CONTINUOUS_FAMILY, continuous))
+        layers.append((env_entry_source(env), by_env.get(env_name(env), {})))
+    resolved: dict[str, PresetSetting] = {}
+    for source, layer in layers:
+        for key, value in layer.items():
+            resolved[key] = PresetSetting(key, value, source)
+    rows = list(resolved.values())
+    model = ModelSettings()
+    connector = resolved.get("env_to_module_connector")
+    for field in dataclasses.fields(ModelSettings):
+        value = getattr(model, field.name)
+        source = MODEL_DEFAULT
+        if field.name == "initializer":
+            value = model.initializer_for(agent)
+        elif field.name == "hidden":
+            value = model.hidden_for(agent)
+        elif field.name == "activation":
+            value = model.activation_for(agent)
+        elif field.name == "normalize_observations":
+            if connector is not None and connector.value is mean_std_filter:
+                value, source = True, connector.source
+            else:
+                value = False
+        rows.append(PresetSetting(f"model.{field.name}", value, source))
+    return rows
+
+
 def preset_hyperparams(agent: str, env: str | None = None) -> dict[str, Any]:
     """The preset hyper-parameters of ``agent`` on ``env`` (a fresh copy; jobs override any).
 
     Layers, later ones winning: the agent's defaults, the continuous-action family (when
-    ``env``'s action space is a Box), the entry of ``env``'s id."""
-    defaults, continuous, by_env = _AGENT_PRESETS[agent]
-    out = dict(defaults)
-    if env is not None:
-        if continuous and has_continuous_actions(env):
-            out.update(continuous)
-        out.update(by_env.get(env_name(env), {}))
+    ``env``'s action space is a Box), the entry of ``env``'s id (see `resolve_presets`)."""
+    rows = resolve_presets(agent, env)
     # Deep copy the plain data (the connector function is shared, as functions are).
-    return {k: v if callable(v) else copy.deepcopy(v) for k, v in out.items()}
+    return {
+        row.key: row.value if callable(row.value) else copy.deepcopy(row.value)
+        for row in rows
+        if not row.key.startswith("model.")
+    }

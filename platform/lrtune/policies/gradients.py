@@ -1,9 +1,12 @@
 """Built-in gradient gates: transformations of the gradients before the optimizer step.
 
-Gates are stateless and modify the gradients in place, with ``torch._foreach_*`` kernels where
-torch has them (one launch per device and dtype on CUDA). Non-finite gradients are never
-turned into finite values: a NaN or inf gradient leaves a NaN or inf behind, for the learner's
-divergence checks to see.
+Norms and clipping are torch's own where torch has them (``torch.nn.utils.get_total_norm``,
+``clip_grad_norm_``, ``clip_grad_value_``), so the gates keep torch's formulas and its
+one-launch-per-device-and-dtype ``foreach`` kernels. Where torch has no public function
+(per-tensor norm clipping, scaling to unit norm) the gates use the ``torch._foreach_*`` kernels
+torch's own clipping uses; `lrtune._upstream` lists them. Gates are stateless and modify the
+gradients in place. Non-finite gradients are never turned into finite values: a NaN or inf
+gradient leaves a NaN or inf behind, for the learner's divergence checks to see.
 """
 
 from __future__ import annotations
@@ -16,15 +19,23 @@ from pydantic import Field
 from lrtune.policies._base import GradientGate
 from lrtune.registry import Capabilities, NoParams, PluginParams, gradients
 
-# torch.nn.utils.clip_grad_norm_'s guard against a zero norm in max_norm / (norm + _TINY).
+# torch.nn.utils.clip_grad_norm_'s guard against a zero norm in max_norm / (norm + 1e-6); the
+# per-tensor clip below uses the same one so that it equals clip_grad_norm_ on each tensor.
 _TINY = 1e-6
 
 
-def _global_norm(grads: Sequence[torch.Tensor]) -> torch.Tensor:
-    """The L2 norm of all ``grads`` together (on the first gradient's device)."""
-    norms = torch._foreach_norm(list(grads), 2.0)
-    device = grads[0].device
-    return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]), 2.0)
+def _as_parameters(grads: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """``grads`` as the ``.grad`` of tensors, the form ``torch.nn.utils``' clipping takes.
+
+    Gates receive the gradient tensors themselves; each becomes the ``.grad`` of a detached alias
+    of itself (a view: nothing is copied), so torch's in-place clipping changes ``grads``.
+    """
+    holders = []
+    for grad in grads:
+        holder = grad.detach()
+        holder.grad = grad
+        holders.append(holder)
+    return holders
 
 
 def _scale_all(grads: Sequence[torch.Tensor], scale: torch.Tensor) -> None:
@@ -92,9 +103,7 @@ class ClipGlobalNorm(GradientGate):
     def apply(self, grads: Sequence[torch.Tensor], params: Sequence[torch.Tensor]) -> None:
         if not grads:
             return
-        total = _global_norm(grads)
-        coef = torch.clamp(self.params.max_norm / (total + _TINY), max=1.0)
-        _scale_all(grads, coef)
+        torch.nn.utils.clip_grad_norm_(_as_parameters(grads), self.params.max_norm)
 
 
 class ClipValueParams(PluginParams):
@@ -116,10 +125,7 @@ class ClipValue(GradientGate):
     def apply(self, grads: Sequence[torch.Tensor], params: Sequence[torch.Tensor]) -> None:
         if not grads:
             return
-        grads = list(grads)
-        c = self.params.clip_value
-        torch._foreach_clamp_min_(grads, -c)
-        torch._foreach_clamp_max_(grads, c)
+        torch.nn.utils.clip_grad_value_(_as_parameters(grads), self.params.clip_value)
 
 
 class AGCParams(PluginParams):
@@ -176,5 +182,5 @@ class Normalize(GradientGate):
     def apply(self, grads: Sequence[torch.Tensor], params: Sequence[torch.Tensor]) -> None:
         if not grads:
             return
-        total = _global_norm(grads)
+        total = torch.nn.utils.get_total_norm(grads)
         _scale_all(grads, 1.0 / torch.clamp(total, min=self.params.eps))

@@ -11,6 +11,13 @@ For a population run (PBT/PB2) the finalists are the top-K members by their fina
 is re-trained is each member's learned schedule as `lrtune schedule export` writes it (its
 effective learning rate through its ancestry, feedback included, as a ``piecewise`` schedule),
 so the test seeds judge the schedule the population learned, not the members' starting policies.
+
+What a test score is: the job's metric at the end of training, as the search scored it — the
+training value, or, with ``evaluation.score: true`` in the job, the mean return of a
+deterministic evaluation of the final policy (``evaluation.episodes`` greedy episodes on the
+evaluation env; see `lrtune.specs.EvaluationSpec`). ``evaluation_episodes`` scores the finalists
+on such an evaluation even when the search did not (then the search and test columns measure
+different things, and the table says so). ``finalists.json`` records which (``scored_on``).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from lrtune._files import atomic_write_text
 from lrtune.registry import LRTuneError
 from lrtune.running._local_ray import connect_ray_for_tune
 from lrtune.running._results import resolved_trial_job
@@ -38,6 +46,7 @@ TAG_ROUND = "lrtune.finalize_round"
 TAG_SEARCH_SCORE = "lrtune.search_score"
 
 PER_CHOICES = ("family", "optimizer", "gating", "feedback", "policy")
+MAX_EVAL_EPISODES = 10_000  # as EvaluationSpec.episodes
 
 
 class FinalizeError(LRTuneError):
@@ -74,6 +83,7 @@ class FinalizeOutcome:
     parent_run_id: str | None
     tracking_uri: str
     interrupted: bool = False
+    scored_on: str = "training"
 
     @property
     def exit_code(self) -> int:
@@ -233,12 +243,21 @@ def finalize(
     storage_path: str | None = None,
     stream: TextIO | None = None,
     ray_address: str | None = None,
+    evaluation_episodes: int | None = None,
 ) -> FinalizeOutcome:
     """Re-train the experiment's top ``top`` configurations (per group of ``per``) on ``seeds``
-    of its held-out test seeds; record them under the experiment's MLflow parent run."""
+    of its held-out test seeds; record them under the experiment's MLflow parent run.
+
+    ``evaluation_episodes``: score each finalist on a deterministic evaluation of this many
+    episodes of its final policy (the job's ``evaluation.score``, turned on); None: as the job
+    scored its trials."""
     stream = stream or sys.stdout
     if top < 1 or seeds < 1:
         raise FinalizeError("--top and --seeds must be at least 1")
+    if evaluation_episodes is not None and not 1 <= evaluation_episodes <= MAX_EVAL_EPISODES:
+        raise FinalizeError(
+            f"--eval-episodes {evaluation_episodes}: give 1 to {MAX_EVAL_EPISODES} episodes"
+        )
     unknown = [p for p in per if p not in PER_CHOICES]
     if unknown:
         raise FinalizeError(f"--per {','.join(per)}: choose from {', '.join(PER_CHOICES)}")
@@ -248,6 +267,9 @@ def finalize(
 
     job = load_job(results_dir / "job.yaml")
     population = bool(summary.get("population") or getattr(job, "population", None))
+    evaluation = _finalist_evaluation(job, evaluation_episodes)
+    scored_on = scoring_label(evaluation)
+    searched_on = scoring_label(job.evaluation.model_dump())
     test_seeds = list(job.seeds.test)
     if seeds > len(test_seeds):
         raise FinalizeError(
@@ -287,8 +309,10 @@ def finalize(
                 trial["policy"],
                 trial.get("hyperparams", {}),
                 name=f"{job.name}-finalist{rank}",
+                model=trial.get("model"),
             )
             data["seeds"] = {"tuning": [seed], "test": []}
+            data["evaluation"] = evaluation
             key = f"f{rank}s{seed}"
             jobs[key] = JobSpec.model_validate(data)
             meta[key] = {
@@ -302,7 +326,9 @@ def finalize(
     stream.write(
         f"lrtune: finalize '{job.name}': {len(results)} configuration(s) × {len(use_seeds)} test "
         f"seed(s) {use_seeds}, {job.budget.trial_env_steps} env steps each, round {round_id}, "
-        f"tracking {uri}\n"
+        f"tracking {uri}; test scores: {scored_on}"
+        + ("" if scored_on == searched_on else f" (the search scored: {searched_on})")
+        + "\n"
     )
     stream.flush()
     interrupted, trials = _fit(
@@ -331,9 +357,12 @@ def finalize(
         parent_run_id=parent,
         tracking_uri=uri,
         interrupted=interrupted,
+        scored_on=scored_on,
     )
     path = results_dir / "finalists.json"
-    path.write_text(json.dumps({**asdict(outcome), "per": list(per)}, indent=2, default=str))
+    atomic_write_text(
+        path, json.dumps({**asdict(outcome), "per": list(per)}, indent=2, default=str)
+    )
     if parent is not None:
         from lrtune.tracking import Tracker
 
@@ -343,6 +372,29 @@ def finalize(
     stream.write(finalize_table(outcome) + "\n")
     stream.flush()
     return outcome
+
+
+def _finalist_evaluation(job: Any, episodes: int | None) -> dict[str, Any]:
+    """The finalists' ``evaluation`` section: the job's, scoring on ``episodes`` if given."""
+    evaluation: dict[str, Any] = job.evaluation.model_dump()
+    if episodes is None:
+        return evaluation
+    from lrtune.specs._job import EVALUATED_METRIC_PREFIX
+
+    if not job.metric.name.startswith(EVALUATED_METRIC_PREFIX):
+        raise FinalizeError(
+            f"--eval-episodes: the job's metric {job.metric.name!r} is not an episode metric "
+            f"(under `{EVALUATED_METRIC_PREFIX}`), which is all an evaluation measures: leave "
+            "--eval-episodes out"
+        )
+    return {**evaluation, "episodes": episodes, "score": True}
+
+
+def scoring_label(evaluation: dict[str, Any]) -> str:
+    """What a trial's score is under an ``evaluation`` section (plain data), in words."""
+    if evaluation.get("score"):
+        return f"deterministic evaluation ({evaluation['episodes']} greedy episodes)"
+    return "training value"
 
 
 def _parent_run(uri: str, job: Any, summary: dict[str, Any]) -> str | None:

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 from ray.tune.callback import Callback
 
+from lrtune._files import atomic_write_text
 from lrtune.registry import LRTuneError
 from lrtune.tracking import (
     LINEAGE_FILE,
@@ -162,7 +163,7 @@ def write_lineage(folder: Path, lineage: Mapping[str, Any]) -> Path:
     """Write ``lineage.json`` into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LINEAGE_FILE
-    path.write_text(json.dumps(lineage, indent=1, default=_plain))
+    atomic_write_text(path, json.dumps(lineage, indent=1, default=_plain))
     return path
 
 
@@ -301,7 +302,7 @@ def finish_population(
             lines.append(f"no learned schedule exported: {exc}")
         else:
             schedule_path = results_dir / "best_schedule.yaml"
-            schedule_path.write_text(policy_text(policy, header))
+            atomic_write_text(schedule_path, policy_text(policy, header))
             lines.append(f"learned schedule of {best}: {schedule_path}")
     if parent is None:
         return lines

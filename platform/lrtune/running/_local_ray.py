@@ -11,10 +11,17 @@ from typing import Any
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
-def prepare_loopback_env() -> None:
-    """Set the variables that keep a local Ray on loopback, and patch an imported Ray too."""
+def prepare_loopback_env(force: bool = False) -> None:
+    """Set the variables that keep a local Ray on loopback, and patch an imported Ray too.
+
+    ``force`` (what starting the embedded Ray does) overrides a value the user's environment
+    holds: a local run listens on loopback unless the user names a cluster address to join.
+    """
     for key, value in LOOPBACK_ENV.items():
-        os.environ.setdefault(key, value)
+        if force:
+            os.environ[key] = value
+        else:
+            os.environ.setdefault(key, value)
     if os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0":
         from ray._private import ray_constants
 
@@ -24,7 +31,7 @@ def prepare_loopback_env() -> None:
 
 def init_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, **kwargs: Any) -> Any:
     """Start (or join the already started) embedded Ray, bound to 127.0.0.1, quietly."""
-    prepare_loopback_env()
+    prepare_loopback_env(force=True)
     import ray
 
     if ray.is_initialized():

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from lrtune._files import atomic_write_text
 from lrtune.policies import LRPolicySpec
 from lrtune.running._trainable import trial_point
 
@@ -30,6 +31,10 @@ class TrialOutcome:
     node_id: str | None = None
     checkpoint: str | None = None
     iterations: int = 0
+    #: The space's model settings of this trial (over the job's ``model:``); {} without any.
+    model: dict[str, Any] = field(default_factory=dict)
+    #: The space's agent settings as sampled (their RLlib values are in ``hyperparams``).
+    agent_settings: dict[str, Any] = field(default_factory=dict)
 
     def eligible_for_best(self) -> bool:
         """Diverged, failed and stopped trials are never chosen as best."""
@@ -103,7 +108,45 @@ def outcome_of(trial: Any, job: Any, ended: bool, error: str | None) -> TrialOut
         node_id=(last or {}).get("node_id"),
         checkpoint=checkpoint,
         iterations=int((last or {}).get("training_iteration", 0)),
+        model=dict(point.get("model") or {}),
+        agent_settings=dict(point.get("agent_settings") or {}),
     )
+
+
+def model_label(job: Any, point: dict[str, Any]) -> str:
+    """The network of a trial in a few characters: ``64x64 tanh`` (the job's model with the
+    trial's searched model settings over it)."""
+    from lrtune.learners import ModelSettings
+    from lrtune.specs._compile import trial_model
+
+    model = ModelSettings(**trial_model(job, point).model_dump())
+    hidden = model.hidden_for(job.agent)
+    return f"{'x'.join(str(size) for size in hidden)} {model.activation_for(job.agent)}"
+
+
+def agent_label(job: Any, point: dict[str, Any]) -> str:
+    """The agent settings a space searched for this trial, ``key=value`` sorted by key
+    (hyper-parameters the space searches, its model and agent settings); ``job`` when the space
+    searches none (the agent runs as the job and its presets say)."""
+    from lrtune.specs._space import dims_of
+
+    space = getattr(job, "space", None)
+    searched = set(dims_of(space.hyperparams)) if space is not None else set()
+    hyper = point.get("hyperparams") or {}
+    values = {key: hyper[key] for key in searched if key in hyper}
+    values.update(point.get("model") or {})
+    values.update(point.get("agent_settings") or {})
+    if not values:
+        return "job"
+    return " ".join(f"{key}={_compact(values[key])}" for key in sorted(values))
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, list | tuple):
+        return "x".join(_compact(v) for v in value)
+    return str(value)
 
 
 def pick_best(trials: list[TrialOutcome], mode: str) -> TrialOutcome | None:
@@ -119,18 +162,31 @@ def pick_best(trials: list[TrialOutcome], mode: str) -> TrialOutcome | None:
 
 
 def resolved_trial_job(
-    job: Any, policy: dict[str, Any], hyperparams: dict[str, Any], name: str | None = None
+    job: Any,
+    policy: dict[str, Any],
+    hyperparams: dict[str, Any],
+    name: str | None = None,
+    model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The job of one trial, fully resolved: its policy, its params, no search, one trial."""
+    """The job of one trial, fully resolved: its policy, its hyper-parameters (with the RLlib
+    values of its agent settings), its model settings over the job's ``model:``, no search,
+    one trial."""
     data = job.to_yaml_dict()
     data["name"] = name or job.name
     data["space"] = None
     data["space_path"] = None
+    data["space_files"] = []
+    data["model"] = {**data["model"], **(model or {})}
     data["population"] = None
     data["policy"] = policy
     data["hyperparams"] = {**data.get("hyperparams", {}), **hyperparams}
     data["trials"] = {**data["trials"], "num": 1, "max_concurrent": 1}
-    data["search"] = {**data["search"], "baseline_first": False, "warm_start": None}
+    data["search"] = {
+        **data["search"],
+        "baseline_first": False,
+        "warm_start": None,
+        "startup_trials": None,  # one trial, no search
+    }
     data["scheduler"] = {**data["scheduler"], "name": "none"}
     return data
 
@@ -138,7 +194,7 @@ def resolved_trial_job(
 def write_yaml(path: Path, data: dict[str, Any]) -> None:
     """Write plain data as YAML (block style, keys in order)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
 
 
 def write_summary(outcome: RunOutcome, job: Any, job_hash: str) -> Path:
@@ -161,10 +217,14 @@ def write_summary(outcome: RunOutcome, job: Any, job_hash: str) -> Path:
         "trials": [asdict(t) for t in outcome.trials],
     }
     path = outcome.results_dir / "summary.json"
-    path.write_text(json.dumps(summary, indent=2, default=str))
+    atomic_write_text(path, json.dumps(summary, indent=2, default=str))
     if outcome.best is not None:
         best = resolved_trial_job(
-            job, outcome.best.policy, outcome.best.hyperparams, name=f"{job.name}-best"
+            job,
+            outcome.best.policy,
+            outcome.best.hyperparams,
+            name=f"{job.name}-best",
+            model=outcome.best.model,
         )
         write_yaml(outcome.results_dir / "best.yaml", best)
     return path

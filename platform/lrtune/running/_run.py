@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import os
 import shutil
 import signal
@@ -23,10 +24,13 @@ from typing import Any, TextIO
 from ray.tune.callback import Callback
 from ray.tune.stopper import Stopper
 
+from lrtune._files import atomic_write_text
 from lrtune.registry import LRTuneError
 from lrtune.running._local_ray import connect_ray_for_tune
 from lrtune.running._results import (
     RunOutcome,
+    agent_label,
+    model_label,
     outcome_of,
     pick_best,
     resolved_trial_job,
@@ -76,8 +80,16 @@ def describe_trial(
         "feedback": ",".join(r.name for r in policy.feedback) or "none",
         "baseline": str(bool(point.get("baseline", False))).lower(),
         "lrtune.policy": policy.short(),
+        # The agent around the policy (compare --by model / --by agent).
+        "lrtune.model": model_label(job, point),
+        "lrtune.agent": agent_label(job, point),
     }
-    params = flatten({"policy": point["policy"], "hyperparams": point.get("hyperparams", {})})
+    # The agent settings a space searched are params too: the sampled `agent` values and the
+    # `model` settings (their RLlib values are among the hyperparams).
+    searched = {key: point[key] for key in ("model", "agent_settings") if point.get(key)}
+    params = flatten(
+        {"policy": point["policy"], "hyperparams": point.get("hyperparams", {}), **searched}
+    )
     params.update(
         {
             "seeds": ",".join(map(str, job.seeds.tuning)),
@@ -85,7 +97,12 @@ def describe_trial(
         }
     )
     artifact = Path(results_dir) / "trials" / f"{trial.trial_id}.yaml"
-    write_yaml(artifact, resolved_trial_job(job, point["policy"], point.get("hyperparams", {})))
+    write_yaml(
+        artifact,
+        resolved_trial_job(
+            job, point["policy"], point.get("hyperparams", {}), model=point.get("model")
+        ),
+    )
     return f"trial_{trial.trial_id}", tags, params, str(artifact)
 
 
@@ -97,6 +114,7 @@ def trial_metrics(result: Mapping[str, Any]) -> dict[str, float]:
         "score": result.get("score"),
         "env_steps_per_s": result.get("env_steps_per_s"),
         "diverged": result.get("diverged"),
+        "evaluation_return": _finite_or_none(result.get("evaluation_return")),
     }
     for key in (
         "lr",
@@ -114,6 +132,15 @@ def trial_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     for path, value in (result.get("mutable") or {}).items():
         out[f"mutable.{path}"] = value
     return {k: float(v) for k, v in out.items() if v is not None}
+
+
+def _finite_or_none(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (NaN means "not measured yet")."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def recorder_status(
@@ -206,11 +233,17 @@ def experiment_paths(job: Any, storage_path: str | None = None) -> tuple[Path, P
 def check_experiment(job: Any, experiment_dir: Path, restart: bool) -> bool:
     """True if the experiment exists and is the same job (resume). Raises on a different job."""
     marker = experiment_dir / JOB_MARKER
-    if not marker.exists():
-        return False
-    stored = json.loads(marker.read_text()).get("hash")
-    if restart:
-        return False
+    if restart or not marker.exists():
+        return False  # --restart discards whatever is there, a damaged marker included
+    try:
+        stored = json.loads(marker.read_text()).get("hash")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ExperimentConflictError(
+            f"experiment '{job.name}': its marker {marker} cannot be read ({exc}); the earlier "
+            "run was cut off while writing it. Rerun with --restart to discard that "
+            f"experiment's results and start over, or give this job a new name "
+            f"(--set name={job.name}-2)."
+        ) from None
     if stored != job.resolved_hash():
         raise ExperimentConflictError(
             f"experiment '{job.name}' already has results in {experiment_dir} from a different "
@@ -255,8 +288,9 @@ def run_job(
     job_hash = job.resolved_hash()
     results_dir.mkdir(parents=True, exist_ok=True)
     experiment_dir.mkdir(parents=True, exist_ok=True)
-    (experiment_dir / JOB_MARKER).write_text(
-        json.dumps({"hash": job_hash, "job": job.to_yaml_dict()}, default=str)
+    atomic_write_text(
+        experiment_dir / JOB_MARKER,
+        json.dumps({"hash": job_hash, "job": job.to_yaml_dict()}, default=str),
     )
     write_yaml(results_dir / "job.yaml", job.to_yaml_dict())
 
@@ -335,7 +369,7 @@ def run_job(
         stop=ExperimentEnvStepBudget(job.budget.experiment_env_steps),
         failure_config=FailureConfig(max_failures=job.trials.max_failures),
         checkpoint_config=CheckpointConfig(
-            checkpoint_frequency=plan.checkpoint_frequency if plan else 1,
+            checkpoint_frequency=plan.checkpoint_frequency if plan else _checkpoint_frequency(job),
             num_to_keep=plan.num_to_keep if plan else 2,
             checkpoint_at_end=True,
         ),
@@ -418,8 +452,41 @@ def run_job(
     for line in lineage_lines:
         stream.write(f"lrtune: {line}\n")
     stream.write(f"lrtune: results in {results_dir}\n")
+    for line in browse_commands(uri, results_dir):
+        stream.write(f"lrtune: {line}\n")
     stream.flush()
     return outcome
+
+
+def browse_commands(tracking_uri: str, results_dir: Path) -> list[str]:
+    """How to open the run's records: MLflow's UI on the store, optuna-dashboard on the study."""
+    shown = redact_uri(tracking_uri)
+    if tracking_uri.startswith(("http://", "https://")):
+        lines = [f"trials in MLflow: open {shown} in a browser"]
+    else:
+        lines = [f"trials in MLflow: mlflow ui --backend-store-uri {shown}"]
+    study = results_dir / STUDY_FILE
+    if study.exists():
+        lines.append(
+            f"the Optuna study: optuna-dashboard sqlite:///{study} (pip install optuna-dashboard)"
+        )
+    return lines
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` with the password of a ``user:password@host`` part shown as ``***``."""
+    scheme, sep, rest = uri.partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return uri
+    return f"{scheme}{sep}{userinfo.partition(':')[0]}:***@{host}{slash}{path}"
+
+
+def _checkpoint_frequency(job: Any) -> int:
+    """Tune's ``checkpoint_frequency`` (iterations): 1, or 0 when ``trials.checkpoint_env_steps``
+    is set (the trainable then asks for checkpoints by env steps, with ``should_checkpoint``)."""
+    return 0 if job.trials.checkpoint_env_steps is not None else 1
 
 
 def _stopped_early(trial: Any, job: Any) -> bool:
@@ -510,8 +577,8 @@ def _finish_parent(
     if parent is None:
         return
     tracker.log_artifact(parent, str(outcome.results_dir / "job.yaml"))
-    if job.space_path:
-        tracker.log_artifact(parent, str(job.space_path))
+    for space_file in job.space_files:  # every file of a (combined) space
+        tracker.log_artifact(parent, str(space_file))
     tracker.log_artifact(parent, str(summary))
     if outcome.best is not None:
         best_yaml = outcome.results_dir / "best.yaml"

@@ -2,9 +2,14 @@
 
 `LRTuneOptunaSearch` changes one thing in Ray's `OptunaSearch`: how a finished trial is told to
 Optuna. Ray tells a NaN value (which leaves the Optuna trial RUNNING forever) and calls a trial
-stopped early COMPLETE. Here a diverged trial is FAIL, a trial stopped before its budget is
-PRUNED, and a trial whose Optuna trial was already closed (an interrupted run, resumed) is added
-afresh rather than lost.
+stopped early COMPLETE. Here a diverged trial is COMPLETE with the value it reported, the job's
+worst value (`MetricSpec.worst_value`), and the user attribute ``lrtune_status: diverged``: a
+FAIL trial is in neither of TPE's good and bad sets, so TPE would never learn that a region
+diverges, while a worst-valued one lands in its bad set. lrtune's own choice of the best trial
+(`pick_best`, finalize) goes by lrtune's status and never takes a diverged trial. A trial
+stopped before its budget is PRUNED, one that failed (or reported no finite value) FAIL, and a
+trial whose Optuna trial was already closed (an interrupted run, resumed) is added afresh
+rather than lost.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ TIME_ATTR = "env_steps"
 
 
 class LRTuneOptunaSearch(OptunaSearch):
-    """Ray's `OptunaSearch` telling Optuna FAIL for diverged and PRUNED for stopped trials."""
+    """Ray's `OptunaSearch` telling Optuna COMPLETE with the worst value for diverged trials
+    (user attribute ``lrtune_status: diverged``), PRUNED for stopped and FAIL for failed ones."""
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -43,11 +49,13 @@ class LRTuneOptunaSearch(OptunaSearch):
         study: optuna.Study = self._ot_study  # type: ignore[assignment]  # set once set up
         value = None if result is None else result.get(self.metric)
         state = TrialState.COMPLETE
+        attrs: dict[str, Any] = {}
         if error or value is None or not math.isfinite(float(value)):
             state, value = TrialState.FAIL, None
         elif result is not None and result.get("diverged"):
-            state, value = TrialState.FAIL, None
-            ot_trial.set_user_attr("lrtune_status", "diverged")
+            # The trainable reports the job's finite worst value as the score of a diverged
+            # trial; told as COMPLETE it is a (bad) observation the sampler learns from.
+            attrs["lrtune_status"] = "diverged"
         elif result is not None and not result.get("budget_reached"):
             state = TrialState.PRUNED
         try:
@@ -60,14 +68,17 @@ class LRTuneOptunaSearch(OptunaSearch):
                         distributions=frozen.distributions,
                         value=value if state == TrialState.COMPLETE else None,
                         state=state,
-                        user_attrs={**frozen.user_attrs, "lrtune_resumed": True},
+                        user_attrs={**frozen.user_attrs, **attrs, "lrtune_resumed": True},
                         intermediate_values=frozen.intermediate_values,
                     )
                 )
-            elif state == TrialState.PRUNED:
-                study.tell(ot_trial, state=state)
             else:
-                study.tell(ot_trial, value, state=state)
+                for key, attr in attrs.items():
+                    ot_trial.set_user_attr(key, attr)
+                if state == TrialState.PRUNED:
+                    study.tell(ot_trial, state=state)
+                else:
+                    study.tell(ot_trial, value, state=state)
         except Exception as exc:  # never lose the experiment over the study's bookkeeping
             log.warning("lrtune: could not record trial %s in Optuna: %s", trial_id, exc)
         self._completed_trials.add(trial_id)

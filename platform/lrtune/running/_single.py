@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lrtune.learners import RESULT_KEY, TrialResources, build_algorithm_config
+from lrtune.learners import RESULT_KEY, ModelSettings, TrialResources, build_algorithm_config
 from lrtune.learners._presets import preset_hyperparams
 from lrtune.policies import LRPolicySpec
 from lrtune.running._local_ray import init_local_ray
@@ -33,6 +33,7 @@ def train_single(
     env_steps: int = 30_000,
     seed: int = 0,
     hyperparams: Mapping[str, Any] | None = None,
+    model: ModelSettings | None = None,
     on_iteration: Callable[[IterationRecord], None] | None = None,
 ) -> list[IterationRecord]:
     """Train until ``env_steps`` lifetime env steps; call ``on_iteration`` after each iteration."""
@@ -44,6 +45,7 @@ def train_single(
         policy=policy,
         hyperparams=params,
         resources=TrialResources(cpus=1),
+        model=model,
         budget=env_steps,
         seed=seed,
     )

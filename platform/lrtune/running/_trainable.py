@@ -9,7 +9,11 @@ as long, which is the same total work.
 What the trial reports each iteration (Tune's metric is ``score``, always finite):
 ``env_steps`` (lifetime env steps of each seed), ``score`` (the job's metric, mean over seeds;
 before any episode ends, the last finite value or the job's worst value), ``lrtune/...`` (the
-learner's LR metrics of the first seed), ``diverged`` (0/1) and ``done`` at the budget.
+learner's LR metrics of the first seed), ``evaluation_return`` (the job's metric as the latest
+deterministic evaluation measured it, mean over seeds; NaN before the first or with evaluation
+off: see `lrtune.specs.EvaluationSpec`; with ``evaluation.score`` it is the score),
+``diverged`` (0/1) and ``done`` at the budget. With ``trials.checkpoint_env_steps`` a result
+that passes a multiple of it asks Tune for a checkpoint (``should_checkpoint``).
 A trial whose divergence persists (the guard's limit, or non-finite losses two iterations in a
 row) reports the job's finite worst value, is tagged diverged and stops (in searches).
 
@@ -29,19 +33,25 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from ray import tune
+from ray.tune.result import SHOULD_CHECKPOINT
 
+from lrtune._files import atomic_write_text
 from lrtune.learners import RESULT_KEY, ModelSettings, TrialResources, build_algorithm_config
 from lrtune.learners._presets import preset_hyperparams
 from lrtune.policies import LRPolicySpec
+from lrtune.specs._compile import trial_model
+from lrtune.specs._job import EVALUATED_METRIC_PREFIX
 from lrtune.specs._population import mutable_coords
 
 STATE_FILE = "lrtune_trial.json"
+REPLAY_FILE = "lrtune_replay_buffer.pkl"
 
 
 def trial_point(config: dict[str, Any]) -> dict[str, Any]:
@@ -93,14 +103,11 @@ class LRTuneTrainable(tune.Trainable):
             **job.hyperparams,
             **point.get("hyperparams", {}),
         }
-        if job.evaluation.interval > 0:
-            self.hyperparams.update(
-                evaluation_interval=job.evaluation.interval,
-                evaluation_duration=job.evaluation.episodes,
-                evaluation_duration_unit="episodes",
-            )
+        if job.evaluation.enabled:
+            self.hyperparams.update(evaluation_hyperparams(job.evaluation))
         resources = TrialResources(cpus=job.resources.cpus, gpus=job.resources.gpus)
-        model = ModelSettings(hidden=tuple(job.model.hidden), activation=job.model.activation)
+        # The job's model with the trial's searched model settings (a space's `model:`) over it.
+        model = ModelSettings(**trial_model(job, point).model_dump())
         self.algos = [
             build_algorithm_config(
                 job.agent,
@@ -116,6 +123,7 @@ class LRTuneTrainable(tune.Trainable):
             for seed in job.seeds.tuning
         ]
         self.last_score: float | None = None
+        self.last_evaluation: float | None = None
         self.bad_loss_iterations = 0
         self.started = time.monotonic()
         self.seconds_before = 0.0
@@ -159,6 +167,9 @@ class LRTuneTrainable(tune.Trainable):
         done = env_steps >= job.budget.trial_env_steps or out_of_time
         if diverged and not getattr(job, "population", None):
             done = True
+        evaluation = self._evaluate(results, final=done and not diverged)
+        if job.evaluation.score and not diverged and evaluation is not None:
+            score = evaluation
         prev = getattr(self, "_prev_steps", 0)
         self._prev_steps = env_steps
         report: dict[str, Any] = {
@@ -169,6 +180,7 @@ class LRTuneTrainable(tune.Trainable):
             "diverged": int(diverged),
             "env_steps_per_s": (env_steps - prev) * len(self.algos) / max(elapsed, 1e-9),
             "trial_seconds": seconds,
+            "evaluation_return": math.nan if evaluation is None else evaluation,
             "lrtune": lr_metrics,
             "node_id": _node_id(),
             "seeds": len(self.algos),
@@ -176,10 +188,36 @@ class LRTuneTrainable(tune.Trainable):
             "budget_reached": int(env_steps >= job.budget.trial_env_steps or out_of_time),
             "done": done,
         }
+        every = job.trials.checkpoint_env_steps
+        if every is not None and env_steps // every > prev // every:
+            report[SHOULD_CHECKPOINT] = True  # Tune saves one now (checkpoint_frequency is 0)
         if self.population is not None:
             report["mutable"] = dict(self.mutable_values)
             report["lineage"] = self._lineage_report()
         return report
+
+    def _evaluate(self, results: list[dict[str, Any]], final: bool) -> float | None:
+        """The latest evaluation's value of the job's metric, mean over seeds (None before the
+        first). RLlib evaluates inside ``train()`` every ``evaluation.interval`` iterations; a
+        trial that scores on the evaluation and ends with no evaluation in its last iteration
+        is evaluated here, so its final score is its final policy's."""
+        evaluation = self.job.evaluation
+        if not evaluation.enabled:
+            return None
+        name = evaluated_metric(self.job.metric.name)
+        interval = evaluation.interval
+        values: list[Any] = []
+        for algo, result in zip(self.algos, results, strict=True):
+            if interval and algo.iteration % interval == 0:  # RLlib's own rule, after train()
+                values.append(nested_get(result, f"evaluation/{name}"))
+            elif final and evaluation.score:
+                values.append(nested_get(algo.evaluate(), name))
+            else:
+                return self.last_evaluation
+        finite = [float(v) for v in values if _finite(v)]
+        if finite:
+            self.last_evaluation = sum(finite) / len(finite)
+        return self.last_evaluation
 
     def _lineage_report(self) -> dict[str, Any]:
         """``{"incarnation"}``, plus ``"announce"`` (JSON text: ancestry, policy, restored_from)
@@ -198,12 +236,15 @@ class LRTuneTrainable(tune.Trainable):
         return out
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
-        """Save every seed's algorithm (weights, optimizer, lrtune's learner state)."""
+        """Save every seed's algorithm (weights, optimizer, lrtune's learner state, DQN's
+        replay buffer)."""
         for i, algo in enumerate(self.algos):
             algo.save_to_path(os.path.join(checkpoint_dir, f"seed{i}"))
+            save_replay_buffer(algo, os.path.join(checkpoint_dir, f"seed{i}"))
         state = {
             "last_score": self.last_score,
             "bad_loss_iterations": self.bad_loss_iterations,
+            "last_evaluation": self.last_evaluation,
             "seconds": self.seconds_before + time.monotonic() - self.started,
             "prev_steps": getattr(self, "_prev_steps", 0),
         }
@@ -218,7 +259,7 @@ class LRTuneTrainable(tune.Trainable):
                 mutable=self.mutable_values,
                 state_hash=[state_hash(algo) for algo in self.algos],
             )
-        Path(checkpoint_dir, STATE_FILE).write_text(json.dumps(state))
+        atomic_write_text(Path(checkpoint_dir, STATE_FILE), json.dumps(state))
         # Returning None (not a dict) makes Tune hand the folder back to `load_checkpoint`.
 
     def load_checkpoint(self, checkpoint: Any) -> None:
@@ -226,11 +267,13 @@ class LRTuneTrainable(tune.Trainable):
         directory = checkpoint if isinstance(checkpoint, str) else checkpoint.path
         for i, algo in enumerate(self.algos):
             algo.restore_from_path(os.path.join(directory, f"seed{i}"))
+            load_replay_buffer(algo, os.path.join(directory, f"seed{i}"))
         state_path = Path(directory, STATE_FILE)
         if state_path.exists():
             state = json.loads(state_path.read_text())
             self.last_score = state.get("last_score")
             self.bad_loss_iterations = int(state.get("bad_loss_iterations", 0))
+            self.last_evaluation = state.get("last_evaluation")
             self.seconds_before = float(state.get("seconds", 0.0))
             self.started = time.monotonic()
             self._prev_steps = int(state.get("prev_steps", 0))
@@ -261,6 +304,61 @@ class LRTuneTrainable(tune.Trainable):
         """Stop the algorithms."""
         for algo in getattr(self, "algos", []):
             algo.stop()
+
+
+def save_replay_buffer(algo: Any, directory: str) -> None:
+    """Write ``algo``'s replay buffer (DQN) next to its checkpoint; nothing for PPO.
+
+    RLlib 2.60's new-stack ``Algorithm.get_state`` leaves the replay buffer out (only the old
+    stack's ``store_buffer_in_checkpoints`` kept it), so a restored DQN trial would otherwise
+    go on learning from an empty buffer. Its own ``get_state`` is plain picklable data."""
+    buffer = getattr(algo, "local_replay_buffer", None)
+    if buffer is None:
+        return
+    with open(os.path.join(directory, REPLAY_FILE), "wb") as handle:
+        pickle.dump(buffer.get_state(), handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_replay_buffer(algo: Any, directory: str) -> bool:
+    """Restore the replay buffer `save_replay_buffer` wrote (this trial's own checkpoint);
+    False when there is none to restore."""
+    buffer = getattr(algo, "local_replay_buffer", None)
+    path = os.path.join(directory, REPLAY_FILE)
+    if buffer is None or not os.path.exists(path):
+        return False
+    with open(path, "rb") as handle:
+        buffer.set_state(pickle.load(handle))
+    return True
+
+
+# RLlib evaluates only when `evaluation_interval` is set; scoring on a final evaluation alone
+# (evaluation.interval 0) needs the evaluation env runner built but never run along the way.
+_NEVER = 2**31 - 1
+
+
+def evaluation_hyperparams(evaluation: Any) -> dict[str, Any]:
+    """RLlib settings of an `EvaluationSpec`: greedy (``explore=False``) whole episodes on the
+    evaluation env runner of the trial's own process, one env at a time, the mean taken over
+    exactly this evaluation's episodes (the smoothing window is the episode count)."""
+    return {
+        "evaluation_interval": evaluation.interval or _NEVER,
+        "evaluation_duration": evaluation.episodes,
+        "evaluation_duration_unit": "episodes",
+        "evaluation_num_env_runners": 0,
+        "evaluation_config": {
+            "explore": False,
+            "num_envs_per_env_runner": 1,
+            "metrics_num_episodes_for_smoothing": evaluation.episodes,
+        },
+    }
+
+
+def evaluated_metric(name: str) -> str:
+    """The result path, under ``evaluation/``, of what an evaluation measures for ``name``
+    (the metric itself when RLlib's evaluation reports it, else the episode return)."""
+    if name.startswith(EVALUATED_METRIC_PREFIX):
+        return name
+    return f"{EVALUATED_METRIC_PREFIX}episode_return_mean"
 
 
 def _local_learner(algo: Any) -> Any:

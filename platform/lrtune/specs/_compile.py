@@ -4,9 +4,16 @@
 ``OptunaSearch(space=define)``): per slot it suggests a family (a categorical parameter named
 after the slot, skipped when the slot has one family), then only that family's dimensions
 (``schedule.cosine.min_factor``, ``optimizer.sgd.lr``, ``hyperparams.gamma``; the base ``lr``
-only when the chosen optimizer has no ``lr`` of its own). It returns the trial's constants::
+only when the chosen optimizer has no ``lr`` of its own), then the agent's dimensions
+(``hyperparams.*``, ``model.*``, ``agent_settings.*``). It returns the trial's constants::
 
-    {"lrtune": {"policy": <LRPolicySpec as a dict>, "hyperparams": {...}, "baseline": False}}
+    {"lrtune": {"policy": <LRPolicySpec as a dict>, "hyperparams": {...}, "model": {...},
+                "agent_settings": {...}, "baseline": False}}
+
+``model`` holds the space's model settings (applied over the job's ``model:``, see
+`trial_model`), ``agent_settings`` the space's `AgentSettings` as sampled; ``hyperparams``
+already holds the RLlib settings those turn into (`agent_hyperparams`), so a trial's
+``hyperparams`` and ``model`` are all it needs to run again (``best.yaml``).
 
 Families and parameters are visited in sorted order, so the order of keys in a space file does
 not change what a seeded sampler suggests (`JobSpec.resolved_hash` sorts keys too).
@@ -24,7 +31,9 @@ from typing import TYPE_CHECKING, Any
 from lrtune.policies import LRPolicySpec, PluginRef
 from lrtune.specs._job import MAX_GRID_POINTS, JobSpec
 from lrtune.specs._space import (
+    AGENT_SECTIONS,
     PLUGIN_SLOTS,
+    AgentSettings,
     Dimension,
     choice_label,
     constants_of,
@@ -157,6 +166,8 @@ class CompiledSpace:
     fixed_feedback: tuple[dict[str, Any], ...] = ()
     base_lr: Any = None
     hyper_params: tuple[_Param, ...] = ()
+    model_params: tuple[_Param, ...] = ()
+    agent_params: tuple[_Param, ...] = ()
 
     # ---- Optuna
 
@@ -177,14 +188,28 @@ class CompiledSpace:
         return self._point(choose)
 
     def baseline_constants(self) -> dict[str, Any]:
-        """The baseline trial's constants: the job's policy (else a constant LR with Adam)."""
+        """The baseline trial's constants: the job's policy (else a constant LR with Adam), with
+        the space's agent constants but none of its dimensions."""
+        model, agent = self._section_constants()
         return {
             "lrtune": {
                 "policy": self.job.baseline_policy().model_dump(mode="json"),
-                "hyperparams": self.job.fixed_hyperparams,
+                "hyperparams": agent_hyperparams(self.job, agent, self.job.fixed_hyperparams),
+                "model": model,
+                "agent_settings": agent,
                 "baseline": True,
             }
         }
+
+    def _section_constants(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The constants of the space's ``model`` and ``agent_settings`` sections."""
+        space = self.job.space
+        if space is None:
+            return {}, {}
+        return constants_of(space.model or {}), constants_of(space.agent_settings or {})
+
+    def _agent_dimensions(self) -> tuple[_Param, ...]:
+        return self.hyper_params + self.model_params + self.agent_params
 
     def distributions(self) -> dict[str, BaseDistribution]:
         """Every parameter `define` can suggest, by name (for warm starts and add_trial)."""
@@ -203,7 +228,7 @@ class CompiledSpace:
             out["feedback"] = CategoricalDistribution(_categorical_labels(list(self.feedback)))
         if isinstance(self.base_lr, _Param) and self._base_lr_used():
             out["lr"] = self.base_lr.distribution()
-        for p in self.hyper_params:
+        for p in self._agent_dimensions():
             out[p.name] = p.distribution()
         return out
 
@@ -262,7 +287,7 @@ class CompiledSpace:
             per_slot.append(
                 [{"feedback": (k, k)} for k in _categorical_labels(list(self.feedback))]
             )
-        for p in self.hyper_params:
+        for p in self._agent_dimensions():
             per_slot.append([{p.name: v} for v in p.grid()])
         if count_only:
             total = math.prod(len(options) for options in per_slot)
@@ -313,10 +338,17 @@ class CompiledSpace:
         hyperparams = self.job.fixed_hyperparams
         for p in self.hyper_params:
             hyperparams[p.name.split(".", 1)[1]] = choose.value(p)
+        model, agent = self._section_constants()
+        for p in self.model_params:
+            model[p.name.split(".", 1)[1]] = choose.value(p)
+        for p in self.agent_params:
+            agent[p.name.split(".", 1)[1]] = choose.value(p)
         return {
             "lrtune": {
                 "policy": spec.model_dump(mode="json"),
-                "hyperparams": hyperparams,
+                "hyperparams": agent_hyperparams(self.job, agent, hyperparams),
+                "model": model,
+                "agent_settings": agent,
                 "baseline": False,
             }
         }
@@ -386,22 +418,140 @@ def compile_space(job: JobSpec) -> CompiledSpace:
     elif policy is not None:
         compiled.base_lr = policy.lr
     if space is not None:
-        compiled.hyper_params = tuple(
-            _Param(f"hyperparams.{key}", dim)
-            for key, dim in sorted(dims_of(space.hyperparams).items())
-        )
+        sections = {
+            section: tuple(
+                _Param(f"{section}.{key}", dim)
+                for key, dim in sorted(dims_of(getattr(space, section) or {}).items())
+            )
+            for section in AGENT_SECTIONS
+        }
+        compiled.hyper_params = sections["hyperparams"]
+        compiled.model_params = sections["model"]
+        compiled.agent_params = sections["agent_settings"]
+        if space.agent_settings:
+            _check_minibatches(job)
     return compiled
 
 
+# --------------------------------------------------------------------------- agent settings
+
+
+def _base_hyperparams(job: JobSpec, hyperparams: Mapping[str, Any]) -> dict[str, Any]:
+    """The agent's presets under the trial's hyper-parameters (what the trial will run with).
+
+    Imported here, only for spaces with ``agent_settings``: the presets live with the learners,
+    which import RLlib.
+    """
+    from lrtune.learners._presets import preset_hyperparams
+
+    return {**preset_hyperparams(job.agent, job.env.id), **hyperparams}
+
+
+def agent_hyperparams(
+    job: JobSpec, settings: Mapping[str, Any], hyperparams: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``hyperparams`` with the RLlib settings that a trial's `AgentSettings` stand for.
+
+    * ``num_minibatches`` -> ``minibatch_size = train_batch_size_per_learner // n`` (the trial's
+      batch: its hyper-parameters, else the agent's presets);
+    * ``exploration_fraction`` / ``exploration_final_eps`` -> ``epsilon = [[0, 1.0],
+      [round(fraction * budget.trial_env_steps), final_eps]]`` (the one left out from the end
+      of the trial's own ``epsilon`` ramp);
+    * ``buffer_size`` -> ``replay_buffer_config`` with that ``capacity`` (the rest as the trial's).
+    """
+    out = dict(hyperparams)
+    if not settings:
+        return out
+    chosen = AgentSettings.model_validate(dict(settings))
+    base = _base_hyperparams(job, out)
+    if chosen.num_minibatches is not None:
+        batch = int(base["train_batch_size_per_learner"])
+        out["minibatch_size"] = max(1, batch // chosen.num_minibatches)
+    if chosen.exploration_fraction is not None or chosen.exploration_final_eps is not None:
+        end_step, final_eps = _ramp_end(base.get("epsilon"))
+        if chosen.exploration_fraction is not None:
+            end_step = max(1, round(chosen.exploration_fraction * job.budget.trial_env_steps))
+        if chosen.exploration_final_eps is not None:
+            final_eps = float(chosen.exploration_final_eps)
+        out["epsilon"] = [[0, 1.0], [end_step, final_eps]]
+    if chosen.buffer_size is not None:
+        buffer = dict(base.get("replay_buffer_config") or {})
+        out["replay_buffer_config"] = {**buffer, "capacity": int(chosen.buffer_size)}
+    return out
+
+
+def _ramp_end(epsilon: Any) -> tuple[int, float]:
+    """``(env step, ε)`` at the end of an ``epsilon`` setting (a number: a flat ε)."""
+    if isinstance(epsilon, int | float):
+        return 1, float(epsilon)
+    last = list(epsilon)[-1]
+    return int(last[0]), float(last[1])
+
+
+def _check_minibatches(job: JobSpec) -> None:
+    """Refuse a ``num_minibatches`` larger than the smallest train batch it divides (a
+    minibatch of 0 samples); the batch's own dimension, a constant or the presets."""
+    space = job.space
+    assert space is not None
+    dim_or_value = (space.agent_settings or {}).get("num_minibatches")
+    if dim_or_value is None:
+        return
+    most = max(_points(dim_or_value))
+    batch: Any = space.hyperparams.get("train_batch_size_per_learner")
+    if batch is None:
+        batch = _base_hyperparams(job, job.fixed_hyperparams)["train_batch_size_per_learner"]
+    least = min(_points(batch))
+    if most > least:
+        raise SpecError(
+            f"{job.name}: space.agent_settings.num_minibatches: up to {most:g} minibatches of a "
+            f"train batch that may be as small as {least:g} (train_batch_size_per_learner) leave "
+            "minibatches of 0 samples; lower num_minibatches or raise the batch."
+        )
+
+
+def _points(value: Any) -> list[float]:
+    """The numbers a constant or a dimension can take, as far as the range goes."""
+    if isinstance(value, Dimension):
+        return [float(point) for _, point in value.check_points()]
+    return [float(value)]
+
+
+def trial_model(job: JobSpec, point: Mapping[str, Any]) -> Any:
+    """The `ModelSpec` a trial runs with: the job's ``model:`` with the trial's model settings
+    (``point["model"]``, from the space) applied over it."""
+    overrides = point.get("model") or {}
+    if not overrides:
+        return job.model
+    return type(job.model).model_validate({**job.model.model_dump(), **overrides})
+
+
 def make_sampler(job: JobSpec) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler ``job.search.sampler`` names, seeded with ``job.search.seed``."""
+    """The Optuna sampler ``job.search.sampler`` names, seeded with ``job.search.seed``.
+
+    TPE, GP and CMA-ES sample their first `JobSpec.startup_trials` trials at random
+    (``n_startup_trials``), then from their model. TPE runs with ``constant_liar``: trials still
+    running count as bad ones, so concurrent trials are not proposed at the same point; it also
+    makes TPE record each model-based proposal in the trial's system attribute
+    ``tpe:relative_params:0`` (GP records ``gp:relative_params:0`` in any case).
+    """
     import optuna
 
     seed = job.search.seed
+    startup = job.startup_trials
     factories: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {
-        "tpe": lambda: optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed),
-        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
-        "gp": lambda: optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False),
+        "tpe": lambda: optuna.samplers.TPESampler(
+            multivariate=True,
+            group=True,
+            constant_liar=True,
+            n_startup_trials=startup,
+            seed=seed,
+        ),
+        "cmaes": lambda: optuna.samplers.CmaEsSampler(
+            n_startup_trials=startup, seed=seed, warn_independent_sampling=False
+        ),
+        "gp": lambda: optuna.samplers.GPSampler(
+            n_startup_trials=startup, seed=seed, warn_independent_sampling=False
+        ),
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
         "qmc": lambda: optuna.samplers.QMCSampler(
             seed=seed, scramble=True, warn_independent_sampling=False
@@ -413,22 +563,34 @@ def make_sampler(job: JobSpec) -> optuna.samplers.BaseSampler:
 
 
 def sampler_warning(job: JobSpec) -> str | None:
-    """A warning for samplers that cannot model a conditional space (None when fine)."""
+    """A warning for samplers that cannot model a conditional space, and for GP with the
+    default worst value of diverged trials (None when fine)."""
     name = job.search.sampler
-    if job.search.algorithm != "optuna" or name not in CONDITIONAL_BLIND_SAMPLERS:
+    if job.search.algorithm != "optuna" or job.space is None:
         return None
-    if job.space is None or not job.space.is_conditional:
-        return None
-    return (
-        f"sampler {name} cannot model a conditional space; it samples the conditional "
-        "parameters independently (Optuna's RandomSampler)"
-    )
+    warnings_: list[str] = []
+    if name in CONDITIONAL_BLIND_SAMPLERS and job.space.is_conditional:
+        warnings_.append(
+            f"sampler {name} cannot model a conditional space; it samples the conditional "
+            "parameters independently (Optuna's RandomSampler)"
+        )
+    if name == "gp" and job.metric.worst is None:
+        # GPSampler standardises values by their mean and spread: one diverged trial at -1e6
+        # would squeeze every other trial's value together.
+        warnings_.append(
+            f"sampler gp fits the values: a diverged trial is told as metric.worst, by default "
+            f"{job.metric.worst_value:g}, which flattens its model; set metric.worst near the "
+            "task's worst plausible score (e.g. the random policy's)"
+        )
+    return "; ".join(warnings_) or None
 
 
 __all__ = [
     "BASELINE_ATTR",
     "CompiledSpace",
+    "agent_hyperparams",
     "compile_space",
     "make_sampler",
     "sampler_warning",
+    "trial_model",
 ]

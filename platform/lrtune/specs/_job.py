@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +22,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -31,6 +33,9 @@ from lrtune.registry import SLOTS, LRTuneError
 from lrtune.specs._cluster import ClusterSpec
 from lrtune.specs._population import PopulationSpec
 from lrtune.specs._space import (
+    AGENT_SECTIONS,
+    AGENT_SETTING_AGENTS,
+    AGENT_SETTING_REPLACES,
     OWNED_HYPERPARAMS,
     PLUGIN_SLOTS,
     Dimension,
@@ -41,11 +46,15 @@ from lrtune.specs._space import (
     Whole,
     constants_of,
     dims_of,
+    merge_space_parts,
     raise_problems,
     yaml_number,
 )
 
 MAX_GRID_POINTS = 10_000
+
+# Metrics RLlib's evaluation also reports (under ``evaluation/``): evaluation.score reads them.
+EVALUATED_METRIC_PREFIX = "env_runners/"
 
 # The agent default a search must beat: Stable-Baselines3's default rates (PPO 3e-4, DQN 1e-4).
 DEFAULT_BASELINE_LR = {"ppo": 3e-4, "dqn": 1e-4}
@@ -58,6 +67,7 @@ HASH_EXCLUDED: tuple[tuple[str, ...], ...] = (
     ("results_dir",),
     ("trials", "max_concurrent"),
     ("space_path",),  # provenance: the space itself is inlined in the hash
+    ("space_files",),
     ("space", "description"),
     ("cluster",),  # where trials run, not what they compute
 )
@@ -96,14 +106,23 @@ class EnvSpec(BaseModel):
 
 
 class ModelSpec(BaseModel):
-    """RLlib's default MLP: hidden layer sizes and activation."""
+    """The network: RLlib's default MLP, its value layers and initialisation, and whether
+    observations are normalised (see ``lrtune.learners.ModelSettings``)."""
 
     model_config = _frozen()
 
-    hidden: tuple[Annotated[Whole, Field(ge=1, le=4096)], ...] = Field(
-        default=(64, 64), min_length=1, max_length=8
+    # None: the agent's default (PPO 64, 64 tanh; DQN 256, 256 relu; `lrtune presets AGENT`).
+    hidden: tuple[Annotated[Whole, Field(ge=1, le=4096)], ...] | None = Field(
+        default=None, min_length=1, max_length=8
     )
-    activation: Literal["tanh", "relu", "swish", "elu", "linear"] = "tanh"
+    activation: Literal["tanh", "relu", "swish", "elu", "linear"] | None = None
+    # PPO: the value head's own hidden layers (SB3, CleanRL) or the policy's (RLlib's
+    # DefaultModelConfig); DQN ignores it.
+    vf_share_layers: StrictBool = False
+    # None: the agent's default (PPO orthogonal as SB3/CleanRL, DQN torch's).
+    initializer: Literal["orthogonal", "torch"] | None = None
+    # None: as the agent presets say; true/false override them.
+    normalize_observations: StrictBool | None = None
 
 
 class BudgetSpec(BaseModel):
@@ -137,13 +156,22 @@ class BudgetSpec(BaseModel):
 
 
 class TrialsSpec(BaseModel):
-    """How many trials, how many at once, and how many may fail before the search stops."""
+    """How many trials, how many at once, how many may fail before the search stops, and how
+    often a trial saves a checkpoint.
+
+    ``checkpoint_env_steps``: a trial saves a checkpoint each time its env steps pass a multiple
+    of this (and once at its end); left out, after every training iteration. A failed trial is
+    retried from its last checkpoint (``max_failures``) and a resumed run continues from it, so
+    the work since that checkpoint is redone; fewer checkpoints cost less per iteration.
+    Population jobs (PBT, PB2) also checkpoint whenever their scheduler asks.
+    """
 
     model_config = _frozen()
 
     num: Whole = Field(default=8, ge=1)
     max_concurrent: Whole = Field(default=2, ge=1)
     max_failures: Whole = Field(default=1, ge=0)
+    checkpoint_env_steps: Whole | None = Field(default=None, ge=1)
 
 
 class SeedsSpec(BaseModel):
@@ -193,12 +221,34 @@ class MetricSpec(BaseModel):
 
 
 class EvaluationSpec(BaseModel):
-    """Periodic evaluation (every ``interval`` iterations; 0 = off)."""
+    """Deterministic evaluation of a trial's policy, as rl-zoo3 scores its trials.
+
+    Every ``interval`` training iterations (0: none along the way) each seed's algorithm plays
+    ``episodes`` whole episodes with ``explore=False`` (greedy actions), one environment at a
+    time (a vector of them would favour short episodes), on its own evaluation environment:
+    RLlib's evaluation env runner in the trial's own process (``evaluation_num_env_runners=0``,
+    no extra actor), seeded 1,000,000 above training and re-seeded at every evaluation, so each
+    evaluation starts from the same states. The mean return is reported as
+    ``evaluation_return``.
+
+    ``score: true`` makes the trial's ``score`` — what early stopping compares, the final
+    ranking, ``best.yaml`` and ``lrtune finalize`` use — the mean of the latest evaluation
+    (``metric.name`` read under ``evaluation/``) instead of the noisy training value; the trial
+    is then also evaluated at its last iteration, so its final score is its final policy's.
+    Until its first evaluation a trial's score is its training value (``interval: 0`` with
+    ``score: true``: only the final evaluation, early stopping on training values).
+    """
 
     model_config = _frozen()
 
     interval: Whole = Field(default=0, ge=0)
-    episodes: Whole = Field(default=10, ge=1)
+    episodes: Whole = Field(default=10, ge=1, le=10_000)
+    score: StrictBool = False
+
+    @property
+    def enabled(self) -> bool:
+        """Whether trials evaluate at all (along the way, or at their end to score)."""
+        return self.interval > 0 or self.score
 
 
 class ResourcesSpec(BaseModel):
@@ -210,26 +260,79 @@ class ResourcesSpec(BaseModel):
     gpus: Real = Field(default=0.0, ge=0, le=8)
 
 
+#: Samplers that sample at random for their first ``n_startup_trials`` trials, then from a model.
+MODEL_BASED_SAMPLERS = ("tpe", "gp", "cmaes")
+
+
 class SearchSpec(BaseModel):
-    """The search algorithm: Optuna (with a sampler) or an exhaustive grid."""
+    """The search algorithm: Optuna (with a sampler) or an exhaustive grid.
+
+    ``startup_trials`` is how many trials are sampled at random before the sampler's model
+    proposes the rest; passed to Optuna as ``n_startup_trials``. Left out, it is
+    ``max(2, min(10, trials.num // 4))`` (`JobSpec.startup_trials`), so a small budget leaves
+    most trials to the model (Optuna's own default, 10, made every search of ≤ 10 trials random).
+    What counts as a finished trial is the sampler's: TPE counts complete and pruned trials,
+    GP and CMA-ES complete ones (a diverged trial is complete, with the job's worst value).
+    ``random`` and ``qmc`` have no model (every trial comes from their own sequence) and a grid
+    has no sampler, so setting it with them is refused. GP fits the values themselves, so with
+    ``sampler: gp`` a diverged trial's default worst value (-1e6) flattens its model: set
+    ``metric.worst`` near the task's worst plausible score (`sampler_warning` says so).
+    """
 
     model_config = _frozen()
 
     algorithm: Literal["optuna", "grid"] = "optuna"
     sampler: Literal["tpe", "cmaes", "gp", "random", "qmc"] = "tpe"
     seed: Whole | None = 0
+    startup_trials: Whole | None = Field(default=None, ge=1)
     baseline_first: bool = False
     warm_start: str | None = Field(default=None, min_length=1)
 
 
 class SchedulerSpec(BaseModel):
-    """The trial scheduler (early stopping); ``grace_period`` is in env steps."""
+    """The trial scheduler (early stopping), on env steps.
+
+    The grace period (env steps every trial runs before it can be stopped; ASHA's first rung,
+    the median rule's start) is either ``grace_period`` (env steps) or ``grace_fraction`` (a
+    fraction of budget.trial_env_steps, in (0, 1]); give at most one, and neither with
+    ``hyperband`` or ``none``, which have no grace period. Neither: a trial's budget // 8
+    (`JobSpec.grace_period_steps`).
+    """
 
     model_config = _frozen()
 
     name: Literal["asha", "median", "hyperband", "none"] = "asha"
     grace_period: Whole | None = Field(default=None, gt=0)
+    grace_fraction: Real | None = Field(default=None, gt=0, le=1)
     reduction_factor: Real = Field(default=2.0, gt=1)
+
+    @model_validator(mode="after")
+    def _one_grace(self) -> SchedulerSpec:
+        problems: list[Problem] = []
+        if self.grace_period is not None and self.grace_fraction is not None:
+            problems.append(
+                (
+                    ("grace_fraction",),
+                    "give the grace period once: grace_period (env steps) or "
+                    "grace_fraction (of budget.trial_env_steps), not both",
+                )
+            )
+        elif self.name in ("hyperband", "none"):
+            why = {
+                "hyperband": "hyperband's brackets set where trials may stop",
+                "none": "scheduler none stops no trial early",
+            }[self.name]
+            problems.extend(
+                (
+                    (key,),
+                    f"{why}, so a grace period would be ignored: leave it out, or use "
+                    "name: asha or median",
+                )
+                for key in ("grace_period", "grace_fraction")
+                if getattr(self, key) is not None
+            )
+        raise_problems("SchedulerSpec", problems)
+        return self
 
 
 class TrackingSpec(BaseModel):
@@ -242,9 +345,14 @@ class TrackingSpec(BaseModel):
 
     @property
     def resolved_uri(self) -> str:
-        """``uri``, or ``sqlite:///<cwd>/mlflow.db`` (absolute, so every process agrees)."""
+        """``uri``, else the ``MLFLOW_TRACKING_URI`` environment variable (MLflow's own
+        convention), else ``sqlite:///<cwd>/mlflow.db`` (absolute, so every process agrees).
+        A command's ``--tracking-uri`` wins over all three."""
         if self.uri is not None:
             return self.uri
+        from_env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+        if from_env:
+            return from_env
         return f"sqlite:///{(Path.cwd() / 'mlflow.db').as_posix()}"
 
 
@@ -256,7 +364,9 @@ class JobSpec(BaseModel):
 
     ``space`` and ``policy`` may be given as paths in YAML; the loader (or validation context
     ``{"base_dir": ...}``) resolves them, trying the job file's folder first, then the current
-    directory, and records the space's file in ``space_path``.
+    directory, and records the space's file in ``space_path``. ``space`` may also be a list of
+    parts (paths or inline mappings), e.g. an LR-policy space and an agent space: they are
+    merged into one space (`merge_space_parts`), their files recorded in ``space_files``.
     """
 
     model_config = _frozen()
@@ -275,6 +385,7 @@ class JobSpec(BaseModel):
     resources: ResourcesSpec = ResourcesSpec.model_validate({})
     space: SearchSpaceSpec | None = None
     space_path: str | None = None
+    space_files: tuple[str, ...] = ()
     policy: LRPolicySpec | None = None
     search: SearchSpec = SearchSpec.model_validate({})
     scheduler: SchedulerSpec = SchedulerSpec.model_validate({})
@@ -293,6 +404,12 @@ class JobSpec(BaseModel):
         base_dir = (info.context or {}).get("base_dir")
         out = dict(data)
         problems: list[Problem] = []
+        if isinstance(out.get("space"), list | tuple):
+            merged, files, space_problems = combine_spaces(out["space"], base_dir)
+            problems.extend((("space", *loc), msg) for loc, msg in space_problems)
+            out["space"] = merged
+            out["space_path"] = None
+            out["space_files"] = files
         for key in ("space", "policy"):
             if isinstance(out.get(key), str):
                 try:
@@ -303,6 +420,7 @@ class JobSpec(BaseModel):
                 out[key] = raw
                 if key == "space":
                     out["space_path"] = str(path)
+                    out["space_files"] = (str(path),)
         raise_problems("JobSpec", problems)
         return out
 
@@ -352,6 +470,7 @@ class JobSpec(BaseModel):
         problems.extend(self._budget_problems())
         problems.extend(self._search_problems())
         problems.extend(self._population_problems())
+        problems.extend(self._evaluation_problems())
         raise_problems("JobSpec", problems)
         return self
 
@@ -389,10 +508,54 @@ class JobSpec(BaseModel):
                         "choose another agent",
                     )
                 )
+        if self.agent == "dqn" and self.model.initializer == "orthogonal":
+            problems.append(
+                (
+                    ("model", "initializer"),
+                    "orthogonal initialisation is built for PPO's policy and value networks; "
+                    "DQN uses torch's (`torch`, or leave it out)",
+                )
+            )
+        if self.agent == "dqn" and self.model.vf_share_layers:
+            problems.append(
+                (
+                    ("model", "vf_share_layers"),
+                    "DQN has no value network to share layers with; leave it out for dqn",
+                )
+            )
+        return problems
+
+    def _agent_setting_problems(self) -> list[Problem]:
+        """The space's ``agent_settings``: for this job's agent, and not beside the RLlib
+        setting they replace (in the job's or the space's ``hyperparams``)."""
+        settings = (self.space.agent_settings or {}) if self.space is not None else {}
+        problems: list[Problem] = []
+        for key in settings:
+            agent = AGENT_SETTING_AGENTS[key]
+            replaced = AGENT_SETTING_REPLACES[key]
+            if agent != self.agent:
+                problems.append(
+                    (
+                        ("space", "agent_settings", key),
+                        f"a {agent.upper()} setting, and this job's agent is {self.agent}: "
+                        f"remove it or use an agent space for {self.agent}",
+                    )
+                )
+            for where, hyper in (
+                ("hyperparams", self.hyperparams),
+                ("space.hyperparams", self.space.hyperparams if self.space else {}),
+            ):
+                if replaced in hyper:
+                    problems.append(
+                        (
+                            ("space", "agent_settings", key),
+                            f"sets {replaced}, which {where}.{replaced} sets too: keep one",
+                        )
+                    )
         return problems
 
     def _hyperparam_problems(self) -> list[Problem]:
-        problems: list[Problem] = []
+        problems: list[Problem] = self._agent_setting_problems()
         searched = self.space.hyperparams if self.space is not None else {}
         for key in self.hyperparams:
             if key in OWNED_HYPERPARAMS:
@@ -435,6 +598,27 @@ class JobSpec(BaseModel):
 
     def _search_problems(self) -> list[Problem]:
         problems: list[Problem] = []
+        startup = self.search.startup_trials
+        if startup is not None and (
+            self.search.algorithm == "grid" or self.search.sampler not in MODEL_BASED_SAMPLERS
+        ):
+            grid = self.search.algorithm == "grid"
+            what = "a grid search" if grid else f"sampler {self.search.sampler}"
+            problems.append(
+                (
+                    ("search", "startup_trials"),
+                    f"{what} has no model to start after random trials: leave "
+                    "startup_trials out, or use sampler tpe, gp or cmaes",
+                )
+            )
+        elif startup is not None and self.space is not None and startup > self.trials.num:
+            problems.append(
+                (
+                    ("search", "startup_trials"),
+                    f"{startup} is more than trials.num ({self.trials.num}): the model would "
+                    "propose no trial; lower it or raise trials.num",
+                )
+            )
         if self.search.sampler == "cmaes" and importlib.util.find_spec("cmaes") is None:
             problems.append(
                 (
@@ -469,6 +653,20 @@ class JobSpec(BaseModel):
                     )
                 )
         return problems
+
+    def _evaluation_problems(self) -> list[Problem]:
+        """Scoring on the evaluation reads the metric under ``evaluation/``, which RLlib fills
+        only with env-runner metrics (episode returns and lengths)."""
+        if not self.evaluation.score or self.metric.name.startswith(EVALUATED_METRIC_PREFIX):
+            return []
+        return [
+            (
+                ("evaluation", "score"),
+                f"scoring on the evaluation needs an episode metric (metric.name under "
+                f"`{EVALUATED_METRIC_PREFIX}`, e.g. env_runners/episode_return_mean), not "
+                f"{self.metric.name!r}: change metric.name or set evaluation.score: false",
+            )
+        ]
 
     def _population_problems(self) -> list[Problem]:
         """A population replaces the search: no space, default search and trial count, no
@@ -520,10 +718,21 @@ class JobSpec(BaseModel):
 
     @property
     def grace_period_steps(self) -> int:
-        """The scheduler's grace period in env steps (default: a trial's budget // 8)."""
+        """The scheduler's grace period in env steps: ``grace_period``, else ``grace_fraction``
+        of a trial's budget (rounded, at least 1), else a trial's budget // 8."""
         if self.scheduler.grace_period is not None:
             return int(self.scheduler.grace_period)
+        if self.scheduler.grace_fraction is not None:
+            return max(1, round(self.scheduler.grace_fraction * self.budget.trial_env_steps))
         return max(1, self.budget.trial_env_steps // 8)
+
+    @property
+    def startup_trials(self) -> int:
+        """Random trials before model-based sampling: ``search.startup_trials``, else
+        ``max(2, min(10, trials.num // 4))``."""
+        if self.search.startup_trials is not None:
+            return int(self.search.startup_trials)
+        return max(2, min(10, self.trials.num // 4))
 
     @property
     def fixed_hyperparams(self) -> dict[str, Any]:
@@ -572,8 +781,44 @@ def iter_dimensions(space: SearchSpaceSpec) -> list[tuple[Loc, Dimension]]:
     for slot in PLUGIN_SLOTS:
         for name, params in (space.slot(slot) or {}).items():
             out += [((slot, name, key), dim) for key, dim in dims_of(params).items()]
-    out += [(("hyperparams", key), dim) for key, dim in dims_of(space.hyperparams).items()]
+    for section in AGENT_SECTIONS:
+        params = getattr(space, section) or {}
+        out += [((section, key), dim) for key, dim in dims_of(params).items()]
     return out
+
+
+def combine_spaces(
+    entries: Any, base_dir: str | Path | None
+) -> tuple[dict[str, Any], tuple[str, ...], list[Problem]]:
+    """A job's ``space:`` list (paths and inline mappings) as one space's data, the files it
+    came from, and the problems (locations inside the space; see `merge_space_parts`)."""
+    parts: list[tuple[str, Mapping[str, Any]]] = []
+    files: list[str] = []
+    problems: list[Problem] = []
+    if not entries:
+        problems.append(((), "an empty list: give space files or inline spaces, or leave it out"))
+    for i, entry in enumerate(entries):
+        if isinstance(entry, str):
+            try:
+                path, raw = load_referenced(entry, base_dir, "space")
+            except ValueError as exc:
+                problems.append(((i,), str(exc)))
+                continue
+            parts.append((str(path), raw))
+            files.append(str(path))
+        elif isinstance(entry, Mapping):
+            parts.append((f"space[{i}] (inline)", entry))
+        else:
+            problems.append(
+                (
+                    (i,),
+                    f"a space part is a file path or a mapping, got {type(entry).__name__}",
+                )
+            )
+    if problems:
+        return {}, tuple(files), problems
+    merged, problems = merge_space_parts(parts)
+    return merged, tuple(files), problems
 
 
 def _schedule_builds(name: str, params: Mapping[str, Any], budget: int) -> list[Problem]:

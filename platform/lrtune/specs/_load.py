@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from lrtune.specs._errors import describe_validation_error
-from lrtune.specs._job import JobSpec, load_referenced
+from lrtune.specs._job import JobSpec, combine_spaces, load_referenced
 from lrtune.specs._space import SearchSpaceSpec
 from lrtune.specs._yaml import SpecError, load_yaml
 
@@ -203,6 +203,17 @@ def _set(
         child = node.get(part)
         if child is None:
             child = {}
+        elif isinstance(child, list) and kind is JobSpec and part == "space":
+            # A combined space: merged first, so that overrides reach into the merged space.
+            child, files, problems = combine_spaces(child, base_dir)
+            if problems:
+                where = "; ".join(
+                    f"space.{'.'.join(str(p) for p in loc)}: {msg}" if loc else f"space: {msg}"
+                    for loc, msg in problems
+                )
+                raise SpecError(f"{label}: invalid job: {where}")
+            node["space_path"] = None
+            node["space_files"] = list(files)
         elif isinstance(child, str) and kind is JobSpec and part in ("space", "policy"):
             try:
                 found, child = load_referenced(child, base_dir, part)
@@ -210,6 +221,7 @@ def _set(
                 raise SpecError(f"{label}: invalid job: {part}: {exc}") from None
             if part == "space":
                 node["space_path"] = str(found)
+                node["space_files"] = [str(found)]
         elif not isinstance(child, Mapping):
             raise SpecError(
                 f"{label}: invalid job: {path}: is {str(child)[:40]!r}, not a mapping (from "

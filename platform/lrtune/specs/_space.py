@@ -17,6 +17,15 @@ Example (YAML)::
       sgd: {lr: {distribution: log_uniform, low: 1e-3, high: 1e-1}}
     feedback: {off: [], guard: [divergence_guard]}
     hyperparams: {gamma: {distribution: uniform, low: 0.97, high: 0.999}}
+    model: {hidden: {distribution: categorical, choices: [[64, 64], [256, 256]]}}
+    agent_settings: {num_minibatches: {distribution: categorical, choices: [4, 8, 16]}}
+
+Besides the LR policy a space may search the agent: ``hyperparams`` (RLlib settings by name,
+e.g. ``gamma``, ``lambda_``, ``clip_param``), ``model`` (fields of the job's `ModelSpec`,
+applied over the job's ``model:``; checked against `ModelSpec` at every point) and
+``agent_settings`` (`AgentSettings`: settings lrtune turns into RLlib's, such as a number of
+minibatches, so that a sampled combination is always valid). A job may combine several
+spaces (a list under ``space:``); see `merge_space_parts`.
 """
 
 from __future__ import annotations
@@ -58,6 +67,8 @@ PLUGIN_SLOTS: dict[str, str] = {
 }
 PLUGIN_SLOT_OF = {v: k for k, v in PLUGIN_SLOTS.items()}
 SLOT_NAMES = ("schedule", "optimizer", "gradients", "feedback")
+#: Sections of a space that search the agent around the LR policy (flat keys, no families).
+AGENT_SECTIONS = ("hyperparams", "model", "agent_settings")
 
 # Hyper-parameters lrtune sets itself (mirror of the keys of lrtune.learners._config._OWNED,
 # kept here so that validating a file does not import RLlib; a test keeps the two in step).
@@ -377,6 +388,100 @@ def constants_of(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if not isinstance(v, Dimension)}
 
 
+# ------------------------------------------------------------------------- agent settings
+
+
+class AgentSettings(BaseModel):
+    """Agent settings lrtune turns into RLlib's when a trial is sampled (`agent_hyperparams`
+    in ``specs/_compile.py``), parametrised so that every sampled combination is valid.
+
+    PPO:
+
+    * ``num_minibatches``: minibatches per epoch; ``minibatch_size`` becomes
+      ``train_batch_size_per_learner // num_minibatches`` (the trial's batch, searched or not),
+      so a minibatch is never larger than the train batch (rl-zoo3 samples ``batch_size`` and
+      ``n_steps`` apart and discards the pairs where it is).
+
+    DQN (an ε-greedy ramp from 1.0, as rl-zoo3's ``exploration_initial_eps``):
+
+    * ``exploration_fraction``: the fraction of ``budget.trial_env_steps`` over which ε falls
+      linearly (rl-zoo3's ``exploration_fraction``);
+    * ``exploration_final_eps``: ε at the end of the ramp and after it;
+    * ``buffer_size``: the replay buffer's capacity (``replay_buffer_config.capacity``, its other
+      entries as the agent's presets or the job set them).
+
+    Either exploration setting left out keeps the agent's own ramp end (its ``epsilon``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    num_minibatches: Whole | None = Field(default=None, ge=1, le=4096)
+    exploration_fraction: Real | None = Field(default=None, gt=0, le=1)
+    exploration_final_eps: Real | None = Field(default=None, ge=0, le=1)
+    buffer_size: Whole | None = Field(default=None, ge=100, le=100_000_000)
+
+
+#: The agent each `AgentSettings` field applies to.
+AGENT_SETTING_AGENTS: dict[str, str] = {
+    "num_minibatches": "ppo",
+    "exploration_fraction": "dqn",
+    "exploration_final_eps": "dqn",
+    "buffer_size": "dqn",
+}
+
+#: `AgentSettings` field -> the RLlib setting (a ``hyperparams`` key) it replaces.
+AGENT_SETTING_REPLACES: dict[str, str] = {
+    "num_minibatches": "minibatch_size",
+    "exploration_fraction": "epsilon",
+    "exploration_final_eps": "epsilon",
+    "buffer_size": "replay_buffer_config",
+}
+
+
+def _model_spec() -> type[BaseModel]:
+    # Imported here: specs/_job.py imports this module.
+    from lrtune.specs._job import ModelSpec
+
+    return ModelSpec
+
+
+def check_settings(model: type[BaseModel], params: Mapping[str, Any], what: str) -> list[Problem]:
+    """Check a section of constants and dimensions against a settings model (`ModelSpec`,
+    `AgentSettings`): unknown keys, and every point of every dimension (the others at their
+    first point) validated by the model. Locations are the keys of ``params``."""
+    fields = model.model_fields
+    problems: list[Problem] = [
+        ((key,), f"not a {what} setting; the settings are {', '.join(fields)}")
+        for key in params
+        if key not in fields
+    ]
+    if problems:
+        return problems
+    dims = dims_of(params)
+    base = {**constants_of(params), **{k: d.first_point() for k, d in dims.items()}}
+    candidates: list[tuple[str | None, str, Any]] = [(None, "", None)]
+    for dim_key, dim in dims.items():
+        candidates.extend((dim_key, w, point) for w, point in dim.check_points()[1:])
+    seen: set[Loc] = set()
+    for key, where, point in candidates:
+        candidate = dict(base)
+        if key is not None:
+            candidate[key] = point
+        try:
+            model.model_validate(candidate)
+        except ValidationError as exc:
+            for err in exc.errors():
+                field = str(err["loc"][0]) if err["loc"] else ""
+                loc: Loc = (field,) if field in params else ()
+                if loc in seen:
+                    continue
+                seen.add(loc)
+                at = f" at {where} {_short(point)}" if key == field and key is not None else ""
+                msg = str(err["msg"]).removeprefix("Value error, ")
+                problems.append((loc, f"{msg}{at} (got {_short(err.get('input'))})"))
+    return problems
+
+
 # ------------------------------------------------------------------------------------- space
 
 
@@ -399,6 +504,8 @@ class SearchSpaceSpec(BaseModel):
         dict[str, tuple[PluginRef, ...]] | None, BeforeValidator(_feedback_lists)
     ] = None
     hyperparams: dict[str, ParamValue] = Field(default_factory=dict)
+    model: dict[str, ParamValue] | None = None
+    agent_settings: dict[str, ParamValue] | None = None
 
     @field_validator("lr")
     @classmethod
@@ -465,6 +572,20 @@ class SearchSpaceSpec(BaseModel):
         raise_problems("hyperparams", problems)
         return value
 
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            raise_problems("model", check_settings(_model_spec(), value, "model"))
+        return value
+
+    @field_validator("agent_settings")
+    @classmethod
+    def _check_agent(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            raise_problems("agent_settings", check_settings(AgentSettings, value, "lrtune agent"))
+        return value
+
     # ---- views
 
     def slot(self, name: str) -> Mapping[str, Any] | None:
@@ -493,8 +614,9 @@ class SearchSpaceSpec(BaseModel):
             for name, params in (self.slot(slot) or {}).items():
                 for key, dim in dims_of(params).items():
                     out[f"{slot}.{name}.{key}"] = dim
-        for key, dim in dims_of(self.hyperparams).items():
-            out[f"hyperparams.{key}"] = dim
+        for section in AGENT_SECTIONS:
+            for key, dim in dims_of(getattr(self, section) or {}).items():
+                out[f"{section}.{key}"] = dim
         return out
 
     def grid_size(self) -> int:
@@ -517,7 +639,9 @@ class SearchSpaceSpec(BaseModel):
             total *= base
         if self.feedback:
             total *= len(self.feedback)
-        return total * count(dims_of(self.hyperparams))
+        for section in AGENT_SECTIONS:
+            total *= count(dims_of(getattr(self, section) or {}))
+        return total
 
     def to_yaml_dict(self) -> dict[str, Any]:
         """Plain data (YAML-ready) that loads back to an equal space."""
@@ -658,3 +782,74 @@ def _check_feedback(label: str, refs: Sequence[PluginRef]) -> list[Problem]:
 def resolved_feedback(refs: Sequence[PluginRef]) -> tuple[PluginRef, ...]:
     """Feedback refs with names checked and defaults filled."""
     return tuple(ref.resolved(SLOTS["feedback"]) for ref in refs)
+
+
+# --------------------------------------------------------------------------- combined spaces
+
+
+def _part_message(err: Any) -> str:
+    """One pydantic error of a space part as the sentence a job error shows."""
+    if err["type"] == "extra_forbidden":
+        return "unknown key; remove it or check its spelling"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] not in ("missing", "value_error") and "input" in err:
+        msg = f"{msg} (got {_short(err['input'])})"
+    return msg
+
+
+def merge_space_parts(
+    parts: Sequence[tuple[str, Mapping[str, Any]]],
+) -> tuple[dict[str, Any], list[Problem]]:
+    """Merge the parts of a combined space (``space: [lr.yaml, ppo_agent.yaml]``) into one space.
+
+    ``parts`` are ``(label, data)``: a file's path, or ``space[i] (inline)``. Each part is first
+    validated alone, so a bad entry is reported with its field and its part's label. Then slots
+    (``lr``, ``schedule``, ``optimizer``, ``gradients``, ``feedback``) are taken whole from the
+    one part that sets them, and ``hyperparams``, ``model`` and ``agent_settings`` key by key;
+    a slot or key set by two parts is refused, naming both. Descriptions are joined with `` + ``.
+    Returns ``(merged data, problems)``; locations are inside the space.
+    """
+    problems: list[Problem] = []
+    for label, data in parts:
+        try:
+            SearchSpaceSpec.model_validate(dict(data))
+        except ValidationError as exc:
+            problems.extend(
+                (tuple(err["loc"]), f"{_part_message(err)} (in {label})") for err in exc.errors()
+            )
+    if problems:
+        return {}, problems
+    merged: dict[str, Any] = {"version": 1}
+    owner: dict[Loc, str] = {}
+    descriptions: list[str] = []
+    for label, data in parts:
+        for key, value in data.items():
+            if key == "version" or value is None:
+                continue
+            if key == "description":
+                if value:
+                    descriptions.append(str(value))
+                continue
+            entries: list[tuple[Loc, Any]] = (
+                [((key, sub), v) for sub, v in value.items()]
+                if key in AGENT_SECTIONS
+                else [((key,), value)]
+            )
+            for loc, entry in entries:
+                if loc in owner:
+                    problems.append(
+                        (
+                            loc,
+                            f"set by both {owner[loc]} and {label}: a combined space takes each "
+                            "slot and setting from one part; remove it from one of them",
+                        )
+                    )
+                    continue
+                owner[loc] = label
+                if len(loc) == 2:
+                    merged.setdefault(key, {})[loc[1]] = entry
+                else:
+                    merged[key] = entry
+    if descriptions:
+        merged["description"] = " + ".join(descriptions)
+    return merged, problems

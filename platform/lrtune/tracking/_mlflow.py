@@ -29,6 +29,8 @@ TAG_EXPERIMENT = "lrtune.experiment"
 TAG_JOB_HASH = "lrtune.job_hash"
 TAG_TRIAL_ID = "lrtune.trial_id"
 TAG_STATUS = "lrtune.status"
+#: Set ("true") on the run of a trial that diverged (its status tag says ``diverged`` too).
+TAG_DIVERGED = "diverged"
 TAG_ROLE = "lrtune.role"
 PARENT_TAG = "mlflow.parentRunId"
 #: Logged at every result; its history tells a re-attached run how far it was logged.
@@ -273,7 +275,10 @@ class TrialRecorder(Callback):
         self.statuses[str(trial.trial_id)] = status
         if run_id is None:
             return
-        self.tracker.set_tags(run_id, {TAG_STATUS: status, **(extra or {})})
+        tags = {TAG_STATUS: status, **(extra or {})}
+        if status == "diverged":  # a plain tag too, for MLflow searches: tags.diverged = 'true'
+            tags[TAG_DIVERGED] = "true"
+        self.tracker.set_tags(run_id, tags)
         self.tracker.end_run(run_id, RUN_STATUS[status])
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:

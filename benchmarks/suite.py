@@ -1,0 +1,154 @@
+"""lrtune's search on the classic-control suite: does the agent around the LR policy learn?
+
+One job per (task, agent), each run through lrtune's real path (`run_job`: Tune trials, Optuna,
+ASHA, MLflow in a throw-away sqlite store), searching the agent's LR-policy space combined with
+its agent space (``search_spaces/lr_policies.yaml`` or ``dqn_policies.yaml`` plus
+``search_spaces/<agent>_agent.yaml``), trials scored on a deterministic evaluation at their end.
+The best configuration is then re-trained on 3 held-out test seeds (`lrtune finalize`, top 1)
+and judged by the mean of its deterministic evaluations there: that mean, not the search score,
+is compared with the task's target.
+
+| task | agent | target | env steps per trial | trials |
+|---|---|---|---|---|
+| CartPole-v1 | ppo, dqn | ≥ 475 | 50k | 8 |
+| Acrobot-v1 | ppo, dqn | ≥ −100 | 50k | 8 |
+| MountainCar-v0 | dqn | ≥ −120 | 120k | 8 |
+| Pendulum-v1 | ppo | ≥ −250 | 100k | 8 |
+| MountainCarContinuous-v0 | ppo | ≥ 90 | 100k | 8 |
+
+Budgets fit 2 CPUs: 2 trials at a time, one CPU each (``--concurrent``). rl-zoo3 reaches the
+MountainCarContinuous target with gSDE, which RLlib's PPO does not have; what lrtune reached
+there is printed like every other row.
+
+Per job it prints one line ``<task> <agent>: search_best=<x> test_mean=<y> target=<t>
+solved=<0|1> seconds=<s>``; last line ``solved=<k>/<n> seconds=<total>``.
+
+Run: ``.venv/bin/python benchmarks/suite.py [--only Acrobot-v1:ppo ...] [--trials 8]
+[--scale 1.0] [--concurrent 2]`` (``--scale`` multiplies every budget; a scaled run says so in
+its output and is not the suite's figure).
+
+Measured: see the note of issue 10 (which rows ran, at what scale, on what load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+from lrtune.running import run_job
+from lrtune.running._finalize import finalize
+from lrtune.specs import parse_job
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One row of the suite: a task, an agent, its target and its budget."""
+
+    env: str
+    agent: str
+    target: float
+    steps: int
+
+    @property
+    def key(self) -> str:
+        """``<env>:<agent>``, as ``--only`` takes it."""
+        return f"{self.env}:{self.agent}"
+
+
+SUITE = (
+    Task("CartPole-v1", "ppo", 475.0, 50_000),
+    Task("Acrobot-v1", "ppo", -100.0, 50_000),
+    Task("Pendulum-v1", "ppo", -250.0, 100_000),
+    Task("MountainCarContinuous-v0", "ppo", 90.0, 100_000),
+    Task("CartPole-v1", "dqn", 475.0, 50_000),
+    Task("Acrobot-v1", "dqn", -100.0, 50_000),
+    Task("MountainCar-v0", "dqn", -120.0, 120_000),
+)
+
+
+def job_data(task: Task, trials: int, concurrent: int, scale: float, folder: Path) -> Any:
+    """The job of one row (MLflow, Tune storage and results inside ``folder``)."""
+    lr_space = "lr_policies.yaml" if task.agent == "ppo" else "dqn_policies.yaml"
+    name = f"suite-{task.env.replace('/', '_')}-{task.agent}"
+    return {
+        "version": 1,
+        "name": name,
+        "agent": task.agent,
+        "env": {"id": task.env},
+        "budget": {"trial_env_steps": max(1, int(task.steps * scale))},
+        "trials": {"num": trials, "max_concurrent": concurrent, "max_failures": trials},
+        "seeds": {"tuning": [0], "test": [1000, 1001, 1002]},
+        "space": [
+            str(ROOT / "search_spaces" / lr_space),
+            str(ROOT / "search_spaces" / f"{task.agent}_agent.yaml"),
+        ],
+        "search": {"algorithm": "optuna", "sampler": "tpe", "seed": 0, "baseline_first": True},
+        "evaluation": {"episodes": 10, "score": True},
+        "resources": {"cpus": 1},
+        "tracking": {"uri": f"sqlite:///{folder / 'mlflow.db'}"},
+        "storage_path": str(folder / "ray_results"),
+        "results_dir": str(folder / "results"),
+    }
+
+
+def run_task(task: Task, args: argparse.Namespace, folder: Path) -> tuple[float, float]:
+    """Search, then finalize the best on 3 test seeds: (search best, test mean)."""
+    job = parse_job(job_data(task, args.trials, args.concurrent, args.scale, folder))
+    outcome = run_job(job, stream=io.StringIO())
+    search_best = outcome.best.score if outcome.best is not None else math.nan
+    final = finalize(
+        str(folder / "results" / job.name),
+        top=1,
+        seeds=3,
+        tracking_uri=job.tracking.resolved_uri,
+        storage_path=job.storage_path,
+        stream=io.StringIO(),
+    )
+    test_mean = final.finalists[0].test_mean if final.finalists else None
+    return float(search_best), math.nan if test_mean is None else float(test_mean)
+
+
+def main() -> None:
+    """Run the suite (or ``--only`` rows) and print one line per row and the total."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", help="a row as <env>:<agent> (repeatable)")
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--concurrent", type=int, default=2)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every budget")
+    args = parser.parse_args()
+    rows = [t for t in SUITE if not args.only or t.key in args.only]
+    if args.only and len(rows) != len(args.only):
+        known = ", ".join(t.key for t in SUITE)
+        parser.error(f"--only takes rows of the suite: {known}")
+    if args.scale != 1.0:
+        print(f"scaled run: every budget × {args.scale} (not the suite's figure)")
+    print(f"load average at the start {os.getloadavg()[0]:.1f}", flush=True)
+    solved, total_started = 0, time.monotonic()
+    for task in rows:
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="lrtune-suite-") as tmp:
+            search_best, test_mean = run_task(task, args, Path(tmp))
+        ok = math.isfinite(test_mean) and test_mean >= task.target
+        solved += ok
+        print(
+            f"{task.env} {task.agent}: search_best={search_best:.1f} test_mean={test_mean:.1f} "
+            f"target={task.target:g} solved={int(ok)} seconds={time.monotonic() - started:.0f} "
+            f"(load {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
+    print(f"solved={solved}/{len(rows)} seconds={time.monotonic() - total_started:.0f}")
+
+
+if __name__ == "__main__":
+    main()

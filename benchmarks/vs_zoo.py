@@ -1,0 +1,214 @@
+"""rl-zoo3's own hyper-parameter search and `lrtune run`, on the same task, side by side.
+
+Both tools search one agent on one gymnasium task with the same number of trials, env steps per
+trial and trials at once, on this machine, one after the other in one run of this script:
+
+* **rl-zoo3** (``python -m rl_zoo3.train -optimize``, installed by the ``bench`` extra): its own
+  sampler over all of the agent's settings (``rl_zoo3/hyperparams_opt.py``), Optuna TPE with
+  rl-zoo3's default 10 random start-up trials (so with 8 trials every one is sampled at random,
+  as a user running the command would get), median pruner, ``--n-jobs`` trials at once (threads
+  of one process), each trial's value the mean return of a deterministic evaluation (5 episodes)
+  at its end;
+* **lrtune** (``lrtune run`` on a job this script writes): the LR-policy space and the agent's
+  space combined (``search_spaces/lr_policies.yaml`` + ``search_spaces/<agent>_agent.yaml``, or
+  ``--space``), Optuna TPE after ``search.startup_trials`` random trials, ASHA on env steps,
+  ``trials.max_concurrent`` trials at once (1 CPU each), each trial scored on a deterministic
+  evaluation at its end (``evaluation.score``), as rl-zoo3 scores.
+
+For each tool: ``best`` is the best trial value in its Optuna study; ``s`` is the wall time from
+the tool's start (process start-up and Ray start-up included) to the end of the first trial
+whose value reached ``--target`` (``inf`` when none did). ``ratio_s`` is lrtune's time over
+rl-zoo3's (``inf`` when lrtune never reached the target, ``0`` when only lrtune did).
+Last line: ``task=<t> agent=<a> zoo_best=<x> zoo_s=<s> lrtune_best=<y> lrtune_s=<s> ratio_s=<r>``.
+
+Run: ``.venv/bin/python benchmarks/vs_zoo.py [--task Acrobot-v1] [--agent ppo] [--trials 8]
+[--steps 50000] [--concurrent 2] [--target -100] [--seed 0]`` (set up with
+``.venv/bin/pip install -e '.[bench]'``).
+
+Measured: see the note of issue 10 and the README's "Peers" section; figures depend on the
+machine's load, so both tools run in the same invocation, back to back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Outcome:
+    """One tool's search: best value, seconds to the target, trials that finished, wall time."""
+
+    best: float
+    seconds_to_target: float
+    finished: int
+    wall: float
+
+
+def study_outcome(storage: str, target: float, started: float, wall: float) -> Outcome:
+    """Best value and time to the first finished trial at or above ``target`` of the study."""
+    names = optuna.get_all_study_names(storage)
+    study = optuna.load_study(study_name=names[0], storage=storage)
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if t.value is not None and math.isfinite(t.value) and t.datetime_complete is not None
+    ]
+    best = max((t.value for t in done if t.value is not None), default=-math.inf)
+    reached = [
+        _epoch(t.datetime_complete) - started
+        for t in done
+        if t.value is not None and t.value >= target and t.datetime_complete is not None
+    ]
+    return Outcome(best, min(reached, default=math.inf), len(done), wall)
+
+
+def _epoch(moment: datetime) -> float:
+    # Optuna stores naive local times.
+    return time.mktime(moment.timetuple()) + moment.microsecond / 1e6
+
+
+def run_zoo(args: argparse.Namespace, folder: Path) -> Outcome:
+    """rl-zoo3's ``train.py -optimize`` as a user runs it, its study in sqlite."""
+    storage = f"sqlite:///{folder / 'zoo.db'}"
+    command = [
+        str(BIN / "python"),
+        "-m",
+        "rl_zoo3.train",
+        "--algo",
+        args.agent,
+        "--env",
+        args.task,
+        "-optimize",
+        "--n-trials",
+        str(args.trials),
+        "--n-jobs",
+        str(args.concurrent),
+        "-n",
+        str(args.steps),
+        "--sampler",
+        "tpe",
+        "--pruner",
+        "median",
+        "--storage",
+        storage,
+        "--study-name",
+        "zoo",
+        "--seed",
+        str(args.seed),
+        "--no-optim-plots",
+        "-f",
+        str(folder / "zoo_logs"),
+        "--verbose",
+        "0",
+    ]
+    print("zoo:", " ".join(command), flush=True)
+    started = time.time()
+    subprocess.run(command, cwd=folder, check=True, stdout=subprocess.DEVNULL)
+    wall = time.time() - started
+    return study_outcome(storage, args.target, started, wall)
+
+
+def lrtune_job(args: argparse.Namespace) -> dict[str, Any]:
+    """The lrtune job: same task, agent, trials, env steps per trial and concurrency."""
+    spaces = args.space or [
+        str(ROOT / "search_spaces" / "lr_policies.yaml")
+        if args.agent == "ppo"
+        else str(ROOT / "search_spaces" / "dqn_policies.yaml"),
+        str(ROOT / "search_spaces" / f"{args.agent}_agent.yaml"),
+    ]
+    return {
+        "version": 1,
+        "name": "vs_zoo",
+        "agent": args.agent,
+        "env": {"id": args.task},
+        "budget": {"trial_env_steps": args.steps},
+        "trials": {"num": args.trials, "max_concurrent": args.concurrent},
+        "seeds": {"tuning": [args.seed], "test": [1000 + args.seed]},
+        "space": spaces if len(spaces) > 1 else spaces[0],
+        "search": {"algorithm": "optuna", "sampler": "tpe", "seed": args.seed},
+        "evaluation": {"episodes": 5, "score": True},
+        "resources": {"cpus": 1},
+    }
+
+
+def run_lrtune(args: argparse.Namespace, folder: Path) -> Outcome:
+    """``lrtune run`` on the job above, MLflow and results in ``folder``."""
+    job_file = folder / "vs_zoo.yaml"
+    job_file.write_text(yaml.safe_dump(lrtune_job(args), sort_keys=False))
+    command = [
+        str(BIN / "lrtune"),
+        "run",
+        str(job_file),
+        "--tracking-uri",
+        f"sqlite:///{folder / 'mlflow.db'}",
+        "--storage-path",
+        str(folder / "ray_results"),
+    ]
+    print("lrtune:", " ".join(command), flush=True)
+    started = time.time()
+    subprocess.run(command, cwd=folder, check=True, stdout=subprocess.DEVNULL)
+    wall = time.time() - started
+    storage = f"sqlite:///{folder / 'results' / 'vs_zoo' / 'optuna.db'}"
+    return study_outcome(storage, args.target, started, wall)
+
+
+def main() -> None:
+    """Run both searches back to back and print the comparison."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="Acrobot-v1")
+    parser.add_argument("--agent", choices=("ppo", "dqn"), default="ppo")
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=50_000)
+    parser.add_argument("--concurrent", type=int, default=2)
+    parser.add_argument("--target", type=float, default=-100.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--space", action="append", help="lrtune space file(s) (repeatable)")
+    parser.add_argument("--only", choices=("zoo", "lrtune"), help="run one side only")
+    parser.add_argument("--keep", action="store_true", help="keep the working folder")
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="lrtune-vs-zoo-"))
+    print(f"working folder: {folder}  (load average {os.getloadavg()[0]:.1f})", flush=True)
+    nan = Outcome(math.nan, math.nan, 0, math.nan)
+    try:
+        zoo = run_zoo(args, folder) if args.only != "lrtune" else nan
+        print(f"zoo: {json.dumps(zoo.__dict__)}", flush=True)
+        ours = run_lrtune(args, folder) if args.only != "zoo" else nan
+        print(f"lrtune: {json.dumps(ours.__dict__)}", flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    if math.isinf(ours.seconds_to_target):
+        ratio = math.inf
+    elif math.isinf(zoo.seconds_to_target):
+        ratio = 0.0
+    else:
+        ratio = ours.seconds_to_target / zoo.seconds_to_target
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    print(
+        f"task={args.task} agent={args.agent} zoo_best={zoo.best:.1f} "
+        f"zoo_s={zoo.seconds_to_target:.0f} lrtune_best={ours.best:.1f} "
+        f"lrtune_s={ours.seconds_to_target:.0f} ratio_s={ratio:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

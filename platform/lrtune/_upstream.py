@@ -1,0 +1,268 @@
+"""Every private API of Ray, Optuna, MLflow, torch and the standard library lrtune uses, and why.
+
+Private names (a leading underscore) can move or vanish in any release, without a deprecation.
+They are listed here, as data, so that one place says what an upgrade can break, and
+tests/test_upstream_private_apis.py resolves each entry against the installed libraries (and
+checks that no other private name is used), failing with the entry's name when one moved.
+Everything else lrtune calls is public.
+
+`check` resolves one entry; it imports the owning library only when called.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+#: How an entry is reached: a module attribute or function (``attribute``), a method lrtune
+#: overrides (``override``, whose parameters must stay as listed), or an attribute that the
+#: class's ``__init__`` (or a base class's) sets on each instance (``instance_attribute``).
+Kind = Literal["attribute", "override", "instance_attribute"]
+
+
+@dataclass(frozen=True)
+class PrivateAPI:
+    """One private upstream name lrtune relies on.
+
+    Attributes:
+        module: the importable module that holds it, e.g. ``"ray.tune.schedulers.pbt"``.
+        path: the name inside ``module``, dotted through a class, e.g.
+            ``"PopulationBasedTraining._get_new_config"``.
+        kind: how it is resolved (see `Kind`).
+        used_in: the lrtune source files (relative to ``platform/lrtune``) that use it.
+        why: what lrtune needs it for, and why no public API does it.
+        parameters: for callables, the parameter names lrtune's calls or override rely on.
+    """
+
+    module: str
+    path: str
+    kind: Kind
+    used_in: tuple[str, ...]
+    why: str
+    parameters: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The private name itself (the last part of ``path``), as it appears in lrtune's code."""
+        return self.path.rsplit(".", 1)[-1]
+
+    @property
+    def qualified(self) -> str:
+        """``module.path``, for messages."""
+        return f"{self.module}.{self.path}"
+
+
+def _foreach(name: str, why: str) -> PrivateAPI:
+    return PrivateAPI("torch", name, "attribute", ("policies/gradients.py",), why)
+
+
+_FOREACH_WHY = (
+    "per-tensor norm clipping (`clip_norm`) and scaling by a 0-d tensor (`normalize`) in one "
+    "kernel per device and dtype; torch.nn.utils has public global-norm and value clipping "
+    "(used) but no per-tensor clip, and its own clipping is built on these kernels"
+)
+
+PRIVATE_APIS: tuple[PrivateAPI, ...] = (
+    PrivateAPI(
+        "ray._private.ray_constants",
+        "ENABLE_RAY_CLUSTER",
+        "attribute",
+        ("running/_local_ray.py",),
+        "Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, when it is imported; where Ray was "
+        "imported before lrtune set the variable (tests, notebooks) the constant is patched so "
+        "that the embedded Ray still listens on loopback only. Ray has no public setter.",
+    ),
+    PrivateAPI(
+        "ray.tune.schedulers.pbt",
+        "_explore",
+        "attribute",
+        ("running/_populations.py",),
+        "Tune's PBT explore step (resample, or multiply by a perturbation factor), called once "
+        "per mutable parameter so that each has its own factors and log scale; re-using it keeps "
+        "Tune's perturbation rules instead of a copy of them.",
+        parameters=(
+            "config",
+            "mutations",
+            "resample_probability",
+            "perturbation_factors",
+            "custom_explore_fn",
+        ),
+    ),
+    PrivateAPI(
+        "ray.tune.schedulers.pbt",
+        "PopulationBasedTraining._get_new_config",
+        "override",
+        ("running/_populations.py",),
+        "the only hook of Tune's PBT for the explore step; `LRTunePBT` overrides it (and nothing "
+        "else) for per-parameter factors, log-scaled parameters and bounds.",
+        parameters=("self", "trial", "trial_to_clone"),
+    ),
+    PrivateAPI(
+        "ray.tune.schedulers.pbt",
+        "PopulationBasedTraining._resample_probability",
+        "instance_attribute",
+        ("running/_populations.py",),
+        "the resample probability the user gave PBT, passed on to `_explore` by the override.",
+    ),
+    PrivateAPI(
+        "ray.tune.search.optuna.optuna_search",
+        "OptunaSearch._ot_trials",
+        "instance_attribute",
+        ("running/_search.py",),
+        "Tune trial id → the Optuna trial Ray asked for it: `LRTuneOptunaSearch` tells Optuna "
+        "each outcome its own way (diverged: COMPLETE with the worst value; stopped: PRUNED; "
+        "failed: FAIL) and reports intermediate values at env steps; OptunaSearch exposes no "
+        "public hook for how a trial is told.",
+    ),
+    PrivateAPI(
+        "ray.tune.search.optuna.optuna_search",
+        "OptunaSearch._ot_study",
+        "instance_attribute",
+        ("running/_search.py",),
+        "the Optuna study Ray created (and may have resumed), to tell it outcomes and add the "
+        "trials of an interrupted run afresh.",
+    ),
+    PrivateAPI(
+        "ray.tune.search.optuna.optuna_search",
+        "OptunaSearch._completed_trials",
+        "instance_attribute",
+        ("running/_search.py",),
+        "Ray's set of trials already told to Optuna, kept up to date so that a trial is told once.",
+    ),
+    PrivateAPI(
+        "optuna.study",
+        "Study._storage",
+        "instance_attribute",
+        ("running/_search.py",),
+        "the study's storage: reads an asked trial back by id (was it closed while the run was "
+        "interrupted?) and marks the RUNNING trials of an interrupted study FAIL with lrtune's "
+        "`stopped` status.",
+    ),
+    PrivateAPI(
+        "optuna.trial",
+        "Trial._trial_id",
+        "instance_attribute",
+        ("running/_search.py",),
+        "the storage id of an asked trial, the key `Study._storage.get_trial` takes.",
+    ),
+    PrivateAPI(
+        "optuna.trial",
+        "FrozenTrial._trial_id",
+        "instance_attribute",
+        ("running/_search.py",),
+        "the storage id of a RUNNING trial of a loaded study, to close it after an interrupt.",
+    ),
+    PrivateAPI(
+        "ray.tune.result_grid",
+        "ResultGrid._experiment_analysis",
+        "instance_attribute",
+        ("running/_run.py", "running/_finalize.py"),
+        "the Tune `Trial` objects behind a ResultGrid, with their statuses: whether every trial "
+        "ended (TERMINATED or ERROR) or the run was interrupted; ResultGrid's public `Result`s "
+        "carry no trial status.",
+    ),
+    PrivateAPI(
+        "ray.rllib.core.learner.learner",
+        "Learner._named_optimizers",
+        "instance_attribute",
+        ("learners/_learner.py", "running/_trainable.py"),
+        "every optimizer the learner registered, across modules: the rate is set on and read "
+        "back from all of them, and their state is hashed to check checkpoint round trips; the "
+        "public accessors go module by module.",
+    ),
+    PrivateAPI(
+        "ray.rllib.core.learner.learner",
+        "Learner._params",
+        "instance_attribute",
+        ("learners/_learner.py",),
+        "parameter reference → parameter: pairs each gradient of RLlib's gradients dict with "
+        "its weights (AGC clips relative to the weights' norm) and checks the weights stay finite.",
+    ),
+    PrivateAPI(
+        "ray.rllib.core.learner.learner",
+        "Learner._module",
+        "instance_attribute",
+        ("learners/_learner.py",),
+        "the MultiRLModule while `configure_optimizers_for_module` runs, as RLlib's own "
+        "learners read it there.",
+    ),
+    PrivateAPI(
+        "mlflow.tracking.client",
+        "MlflowClient._tracking_client",
+        "instance_attribute",
+        ("analysis/_records.py",),
+        "the client's tracking-service client, whose store reads the metric histories of 100 "
+        "runs in one query (below); when it is missing lrtune falls back to the public per-run "
+        "`get_metric_history`, slower on long histories.",
+    ),
+    PrivateAPI(
+        "mlflow.tracking._tracking_service.client",
+        "TrackingServiceClient.store",
+        "attribute",
+        ("analysis/_records.py",),
+        "the tracking store behind the client (a private module's public property).",
+    ),
+    PrivateAPI(
+        "mlflow.store.tracking.sqlalchemy_store",
+        "SqlAlchemyStore.get_metric_history_bulk",
+        "attribute",
+        ("analysis/_records.py",),
+        "the store method the server's get-history-bulk endpoint runs: one query per 100 runs; "
+        "MlflowClient has no public bulk read of full histories.",
+        parameters=("self", "run_ids", "metric_key", "max_results"),
+    ),
+    _foreach("_foreach_norm", _FOREACH_WHY),
+    _foreach("_foreach_add_", _FOREACH_WHY),
+    _foreach("_foreach_reciprocal_", _FOREACH_WHY),
+    _foreach("_foreach_mul_", _FOREACH_WHY),
+    _foreach("_foreach_clamp_max_", _FOREACH_WHY),
+    PrivateAPI(
+        "importlib.metadata",
+        "PathDistribution._path",
+        "instance_attribute",
+        ("cluster/_package.py",),
+        "the installed `.dist-info` folder, shipped beside an lrtune installed from a wheel "
+        "(`lrtune submit`); importlib.metadata has no public path of that folder.",
+    ),
+)
+
+
+def check(api: PrivateAPI) -> str | None:
+    """Resolve ``api`` against the installed libraries: None when it is there as listed, else
+    what is wrong (the module, the name or the parameters)."""
+    try:
+        owner: Any = importlib.import_module(api.module)
+    except ImportError as exc:
+        return f"module {api.module} does not import: {exc}"
+    *containers, name = api.path.split(".")
+    for part in containers:
+        if not hasattr(owner, part):
+            return f"{api.module} has no {part!r}"
+        owner = getattr(owner, part)
+    if api.kind == "instance_attribute":
+        return _check_instance_attribute(owner, name)
+    if not hasattr(owner, name):
+        return f"{'.'.join([api.module, *containers])} has no {name!r}"
+    if api.parameters:
+        found = tuple(inspect.signature(getattr(owner, name)).parameters)
+        if found != api.parameters:
+            return f"its parameters are {found}, lrtune relies on {api.parameters}"
+    return None
+
+
+def _check_instance_attribute(cls: type, name: str) -> str | None:
+    """An attribute set per instance is found where the class (or a base) assigns it."""
+    assignment = re.compile(rf"self\.{re.escape(name)}\s*(:[^=\n]+)?=[^=]")
+    for klass in cls.__mro__:
+        if klass is object:
+            continue
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):  # a class defined in C has no source to read
+            continue
+        if assignment.search(source):
+            return None
+    return f"neither {cls.__qualname__} nor a base class assigns self.{name}"

@@ -1,0 +1,67 @@
+"""What lrtune adds to RLlib's networks: SB3/CleanRL's orthogonal initialisation for PPO, and
+the observation filter the model section and the presets switch on.
+
+RLlib's ``DefaultModelConfig`` can set an initializer for the encoder's layers
+(``fcnet_kernel_initializer``) but not for the policy and value heads, which keep torch's
+default. SB3's ``ActorCriticPolicy`` (``ortho_init=True``) and CleanRL's ``ppo.py``
+(``layer_init``) initialise every linear layer orthogonally with zero biases: gain √2 for the
+hidden layers, 0.01 for the policy's output (a near-uniform first policy, whatever the
+observation) and 1 for the value output. This module applies that after RLlib builds the
+network, so every other part of RLlib's default PPO module (encoders shared or separate,
+continuous and discrete heads, checkpoints) is unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
+
+HIDDEN_GAIN = math.sqrt(2.0)  # SB3 ActorCriticPolicy / CleanRL layer_init std=np.sqrt(2)
+POLICY_OUTPUT_GAIN = 0.01  # SB3 action_net gain / CleanRL actor's last layer std=0.01
+VALUE_OUTPUT_GAIN = 1.0  # SB3 value_net gain / CleanRL critic's last layer std=1.0
+
+
+def _orthogonal(layers: list[torch.nn.Linear], output_gain: float) -> None:
+    """Orthogonal weights and zero biases: √2 for all but the last layer, ``output_gain`` for it."""
+    for index, layer in enumerate(layers):
+        gain = output_gain if index == len(layers) - 1 else HIDDEN_GAIN
+        torch.nn.init.orthogonal_(layer.weight, gain=gain)
+        if layer.bias is not None:
+            torch.nn.init.zeros_(layer.bias)
+
+
+def _linears(module: torch.nn.Module) -> list[torch.nn.Linear]:
+    return [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+
+
+class OrthogonalPPOTorchRLModule(DefaultPPOTorchRLModule):
+    """RLlib's default PPO torch module, initialised as SB3 / CleanRL initialise theirs."""
+
+    def setup(self) -> None:
+        """Build the network as RLlib does, then re-initialise its linear layers."""
+        super().setup()
+        with torch.no_grad():
+            for layer in _linears(self.encoder):
+                torch.nn.init.orthogonal_(layer.weight, gain=HIDDEN_GAIN)
+                if layer.bias is not None:
+                    torch.nn.init.zeros_(layer.bias)
+            _orthogonal(_linears(self.pi), POLICY_OUTPUT_GAIN)
+            # An inference-only module (the env runner's copy) has no value head.
+            vf: Any = getattr(self, "vf", None)
+            if vf is not None:
+                _orthogonal(_linears(vf), VALUE_OUTPUT_GAIN)
+
+
+def mean_std_filter(env: Any = None, spaces: Any = None, device: Any = None) -> Any:
+    """``env_to_module_connector`` that normalises observations with running mean and std.
+
+    RLlib 2.60 calls it as ``fn(env, spaces, device)`` and adds the returned connector piece to
+    the env-to-module pipeline; the filter's statistics are part of the env runner's state, so
+    they are checkpointed with the algorithm. A module-level function, so configs pickle.
+    """
+    from ray.rllib.connectors.env_to_module import MeanStdFilter
+
+    return MeanStdFilter()

@@ -1,0 +1,130 @@
+"""Contract tests for lrtune plugins, for plugin authors (as ``optuna.testing`` for samplers).
+
+Every registry entry, built-in or a third party's, keeps one contract: it is described (the entry
+and each parameter), its ``example`` and (when no parameter is required) its defaults validate,
+an unknown parameter is refused naming it, and a value beyond each numeric bound of its parameter
+model is refused naming the field. A test file joins the contract with one fixture that names the
+entry as ``(slot, name)``::
+
+    import pytest
+    from lrtune.testing import PluginContract
+
+    class TestMySchedule(PluginContract):
+        @pytest.fixture
+        def plugin(self) -> tuple[str, str]:
+            return ("schedules", "my_schedule")
+
+The entry is looked up in the slot's registry, so it must be registered the way users get it:
+through the distribution's ``lrtune.<slot>`` entry point, or by importing the module that
+registers it. Each bound is checked as its own subtest, so a failure names every bound that was
+not refused.
+
+This module needs pytest 9 or later (its ``subtests`` fixture), which lrtune itself does not
+depend on: install it with ``pip install 'pytest>=9'`` (or lrtune's ``dev`` extra). lrtune's
+other modules never import this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+try:
+    import pytest
+except ImportError as exc:  # pytest is a dev dependency, not one of lrtune's
+    raise ImportError(
+        "lrtune.testing needs pytest (9 or later), which is not installed: "
+        "pip install 'pytest>=9' (or install lrtune with its 'dev' extra)."
+    ) from exc
+
+from lrtune.registry import SLOTS, Entry, PluginParamsError
+
+__all__ = ["PluginContract", "bound_violations", "lookup"]
+
+if not hasattr(pytest, "Subtests"):  # pytest < 9 has no built-in subtests fixture
+    raise ImportError(
+        f"lrtune.testing needs pytest 9 or later (its built-in `subtests` fixture); pytest "
+        f"{pytest.__version__} is installed: pip install 'pytest>=9'."
+    )
+
+#: A parameter that no plugin declares, used to check that unknown keys are refused by name.
+UNKNOWN_PARAMETER = "no_such_param"
+
+
+def lookup(plugin: tuple[str, str]) -> Entry[Any]:
+    """The registry entry named by ``(slot, name)``, with a clear error for a wrong slot."""
+    slot, name = plugin
+    if slot not in SLOTS:
+        raise ValueError(
+            f"plugin fixture: unknown slot {slot!r}; the slots are {', '.join(SLOTS)}. "
+            "Return (slot, name), e.g. ('schedules', 'my_schedule')."
+        )
+    return SLOTS[slot].get(name)
+
+
+def bound_violations(schema: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """``(field, a value beyond one of its numeric bounds)`` for every bound in a parameter
+    model's JSON schema (``minimum``, ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``,
+    also inside ``anyOf`` variants such as ``float | None``)."""
+    out: list[tuple[str, Any]] = []
+    for name, prop in schema.get("properties", {}).items():
+        for variant in [prop, *prop.get("anyOf", [])]:
+            step = 1 if variant.get("type") == "integer" else 1.0
+            if "minimum" in variant:
+                out.append((name, variant["minimum"] - step - abs(variant["minimum"])))
+            if "maximum" in variant:
+                out.append((name, variant["maximum"] + step + abs(variant["maximum"])))
+            if "exclusiveMinimum" in variant:
+                out.append((name, variant["exclusiveMinimum"]))
+            if "exclusiveMaximum" in variant:
+                out.append((name, variant["exclusiveMaximum"]))
+    return out
+
+
+class PluginContract:
+    """The contract every lrtune plugin keeps; a test class joins it by subclassing and
+    defining the ``plugin`` fixture (``(slot, name)``, e.g. ``("schedules", "my_schedule")``).
+
+    The fixture may be parametrised (``@pytest.fixture(params=[...])``) to run the contract
+    over several entries, as lrtune's own tests do over every built-in entry.
+    """
+
+    @pytest.fixture
+    def plugin(self) -> tuple[str, str]:
+        """The entry under test as ``(slot, name)``: a subclass must define this fixture."""
+        raise NotImplementedError(
+            f"{type(self).__name__} joins lrtune.testing.PluginContract but does not define the "
+            "`plugin` fixture: add `@pytest.fixture def plugin(self): return (slot, name)`."
+        )
+
+    def test_entry_and_its_parameters_are_described(self, plugin: tuple[str, str]) -> None:
+        """The entry and every parameter have a description (`lrtune plugins` shows them)."""
+        slot, name = plugin
+        entry = lookup(plugin)
+        assert entry.description.strip(), f"{slot}:{name} has no description"
+        for field, info in entry.params_model.model_fields.items():
+            assert info.description, f"{slot}:{name}.{field} has no description"
+
+    def test_example_and_defaults_validate(self, plugin: tuple[str, str]) -> None:
+        """The entry's ``example`` validates, and so does ``{}`` when nothing is required."""
+        entry = lookup(plugin)
+        entry.validate_params(entry.example)
+        if not any(info.is_required() for info in entry.params_model.model_fields.values()):
+            entry.validate_params({})
+
+    def test_an_unknown_parameter_is_refused_by_name(self, plugin: tuple[str, str]) -> None:
+        """A key the parameter model does not declare is an error that names the key."""
+        entry = lookup(plugin)
+        with pytest.raises(PluginParamsError, match=UNKNOWN_PARAMETER):
+            entry.validate_params({**entry.example, UNKNOWN_PARAMETER: 1})
+
+    def test_every_bound_is_refused_naming_the_field(
+        self, plugin: tuple[str, str], subtests: pytest.Subtests
+    ) -> None:
+        """A value beyond each numeric bound is an error naming the field (a subtest each)."""
+        slot, name = plugin
+        entry = lookup(plugin)
+        for field, value in bound_violations(entry.params_model.model_json_schema()):
+            with subtests.test(msg=f"{slot}:{name}-{field}={value}"):
+                with pytest.raises(PluginParamsError, match=field):
+                    entry.validate_params({**entry.example, field: value})

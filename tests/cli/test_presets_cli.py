@@ -1,0 +1,55 @@
+"""`lrtune presets AGENT [--env ID]` through the real console entry point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from lrtune.learners._presets import preset_hyperparams, resolve_presets
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lrtune", "presets", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+def test_json_rows_match_the_lookup_with_sources() -> None:
+    out = run_cli("ppo", "--env", "Pendulum-v1", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    rows = {row["key"]: row for row in json.loads(out.stdout)}
+    assert set(rows) == {row.key for row in resolve_presets("ppo", "Pendulum-v1")}
+    assert rows["env_to_module_connector"]["value"] == "mean_std_filter"
+    assert rows["env_to_module_connector"]["source"] == "continuous-action family"
+    assert rows["model.vf_share_layers"] == {
+        "key": "model.vf_share_layers",
+        "value": False,
+        "source": "model default",
+    }
+    assert rows["gamma"]["value"] == preset_hyperparams("ppo", "Pendulum-v1")["gamma"]
+
+
+def test_table_names_each_source_and_an_unbuildable_env() -> None:
+    out = run_cli("dqn")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "agent defaults only" in lines[0]
+    gamma = next(line for line in lines if line.startswith("gamma "))
+    assert gamma.split()[1:] == ["0.99", "agent", "default"]
+    init = next(line for line in lines if line.startswith("model.initializer "))
+    assert init.split()[1:] == ['"torch"', "model", "default"]
+    unknown = run_cli("ppo", "--env", "NoSuchEnv-v0")
+    assert unknown.returncode == 0 and "cannot build 'NoSuchEnv-v0'" in unknown.stdout
+
+
+def test_unknown_agent_exits_2() -> None:
+    out = run_cli("sac")
+    assert out.returncode == 2 and "invalid choice: 'sac'" in out.stderr

@@ -1,0 +1,160 @@
+"""Agent presets and model settings: the layered lookup, and tiny real RLlib builds with them.
+
+Learning claims live in benchmarks/presets.py; these only check what the settings build."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
+
+from lrtune.learners import ModelSettings, build_algorithm_config
+from lrtune.learners._modules import OrthogonalPPOTorchRLModule, mean_std_filter
+from lrtune.learners._presets import (
+    AGENT_DEFAULT,
+    CONTINUOUS_FAMILY,
+    MODEL_DEFAULT,
+    PPO_BY_ENV,
+    PPO_DEFAULTS,
+    preset_hyperparams,
+    resolve_presets,
+)
+from lrtune.policies import PolicyError
+
+POLICY = {"lr": 3e-4}
+# A few hundred env steps per iteration: smoke tests, not learning tests.
+TINY = {"train_batch_size_per_learner": 256, "minibatch_size": 64, "num_epochs": 1}
+
+
+def sources(agent: str, env: str | None) -> dict[str, tuple[Any, str]]:
+    return {row.key: (row.value, row.source) for row in resolve_presets(agent, env)}
+
+
+def test_layers_name_their_source() -> None:
+    pendulum = sources("ppo", "Pendulum-v1")
+    assert pendulum["clip_param"] == (PPO_DEFAULTS["clip_param"], AGENT_DEFAULT)
+    assert pendulum["env_to_module_connector"] == (mean_std_filter, CONTINUOUS_FAMILY)
+    assert pendulum["model.normalize_observations"] == (True, CONTINUOUS_FAMILY)
+    assert pendulum["model.vf_share_layers"] == (False, MODEL_DEFAULT)
+    assert pendulum["model.initializer"] == ("orthogonal", MODEL_DEFAULT)
+    for key, value in PPO_BY_ENV.get("Pendulum-v1", {}).items():
+        assert pendulum[key] == (value, "per-env entry (Pendulum-v1)")
+    # The module prefix of an id is not part of the entry's name.
+    assert sources("ppo", "gymnasium.envs:Pendulum-v1") == pendulum
+    # No env: the agent defaults and the model defaults, nothing else.
+    bare = sources("ppo", None)
+    assert {src for _, src in bare.values()} == {AGENT_DEFAULT, MODEL_DEFAULT}
+    assert bare["model.normalize_observations"] == (False, MODEL_DEFAULT)
+    assert sources("dqn", None)["model.initializer"] == ("torch", MODEL_DEFAULT)
+    # Network size and activation are the agent's: SB3 / CleanRL PPO, rl-zoo3's tuned DQNs.
+    assert bare["model.hidden"] == ((64, 64), MODEL_DEFAULT)
+    assert bare["model.activation"] == ("tanh", MODEL_DEFAULT)
+    assert sources("dqn", None)["model.hidden"] == ((256, 256), MODEL_DEFAULT)
+    assert sources("dqn", None)["model.activation"] == ("relu", MODEL_DEFAULT)
+    # An id gymnasium cannot build: no family, and no entry either.
+    assert sources("ppo", "NoSuchEnv-v0") == bare
+
+
+def test_preset_hyperparams_are_the_non_model_rows_as_fresh_copies() -> None:
+    rows = resolve_presets("dqn", "CartPole-v1")
+    params = preset_hyperparams("dqn", "CartPole-v1")
+    assert params == {r.key: r.value for r in rows if not r.key.startswith("model.")}
+    params["replay_buffer_config"]["capacity"] = 1
+    assert preset_hyperparams("dqn", "CartPole-v1")["replay_buffer_config"]["capacity"] != 1
+
+
+def test_model_settings_refuse_an_unknown_initializer_and_ppo_only_settings_on_dqn() -> None:
+    with pytest.raises(ValueError, match=r"model\.initializer"):
+        ModelSettings(initializer="xavier")
+    for model in (ModelSettings(initializer="orthogonal"), ModelSettings(vf_share_layers=True)):
+        with pytest.raises(PolicyError, match="PPO settings"):
+            build_algorithm_config("dqn", "CartPole-v1", policy=POLICY, model=model)
+
+
+@pytest.fixture(scope="module")
+def _ray(ray_session: Any) -> Iterator[None]:
+    yield
+
+
+def build(env: str, model: ModelSettings, **hyperparams: Any) -> Any:
+    params = {**preset_hyperparams("ppo", env), **TINY, **hyperparams}
+    config = build_algorithm_config(
+        "ppo", env, policy=POLICY, hyperparams=params, model=model, budget=2048, seed=0
+    )
+    return config.build_algo()
+
+
+def linears(module: torch.nn.Module) -> list[torch.nn.Linear]:
+    return [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+
+
+@pytest.mark.usefixtures("_ray")
+def test_default_model_is_separate_and_orthogonal_and_survives_a_checkpoint(
+    tmp_path: Path,
+) -> None:
+    algo = build("CartPole-v1", ModelSettings())
+    try:
+        module = algo.get_module()
+        assert type(module) is OrthogonalPPOTorchRLModule
+        assert hasattr(module.encoder, "critic_encoder")  # the value net's own layers
+        pi_out = linears(module.pi)[-1]
+        # Orthogonal with gain 0.01: every row of the 2 x 64 output has norm 0.01.
+        norms = pi_out.weight.norm(dim=1)
+        assert torch.allclose(norms, torch.full_like(norms, 0.01), atol=1e-6)
+        assert all(not layer.bias.detach().any() for layer in linears(module.encoder))
+        result = algo.train()
+        assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 256
+        trained = {k: v.clone() for k, v in module.state_dict().items()}
+        algo.save_to_path(tmp_path / "ckpt")
+    finally:
+        algo.stop()
+    again = build("CartPole-v1", ModelSettings())
+    try:
+        again.restore_from_path(tmp_path / "ckpt")
+        restored = again.get_module().state_dict()
+        assert all(torch.equal(trained[k], restored[k]) for k in trained)
+    finally:
+        again.stop()
+
+
+@pytest.mark.usefixtures("_ray")
+def test_shared_layers_torch_init_and_filter_override() -> None:
+    model = ModelSettings(vf_share_layers=True, initializer="torch", normalize_observations=True)
+    algo = build("CartPole-v1", model)
+    try:
+        module = algo.get_module()
+        assert type(module) is DefaultPPOTorchRLModule
+        assert not hasattr(module.encoder, "critic_encoder")
+        assert algo.config._env_to_module_connector is mean_std_filter
+    finally:
+        algo.stop()
+
+
+@pytest.mark.usefixtures("_ray")
+def test_continuous_defaults_train_and_the_filter_can_be_switched_off() -> None:
+    algo = build("Pendulum-v1", ModelSettings(normalize_observations=False))
+    try:
+        assert algo.config._env_to_module_connector is None
+        result = algo.train()
+        loss = result["learners"]["default_policy"]["total_loss"]
+        assert math.isfinite(float(loss))
+    finally:
+        algo.stop()
+
+
+def test_the_network_follows_the_agent_unless_the_model_says_otherwise() -> None:
+    dqn = build_algorithm_config("dqn", "CartPole-v1", policy=POLICY)
+    assert dqn.model_config["fcnet_hiddens"] == [256, 256]
+    assert dqn.model_config["fcnet_activation"] == "relu"
+    ppo = build_algorithm_config("ppo", "CartPole-v1", policy=POLICY)
+    assert ppo.model_config["fcnet_hiddens"] == [64, 64]
+    assert ppo.model_config["fcnet_activation"] == "tanh"
+    mine = ModelSettings(hidden=(32,), activation="elu")
+    chosen = build_algorithm_config("dqn", "CartPole-v1", policy=POLICY, model=mine)
+    assert chosen.model_config["fcnet_hiddens"] == [32]
+    assert chosen.model_config["fcnet_activation"] == "elu"

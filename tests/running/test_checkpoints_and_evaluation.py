@@ -1,0 +1,233 @@
+"""Checkpoint frequency (``trials.checkpoint_env_steps``) and scoring on a deterministic
+evaluation (``evaluation.score``), against a real Ray Tune, RLlib and MLflow."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from lrtune.cli import main
+from lrtune.running import run_job
+from lrtune.specs import load_job
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cosine_lr(lr: float, min_factor: float, step: int, horizon: int) -> float:
+    """The cosine schedule's LR at ``step`` env steps (the closed form the trial must follow)."""
+    t = min(step, horizon)
+    return lr * (min_factor + (1 - min_factor) * (1 + math.cos(math.pi * t / horizon)) / 2)
+
+
+def trial_results(outcome: Any) -> list[dict[str, Any]]:
+    """Every result Tune recorded for the run's only trial, in order (restores included)."""
+    (trial,) = outcome.trials
+    lines = (outcome.experiment_dir / f"trial_{trial.trial_id}" / "result.json").read_text()
+    return [json.loads(line) for line in lines.splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_a_failed_trial_resumes_from_its_last_checkpoint_by_env_steps_with_the_lr_exact(
+    ray_session: Any, workdir: Path, job_file: Any
+) -> None:
+    # Iterations of 128 env steps, a checkpoint every 256: the fault during the fourth
+    # iteration (env step 450 of the process) sends the trial back to the checkpoint at 256,
+    # so the third iteration (384) is trained twice and everything after it once.
+    log = workdir / "faults.log"
+    env = {
+        "id": "lrtune/FaultyCartPole-v0",
+        "config": {"fail_at_step": 450, "fault_log": str(log), "max_faults": 1},
+    }
+    policy = {"lr": 1e-3, "schedule": {"name": "cosine", "params": {"min_factor": 0.1}}}
+    path = job_file(
+        workdir,
+        "sparse",
+        env=env,
+        policy=policy,
+        budget={"trial_env_steps": 768},
+        trials={"num": 1, "max_failures": 1, "checkpoint_env_steps": 256},
+    )
+    outcome = run_job(load_job(path), stream=io.StringIO())
+    assert log.read_text().count("fault") == 1  # it did fail once
+    (trial,) = outcome.trials
+    assert trial.status == "completed" and trial.env_steps == 768
+
+    results = trial_results(outcome)
+    steps = [r["env_steps"] for r in results]
+    assert steps == [128, 256, 384, 384, 512, 640, 768]
+    for result in results:
+        expected = cosine_lr(1e-3, 0.1, result["env_steps"], 768)
+        assert result["lrtune"]["lr"] == pytest.approx(expected, rel=1e-9)
+    assert [bool(r.get("should_checkpoint")) for r in results] == [
+        False, True, False, False, True, False, True
+    ]  # fmt: skip
+    # MLflow holds the same trajectory, each env step once (the recorder logs a step once).
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    (run,) = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("sparse").experiment_id])
+        if r.data.tags.get("lrtune.role") == "trial"
+    ]
+    history = client.get_metric_history(run.info.run_id, "lr")
+    assert sorted(m.step for m in history) == sorted(set(steps))
+    assert {m.step: m.value for m in history} == pytest.approx(
+        {s: cosine_lr(1e-3, 0.1, s, 768) for s in steps}, rel=1e-9
+    )
+
+
+@pytest.mark.slow
+def test_scoring_on_the_evaluation_reports_the_deterministic_evaluation_of_the_final_policy(
+    ray_session: Any, workdir: Path, job_file: Any
+) -> None:
+    from ray.rllib.algorithms.algorithm import Algorithm
+
+    path = job_file(
+        workdir,
+        "evaluated",
+        policy={"lr": 3e-4},
+        budget={"trial_env_steps": 384},
+        trials={"num": 1},
+        evaluation={"interval": 2, "episodes": 3, "score": True},
+    )
+    outcome = run_job(load_job(path), stream=io.StringIO())
+    (trial,) = outcome.trials
+    assert trial.status == "completed"
+    first, second, third = trial_results(outcome)
+    # Before the first evaluation: the training value; RLlib evaluates at iteration 2; the last
+    # iteration (3) has none of RLlib's, so the trial evaluates its final policy itself.
+    assert math.isnan(first["evaluation_return"]) and first["score"] == first["metric_raw"]
+    assert second["score"] == second["evaluation_return"] != second["metric_raw"]
+    assert third["score"] == third["evaluation_return"] != third["metric_raw"]
+    assert trial.score == third["score"]
+
+    # The same evaluation, run again here on the final checkpoint, gives the same mean: the
+    # episodes are greedy and the evaluation env is re-seeded at every evaluation.
+    assert trial.checkpoint is not None
+    algo = Algorithm.from_checkpoint(str(Path(trial.checkpoint) / "seed0"))
+    try:
+        again = algo.evaluate()["env_runners"]
+        assert again["num_episodes"] == 3
+        assert again["episode_return_mean"] == pytest.approx(trial.score, rel=1e-12)
+    finally:
+        algo.stop()
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    (run,) = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("evaluated").experiment_id])
+        if r.data.tags.get("lrtune.role") == "trial"
+    ]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "evaluation_return")] == [
+        256,
+        384,
+    ]
+
+
+@pytest.mark.slow
+def test_finalize_scores_finalists_on_the_deterministic_evaluation_when_asked(
+    ray_session: Any, workdir: Path, job_file: Any
+) -> None:
+    from lrtune.running._finalize import finalize
+
+    path = job_file(workdir, "trained", policy={"lr": 3e-4}, trials={"num": 1})
+    outcome = run_job(load_job(path), stream=io.StringIO())
+    assert outcome.exit_code == 0
+    out = io.StringIO()
+    final = finalize(str(outcome.results_dir), top=1, seeds=1, evaluation_episodes=2, stream=out)
+    assert final.exit_code == 0, out.getvalue()
+    assert final.scored_on == "deterministic evaluation (2 greedy episodes)"
+    assert "(the search scored: training value)" in out.getvalue()
+    recorded = json.loads((outcome.results_dir / "finalists.json").read_text())
+    assert recorded["scored_on"] == final.scored_on
+    (finalist,) = final.finalists
+    (folder,) = (workdir / "ray_results").glob(f"trained-finalists-{final.round_id}/trial_*")
+    lines = (folder / "result.json").read_text().splitlines()
+    last = json.loads(lines[-1])
+    assert last["score"] == last["evaluation_return"] != last["metric_raw"]
+    assert finalist.test_scores == {1000: last["score"]}
+
+
+@pytest.mark.slow
+def test_a_dqn_checkpoint_carries_its_replay_buffer(ray_session: Any, tmp_path: Path) -> None:
+    from lrtune.learners import build_algorithm_config
+    from lrtune.running._trainable import load_replay_buffer, save_replay_buffer
+
+    hyperparams = {
+        "num_envs_per_env_runner": 1,
+        "rollout_fragment_length": 4,
+        "train_batch_size_per_learner": 32,
+        "min_sample_timesteps_per_iteration": 200,
+        "num_steps_sampled_before_learning_starts": 100,
+    }
+
+    def build() -> Any:
+        return build_algorithm_config(
+            "dqn", "CartPole-v1", policy={"lr": 1e-4}, hyperparams=hyperparams, seed=0
+        ).build_algo()
+
+    trained, fresh = build(), build()
+    try:
+        trained.train()
+        trained.train()
+        saved = trained.local_replay_buffer
+        assert saved.get_num_timesteps() >= 400
+        trained.save_to_path(str(tmp_path))
+        save_replay_buffer(trained, str(tmp_path))
+        fresh.restore_from_path(str(tmp_path))
+        assert fresh.local_replay_buffer.get_num_timesteps() == 0  # RLlib alone drops it
+        assert load_replay_buffer(fresh, str(tmp_path))
+        restored = fresh.local_replay_buffer
+        assert restored.get_num_timesteps() == saved.get_num_timesteps()
+        assert restored.get_added_timesteps() == saved.get_added_timesteps()
+        assert [e.get_return() for e in restored.episodes] == [
+            e.get_return() for e in saved.episodes
+        ]
+        fresh.train()  # learns on from the restored buffer
+    finally:
+        trained.stop()
+        fresh.stop()
+
+
+BAD_SETTINGS = [
+    ({"trials": {"checkpoint_env_steps": 0}}, "trials.checkpoint_env_steps"),
+    ({"trials": {"checkpoint_env_steps": "often"}}, "trials.checkpoint_env_steps"),
+    ({"trials": {"checkpoint_every": 5}}, "trials.checkpoint_every"),
+    ({"evaluation": {"episodes": 0}}, "evaluation.episodes"),
+    ({"evaluation": {"episodes": 100_000}}, "evaluation.episodes"),
+    ({"evaluation": {"interval": -1}}, "evaluation.interval"),
+    ({"evaluation": {"score": "yes"}}, "evaluation.score"),
+    ({"evaluation": {"deterministic": True}}, "evaluation.deterministic"),
+    (
+        {"evaluation": {"score": True}, "metric": {"name": "learners/default_policy/total_loss"}},
+        "evaluation.score",
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "field"), BAD_SETTINGS)
+def test_bad_checkpoint_and_evaluation_settings_exit_2_naming_the_field(
+    tmp_path: Path, job_file: Any, capsys: pytest.CaptureFixture[str], fields: Any, field: str
+) -> None:
+    path = job_file(tmp_path, "bad", policy={"lr": 3e-4}, **fields)
+    assert main(["run", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert field in err and "Traceback" not in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_good_checkpoint_and_evaluation_settings_plan(tmp_path: Path, job_file: Any) -> None:
+    path = job_file(
+        tmp_path,
+        "good",
+        policy={"lr": 3e-4},
+        trials={"num": 1, "checkpoint_env_steps": "1e4"},
+        evaluation={"interval": 0, "episodes": 5, "score": True},
+    )
+    job = load_job(path)
+    assert job.trials.checkpoint_env_steps == 10_000
+    assert job.evaluation.enabled and job.evaluation.score

@@ -1,0 +1,148 @@
+"""Agent search spaces combined with LR-policy spaces: one conditional space that samples only
+valid combinations, with the agent settings turned into RLlib's per trial."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from lrtune.learners._presets import preset_hyperparams
+from lrtune.specs import ModelSpec, compile_space, load_job, parse_job
+
+ROOT = Path(__file__).resolve().parents[2]
+SPACES = ROOT / "search_spaces"
+
+
+def _job(agent: str, spaces: list[Any], **fields: Any) -> Any:
+    env = {"ppo": "Acrobot-v1", "dqn": "CartPole-v1"}[agent]
+    data = {
+        "name": f"{agent}-agent",
+        "agent": agent,
+        "env": {"id": env},
+        "budget": {"trial_env_steps": 50_000},
+        "trials": {"num": 8},
+        "space": spaces,
+        **fields,
+    }
+    return parse_job(data, base_dir=ROOT)
+
+
+def _points(job: Any, n: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``n`` random points of the job's compiled space: (Optuna params, trial constants)."""
+    compiled = compile_space(job)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    out = []
+    for _ in range(n):
+        trial = study.ask()
+        constants = compiled.define(trial)["lrtune"]
+        out.append((trial.params, constants))
+    return out
+
+
+def test_the_shipped_ppo_spaces_combine_into_one_conditional_space() -> None:
+    job = _job("ppo", ["search_spaces/lr_policies.yaml", "search_spaces/ppo_agent.yaml"])
+    assert job.space_files == (
+        str(SPACES / "lr_policies.yaml"),
+        str(SPACES / "ppo_agent.yaml"),
+    )
+    assert job.space_path is None and job.space.is_conditional
+    assert " + " in job.space.description
+    names = set(compile_space(job).distributions())
+    assert {"schedule", "optimizer", "lr", "hyperparams.gamma", "hyperparams.lambda_"} <= names
+    assert {"agent_settings.num_minibatches", "model.hidden", "model.activation"} <= names
+    # The resolved job (space inlined) loads back to the same job.
+    assert parse_job(job.to_yaml_dict()) == job
+
+
+def test_ppo_samples_only_valid_combinations() -> None:
+    job = _job("ppo", ["search_spaces/lr_policies.yaml", "search_spaces/ppo_agent.yaml"])
+    seen_minibatches = set()
+    for params, point in _points(job, 200):
+        hyper = point["hyperparams"]
+        batch = hyper["train_batch_size_per_learner"]
+        n = params["agent_settings.num_minibatches"]
+        assert hyper["minibatch_size"] == batch // n
+        assert 1 <= hyper["minibatch_size"] <= batch
+        seen_minibatches.add(n)
+        model = ModelSpec.model_validate({**job.model.model_dump(), **point["model"]})
+        assert list(model.hidden) == point["model"]["hidden"]
+        assert point["agent_settings"] == {"num_minibatches": n}
+    assert seen_minibatches == {1, 2, 4, 8, 16, 32}
+
+
+def test_dqn_samples_only_valid_combinations() -> None:
+    job = _job("dqn", ["search_spaces/dqn_policies.yaml", "search_spaces/dqn_agent.yaml"])
+    presets = preset_hyperparams("dqn", "CartPole-v1")
+    for params, point in _points(job, 200):
+        hyper = point["hyperparams"]
+        (start, initial), (end, final) = hyper["epsilon"]
+        assert (start, initial) == (0, 1.0)
+        assert end == round(params["agent_settings.exploration_fraction"] * 50_000)
+        assert 0 < end <= 25_000 and final == params["agent_settings.exploration_final_eps"]
+        assert hyper["replay_buffer_config"] == {
+            **presets["replay_buffer_config"],
+            "capacity": params["agent_settings.buffer_size"],
+        }
+        assert hyper["n_step"] <= presets["rollout_fragment_length"]
+        assert 100 <= hyper["target_network_update_freq"] <= 20_000
+
+
+def test_an_exploration_setting_left_out_keeps_the_agents_ramp_end() -> None:
+    part = {"agent_settings": {"exploration_final_eps": 0.02}}
+    job = _job("dqn", ["search_spaces/dqn_policies.yaml", part])
+    (_, point), *_ = _points(job, 1)
+    ramp_end = preset_hyperparams("dqn", "CartPole-v1")["epsilon"][-1][0]
+    assert point["hyperparams"]["epsilon"] == [[0, 1.0], [ramp_end, 0.02]]
+    # The baseline trial gets the space's agent constants too.
+    baseline = compile_space(job).baseline_constants()["lrtune"]
+    assert baseline["hyperparams"]["epsilon"] == [[0, 1.0], [ramp_end, 0.02]]
+
+
+def test_overrides_reach_into_a_combined_space(tmp_path: Path) -> None:
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text(
+        "name: comb\nagent: ppo\nenv: {id: CartPole-v1}\nbudget: {trial_env_steps: 50000}\n"
+        f"space: [{SPACES / 'lr_policies.yaml'}, {SPACES / 'ppo_agent.yaml'}]\n"
+    )
+    job = load_job(job_file, ["space.hyperparams.gamma=0.97", "space.model.activation=relu"])
+    assert job.space.hyperparams["gamma"] == 0.97
+    assert job.space.model["activation"] == "relu"
+    assert len(job.space_files) == 2
+    (_, point), *_ = _points(job, 1)
+    assert point["hyperparams"]["gamma"] == 0.97 and point["model"]["activation"] == "relu"
+
+
+def test_a_grid_crosses_the_agent_dimensions() -> None:
+    agent_part = {
+        "model": {"hidden": {"values": [[32], [64, 64]]}},
+        "agent_settings": {"num_minibatches": {"values": [2, 4]}},
+    }
+    job = _job(
+        "ppo",
+        [{"lr": {"values": [1e-3, 3e-4]}}, agent_part],
+        search={"algorithm": "grid"},
+        hyperparams={"train_batch_size_per_learner": 512},
+    )
+    points = compile_space(job).grid_points()
+    assert job.space.grid_size() == len(points) == 8
+    combos = {
+        (
+            p["lrtune"]["policy"]["lr"],
+            str(p["lrtune"]["model"]["hidden"]),
+            p["lrtune"]["hyperparams"]["minibatch_size"],
+        )
+        for p in points
+    }
+    assert len(combos) == 8
+    assert {c[2] for c in combos} == {256, 128}
+
+
+@pytest.mark.parametrize("agent", ["ppo", "dqn"])
+def test_an_agent_space_alone_validates_as_a_space(agent: str) -> None:
+    from lrtune.specs import load_space
+
+    space = load_space(SPACES / f"{agent}_agent.yaml")
+    assert space.model and space.agent_settings and space.hyperparams
