@@ -17,6 +17,7 @@ from lrtune.envs.baselines import (
     observable_myopic_action,
     observable_myopic_actions,
     oracle_actions,
+    session_groups,
 )
 
 OBSERVABLE = ("observable_myopic", "bandit")
@@ -86,20 +87,26 @@ def test_evaluated_bandit_uses_only_observations_and_clicks() -> None:
     """A loop that hands the bandit nothing but observations and clicks gives the same result."""
     n, seed = 300, 11
     reference = evaluate_baseline("bandit", num_sessions=n, seed=seed)
-    venv = BatchedRecSysEnv(n)
-    bandit = LinUCBBandit(ObservationLayout.of(venv))
-    obs, _ = venv.reset(seed=seed)
-    done = np.zeros(n, dtype=bool)
-    clicks = np.zeros(n)
-    while not done.all():
-        actions = bandit.actions(obs)
-        next_obs, _, term, trunc, _ = venv.step(actions)
-        clicked = venv.last_clicks
-        bandit.update(obs, actions, clicked, ~done)
-        clicks += clicked * ~done
-        done |= term | trunc
-        obs = next_obs
-    np.testing.assert_array_equal(clicks, reference.clicks)
+    envs, seeds = session_groups(n, seed)
+    assert len(envs) > 1 and sum(env.num_envs for env in envs) == n
+    bandit = LinUCBBandit(ObservationLayout.of(envs[0]))
+    obs = [env.reset(seed=s)[0] for env, s in zip(envs, seeds, strict=True)]
+    done = [np.zeros(env.num_envs, dtype=bool) for env in envs]
+    clicks = [np.zeros(env.num_envs) for env in envs]
+    while not all(d.all() for d in done):
+        step = []
+        for i, env in enumerate(envs):
+            if done[i].all():
+                continue
+            actions = bandit.actions(obs[i])  # the observations only: no env, no hidden state
+            next_obs, _, term, trunc, _ = env.step(actions)
+            clicked = env.last_clicks
+            step.append((obs[i], actions, clicked, ~done[i]))
+            clicks[i] += clicked * ~done[i]
+            done[i] |= term | trunc
+            obs[i] = next_obs
+        bandit.update(*(np.concatenate(part) for part in zip(*step, strict=True)))
+    np.testing.assert_array_equal(np.concatenate(clicks), reference.clicks)
 
 
 def test_bandit_learns_appeal_and_beats_random() -> None:

@@ -176,6 +176,7 @@ def test_lrtune_runs_without_pytest_and_lrtune_testing_says_what_to_install() ->
         import sys
         sys.modules["pytest"] = None
         import lrtune.cli, lrtune.registry, lrtune.policies
+        assert "cosine" in lrtune.registry.schedules.names()  # built-in entries load
         try:
             import lrtune.testing
         except ImportError as exc:
@@ -186,3 +187,14 @@ def test_lrtune_runs_without_pytest_and_lrtune_testing_says_what_to_install() ->
     assert out.returncode == 0, out.stderr[-3000:]
     assert "REFUSED lrtune.testing needs pytest (9 or later)" in out.stdout, out.stdout
     assert "pip install 'pytest>=9'" in out.stdout
+
+
+def test_lookup_names_the_slots_for_a_wrong_slot_and_close_matches_for_a_wrong_name() -> None:
+    from lrtune.registry import UnknownPluginError
+    from lrtune.testing import lookup
+
+    assert lookup(("schedules", "cosine")).name == "cosine"
+    with pytest.raises(ValueError, match="unknown slot 'schedule'; the slots are schedules"):
+        lookup(("schedule", "cosine"))
+    with pytest.raises(UnknownPluginError, match="'cosine'"):
+        lookup(("schedules", "cosin"))

@@ -48,7 +48,7 @@ def test_defaults_and_properties(job_file: Path) -> None:
     assert job.resources.cpus == 1.0 and job.resources.gpus == 0.0
     assert job.search.algorithm == "optuna" and job.search.sampler == "tpe"
     assert job.search.seed == 0 and not job.search.baseline_first
-    assert job.scheduler.name == "asha" and job.grace_period_steps == 50_000 // 8
+    assert job.scheduler.name == "asha" and job.grace_period_steps == 50_000 // 4
     assert job.experiment_name == "ppo-cartpole"
     assert job.tracking.resolved_uri == f"sqlite:///{(Path.cwd() / 'mlflow.db').as_posix()}"
     assert job.space_path == str(SPACE_FILE.resolve())

@@ -30,8 +30,9 @@ def add_baselines_parser(subparsers: Any) -> None:
         description="Run every baseline of an lrtune recommender (random, observable myopic, "
         "LinUCB bandit, greedy on the hidden click probability, oracle) for N seeded sessions "
         "of the env's default configuration and print mean clicks per session, click-through "
-        "rate and session length with 95 % intervals (Student-t over independent groups of sessions). The defaults are the protocol of "
-        "the normalisation anchors `lrtune compare` uses.",
+        "rate and session length with 95 % intervals (Student-t over independent groups of "
+        "sessions). The defaults are the protocol of the normalisation anchors `lrtune "
+        "compare` uses.",
     )
     p.add_argument("env", metavar="ENV_ID", help="lrtune/RecSys-v0 or lrtune/RecSysHard-v0")
     p.add_argument(

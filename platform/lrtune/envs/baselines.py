@@ -50,6 +50,7 @@ __all__ = [
     "oracle_actions",
     "random_action",
     "random_actions",
+    "session_groups",
 ]
 
 #: Names accepted by :func:`evaluate_baseline`, from the least to the most informed.
@@ -331,6 +332,24 @@ class BaselineResult:
         )
 
 
+def session_groups(
+    num_sessions: int,
+    seed: int,
+    config: Mapping[str, Any] | RecSysConfig | None = None,
+    **kwargs: Any,
+) -> tuple[list[BatchedRecSysEnv], list[int]]:
+    """The independent groups :func:`evaluate_baseline` runs ``num_sessions`` sessions in.
+
+    ``min(num_sessions, EVAL_GROUPS)`` batched envs of near-equal size and the reset seed of
+    each, drawn from ``seed``.
+    """
+    groups = min(num_sessions, EVAL_GROUPS)
+    sizes = [len(part) for part in np.array_split(np.arange(num_sessions), groups)]
+    env_seeds = np.random.SeedSequence([seed, 0x6E0B5]).generate_state(groups)
+    envs = [BatchedRecSysEnv(size, config, **kwargs) for size in sizes]
+    return envs, [int(s) for s in env_seeds]
+
+
 def evaluate_baseline(
     name: str,
     config: Mapping[str, Any] | RecSysConfig | None = None,
@@ -358,10 +377,9 @@ def evaluate_baseline(
         raise ValueError(f"baseline name {name!r} is invalid: allowed: {list(BASELINES)}")
     if num_sessions < 2:
         raise ValueError("num_sessions must be >= 2 (confidence intervals need two sessions)")
-    groups = min(num_sessions, EVAL_GROUPS)
-    sizes = [len(part) for part in np.array_split(np.arange(num_sessions), groups)]
-    env_seeds = np.random.SeedSequence([seed, 0x6E0B5]).generate_state(groups)
-    envs = [BatchedRecSysEnv(size, config, **kwargs) for size in sizes]
+    envs, env_seeds = session_groups(num_sessions, seed, config, **kwargs)
+    groups = len(envs)
+    sizes = [env.num_envs for env in envs]
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xBA5E]))
     layout = ObservationLayout.of(envs[0])
     bandit = LinUCBBandit(layout) if name == "bandit" else None
@@ -393,7 +411,7 @@ def evaluate_baseline(
         def policy(v: BatchedRecSysEnv, obs: NDArray[np.float32]) -> NDArray[np.int64]:
             return oracle_actions(v, quality_weight)
 
-    obs = [env.reset(seed=int(s))[0] for env, s in zip(envs, env_seeds, strict=True)]
+    obs = [env.reset(seed=s)[0] for env, s in zip(envs, env_seeds, strict=True)]
     done = [np.zeros(size, dtype=bool) for size in sizes]
     clicks = [np.zeros(size) for size in sizes]
     steps = [np.zeros(size) for size in sizes]

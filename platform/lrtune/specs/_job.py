@@ -295,8 +295,10 @@ class SchedulerSpec(BaseModel):
     The grace period (env steps every trial runs before it can be stopped; ASHA's first rung,
     the median rule's start) is either ``grace_period`` (env steps) or ``grace_fraction`` (a
     fraction of budget.trial_env_steps, in (0, 1]); give at most one, and neither with
-    ``hyperband`` or ``none``, which have no grace period. Neither: a trial's budget // 8
-    (`JobSpec.grace_period_steps`).
+    ``hyperband`` or ``none``, which have no grace period. Neither: a quarter of a trial's
+    budget (`JobSpec.grace_period_steps`): RL learning curves are often flat before they rise
+    (Acrobot-v1 stays at -500 until the first swing-ups), so an early rung would stop trials on
+    noise; with ASHA's default reduction factor 2 the rungs are then 1/4 and 1/2 of the budget.
     """
 
     model_config = _frozen()
@@ -719,12 +721,12 @@ class JobSpec(BaseModel):
     @property
     def grace_period_steps(self) -> int:
         """The scheduler's grace period in env steps: ``grace_period``, else ``grace_fraction``
-        of a trial's budget (rounded, at least 1), else a trial's budget // 8."""
+        of a trial's budget (rounded, at least 1), else a quarter of a trial's budget."""
         if self.scheduler.grace_period is not None:
             return int(self.scheduler.grace_period)
         if self.scheduler.grace_fraction is not None:
             return max(1, round(self.scheduler.grace_fraction * self.budget.trial_env_steps))
-        return max(1, self.budget.trial_env_steps // 8)
+        return max(1, self.budget.trial_env_steps // 4)
 
     @property
     def startup_trials(self) -> int:
