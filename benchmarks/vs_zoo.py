@@ -25,8 +25,18 @@ Run: ``.venv/bin/python benchmarks/vs_zoo.py [--task Acrobot-v1] [--agent ppo] [
 [--steps 50000] [--concurrent 2] [--target -100] [--seed 0]`` (set up with
 ``.venv/bin/pip install -e '.[bench]'``).
 
-Measured: see the note of issue 10 and the README's "Peers" section; figures depend on the
-machine's load, so both tools run in the same invocation, back to back.
+Measured with the defaults (PPO, Acrobot-v1, 8 trials × 50k env steps, 2 at a time, target
+−100, seed 0) on the project's 2-core VM, 2026-12-02 09:22-09:31 UTC, load average 2.1 (other
+sessions' work was winding down; one run, one seed of each search):
+``task=Acrobot-v1 agent=ppo zoo_best=-78.6 zoo_s=171 lrtune_best=-87.6 lrtune_s=23
+ratio_s=0.14``. rl-zoo3: 8 trials finished (all random samples: 8 < its 10 start-up trials),
+3 reached −100 (−78.6, −90.0, −103.8 is one short), the first at 171 s; the whole search took
+448 s, of which one trial (minibatch 8, 20 epochs) took ~6 min. lrtune: 2 random trials, then
+TPE; 4 finished and 4 were stopped by ASHA at a quarter or half of the budget; the first trial
+(a random one, −87.6) ended 23 s after `lrtune run` started, Ray start-up included; the whole
+search took 65 s. Both tools' values are deterministic evaluations (rl-zoo3 5 episodes, lrtune
+5), so they compare; a single seed per tool does not say which search is better, only that
+lrtune reaches the target within this budget, several times faster here.
 """
 
 from __future__ import annotations

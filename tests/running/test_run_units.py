@@ -42,3 +42,15 @@ def test_best_is_never_diverged_failed_or_stopped_and_prefers_full_budget() -> N
     assert best is not None and best.trial_id == "p"
     best = pick_best([_outcome("a", "completed", 5.0), _outcome("b", "completed", 1.0)], "min")
     assert best is not None and best.trial_id == "b"
+
+
+def test_a_trial_is_diverged_when_any_seed_diverged_and_reports_the_seeds_lr_range() -> None:
+    from lrtune.running._trainable import seed_lr_metrics
+
+    healthy = {"lr": 1e-3, "diverged": 0.0, "kl": 0.01}
+    broken = {"lr": 5e-4, "diverged": 1.0, "kl": 0.5}
+    merged = seed_lr_metrics([healthy, broken])
+    assert merged["diverged"] == 1.0 and merged["lr"] == 1e-3 and merged["kl"] == 0.01
+    assert (merged["lr_min"], merged["lr_max"]) == (5e-4, 1e-3)
+    assert seed_lr_metrics([healthy]) == healthy  # one seed: exactly its metrics
+    assert seed_lr_metrics([broken, healthy])["diverged"] == 1.0

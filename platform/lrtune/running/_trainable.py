@@ -72,6 +72,20 @@ def nested_get(result: dict[str, Any], path: str) -> Any:
     return node
 
 
+def seed_lr_metrics(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """The learner metrics a trial reports for all its seeds together: the first seed's, with
+    ``diverged`` set when *any* seed's learner diverged, and ``lr_min`` / ``lr_max`` over the
+    seeds (feedback rules act per seed, so seeds may apply different rates; ``lr`` itself stays
+    the first seed's read-back rate, the one its closed form describes)."""
+    out = dict(per_seed[0]) if per_seed else {}
+    if len(per_seed) > 1:
+        out["diverged"] = max(float(m.get("diverged", 0.0)) for m in per_seed)
+        rates = [float(m["lr"]) for m in per_seed if "lr" in m]
+        if rates:
+            out["lr_min"], out["lr_max"] = min(rates), max(rates)
+    return out
+
+
 def _finite(value: Any) -> bool:
     try:
         return value is not None and math.isfinite(float(value))
@@ -148,7 +162,7 @@ class LRTuneTrainable(tune.Trainable):
         values = [nested_get(r, job.metric.name) for r in results]
         finite_values = [float(v) for v in values if _finite(v)]
         raw = sum(finite_values) / len(finite_values) if finite_values else math.nan
-        lr_metrics = dict(results[0].get(RESULT_KEY, {}))
+        lr_metrics = seed_lr_metrics([r.get(RESULT_KEY, {}) for r in results])
         losses = [nested_get(r, "learners/default_policy/total_loss") for r in results]
         if any(loss is not None and not _finite(loss) for loss in losses):
             self.bad_loss_iterations += 1
