@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -378,6 +378,20 @@ def _feedback_lists(value: Any) -> Any:
     return out
 
 
+def check_candidates(
+    params: Mapping[str, Any],
+) -> Iterator[tuple[str | None, str, Any, dict[str, Any]]]:
+    """The points a family's parameters are validated at: every dimension at its first point,
+    then each dimension moved alone to each of its other check points. Yields ``(the moved
+    dimension or None, which check point, its value, the whole candidate)``."""
+    dims = dims_of(params)
+    base = {**constants_of(params), **{k: d.first_point() for k, d in dims.items()}}
+    yield None, "", None, dict(base)
+    for dim_key, dim in dims.items():
+        for what, point in dim.check_points()[1:]:
+            yield dim_key, what, point, {**base, dim_key: point}
+
+
 def dims_of(params: Mapping[str, Any]) -> dict[str, Dimension]:
     """The dimensions among a family's parameters."""
     return {k: v for k, v in params.items() if isinstance(v, Dimension)}
@@ -457,16 +471,8 @@ def check_settings(model: type[BaseModel], params: Mapping[str, Any], what: str)
     ]
     if problems:
         return problems
-    dims = dims_of(params)
-    base = {**constants_of(params), **{k: d.first_point() for k, d in dims.items()}}
-    candidates: list[tuple[str | None, str, Any]] = [(None, "", None)]
-    for dim_key, dim in dims.items():
-        candidates.extend((dim_key, w, point) for w, point in dim.check_points()[1:])
     seen: set[Loc] = set()
-    for key, where, point in candidates:
-        candidate = dict(base)
-        if key is not None:
-            candidate[key] = point
+    for key, where, point, candidate in check_candidates(params):
         try:
             model.model_validate(candidate)
         except ValidationError as exc:
@@ -716,15 +722,7 @@ def check_family(slot: str, name: str, params: Mapping[str, Any]) -> list[Proble
     if unknown:
         return problems
     dims = dims_of(params)
-    base = {**constants_of(params), **{k: d.first_point() for k, d in dims.items()}}
-    # Each candidate: (the dimension moved off its first point or None, what, value).
-    candidates: list[tuple[str | None, str, Any]] = [(None, "", None)]
-    for dim_key, dim in dims.items():
-        candidates.extend((dim_key, what, point) for what, point in dim.check_points()[1:])
-    for key, what, point in candidates:
-        candidate = dict(base)
-        if key is not None:
-            candidate[key] = point
+    for key, what, point, candidate in check_candidates(params):
         try:
             model.model_validate(candidate)
         except ValidationError as exc:
