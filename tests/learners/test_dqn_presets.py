@@ -48,5 +48,6 @@ def test_dqn_defaults_train_two_iterations_at_the_preset_replay_ratio() -> None:
     started = TINY["num_steps_sampled_before_learning_starts"]
     per_call = DQN_DEFAULTS["num_envs_per_env_runner"] * DQN_DEFAULTS["rollout_fragment_length"]
     ratio = trained / (sampled - started)
-    assert DQN_DEFAULTS["training_intensity"] * (1 - per_call / (sampled - started)) <= ratio
+    # Up to two training steps' worth of slack: when learning starts falls inside a step.
+    assert DQN_DEFAULTS["training_intensity"] * (1 - 2 * per_call / (sampled - started)) <= ratio
     assert ratio <= DQN_DEFAULTS["training_intensity"] * 1.05
