@@ -261,8 +261,13 @@ def run_job(
     storage_path: str | None = None,
     stream: TextIO | None = None,
     ray_address: str | None = None,
+    trainable_class: type | None = None,
 ) -> RunOutcome:
-    """Run (or resume) a job's experiment; returns every trial's outcome and the best one."""
+    """Run (or resume) a job's experiment; returns every trial's outcome and the best one.
+
+    ``trainable_class`` replaces `LRTuneTrainable` (benchmarks of the driver's own cost run a
+    synthetic trainable through this same path); it takes the same ``job`` parameter.
+    """
     stream = stream or sys.stdout
     experiment_dir, results_dir = experiment_paths(job, storage_path)
     resume = check_experiment(job, experiment_dir, restart)  # before anything is written
@@ -325,7 +330,7 @@ def run_job(
     stream.flush()
 
     trainable = tune.with_resources(
-        tune.with_parameters(LRTuneTrainable, job=job),
+        tune.with_parameters(trainable_class or LRTuneTrainable, job=job),
         {"cpu": job.resources.cpus, "gpu": job.resources.gpus},
     )
     from lrtune.running._search import make_scheduler
