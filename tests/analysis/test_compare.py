@@ -253,3 +253,24 @@ def test_compare_and_histories_through_an_mlflow_server(
         for run_id, (steps, values) in expected.items():
             assert got[run_id][0].tolist() == steps.tolist()
             assert got[run_id][1].tolist() == values.tolist()
+
+
+def test_compare_says_what_it_is_doing_on_stderr_unless_quiet(
+    in_tmp: Path, store: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store(in_tmp, "exp", scores=cells(adam=40.0, sgd=15.0, n=3))
+    args = ["compare", "exp", "--by", "optimizer", "--format", "json", "--resamples", "200"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["sources"] == {"exp": "trials"}  # stdout stays machine-readable
+    progress = err.splitlines()
+    assert progress[0] == "lrtune: reading exp from MLflow"
+    assert any(line.startswith("lrtune: read experiment exp: ") for line in progress)
+    assert any("200-resample bootstrap intervals" in line for line in progress)
+    # -q after the command or before it: warnings only.
+    for quiet in ([*args, "-q"], ["-q", *args]):
+        assert main(quiet) == 0
+        out, err = capsys.readouterr()
+        assert json.loads(out)["sources"] == {"exp": "trials"} and err == ""
+    assert main(["-v", *args]) == 0  # -v: at least as much as the default
+    assert "200-resample bootstrap intervals" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ GROUPINGS: dict[str, str] = {
 }
 SOURCES = ("auto", "finalists", "trials")
 RETURN_METRIC_SUFFIX = "episode_return_mean"
+
+log = logging.getLogger("lrtune.analysis")
 
 
 class CompareError(LRTuneError):
@@ -274,6 +277,12 @@ def compare(
             f"--reference {reference!r} is not a group; groups are {', '.join(sorted(by_group))}"
         )
     single_task = len(anchors) == 1
+    log.info(
+        "%d groups of %d runs: %d-resample bootstrap intervals",
+        len(by_group),
+        len(samples),
+        resamples,
+    )
     groups: list[GroupStats] = []
     for g in sorted(by_group, key=lambda g: -iqms[g]):
         tasks = by_group[g]
@@ -305,6 +314,8 @@ def compare(
     for g, counts in excluded.items():
         if g not in by_group:
             notes.append(f"group {g}: no completed run ({_counts(counts)})")
+    if importance != "none":
+        log.info("parameter importance (%s)", importance)
     importances = [
         imp
         for imp in (parameter_importance(exp, importance, seed) for exp in experiments)

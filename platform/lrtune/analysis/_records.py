@@ -20,6 +20,7 @@ slower than even the per-run calls, so it is not used.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
@@ -56,6 +57,8 @@ HISTORY_RUNS_PER_REQUEST = 100  # the server's limit of runs per bulk request
 HISTORY_MAX_POINTS = 2500  # points per run and key kept for a chart, at most
 BULK_ENDPOINT = "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
 BULK_MAX_RESULTS = 25000  # the server's cap on one get-history-bulk answer
+
+log = logging.getLogger("lrtune.analysis")
 
 
 class ExperimentNotFoundError(LRTuneError):
@@ -200,7 +203,26 @@ def resolve_tracking_uri(experiment: str, tracking_uri: str | None) -> str:
     ``sqlite:///mlflow.db``."""
     if tracking_uri:
         return tracking_uri
-    return str(_summary(results_folder(experiment)).get("tracking_uri") or DEFAULT_TRACKING_URI)
+    return _stored_uri(_summary(results_folder(experiment)), experiment)
+
+
+def _stored_uri(summary: dict[str, Any], experiment: str) -> str:
+    """summary.json's tracking URI; one whose password lrtune redacted (``***``) gives way to
+    ``MLFLOW_TRACKING_URI``, or to itself without credentials when MLflow's
+    ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` are set."""
+    uri = str(summary.get("tracking_uri") or "")
+    if "***" not in uri:
+        return uri or DEFAULT_TRACKING_URI
+    if os.environ.get("MLFLOW_TRACKING_URI", "").strip():
+        return os.environ["MLFLOW_TRACKING_URI"].strip()
+    if os.environ.get("MLFLOW_TRACKING_USERNAME") and os.environ.get("MLFLOW_TRACKING_PASSWORD"):
+        scheme, _, rest = uri.partition("://")
+        return f"{scheme}://{rest.partition('@')[2]}"
+    raise ExperimentNotFoundError(
+        f"{experiment}: its stored tracking URI {uri} hides the password (lrtune never writes "
+        "one to disk). Pass the full URI with --tracking-uri, or set MLFLOW_TRACKING_URI to it, "
+        "or set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD."
+    )
 
 
 def search_all(
@@ -239,7 +261,7 @@ def load_experiment(experiment: str, tracking_uri: str | None = None) -> Experim
     results_dir = results_folder(experiment)
     summary = _summary(results_dir)
     name = str(summary.get("name") or (results_dir.name if results_dir else experiment))
-    uri = tracking_uri or str(summary.get("tracking_uri") or DEFAULT_TRACKING_URI)
+    uri = tracking_uri or _stored_uri(summary, experiment)
     client = MlflowClient(tracking_uri=uri)
     parent = None
     parent_id = summary.get("parent_run_id")
@@ -274,6 +296,7 @@ def load_experiment(experiment: str, tracking_uri: str | None = None) -> Experim
         for run in search_all(client, [exp_id], f"tags.`{PARENT_TAG}` = '{parent_run_id}'")
     ]
     job, notes = _job_of(client, parent_run_id, results_dir)
+    log.info("read experiment %s: %d runs", name, len(runs))
     return ExperimentData(
         name=name if summary else parent.data.tags.get(TAG_EXPERIMENT, name),
         tracking_uri=uri,

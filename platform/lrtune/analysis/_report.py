@@ -16,6 +16,7 @@ import base64
 import datetime as _dt
 import html
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ from lrtune.tracking import LINEAGE_FILE, ancestry_segments, ancestry_text, traj
 
 FORMATS = ("html", "md")
 CURVE_METRIC = "episode_return_mean"
+
+log = logging.getLogger("lrtune.analysis")
 
 
 @dataclass
@@ -393,6 +396,7 @@ def build_report(
     it as an artifact of every experiment's parent run."""
     path = Path(output)
     path.parent.mkdir(parents=True, exist_ok=True)
+    log.info("building the report: learning curves, plots and tables")
     sections = build_sections(experiments, comparison, max_points=max_points, seed=seed)
     title = "lrtune report: " + ", ".join(e.name for e in experiments)
     files = [path]
@@ -408,6 +412,7 @@ def build_report(
     else:
         path.write_text(render_html(title, sections))
     if log_to_mlflow:
+        log.info("logging the report to MLflow (the parent run of each experiment)")
         log_report(experiments, files, path.parent)
     return Report(path=path, files=files, sections=sections)
 
@@ -422,11 +427,7 @@ def log_report(experiments: Sequence[ExperimentData], files: Sequence[Path], roo
             try:
                 client.log_artifact(exp.parent_run_id, str(f), folder)
             except Exception as exc:  # the report is written either way
-                import logging
-
-                logging.getLogger("lrtune.analysis").warning(
-                    "lrtune: could not log %s to run %s (%s)", f, exp.parent_run_id, exc
-                )
+                log.warning("could not log %s to run %s (%s)", f, exp.parent_run_id, exc)
 
 
 def figures_of(sections: Sequence[Section]) -> Mapping[str, Figure]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any
 
@@ -140,6 +141,7 @@ def _comparison(args: argparse.Namespace) -> tuple[list[Any], Any]:
     by = parse_by(args.by)
     random_override = parse_overrides(args.random_score)
     reference_override = parse_overrides(args.reference_score)
+    logging.getLogger("lrtune.analysis").info("reading %s from MLflow", ", ".join(args.experiments))
     experiments = [load_experiment(e, args.tracking_uri) for e in args.experiments]
     result = compare(
         experiments,

@@ -25,3 +25,57 @@ def positive_int(text: str) -> int:
             f"expected a positive whole number (like 8 or 8e4), got {text!r}"
         )
     return value
+
+
+#: The logger every lrtune room reports progress and warnings through ("lrtune.*" children).
+LOGGER = "lrtune"
+_HANDLER_NAME = "lrtune-cli"
+
+
+def add_verbosity_options(parser: argparse.ArgumentParser) -> None:
+    """``-v/--verbose`` and ``-q/--quiet`` on a command (they may follow the command's name).
+
+    ``default=SUPPRESS`` keeps a sub-command's unset flag from overwriting the value given
+    before the command (``lrtune -q compare …`` and ``lrtune compare -q …`` both work).
+    """
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="more detail on stderr (-vv: the libraries' own debug lines too)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="only warnings and errors on stderr (results still go to stdout)",
+    )
+
+
+def configure_logging(verbose: int, quiet: int) -> int:
+    """Route lrtune's progress lines (logger ``lrtune``) to stderr at the asked level.
+
+    Progress is INFO (shown by default), details are DEBUG (``-v``), ``-q`` leaves warnings
+    only. Returns the level set. Calling it again replaces the handler (tests call ``main``
+    many times in one process).
+    """
+    import logging
+    import sys
+
+    level = logging.INFO + 10 * (quiet - verbose)
+    level = max(logging.DEBUG, min(logging.WARNING, level))
+    logger = logging.getLogger(LOGGER)
+    for handler in list(logger.handlers):
+        if handler.get_name() == _HANDLER_NAME:
+            logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(logging.Formatter("lrtune: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    if verbose >= 2:  # the libraries' own debug output as well
+        logging.getLogger().setLevel(logging.DEBUG)
+    return level

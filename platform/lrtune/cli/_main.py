@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lrtune.cli._analysis import add_analysis_parsers
-from lrtune.cli._args import positive_int
+from lrtune.cli._args import add_verbosity_options, configure_logging, positive_int
 from lrtune.cli._baselines import add_baselines_parser
 from lrtune.cli._cluster import add_cluster_parsers
 from lrtune.cli._validate import add_validate_parser
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find the best learning-rate policy for deep RL agents.",
     )
     parser.add_argument("--version", action="version", version=_version())
+    add_verbosity_options(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("plugins", help="list the registered plugins of a slot (or all)")
@@ -93,13 +94,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_cluster_parsers(sub)
     add_analysis_parsers(sub)
     add_baselines_parser(sub)
+    _add_verbosity_everywhere(sub)
     return parser
+
+
+def _add_verbosity_everywhere(sub: Any) -> None:
+    """-v/-q may follow any command's name as well (``lrtune schedule show … -q``)."""
+    for command in sub.choices.values():
+        add_verbosity_options(command)
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _add_verbosity_everywhere(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lrtune`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(getattr(args, "verbose", 0), getattr(args, "quiet", 0))
     try:
         code: int = args.func(args)
         return code
@@ -109,6 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lrtune: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `lrtune … | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _version() -> str:
