@@ -79,7 +79,7 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "ray.tune.schedulers.pbt",
         "_explore",
         "attribute",
-        ("running/_populations.py",),
+        ("policies/_tune_pbt.py",),
         "Tune's PBT explore step (resample, or multiply by a perturbation factor), called once "
         "per mutable parameter so that each has its own factors and log scale; re-using it keeps "
         "Tune's perturbation rules instead of a copy of them.",
@@ -95,7 +95,7 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "ray.tune.schedulers.pbt",
         "PopulationBasedTraining._get_new_config",
         "override",
-        ("running/_populations.py",),
+        ("policies/_tune_pbt.py",),
         "the only hook of Tune's PBT for the explore step; `LRTunePBT` overrides it (and nothing "
         "else) for per-parameter factors, log-scaled parameters and bounds.",
         parameters=("self", "trial", "trial_to_clone"),
@@ -104,7 +104,7 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "ray.tune.schedulers.pbt",
         "PopulationBasedTraining._resample_probability",
         "instance_attribute",
-        ("running/_populations.py",),
+        ("policies/_tune_pbt.py",),
         "the resample probability the user gave PBT, passed on to `_explore` by the override.",
     ),
     PrivateAPI(

@@ -14,9 +14,9 @@ schedules: Registry[Any] = Registry("schedules", builtin_modules=("lrtune.polici
 optimizers: Registry[Any] = Registry("optimizers", builtin_modules=("lrtune.policies.optimizers",))
 gradients: Registry[Any] = Registry("gradients", builtin_modules=("lrtune.policies.gradients",))
 feedback: Registry[Any] = Registry("feedback", builtin_modules=("lrtune.policies.feedback",))
-# Population-based training (pbt, pb2): Tune schedulers, built in the running room.
+# Population-based training (pbt, pb2): Tune schedulers, built when a run starts.
 populations: Registry[Any] = Registry(
-    "populations", builtin_modules=("lrtune.running._populations",)
+    "populations", builtin_modules=("lrtune.policies.populations",)
 )
 
 SLOTS: dict[str, Registry[Any]] = {

@@ -45,11 +45,11 @@ from pydantic import (
 )
 
 from lrtune.policies import LRPolicySpec, PluginRef
+
+from lrtune.policies.populations import MUTABLE_KEY
 from lrtune.registry import SLOTS, LRTuneError
 from lrtune.specs._space import Loc, Problem, Real, Whole, raise_problems, yaml_number
 
-#: Where a member's mutable coordinates sit in its Tune config: ``config["point"]["mutable"]``.
-MUTABLE_KEY = "mutable"
 #: Default PBT perturbation factors (a value is multiplied by one of them, chosen at random).
 DEFAULT_FACTORS = (0.8, 1.25)
 #: The policy parts a mutable path may start with, and the registry slot of each.
