@@ -1,4 +1,4 @@
-"""Validating a job (``lrtune validate``, ``--dry-run``, `load_job`) starts nothing heavy: no Ray."""
+"""Validating a job (`lrtune validate`, `--dry-run`, `load_job`) starts nothing heavy: no Ray."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from lrtune.specs._job import (
     SeedsSpec,
     TrackingSpec,
     TrialsSpec,
+    require_env_id,
 )
 from lrtune.specs._load import apply_overrides, load_job, load_space, parse_job, parse_space
 from lrtune.specs._policy import dump_policy, load_policy, parse_policy
@@ -66,6 +67,7 @@ __all__ = [
     "parse_policy",
     "parse_space",
     "read_source",
+    "require_env_id",
     "sampler_warning",
     "spec_error",
 ]

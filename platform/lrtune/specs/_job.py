@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -847,11 +848,14 @@ def _schedule_builds(name: str, params: Mapping[str, Any], budget: int) -> list[
 _MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
-def check_env_id(env_id: str) -> str | None:
+def check_env_id(env_id: str, *, import_module: bool = False) -> str | None:
     """Why ``env_id`` is not a registered gymnasium id (None when it is). Never builds the env.
 
-    ``pkg.mod:Name-v0`` imports ``pkg.mod`` first (as gymnasium.make does); ids under
-    ``lrtune/`` import `lrtune.envs`, which registers them.
+    ``pkg.mod:Name-v0``: validation (the default) only finds ``pkg.mod`` on the import path,
+    without running it, so checking a job never executes a user's code; the name is then
+    checked where the env is built (``import_module=True``: the module is imported, as
+    gymnasium.make does, and the name must be registered by it). Ids under ``lrtune/`` import
+    `lrtune.envs`, which registers them.
     """
     import gymnasium
     from gymnasium import error as gym_error
@@ -860,6 +864,13 @@ def check_env_id(env_id: str) -> str | None:
     if module:
         if not _MODULE.match(module):
             return f"{module!r} is not a module name (ids read `package.module:Name-v0`)"
+        if not import_module:
+            if module in sys.modules or _module_on_path(module):
+                return None  # the name is checked where the env is built
+            return (
+                f"no module {module!r} (the part before ':') on the import path; install the "
+                "package that registers the environment, or fix the id"
+            )
         try:
             importlib.import_module(module)
         except Exception as exc:  # any failure of a user module to import
@@ -880,6 +891,47 @@ def check_env_id(env_id: str) -> str | None:
         f"no gymnasium environment {name!r} ({detail}){hint} Ids of other packages read "
         "`package.module:Name-v0`"
     )
+
+
+def require_env_id(env_id: str) -> None:
+    """Raise `SpecError` (exit 2) unless ``env_id`` can be built here; imports its module.
+
+    Called where a run starts (before anything is written), not at validation.
+    """
+    problem = check_env_id(env_id, import_module=True)
+    if problem:
+        from lrtune.specs._yaml import SpecError
+
+        raise SpecError(f"env.id: {problem}")
+
+
+def _module_on_path(dotted: str) -> bool:
+    """Whether ``dotted`` can be imported, found without executing it or its parent packages.
+
+    `importlib.util.find_spec` imports the parents of a submodule; this asks the import
+    system's finders level by level instead, handing each the parent's search locations.
+    """
+    path: Any = None
+    parts = dotted.split(".")
+    for depth in range(1, len(parts) + 1):
+        name = ".".join(parts[:depth])
+        loaded = sys.modules.get(name)
+        if loaded is not None:
+            path = getattr(loaded, "__path__", None)
+        else:
+            spec = None
+            for finder in sys.meta_path:
+                find = getattr(finder, "find_spec", None)
+                if find is not None:
+                    spec = find(name, path, None)
+                    if spec is not None:
+                        break
+            if spec is None:
+                return False
+            path = spec.submodule_search_locations
+        if path is None and depth < len(parts):
+            return False  # a plain module has no submodules
+    return True
 
 
 def resolve_path(value: str, base_dir: str | Path | None) -> tuple[Path | None, list[Path]]:

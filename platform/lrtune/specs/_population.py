@@ -45,7 +45,6 @@ from pydantic import (
 )
 
 from lrtune.policies import LRPolicySpec, PluginRef
-
 from lrtune.policies.populations import MUTABLE_KEY
 from lrtune.registry import SLOTS, LRTuneError
 from lrtune.specs._space import Loc, Problem, Real, Whole, raise_problems, yaml_number

@@ -1,0 +1,93 @@
+"""A job naming a user's env module (``pkg.mod:Name-v0``) is validated without running that module;
+the env is checked where a run starts, with the same one-paragraph error (exit 2)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def user_package(tmp_path: Path) -> Path:
+    """``userenvs/envs.py`` registers ``userenvs.envs:Thing-v0`` and leaves a mark when run."""
+    pkg = tmp_path / "userenvs"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        "from pathlib import Path\nPath(__file__).with_name('PACKAGE_RAN').touch()\n"
+    )
+    (pkg / "envs.py").write_text(
+        textwrap.dedent(
+            """
+            from pathlib import Path
+            import gymnasium as gym
+            Path(__file__).with_name("MODULE_RAN").touch()
+            gym.register("Thing-v0", entry_point="gymnasium.envs.classic_control:CartPoleEnv")
+            """
+        )
+    )
+    return tmp_path
+
+
+def _job(tmp_path: Path, env_id: str) -> Path:
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        f"name: userenv\nagent: ppo\nenv: {{id: '{env_id}'}}\n"
+        "budget: {trial_env_steps: 1000}\npolicy: {lr: 1.0e-3}\n"
+    )
+    return job
+
+
+def _lrtune(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    code = "import sys; from lrtune.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        timeout=180,
+    )
+
+
+def test_validation_finds_the_module_without_running_it(user_package: Path) -> None:
+    done = _lrtune(user_package, "validate", str(_job(user_package, "userenvs.envs:Thing-v0")))
+    assert done.returncode == 0, done.stderr
+    assert not (user_package / "userenvs" / "PACKAGE_RAN").exists()
+    assert not (user_package / "userenvs" / "MODULE_RAN").exists()
+
+
+def test_a_missing_module_is_refused_at_validation(user_package: Path) -> None:
+    done = _lrtune(user_package, "validate", str(_job(user_package, "userenvs.nope:Thing-v0")))
+    assert done.returncode == 2
+    assert "env.id" in done.stderr and "no module 'userenvs.nope'" in done.stderr
+
+
+def test_where_the_run_starts_the_module_is_imported_and_the_name_checked(
+    user_package: Path,
+) -> None:
+    from lrtune.specs import SpecError, require_env_id
+
+    sys.path.insert(0, str(user_package))
+    try:
+        require_env_id("userenvs.envs:Thing-v0")
+        assert (user_package / "userenvs" / "MODULE_RAN").exists()
+        with pytest.raises(SpecError, match=r"env.id: no gymnasium environment 'Thing-v9'"):
+            require_env_id("userenvs.envs:Thing-v9")
+    finally:
+        sys.path.remove(str(user_package))
+        for name in [m for m in sys.modules if m.startswith("userenvs")]:
+            del sys.modules[name]
+
+
+def test_lrtune_train_refuses_an_unregistered_name_before_starting_ray(
+    user_package: Path,
+) -> None:
+    done = _lrtune(user_package, "train", "lr: 1e-3", "--env", "userenvs.envs:Thing-v9")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "env.id: no gymnasium environment 'Thing-v9'" in done.stderr
