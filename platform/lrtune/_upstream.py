@@ -133,6 +133,39 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "Ray's set of trials already told to Optuna, kept up to date so that a trial is told once.",
     ),
     PrivateAPI(
+        "ray.tune.search.optuna.optuna_search",
+        "OptunaSearch._space",
+        "instance_attribute",
+        ("running/_search.py",),
+        "the define-by-run space: `LRTuneOptunaSearch.suggest` hands a lost Optuna trial out "
+        "again only for a define-by-run space (its parameters are replayed through it).",
+    ),
+    PrivateAPI(
+        "ray.tune.tuner",
+        "Tuner._local_tuner",
+        "instance_attribute",
+        ("running/_run.py",),
+        "the TunerInternal behind a restored Tuner: `Tuner.restore` reloads the first run's "
+        "RunConfig and TuneConfig from tuner.pkl and offers no public way to replace them, so a "
+        "resume would keep the old tracking callbacks, stopper and concurrency limit.",
+    ),
+    PrivateAPI(
+        "ray.tune.impl.tuner_internal",
+        "TunerInternal._run_config",
+        "instance_attribute",
+        ("running/_run.py",),
+        "replaced on a resume by this command's RunConfig (callbacks tracking to the current "
+        "MLflow URI, the budget stopper); same name and storage path as the restored one.",
+    ),
+    PrivateAPI(
+        "ray.tune.impl.tuner_internal",
+        "TunerInternal._tune_config",
+        "instance_attribute",
+        ("running/_run.py",),
+        "replaced on a resume by this command's TuneConfig (its searcher and concurrency "
+        "limit: `trials.max_concurrent` as the user runs it now).",
+    ),
+    PrivateAPI(
         "optuna.study",
         "Study._storage",
         "instance_attribute",

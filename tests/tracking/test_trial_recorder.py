@@ -52,12 +52,14 @@ def test_a_resumed_trial_does_not_log_replayed_iterations_twice(tmp_path: Path) 
     again.on_trial_start(0, [], trial)
     for step in (384, 512):
         again.on_trial_result(0, [], trial, _result(step))
+    assert again.flush(30)  # the recorder journals; its writer thread delivers
     assert again.run_ids["t1"] == run_id
     assert _steps(uri, run_id) == [128, 256, 384, 512]
 
     # A retry in the same driver, restored from its checkpoint at 384.
     again.on_trial_result(0, [], trial, _result(512))
     again.on_trial_result(0, [], trial, _result(640))
+    assert again.flush(30)
     assert _steps(uri, run_id) == [128, 256, 384, 512, 640]
 
 
@@ -73,4 +75,5 @@ def test_an_exploited_member_logs_the_donors_history_from_the_restore_on(tmp_pat
     own = json.dumps({"trial_id": "m1", "restored_from": {"trial_id": "m1"}})
     recorder.on_trial_result(0, [], member, _result(250, lineage={"announce": own}))
     recorder.on_trial_result(0, [], member, _result(350))
+    assert recorder.flush(30)
     assert _steps(uri, recorder.run_ids["m1"]) == [100, 200, 300, 250, 350]

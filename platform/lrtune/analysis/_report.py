@@ -33,6 +33,7 @@ from lrtune.analysis._records import (
     read_artifact_text,
 )
 from lrtune.tracking import LINEAGE_FILE, ancestry_segments, ancestry_text, trajectory
+from lrtune.tracking._redact import redact_uri
 
 FORMATS = ("html", "md")
 CURVE_METRIC = "episode_return_mean"
@@ -218,7 +219,7 @@ def build_sections(
             f"{e.name}: {len(e.trials())} trial runs, {len(finalists)} finalist runs "
             f"(scores used: {comparison.sources.get(e.name, '?')}); env {e.env_id}; agent "
             f"{e.job.get('agent', e.parent_params.get('agent', '?'))}; trial budget "
-            f"{e.trial_env_steps} env steps; tracking {e.tracking_uri}."
+            f"{e.trial_env_steps} env steps; tracking {redact_uri(e.tracking_uri)}."
         )
     sections.append(head)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Any
 
 
 def positive_int(text: str) -> int:
@@ -79,3 +80,15 @@ def configure_logging(verbose: int, quiet: int) -> int:
     if verbose >= 2:  # the libraries' own debug output as well
         logging.getLogger().setLevel(logging.DEBUG)
     return level
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An argument parser with ``-v``/``-q``; sub-command parsers made from it are one too.
+
+    argparse builds each sub-command's parser with the class of the parser it hangs from, so
+    ``-v``/``-q`` may follow any command's name, nested ones included (``schedule show … -q``).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        add_verbosity_options(self)

@@ -98,6 +98,12 @@ def _address_argument(parser: argparse.ArgumentParser, then: str = "then $RAY_AD
         "--address",
         help=f"the cluster's dashboard URL, e.g. http://127.0.0.1:8265 ({then})",
     )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="send the cluster's token over plain http to a non-loopback address (it can be "
+        "read on the way; prefer https or a port-forward to 127.0.0.1)",
+    )
 
 
 def _set_argument(parser: argparse.ArgumentParser) -> None:
@@ -126,11 +132,18 @@ def _out(text: str) -> None:
     sys.stdout.flush()
 
 
-def _connect(address: str | None) -> Any:
+def _connect(address: str | None, insecure: bool = False) -> Any:
     from lrtune.cluster import connect, find_token, resolve_address
 
     url, _ = resolve_address(address, os.environ, None)
-    return connect(url, find_token())
+    client = connect(url, find_token(), insecure=insecure)
+    _warn(client.warnings)
+    return client
+
+
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        print(f"lrtune: warning: {line}", file=sys.stderr)
 
 
 # --- submit ---------------------------------------------------------------------------------
@@ -146,7 +159,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         cli_address=args.address,
         allow_local_tracking=args.allow_local_tracking,
     )
-    client = connect(sub.address, find_token())
+    client = connect(sub.address, find_token(), insecure=args.insecure)
+    _warn(client.warnings)
     nodes = check_cluster(sub, client, allow_local_storage=args.allow_local_storage)
     done = submit(sub, client, nodes)
     for warning in done.warnings:
@@ -188,7 +202,7 @@ def _follow(client: Any, job_id: str) -> int:
 
 def cmd_jobs_list(args: argparse.Namespace) -> int:
     """Print the cluster's jobs (submission id, status, lrtune job, start, entrypoint)."""
-    client = _connect(args.address)
+    client = _connect(args.address, args.insecure)
     rows = [_job_row(j) for j in client.jobs()]
     if args.format == "json":
         _out(json.dumps(rows, indent=2) + "\n")
@@ -205,7 +219,7 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
 
 def cmd_jobs_status(args: argparse.Namespace) -> int:
     """Print one job's status, message, times and lrtune metadata."""
-    client = _connect(args.address)
+    client = _connect(args.address, args.insecure)
     info = client.info(args.id)
     row = _job_row(info)
     _out(f"{args.id}: {row['status']}\n")
@@ -221,7 +235,7 @@ def cmd_jobs_status(args: argparse.Namespace) -> int:
 
 def cmd_jobs_logs(args: argparse.Namespace) -> int:
     """Print a job's logs; with --follow, stream them and exit with the job's outcome."""
-    client = _connect(args.address)
+    client = _connect(args.address, args.insecure)
     if args.follow:
         return _follow(client, args.id)
     _out(client.logs(args.id))
@@ -230,7 +244,7 @@ def cmd_jobs_logs(args: argparse.Namespace) -> int:
 
 def cmd_jobs_stop(args: argparse.Namespace) -> int:
     """Stop a job (SIGTERM, then SIGKILL after its stop wait) and wait for it to end."""
-    client = _connect(args.address)
+    client = _connect(args.address, args.insecure)
     info = client.info(args.id)
     if not client.stop(args.id):
         _out(f"lrtune: {args.id} had already ended ({client.status(args.id)})\n")

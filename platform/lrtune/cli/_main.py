@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from lrtune.cli._analysis import add_analysis_parsers
-from lrtune.cli._args import add_verbosity_options, configure_logging, positive_int
+from lrtune.cli._args import CommandParser, configure_logging, positive_int
 from lrtune.cli._baselines import add_baselines_parser
 from lrtune.cli._cluster import add_cluster_parsers
+from lrtune.cli._sync import add_sync_parser
 from lrtune.cli._validate import add_validate_parser
 from lrtune.registry import LRTuneError
 
@@ -20,12 +21,11 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="lrtune",
         description="Find the best learning-rate policy for deep RL agents.",
     )
     parser.add_argument("--version", action="version", version=_version())
-    add_verbosity_options(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("plugins", help="list the registered plugins of a slot (or all)")
@@ -94,21 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_cluster_parsers(sub)
     add_analysis_parsers(sub)
     add_baselines_parser(sub)
-    _add_verbosity_everywhere(sub)
+    add_sync_parser(sub)
     return parser
-
-
-def _add_verbosity_everywhere(sub: Any) -> None:
-    """-v/-q may follow any command's name as well (``lrtune schedule show … -q``)."""
-    for command in sub.choices.values():
-        add_verbosity_options(command)
-        for action in command._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                _add_verbosity_everywhere(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lrtune`` console script; returns the exit code."""
+    from lrtune.running._run import DriverOSError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(getattr(args, "verbose", 0), getattr(args, "quiet", 0))
@@ -118,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LRTuneError as exc:
         print(f"lrtune: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except DriverOSError as exc:  # a full disk under the driver: not bad input, not a bug
+        print(f"lrtune: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("lrtune: interrupted", file=sys.stderr)
         return 130
@@ -385,6 +381,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _plan(job: Any, args: argparse.Namespace) -> dict[str, Any]:
     """The resolved plan of a job, as --dry-run prints it (computed without starting Ray)."""
     from lrtune.running import experiment_paths
+    from lrtune.tracking._redact import redact_uri
 
     experiment_dir, results_dir = experiment_paths(job, args.storage_path)
     plan: dict[str, Any] = {
@@ -403,7 +400,7 @@ def _plan(job: Any, args: argparse.Namespace) -> dict[str, Any]:
         "population": job.population.model_dump(mode="json") if job.population else None,
         "scheduler": job.scheduler.name,
         "metric": job.metric.model_dump(mode="json"),
-        "tracking_uri": args.tracking_uri or job.tracking.resolved_uri,
+        "tracking_uri": redact_uri(args.tracking_uri or job.tracking.resolved_uri),
         "mlflow_experiment": job.experiment_name,
         "experiment_dir": str(experiment_dir),
         "results_dir": str(results_dir),

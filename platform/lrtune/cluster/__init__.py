@@ -2,7 +2,13 @@
 manifest rendering. lrtune uses Ray's own machinery (Ray Jobs, token authentication, KubeRay's
 RayCluster and RayJob) and adds no scheduler or transport of its own."""
 
-from lrtune.cluster._client import ClusterClient, connect, dashboard_url, resolve_address
+from lrtune.cluster._client import (
+    ClusterClient,
+    check_transport,
+    connect,
+    dashboard_url,
+    resolve_address,
+)
 from lrtune.cluster._k8s import WorkerPlan, cluster_job, plan_workers, render, write_manifests
 from lrtune.cluster._package import StagedPackage, cache_dir, stage_lrtune, stage_user_package
 from lrtune.cluster._spec import ClusterError, ClusterSpec, EntrypointResources, parse_cluster
@@ -33,6 +39,7 @@ __all__ = [
     "build_runtime_env",
     "cache_dir",
     "check_cluster",
+    "check_transport",
     "cluster_job",
     "cluster_spec_of",
     "connect",

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from lrtune.cluster._spec import ClusterError
 from lrtune.cluster._token import AuthToken, redact
@@ -67,6 +69,39 @@ def _without_address_variables() -> Iterator[None]:
         os.environ.update(saved)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine's loopback interface (no name lookup)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport(url: str, token: AuthToken, insecure: bool = False) -> str | None:
+    """Refuse to send the token in clear text (``http://`` to another machine) unless
+    ``insecure``; then the warning line to show. None when the transport is fine (https,
+    loopback, or no token to send). Decided from the URL alone, before any connection."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if token.value is None or parts.scheme.lower() == "https" or is_loopback(host):
+        return None
+    if not insecure:
+        raise ClusterError(
+            f"{url} is plain http to another machine: the cluster's token (from {token.source}) "
+            "would cross the network in clear text, for anyone on the path to read and reuse. "
+            "Use the dashboard through https (a TLS ingress), or a tunnel to loopback "
+            "(kubectl port-forward svc/<head service> 8265, ssh -L 8265:HEAD:8265, then "
+            "--address http://127.0.0.1:8265), or pass --insecure on a network you trust."
+        )
+    return (
+        f"sending the cluster's token over plain http to {host} (--insecure): anyone on the "
+        "network path can read it"
+    )
+
+
 @dataclass
 class ClusterClient:
     """A checked connection to one cluster's Jobs API (wraps `JobSubmissionClient`)."""
@@ -75,6 +110,8 @@ class ClusterClient:
     token: AuthToken
     ray_version: str
     client: Any
+    #: Lines to show the user (an insecure transport accepted with ``--insecure``).
+    warnings: list[str] = field(default_factory=list)
 
     # ---- the cluster
 
@@ -189,12 +226,20 @@ class ClusterClient:
             ) from None
 
 
-def connect(address: str, token: AuthToken, timeout_s: float = CHECK_TIMEOUT_S) -> ClusterClient:
-    """Check the address and the token, then build Ray's client. `ClusterError` when the
+def connect(
+    address: str,
+    token: AuthToken,
+    timeout_s: float = CHECK_TIMEOUT_S,
+    *,
+    insecure: bool = False,
+) -> ClusterClient:
+    """Check the transport, the address and the token, then build Ray's client. `ClusterError`
+    when the token would go over plain http to another machine (without ``insecure``), the
     address does not answer, is not a Ray dashboard, or refuses the token."""
     import requests
 
     url = dashboard_url(address)
+    warning = check_transport(url, token, insecure)  # before any connection is opened
     try:
         response = requests.get(f"{url}/api/version", headers=token.headers(), timeout=timeout_s)
     except requests.RequestException as exc:
@@ -223,7 +268,13 @@ def connect(address: str, token: AuthToken, timeout_s: float = CHECK_TIMEOUT_S) 
             client = JobSubmissionClient(url, headers=token.headers())
         except Exception as exc:  # Ray's own checks (version, auth) as one paragraph
             raise ClusterError(f"{url}: {redact(str(exc), token).splitlines()[0]}") from None
-    return ClusterClient(address=url, token=token, ray_version=str(version), client=client)
+    return ClusterClient(
+        address=url,
+        token=token,
+        ray_version=str(version),
+        client=client,
+        warnings=[warning] if warning else [],
+    )
 
 
 def _auth_problem(url: str, token: AuthToken, status: int) -> str:

@@ -30,6 +30,15 @@ STORAGE_CLAIM = "lrtune-storage"
 STORAGE_MOUNT = "/mnt/lrtune"
 JOB_MOUNT = "/etc/lrtune/job"
 MLFLOW_URI = "http://lrtune-mlflow:5000"
+MLFLOW_PORT = 5000
+# The Secret of k8s/mlflow.yaml's basic-auth admin: jobs that use that server log in with it.
+MLFLOW_AUTH_SECRET = "lrtune-mlflow-auth"
+MLFLOW_CREDENTIAL_VARS = {
+    "MLFLOW_TRACKING_USERNAME": "username",
+    "MLFLOW_TRACKING_PASSWORD": "password",
+}
+# The pod label k8s/mlflow.yaml's NetworkPolicy admits to the MLflow port (Ray head and workers).
+MLFLOW_CLIENT_LABEL = ("lrtune/mlflow-client", "true")
 CPU_POD_CPUS = 4  # CPU worker pods hold up to this many CPUs' worth of trials
 MEMORY_PER_TRIAL_GI = 3
 BACKOFF_LIMIT = 2
@@ -88,6 +97,14 @@ def cluster_job(job: JobSpec, tracking_uri: str | None = None) -> dict[str, Any]
     uri = tracking_uri or job.tracking.uri
     if not tracking_uri and not _reachable_in_cluster(uri):
         uri = MLFLOW_URI
+    if uri and urlsplit(uri).password:
+        raise ClusterError(
+            "the tracking URI holds a password, which would be stored in plain text in the "
+            "job's ConfigMap: give the URI without credentials (--tracking-uri or tracking.uri) "
+            "and the credentials from a Kubernetes Secret as cluster.env_vars: "
+            "{MLFLOW_TRACKING_USERNAME: {secret: <secret>, key: username}, "
+            "MLFLOW_TRACKING_PASSWORD: {secret: <secret>, key: password}}."
+        )
     data["tracking"] = {**(data.get("tracking") or {}), "uri": uri}
     return data
 
@@ -122,14 +139,18 @@ def render(
         "metadata": {**meta, "name": f"{name}-job"},
         "data": {"job.yaml": yaml.safe_dump(data, sort_keys=False)},
     }
+    secret_env = pod_secret_env(spec, data["tracking"]["uri"])
     cluster_spec = ray_cluster_spec(
         plan,
         image=image,
         worker_image=gpu_image if plan.gpus_per_pod else image,
         job_config_map=f"{name}-job",
         head_cpus=spec.entrypoint_resources.num_cpus or 0.0,
+        secret_env=secret_env,
     )
-    env_vars = {**spec.env_vars, "RAY_JOB_STOP_WAIT_TIME_S": str(spec.stop_wait_s)}
+    # Only plain values go in the runtime env (Ray stores and shows it); secrets reach the
+    # pods' environment from their Secrets, and Ray's workers inherit it.
+    env_vars = {**spec.plain_env(), "RAY_JOB_STOP_WAIT_TIME_S": str(spec.stop_wait_s)}
     ray_job: dict[str, Any] = {
         "apiVersion": "ray.io/v1",
         "kind": "RayJob",
@@ -161,6 +182,7 @@ def render(
             worker_image=gpu_image if plan.gpus_per_pod else image,
             job_config_map=None,
             head_cpus=entry.num_cpus or 0.0,
+            secret_env=secret_env,
         )
         files[f"raycluster-{job.name}.yaml"] = [
             {
@@ -173,6 +195,21 @@ def render(
     return files
 
 
+def pod_secret_env(spec: ClusterSpec, tracking_uri: str | None) -> list[dict[str, Any]]:
+    """Container ``env`` entries read from Kubernetes Secrets: the job's secret
+    ``cluster.env_vars`` and, for k8s/mlflow.yaml's server, its login (unless the job sets
+    those variables itself)."""
+    refs = {name: (ref.secret, ref.key) for name, ref in spec.secret_env().items()}
+    if tracking_uri == MLFLOW_URI:
+        for name, key in MLFLOW_CREDENTIAL_VARS.items():
+            if name not in spec.env_vars:
+                refs[name] = (MLFLOW_AUTH_SECRET, key)
+    return [
+        {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for name, (secret, key) in sorted(refs.items())
+    ]
+
+
 def ray_cluster_spec(
     plan: WorkerPlan,
     *,
@@ -180,9 +217,12 @@ def ray_cluster_spec(
     worker_image: str,
     job_config_map: str | None,
     head_cpus: float = 0.0,
+    secret_env: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A RayCluster ``spec``: token auth, a head that runs the driver (no trials), one worker
-    group sized by ``plan``, the shared storage volume on every pod."""
+    group sized by ``plan``, the shared storage volume on every pod, ``secret_env`` in every
+    container, and the label k8s/mlflow.yaml's NetworkPolicy admits to MLflow."""
+    labels = {MLFLOW_CLIENT_LABEL[0]: MLFLOW_CLIENT_LABEL[1]}
     head_mounts: list[dict[str, Any]] = [{"name": "storage", "mountPath": STORAGE_MOUNT}]
     head_volumes: list[dict[str, Any]] = [
         {"name": "storage", "persistentVolumeClaim": {"claimName": STORAGE_CLAIM}}
@@ -191,7 +231,7 @@ def ray_cluster_spec(
         head_mounts.append({"name": "job", "mountPath": JOB_MOUNT, "readOnly": True})
         head_volumes.append({"name": "job", "configMap": {"name": job_config_map}})
     head_cpu = max(2, math.ceil(head_cpus) + 1)
-    head = {
+    head: dict[str, Any] = {
         "rayStartParams": {"num-cpus": _num(head_cpus), "dashboard-host": "0.0.0.0"},
         "template": {
             "spec": {
@@ -209,7 +249,8 @@ def ray_cluster_spec(
                     }
                 ],
                 "volumes": head_volumes,
-            }
+            },
+            "metadata": {"labels": dict(labels)},
         },
     }
     worker_container: dict[str, Any] = {
@@ -218,6 +259,9 @@ def ray_cluster_spec(
         "resources": _resources(plan.cpus_per_pod, plan.memory_gi, plan.gpus_per_pod),
         "volumeMounts": [{"name": "storage", "mountPath": STORAGE_MOUNT}],
     }
+    if secret_env:
+        worker_container["env"] = [dict(e) for e in secret_env]
+        head["template"]["spec"]["containers"][0]["env"] = [dict(e) for e in secret_env]
     pod_spec: dict[str, Any] = {
         "containers": [worker_container],
         "volumes": [{"name": "storage", "persistentVolumeClaim": {"claimName": STORAGE_CLAIM}}],
@@ -234,7 +278,7 @@ def ray_cluster_spec(
         "minReplicas": 0,
         "maxReplicas": plan.replicas,
         "rayStartParams": start,
-        "template": {"spec": pod_spec},
+        "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
     }
     return {
         "rayVersion": RAY_VERSION,

@@ -20,13 +20,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from lrtune.cluster._client import ClusterClient, resolve_address
 from lrtune.cluster._package import StagedPackage, lrtune_source_root, stage_lrtune
 from lrtune.cluster._package import stage_user_package as _stage_user_package
 from lrtune.cluster._spec import ClusterError, ClusterSpec, parse_cluster
 from lrtune.specs import JobSpec, load_job, load_yaml
+from lrtune.tracking._redact import has_password, redact_uri
 
 # Left out of the uploaded working directory (gitignore syntax, as Ray reads them): VCS and
 # caches, virtualenvs, build outputs, results, Tune storage, MLflow stores and checkpoints.
@@ -144,6 +144,22 @@ def prepare_submission(
                 "tracking.uri is unset: MLflow will write sqlite mlflow.db in the job's "
                 "temporary working directory on the head node, which Ray removes later"
             )
+    for name, ref in spec.secret_env().items():
+        warnings.append(
+            f"cluster.env_vars {name} comes from Kubernetes Secret {ref.secret} (key {ref.key}) "
+            "and is not sent with a Ray Job (Ray stores and shows a job's environment): the "
+            "cluster's pods must set it, as the RayCluster of `lrtune k8s render --raycluster` "
+            "does"
+        )
+    for item in overrides:
+        if has_password(item.partition("=")[2].strip()):
+            raise ClusterError(
+                f"--set {redact_uri(item.partition('=')[2].strip())}: a URI with a password "
+                "would be part of the Ray Job's entrypoint, which the cluster stores and shows "
+                "to anyone who can list its jobs. Give the URI without the password and put "
+                "the login in the job file's tracking.uri, or in MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD on the cluster's nodes."
+            )
     rel_job = job_path.relative_to(working_dir).as_posix()
     command = [spec.python, "-m", "lrtune", "run", rel_job]
     for item in overrides:
@@ -223,7 +239,7 @@ def build_runtime_env(
         # lrtune's source travels as the wheel: not twice, and never ahead of it on the path.
         excludes += _anchored(sub.working_dir, str(source / "platform"))
     excludes += list(spec.working_dir_excludes)
-    env_vars = dict(spec.env_vars)
+    env_vars = spec.plain_env()  # secret ones never travel with a Ray Job (see the warning)
     env_vars["RAY_JOB_STOP_WAIT_TIME_S"] = str(spec.stop_wait_s)
     rel_job = sub.job_path.relative_to(sub.working_dir).as_posix()
     hit = next((p for p in excludes if _excluded(rel_job, p)), None)
@@ -283,18 +299,6 @@ def submit(
 
 
 # ------------------------------------------------------------------------------------ helpers
-
-
-def redact_uri(uri: str) -> str:
-    """A URI with its password (``user:secret@host``) replaced by ``***``."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return uri
-    if parts.password:
-        host = parts.netloc.rsplit("@", 1)[1]
-        return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
-    return uri
 
 
 def _is_local_tracking(uri: str) -> bool:

@@ -35,7 +35,7 @@ from typing import Any, TextIO
 from lrtune._files import atomic_write_text
 from lrtune.registry import LRTuneError
 from lrtune.running._local_ray import connect_ray_for_tune
-from lrtune.running._results import resolved_trial_job
+from lrtune.running._results import recorded_tracking_uri, resolved_trial_job, stored_uri
 from lrtune.running._trainable import LRTuneTrainable
 
 # The tags lrtune.analysis reads (lrtune.analysis._records holds the same names).
@@ -263,9 +263,10 @@ def finalize(
         raise FinalizeError(f"--per {','.join(per)}: choose from {', '.join(PER_CHOICES)}")
     results_dir = find_results_dir(experiment)
     summary = json.loads((results_dir / "summary.json").read_text())
-    from lrtune.specs import load_job
+    from lrtune.specs import load_job, require_env_id
 
     job = load_job(results_dir / "job.yaml")
+    require_env_id(job.env.id)
     population = bool(summary.get("population") or getattr(job, "population", None))
     evaluation = _finalist_evaluation(job, evaluation_episodes)
     scored_on = scoring_label(evaluation)
@@ -285,7 +286,12 @@ def finalize(
             f"experiment {job.name!r} has no trial with a score that reached its budget: "
             "nothing to finalize"
         )
-    uri = tracking_uri or summary.get("tracking_uri") or job.tracking.resolved_uri
+    uri = recorded_tracking_uri(  # a stored URI may hide its password
+        tracking_uri,
+        [summary.get("tracking_uri"), job.tracking.uri],
+        job.tracking.resolved_uri,
+        f"experiment {job.name!r}",
+    )
     round_id = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     use_seeds = test_seeds[:seeds]
 
@@ -326,7 +332,7 @@ def finalize(
     stream.write(
         f"lrtune: finalize '{job.name}': {len(results)} configuration(s) × {len(use_seeds)} test "
         f"seed(s) {use_seeds}, {job.budget.trial_env_steps} env steps each, round {round_id}, "
-        f"tracking {uri}; test scores: {scored_on}"
+        f"tracking {stored_uri(uri)}; test scores: {scored_on}"
         + ("" if scored_on == searched_on else f" (the search scored: {searched_on})")
         + "\n"
     )
@@ -361,7 +367,12 @@ def finalize(
     )
     path = results_dir / "finalists.json"
     atomic_write_text(
-        path, json.dumps({**asdict(outcome), "per": list(per)}, indent=2, default=str)
+        path,
+        json.dumps(
+            {**asdict(outcome), "tracking_uri": stored_uri(uri), "per": list(per)},
+            indent=2,
+            default=str,
+        ),
     )
     if parent is not None:
         from lrtune.tracking import Tracker

@@ -34,11 +34,13 @@ from lrtune.running._results import (
     outcome_of,
     pick_best,
     resolved_trial_job,
+    stored_job_dict,
     summary_table,
     write_summary,
     write_yaml,
 )
 from lrtune.running._trainable import LRTuneTrainable, trial_point
+from lrtune.tracking._redact import redact_uri
 
 JOB_MARKER = "lrtune_job.json"
 STUDY_FILE = "optuna.db"
@@ -99,8 +101,10 @@ def describe_trial(
     artifact = Path(results_dir) / "trials" / f"{trial.trial_id}.yaml"
     write_yaml(
         artifact,
-        resolved_trial_job(
-            job, point["policy"], point.get("hyperparams", {}), model=point.get("model")
+        stored_job_dict(
+            resolved_trial_job(
+                job, point["policy"], point.get("hyperparams", {}), model=point.get("model")
+            )
         ),
     )
     return f"trial_{trial.trial_id}", tags, params, str(artifact)
@@ -203,12 +207,31 @@ class InterruptWatch(Callback):
         signal.signal(signal.SIGINT, note_then_delegate)
 
 
-class ExperimentEnvStepBudget(Stopper):
-    """Tune stopper: stop every trial once all trials together used the experiment's env steps."""
+#: The budget stopper of each experiment this process runs now, by experiment folder: an
+#: unpickled copy (Tune restores the first run's from tuner.pkl and its snapshot) resolves to it.
+_LIVE_BUDGETS: dict[str, ExperimentEnvStepBudget] = {}
 
-    def __init__(self, total: int | None) -> None:
+
+class ExperimentEnvStepBudget(Stopper):
+    """Tune stopper: stop every trial once all trials together used the experiment's env steps.
+
+    ``key`` (the experiment folder) ties every copy Tune unpickles on a resume to the instance
+    the current command built, which `run_job` seeds with each trial's last env steps: Tune
+    would otherwise bring back the first run's stopper (its budget and a count as old as its
+    last snapshot).
+    """
+
+    def __init__(
+        self, total: int | None, key: str | None = None, steps: Mapping[str, int] | None = None
+    ) -> None:
         self.total = total
-        self.steps: dict[str, int] = {}
+        self.key = key
+        self.steps: dict[str, int] = dict(steps or {})
+        if key is not None:
+            _LIVE_BUDGETS[key] = self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_budget_for, (self.total, self.key, dict(self.steps)))
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         """Called by Tune after each result: record the trial's env steps; stop no one trial."""
@@ -220,7 +243,27 @@ class ExperimentEnvStepBudget(Stopper):
         return self.total is not None and sum(self.steps.values()) >= self.total
 
 
+def _budget_for(
+    total: int | None, key: str | None, steps: dict[str, int]
+) -> ExperimentEnvStepBudget:
+    """Unpickling an `ExperimentEnvStepBudget`: the current command's, when this process has one."""
+    live = _LIVE_BUDGETS.get(key) if key is not None else None
+    return live if live is not None else ExperimentEnvStepBudget(total, key, steps)
+
+
 # --- the run ----------------------------------------------------------------------------------
+
+
+class ResumeSettingError(LRTuneError):
+    """A resumed experiment cannot honour a setting the current command changed."""
+
+
+class DriverOSError(Exception):
+    """The driver itself could not read or write a file (a full disk, a lost mount).
+
+    Not bad input: ``lrtune run`` exits 1 with this one paragraph, after closing the run's
+    MLflow runs and Optuna trials and releasing the experiment's lock.
+    """
 
 
 def experiment_paths(job: Any, storage_path: str | None = None) -> tuple[Path, Path]:
@@ -265,13 +308,71 @@ def run_job(
 ) -> RunOutcome:
     """Run (or resume) a job's experiment; returns every trial's outcome and the best one.
 
+    One driver per experiment: the experiment's lock is held from before anything is written
+    until the end, however the run ends (a second driver gets `ExperimentLockedError`). What a
+    killed driver left open is reconciled first; settings the job hash leaves out (tracking,
+    ``trials.max_concurrent``) come from this command on a resume. A driver-side `OSError`
+    closes the run's records and is raised as `DriverOSError`.
+
     ``trainable_class`` replaces `LRTuneTrainable` (benchmarks of the driver's own cost run a
     synthetic trainable through this same path); it takes the same ``job`` parameter.
     """
+    from lrtune.running._lock import ExperimentLock
+
+    from lrtune.specs import require_env_id
+
+    require_env_id(job.env.id)  # a user's env module is first imported here, not at validation
     stream = stream or sys.stdout
+    out: TextIO = stream
     experiment_dir, results_dir = experiment_paths(job, storage_path)
     resume = check_experiment(job, experiment_dir, restart)  # before anything is written
     uri = tracking_uri or job.tracking.resolved_uri
+
+    def say(line: str) -> None:
+        out.write(f"lrtune: {line}\n")
+        out.flush()
+
+    lock = ExperimentLock(experiment_dir, job.name)
+    opened: dict[str, Any] = {}  # what the run opened so far, for closing after an OSError
+    try:
+        lock.acquire(say)
+        if resume:
+            _check_resume_settings(job, experiment_dir, results_dir, uri)
+        return _run_locked(
+            job,
+            resume=resume,
+            restart=restart,
+            uri=uri,
+            experiment_dir=experiment_dir,
+            results_dir=results_dir,
+            stream=stream,
+            say=say,
+            ray_address=ray_address,
+            trainable_class=trainable_class,
+            opened=opened,
+        )
+    except OSError as exc:
+        _close_after_os_error(job, uri, results_dir, opened, say)
+        raise DriverOSError(_os_error_paragraph(exc, results_dir)) from exc
+    finally:
+        _LIVE_BUDGETS.pop(str(experiment_dir), None)
+        lock.release()
+
+
+def _run_locked(
+    job: Any,
+    *,
+    resume: bool,
+    restart: bool,
+    uri: str,
+    experiment_dir: Path,
+    results_dir: Path,
+    stream: TextIO,
+    say: Any,
+    ray_address: str | None,
+    trainable_class: type | None,
+    opened: dict[str, Any],
+) -> RunOutcome:
     if restart:
         shutil.rmtree(experiment_dir, ignore_errors=True)
         shutil.rmtree(results_dir, ignore_errors=True)
@@ -281,12 +382,15 @@ def run_job(
     from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 
     from lrtune.running._progress import ProgressPrinter
+    from lrtune.running._reconcile import close_study_trials, reconcile_mlflow
     from lrtune.tracking import (
         TAG_EXPERIMENT,
         TAG_JOB_HASH,
         TAG_ROLE,
         Tracker,
         TrialRecorder,
+        journal_dir,
+        open_journal,
         run_context,
     )
 
@@ -295,37 +399,51 @@ def run_job(
     experiment_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(
         experiment_dir / JOB_MARKER,
-        json.dumps({"hash": job_hash, "job": job.to_yaml_dict()}, default=str),
+        json.dumps(
+            {
+                "hash": job_hash,
+                "job": stored_job_dict(job.to_yaml_dict()),
+                # What the hash leaves out but a resume must keep (see _check_resume_settings).
+                "tracking_uri": redact_uri(uri),  # never a password on disk
+                "mlflow_experiment": job.experiment_name,
+                "results_dir": str(results_dir),
+            },
+            default=str,
+        ),
     )
-    write_yaml(results_dir / "job.yaml", job.to_yaml_dict())
+    write_yaml(results_dir / "job.yaml", stored_job_dict(job.to_yaml_dict()))
 
     tracker = Tracker(uri, job.experiment_name)
     parent_tags = {TAG_EXPERIMENT: job.name, TAG_JOB_HASH: job_hash, TAG_ROLE: "experiment"}
-    parent = tracker.find_run(**parent_tags) if resume else None
-    if parent is not None:
-        tracker.reopen(parent)
-    else:
-        parent = tracker.start_run(job.name, {**parent_tags, **run_context()})
-        if parent is not None:
-            tracker.log_params(
-                parent,
-                {
-                    "agent": job.agent,
-                    "env": job.env.id,
-                    "trials": job.trials.num,
-                    "trial_env_steps": job.budget.trial_env_steps,
-                    "seeds.tuning": ",".join(map(str, job.seeds.tuning)),
-                    "seeds.test": ",".join(map(str, job.seeds.test)),
-                    "search": f"population/{job.population.name}"
-                    if job.population is not None
-                    else f"{job.search.algorithm}/{job.search.sampler}",
-                    "scheduler": job.scheduler.name,
-                },
-            )
+    # Tracking goes through the experiment's journal on local disk, delivered by a background
+    # thread (what an earlier driver left undelivered goes first); the parent run's MLflow id
+    # is known once delivered (a short wait, cut short when MLflow is down: it is created late).
+    journal, _ = open_journal(journal_dir(results_dir), uri, job.experiment_name, stream=stream)
+    parent_ref = journal.parent(
+        job.name,
+        parent_tags,
+        {
+            "agent": job.agent,
+            "env": job.env.id,
+            "trials": job.trials.num,
+            "trial_env_steps": job.budget.trial_env_steps,
+            "seeds.tuning": ",".join(map(str, job.seeds.tuning)),
+            "seeds.test": ",".join(map(str, job.seeds.test)),
+            "search": f"population/{job.population.name}"
+            if job.population is not None
+            else f"{job.search.algorithm}/{job.search.sampler}",
+            "scheduler": job.scheduler.name,
+        },
+        resume=resume,
+        context=run_context(),
+    )
+    journal.drain(10.0, while_up=True, budgeted=False)
+    parent = journal.run_id(parent_ref)
+    opened["parent"] = parent
     stream.write(
         f"lrtune: experiment '{job.name}' ({'resuming' if resume else 'new'}), "
         f"{job.population.size if job.population else job.trials.num} trials × "
-        f"{job.budget.trial_env_steps} env steps, tracking {uri}\n"
+        f"{job.budget.trial_env_steps} env steps, tracking {redact_uri(uri)}\n"
     )
     stream.flush()
 
@@ -333,7 +451,7 @@ def run_job(
         tune.with_parameters(trainable_class or LRTuneTrainable, job=job),
         {"cpu": job.resources.cpus, "gpu": job.resources.gpus},
     )
-    from lrtune.running._search import make_scheduler
+    from lrtune.running._search import VariantGenerator, make_scheduler
 
     plan = None
     if job.population is not None:  # a population replaces the searcher and the scheduler
@@ -353,6 +471,14 @@ def run_job(
             )
     else:
         param_space, search_alg, num_samples, warnings = _search_setup(job, results_dir)
+        if search_alg is None:
+            # Fixed and grid trials: a generator that keeps this command's concurrency limit
+            # when Tune restores the saved one over it.
+            search_alg = VariantGenerator(
+                max_concurrent=min(job.trials.max_concurrent, job.trials.num)
+            )
+    if (results_dir / STUDY_FILE).exists() or (search_alg and job.search.algorithm == "optuna"):
+        opened["study"] = True
     for warning in warnings:
         stream.write(f"lrtune: warning: {warning}\n")
     extra_callbacks: list[Callback] = []
@@ -364,14 +490,17 @@ def run_job(
     recorder = TrialRecorder(
         tracker_args=(uri, job.experiment_name),
         parent_run_id=parent,
+        journal_dir=str(journal_dir(results_dir)),
+        parent_ref=parent_ref,
         describe=functools.partial(describe_trial, job, str(results_dir)),
         metrics_of=trial_metrics,
         status_of=functools.partial(recorder_status, job.budget.trial_env_steps),
     )
+    budget = ExperimentEnvStepBudget(job.budget.experiment_env_steps, key=str(experiment_dir))
     run_config = RunConfig(
         name=job.name,
         storage_path=str(experiment_dir.parent),
-        stop=ExperimentEnvStepBudget(job.budget.experiment_env_steps),
+        stop=budget,
         failure_config=FailureConfig(max_failures=job.trials.max_failures),
         checkpoint_config=CheckpointConfig(
             checkpoint_frequency=plan.checkpoint_frequency if plan else _checkpoint_frequency(job),
@@ -392,15 +521,16 @@ def run_job(
         num_samples=num_samples,
         search_alg=search_alg,
         scheduler=plan.scheduler if plan else make_scheduler(job),
-        # With a searcher, its ConcurrencyLimiter bounds concurrency (Tune warns on both); a
-        # population must have every member created at once (its scheduler time-shares them).
-        max_concurrent_trials=None
-        if search_alg or plan
-        else min(job.trials.max_concurrent, job.trials.num),
+        # The searcher's ConcurrencyLimiter (or the variant generator) bounds concurrency (Tune
+        # warns on both); a population must have every member created at once (its scheduler
+        # time-shares them).
+        max_concurrent_trials=None,
         time_budget_s=job.budget.experiment_seconds,
         reuse_actors=False,
         trial_dirname_creator=trial_dirname,
     )
+    live: set[str] = set()
+    ended: dict[str, str] = {}
     with _sigterm_as_sigint():
         if resume:
             tuner = tune.Tuner.restore(
@@ -411,15 +541,32 @@ def run_job(
                 restart_errored=False,
                 param_space=param_space,
             )
+            live, ended = _adopt_current_settings(tuner, job, run_config, tune_config, budget)
         else:
             tuner = tune.Tuner(
                 trainable, param_space=param_space, tune_config=tune_config, run_config=run_config
             )
+        # What a killed driver left open, before Tune re-attaches to what it resumes.
+        closed = reconcile_mlflow(
+            uri,
+            job.experiment_name,
+            job.name,
+            live=live,
+            ended=ended,
+            keep_parent=parent,
+            parent_status=None,
+            say=say,
+        )
+        if closed:
+            say(f"closed {closed} MLflow run(s) a stopped driver had left open")
         grid = tuner.fit()
 
+    parent = journal.run_id(parent_ref)  # created late if MLflow was down at the start
     trials = list(grid._experiment_analysis.trials)
-    ended = {"TERMINATED", "ERROR"}
-    interrupted = _INTERRUPTED.is_set() or any(t.status not in ended for t in trials) or not trials
+    ended_statuses = {"TERMINATED", "ERROR"}
+    interrupted = (
+        _INTERRUPTED.is_set() or any(t.status not in ended_statuses for t in trials) or not trials
+    )
     outcomes = []
     for trial in trials:
         error = None
@@ -427,12 +574,25 @@ def run_job(
             from lrtune.tracking import last_error_line
 
             error = last_error_line(trial)
-        finished = trial.status in ended and not (interrupted and _stopped_early(trial, job))
+        finished = trial.status in ended_statuses and not (
+            interrupted and _stopped_early(trial, job)
+        )
         outcomes.append(outcome_of(trial, job, finished, error))
-    if interrupted and job.search.algorithm == "optuna" and job.space is not None:
-        from lrtune.running._search import close_running_trials
-
-        close_running_trials(_study_url(results_dir), job.name)
+    if job.search.algorithm == "optuna" and job.space is not None and job.population is None:
+        # Nothing stays RUNNING in the study: after an interrupt, the trials Tune stopped; at a
+        # normal end, any trial a killed driver had asked for that no resumed trial took over.
+        close_study_trials(_study_url(results_dir), job.name, say)
+    # Nothing stays RUNNING in MLflow either (Tune's callback closes the runs it knows).
+    reconcile_mlflow(
+        uri,
+        job.experiment_name,
+        job.name,
+        live=set(),
+        ended={t.trial_id: t.status for t in outcomes},
+        keep_parent=parent,
+        parent_status=None,
+        say=say,
+    )
     best = pick_best(outcomes, job.metric.mode)
     outcome = RunOutcome(
         name=job.name,
@@ -452,7 +612,8 @@ def run_job(
 
         lineage_lines = finish_population(job, results_dir, outcome, tracker, parent)
     summary = write_summary(outcome, job, job_hash)
-    _finish_parent(tracker, parent, job, outcome, summary)
+    _finish_parent(journal, parent_ref, job, outcome, summary)
+    journal.close()  # bounded wait; what is left stays journalled, with the command to replay it
     stream.write(summary_table(outcome) + "\n")
     for line in lineage_lines:
         stream.write(f"lrtune: {line}\n")
@@ -461,6 +622,118 @@ def run_job(
         stream.write(f"lrtune: {line}\n")
     stream.flush()
     return outcome
+
+
+def _adopt_current_settings(
+    tuner: Any, job: Any, run_config: Any, tune_config: Any, budget: ExperimentEnvStepBudget
+) -> tuple[set[str], dict[str, str]]:
+    """Make a restored tuner run with this command's settings; returns (trial ids Tune will
+    resume, trial id → lrtune status of the trials it already ended).
+
+    ``Tuner.restore`` brings back the first run's RunConfig and TuneConfig from tuner.pkl: its
+    callbacks (the tracking URI they write to), its stopper and its concurrency limit. Tune
+    2.60 has no public way to replace them, so the restored tuner's private copies are swapped
+    for this command's (same job hash: only what the hash leaves out differs). The budget
+    stopper is seeded with each trial's last env steps from Tune's restored state.
+    """
+    internal = getattr(tuner, "_local_tuner", None)
+    if internal is None:  # a Ray Client tuner: nothing local to replace
+        raise ResumeSettingError(
+            "ray_address: resuming through a Ray Client (ray://) address cannot apply this "
+            "command's settings; run the driver on the cluster (lrtune submit) instead."
+        )
+    internal._run_config = run_config
+    internal._tune_config = tune_config
+    live: set[str] = set()
+    ended: dict[str, str] = {}
+    try:
+        restored = list(tuner.get_results()._experiment_analysis.trials)
+    except RuntimeError:  # Tune could not read its own snapshot: it starts the trials afresh
+        restored = []
+    for trial in restored:
+        last = trial.last_result or {}
+        budget.steps[str(trial.trial_id)] = int(last.get("env_steps", 0) or 0)
+        if trial.status in ("TERMINATED", "ERROR"):
+            ended[str(trial.trial_id)] = recorder_status(
+                job.budget.trial_env_steps, trial, last, trial.status == "ERROR"
+            )
+        else:
+            live.add(str(trial.trial_id))
+    return live, ended
+
+
+def _check_resume_settings(job: Any, experiment_dir: Path, results_dir: Path, uri: str) -> None:
+    """Refuse a resume whose command changed what it cannot honour (the job hash leaves these
+    out): another results folder (the Optuna study and trial files live there), or another
+    MLflow store (the finished trials' runs would stay behind in the old one)."""
+    try:
+        stored = json.loads((experiment_dir / JOB_MARKER).read_text())
+    except (OSError, ValueError):
+        return
+    before = stored.get("results_dir")
+    if before and Path(before) != results_dir:
+        raise ResumeSettingError(
+            f"results_dir: experiment '{job.name}' was started with its results in {before}, "
+            f"and this command puts them in {results_dir}. A resumed experiment keeps its "
+            "results folder (its Optuna study and trial files are there): set results_dir back "
+            "to the folder above, or rerun with --restart to start over in the new one."
+        )
+    old_uri, old_experiment = stored.get("tracking_uri"), stored.get("mlflow_experiment")
+    if old_uri is None or (old_uri == redact_uri(uri) and old_experiment == job.experiment_name):
+        return
+    from lrtune.running._reconcile import mlflow_has_experiment_run
+
+    if mlflow_has_experiment_run(uri, job.experiment_name, job.name):
+        return  # the same store at a new address (a moved server): records continue there
+    raise ResumeSettingError(
+        f"tracking.uri: experiment '{job.name}' was recorded in MLflow at "
+        f"{redact_uri(str(old_uri))} (experiment '{old_experiment}'), and this command "
+        f"tracks to {redact_uri(uri)} (experiment '{job.experiment_name}'), which holds no "
+        "run of it (or cannot be reached). A resume would split the trials' records across "
+        "two stores: resume with the first store (--tracking-uri or the job's tracking.uri), "
+        "or rerun with --restart to start over in the new one."
+    )
+
+
+def _close_after_os_error(
+    job: Any, uri: str, results_dir: Path, opened: Mapping[str, Any], say: Any
+) -> None:
+    """Close what the run opened: its MLflow runs (stopped, the parent FAILED) and the study's
+    RUNNING trials (FAIL, stopped)."""
+    from lrtune.running._reconcile import close_study_trials, reconcile_mlflow
+
+    if opened.get("study") and (results_dir / STUDY_FILE).exists():
+        close_study_trials(_study_url(results_dir), job.name, say)
+    if "parent" in opened:
+        reconcile_mlflow(
+            uri,
+            job.experiment_name,
+            job.name,
+            live=set(),
+            ended={},
+            keep_parent=opened["parent"],
+            parent_status="FAILED",
+            say=say,
+        )
+
+
+def _os_error_paragraph(exc: OSError, results_dir: Path) -> str:
+    """One paragraph: what could not be written, why, and the free space where it lives."""
+    path = Path(str(exc.filename)) if exc.filename else results_dir
+    where = path
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        free = f"{shutil.disk_usage(where).free:,} bytes free on the file system of {where}"
+    except OSError:
+        free = f"the free space of {where} cannot be read"
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return (
+        f"the lrtune driver could not write {path}: {reason} ({free}). The run's MLflow runs "
+        "and Optuna trials were closed as stopped and the experiment's lock released. Free "
+        "some space (or point results_dir / storage_path at a larger disk), then rerun the "
+        "same command: it resumes the experiment."
+    )
 
 
 def browse_commands(tracking_uri: str, results_dir: Path) -> list[str]:
@@ -476,16 +749,6 @@ def browse_commands(tracking_uri: str, results_dir: Path) -> list[str]:
             f"the Optuna study: optuna-dashboard sqlite:///{study} (pip install optuna-dashboard)"
         )
     return lines
-
-
-def redact_uri(uri: str) -> str:
-    """``uri`` with the password of a ``user:password@host`` part shown as ``***``."""
-    scheme, sep, rest = uri.partition("://")
-    netloc, slash, path = rest.partition("/")
-    userinfo, at, host = netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return uri
-    return f"{scheme}{sep}{userinfo.partition(':')[0]}:***@{host}{slash}{path}"
 
 
 def _checkpoint_frequency(job: Any) -> int:

@@ -8,8 +8,14 @@ FAIL trial is in neither of TPE's good and bad sets, so TPE would never learn th
 diverges, while a worst-valued one lands in its bad set. lrtune's own choice of the best trial
 (`pick_best`, finalize) goes by lrtune's status and never takes a diverged trial. A trial
 stopped before its budget is PRUNED, one that failed (or reported no finite value) FAIL, and a
-trial whose Optuna trial was already closed (an interrupted run, resumed) is added afresh
-rather than lost.
+trial whose Optuna trial was closed as ``stopped`` (FAIL: an interrupted run, resumed) is added
+afresh rather than lost; one already told (it ended after Tune's last snapshot of a killed
+driver and ran again from its last checkpoint) is not told twice.
+
+A driver killed with SIGKILL loses the Tune trials it created after Tune's last snapshot, but
+their Optuna trials stay RUNNING in the study. The resumed searcher hands such a trial out again
+as its next suggestion (the same Optuna trial, its parameters replayed), so a job of
+``trials.num`` trials never leaves more than ``trials.num`` in the study.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from ray.tune.schedulers import (
     MedianStoppingRule,
     TrialScheduler,
 )
+from ray.tune.search import BasicVariantGenerator
+from ray.tune.search import ConcurrencyLimiter as _TuneConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 log = logging.getLogger("lrtune.running")
@@ -38,6 +46,45 @@ TIME_ATTR = "env_steps"
 class LRTuneOptunaSearch(OptunaSearch):
     """Ray's `OptunaSearch` telling Optuna COMPLETE with the worst value for diverged trials
     (user attribute ``lrtune_status: diverged``), PRUNED for stopped and FAIL for failed ones."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Storage ids of RUNNING Optuna trials no Tune trial owns (None: not looked up yet).
+        self._orphans: list[int] | None = None
+        #: Tune trial id → the number of the orphaned Optuna trial it took over.
+        self.reused: dict[str, int] = {}
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Tune's searcher state, then a fresh look for orphaned Optuna trials."""
+        super().restore(checkpoint_path)
+        self._orphans = None
+        if not hasattr(self, "reused"):  # state saved before lrtune re-used trials
+            self.reused = {}
+
+    def _find_orphans(self) -> list[int]:
+        study: optuna.Study = self._ot_study  # type: ignore[assignment]  # set once set up
+        owned = {ot_trial._trial_id for ot_trial in self._ot_trials.values()}
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return [t._trial_id for t in running if t._trial_id not in owned]
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        """Ray's suggestion, except that a RUNNING Optuna trial left by a killed driver (its
+        Tune trial lost) is handed out again first: its parameters, the same trial number."""
+        if trial_id not in self._ot_trials and callable(self._space) and self._ot_study is not None:
+            if self._orphans is None:
+                try:
+                    self._orphans = self._find_orphans()
+                except Exception as exc:  # the study unreadable: suggest afresh
+                    log.warning("could not look for orphaned Optuna trials: %s", exc)
+                    self._orphans = []
+            if self._orphans:
+                study: optuna.Study = self._ot_study
+                orphan = optuna.trial.Trial(study, self._orphans.pop(0))
+                self._ot_trials[trial_id] = orphan
+                self.reused[trial_id] = orphan.number
+                log.info("trial %s resumes Optuna trial %d", trial_id, orphan.number)
+        suggestion: dict[str, Any] | None = super().suggest(trial_id)
+        return suggestion
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -60,7 +107,11 @@ class LRTuneOptunaSearch(OptunaSearch):
             state = TrialState.PRUNED
         try:
             frozen = study._storage.get_trial(ot_trial._trial_id)
-            if frozen.state.is_finished():
+            if frozen.state in (TrialState.COMPLETE, TrialState.PRUNED):
+                # Told before a killed driver's last snapshot caught up: it ran again from its
+                # last checkpoint to the same end; telling it twice would count it twice.
+                pass
+            elif frozen.state.is_finished():
                 # Closed while the experiment was interrupted: record the outcome as a new trial.
                 study.add_trial(
                     optuna.trial.create_trial(
@@ -80,7 +131,7 @@ class LRTuneOptunaSearch(OptunaSearch):
                 else:
                     study.tell(ot_trial, value, state=state)
         except Exception as exc:  # never lose the experiment over the study's bookkeeping
-            log.warning("lrtune: could not record trial %s in Optuna: %s", trial_id, exc)
+            log.warning("could not record trial %s in Optuna: %s", trial_id, exc)
         self._completed_trials.add(trial_id)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -92,7 +143,34 @@ class LRTuneOptunaSearch(OptunaSearch):
             try:
                 self._ot_trials[trial_id].report(float(value), int(result.get(TIME_ATTR, 0)))
             except Exception as exc:
-                log.debug("lrtune: intermediate value not stored: %s", exc)
+                log.debug("intermediate value not stored: %s", exc)
+
+
+class ConcurrencyLimiter(_TuneConcurrencyLimiter):
+    """Tune's `ConcurrencyLimiter` whose limit is the current command's, also after a resume.
+
+    Tune restores a limiter's saved state over it (its ``max_concurrent`` included), so a
+    resumed run would keep the first run's ``trials.max_concurrent``; this one keeps the limit
+    it was built with. Its class name is Tune's on purpose: Tune files the saved state of each
+    wrapper under its class name, so experiments saved with either one restore with either.
+    """
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore Tune's bookkeeping (live trials), keeping this run's limit."""
+        limit = self.max_concurrent
+        super().set_state(state)
+        self.max_concurrent = limit
+
+
+class VariantGenerator(BasicVariantGenerator):
+    """Tune's generator of fixed and grid trials, keeping the current command's concurrency
+    limit after a resume (Tune restores the saved generator's limit over it)."""
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore Tune's bookkeeping, keeping this run's limit."""
+        limit = self.max_concurrent
+        super().set_state(state)
+        self.max_concurrent = limit
 
 
 def close_running_trials(storage_url: str, study_name: str) -> int:

@@ -9,7 +9,10 @@ cluster:
   install: wheel                       # wheel: ship lrtune as a wheel built now; preinstalled
   py_modules: [../acme_lr]             # the user's packages: package dirs, projects, .whl files
   pip: [scikit-learn==1.6.1]           # extra PyPI packages (Ray's pip runtime env)
-  env_vars: {OMP_NUM_THREADS: "1"}
+  env_vars:                            # plain values travel with the job; secrets never do
+    OMP_NUM_THREADS: "1"
+    AWS_SECRET_ACCESS_KEY: {secret: s3-credentials, key: secret-key}   # a Kubernetes Secret
+    GIT_AUTHOR: {value: me, secret: false}   # a name that looks secret, declared plain
   entrypoint_resources: {num_cpus: 1}  # what the driver (`lrtune run`) itself holds
   python: python                       # the Python command on the nodes (Ray's own)
   stop_wait_s: 60                      # SIGTERM → SIGKILL grace of `lrtune jobs stop`
@@ -30,6 +33,15 @@ DEFAULT_STOP_WAIT_S = 60
 # stored by the cluster and shown by `ray job status`): the token is sent as a header only.
 RESERVED_ENV_VARS = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_JOB_STOP_WAIT_TIME_S")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Names whose values are taken for secrets: a plain value under such a name is refused.
+SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+
+
+def looks_secret(name: str) -> bool:
+    """Whether an environment variable's name says it holds a secret (TOKEN, KEY, ...)."""
+    return bool(SECRET_NAME.search(name))
 
 
 def _frozen() -> ConfigDict:
@@ -95,6 +107,77 @@ class EntrypointResources(BaseModel):
         return out
 
 
+class SecretEnvRef(BaseModel):
+    """An environment variable read from a key of an existing Kubernetes Secret: rendered as
+    ``valueFrom.secretKeyRef``; its value never passes through lrtune."""
+
+    model_config = _frozen()
+
+    secret: str = Field(pattern=_K8S_NAME.pattern)
+    key: str = Field(pattern=_SECRET_KEY.pattern)
+
+
+class PlainEnvValue(BaseModel):
+    """A plain value under a name that looks secret, declared not secret (``secret: false``)."""
+
+    model_config = _frozen()
+
+    value: str
+    secret: Literal[False] = False
+
+
+EnvValue = str | SecretEnvRef | PlainEnvValue
+
+_SECRET_FORM_HINT = (
+    "give the value from a Kubernetes Secret instead: {name}: {{secret: <secret name>, key: "
+    "<key in it>}} (kubectl create secret generic <secret name> --from-literal=<key>=...); "
+    "or, if it is no secret, {name}: {{value: ..., secret: false}}"
+)
+
+
+def _env_value(name: str, item: Any) -> EnvValue:
+    """One ``env_vars`` entry in its typed form; messages never repeat the value given."""
+    if isinstance(item, bool):
+        item = "true" if item else "false"
+    elif isinstance(item, int | float):
+        item = str(item)
+    if isinstance(item, str):
+        if looks_secret(name):
+            raise ValueError(
+                f"{name}: its name says it holds a secret, and a plain value would be stored "
+                "in job files, results, MLflow, Ray's job records and Kubernetes manifests; "
+                + _SECRET_FORM_HINT.format(name=name)
+            )
+        return item
+    if isinstance(item, Mapping):
+        keys = set(item)
+        if keys == {"secret", "key"} and isinstance(item.get("secret"), str):
+            secret, key = str(item["secret"]), item["key"]
+            if not _K8S_NAME.match(secret):
+                raise ValueError(
+                    f"{name}.secret: {secret!r} is not a Kubernetes Secret name (lowercase "
+                    "letters, digits, '-' and '.')"
+                )
+            if not isinstance(key, str) or not _SECRET_KEY.match(key):
+                raise ValueError(
+                    f"{name}.key: a key of the Secret (letters, digits, '-', '_', '.')"
+                )
+            return SecretEnvRef(secret=secret, key=key)
+        if keys == {"value", "secret"} and item.get("secret") is False:
+            value = item["value"]
+            if isinstance(value, bool | int | float):
+                value = str(value).lower() if isinstance(value, bool) else str(value)
+            if not isinstance(value, str):
+                raise ValueError(f"{name}.value: must be a string")
+            return PlainEnvValue(value=value)
+    raise ValueError(
+        f"{name}: a string, or {{secret: <Kubernetes Secret>, key: <key>}} for a secret, or "
+        "{value: ..., secret: false} for a plain value under a name that looks secret "
+        "(a value marked secret: true is not stored anywhere: put it in a Kubernetes Secret "
+        "and reference it)"
+    )
+
+
 class ClusterSpec(BaseModel):
     """A job's ``cluster:`` section, validated (`parse_cluster` turns errors into one paragraph).
 
@@ -109,7 +192,7 @@ class ClusterSpec(BaseModel):
     install: Literal["wheel", "preinstalled"] = "wheel"
     py_modules: tuple[str, ...] = ()
     pip: tuple[str, ...] = ()
-    env_vars: dict[str, str] = Field(default_factory=dict)
+    env_vars: dict[str, EnvValue] = Field(default_factory=dict)
     entrypoint_resources: EntrypointResources = EntrypointResources.model_validate({})
     stop_wait_s: int = Field(default=DEFAULT_STOP_WAIT_S, ge=3, le=24 * 3600)
     python: str = Field(default="python", min_length=1, pattern=r"^[A-Za-z0-9_./+-]+$")
@@ -128,22 +211,12 @@ class ClusterSpec(BaseModel):
 
     @field_validator("env_vars", mode="before")
     @classmethod
-    def _env_strings(cls, value: Any) -> Any:
+    def _env_forms(cls, value: Any) -> Any:
         if not isinstance(value, Mapping):
             return value
-        out = {}
+        out: dict[str, EnvValue] = {}
         for key, item in value.items():
-            if isinstance(item, bool):
-                item = "true" if item else "false"
-            elif isinstance(item, int | float):
-                item = str(item)
-            out[key] = item
-        return out
-
-    @field_validator("env_vars")
-    @classmethod
-    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
+            key = str(key)
             if not _ENV_NAME.match(key):
                 raise ValueError(f"{key!r} is not an environment variable name")
             if key in RESERVED_ENV_VARS:
@@ -154,7 +227,22 @@ class ClusterSpec(BaseModel):
                     "job's runtime environment (the cluster keeps and shows that)"
                 )
                 raise ValueError(f"{key} cannot be set here: {hint}")
-        return value
+            out[key] = _env_value(key, item)
+        return out
+
+    def plain_env(self) -> dict[str, str]:
+        """The env vars that travel as plain values (in Ray's runtime environment)."""
+        out: dict[str, str] = {}
+        for name, item in self.env_vars.items():
+            if isinstance(item, str):
+                out[name] = item
+            elif isinstance(item, PlainEnvValue):
+                out[name] = item.value
+        return out
+
+    def secret_env(self) -> dict[str, SecretEnvRef]:
+        """The env vars read from Kubernetes Secrets (pods' ``valueFrom.secretKeyRef``)."""
+        return {n: v for n, v in self.env_vars.items() if isinstance(v, SecretEnvRef)}
 
     @field_validator("stop_wait_s", mode="before")
     @classmethod

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -750,6 +751,19 @@ class JobSpec(BaseModel):
             return self.policy
         return LRPolicySpec(lr=DEFAULT_BASELINE_LR[self.agent])
 
+    def __getstate__(self) -> dict[Any, Any]:
+        """The pickled job (Tune's tuner.pkl, Ray's object store) without the tracking URI's
+        password: the driver passes the URI to its tracker itself, and a pickle may land on
+        disk. Unpickled, ``tracking.uri`` shows ``***`` for the password."""
+        state: dict[Any, Any] = super().__getstate__()
+        fields = dict(state["__dict__"])
+        tracking = fields.get("tracking")
+        uri = getattr(tracking, "uri", None)
+        if tracking is not None and uri and _password_free(uri) != uri:
+            fields["tracking"] = tracking.model_copy(update={"uri": _password_free(uri)})
+            state["__dict__"] = fields
+        return state
+
     def to_yaml_dict(self) -> dict[str, Any]:
         """Plain data (YAML-ready, space inlined) that loads back to an equal `JobSpec`."""
         data: dict[str, Any] = self.model_dump(mode="json")
@@ -774,6 +788,20 @@ class JobSpec(BaseModel):
 
 
 # ------------------------------------------------------------------------------------ helpers
+
+
+def _password_free(uri: str) -> str:
+    """``uri`` with the password of a ``user:password@host`` part shown as ``***`` (the same
+    form as `lrtune.tracking.redact_uri`, which lives above this room)."""
+    try:
+        parts = urlsplit(uri)
+        password = parts.password
+    except ValueError:
+        return uri.partition("://")[0] + "://***"
+    if not password:
+        return uri
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def iter_dimensions(space: SearchSpaceSpec) -> list[tuple[Loc, Dimension]]:

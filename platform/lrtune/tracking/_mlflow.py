@@ -4,8 +4,10 @@ Unlike Ray's stock ``MLflowLoggerCallback`` (measured on this stack: a second ru
 after ``Tuner.restore``, a run left RUNNING forever, params that change break it, an unreachable
 server ends ``tuner.fit()``), this callback re-attaches to a trial's run by its Tune trial id,
 ends every run with a final status, logs changing values as metrics, and never lets a tracking
-failure end the experiment: a failed call is reported once per kind and skipped.
-All logging happens in the Tune driver (no concurrent sqlite writers).
+failure end the experiment or hold up the driver: the recorder journals its calls on local disk
+and one background thread delivers them (`lrtune.tracking._journal`), one writer per process
+(no concurrent sqlite writers). `Tracker` is the direct, synchronous wrapper the end of a run
+uses for what it reads back; its calls are bounded (one retry, 5 s per request).
 """
 
 from __future__ import annotations
@@ -13,14 +15,20 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray.tune.callback import Callback
+
+from lrtune.tracking._redact import has_password, redact_uri
+
+if TYPE_CHECKING:
+    from lrtune.tracking._journal import TrackingJournal
 
 log = logging.getLogger("lrtune.tracking")
 T = TypeVar("T")
@@ -62,11 +70,24 @@ class Tracker:
     """Thin, failure-tolerant wrapper over `MlflowClient` for one experiment."""
 
     def __init__(self, tracking_uri: str, experiment_name: str) -> None:
+        from lrtune.tracking._journal import bound_http_calls
+
+        bound_http_calls()  # a dead server costs seconds per call, not MLflow's ~4 minutes
+        if has_password(tracking_uri):  # MLflow prints each ended run's URL, password and all
+            os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self._failed_kinds: set[str] = set()
-        self.experiment_id: str | None = self.safe("experiment", self._experiment_id)
+        self._experiment: str | None = None
+
+    @property
+    def experiment_id(self) -> str | None:
+        """The MLflow experiment's id (created if missing), or None while MLflow is unreachable;
+        looked up on first use, so creating a Tracker costs no call."""
+        if self._experiment is None:
+            self._experiment = self.safe("experiment", self._experiment_id)
+        return self._experiment
 
     def _experiment_id(self) -> str:
         found = self.client.get_experiment_by_name(self.experiment_name)
@@ -83,11 +104,12 @@ class Tracker:
         except Exception as exc:  # the tracking server may be down: never end the experiment
             if kind not in self._failed_kinds:
                 self._failed_kinds.add(kind)
+                from lrtune.tracking._redact import scrub
+
                 log.warning(
-                    "lrtune: MLflow %s failed (%s: %s); going on without it",
+                    "MLflow %s failed (%s); going on without it",
                     kind,
-                    type(exc).__name__,
-                    exc,
+                    scrub(f"{type(exc).__name__}: {exc}", self.tracking_uri)[:500],
                 )
             return None
 
@@ -184,6 +206,12 @@ class TrialRecorder(Callback):
     `on_trial_result` (metrics at the env-step count), `on_trial_complete` / `on_trial_error`
     (final status), `on_experiment_end` (anything still open ends ``KILLED``, tag ``stopped``).
 
+    Every call only appends to the experiment's tracking journal (`TrackingJournal`, in
+    ``journal_dir``; in memory when None) and returns: a background thread delivers it to
+    MLflow, so a slow or unreachable server never holds Tune up, and what it missed is replayed
+    later, idempotently. The parent run is ``parent_ref`` (a journal reference) or
+    ``parent_run_id`` (an MLflow run that exists).
+
     A trial restored from its own checkpoint (a retry, or a resume after Ctrl-C) re-runs the
     iterations since that checkpoint; their results are not logged again, so a run's history has
     one point per env step. A population member restored from *another* member's checkpoint (an
@@ -198,88 +226,104 @@ class TrialRecorder(Callback):
         describe: Callable[[Any], tuple[str, dict[str, str], dict[str, Any], str | None]],
         metrics_of: Callable[[Mapping[str, Any]], dict[str, float]],
         status_of: Callable[[Any, Mapping[str, Any] | None, bool], str],
+        journal_dir: str | None = None,
+        parent_ref: str | None = None,
     ) -> None:
         self.tracker_args = tracker_args
-        self._tracker: Tracker | None = None
         self.parent_run_id = parent_run_id
+        self.parent_ref = parent_ref or (f"run:{parent_run_id}" if parent_run_id else None)
+        self.journal_dir = journal_dir
+        self._journal: TrackingJournal | None = None
+        self._owns_journal = False
         self._describe = describe
         self._metrics_of = metrics_of
         self._status_of = status_of
-        self.run_ids: dict[str, str] = {}
+        self.announced: set[str] = set()
         self.statuses: dict[str, str] = {}
         self.last_results: dict[str, Mapping[str, Any]] = {}
-        # Per trial: the highest env step already logged (replayed iterations are skipped).
+        # Per trial: the highest env step already journalled (replayed iterations are skipped;
+        # the writer skips those an earlier driver logged).
         self.logged_up_to: dict[str, int] = {}
 
     @property
-    def tracker(self) -> Tracker:
-        """The MLflow wrapper, created on first use (Tune pickles its callbacks)."""
-        if self._tracker is None:
-            self._tracker = Tracker(*self.tracker_args)
-        return self._tracker
+    def journal(self) -> TrackingJournal:
+        """The experiment's journal: the one `run_job` opened in this process, else its own
+        (opened on first use: Tune pickles its callbacks)."""
+        if self._journal is None:
+            from lrtune.tracking._journal import open_journal
+
+            self._journal, self._owns_journal = open_journal(self.journal_dir, *self.tracker_args)
+        return self._journal
+
+    @property
+    def run_ids(self) -> dict[str, str]:
+        """Trial id → MLflow run id, for the trials whose runs were delivered so far."""
+        out = {}
+        for trial_id in sorted(self.announced):
+            run_id = self.journal.run_id(f"trial:{trial_id}")
+            if run_id is not None:
+                out[trial_id] = run_id
+        return out
 
     def __getstate__(self) -> dict[str, Any]:
+        # tuner.pkl holds the configuration only: no journal (thread, lock, file, client).
         state = dict(self.__dict__)
-        state["_tracker"] = None
+        state["_journal"] = None
+        state["_owns_journal"] = False
         state["last_results"] = {}
+        state["announced"] = set()
+        state["logged_up_to"] = {}
+        state["statuses"] = {}
+        # Never a password on disk: a restored tuner gets this command's recorder instead.
+        state["tracker_args"] = (redact_uri(self.tracker_args[0]), *self.tracker_args[1:])
         return state
 
-    def _run_for(self, trial: Any) -> str | None:
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait (bounded) until everything recorded reached MLflow; True if it did."""
+        return self.journal.drain(timeout)
+
+    def _announce(self, trial: Any) -> str:
         trial_id = str(trial.trial_id)
-        if trial_id in self.run_ids:
-            return self.run_ids[trial_id]
-        tags = {TAG_TRIAL_ID: trial_id}
-        if self.parent_run_id:
-            tags[PARENT_TAG] = self.parent_run_id
-        existing = self.tracker.find_run(**tags)
-        if existing is not None:
-            self.tracker.reopen(existing)
-            self.run_ids[trial_id] = existing
-            last = self.tracker.last_step(existing, STEP_METRIC)
-            if last is not None:
-                self.logged_up_to[trial_id] = last
-            return existing
+        ref = f"trial:{trial_id}"
+        if trial_id in self.announced:
+            return ref
+        self.announced.add(trial_id)
         name, extra_tags, params, artifact = self._describe(trial)
-        run_id = self.tracker.start_run(name, {**tags, **extra_tags, TAG_ROLE: "trial"})
-        if run_id is None:
-            return None
-        self.run_ids[trial_id] = run_id
-        self.tracker.log_params(run_id, params)
+        self.journal.trial(
+            trial_id, self.parent_ref, name, {**extra_tags, TAG_ROLE: "trial"}, params
+        )
         if artifact is not None:
-            self.tracker.log_artifact(run_id, artifact)
-        return run_id
+            self.journal.log_artifact(ref, artifact)
+        return ref
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         """A trial (new, or restored from a checkpoint) starts running."""
-        self._run_for(trial)
+        self._announce(trial)
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
-        """A training iteration reported: log its metrics at its env-step count."""
+        """A training iteration reported: journal its metrics at its env-step count."""
         trial_id = str(trial.trial_id)
-        run_id = self._run_for(trial)
+        ref = self._announce(trial)
         self.last_results[trial_id] = result
-        if run_id is None:
-            return
         step = int(result.get("env_steps", result.get("training_iteration", 0)))
-        if restored_from_another_trial(result, trial_id):
+        reset = restored_from_another_trial(result, trial_id)
+        if reset:
             self.logged_up_to.pop(trial_id, None)
         if step <= self.logged_up_to.get(trial_id, -1):
             return  # a replay of an iteration already logged (restored from its own checkpoint)
         self.logged_up_to[trial_id] = step
-        self.tracker.log_metrics(run_id, self._metrics_of(result), step)
+        self.journal.log_metrics(ref, self._metrics_of(result), step, reset=reset)
 
     def _finish(self, trial: Any, status: str, extra: Mapping[str, str] | None = None) -> None:
-        run_id = self._run_for(trial)
+        ref = self._announce(trial)
         self.statuses[str(trial.trial_id)] = status
-        if run_id is None:
-            return
         tags = {TAG_STATUS: status, **(extra or {})}
         if status == "diverged":  # a plain tag too, for MLflow searches: tags.diverged = 'true'
             tags[TAG_DIVERGED] = "true"
-        self.tracker.set_tags(run_id, tags)
-        self.tracker.end_run(run_id, RUN_STATUS[status])
+        self.journal.set_tags(ref, tags)
+        self.journal.end_run(ref, RUN_STATUS[status])
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         """A trial ended normally (its budget, an early stop, or divergence)."""
@@ -291,10 +335,17 @@ class TrialRecorder(Callback):
         self._finish(trial, "failed", {"lrtune.error": last_error_line(trial)})
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        """The experiment ended (or was interrupted): end every run still open as stopped."""
+        """The experiment ended (or was interrupted): end every run still open as stopped, then
+        wait (bounded) for the journal to reach MLflow; a journal this recorder opened itself is
+        closed here (what is left is said, with the command that replays it)."""
         for trial in trials:
-            if str(trial.trial_id) not in self.statuses and str(trial.trial_id) in self.run_ids:
+            trial_id = str(trial.trial_id)
+            if trial_id not in self.statuses and trial_id in self.announced:
                 self._finish(trial, "stopped")
+        if self._owns_journal:
+            self.journal.close()
+        else:
+            self.journal.drain()
 
 
 def restored_from_another_trial(result: Mapping[str, Any], trial_id: str) -> bool:

@@ -1,0 +1,219 @@
+"""Tracking through real `mlflow server` outages: down at the start, SIGKILLed mid-stream and
+started again on the same port and store. Afterwards the store holds every metric point exactly
+once, one run per trial, and nothing RUNNING; the driver never waits on the server."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow.tracking import MlflowClient
+from tracking_helpers import RestartableServer, TrialStandIn  # type: ignore[import-not-found]
+
+from lrtune.tracking import (
+    TAG_EXPERIMENT,
+    TAG_ROLE,
+    TrialRecorder,
+    journal_dir,
+    open_journal,
+)
+
+pytestmark = pytest.mark.slow
+
+
+class LockedLines(io.StringIO):
+    """The driver's output (the writer thread prints to it too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self.lock:
+            return super().write(text)
+
+
+def _describe(trial: Any) -> tuple[str, dict[str, str], dict[str, Any], str | None]:
+    return f"trial_{trial.trial_id}", {}, {"p": trial.trial_id}, trial.config.get("artifact")
+
+
+def _metrics(result: Any) -> dict[str, float]:
+    return {"score": result["score"], "lr": result["lr"]}
+
+
+def _status(trial: Any, result: Any, errored: bool) -> str:
+    return "completed"
+
+
+def test_outages_at_the_start_and_mid_stream_lose_and_duplicate_nothing(
+    tmp_path: Path, restartable_server: RestartableServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LRTUNE_TRACKING_DRAIN_S", "60")
+    server = restartable_server
+    stream = LockedLines()
+    results = tmp_path / "results" / "outage"
+    folder = journal_dir(results)
+    artifact = tmp_path / "trial.yaml"
+    artifact.write_text("lr: 0.001\n")
+    journal, _ = open_journal(folder, server.url, "outage", stream=stream)
+    parent = journal.parent(
+        "outage", {TAG_EXPERIMENT: "outage", TAG_ROLE: "experiment"}, {"agent": "ppo"}, resume=False
+    )
+    recorder = TrialRecorder(
+        (server.url, "outage"),
+        None,
+        describe=_describe,
+        metrics_of=_metrics,
+        status_of=_status,
+        journal_dir=str(folder),
+        parent_ref=parent,
+    )
+    trials = [TrialStandIn("a", {"artifact": str(artifact)}), TrialStandIn("b")]
+    slowest = [0.0]
+
+    def feed(steps: range, who: list[Any]) -> None:
+        for step in steps:
+            for trial in who:
+                began = time.perf_counter()
+                recorder.on_trial_result(
+                    0, [], trial, {"env_steps": step, "score": step / 100, "lr": 1.0 / step}
+                )
+                slowest[0] = max(slowest[0], time.perf_counter() - began)
+            time.sleep(0.01)
+
+    # 1. The server is down at the start: everything is journalled, the parent comes late.
+    feed(range(100, 600, 100), trials)
+    time.sleep(1.5)
+    assert journal.run_id(parent) is None and journal.down
+    print(f"server started in {server.start():.1f} s", file=sys.stderr)
+    feed(range(600, 1100, 100), trials)
+    assert recorder.flush(120)
+    assert journal.run_id(parent) is not None and not journal.down
+
+    # 2. SIGKILL mid-stream; the trials go on; one finishes while it is down.
+    server.kill()
+    feed(range(1100, 1600, 100), trials)
+    recorder.on_trial_complete(0, [], trials[0])
+    time.sleep(1.5)
+    assert journal.down
+    print(f"server restarted in {server.start():.1f} s", file=sys.stderr)
+    feed(range(1600, 2100, 100), trials[1:])
+    recorder.on_trial_complete(0, [], trials[1])
+    recorder.on_experiment_end(trials)
+    journal.end_run(parent, "FINISHED")
+    assert journal.close() == 0
+    assert slowest[0] < 1.0
+
+    said = stream.getvalue().splitlines()
+    down = [line for line in said if "unreachable" in line]
+    back = [line for line in said if "MLflow back; replayed" in line]
+    assert len(down) == 2 and len(back) == 2, said  # one line each, per outage
+    assert f"MLflow at {server.url} unreachable" in down[0] and str(folder) in down[0]
+
+    client = MlflowClient(server.url)
+    experiment = client.get_experiment_by_name("outage")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get(TAG_ROLE) == "experiment"]
+    kids = [r for r in runs if r.data.tags.get(TAG_ROLE) == "trial"]
+    assert len(parents) == 1 and len(kids) == 2  # one run per trial, however many retries
+    assert {r.data.tags["lrtune.trial_id"] for r in kids} == {"a", "b"}
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert parents[0].data.params == {"agent": "ppo"}
+    for run in kids:
+        trial = run.data.tags["lrtune.trial_id"]
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert run.data.params == {"p": trial}
+        last = 1500 if trial == "a" else 2000
+        for key in ("score", "lr"):
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+            assert steps == list(range(100, last + 1, 100)), (trial, key, steps)
+    trial_a = next(r for r in kids if r.data.tags["lrtune.trial_id"] == "a")
+    assert [a.path for a in client.list_artifacts(trial_a.info.run_id)] == ["trial.yaml"]
+
+
+def test_a_real_run_goes_through_a_server_killed_mid_run(
+    tmp_path: Path, restartable_server: RestartableServer
+) -> None:
+    """`lrtune run` of a tiny job; the server is SIGKILLed once the trials run and started
+    again at once (it takes tens of seconds to answer). The run never waits on it, and the
+    store ends with every point once, one run per trial, nothing RUNNING."""
+    from job_helpers import tiny_job, write_yaml  # type: ignore[import-not-found]
+
+    server = restartable_server
+    server.start()
+    steps = 128 * 150
+    data = tiny_job("killed", tmp_path, policy={"lr": 3e-4}, budget={"trial_env_steps": steps})
+    data["tracking"] = {"uri": server.url}
+    path = write_yaml(tmp_path, "killed", data)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["LRTUNE_TRACKING_DRAIN_S"] = "30"
+    began = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lrtune", "run", str(path)],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        while True:
+            line = proc.stdout.readline()
+            assert line, "".join(lines)[-3000:]
+            lines.append(line)
+            if "running" in line:
+                break
+        time.sleep(2)
+        server.kill()
+        killed_at = time.monotonic()
+        restart = threading.Thread(target=server.start)
+        restart.start()
+        out, _ = proc.communicate(timeout=900)
+        ended_at = time.monotonic()
+        restart.join(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = "".join(lines) + out
+    print("".join(line for line in output.splitlines(True) if "tracking:" in line), file=sys.stderr)
+    print(
+        f"run: {ended_at - began:.0f} s, {ended_at - killed_at:.0f} s after the kill",
+        file=sys.stderr,
+    )
+    assert proc.returncode == 0, output[-3000:]
+    down = [line for line in output.splitlines() if "unreachable" in line]
+    assert len(down) == 1 and "journalling to" in down[0], output[-3000:]
+    assert "Retrying" not in output and "View run" not in output
+    if "MLflow back; replayed" not in output:  # the run ended first: its journal is left over
+        assert "lrtune sync killed" in output
+        sync = subprocess.run(
+            [sys.executable, "-m", "lrtune", "sync", "killed"],
+            cwd=tmp_path,
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=300,
+        )
+        assert sync.returncode == 0, sync.stdout + sync.stderr
+    client = MlflowClient(server.url)
+    experiment = client.get_experiment_by_name("killed")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get(TAG_ROLE) == "experiment"]
+    kids = [r for r in runs if r.data.tags.get(TAG_ROLE) == "trial"]
+    assert len(parents) == 1 and len(kids) == 2
+    assert all(r.info.status == "FINISHED" for r in runs), [r.info.status for r in runs]
+    for run in kids:
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        history = [m.step for m in client.get_metric_history(run.info.run_id, "lr")]
+        assert history == list(range(128, steps + 1, 128))  # every point, once, in order
