@@ -36,19 +36,18 @@ from lrtune.analysis._stats import (
     iqm,
 )
 from lrtune.registry import LRTuneError
+from lrtune.vocabulary import GROUPINGS as _GROUPINGS
+from lrtune.vocabulary import (
+    TAG_SOURCE_TRIAL,
+    RunRole,
+    TrialStatus,
+    groupings_help,
+    parse_groupings,
+)
 
-#: ``--by`` names → the run tag that holds the group (``experiment``: the lrtune experiment).
-GROUPINGS: dict[str, str] = {
-    "family": "schedule_family",
-    "optimizer": "optimizer",
-    "gating": "gating",
-    "feedback": "feedback",
-    "policy": "lrtune.policy",
-    # The agent around the policy: its network, and every agent setting the space searched.
-    "model": "lrtune.model",
-    "agent": "lrtune.agent",
-    "experiment": "",
-}
+#: ``--by`` names → the run tag that holds the group (``experiment``: the lrtune experiment,
+#: ""). Derived from `lrtune.vocabulary.GROUPINGS`, which also lists the aliases.
+GROUPINGS: dict[str, str] = {name: g.tag or "" for name, g in _GROUPINGS.items()}
 SOURCES = ("auto", "finalists", "trials")
 RETURN_METRIC_SUFFIX = "episode_return_mean"
 
@@ -60,12 +59,16 @@ class CompareError(LRTuneError):
 
 
 def parse_by(text: str) -> tuple[str, ...]:
-    """``"family,optimizer"`` → ``("family", "optimizer")``; unknown names raise."""
-    parts = tuple(p.strip() for p in text.split(",") if p.strip())
-    unknown = [p for p in parts if p not in GROUPINGS]
+    """``"family,optimizer"`` → ``("family", "optimizer")``; aliases (``schedule``,
+    ``gradients``) become the grouping they stand for; unknown names raise."""
+    return _checked_by([p for p in text.split(",") if p.strip()], text)
+
+
+def _checked_by(names: Sequence[str], text: str) -> tuple[str, ...]:
+    parts, unknown = parse_groupings(names)
     if not parts or unknown:
         raise CompareError(
-            f"--by {text!r}: group by one or more of {', '.join(GROUPINGS)} joined by commas "
+            f"--by {text!r}: group by one or more of {groupings_help()}, joined by commas "
             "(e.g. --by family,optimizer)"
         )
     return parts
@@ -209,7 +212,7 @@ def compare(
     """Group the experiments' runs and compute every group's statistics."""
     if source not in SOURCES:
         raise CompareError(f"--source {source!r}: one of {', '.join(SOURCES)}")
-    by = tuple(by)
+    by = _checked_by(by, ",".join(by))
     notes: list[str] = []
     samples: list[Sample] = []
     anchors: dict[str, TaskAnchors] = {}
@@ -236,9 +239,9 @@ def compare(
         for run in runs:
             group = group_of(run, exp.name, by)
             status = run.status
-            if status == "diverged":
+            if status == TrialStatus.DIVERGED:
                 raw = anchor.random
-            elif status == "completed" and run.score is not None:
+            elif status == TrialStatus.COMPLETED and run.score is not None:
                 raw = float(run.score)
             else:
                 bucket = excluded.setdefault(group, {})
@@ -255,7 +258,7 @@ def compare(
                     normalised=float(normalised),
                     role=run.role,
                     status=status,
-                    config=run.tags.get("lrtune.source_trial") or run.trial_id,
+                    config=run.tags.get(TAG_SOURCE_TRIAL) or run.trial_id,
                 )
             )
     if not samples:
@@ -297,9 +300,9 @@ def compare(
                 tasks=len(tasks),
                 configs=len({(s.experiment, s.config) for s in mine}),
                 source="finalists"
-                if roles == {"finalist"}
+                if roles == {RunRole.FINALIST}
                 else "trials"
-                if roles == {"trial"}
+                if roles == {RunRole.TRIAL}
                 else "mixed",
                 iqm=estimates["iqm"],
                 median=estimates["median"],
@@ -308,7 +311,7 @@ def compare(
                 improvement=improvement(tasks, by_group[reference], **kwargs),
                 raw_iqm=_raw_iqm(mine) if single_task else None,
                 excluded=excluded.get(g, {}),
-                diverged=sum(1 for s in mine if s.status == "diverged"),
+                diverged=sum(1 for s in mine if s.status == TrialStatus.DIVERGED),
             )
         )
     for g, counts in excluded.items():

@@ -20,17 +20,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from lrtune.analysis._records import ExperimentData, RunRecord
+from lrtune.vocabulary import (
+    GROUPING_TAGS,
+    POLICY_FIELD_GROUPINGS,
+    STUDY_STATUS_ATTR,
+    TrialStatus,
+)
 
 METHODS = ("auto", "fanova", "ped-anova", "none")
 #: ``auto``: fANOVA (a random forest, seconds on hundreds of trials) below this many trials,
 #: PED-ANOVA (milliseconds) from here on.
 AUTO_FANOVA_MAX_TRIALS = 100
-FAMILY_TAGS = {
-    "schedule": "schedule_family",
-    "optimizer": "optimizer",
-    "gating": "gating",
-    "feedback": "feedback",
-}
+#: Parameter name → the trial tag holding it, for importances from MLflow records: named as
+#: the search space's choice parameters in the Optuna study (the policy's fields: schedule,
+#: optimizer, gradients, feedback), so both sources name a parameter alike.
+FAMILY_TAGS = {field: GROUPING_TAGS[g] for field, g in POLICY_FIELD_GROUPINGS.items()}
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ def _scored_trials(study: Any) -> list[Any]:
     import optuna
 
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-    return [t for t in complete if t.user_attrs.get("lrtune_status") != "diverged"]
+    return [t for t in complete if t.user_attrs.get(STUDY_STATUS_ATTR) != TrialStatus.DIVERGED]
 
 
 def _compute(study: Any, method: str, seed: int) -> tuple[str, dict[str, float]] | None:
@@ -152,7 +156,7 @@ def _from_mlflow(experiment: ExperimentData, method: str, seed: int) -> Importan
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
     runs: list[RunRecord] = [
-        r for r in experiment.trials() if r.status == "completed" and r.score is not None
+        r for r in experiment.trials() if r.status == TrialStatus.COMPLETED and r.score is not None
     ]
     if len(runs) < 2:
         return None

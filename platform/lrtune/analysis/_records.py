@@ -36,21 +36,30 @@ from mlflow.tracking import MlflowClient
 
 from lrtune.registry import LRTuneError
 
-# lrtune.tracking's tag names, repeated here: importing lrtune.tracking imports Ray Tune (seconds
-# of start-up a comparison does not need). A test checks that both agree.
-TAG_EXPERIMENT = "lrtune.experiment"
-TAG_TRIAL_ID = "lrtune.trial_id"
-TAG_STATUS = "lrtune.status"
-TAG_ROLE = "lrtune.role"
-PARENT_TAG = "mlflow.parentRunId"
-
-# Tags of finalist runs (lrtune.running._finalize writes them; a test checks both agree).
-TAG_FINALIST = "lrtune.finalist"
-TAG_SOURCE_TRIAL = "lrtune.source_trial"
-TAG_TEST_SEED = "lrtune.test_seed"
-TAG_ROUND = "lrtune.finalize_round"
-TAG_SEARCH_SCORE = "lrtune.search_score"
-TAG_POPULATION = "lrtune.population"
+# The tag names are lrtune.vocabulary's (importing it costs nothing; lrtune.tracking would
+# import Ray Tune); the names stay importable from here for the callers that use them.
+from lrtune.vocabulary import (
+    PARENT_TAG,
+    TAG_BASELINE,
+    TAG_EXPERIMENT,
+    TAG_FINALIST,
+    TAG_POPULATION,
+    TAG_ROLE,
+    TAG_ROUND,
+    TAG_STATUS,
+    TAG_TRIAL_ID,
+    TRUE,
+    RunRole,
+)
+from lrtune.vocabulary import (
+    TAG_SEARCH_SCORE as TAG_SEARCH_SCORE,
+)
+from lrtune.vocabulary import (
+    TAG_SOURCE_TRIAL as TAG_SOURCE_TRIAL,
+)
+from lrtune.vocabulary import (
+    TAG_TEST_SEED as TAG_TEST_SEED,
+)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 HISTORY_RUNS_PER_REQUEST = 100  # the server's limit of runs per bulk request
@@ -79,9 +88,9 @@ class RunRecord:
     @property
     def role(self) -> str:
         """``finalist`` or ``trial``."""
-        if self.tags.get(TAG_FINALIST) == "true" or self.tags.get(TAG_ROLE) == "finalist":
-            return "finalist"
-        return self.tags.get(TAG_ROLE, "trial")
+        if self.tags.get(TAG_FINALIST) == TRUE or self.tags.get(TAG_ROLE) == RunRole.FINALIST:
+            return RunRole.FINALIST
+        return self.tags.get(TAG_ROLE, RunRole.TRIAL)
 
     @property
     def status(self) -> str:
@@ -107,7 +116,7 @@ class RunRecord:
     @property
     def baseline(self) -> bool:
         """Whether the trial is the job's baseline policy."""
-        return self.tags.get("baseline") == "true"
+        return self.tags.get(TAG_BASELINE) == TRUE
 
 
 @dataclass
@@ -158,15 +167,15 @@ class ExperimentData:
     @property
     def population(self) -> bool:
         """Whether this is a population run (PBT/PB2)."""
-        return bool(self.job.get("population")) or self.parent_tags.get(TAG_POPULATION) == "true"
+        return bool(self.job.get("population")) or self.parent_tags.get(TAG_POPULATION) == TRUE
 
     def trials(self) -> list[RunRecord]:
         """The search's trial runs."""
-        return [r for r in self.runs if r.role == "trial"]
+        return [r for r in self.runs if r.role == RunRole.TRIAL]
 
     def finalists(self) -> list[RunRecord]:
         """The finalist runs of the latest finalize round (one run per config and test seed)."""
-        runs = [r for r in self.runs if r.role == "finalist"]
+        runs = [r for r in self.runs if r.role == RunRole.FINALIST]
         if not runs:
             return []
         latest = max(r.finalize_round for r in runs)
@@ -276,7 +285,8 @@ def load_experiment(experiment: str, tracking_uri: str | None = None) -> Experim
             search_all(
                 client,
                 experiment_ids,
-                f"tags.`{TAG_ROLE}` = 'experiment' and tags.`{TAG_EXPERIMENT}` = '{_quote(name)}'",
+                f"tags.`{TAG_ROLE}` = '{RunRole.EXPERIMENT}' and "
+                f"tags.`{TAG_EXPERIMENT}` = '{_quote(name)}'",
                 order_by=["attributes.start_time DESC"],
             )
             if experiment_ids

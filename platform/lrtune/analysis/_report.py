@@ -34,6 +34,7 @@ from lrtune.analysis._records import (
 )
 from lrtune.tracking import LINEAGE_FILE, ancestry_segments, ancestry_text, trajectory
 from lrtune.tracking._redact import redact_uri
+from lrtune.vocabulary import GROUPING_TAGS, POLICY_FIELD_GROUPINGS, TrialStatus
 
 FORMATS = ("html", "md")
 CURVE_METRIC = "episode_return_mean"
@@ -94,7 +95,7 @@ def _curves_by_group(
 ) -> dict[str, list[tuple[Any, Any]]]:
     by_exp: dict[str, list[str]] = {}
     for s in comparison.samples:
-        if s.status == "completed":
+        if s.status == TrialStatus.COMPLETED:
             by_exp.setdefault(s.experiment, []).append(s.run_id)
     groups: dict[str, list[tuple[Any, Any]]] = {}
     group_of = {s.run_id: s.group for s in comparison.samples}
@@ -116,13 +117,12 @@ def _parallel_rows(exp: ExperimentData) -> tuple[list[dict[str, Any]], list[str]
     runs: list[RunRecord] = [r for r in exp.trials() if r.score is not None]
     rows: list[dict[str, Any]] = []
     for r in runs:
+        # Axes named as the policy's fields (schedule, gradients, ...), like its params.
         row: dict[str, Any] = {
-            "schedule": r.tags.get("schedule_family", "?"),
-            "optimizer": r.tags.get("optimizer", "?"),
-            "gating": r.tags.get("gating", "?"),
-            "feedback": r.tags.get("feedback", "?"),
-            "score": r.score,
+            field: r.tags.get(GROUPING_TAGS[grouping], "?")
+            for field, grouping in POLICY_FIELD_GROUPINGS.items()
         }
+        row["score"] = r.score
         for k, v in r.params.items():
             if k.startswith("policy.") and k not in ("policy.version",):
                 name = "lr" if k == "policy.lr" else k.removeprefix("policy.")
@@ -134,7 +134,7 @@ def _parallel_rows(exp: ExperimentData) -> tuple[list[dict[str, Any]], list[str]
         rows.append(row)
     axes: list[str] = []
     extra = sorted({k for row in rows for k in row})
-    for name in ["lr", "schedule", "optimizer", "gating", "feedback", *extra]:
+    for name in ["lr", *POLICY_FIELD_GROUPINGS, *extra]:
         if name in axes or name == "score":
             continue
         values = [row.get(name) for row in rows]

@@ -8,12 +8,15 @@ import sys
 from typing import Any
 
 from lrtune.cli._args import positive_int
+from lrtune.vocabulary import GROUPING_ALIASES, GROUPINGS, PER_GROUPINGS, groupings_help
 
 EXIT_OK = 0
 BY_HELP = (
-    "group runs by family, optimizer, gating, feedback, policy, model (the network), agent "
-    "(the agent settings a space searched) or experiment; join several with commas "
-    "(family,optimizer). Default: family"
+    "group runs by "
+    + ", ".join(f"{name} ({g.doc})" for name, g in GROUPINGS.items())
+    + "; join several with commas (family,optimizer); aliases: "
+    + ", ".join(f"{alias} = {name}" for alias, name in GROUPING_ALIASES.items())
+    + ". Default: family"
 )
 
 
@@ -42,8 +45,8 @@ def add_analysis_parsers(subparsers: Any) -> None:
     f.add_argument(
         "--per",
         default="",
-        help="take the top K of every group instead (family, optimizer, gating, feedback, "
-        "policy; joined by commas, e.g. family,optimizer)",
+        help=f"take the top K of every group instead ({groupings_help(PER_GROUPINGS)}; "
+        "joined by commas, e.g. family,optimizer)",
     )
     f.add_argument(
         "--eval-episodes",

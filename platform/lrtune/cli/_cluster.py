@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lrtune.vocabulary import META_EXPERIMENT, META_JOB
+
 EXIT_OK, EXIT_FAILED = 0, 1
 START_WAIT_S = 600.0
 
@@ -267,8 +269,8 @@ def _job_row(info: Any) -> dict[str, Any]:
         "submission_id": info.submission_id,
         "job_id": info.job_id,
         "status": str(info.status.value),
-        "lrtune_job": meta.get("lrtune.job"),
-        "experiment": meta.get("lrtune.experiment"),
+        "lrtune_job": meta.get(META_JOB),
+        "experiment": meta.get(META_EXPERIMENT),
         "started": _when(info.start_time),
         "ended": _when(info.end_time),
         "driver_exit_code": info.driver_exit_code,

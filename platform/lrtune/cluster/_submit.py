@@ -27,6 +27,14 @@ from lrtune.cluster._package import stage_user_package as _stage_user_package
 from lrtune.cluster._spec import ClusterError, ClusterSpec, parse_cluster
 from lrtune.specs import JobSpec, load_job, load_yaml
 from lrtune.tracking._redact import has_password, redact_uri
+from lrtune.vocabulary import (
+    META_EXPERIMENT,
+    META_JOB,
+    META_JOB_FILE,
+    META_JOB_HASH,
+    META_STORAGE,
+    META_TRACKING_URI,
+)
 
 # Left out of the uploaded working directory (gitignore syntax, as Ray reads them): VCS and
 # caches, virtualenvs, build outputs, results, Tune storage, MLflow stores and checkpoints.
@@ -58,8 +66,9 @@ WORKING_DIR_EXCLUDES = (
 PROJECT_MARKERS = ("pyproject.toml", "setup.py", ".git")
 LOCAL_TRACKING_SCHEMES = ("sqlite", "file")
 REMOTE_TRACKING_PREFIXES = ("databricks",)  # `databricks`, `databricks://profile`
-METADATA_HASH = "lrtune.job_hash"
-METADATA_STORAGE = "lrtune.storage_path"
+# The Ray job metadata keys are lrtune.vocabulary's (these two names kept for callers).
+METADATA_HASH = META_JOB_HASH
+METADATA_STORAGE = META_STORAGE
 
 
 @dataclass
@@ -270,12 +279,12 @@ def submit(
     """Stage the packages and submit ``lrtune run`` as a Ray Job."""
     runtime_env, packages = build_runtime_env(sub, stage_user_package)
     metadata = {
-        "lrtune.job": sub.job.name,
-        METADATA_HASH: sub.job_hash,
-        METADATA_STORAGE: sub.storage_path,
-        "lrtune.experiment": sub.experiment,
-        "lrtune.tracking_uri": redact_uri(sub.tracking_uri),
-        "lrtune.job_file": sub.job_path.relative_to(sub.working_dir).as_posix(),
+        META_JOB: sub.job.name,
+        META_JOB_HASH: sub.job_hash,
+        META_STORAGE: sub.storage_path,
+        META_EXPERIMENT: sub.experiment,
+        META_TRACKING_URI: redact_uri(sub.tracking_uri),
+        META_JOB_FILE: sub.job_path.relative_to(sub.working_dir).as_posix(),
     }
     submission_id = f"lrtune-{sub.job.name}-{secrets.token_hex(4)}"
     submission_id = client.submit(

@@ -35,17 +35,33 @@ from typing import Any, TextIO
 from lrtune._files import atomic_write_text
 from lrtune.registry import LRTuneError
 from lrtune.running._local_ray import connect_ray_for_tune
-from lrtune.running._results import recorded_tracking_uri, resolved_trial_job, stored_uri
+from lrtune.running._results import (
+    policy_groups,
+    recorded_tracking_uri,
+    resolved_trial_job,
+    stored_uri,
+)
 from lrtune.running._trainable import LRTuneTrainable
+from lrtune.vocabulary import (
+    PER_GROUPINGS,
+    TAG_EXPERIMENT,
+    TAG_FINALIST,
+    TAG_FINALIST_PLAIN,
+    TAG_FINALIST_RANK,
+    TAG_ROLE,
+    TAG_ROUND,
+    TAG_SEARCH_SCORE,
+    TAG_SOURCE_TRIAL,
+    TAG_TEST_SEED,
+    TRUE,
+    RunRole,
+    TrialStatus,
+    groupings_help,
+    parse_groupings,
+)
 
-# The tags lrtune.analysis reads (lrtune.analysis._records holds the same names).
-TAG_FINALIST = "lrtune.finalist"
-TAG_SOURCE_TRIAL = "lrtune.source_trial"
-TAG_TEST_SEED = "lrtune.test_seed"
-TAG_ROUND = "lrtune.finalize_round"
-TAG_SEARCH_SCORE = "lrtune.search_score"
-
-PER_CHOICES = ("family", "optimizer", "gating", "feedback", "policy")
+#: What ``--per`` accepts (`lrtune.vocabulary.PER_GROUPINGS`; aliases resolve to these).
+PER_CHOICES = PER_GROUPINGS
 MAX_EVAL_EPISODES = 10_000  # as EvaluationSpec.episodes
 
 
@@ -108,24 +124,6 @@ def find_results_dir(experiment: str) -> Path:
     )
 
 
-def policy_groups(policy: dict[str, Any]) -> dict[str, str]:
-    """The group labels of a policy, as the MLflow tags of its trial (schedule_family, ...)."""
-    from lrtune.policies import LRPolicySpec
-
-    spec = LRPolicySpec.model_validate(policy)
-    family = spec.schedule.name
-    if family == "warmup":
-        then = spec.schedule.params.get("then") or {}
-        family = f"warmup+{then.get('name', '?')}"
-    return {
-        "family": family,
-        "optimizer": spec.optimizer.name,
-        "gating": spec.gradients.name,
-        "feedback": ",".join(r.name for r in spec.feedback) or "none",
-        "policy": spec.short(),
-    }
-
-
 def select_finalists(
     trials: Sequence[dict[str, Any]], top: int, mode: str, per: Sequence[str] = ()
 ) -> list[tuple[str, dict[str, Any]]]:
@@ -135,8 +133,8 @@ def select_finalists(
     env steps); if none did, the pruned ones.
     """
     scored = [t for t in trials if t.get("score") is not None and math.isfinite(t["score"])]
-    eligible = [t for t in scored if t.get("status") == "completed"] or [
-        t for t in scored if t.get("status") == "pruned"
+    eligible = [t for t in scored if t.get("status") == TrialStatus.COMPLETED] or [
+        t for t in scored if t.get("status") == TrialStatus.PRUNED
     ]
     sign = 1.0 if mode == "max" else -1.0
     ranked = sorted(eligible, key=lambda t: -sign * float(t["score"]))
@@ -209,13 +207,13 @@ def describe_finalist(
     info = meta[key]
     tags.update(
         {
-            TAG_FINALIST: "true",
-            "finalist": "true",
+            TAG_FINALIST: TRUE,
+            TAG_FINALIST_PLAIN: TRUE,
             TAG_SOURCE_TRIAL: str(info["source_trial"]),
             TAG_TEST_SEED: str(info["seed"]),
             TAG_ROUND: round_id,
             TAG_SEARCH_SCORE: str(info["search_score"]),
-            "finalist_rank": str(info["rank"]),
+            TAG_FINALIST_RANK: str(info["rank"]),
         }
     )
     return f"finalist{info['rank']}_seed{info['seed']}", tags, params, artifact
@@ -258,9 +256,12 @@ def finalize(
         raise FinalizeError(
             f"--eval-episodes {evaluation_episodes}: give 1 to {MAX_EVAL_EPISODES} episodes"
         )
-    unknown = [p for p in per if p not in PER_CHOICES]
+    per, unknown = parse_groupings(per, PER_CHOICES)  # aliases (schedule, gradients) resolved
     if unknown:
-        raise FinalizeError(f"--per {','.join(per)}: choose from {', '.join(PER_CHOICES)}")
+        raise FinalizeError(
+            f"--per {','.join(unknown)}: finalize groups by what the LR policy decides; choose "
+            f"from {groupings_help(PER_CHOICES)}, joined by commas (e.g. --per family,optimizer)"
+        )
     results_dir = find_results_dir(experiment)
     summary = json.loads((results_dir / "summary.json").read_text())
     from lrtune.specs import load_job, require_env_id
@@ -352,7 +353,7 @@ def finalize(
         )
         score = last.get("score")
         value = float(score) if isinstance(score, (int, float)) else math.nan
-        ok = status == "completed" and math.isfinite(value)
+        ok = status == TrialStatus.COMPLETED and math.isfinite(value)
         result.test_scores[info["seed"]] = value if ok else None
         result.statuses[info["seed"]] = status
     outcome = FinalizeOutcome(
@@ -409,7 +410,7 @@ def scoring_label(evaluation: dict[str, Any]) -> str:
 
 
 def _parent_run(uri: str, job: Any, summary: dict[str, Any]) -> str | None:
-    from lrtune.tracking import TAG_EXPERIMENT, TAG_ROLE, Tracker
+    from lrtune.tracking import Tracker
 
     tracker = Tracker(uri, job.experiment_name)
     parent = summary.get("parent_run_id")
@@ -417,7 +418,7 @@ def _parent_run(uri: str, job: Any, summary: dict[str, Any]) -> str | None:
         found = tracker.safe("get run", lambda: tracker.client.get_run(parent))
         if found is not None:
             return str(parent)
-    return tracker.find_run(**{TAG_EXPERIMENT: job.name, TAG_ROLE: "experiment"})
+    return tracker.find_run(**{TAG_EXPERIMENT: job.name, TAG_ROLE: RunRole.EXPERIMENT})
 
 
 def _fit(
@@ -444,7 +445,7 @@ def _fit(
         trial_dirname,
         trial_metrics,
     )
-    from lrtune.tracking import TAG_ROLE, Tracker, TrialRecorder
+    from lrtune.tracking import Tracker, TrialRecorder
 
     experiment_dir, _ = experiment_paths(job, storage_path)
     trainable = tune.with_resources(
@@ -487,7 +488,7 @@ def _fit(
     interrupted = any(t.status not in ("TERMINATED", "ERROR") for t in trials) or not trials
     tracker = Tracker(uri, job.experiment_name)
     for run_id in recorder.run_ids.values():
-        tracker.set_tags(run_id, {TAG_ROLE: "finalist"})
+        tracker.set_tags(run_id, {TAG_ROLE: RunRole.FINALIST})
     return interrupted, trials
 
 
@@ -514,7 +515,11 @@ def finalize_table(outcome: FinalizeOutcome) -> str:
             deltas.append(delta)
         per_seed = ", ".join(
             f"{seed}:{'-' if v is None else f'{v:.2f}'}"
-            + ("" if f.statuses.get(seed) in (None, "completed") else f"({f.statuses[seed]})")
+            + (
+                ""
+                if f.statuses.get(seed) in (None, TrialStatus.COMPLETED)
+                else f"({f.statuses[seed]})"
+            )
             for seed, v in f.test_scores.items()
         )
         lines.append(

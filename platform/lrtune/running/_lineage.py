@@ -33,6 +33,13 @@ from lrtune.tracking import (
     ancestry_text,
     trajectory,
 )
+from lrtune.vocabulary import (
+    PARENT_TAG,
+    TAG_BEST_ANCESTRY,
+    TAG_EXPLOITS,
+    TAG_TRIAL_ID,
+    exploit_tag,
+)
 
 RECORDS_FILE = "records.jsonl"
 #: Mutable parameters (besides ``lr``) whose effect is inside the learning rate as applied.
@@ -282,8 +289,6 @@ def finish_population(
     each member's MLflow run with its exploits (and an ``exploit`` metric at the env step of
     the first iteration after each), put the lineage on the parent run; returns the lines to
     print (the best member's ancestry)."""
-    from lrtune.tracking import PARENT_TAG, TAG_TRIAL_ID
-
     records = read_records(results_dir / "population" / RECORDS_FILE)
     lineage = build_lineage(records, plugin=job.population.name)
     best = outcome.best.trial_id if outcome.best is not None else None
@@ -310,7 +315,7 @@ def finish_population(
     if schedule_path is not None:
         tracker.log_artifact(parent, str(schedule_path))
     if best is not None and "best_ancestry" in lineage:
-        tracker.set_tags(parent, {"lrtune.best_ancestry": ancestry_text(lineage, best)})
+        tracker.set_tags(parent, {TAG_BEST_ANCESTRY: ancestry_text(lineage, best)})
     by_trial: dict[str, list[dict[str, Any]]] = {}
     for exploit in lineage["exploits"]:
         by_trial.setdefault(exploit["trial"], []).append(exploit)
@@ -320,9 +325,9 @@ def finish_population(
             continue
         run = tracker.safe("get run", lambda run_id=run_id: tracker.client.get_run(run_id))
         logged = dict(run.data.tags) if run is not None else {}
-        tags = {"lrtune.exploits": str(len(exploits))}
+        tags = {TAG_EXPLOITS: str(len(exploits))}
         for k, e in enumerate(exploits):
-            key = f"lrtune.exploit.{k}"
+            key = exploit_tag(k)
             tags[key] = json.dumps(
                 {
                     "donor": e["donor"],

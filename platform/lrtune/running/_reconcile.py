@@ -18,6 +18,20 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from lrtune.vocabulary import (
+    PARENT_TAG,
+    RUN_STATUS,
+    TAG_DIVERGED,
+    TAG_EXPERIMENT,
+    TAG_LOST,
+    TAG_ROLE,
+    TAG_STATUS,
+    TAG_TRIAL_ID,
+    TRUE,
+    RunRole,
+    TrialStatus,
+)
+
 #: Bounds for reconciliation's own MLflow calls, used only when the user set none.
 RECONCILE_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
@@ -36,11 +50,9 @@ def bounded_mlflow_calls() -> Iterator[None]:
 
 
 def _status_tags_and_state(status: str) -> tuple[dict[str, str], str]:
-    from lrtune.tracking._mlflow import RUN_STATUS, TAG_DIVERGED, TAG_STATUS
-
     tags = {TAG_STATUS: status}
-    if status == "diverged":
-        tags[TAG_DIVERGED] = "true"
+    if status == TrialStatus.DIVERGED:
+        tags[TAG_DIVERGED] = TRUE
     return tags, RUN_STATUS.get(status, "KILLED")
 
 
@@ -65,8 +77,6 @@ def reconcile_mlflow(
     """
     from mlflow.tracking import MlflowClient
 
-    from lrtune.tracking._mlflow import PARENT_TAG, TAG_EXPERIMENT, TAG_ROLE, TAG_TRIAL_ID
-
     closed = 0
     try:
         with bounded_mlflow_calls():
@@ -78,7 +88,8 @@ def reconcile_mlflow(
             parents = _search_all(
                 client,
                 ids,
-                f"tags.`{TAG_EXPERIMENT}` = '{job_name}' and tags.`{TAG_ROLE}` = 'experiment'",
+                f"tags.`{TAG_EXPERIMENT}` = '{job_name}' and "
+                f"tags.`{TAG_ROLE}` = '{RunRole.EXPERIMENT}'",
             )
             for parent in parents:
                 run_id = parent.info.run_id
@@ -91,11 +102,11 @@ def reconcile_mlflow(
                     trial_id = run.data.tags.get(TAG_TRIAL_ID, "")
                     if trial_id in live:
                         continue
-                    status = ended.get(trial_id, "stopped")
+                    status = ended.get(trial_id, TrialStatus.STOPPED)
                     tags, state = _status_tags_and_state(status)
                     if trial_id not in ended:
                         # Lost with a killed driver: Tune never saved it and will not resume it.
-                        tags["lrtune.lost"] = "true"
+                        tags[TAG_LOST] = TRUE
                     for key, value in tags.items():
                         client.set_tag(run.info.run_id, key, value)
                     client.set_terminated(run.info.run_id, status=state)
@@ -142,8 +153,6 @@ def mlflow_has_experiment_run(
     """Whether the store at ``tracking_uri`` holds this job's parent run (None: cannot ask)."""
     from mlflow.tracking import MlflowClient
 
-    from lrtune.tracking._mlflow import TAG_EXPERIMENT, TAG_ROLE
-
     try:
         with bounded_mlflow_calls():
             client = MlflowClient(tracking_uri=tracking_uri)
@@ -153,7 +162,7 @@ def mlflow_has_experiment_run(
             runs = client.search_runs(
                 [experiment.experiment_id],
                 filter_string=f"tags.`{TAG_EXPERIMENT}` = '{job_name}' and "
-                f"tags.`{TAG_ROLE}` = 'experiment'",
+                f"tags.`{TAG_ROLE}` = '{RunRole.EXPERIMENT}'",
                 max_results=1,
             )
             return bool(runs)

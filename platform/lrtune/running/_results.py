@@ -16,6 +16,7 @@ from lrtune.policies import LRPolicySpec
 from lrtune.registry import LRTuneError
 from lrtune.running._trainable import trial_point
 from lrtune.tracking._redact import redact_uri
+from lrtune.vocabulary import TrialStatus
 
 
 @dataclass
@@ -23,7 +24,7 @@ class TrialOutcome:
     """One trial's end state, as the summary reports it."""
 
     trial_id: str
-    status: str  # completed | pruned | diverged | failed | stopped
+    status: str  # a TrialStatus: completed | pruned | diverged | failed | stopped
     score: float | None
     env_steps: int
     policy: dict[str, Any]
@@ -41,7 +42,7 @@ class TrialOutcome:
 
     def eligible_for_best(self) -> bool:
         """Diverged, failed and stopped trials are never chosen as best."""
-        return self.status in ("completed", "pruned") and self.score is not None
+        return self.status in (TrialStatus.COMPLETED, TrialStatus.PRUNED) and self.score is not None
 
 
 @dataclass
@@ -64,21 +65,41 @@ class RunOutcome:
         """0 when at least one trial finished, 1 when all failed, 130 when interrupted."""
         if self.interrupted:
             return 130
-        finished = [t for t in self.trials if t.status in ("completed", "pruned", "diverged")]
+        ended = (TrialStatus.COMPLETED, TrialStatus.PRUNED, TrialStatus.DIVERGED)
+        finished = [t for t in self.trials if t.status in ended]
         return 0 if finished else 1
 
 
-def trial_status(last: dict[str, Any] | None, errored: bool, budget: int, ended: bool) -> str:
+def policy_groups(policy: LRPolicySpec | dict[str, Any]) -> dict[str, str]:
+    """A policy's group labels by grouping name (``family``, ``optimizer``, ``gating``,
+    ``feedback``, ``policy``: `lrtune.vocabulary.PER_GROUPINGS`), as its trial's tags hold them."""
+    spec = policy if isinstance(policy, LRPolicySpec) else LRPolicySpec.model_validate(policy)
+    family = spec.schedule.name
+    if family == "warmup":  # the family it warms up into says more than "warmup"
+        then = spec.schedule.params.get("then") or {}
+        family = f"warmup+{then.get('name', '?')}"
+    return {
+        "family": family,
+        "optimizer": spec.optimizer.name,
+        "gating": spec.gradients.name,
+        "feedback": ",".join(r.name for r in spec.feedback) or "none",
+        "policy": spec.short(),
+    }
+
+
+def trial_status(
+    last: dict[str, Any] | None, errored: bool, budget: int, ended: bool
+) -> TrialStatus:
     """lrtune's status of a trial from its last result."""
     if errored:
-        return "failed"
+        return TrialStatus.FAILED
     if last is None:
-        return "stopped" if not ended else "failed"
+        return TrialStatus.STOPPED if not ended else TrialStatus.FAILED
     if last.get("diverged"):
-        return "diverged"
+        return TrialStatus.DIVERGED
     if int(last.get("env_steps", 0)) >= budget or last.get("budget_reached"):
-        return "completed"
-    return "pruned" if ended else "stopped"
+        return TrialStatus.COMPLETED
+    return TrialStatus.PRUNED if ended else TrialStatus.STOPPED
 
 
 def outcome_of(trial: Any, job: Any, ended: bool, error: str | None) -> TrialOutcome:
@@ -156,7 +177,7 @@ def pick_best(trials: list[TrialOutcome], mode: str) -> TrialOutcome | None:
     """The best trial by score among those that reached their budget (else among the ones
     stopped early); never a diverged, failed or stopped one. A trial stopped early was scored
     at fewer env steps, so it competes only when no trial went the distance."""
-    eligible = [t for t in trials if t.eligible_for_best() and t.status == "completed"]
+    eligible = [t for t in trials if t.eligible_for_best() and t.status == TrialStatus.COMPLETED]
     eligible = eligible or [t for t in trials if t.eligible_for_best()]
     if not eligible:
         return None
@@ -277,8 +298,8 @@ def write_summary(outcome: RunOutcome, job: Any, job_hash: str) -> Path:
         "parent_run_id": outcome.parent_run_id,
         "best": outcome.best.trial_id if outcome.best else None,
         "counts": {
-            status: sum(1 for t in outcome.trials if t.status == status)
-            for status in ("completed", "pruned", "diverged", "failed", "stopped")
+            status.value: sum(1 for t in outcome.trials if t.status == status)
+            for status in TrialStatus
         },
         "trials": [asdict(t) for t in outcome.trials],
     }
@@ -311,7 +332,7 @@ def summary_table(outcome: RunOutcome, top: int = 5) -> str:
             f"{t.policy_short}{' (baseline)' if t.baseline else ''}{mark}"
         )
     for t in outcome.trials:
-        if t.status == "failed":
+        if t.status == TrialStatus.FAILED:
             lines.append(f"{t.trial_id[-12:]:<12} failed: {t.error}")
     return "\n".join(lines)
 

@@ -33,6 +33,7 @@ from lrtune.running._results import (
     model_label,
     outcome_of,
     pick_best,
+    policy_groups,
     resolved_trial_job,
     stored_job_dict,
     summary_table,
@@ -41,6 +42,20 @@ from lrtune.running._results import (
 )
 from lrtune.running._trainable import LRTuneTrainable, trial_point
 from lrtune.tracking._redact import redact_uri
+from lrtune.vocabulary import (
+    GROUPING_TAGS,
+    TAG_AGENT,
+    TAG_AGENT_SETTINGS,
+    TAG_BASELINE,
+    TAG_BEST_SCORE,
+    TAG_BEST_TRIAL,
+    TAG_ENV,
+    TAG_EXPERIMENT,
+    TAG_JOB_HASH,
+    TAG_MODEL,
+    TAG_ROLE,
+    RunRole,
+)
 
 JOB_MARKER = "lrtune_job.json"
 STUDY_FILE = "optuna.db"
@@ -69,22 +84,15 @@ def describe_trial(
             "policy": job.population.member_policy(point["policy"], mutable_coords(trial.config)),
         }
     policy = LRPolicySpec.model_validate(point["policy"])
-    schedule = policy.schedule.name
-    if schedule == "warmup":
-        then = policy.schedule.params.get("then") or {}
-        schedule = f"warmup+{then.get('name', '?')}"
     tags = {
-        "agent": job.agent,
-        "env": job.env.id,
-        "schedule_family": schedule,
-        "optimizer": policy.optimizer.name,
-        "gating": policy.gradients.name,
-        "feedback": ",".join(r.name for r in policy.feedback) or "none",
-        "baseline": str(bool(point.get("baseline", False))).lower(),
-        "lrtune.policy": policy.short(),
+        TAG_AGENT: job.agent,
+        TAG_ENV: job.env.id,
+        # The policy's groups (compare --by family, optimizer, gating, feedback, policy).
+        **{GROUPING_TAGS[name]: label for name, label in policy_groups(policy).items()},
+        TAG_BASELINE: str(bool(point.get("baseline", False))).lower(),
         # The agent around the policy (compare --by model / --by agent).
-        "lrtune.model": model_label(job, point),
-        "lrtune.agent": agent_label(job, point),
+        TAG_MODEL: model_label(job, point),
+        TAG_AGENT_SETTINGS: agent_label(job, point),
     }
     # The agent settings a space searched are params too: the sampled `agent` values and the
     # `model` settings (their RLlib values are among the hyperparams).
@@ -318,7 +326,6 @@ def run_job(
     synthetic trainable through this same path); it takes the same ``job`` parameter.
     """
     from lrtune.running._lock import ExperimentLock
-
     from lrtune.specs import require_env_id
 
     require_env_id(job.env.id)  # a user's env module is first imported here, not at validation
@@ -384,9 +391,6 @@ def _run_locked(
     from lrtune.running._progress import ProgressPrinter
     from lrtune.running._reconcile import close_study_trials, reconcile_mlflow
     from lrtune.tracking import (
-        TAG_EXPERIMENT,
-        TAG_JOB_HASH,
-        TAG_ROLE,
         Tracker,
         TrialRecorder,
         journal_dir,
@@ -414,7 +418,7 @@ def _run_locked(
     write_yaml(results_dir / "job.yaml", stored_job_dict(job.to_yaml_dict()))
 
     tracker = Tracker(uri, job.experiment_name)
-    parent_tags = {TAG_EXPERIMENT: job.name, TAG_JOB_HASH: job_hash, TAG_ROLE: "experiment"}
+    parent_tags = {TAG_EXPERIMENT: job.name, TAG_JOB_HASH: job_hash, TAG_ROLE: RunRole.EXPERIMENT}
     # Tracking goes through the experiment's journal on local disk, delivered by a background
     # thread (what an earlier driver left undelivered goes first); the parent run's MLflow id
     # is known once delivered (a short wait, cut short when MLflow is down: it is created late).
@@ -512,6 +516,7 @@ def _run_locked(
             recorder,
             ProgressPrinter(functools.partial(policy_label, job=job), stream),
             *extra_callbacks,
+            *result_loggers(),
         ],
         verbose=0,
     )
@@ -751,6 +756,24 @@ def browse_commands(tracking_uri: str, results_dir: Path) -> list[str]:
     return lines
 
 
+def result_loggers() -> list[Callback]:
+    """Tune's per-trial result files, without its TensorBoard logger unless asked for.
+
+    Tune adds a JSON, a CSV and a TensorBoard logger to every run; the TensorBoard one cost
+    ~24 ms of driver time per result in ``benchmarks/driver_load.py`` (200 trials), half of
+    the driver's time, for a record MLflow already keeps. ``result.json`` and ``progress.csv``
+    stay in each trial folder; ``LRTUNE_TENSORBOARD=1`` brings TensorBoard's files back.
+    Called where a run builds its callbacks (Tune reads the variable when ``fit`` starts).
+    """
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
+
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    loggers: list[Callback] = [JsonLoggerCallback(), CSVLoggerCallback()]
+    if os.environ.get("LRTUNE_TENSORBOARD") == "1":
+        loggers.append(TBXLoggerCallback())
+    return loggers
+
+
 def _checkpoint_frequency(job: Any) -> int:
     """Tune's ``checkpoint_frequency`` (iterations): 1, or 0 when ``trials.checkpoint_env_steps``
     is set (the trainable then asks for checkpoints by env steps, with ``should_checkpoint``)."""
@@ -785,14 +808,15 @@ def _search_setup(job: Any, results_dir: Path) -> tuple[dict[str, Any], Any, int
     if job.search.algorithm == "grid":
         points = compiled.grid_points()
         return {"point": tune.grid_search(points)}, None, 1, warnings
-    import optuna
 
     from lrtune.running._search import LRTuneOptunaSearch
 
     warning = sampler_warning(job)
     if warning:
         warnings.append(warning)
-    storage = optuna.storages.RDBStorage(_study_url(results_dir))
+    from lrtune.running._search import study_storage
+
+    storage = study_storage(_study_url(results_dir))
     if job.search.warm_start:
         warnings.extend(_warm_start(job, compiled, storage))
     searcher = LRTuneOptunaSearch(
@@ -856,8 +880,8 @@ def _finish_parent(
         tracker.set_tags(
             parent,
             {
-                "lrtune.best_trial": outcome.best.trial_id,
-                "lrtune.best_score": str(outcome.best.score),
+                TAG_BEST_TRIAL: outcome.best.trial_id,
+                TAG_BEST_SCORE: str(outcome.best.score),
             },
         )
     status = (

@@ -12,6 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 from lrtune.tracking._redact import has_password, redact_uri
 
+# The tag names and statuses live in lrtune.vocabulary; these are aliases kept for callers.
+from lrtune.vocabulary import (
+    PARENT_TAG,
+    RUN_STATUS,
+    TAG_EXPERIMENT,
+    TAG_JOB_HASH,
+    TAG_ROLE,
+    TAG_STATUS,
+    TAG_TRIAL_ID,
+)
+
 if TYPE_CHECKING:
     from lrtune.tracking._context import package_versions, run_context
     from lrtune.tracking._journal import (
@@ -28,13 +39,6 @@ if TYPE_CHECKING:
         trajectory,
     )
     from lrtune.tracking._mlflow import (
-        PARENT_TAG,
-        RUN_STATUS,
-        TAG_EXPERIMENT,
-        TAG_JOB_HASH,
-        TAG_ROLE,
-        TAG_STATUS,
-        TAG_TRIAL_ID,
         Tracker,
         TrialRecorder,
         flatten,
@@ -53,13 +57,6 @@ _WHERE = {
     "ancestry_segments": "_lineage",
     "ancestry_text": "_lineage",
     "trajectory": "_lineage",
-    "PARENT_TAG": "_mlflow",
-    "RUN_STATUS": "_mlflow",
-    "TAG_EXPERIMENT": "_mlflow",
-    "TAG_JOB_HASH": "_mlflow",
-    "TAG_ROLE": "_mlflow",
-    "TAG_STATUS": "_mlflow",
-    "TAG_TRIAL_ID": "_mlflow",
     "Tracker": "_mlflow",
     "TrialRecorder": "_mlflow",
     "flatten": "_mlflow",

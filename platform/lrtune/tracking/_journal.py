@@ -41,6 +41,7 @@ from typing import IO, Any, TextIO
 from lrtune._files import atomic_write_text
 from lrtune.registry import LRTuneError
 from lrtune.tracking._redact import redact_uri, scrub
+from lrtune.vocabulary import PARENT_TAG, TAG_PARENT_KEY, TAG_TRIAL_ID
 
 log = logging.getLogger("lrtune.tracking")
 
@@ -51,8 +52,8 @@ DELIVERED_FILE = "delivered.json"
 META_FILE = "meta.json"
 PARENT_KEY_FILE = "parent.json"
 LOCK_FILE = "lock"
-#: Tag that names the parent run of one run of an experiment (the journal's ``parent:<key>``).
-TAG_PARENT_KEY = "lrtune.parent_key"
+# TAG_PARENT_KEY (lrtune.vocabulary) names the parent run of one run of an experiment (the
+# journal's ``parent:<key>``).
 #: The longest the end of a run waits for the journal to reach MLflow, all drains together.
 DRAIN_SECONDS = 30.0
 DRAIN_ENV = "LRTUNE_TRACKING_DRAIN_S"
@@ -751,8 +752,6 @@ class TrackingJournal:
         if kind == "parent":
             found = self._search({TAG_PARENT_KEY: name})
         elif kind == "trial":
-            from lrtune.tracking._mlflow import PARENT_TAG, TAG_TRIAL_ID
-
             tags = {TAG_TRIAL_ID: name}
             parent = self._resolve(self._trial_parent.get(name))
             if parent is not None:
@@ -820,8 +819,6 @@ class TrackingJournal:
         self._runs[ref] = run_id
 
     def _apply_trial(self, entry: dict[str, Any]) -> None:
-        from lrtune.tracking._mlflow import PARENT_TAG, TAG_TRIAL_ID
-
         trial_id = str(entry["trial"])
         ref = f"trial:{trial_id}"
         self._trial_parent[trial_id] = entry.get("parent")

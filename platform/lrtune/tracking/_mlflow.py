@@ -26,6 +26,20 @@ from mlflow.tracking import MlflowClient
 from ray.tune.callback import Callback
 
 from lrtune.tracking._redact import has_password, redact_uri
+from lrtune.vocabulary import (
+    PARENT_TAG,
+    RUN_STATUS,
+    TAG_DIVERGED,
+    TAG_ERROR,
+    TAG_EXPERIMENT,
+    TAG_JOB_HASH,
+    TAG_ROLE,
+    TAG_STATUS,
+    TAG_TRIAL_ID,
+    TRUE,
+    RunRole,
+    TrialStatus,
+)
 
 if TYPE_CHECKING:
     from lrtune.tracking._journal import TrackingJournal
@@ -33,25 +47,24 @@ if TYPE_CHECKING:
 log = logging.getLogger("lrtune.tracking")
 T = TypeVar("T")
 
-TAG_EXPERIMENT = "lrtune.experiment"
-TAG_JOB_HASH = "lrtune.job_hash"
-TAG_TRIAL_ID = "lrtune.trial_id"
-TAG_STATUS = "lrtune.status"
-#: Set ("true") on the run of a trial that diverged (its status tag says ``diverged`` too).
-TAG_DIVERGED = "diverged"
-TAG_ROLE = "lrtune.role"
-PARENT_TAG = "mlflow.parentRunId"
+# The tag names and statuses are lrtune.vocabulary's (re-exported: lrtune.tracking.TAG_* etc.).
+__all__ = [
+    "PARENT_TAG",
+    "RUN_STATUS",
+    "TAG_DIVERGED",
+    "TAG_EXPERIMENT",
+    "TAG_JOB_HASH",
+    "TAG_ROLE",
+    "TAG_STATUS",
+    "TAG_TRIAL_ID",
+    "Tracker",
+    "TrialRecorder",
+    "flatten",
+    "last_error_line",
+    "restored_from_another_trial",
+]
 #: Logged at every result; its history tells a re-attached run how far it was logged.
 STEP_METRIC = "score"
-
-#: lrtune status → MLflow run status.
-RUN_STATUS = {
-    "completed": "FINISHED",
-    "pruned": "FINISHED",
-    "diverged": "FINISHED",
-    "failed": "FAILED",
-    "stopped": "KILLED",
-}
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -290,7 +303,7 @@ class TrialRecorder(Callback):
         self.announced.add(trial_id)
         name, extra_tags, params, artifact = self._describe(trial)
         self.journal.trial(
-            trial_id, self.parent_ref, name, {**extra_tags, TAG_ROLE: "trial"}, params
+            trial_id, self.parent_ref, name, {**extra_tags, TAG_ROLE: RunRole.TRIAL}, params
         )
         if artifact is not None:
             self.journal.log_artifact(ref, artifact)
@@ -320,8 +333,8 @@ class TrialRecorder(Callback):
         ref = self._announce(trial)
         self.statuses[str(trial.trial_id)] = status
         tags = {TAG_STATUS: status, **(extra or {})}
-        if status == "diverged":  # a plain tag too, for MLflow searches: tags.diverged = 'true'
-            tags[TAG_DIVERGED] = "true"
+        if status == TrialStatus.DIVERGED:  # a plain tag too, for searches: tags.diverged = 'true'
+            tags[TAG_DIVERGED] = TRUE
         self.journal.set_tags(ref, tags)
         self.journal.end_run(ref, RUN_STATUS[status])
 
@@ -332,7 +345,7 @@ class TrialRecorder(Callback):
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         """A trial failed for good (its retries, if any, are spent)."""
-        self._finish(trial, "failed", {"lrtune.error": last_error_line(trial)})
+        self._finish(trial, TrialStatus.FAILED, {TAG_ERROR: last_error_line(trial)})
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         """The experiment ended (or was interrupted): end every run still open as stopped, then
@@ -341,7 +354,7 @@ class TrialRecorder(Callback):
         for trial in trials:
             trial_id = str(trial.trial_id)
             if trial_id not in self.statuses and trial_id in self.announced:
-                self._finish(trial, "stopped")
+                self._finish(trial, TrialStatus.STOPPED)
         if self._owns_journal:
             self.journal.close()
         else:
