@@ -442,6 +442,7 @@ def _fit(
         _sigterm_as_sigint,
         experiment_paths,
         recorder_status,
+        result_loggers,
         trial_dirname,
         trial_metrics,
     )
@@ -478,7 +479,7 @@ def _fit(
             storage_path=str(experiment_dir.parent),
             failure_config=FailureConfig(max_failures=job.trials.max_failures),
             checkpoint_config=CheckpointConfig(checkpoint_frequency=0, checkpoint_at_end=False),
-            callbacks=[recorder, ProgressPrinter(_finalist_label, stream)],
+            callbacks=[recorder, ProgressPrinter(_finalist_label, stream), *result_loggers()],
             verbose=0,
         ),
     )
