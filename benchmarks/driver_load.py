@@ -64,13 +64,10 @@ import json
 import os
 import resource
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -218,37 +215,13 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def mlflow_server(folder: Path) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1 over an sqlite file in ``folder``; stopped by its
-    process group at the end."""
-    port = free_port()
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port"]
-    command += [str(port), "--backend-store-uri", f"sqlite:///{folder / 'server.db'}"]
-    command += ["--artifacts-destination", str(folder / "artifacts"), "--workers", "1"]
-    proc = subprocess.Popen(
-        command,
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("mlflow server did not start")
-            time.sleep(0.5)
+    """A real `mlflow server` on 127.0.0.1 over an sqlite file in ``folder``."""
+    from lrtune.testing import local_mlflow_server
+
+    with local_mlflow_server(
+        f"sqlite:///{folder / 'server.db'}", artifacts=folder / "artifacts", cwd=folder
+    ) as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def make_job(folder: Path, name: str, args: argparse.Namespace, uri: str) -> Any:

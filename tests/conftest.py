@@ -5,11 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -163,42 +161,11 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
 def running_mlflow_server(
     backend_uri: str, *, artifacts: Path | None = None, cwd: Path | None = None
 ) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1 over ``backend_uri``; yields its URL once /health
-    answers, and stops it by process group at the end."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--backend-store-uri", backend_uri, "--workers", "1"]
-    if artifacts is not None:
-        command += ["--artifacts-destination", str(artifacts)]
-    proc = subprocess.Popen(
-        command,
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start: {proc.stderr.read()!r}")
-            time.sleep(0.5)
+    """A real `mlflow server` on 127.0.0.1 over ``backend_uri`` (`lrtune.testing`'s)."""
+    from lrtune.testing import local_mlflow_server
+
+    with local_mlflow_server(backend_uri, artifacts=artifacts, cwd=cwd) as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture()

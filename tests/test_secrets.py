@@ -10,12 +10,6 @@ import configparser
 import io
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -187,9 +181,6 @@ def basic_auth_mlflow(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     with (tmp_path / "auth.ini").open("w") as handle:
         ini.write(handle)
     password = f"{SECRET}-0123456789abcdef"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
     artifacts = tmp_path / "mlartifacts"
     # The server's environment as the Deployment sets it, from a stand-in of its Secret (a key
     # the manifest needs and the Secret's documented keys lack fails here); PostgreSQL and the
@@ -202,39 +193,16 @@ def basic_auth_mlflow(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         if ref is not None and ref["name"] == "lrtune-mlflow-auth":
             env[entry["name"]] = secret_data[ref["key"]]
     assert "--app-name=basic-auth" in server["args"]
-    command = [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    command += ["--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
-    command += ["--artifacts-destination", str(artifacts)]
-    proc = subprocess.Popen(
-        command,
+    from lrtune.testing import local_mlflow_server
+
+    with local_mlflow_server(
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        artifacts=artifacts,
         cwd=tmp_path,
+        app_name="basic-auth",
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                assert proc.stderr is not None
-                raise RuntimeError(f"mlflow server did not start: {proc.stderr.read()!r}")
-            time.sleep(0.5)
+    ) as url:
         yield url, password, artifacts
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Contract tests for lrtune plugins, for plugin authors (as ``optuna.testing`` for samplers).
+"""Test helpers: contract tests for plugin authors (as ``optuna.testing`` for samplers), a server.
 
 Every registry entry, built-in or a third party's, keeps one contract: it is described (the entry
 and each parameter), its ``example`` and (when no parameter is required) its defaults validate,
@@ -19,6 +19,9 @@ through the distribution's ``lrtune.<slot>`` entry point, or by importing the mo
 registers it. Each bound is checked as its own subtest, so a failure names every bound that was
 not refused.
 
+`local_mlflow_server` starts a real ``mlflow server`` on 127.0.0.1 for tests and benchmarks
+that talk to a tracking server as a user's run does.
+
 This module needs pytest 9 or later (its ``subtests`` fixture), which lrtune itself does not
 depend on: install it with ``pip install 'pytest>=9'`` (or lrtune's ``dev`` extra). lrtune's
 other modules never import this one.
@@ -26,7 +29,16 @@ other modules never import this one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 try:
@@ -128,3 +140,59 @@ class PluginContract:
             with subtests.test(msg=f"{slot}:{name}-{field}={value}"):
                 with pytest.raises(PluginParamsError, match=field):
                     entry.validate_params({**entry.example, field: value})
+
+
+@contextlib.contextmanager
+def local_mlflow_server(
+    backend_uri: str,
+    *,
+    artifacts: Path | None = None,
+    cwd: Path | None = None,
+    app_name: str | None = None,
+    env: Mapping[str, str] | None = None,
+    start_timeout_s: float = 180.0,
+) -> Iterator[str]:
+    """A real ``mlflow server`` on 127.0.0.1 (a free port) over ``backend_uri``.
+
+    Yields its URL once ``/health`` answers (it takes 27-45 s on a loaded 2-core machine) and
+    stops it by process group at the end. ``app_name`` (e.g. ``basic-auth``) and ``env`` (the
+    server's whole environment) are passed on as given. For tests and benchmarks that talk to
+    a tracking server the way a user's run does.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    command = [sys.executable, "-m", "mlflow", "server"]
+    if app_name is not None:
+        command += ["--app-name", app_name]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    command += ["--backend-store-uri", backend_uri]
+    if artifacts is not None:
+        command += ["--artifacts-destination", str(artifacts)]
+    proc = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while True:
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                assert proc.stderr is not None
+                raise RuntimeError(f"mlflow server did not start: {proc.stderr.read()!r}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
