@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import errno
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from fs_helpers import mounted_tmpfs  # type: ignore[import-not-found]
 from lrtune._files import atomic_write_text
 
 
@@ -36,20 +36,9 @@ def test_a_failed_write_keeps_the_old_file_whole(tmp_path: Path) -> None:
 
 @pytest.fixture()
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 64 KiB tmpfs (root only: CI and the project's machines run as root)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    """A real 64 KiB tmpfs."""
+    with mounted_tmpfs(tmp_path / "disk", "64k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_full_disk_leaves_the_target_whole_and_no_temporary(tiny_disk: Path) -> None:

@@ -14,25 +14,16 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
+from fs_helpers import mounted_tmpfs  # type: ignore[import-not-found]
+
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture()
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 2 MiB tmpfs (root only: CI and the project's machines run as root)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    """A real 2 MiB tmpfs."""
+    with mounted_tmpfs(tmp_path / "disk", "2m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_full_results_disk_exits_1_with_one_paragraph_and_closes_the_runs(
