@@ -111,6 +111,8 @@ META_STORAGE: Final = "lrtune.storage_path"
 META_EXPERIMENT: Final = "lrtune.experiment"
 META_TRACKING_URI: Final = "lrtune.tracking_uri"
 META_JOB_FILE: Final = "lrtune.job_file"
+#: Metadata of the small Ray Job `lrtune submit` runs first to check the nodes' Python.
+META_PROBE: Final = "lrtune.probe"
 
 
 def exploit_tag(index: int) -> str:
@@ -269,6 +271,7 @@ __all__ = [
     "META_JOB",
     "META_JOB_FILE",
     "META_JOB_HASH",
+    "META_PROBE",
     "META_STORAGE",
     "META_TRACKING_URI",
     "PARENT_TAG",

@@ -493,3 +493,29 @@ def test_token_auth_is_on_and_the_token_appears_nowhere(stack: Stack) -> None:
     assert leaks == []
     for text in [*logs, *stack.texts, store_text]:
         assert all(t not in text for t in tokens)
+
+
+def test_a_python_on_the_nodes_without_lrtunes_dependencies_is_refused_before_submitting(
+    stack: Stack,
+) -> None:
+    # The machine's own Python (outside the virtualenv): no gymnasium, no torch, no mlflow.
+    system_python = "/usr/bin/python3"
+    if not Path(system_python).exists():
+        pytest.skip(f"{system_python} is not on this machine")
+    job = write_job(
+        stack.base / "job",
+        "e2e-wrong-python",
+        store=stack.store,
+        budget={"trial_env_steps": 128},
+        tracking={"uri": stack.mlflow_url},
+        cluster={"python": system_python},
+    )
+    before = {j.strip() for j in stack.lrtune("jobs", "list", *stack.address()).stdout.split()}
+    done = stack.lrtune("submit", str(job), *stack.address(), "--allow-local-storage", "--no-wait")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "cluster.python: `/usr/bin/python3` on the cluster" in done.stderr
+    assert "gymnasium" in done.stderr and "torch" in done.stderr
+    assert "ray job id" not in done.stdout  # nothing but the check ran
+    after = stack.lrtune("jobs", "list", *stack.address()).stdout
+    new = [w for w in after.split() if w.strip() not in before and w.startswith("lrtune-")]
+    assert new and all(w.startswith("lrtune-probe-e2e-wrong-python-") for w in new), new

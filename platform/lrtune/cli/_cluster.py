@@ -153,7 +153,14 @@ def _warn(lines: list[str]) -> None:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     """Check, stage and submit; then return, wait for the start, or follow to the end."""
-    from lrtune.cluster import check_cluster, connect, find_token, prepare_submission, submit
+    from lrtune.cluster import (
+        check_cluster,
+        check_python,
+        connect,
+        find_token,
+        prepare_submission,
+        submit,
+    )
 
     sub = prepare_submission(
         args.job,
@@ -164,6 +171,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
     client = connect(sub.address, find_token(), insecure=args.insecure)
     _warn(client.warnings)
     nodes = check_cluster(sub, client, allow_local_storage=args.allow_local_storage)
+    print(
+        f"lrtune: checking that cluster.python ({sub.spec.python}) imports lrtune's dependencies",
+        file=sys.stderr,
+    )
+    check_python(sub, client)
     done = submit(sub, client, nodes)
     for warning in done.warnings:
         print(f"lrtune: warning: {warning}", file=sys.stderr)

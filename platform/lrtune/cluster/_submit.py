@@ -32,6 +32,7 @@ from lrtune.vocabulary import (
     META_JOB,
     META_JOB_FILE,
     META_JOB_HASH,
+    META_PROBE,
     META_STORAGE,
     META_TRACKING_URI,
 )
@@ -225,6 +226,84 @@ def check_cluster(
             "will wait until the cluster adds GPU nodes"
         )
     return nodes
+
+
+#: Modules lrtune's driver imports on the cluster, by import name (pyproject's dependencies).
+DRIVER_IMPORTS = (
+    "ray",
+    "torch",
+    "gymnasium",
+    "optuna",
+    "mlflow",
+    "pydantic",
+    "yaml",
+    "numpy",
+    "scipy",
+)
+#: How long the Python check may wait for its probe job (a cold cluster may install pip deps).
+PROBE_TIMEOUT_S = 300.0
+_MISSING = "lrtune-probe-missing="
+_EXECUTABLE = "lrtune-probe-python="
+
+
+def check_python(
+    sub: Submission, client: ClusterClient, timeout_s: float = PROBE_TIMEOUT_S
+) -> None:
+    """Before the job: run ``cluster.python`` on the cluster as a tiny Ray Job (same pip
+    packages and entrypoint resources) that looks for lrtune's dependencies.
+
+    A ``python`` that lacks one (a head started outside the virtualenv) would otherwise run the
+    job to a traceback in its logs; here it is refused (`ClusterError`, exit 2) naming
+    ``cluster.python`` and the missing modules. A probe that does not end in ``timeout_s``
+    (no free CPU for it yet) is stopped and noted as a warning, not refused.
+    """
+    spec = sub.spec
+    code = (  # one line: `lrtune jobs list` shows the start of each entrypoint
+        "import importlib.util as u, sys; "
+        f"missing = [n for n in {DRIVER_IMPORTS!r} if u.find_spec(n) is None]; "
+        f"print({_EXECUTABLE!r} + sys.executable); "
+        f"print({_MISSING!r} + ','.join(missing)); "
+        "sys.exit(1 if missing else 0)"
+    )
+    runtime_env: dict[str, Any] = {}
+    if spec.pip:
+        runtime_env["pip"] = {"packages": list(spec.pip), "pip_check": False}
+    probe = client.submit(
+        entrypoint=shlex.join([spec.python, "-c", code]),
+        runtime_env=runtime_env,
+        metadata={META_PROBE: "python", META_JOB: sub.job.name},
+        submission_id=f"lrtune-probe-{sub.job.name}-{secrets.token_hex(4)}",
+        **spec.entrypoint_resources.submit_kwargs(),
+    )
+    status = client.wait(probe, timeout_s=timeout_s)
+    if status == "SUCCEEDED":
+        return
+    if status not in ("FAILED", "STOPPED"):
+        client.stop(probe)
+        sub.warnings.append(
+            f"the check of cluster.python ({spec.python}) did not finish in {timeout_s:.0f} s "
+            f"(job {probe} was {status}); the job is submitted unchecked"
+        )
+        return
+    logs = client.logs(probe)
+    lines = logs.splitlines()
+    found = [line.removeprefix(_MISSING) for line in lines if line.startswith(_MISSING)]
+    where = [line.removeprefix(_EXECUTABLE) for line in lines if line.startswith(_EXECUTABLE)]
+    exe = f" ({where[-1]})" if where else ""
+    if found and found[-1]:
+        raise ClusterError(
+            f"cluster.python: `{spec.python}` on the cluster{exe} cannot import "
+            f"{found[-1].replace(',', ', ')}, which lrtune's driver needs: the job would die at "
+            "its first import. Set cluster.python to the interpreter of an environment that has "
+            "lrtune's dependencies (the one `ray start` ran from, e.g. /opt/venv/bin/python), "
+            "or add the missing packages to cluster.pip."
+        )
+    last = next((line for line in reversed(lines) if line.strip()), "no output")
+    raise ClusterError(
+        f"cluster.python: `{spec.python}` could not be run on the cluster (the check job "
+        f"{probe} {status.lower()}: {last[:300]}). Set cluster.python to a Python command that "
+        "exists on the nodes (the one `ray start` ran from)."
+    )
 
 
 def build_runtime_env(
