@@ -16,6 +16,12 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from lrtune.learners._callbacks import LRTuneCallbacks
 from lrtune.learners._learner import CONFIG_KEY, LEARNERS
 from lrtune.learners._modules import OrthogonalPPOTorchRLModule, mean_std_filter
+from lrtune.learners._vector import (
+    VECTOR_ENTRY_POINT,
+    batched_module_to_env,
+    discrete_actions,
+    vector_entry_point,
+)
 from lrtune.policies import LRPolicySpec, PolicyError
 
 AGENTS: dict[str, type[AlgorithmConfig]] = {"ppo": PPOConfig, "dqn": DQNConfig}
@@ -192,7 +198,35 @@ def build_algorithm_config(
         config = config.debugging(seed=seed)
     for key, value in _with_observation_filter(hyperparams or {}, model).items():
         _set_hyperparam(config, key, value)
+    _use_native_vector_env(config, env, hyperparams or {})
     return config
+
+
+# Settings that mean a job builds its own module-to-env pipeline: lrtune's batched one stays out.
+_OWN_MODULE_TO_ENV = ("module_to_env_connector", "add_default_connectors_to_module_to_env_pipeline")
+
+
+def _use_native_vector_env(
+    config: AlgorithmConfig, env: str, hyperparams: Mapping[str, Any]
+) -> None:
+    """Check ``gym_env_vectorize_mode: vector_entry_point`` against ``env``; give it the batched
+    module-to-env pipeline (`lrtune.learners._vector`) when the actions are discrete."""
+    if str(getattr(config.gym_env_vectorize_mode, "value", config.gym_env_vectorize_mode)) != (
+        VECTOR_ENTRY_POINT
+    ):
+        return
+    if vector_entry_point(env) is False:
+        raise PolicyError(
+            f"hyperparams.gym_env_vectorize_mode: {VECTOR_ENTRY_POINT!r} needs an env whose "
+            f"gymnasium registration has a vector_entry_point (without additional_wrappers); "
+            f"{env!r} has none. Leave the setting out (RLlib's 'sync') or register the env "
+            "with gymnasium.register(..., vector_entry_point=...)."
+        )
+    if discrete_actions(env) and not any(key in hyperparams for key in _OWN_MODULE_TO_ENV):
+        config.env_runners(
+            module_to_env_connector=batched_module_to_env,
+            add_default_connectors_to_module_to_env_pipeline=False,
+        )
 
 
 def _with_observation_filter(
