@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 HELPER = Path(__file__).with_name("ray_cluster.py")
 VENV_BIN = Path(sys.executable).parent
 FINAL = {"FINISHED", "FAILED", "KILLED"}
-BUDGET = 1920  # env steps per trial: 15 iterations, time to stop the job midway
+BUDGET = 3840  # env steps per trial: 30 iterations, time to stop the job midway (15 ran out once)
 
 
 def free_port() -> int:
