@@ -1,4 +1,5 @@
-"""Validating a job (`lrtune validate`, `--dry-run`, `load_job`) starts nothing heavy: no Ray."""
+"""Validating a job (`lrtune validate`, `--dry-run`, `load_job`) starts nothing heavy: no Ray,
+no torch, no Optuna sampler, no MLflow."""
 
 from __future__ import annotations
 
@@ -11,17 +12,17 @@ ROOT = Path(__file__).resolve().parents[2]
 JOBS = sorted((ROOT / "jobs").glob("*.yaml"))
 
 
-def test_loading_each_shipped_job_imports_no_ray() -> None:
+def test_loading_each_shipped_job_imports_no_ray_torch_or_mlflow() -> None:
     # One fresh process per job would cost seconds each; one process loads them in turn and
-    # records, after each, whether any ray module has appeared since the start.
+    # records, after each, whether any ray, torch or mlflow module has appeared since the start.
     code = (
         "import json, sys\n"
         "from lrtune.specs import load_job\n"
         "seen = {}\n"
         f"for path in {[str(j) for j in JOBS]!r}:\n"
         "    load_job(path)\n"
-        "    ray = [m for m in sys.modules if m == 'ray' or m.startswith('ray.')]\n"
-        "    seen[path] = sorted(ray)[:3]\n"
+        "    heavy = [m for m in sys.modules if m.split('.')[0] in ('ray', 'torch', 'mlflow')]\n"
+        "    seen[path] = sorted(heavy)[:3]\n"
         "print(json.dumps(seen))\n"
     )
     done = subprocess.run(

@@ -12,12 +12,18 @@ gradient leaves a NaN or inf behind, for the learner's divergence checks to see.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
 from pydantic import Field
 
 from lrtune.policies._base import GradientGate
 from lrtune.registry import Capabilities, NoParams, PluginParams, gradients
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where a gate runs (in the learner), not here: looking up a gate (job
+# validation) must not import it.
 
 # torch.nn.utils.clip_grad_norm_'s guard against a zero norm in max_norm / (norm + 1e-6); the
 # per-tensor clip below uses the same one so that it equals clip_grad_norm_ on each tensor.
@@ -40,6 +46,8 @@ def _as_parameters(grads: Sequence[torch.Tensor]) -> list[torch.Tensor]:
 
 def _scale_all(grads: Sequence[torch.Tensor], scale: torch.Tensor) -> None:
     """Multiply every gradient in place by the 0-d tensor ``scale`` (moved to each device)."""
+    import torch
+
     by_device: dict[torch.device, list[torch.Tensor]] = {}
     for g in grads:
         by_device.setdefault(g.device, []).append(g)
@@ -70,6 +78,8 @@ class ClipNorm(GradientGate):
     params: ClipNormParams
 
     def apply(self, grads: Sequence[torch.Tensor], params: Sequence[torch.Tensor]) -> None:
+        import torch
+
         if not grads:
             return
         grads = list(grads)
@@ -101,6 +111,8 @@ class ClipGlobalNorm(GradientGate):
     params: ClipGlobalNormParams
 
     def apply(self, grads: Sequence[torch.Tensor], params: Sequence[torch.Tensor]) -> None:
+        import torch
+
         if not grads:
             return
         torch.nn.utils.clip_grad_norm_(_as_parameters(grads), self.params.max_norm)
@@ -123,6 +135,8 @@ class ClipValue(GradientGate):
     params: ClipValueParams
 
     def apply(self, grads: Sequence[torch.Tensor], params: Sequence[torch.Tensor]) -> None:
+        import torch
+
         if not grads:
             return
         torch.nn.utils.clip_grad_value_(_as_parameters(grads), self.params.clip_value)
@@ -139,6 +153,8 @@ class AGCParams(PluginParams):
 
 def _unitwise_norm(x: torch.Tensor) -> torch.Tensor:
     """‖x‖ per output unit: over all dims but 0 for ≥2-D tensors, the whole tensor otherwise."""
+    import torch
+
     if x.ndim <= 1:
         return torch.linalg.vector_norm(x)
     return torch.linalg.vector_norm(x, 2.0, dim=tuple(range(1, x.ndim)), keepdim=True)
@@ -153,6 +169,8 @@ class AGC(GradientGate):
     params: AGCParams
 
     def apply(self, grads: Sequence[torch.Tensor], params: Sequence[torch.Tensor]) -> None:
+        import torch
+
         clipping, eps = self.params.clipping, self.params.eps
         for g, w in zip(grads, params, strict=True):
             w_norm = _unitwise_norm(w.detach()).clamp_(min=eps)
@@ -180,6 +198,8 @@ class Normalize(GradientGate):
     params: NormalizeParams
 
     def apply(self, grads: Sequence[torch.Tensor], params: Sequence[torch.Tensor]) -> None:
+        import torch
+
         if not grads:
             return
         total = torch.nn.utils.get_total_norm(grads)

@@ -8,16 +8,30 @@ inside ``step`` without ever being written back to the group.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
 from pydantic import Field, model_validator
 
 from lrtune.policies._base import OptimizerPlugin
 from lrtune.registry import Capabilities, PluginParams, optimizers
 
+if TYPE_CHECKING:
+    import torch
+
+    from lrtune.policies._layerwise import LAMB, LARS
+
 __all__ = ["LAMB", "LARS"]
+
+
+def __getattr__(name: str) -> Any:
+    # LARS and LAMB are torch classes: imported on first use, so that looking up a plugin
+    # (job validation) does not import torch.
+    if name in ("LARS", "LAMB"):
+        from lrtune.policies import _layerwise
+
+        return getattr(_layerwise, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -26,18 +40,23 @@ __all__ = ["LAMB", "LARS"]
 
 
 class TorchOptimizer(OptimizerPlugin):
-    """An optimizer plugin that is one of torch's: ``torch_class(parameters, lr=lr, **kwargs)``
-    with the plugin's parameters as keyword arguments (``torch_kwargs`` maps them where the names
-    differ)."""
+    """An optimizer plugin that is one of torch's: ``torch.optim.<torch_name>(parameters, lr=lr,
+    **kwargs)`` with the plugin's parameters as keyword arguments (``torch_kwargs`` maps them
+    where the names differ). Named, not held, so that a plugin lookup does not import torch."""
 
-    torch_class: ClassVar[Callable[..., torch.optim.Optimizer]]
+    #: The class's name in ``torch.optim``.
+    torch_name: ClassVar[str]
 
     def torch_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``torch_class`` (default: the parameters as they are)."""
+        """Keyword arguments for the torch class (default: the parameters as they are)."""
         return self.params.model_dump()
 
     def build(self, parameters: Sequence[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
-        return self.torch_class(parameters, lr=lr, **self.torch_kwargs())
+        import torch
+
+        optimizer_class = getattr(torch.optim, self.torch_name)
+        optimizer: torch.optim.Optimizer = optimizer_class(parameters, lr=lr, **self.torch_kwargs())
+        return optimizer
 
 
 class AdamParams(PluginParams):
@@ -55,7 +74,7 @@ class Adam(TorchOptimizer):
     """Adam (torch.optim.Adam): θ ← θ - η·m̂/(√v̂ + ε)."""
 
     params: AdamParams
-    torch_class: ClassVar[Callable[..., torch.optim.Optimizer]] = torch.optim.Adam
+    torch_name = "Adam"
 
     def torch_kwargs(self) -> dict[str, Any]:
         """torch takes the two decays as one ``betas`` pair."""
@@ -82,7 +101,7 @@ class AdamW(Adam):
     """AdamW (torch.optim.AdamW): Adam with decoupled weight decay."""
 
     params: AdamWParams
-    torch_class = torch.optim.AdamW
+    torch_name = "AdamW"
 
 
 class RMSpropParams(PluginParams):
@@ -105,7 +124,7 @@ class RMSprop(TorchOptimizer):
     """RMSprop (torch.optim.RMSprop): θ ← θ - η·g/(√E[g²] + ε)."""
 
     params: RMSpropParams
-    torch_class = torch.optim.RMSprop
+    torch_name = "RMSprop"
 
 
 class AdagradParams(PluginParams):
@@ -131,7 +150,7 @@ class Adagrad(TorchOptimizer):
     """Adagrad (torch.optim.Adagrad): θ ← θ - η·g/(√Σg² + ε)."""
 
     params: AdagradParams
-    torch_class = torch.optim.Adagrad
+    torch_name = "Adagrad"
 
 
 class AdadeltaParams(PluginParams):
@@ -149,7 +168,7 @@ class Adadelta(TorchOptimizer):
     """Adadelta (torch.optim.Adadelta): step sizes from running RMS of steps and gradients."""
 
     params: AdadeltaParams
-    torch_class = torch.optim.Adadelta
+    torch_name = "Adadelta"
 
 
 class SGDParams(PluginParams):
@@ -180,205 +199,7 @@ class SGD(TorchOptimizer):
     """SGD (torch.optim.SGD), optionally with (Nesterov) momentum."""
 
     params: SGDParams
-    torch_class = torch.optim.SGD
-
-
-# ---------------------------------------------------------------------------------------------
-# Layer-wise optimizers written here
-# ---------------------------------------------------------------------------------------------
-
-Closure = Callable[[], Any]
-
-
-def _run_closure(closure: Closure | None) -> Any:
-    if closure is None:
-        return None
-    with torch.enable_grad():
-        return closure()
-
-
-def _check_lr(lr: float) -> None:
-    if not isinstance(lr, (int, float)) or lr < 0.0:
-        raise ValueError(f"invalid learning rate {lr!r}: must be a float >= 0")
-
-
-class LARS(torch.optim.Optimizer):
-    """LARS (You, Gitman & Ginsburg 2017): SGD with momentum and a layer-wise trust ratio.
-
-    For each parameter tensor ``w`` with gradient ``g`` (``η`` = trust coefficient, ``β`` =
-    weight decay, ``lr`` = the group's rate, ``m`` = momentum)::
-
-        λ = η·‖w‖ / (‖g‖ + β·‖w‖ + ε)      (λ = 1 where ‖w‖ = 0 or ‖g‖ = 0)
-        d = λ·(g + β·w)
-        v ← m·v + d                          (v = 0 before the first step)
-        w ← w - lr·v
-
-    With ``exclude_bias_and_norm`` the 1-D (and 0-D) tensors — biases and normalisation
-    scales — get neither the trust ratio nor weight decay: ``d = g``. ``group["lr"]`` stays
-    the base rate; ``λ`` is never written back to it.
-    """
-
-    def __init__(
-        self,
-        params: Iterable[Any],
-        lr: float,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        trust_coefficient: float = 0.001,
-        eps: float = 1e-8,
-        exclude_bias_and_norm: bool = True,
-    ) -> None:
-        _check_lr(lr)
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"invalid momentum {momentum!r}: must be in [0, 1)")
-        if weight_decay < 0.0:
-            raise ValueError(f"invalid weight_decay {weight_decay!r}: must be >= 0")
-        if trust_coefficient <= 0.0:
-            raise ValueError(f"invalid trust_coefficient {trust_coefficient!r}: must be > 0")
-        if eps < 0.0:
-            raise ValueError(f"invalid eps {eps!r}: must be >= 0")
-        defaults = {
-            "lr": lr,
-            "momentum": momentum,
-            "weight_decay": weight_decay,
-            "trust_coefficient": trust_coefficient,
-            "eps": eps,
-            "exclude_bias_and_norm": exclude_bias_and_norm,
-        }
-        super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure: Closure | None = None) -> Any:  # type: ignore[override]
-        """One LARS step over every parameter that has a gradient; returns the closure's loss."""
-        loss = _run_closure(closure)
-        for group in self.param_groups:
-            lr: float = group["lr"]
-            momentum: float = group["momentum"]
-            wd: float = group["weight_decay"]
-            coef: float = group["trust_coefficient"]
-            eps: float = group["eps"]
-            exclude: bool = group["exclude_bias_and_norm"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad
-                if grad.is_sparse:
-                    raise RuntimeError("LARS does not support sparse gradients")
-                if exclude and p.ndim <= 1:
-                    d = grad
-                else:
-                    w_norm = torch.linalg.vector_norm(p)
-                    g_norm = torch.linalg.vector_norm(grad)
-                    ratio = coef * w_norm / (g_norm + wd * w_norm + eps)
-                    ratio = torch.where((w_norm > 0) & (g_norm > 0), ratio, 1.0)
-                    d = grad.add(p, alpha=wd) if wd != 0.0 else grad
-                    d = d.mul(ratio)
-                if momentum != 0.0:
-                    state = self.state[p]
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = torch.clone(d).detach()
-                        state["momentum_buffer"] = buf
-                    else:
-                        buf.mul_(momentum).add_(d)
-                    d = buf
-                p.add_(d, alpha=-lr)
-        return loss
-
-
-class LAMB(torch.optim.Optimizer):
-    """LAMB (You et al. 2019): Adam's direction scaled per layer by a clipped trust ratio.
-
-    For each parameter tensor ``w`` with gradient ``g`` at step ``t`` (``lr`` = the
-    group's rate, ``λ`` = weight decay)::
-
-        m ← β₁·m + (1 - β₁)·g           v ← β₂·v + (1 - β₂)·g²
-        m̂ = m / (1 - β₁ᵗ)               v̂ = v / (1 - β₂ᵗ)       (without bias correction: m, v)
-        u = m̂ / (√v̂ + ε) + λ·w
-        r = clamp(‖w‖ / ‖u‖, 0, clamp)  (r = 1 where ‖w‖ = 0 or ‖u‖ = 0)
-        w ← w - lr·r·u
-
-    With ``exclude_bias_and_norm`` the 1-D (and 0-D) tensors get neither the trust ratio nor
-    weight decay (``r = 1``, ``λ = 0``): a plain Adam step. ``group["lr"]`` stays the base rate.
-    """
-
-    def __init__(
-        self,
-        params: Iterable[Any],
-        lr: float,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-6,
-        weight_decay: float = 0.01,
-        clamp: float = 10.0,
-        bias_correction: bool = True,
-        exclude_bias_and_norm: bool = True,
-    ) -> None:
-        _check_lr(lr)
-        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
-            raise ValueError(f"invalid betas {betas!r}: each must be in [0, 1)")
-        if eps < 0.0:
-            raise ValueError(f"invalid eps {eps!r}: must be >= 0")
-        if weight_decay < 0.0:
-            raise ValueError(f"invalid weight_decay {weight_decay!r}: must be >= 0")
-        if clamp <= 0.0:
-            raise ValueError(f"invalid clamp {clamp!r}: must be > 0")
-        defaults = {
-            "lr": lr,
-            "betas": tuple(betas),
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "clamp": clamp,
-            "bias_correction": bias_correction,
-            "exclude_bias_and_norm": exclude_bias_and_norm,
-        }
-        super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure: Closure | None = None) -> Any:  # type: ignore[override]
-        """One LAMB step over every parameter that has a gradient; returns the closure's loss."""
-        loss = _run_closure(closure)
-        for group in self.param_groups:
-            lr: float = group["lr"]
-            beta1, beta2 = group["betas"]
-            eps: float = group["eps"]
-            wd: float = group["weight_decay"]
-            clamp: float = group["clamp"]
-            exclude: bool = group["exclude_bias_and_norm"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad
-                if grad.is_sparse:
-                    raise RuntimeError("LAMB does not support sparse gradients")
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] = int(state["step"]) + 1
-                t: int = state["step"]
-                exp_avg: torch.Tensor = state["exp_avg"]
-                exp_avg_sq: torch.Tensor = state["exp_avg_sq"]
-                exp_avg.lerp_(grad, 1.0 - beta1)
-                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-                if group["bias_correction"]:
-                    bc1 = 1.0 - beta1**t
-                    bc2 = 1.0 - beta2**t
-                else:
-                    bc1 = bc2 = 1.0
-                denom = (exp_avg_sq / bc2).sqrt_().add_(eps)
-                update = (exp_avg / bc1).div_(denom)
-                if exclude and p.ndim <= 1:
-                    p.add_(update, alpha=-lr)
-                    continue
-                if wd != 0.0:
-                    update.add_(p, alpha=wd)
-                w_norm = torch.linalg.vector_norm(p)
-                u_norm = torch.linalg.vector_norm(update)
-                ratio = (w_norm / u_norm).clamp_(0.0, clamp)
-                ratio = torch.where((w_norm > 0) & (u_norm > 0), ratio, 1.0)
-                p.sub_(update.mul_(ratio * lr))
-        return loss
+    torch_name = "SGD"
 
 
 class LARSParams(PluginParams):
@@ -407,6 +228,8 @@ class LARSOptimizer(OptimizerPlugin):
     params: LARSParams
 
     def build(self, parameters: Sequence[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+        from lrtune.policies._layerwise import LARS
+
         p = self.params
         return LARS(
             parameters,
@@ -445,6 +268,8 @@ class LAMBOptimizer(OptimizerPlugin):
     params: LAMBParams
 
     def build(self, parameters: Sequence[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+        from lrtune.policies._layerwise import LAMB
+
         p = self.params
         return LAMB(
             parameters,
