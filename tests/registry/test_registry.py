@@ -27,7 +27,15 @@ def _fresh() -> Registry[object]:
 
 
 def test_every_slot_exists_and_has_an_entry_point_group() -> None:
-    assert list(SLOTS) == ["schedules", "optimizers", "gradients", "feedback", "populations"]
+    assert list(SLOTS) == [
+        "schedules",
+        "optimizers",
+        "gradients",
+        "feedback",
+        "populations",
+        "searchers",
+        "schedulers",
+    ]
     for name, registry in SLOTS.items():
         assert registry.entry_point_group == f"lrtune.{name}"
 

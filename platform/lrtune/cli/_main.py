@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plugins", help="list the registered plugins of a slot (or all)")
     p.add_argument(
-        "slot", nargs="?", help="schedules, optimizers, gradients, feedback, populations"
+        "slot",
+        nargs="?",
+        help="schedules, optimizers, gradients, feedback, populations, searchers, schedulers",
     )
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=_cmd_plugins)

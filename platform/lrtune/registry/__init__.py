@@ -1,7 +1,8 @@
 """The plugin registry: one `Registry` object per slot, and the errors of lookups.
 
 Slots: `schedules`, `optimizers`, `gradients` (gradient gating), `feedback` (rules that react to
-training signals) and `populations` (population-based schedules). Third-party distributions add
+training signals), `populations` (population-based schedules), `searchers` (what proposes each
+trial) and `schedulers` (early stopping). Third-party distributions add
 entries through the entry-point groups ``lrtune.<slot>``.
 """
 
@@ -21,7 +22,16 @@ from lrtune.registry._registry import (
     Registry,
     format_validation_error,
 )
-from lrtune.registry._slots import SLOTS, feedback, gradients, optimizers, populations, schedules
+from lrtune.registry._slots import (
+    SLOTS,
+    feedback,
+    gradients,
+    optimizers,
+    populations,
+    schedulers,
+    schedules,
+    searchers,
+)
 
 __all__ = [
     "ALL_AGENTS",
@@ -41,5 +51,7 @@ __all__ = [
     "gradients",
     "optimizers",
     "populations",
+    "schedulers",
     "schedules",
+    "searchers",
 ]

@@ -248,6 +248,8 @@ class Registry(Generic[T]):
             "gradients": "gradient gate",
             "feedback": "feedback rule",
             "populations": "population",
+            "searchers": "searcher",
+            "schedulers": "scheduler",
         }.get(self.slot, self.slot)
 
     def _ensure_loaded(self) -> None:

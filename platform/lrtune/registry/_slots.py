@@ -18,6 +18,10 @@ feedback: Registry[Any] = Registry("feedback", builtin_modules=("lrtune.policies
 populations: Registry[Any] = Registry(
     "populations", builtin_modules=("lrtune.policies.populations",)
 )
+# Searchers (Optuna samplers, the grid, other Tune searchers) and early-stopping schedulers:
+# declared without Ray or Optuna, their Tune objects built when a run starts.
+searchers: Registry[Any] = Registry("searchers", builtin_modules=("lrtune.search.searchers",))
+schedulers: Registry[Any] = Registry("schedulers", builtin_modules=("lrtune.search.schedulers",))
 
 SLOTS: dict[str, Registry[Any]] = {
     "schedules": schedules,
@@ -25,4 +29,6 @@ SLOTS: dict[str, Registry[Any]] = {
     "gradients": gradients,
     "feedback": feedback,
     "populations": populations,
+    "searchers": searchers,
+    "schedulers": schedulers,
 }

@@ -435,7 +435,7 @@ def _run_locked(
             "seeds.test": ",".join(map(str, job.seeds.test)),
             "search": f"population/{job.population.name}"
             if job.population is not None
-            else f"{job.search.algorithm}/{job.search.sampler}",
+            else job.search.label,
             "scheduler": job.scheduler.name,
         },
         resume=resume,
@@ -805,7 +805,7 @@ def _search_setup(job: Any, results_dir: Path) -> tuple[dict[str, Any], Any, int
     from lrtune.specs import compile_space, make_sampler, sampler_warning
 
     compiled = compile_space(job)
-    if job.search.algorithm == "grid":
+    if job.search.kind == "grid":
         points = compiled.grid_points()
         return {"point": tune.grid_search(points)}, None, 1, warnings
 
@@ -814,6 +814,14 @@ def _search_setup(job: Any, results_dir: Path) -> tuple[dict[str, Any], Any, int
     warning = sampler_warning(job)
     if warning:
         warnings.append(warning)
+    if job.search.kind == "tune":  # another Tune searcher (hyperopt): no Optuna study
+        from lrtune.running._searchers import tune_searcher
+
+        limited = ConcurrencyLimiter(
+            tune_searcher(job, compiled),
+            max_concurrent=min(job.trials.max_concurrent, job.trials.num),
+        )
+        return {}, limited, job.trials.num, warnings
     from lrtune.running._search import study_storage
 
     storage = study_storage(_study_url(results_dir))

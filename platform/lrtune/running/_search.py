@@ -22,17 +22,13 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
+import threading
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
-from ray.tune.schedulers import (
-    AsyncHyperBandScheduler,
-    FIFOScheduler,
-    HyperBandScheduler,
-    MedianStoppingRule,
-    TrialScheduler,
-)
+from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import BasicVariantGenerator
 from ray.tune.search import ConcurrencyLimiter as _TuneConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
@@ -45,20 +41,76 @@ log = logging.getLogger("lrtune.running")
 TIME_ATTR = "env_steps"
 
 
+class IntermediateValueWriter:
+    """Stores the trials' intermediate values in the study from one background thread.
+
+    Each `Trial.report` is one storage transaction (about 1 ms on SQLite in WAL mode, far more
+    on a loaded disk or a remote database); made in Tune's driver it delays every result of
+    every trial. `report` only queues the value; `flush` (called before a trial is told, and
+    before the searcher is saved) waits until everything queued is stored, so the study reads
+    the same as if each report had been made in place. Values are stored in the order given.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[optuna.trial.Trial, float, int]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles the searcher (tuner.pkl, its checkpoints); queued values are flushed
+        # before a checkpoint, and a queue and a thread do not pickle.
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def report(self, trial: optuna.trial.Trial, value: float, step: int) -> None:
+        """Queue one intermediate value (called by Tune's driver once per trial result)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._deliver, name="lrtune-optuna-reports", daemon=True
+            )
+            self._thread.start()
+        self._queue.put((trial, value, step))
+
+    def flush(self) -> None:
+        """Wait until every queued value is stored (or failed to store, logged)."""
+        if self._thread is not None:
+            self._queue.join()
+
+    def _deliver(self) -> None:
+        while True:
+            trial, value, step = self._queue.get()
+            try:
+                trial.report(value, step)
+            except Exception as exc:  # a value lost is not worth the experiment
+                log.debug("intermediate value not stored: %s", exc)
+            finally:
+                self._queue.task_done()
+
+
 class LRTuneOptunaSearch(OptunaSearch):
     """Ray's `OptunaSearch` telling Optuna COMPLETE with the worst value for diverged trials
-    (user attribute ``lrtune_status: diverged``), PRUNED for stopped and FAIL for failed ones."""
+    (user attribute ``lrtune_status: diverged``), PRUNED for stopped and FAIL for failed ones;
+    intermediate values are stored off Tune's driver thread (`IntermediateValueWriter`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._writer = IntermediateValueWriter()
         #: Storage ids of RUNNING Optuna trials no Tune trial owns (None: not looked up yet).
         self._orphans: list[int] | None = None
         #: Tune trial id → the number of the orphaned Optuna trial it took over.
         self.reused: dict[str, int] = {}
 
+    def save(self, checkpoint_path: str) -> None:
+        """Tune's searcher state, once every queued intermediate value is stored."""
+        self._writer.flush()
+        super().save(checkpoint_path)
+
     def restore(self, checkpoint_path: str) -> None:
         """Tune's searcher state, then a fresh look for orphaned Optuna trials."""
         super().restore(checkpoint_path)
+        if not hasattr(self, "_writer"):  # state saved before values were written off-thread
+            self._writer = IntermediateValueWriter()
         self._orphans = None
         if not hasattr(self, "reused"):  # state saved before lrtune re-used trials
             self.reused = {}
@@ -96,6 +148,7 @@ class LRTuneOptunaSearch(OptunaSearch):
             return
         ot_trial = self._ot_trials[trial_id]
         study: optuna.Study = self._ot_study  # type: ignore[assignment]  # set once set up
+        self._writer.flush()  # a PRUNED trial's value is its last intermediate one
         value = None if result is None else result.get(self.metric)
         state = TrialState.COMPLETE
         attrs: dict[str, Any] = {}
@@ -142,10 +195,8 @@ class LRTuneOptunaSearch(OptunaSearch):
             return
         value = result.get(self.metric)
         if value is not None and math.isfinite(float(value)):
-            try:
-                self._ot_trials[trial_id].report(float(value), int(result.get(TIME_ATTR, 0)))
-            except Exception as exc:
-                log.debug("intermediate value not stored: %s", exc)
+            step = int(result.get(TIME_ATTR, 0))
+            self._writer.report(self._ot_trials[trial_id], float(value), step)
 
 
 class ConcurrencyLimiter(_TuneConcurrencyLimiter):
@@ -214,21 +265,16 @@ def close_running_trials(storage_url: str, study_name: str) -> int:
 
 
 def make_scheduler(job: Any) -> TrialScheduler:
-    """The job's early-stopping scheduler, on env steps."""
-    name = job.scheduler.name
+    """The job's early-stopping scheduler (its ``schedulers`` entry, `lrtune.search.schedulers`),
+    on env steps."""
+    from lrtune.search import SchedulerSetup
+
     budget = job.budget.trial_env_steps
-    grace = max(1, min(job.grace_period_steps, budget))
-    if name == "asha":
-        return AsyncHyperBandScheduler(
-            time_attr=TIME_ATTR,
-            max_t=budget,
-            grace_period=grace,
-            reduction_factor=job.scheduler.reduction_factor,
-        )
-    if name == "median":
-        return MedianStoppingRule(time_attr=TIME_ATTR, grace_period=grace, min_samples_required=3)
-    if name == "hyperband":
-        return HyperBandScheduler(
-            time_attr=TIME_ATTR, max_t=budget, reduction_factor=job.scheduler.reduction_factor
-        )
-    return FIFOScheduler()
+    setup = SchedulerSetup(
+        time_attr=TIME_ATTR,
+        budget=budget,
+        grace=max(1, min(job.grace_period_steps, budget)),
+        reduction_factor=job.scheduler.reduction_factor,
+    )
+    scheduler: TrialScheduler = job.scheduler.plugin().scheduler(setup)
+    return scheduler

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +45,6 @@ if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
 
 BASELINE_ATTR = "lrtune_baseline"
-CONDITIONAL_BLIND_SAMPLERS = ("cmaes", "gp", "qmc")
 
 
 # ------------------------------------------------------------------------------- parameters
@@ -232,6 +230,12 @@ class CompiledSpace:
             out[p.name] = p.distribution()
         return out
 
+    def point_of(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The trial constants of a point given as flat parameter values, named as in
+        `distributions` (categorical ones by their labels): what a searcher other than
+        Optuna's proposes. Values of families the point does not choose are ignored."""
+        return self._point(_ParamsChooser(params))
+
     # ---- grid
 
     def grid_points(self) -> list[dict[str, Any]]:
@@ -389,6 +393,20 @@ class _GridChooser(_Chooser):
         return actual
 
 
+class _ParamsChooser(_Chooser):
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self.params = params
+
+    def category(self, name: str, labels: list[str]) -> str:
+        return str(self.params[name])
+
+    def value(self, param: _Param) -> Any:
+        raw = self.params[param.name]
+        if param.options is not None:
+            return param.from_label(raw)
+        return round(float(raw)) if param.dim.is_int else float(raw)
+
+
 # ------------------------------------------------------------------------------ entry points
 
 
@@ -526,53 +544,38 @@ def trial_model(job: JobSpec, point: Mapping[str, Any]) -> Any:
 
 
 def make_sampler(job: JobSpec) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler ``job.search.sampler`` names, seeded with ``job.search.seed``.
+    """The Optuna sampler of ``job.search`` (an ``optuna`` entry of the ``searchers`` slot, see
+    `lrtune.search.searchers`), built with ``search.params``, seeded with ``search.seed`` and
+    with `JobSpec.startup_trials` random trials before a model proposes."""
+    from lrtune.search import OptunaSamplerPlugin, SearchSetup
 
-    TPE, GP and CMA-ES sample their first `JobSpec.startup_trials` trials at random
-    (``n_startup_trials``), then from their model. TPE runs with ``constant_liar``: trials still
-    running count as bad ones, so concurrent trials are not proposed at the same point; it also
-    makes TPE record each model-based proposal in the trial's system attribute
-    ``tpe:relative_params:0`` (GP records ``gp:relative_params:0`` in any case).
-    """
-    import optuna
-
-    seed = job.search.seed
-    startup = job.startup_trials
-    factories: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {
-        "tpe": lambda: optuna.samplers.TPESampler(
-            multivariate=True,
-            group=True,
-            constant_liar=True,
-            n_startup_trials=startup,
-            seed=seed,
-        ),
-        "cmaes": lambda: optuna.samplers.CmaEsSampler(
-            n_startup_trials=startup, seed=seed, warn_independent_sampling=False
-        ),
-        "gp": lambda: optuna.samplers.GPSampler(
-            n_startup_trials=startup, seed=seed, warn_independent_sampling=False
-        ),
-        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-        "qmc": lambda: optuna.samplers.QMCSampler(
-            seed=seed, scramble=True, warn_independent_sampling=False
-        ),
-    }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return factories[job.search.sampler]()
+    plugin = job.search.plugin()
+    if not isinstance(plugin, OptunaSamplerPlugin):
+        raise SpecError(
+            f"search.algorithm: {job.search.searcher} is not an Optuna sampler; only "
+            "`algorithm: optuna` jobs have one."
+        )
+    setup = SearchSetup("score", job.metric.mode, job.search.seed, job.startup_trials)
+    return plugin.sampler(setup)
 
 
 def sampler_warning(job: JobSpec) -> str | None:
     """A warning for samplers that cannot model a conditional space, and for GP with the
     default worst value of diverged trials (None when fine)."""
-    name = job.search.sampler
-    if job.search.algorithm != "optuna" or job.space is None:
+    name = job.search.searcher
+    if job.search.kind == "grid" or job.space is None:
         return None
     warnings_: list[str] = []
-    if name in CONDITIONAL_BLIND_SAMPLERS and job.space.is_conditional:
+    if not job.search.plugin_class().models_conditional and job.space.is_conditional:
+        how = (
+            "(Optuna's RandomSampler)"
+            if job.search.kind == "optuna"
+            else "(every family's parameters are drawn; the chosen family's are used)"
+        )
+        what = "sampler" if job.search.kind == "optuna" else "searcher"
         warnings_.append(
-            f"sampler {name} cannot model a conditional space; it samples the conditional "
-            "parameters independently (Optuna's RandomSampler)"
+            f"{what} {name} cannot model a conditional space; it samples the conditional "
+            f"parameters independently {how}"
         )
     if name == "gp" and job.metric.worst is None:
         # GPSampler standardises values by their mean and spread: one diverged trial at -1e6

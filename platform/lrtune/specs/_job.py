@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -262,57 +263,184 @@ class ResourcesSpec(BaseModel):
     gpus: Real = Field(default=0.0, ge=0, le=8)
 
 
-#: Samplers that sample at random for their first ``n_startup_trials`` trials, then from a model.
-MODEL_BASED_SAMPLERS = ("tpe", "gp", "cmaes")
+def _or_list(names: list[str]) -> str:
+    """``a, b or c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _plugin_class(slot: str, name: str) -> Any:
+    """The class an entry of ``slot`` registers (searchers and schedulers register classes
+    whose class attributes say what they do with the job's other settings)."""
+    return SLOTS[slot].get(name).factory
+
+
+def _plugin_params(
+    slot: str, name: str, params: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[Problem]]:
+    """``params`` validated by entry ``name`` of ``slot`` (only the keys given, typed), and a
+    problem per bad key, located under ``params``."""
+    entry = SLOTS[slot].get(name)
+    try:
+        validated = entry.params_model.model_validate(dict(params))
+    except ValidationError as exc:
+        problems: list[Problem] = []
+        for err in exc.errors():
+            loc: Loc = ("params", *err["loc"])
+            if err["type"] == "extra_forbidden":
+                takes = ", ".join(entry.params_model.model_fields) or "none"
+                msg = (
+                    f"{entry.slot[:-1]} {name!r} has no parameter {err['loc'][0]!r} (it takes: "
+                    f"{takes}; see `lrtune plugins {slot}`)"
+                )
+            else:
+                shown = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
+                msg = f"{err['msg']}{shown}"
+            problems.append((loc, msg))
+        return dict(params), problems
+    return validated.model_dump(mode="json", exclude_unset=True), []
 
 
 class SearchSpec(BaseModel):
-    """The search algorithm: Optuna (with a sampler) or an exhaustive grid.
+    """The search algorithm: an entry of the ``searchers`` slot (`lrtune plugins searchers`).
 
-    ``startup_trials`` is how many trials are sampled at random before the sampler's model
-    proposes the rest; passed to Optuna as ``n_startup_trials``. Left out, it is
-    ``max(2, min(10, trials.num // 4))`` (`JobSpec.startup_trials`), so a small budget leaves
-    most trials to the model (Optuna's own default, 10, made every search of ≤ 10 trials random).
-    What counts as a finished trial is the sampler's: TPE counts complete and pruned trials,
-    GP and CMA-ES complete ones (a diverged trial is complete, with the job's worst value).
-    ``random`` and ``qmc`` have no model (every trial comes from their own sequence) and a grid
-    has no sampler, so setting it with them is refused. GP fits the values themselves, so with
-    ``sampler: gp`` a diverged trial's default worst value (-1e6) flattens its model: set
-    ``metric.worst`` near the task's worst plausible score (`sampler_warning` says so).
+    ``algorithm: optuna`` drives the Optuna sampler named by ``sampler`` (tpe, cmaes, gp, qmc,
+    random) with lrtune's Optuna searcher; ``algorithm: grid`` runs the exhaustive grid; any
+    other ``algorithm`` names a Tune searcher entry (``hyperopt``), and ``sampler`` is left out.
+    ``params`` are the entry's own parameters (``{multivariate: true}`` for tpe), validated by
+    its parameter model.
+
+    ``startup_trials`` is how many trials are sampled at random before the searcher's model
+    proposes the rest; passed to Optuna as ``n_startup_trials`` (HyperOpt: ``n_initial_points``).
+    Left out, it is ``max(2, min(10, trials.num // 4))`` (`JobSpec.startup_trials`), so a small
+    budget leaves most trials to the model (Optuna's own default, 10, made every search of ≤ 10
+    trials random). What counts as a finished trial is the sampler's: TPE counts complete and
+    pruned trials, GP and CMA-ES complete ones (a diverged trial is complete, with the job's
+    worst value). Searchers without a model (``random``, ``qmc``, the grid) refuse it. GP fits
+    the values themselves, so with ``sampler: gp`` a diverged trial's default worst value (-1e6)
+    flattens its model: set ``metric.worst`` near the task's worst plausible score
+    (`sampler_warning` says so).
     """
 
     model_config = _frozen()
 
-    algorithm: Literal["optuna", "grid"] = "optuna"
-    sampler: Literal["tpe", "cmaes", "gp", "random", "qmc"] = "tpe"
+    algorithm: str = Field(default="optuna", min_length=1)
+    sampler: str = Field(default="tpe", min_length=1)
     seed: Whole | None = 0
     startup_trials: Whole | None = Field(default=None, ge=1)
     baseline_first: bool = False
     warm_start: str | None = Field(default=None, min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _param_numbers(cls, value: Any) -> Any:
+        return yaml_number(value) if isinstance(value, Mapping) else value
+
+    @model_validator(mode="after")
+    def _searcher(self) -> SearchSpec:
+        optuna_driven = self.algorithm == "optuna"
+        name, loc = (self.sampler, "sampler") if optuna_driven else (self.algorithm, "algorithm")
+        try:
+            kind = _plugin_class("searchers", name).kind
+        except LRTuneError as exc:
+            raise_problems("SearchSpec", [((loc,), str(exc))])
+            return self
+        problems: list[Problem] = []
+        if optuna_driven and kind != "optuna":
+            problems.append(
+                (
+                    ("sampler",),
+                    f"{name} is not an Optuna sampler: write `algorithm: {name}` and leave "
+                    "sampler out",
+                )
+            )
+        elif not optuna_driven and kind == "optuna":
+            problems.append(
+                (
+                    ("algorithm",),
+                    f"{name} is an Optuna sampler: write `algorithm: optuna, sampler: {name}`",
+                )
+            )
+        elif kind == "tune" and self.sampler != SearchSpec.model_fields["sampler"].default:
+            problems.append(
+                (
+                    ("sampler",),
+                    f"searcher {name} is not driven by Optuna, so a sampler would be ignored: "
+                    "leave sampler out, or use algorithm: optuna",
+                )
+            )
+        if not problems:
+            params, bad = _plugin_params("searchers", name, self.params)
+            problems.extend(bad)
+            object.__setattr__(self, "params", params)
+        raise_problems("SearchSpec", problems)
+        return self
+
+    @property
+    def searcher(self) -> str:
+        """The name of the ``searchers`` entry: the sampler under Optuna, else the algorithm."""
+        return self.sampler if self.algorithm == "optuna" else self.algorithm
+
+    @property
+    def kind(self) -> str:
+        """``optuna`` (a sampler lrtune's Optuna searcher drives), ``grid`` or ``tune``."""
+        kind: str = self.plugin_class().kind
+        return kind
+
+    @property
+    def label(self) -> str:
+        """The search as one word for records: ``optuna/tpe``, ``grid/tpe`` (as before
+        searchers were a slot), ``hyperopt``."""
+        if self.algorithm in ("optuna", "grid"):
+            return f"{self.algorithm}/{self.sampler}"
+        return self.algorithm
+
+    def plugin_class(self) -> Any:
+        """The searcher entry's class (its `SearcherPlugin` class attributes), without building
+        it."""
+        return _plugin_class("searchers", self.searcher)
+
+    def plugin(self) -> Any:
+        """The searcher entry built with ``params`` (a `lrtune.search.SearcherPlugin`)."""
+        return SLOTS["searchers"].build(self.searcher, self.params)
 
 
 class SchedulerSpec(BaseModel):
-    """The trial scheduler (early stopping), on env steps.
+    """The trial scheduler (early stopping), on env steps: an entry of the ``schedulers`` slot
+    (`lrtune plugins schedulers`: asha, median, hyperband, none), its own parameters in
+    ``params``.
 
     The grace period (env steps every trial runs before it can be stopped; ASHA's first rung,
     the median rule's start) is either ``grace_period`` (env steps) or ``grace_fraction`` (a
     fraction of budget.trial_env_steps, in (0, 1]); give at most one, and neither with
-    ``hyperband`` or ``none``, which have no grace period. Neither: a quarter of a trial's
+    a scheduler that has none (``hyperband``, ``none``). Neither: a quarter of a trial's
     budget (`JobSpec.grace_period_steps`): RL learning curves are often flat before they rise
     (Acrobot-v1 stays at -500 until the first swing-ups), so an early rung would stop trials on
     noise; with ASHA's default reduction factor 2 the rungs are then 1/4 and 1/2 of the budget.
+    ``reduction_factor`` is ASHA's and HyperBand's.
     """
 
     model_config = _frozen()
 
-    name: Literal["asha", "median", "hyperband", "none"] = "asha"
+    name: str = Field(default="asha", min_length=1)
     grace_period: Whole | None = Field(default=None, gt=0)
     grace_fraction: Real | None = Field(default=None, gt=0, le=1)
     reduction_factor: Real = Field(default=2.0, gt=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _param_numbers(cls, value: Any) -> Any:
+        return yaml_number(value) if isinstance(value, Mapping) else value
 
     @model_validator(mode="after")
     def _one_grace(self) -> SchedulerSpec:
         problems: list[Problem] = []
+        try:
+            plugin = _plugin_class("schedulers", self.name)
+        except LRTuneError as exc:
+            raise_problems("SchedulerSpec", [(("name",), str(exc))])
+            return self
         if self.grace_period is not None and self.grace_fraction is not None:
             problems.append(
                 (
@@ -321,22 +449,29 @@ class SchedulerSpec(BaseModel):
                     "grace_fraction (of budget.trial_env_steps), not both",
                 )
             )
-        elif self.name in ("hyperband", "none"):
-            why = {
-                "hyperband": "hyperband's brackets set where trials may stop",
-                "none": "scheduler none stops no trial early",
-            }[self.name]
+        elif not plugin.uses_grace:
+            why = plugin.no_grace_reason or f"scheduler {self.name} has no grace period"
+            graced = [
+                n for n in SLOTS["schedulers"].names() if _plugin_class("schedulers", n).uses_grace
+            ]
             problems.extend(
                 (
                     (key,),
                     f"{why}, so a grace period would be ignored: leave it out, or use "
-                    "name: asha or median",
+                    f"name: {_or_list(graced)}",
                 )
                 for key in ("grace_period", "grace_fraction")
                 if getattr(self, key) is not None
             )
+        params, bad = _plugin_params("schedulers", self.name, self.params)
+        problems.extend(bad)
+        object.__setattr__(self, "params", params)
         raise_problems("SchedulerSpec", problems)
         return self
+
+    def plugin(self) -> Any:
+        """The scheduler entry built with ``params`` (a `lrtune.search.SchedulerPlugin`)."""
+        return SLOTS["schedulers"].build(self.name, self.params)
 
 
 class TrackingSpec(BaseModel):
@@ -601,18 +736,28 @@ class JobSpec(BaseModel):
         return problems
 
     def _search_problems(self) -> list[Problem]:
+        """The searcher against the rest of the job: startup trials only for a model,
+        modules it needs installed, a warm start only into an Optuna study, a grid only over
+        ``values``."""
         problems: list[Problem] = []
-        startup = self.search.startup_trials
-        if startup is not None and (
-            self.search.algorithm == "grid" or self.search.sampler not in MODEL_BASED_SAMPLERS
-        ):
-            grid = self.search.algorithm == "grid"
-            what = "a grid search" if grid else f"sampler {self.search.sampler}"
+        search = self.search
+        plugin = search.plugin_class()
+        startup = search.startup_trials
+        if startup is not None and not plugin.model_based:
+            what = {"grid": "a grid search", "optuna": f"sampler {search.searcher}"}.get(
+                plugin.kind, f"searcher {search.searcher}"
+            )
+            with_model = [
+                n
+                for n in SLOTS["searchers"].names()
+                if _plugin_class("searchers", n).model_based
+                and _plugin_class("searchers", n).kind == "optuna"
+            ]
             problems.append(
                 (
                     ("search", "startup_trials"),
                     f"{what} has no model to start after random trials: leave "
-                    "startup_trials out, or use sampler tpe, gp or cmaes",
+                    f"startup_trials out, or use sampler {_or_list(with_model)}",
                 )
             )
         elif startup is not None and self.space is not None and startup > self.trials.num:
@@ -623,16 +768,41 @@ class JobSpec(BaseModel):
                     "propose no trial; lower it or raise trials.num",
                 )
             )
-        if self.search.sampler == "cmaes" and importlib.util.find_spec("cmaes") is None:
+        absent = [m for m in plugin.requires if importlib.util.find_spec(m) is None]
+        if absent:
+            install = plugin.install or f"pip install {' '.join(absent)}"
             problems.append(
                 (
-                    ("search", "sampler"),
-                    "cmaes needs the `cmaes` package, which is "
-                    "not installed (pip install cmaes), or choose tpe, gp, random or "
-                    "qmc",
+                    ("search", "algorithm" if plugin.kind != "optuna" else "sampler"),
+                    f"{search.searcher} needs the `{'`, `'.join(absent)}` package, which is "
+                    f"not installed ({install}), or choose another searcher (`lrtune plugins "
+                    "searchers`)",
                 )
             )
-        if self.search.algorithm != "grid" or self.space is None:
+        if search.warm_start is not None and plugin.kind != "optuna":
+            problems.append(
+                (
+                    ("search", "warm_start"),
+                    f"a warm start copies an earlier experiment's Optuna trials, and "
+                    f"{search.searcher} keeps no Optuna study: leave warm_start out or use "
+                    "algorithm: optuna",
+                )
+            )
+        if (
+            plugin.kind == "tune"
+            and self.space is not None
+            and not iter_dimensions(self.space)
+            and not self.space.is_conditional
+        ):
+            problems.append(
+                (
+                    ("search", "algorithm"),
+                    f"the space has nothing to search (no range, no choice), and searcher "
+                    f"{search.searcher} needs a dimension: add one, or give the job a `policy:` "
+                    "instead of a space",
+                )
+            )
+        if plugin.kind != "grid" or self.space is None:
             return problems
         missing = False
         for loc, dim in iter_dimensions(self.space):
@@ -777,6 +947,9 @@ class JobSpec(BaseModel):
         data = self.to_yaml_dict()
         if data.get("population") is None:  # jobs from before populations keep their hash
             data.pop("population", None)
+        for section in ("search", "scheduler"):  # and those from before searcher params too
+            if isinstance(data.get(section), dict) and not data[section].get("params"):
+                data[section].pop("params", None)
         for path in HASH_EXCLUDED:
             node: Any = data
             for key in path[:-1]:
