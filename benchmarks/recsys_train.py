@@ -1,7 +1,51 @@
-"""Env steps per second *in training* on the recommender (``lrtune/RecSys-v0``), one CPU.
+"""Training on the recommender (``lrtune/RecSys-v0``), one CPU: env steps/s and what PPO learns.
 
-What runs: RLlib PPO and DQN built by lrtune's ``build_algorithm_config`` (lrtune's learner,
-its presets, a constant LR policy: Adam 3e-4 PPO / 1e-4 DQN), in this process, with
+Default run (what the last line reports; about 4-8 minutes on the 2-core VM):
+
+1. PPO: lrtune's presets for ``lrtune/RecSys-v0`` (256 native vector envs, batch 16,384,
+   minibatch 2,048, 10 epochs; Adam, constant lr ``--lr``, default 1e-3, seed 0) trained for
+   ``--train-steps`` env steps (default 1,000,000). Env steps/s in training = env steps sampled
+   after the first iteration / the wall time of those ``train()`` calls (evaluation excluded).
+   Every ``--eval-every`` env steps (default 250,000) and at the end, the greedy policy (argmax
+   of the policy's logits) is evaluated exactly as the baselines are
+   (``lrtune.envs.baselines.evaluate_policy``: 4,000 sessions in 20 independent groups, seed
+   1000, which no baseline anchor uses; 95 % Student-t intervals over the group means), and
+   normalised as ``lrtune compare`` normalises: random 10.26 -> 0, the best observable
+   baseline (observable myopic, 13.71) -> 1; the oracle's 67.00 (16.45 normalised) is the
+   ceiling.
+2. DQN: the presets now, timed as below (3 warm-up iterations, then >= ``--dqn-min-steps``).
+
+Last line: ``ppo_steps_per_s=<x> dqn_steps_per_s=<y> best_normalised_score=<z>``, ``z`` the
+best agent's final evaluation normalised (the PPO agent of step 1, at ``--train-steps``; DQN at
+~300 env steps/s cannot reach that budget in a benchmark's time, so it is timed, not trained).
+
+LR sweep behind the default lr (2026-12-02, the same code path, seed 0, greedy evaluation as
+above; 2-core VM shared with other sessions, load 10-30; clicks/session [95 % CI]):
+
+* lr 3e-4: 14.76 [14.61, 14.91] at 511k env steps, 15.70 [15.55, 15.85] at 1.0M, 16.40
+  [16.20, 16.60] at 1.5M (the run was then killed from outside at 1.78M);
+* lr 1e-3: 15.32 [15.17, 15.46] at 264k, 15.91 [15.76, 16.05] at 512k, 16.46 [16.31, 16.62]
+  at 760k, 16.64 [16.46, 16.81] at 1.0M (321 s of training);
+* lr 3e-3: 15.15 at 265k, 15.57 at 513k, 15.76 at 761k, 15.72 [15.56, 15.88] at 1.0M.
+
+This benchmark, default run, 2026-12-02 17:19-17:23 UTC (load 3.6 before, 7-9 during, from
+other sessions; 4 min 6 s wall in all, 226 s from the first train() to the end): PPO lr 1e-3
+reproduced the sweep's numbers exactly (seeded) -- 15.32 / 15.91 / 16.46 / 16.64 [16.46,
+16.81] clicks/session at 264k / 512k / 760k / 1.0M env steps = 1.47 / 1.64 / 1.80 / 1.85
+[1.80, 1.90] normalised, 198 s of training; PPO 5,012 env steps/s in training, DQN 313. Last
+line: ``ppo_steps_per_s=5012 dqn_steps_per_s=313 best_normalised_score=1.85``. On the
+evaluation's own seed (1000) the baselines score random 10.30, observable myopic 13.72 [13.59,
+13.85], bandit 13.66, greedy (hidden) 15.03 [14.90, 15.17], oracle 67.64.
+
+Against observable myopic 13.71 [13.58, 13.84] (and greedy on hidden state, 15.00): on the
+default config the long-term trade-off is learnable from observations, every lr beats the best
+observable baseline with disjoint intervals from 264k env steps on, and ``RecSys-v0`` stays the
+default (no v1 was needed).
+
+``--all`` adds the throughput comparison below (the table that chose the presets) and a
+profile. What it runs: RLlib PPO and DQN built by lrtune's ``build_algorithm_config``
+(lrtune's learner, its presets, a constant LR policy: Adam 3e-4 PPO / 1e-4 DQN), in this
+process, with
 ``OMP_NUM_THREADS=1`` and ``torch.set_num_threads(1)``, sampling in the same process
 (``num_env_runners=0``, as every lrtune trial). Per configuration: build, ``--warmup``
 ``algo.train()`` iterations (DQN: until learning has started), then timed iterations until
@@ -27,11 +71,8 @@ per-env entry) with its time split into env stepping, the rest of sampling (RLli
 episodes, connectors, inference), the learner connector (episodes -> train batch, GAE) and the
 gradient updates.
 
-The last line is ``ppo_env_steps_per_s=<x> dqn_env_steps_per_s=<y> (recsys, 1 CPU)`` for the
-presets in force (what an lrtune job on ``lrtune/RecSys-v0`` runs with).
-
-Measured (2026-12-02, the project's 2-core VM shared with other sessions; env steps/s in
-training; run 1 14:55-15:01 UTC at load 0.4-2.5, run 2 15:20-15:26 at load 1.4-13):
+Measured with ``--all`` (2026-12-02, the project's 2-core VM shared with other sessions; env
+steps/s in training; run 1 14:55-15:01 UTC at load 0.4-2.5, run 2 15:20-15:26 at load 1.4-13):
 
 * PPO: presets@sync16 2,848 / 2,728; vec64 mb256 2,906 / 2,914; vec256 mb256 3,156 / 2,889;
   vec64 mb/8 4,089 / 3,749; vec256 mb/8 8,095 / 8,531; vec256 mb/16 (run 2 only) 6,611;
@@ -42,18 +83,11 @@ training; run 1 14:55-15:01 UTC at load 0.4-2.5, run 2 15:20-15:26 at load 1.4-1
   presets now (= vec8) 288 / 384: the replay, not the env, sets DQN's rate.
 * Profile of one PPO iteration with the presets now (run 1 / run 2): env 1 % / 1 %; RLlib's env
   runner outside the env 37 / 42 %; learner connector 8 / 8 %; gradient updates 44 / 40 %; rest
-  of the learner 7 / 7 %.
-* Learning (seeded, identical in both runs): the presets now reached 13.39 clicks/session after
-  264k env steps (33.5-43 s); the defaults in sync reached 13.15-13.29 in the same wall time
-  (82-90k env steps); per env step the defaults learn faster (12.8 against 11.3 at ~66k).
+  of the learner 7 / 7 %. Goal (PPO >= 10,000) not met: the updates are compute-bound at 10
+  epochs (the learner alone ran ~11k env steps/s).
 
-Last lines: run 1 ``ppo_env_steps_per_s=7342 dqn_env_steps_per_s=288 (recsys, 1 CPU)``, run 2
-``ppo_env_steps_per_s=6499 dqn_env_steps_per_s=384 (recsys, 1 CPU)``. Goal (PPO >= 10,000) not
-met: the updates are compute-bound at 10 epochs (the learner alone ran ~11k env steps/s).
-
-Run: ``.venv/bin/python benchmarks/recsys_training.py [--min-steps 60000] [--learning 0]``
-(``--learning N``: also train the PPO presets in force for N env steps and print the return per
-iteration, against the random policy's 10.26 and the observable myopic 13.71 clicks/session).
+Run: ``.venv/bin/python benchmarks/recsys_train.py [--train-steps 1000000] [--lr 3e-4]
+[--all]``.
 """
 
 from __future__ import annotations
@@ -70,9 +104,12 @@ import pstats
 import time
 from typing import Any
 
+import numpy as np
 import torch
 
+from lrtune.analysis import task_anchors
 from lrtune.envs import RECSYS_ID
+from lrtune.envs.baselines import BaselineResult, evaluate_policy
 from lrtune.learners import TrialResources, build_algorithm_config
 from lrtune.learners._presets import DQN_DEFAULTS, PPO_DEFAULTS, preset_hyperparams
 from lrtune.running._local_ray import init_local_ray
@@ -194,40 +231,119 @@ def profile_ppo(hyperparams: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def learning_curve(hyperparams: dict[str, Any], env_steps: int, seconds: float = math.inf) -> float:
-    """Train PPO with ``hyperparams`` for ``env_steps`` or ``seconds`` of ``train()``,
-    whichever comes first; print the return per iteration; return the seconds taken."""
-    algo = build("ppo", hyperparams)
-    start = time.perf_counter()
+#: Held-out session seed of the agent's evaluation (the anchors use seed 0).
+EVAL_SEED = 1000
+EVAL_SESSIONS = 4000
+
+
+def greedy_policy(algo: Any) -> Any:
+    """Observations ``(n, obs_dim)`` -> the argmax of the trained policy's logits."""
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        module = algo.get_module()
+        with torch.no_grad():
+            out = module.forward_inference({"obs": torch.from_numpy(np.ascontiguousarray(obs))})
+        return out["action_dist_inputs"].argmax(-1).numpy()
+
+    return policy
+
+
+def train_and_evaluate(
+    hyperparams: dict[str, Any], lr: float, env_steps: int, eval_every: int
+) -> tuple[float, BaselineResult, list[str]]:
+    """Train PPO for ``env_steps``; evaluate every ``eval_every`` and at the end (docstring).
+
+    Returns env steps/s in training (after the first iteration), the final evaluation and the
+    printed lines."""
+    config = build_algorithm_config(
+        "ppo",
+        RECSYS_ID,
+        policy={"lr": lr},
+        hyperparams=hyperparams,
+        resources=TrialResources(cpus=1),
+        seed=0,
+    )
+    algo = config.build_algo()
+    anchors = task_anchors(RECSYS_ID, measure=False)
+    lines: list[str] = []
     try:
-        steps = 0
-        while steps < env_steps and time.perf_counter() - start < seconds:
+        result = algo.train()  # the first iteration (builds, compiles): not timed
+        first = steps = _sampled(result)
+        train_s, next_eval = 0.0, eval_every
+        while True:
+            start = time.perf_counter()
             result = algo.train()
+            train_s += time.perf_counter() - start
             steps = _sampled(result)
-            ret = result["env_runners"].get("episode_return_mean", math.nan)
-            print(
-                f"  learning: {steps:>8} env steps, {time.perf_counter() - start:6.1f} s, "
-                f"return {ret:.2f} clicks/session",
-                flush=True,
-            )
+            last = steps >= env_steps
+            if steps >= next_eval or last:
+                next_eval += eval_every
+                final = evaluate_policy(
+                    "ppo", greedy_policy(algo), num_sessions=EVAL_SESSIONS, seed=EVAL_SEED
+                )
+                mean, low, high = final.clicks_ci()
+                line = (
+                    f"  ppo lr {lr:g}: {steps:>9,} env steps, {train_s:6.1f} s training, "
+                    f"greedy {mean:.2f} [{low:.2f}, {high:.2f}] clicks/session = "
+                    f"{anchors.normalise(mean):.2f} [{anchors.normalise(low):.2f}, "
+                    f"{anchors.normalise(high):.2f}] normalised, load {os.getloadavg()[0]:.1f}"
+                )
+                print(line, flush=True)
+                lines.append(line)
+            if last:
+                break
     finally:
         algo.stop()
-    return time.perf_counter() - start
+    return (steps - first) / train_s, final, lines
 
 
 def main() -> None:
-    """Time every configuration, profile the PPO presets, print the figures."""
+    """Train and evaluate PPO, time DQN (``--all``: the throughput table and a profile)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-steps", type=int, default=1_000_000, help="PPO env steps")
+    parser.add_argument("--eval-every", type=int, default=250_000, help="PPO env steps")
+    parser.add_argument("--lr", type=float, default=1e-3, help="PPO's constant lr (Adam)")
     parser.add_argument("--min-steps", type=int, default=60_000, help="timed env steps, PPO")
     parser.add_argument("--dqn-min-steps", type=int, default=3_000, help="timed env steps, DQN")
     parser.add_argument("--warmup", type=int, default=1, help="PPO warm-up iterations")
-    parser.add_argument("--learning", type=int, default=0, help="env steps of a learning run")
-    parser.add_argument("--only", default="", help="comma-separated row names (default all)")
+    parser.add_argument("--all", action="store_true", help="the throughput table and a profile")
+    parser.add_argument("--only", default="", help="with --all: comma-separated row names")
     args = parser.parse_args()
     torch.set_num_threads(1)
     init_local_ray(num_cpus=1)
     ppo_now = preset_hyperparams("ppo", RECSYS_ID)
     dqn_now = preset_hyperparams("dqn", RECSYS_ID)
+    anchors = task_anchors(RECSYS_ID, measure=False)
+    print(
+        f"anchors: random {anchors.random:g} -> 0, {anchors.reference_source}: "
+        f"{anchors.reference:g} -> 1, ceiling {anchors.ceiling:g} = "
+        f"{anchors.normalised_ceiling:.2f} normalised",
+        flush=True,
+    )
+    print(f"load before: {os.getloadavg()}", flush=True)
+    started = time.perf_counter()
+    ppo_rate, final, _ = train_and_evaluate(ppo_now, args.lr, args.train_steps, args.eval_every)
+    print(f"ppo presets now: {ppo_rate:,.0f} env steps/s in training", flush=True)
+    dqn = time_training("dqn", dqn_now, 3, args.dqn_min_steps)  # DQN learns from 1,000 steps
+    print(
+        f"dqn presets now: {dqn['rate']:,.0f} env steps/s ({dqn['steps']:.0f} steps, "
+        f"{dqn['seconds']:.1f} s) load={os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    if args.all:
+        throughput_table(args, ppo_now, dqn_now)
+    print(f"load after: {os.getloadavg()}; wall {time.perf_counter() - started:.0f} s", flush=True)
+    best = anchors.normalise(final.clicks_ci()[0])
+    print(
+        f"ppo_steps_per_s={ppo_rate:.0f} dqn_steps_per_s={dqn['rate']:.0f} "
+        f"best_normalised_score={best:.2f}"
+    )
+
+
+def throughput_table(
+    args: argparse.Namespace, ppo_now: dict[str, Any], dqn_now: dict[str, Any]
+) -> None:
+    """``--all``: every configuration of the docstring's table side by side, and the profile."""
     ppo_rows: dict[str, dict[str, Any]] = {
         "presets@sync16": PPO_BEFORE,
         "vec64 mb256": ppo_vec(64, 256),
@@ -250,8 +366,6 @@ def main() -> None:
         "presets now": dqn_now,
     }
     only = {name for name in args.only.split(",") if name}
-    print(f"load before: {os.getloadavg()}", flush=True)
-    figures: dict[str, float] = {}
     for agent, rows in (("ppo", ppo_rows), ("dqn", dqn_rows)):
         for name, hyperparams in rows.items():
             if only and f"{agent}:{name}" not in only:
@@ -265,24 +379,12 @@ def main() -> None:
                 f"{run['return']:.2f}) load={os.getloadavg()[0]:.2f}",
                 flush=True,
             )
-            if name == "presets now":
-                figures[agent] = run["rate"]
     if not only or "profile" in only:
         split = profile_ppo(ppo_now)
         total = split.pop("total")
         print(f"ppo presets now, one profiled iteration: {total:.2f} s", flush=True)
         for part, seconds in split.items():
             print(f"  {part}: {seconds:.2f} s ({100 * seconds / total:.0f} %)", flush=True)
-    if args.learning:
-        print(f"ppo presets now, learning for {args.learning} env steps:", flush=True)
-        took = learning_curve(ppo_now, args.learning)
-        print(f"ppo presets@sync16, learning for the same {took:.0f} s:", flush=True)
-        learning_curve(PPO_BEFORE, 10**9, seconds=took)
-    print(f"load after: {os.getloadavg()}", flush=True)
-    print(
-        f"ppo_env_steps_per_s={figures.get('ppo', math.nan):.0f} "
-        f"dqn_env_steps_per_s={figures.get('dqn', math.nan):.0f} (recsys, 1 CPU)"
-    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@ from lrtune.analysis import task_anchors
 from lrtune.analysis._reference import (
     BUILTIN,
     BUILTIN_BASELINES,
+    BUILTIN_CEILING,
+    BUILTIN_OBSERVABLE,
+    BUILTIN_RANDOM,
     BUILTIN_SEED,
     BUILTIN_SESSIONS,
 )
@@ -30,23 +33,32 @@ def _baselines_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
 def test_builtin_anchors_equal_the_baselines_command(
     env_id: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    random_name, reference_name = BUILTIN_BASELINES
+    picks = [arg for name in BUILTIN_BASELINES for arg in ("--baseline", name)]
     table = _baselines_json(
-        capsys,
-        env_id,
-        "--sessions", str(BUILTIN_SESSIONS),
-        "--seed", str(BUILTIN_SEED),
-        "--baseline", random_name,
-        "--baseline", reference_name,
-    )  # fmt: skip
+        capsys, env_id, "--sessions", str(BUILTIN_SESSIONS), "--seed", str(BUILTIN_SEED), *picks
+    )
     assert (table["sessions"], table["seed"]) == (BUILTIN_SESSIONS, BUILTIN_SEED)
     rows = {row["name"]: row for row in table["rows"]}
+    # The reference is the best of the baselines a real system could run, not the oracle.
+    best = max(BUILTIN_OBSERVABLE, key=lambda name: rows[name]["clicks_mean"])
     anchors = task_anchors(env_id, measure=False)  # what `compare` normalises with
-    for anchor, name in ((anchors.random, random_name), (anchors.reference, reference_name)):
+    assert BUILTIN[env_id].reference_baseline == best
+    assert best in anchors.reference_source
+    assert anchors.ceiling is not None
+    for anchor, name in (
+        (anchors.random, BUILTIN_RANDOM),
+        (anchors.reference, best),
+        (anchors.ceiling, BUILTIN_CEILING),
+    ):
         row = rows[name]
         assert abs(anchor - row["clicks_mean"]) <= ROUNDING, (env_id, name, anchor, row)
         assert ROUNDING < (row["clicks_high"] - row["clicks_low"]) / 2
     assert f"{BUILTIN_SESSIONS} sessions, seed {BUILTIN_SEED}" in anchors.random_source
+    # Closed form: the ceiling sits at (oracle - random) / (best observable - random).
+    expected = (rows[BUILTIN_CEILING]["clicks_mean"] - rows[BUILTIN_RANDOM]["clicks_mean"]) / (
+        rows[best]["clicks_mean"] - rows[BUILTIN_RANDOM]["clicks_mean"]
+    )
+    assert anchors.normalised_ceiling == pytest.approx(expected, rel=0.01)
 
 
 def test_command_defaults_are_the_anchor_protocol() -> None:

@@ -26,10 +26,11 @@ from lrtune.analysis import (
     parse_overrides,
     task_anchors,
 )
+from lrtune.analysis._report import anchor_levels
 from lrtune.cli import main
 from lrtune.running import _finalize
 
-RANDOM, REFERENCE = BUILTIN["lrtune/RecSys-v0"][:2]
+RANDOM, REFERENCE, CEILING = BUILTIN["lrtune/RecSys-v0"][:3]
 
 
 def cells(adam: float, sgd: float, n: int = 6) -> dict[tuple[str, str], list[float]]:
@@ -61,15 +62,30 @@ def test_compare_trials_by_optimizer(in_tmp: Path, store: Any) -> None:
     assert any("winner's curse" in n for n in result.notes)
     adam, sgd = groups["adam"], groups["sgd"]
     assert adam.runs == 12 and adam.source == "trials"
-    expected = (40.0 - RANDOM) / (REFERENCE - RANDOM)
-    assert adam.iqm.value == pytest.approx(expected, abs=0.02)
+    # Closed form: random -> 0, best observable baseline -> 1; the IQM commutes with that
+    # affine map, so the normalised IQM is the raw IQM mapped.
+    assert adam.raw_iqm == pytest.approx(40.0, abs=0.5)
+    assert adam.raw_iqm is not None
+    expected = (adam.raw_iqm - RANDOM) / (REFERENCE - RANDOM)
+    assert adam.iqm.value == pytest.approx(expected, rel=1e-9)
     assert adam.iqm.low <= adam.iqm.value <= adam.iqm.high
     assert adam.improvement.value == pytest.approx(1.0)
     assert sgd.improvement.value == pytest.approx(0.5)
-    assert adam.raw_iqm == pytest.approx(40.0, abs=0.5)
-    assert adam.optimality_gap.value == pytest.approx(1 - expected, abs=0.02)
+    assert adam.optimality_gap.value == pytest.approx(0.0)  # every adam run is above 1
     text = format_table(result)
     assert "adam" in text and "P(>sgd)" in text and "built-in table" in text
+    ceiling = (CEILING - RANDOM) / (REFERENCE - RANDOM)  # the oracle, shown, not the reference
+    assert f"ceiling {CEILING:g} = {ceiling:.2f} normalised (oracle" in text
+    assert "best observable baseline: observable_myopic" in text
+    tasks = json.loads(format_json(result))["tasks"]["lrtune/RecSys-v0"]
+    assert tasks["normalised_ceiling"] == pytest.approx(ceiling)
+    # The report's figures draw the same three levels, raw for one task, else normalised.
+    raw = {"random": RANDOM, "reference": REFERENCE, "ceiling": CEILING}
+    assert anchor_levels(result, normalised=False) == raw
+    normalised = anchor_levels(result, normalised=True)
+    assert normalised == {
+        "random": 0.0, "reference": 1.0, "ceiling lrtune/RecSys-v0": pytest.approx(ceiling)
+    }  # fmt: skip
     (importance,) = result.importances  # no Optuna study here: rebuilt from MLflow records
     assert importance.source == "MLflow trial records" and importance.method == "fanova"
     assert {"optimizer", "lr"} <= set(importance.values)
@@ -173,10 +189,13 @@ def test_metric_histories_bulk_matches_the_public_per_run_reads(in_tmp: Path, st
 
 def test_reference_scores_and_overrides(in_tmp: Path) -> None:
     recsys = task_anchors("lrtune/RecSys-v0")
-    assert (recsys.random, recsys.reference) == (RANDOM, REFERENCE)
+    assert (recsys.random, recsys.reference, recsys.ceiling) == (RANDOM, REFERENCE, CEILING)
+    assert recsys.normalise(REFERENCE) == 1.0 and recsys.normalise(RANDOM) == 0.0
+    assert recsys.normalised_ceiling == pytest.approx((CEILING - RANDOM) / (REFERENCE - RANDOM))
     assert task_anchors("lrtune.envs:lrtune/RecSys-v0").reference == REFERENCE
     cart = task_anchors("CartPole-v1")
     assert cart.reference == 475.0 and 5.0 < cart.random < 60.0
+    assert cart.ceiling is None and cart.normalised_ceiling is None  # no oracle known
     assert "measured" in cart.random_source
     assert (in_tmp / "cache" / "random_scores.json").exists()  # cached for next time
     forced = task_anchors(

@@ -13,6 +13,7 @@ from lrtune.envs.baselines import (
     LinUCBBandit,
     ObservationLayout,
     evaluate_baseline,
+    evaluate_policy,
     greedy_actions,
     observable_myopic_action,
     observable_myopic_actions,
@@ -161,3 +162,31 @@ def test_bandit_rejects_bad_settings() -> None:
         LinUCBBandit(layout, alpha=-1.0)
     with pytest.raises(ValueError, match="ridge"):
         LinUCBBandit(layout, ridge=0.0)
+
+
+def test_a_policy_is_evaluated_exactly_as_the_baselines() -> None:
+    # A trained agent is scored by evaluate_policy: same sessions, groups and intervals.
+    layout = ObservationLayout.of(RecSysEnv())
+    seen: list[tuple[int, ...]] = []
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        seen.append(obs.shape)
+        return observable_myopic_actions(obs, layout)
+
+    agent = evaluate_policy("agent", policy, num_sessions=60, seed=3)
+    baseline = evaluate_baseline("observable_myopic", num_sessions=60, seed=3)
+    assert agent.name == "agent"
+    np.testing.assert_array_equal(agent.clicks, baseline.clicks)
+    np.testing.assert_array_equal(agent.steps, baseline.steps)
+    assert agent.group is not None and baseline.group is not None
+    np.testing.assert_array_equal(agent.group, baseline.group)
+    assert agent.clicks_ci() == baseline.clicks_ci()
+    assert all(
+        len(shape) == 2 and shape[1] == RecSysEnv().observation_space.shape[0] for shape in seen
+    )
+    worse = evaluate_policy(
+        "first", lambda obs: np.zeros(len(obs), np.int64), num_sessions=60, seed=3
+    )
+    assert worse.clicks.mean() < agent.clicks.mean()  # a different policy, a different score
+    with pytest.raises(ValueError, match="num_sessions"):
+        evaluate_policy("agent", policy, num_sessions=1)

@@ -1,6 +1,6 @@
 """The recommender's native vector env in RLlib: presets, config, batched pipeline, one train().
 
-Throughput figures live in benchmarks/recsys_training.py; these check what is built and that
+Throughput figures live in benchmarks/recsys_train.py; these check what is built and that
 env steps are counted as the env took them."""
 
 from __future__ import annotations

@@ -247,7 +247,7 @@ def compare(
                 bucket = excluded.setdefault(group, {})
                 bucket[status or "running"] = bucket.get(status or "running", 0) + 1
                 continue
-            normalised = (raw - anchor.random) / (anchor.reference - anchor.random)
+            normalised = anchor.normalise(raw)
             samples.append(
                 Sample(
                     experiment=exp.name,
@@ -398,6 +398,11 @@ def format_table(result: Comparison) -> str:
             f"task {a.task}: random {a.random:g} ({a.random_source}), reference {a.reference:g} "
             f"({a.reference_source})"
         )
+        if a.ceiling is not None:  # the oracle: what hidden state buys, not a target for agents
+            lines.append(
+                f"task {a.task}: ceiling {a.ceiling:g} = {a.normalised_ceiling:.2f} normalised "
+                f"({a.ceiling_source})"
+            )
     for imp in result.importances:
         top = ", ".join(f"{k} {v:.2f}" for k, v in list(imp.values.items())[:6])
         lines.append(

@@ -53,21 +53,60 @@ def _on_grid(curves: Sequence[Curve], points: int = GRID_POINTS) -> tuple[np.nda
     return grid, values
 
 
+def _levels(ax: Any, levels: Mapping[str, float] | None, low: float, high: float) -> bool:
+    """Dashed horizontal lines at named scores (random, best observable baseline, ceiling).
+
+    A level far above the data (the oracle's ceiling, ~15 on the normalised scale) would squash
+    the curves into one band, so it is written in the corner with its value instead of drawn.
+    Returns whether a line was drawn (a legend entry exists).
+    """
+    if not levels:
+        return False
+    drawn = False
+    span = max(high - low, 1e-9)
+    off_axis: list[str] = []
+    for (name, value), style in zip(levels.items(), ("--", "-.", ":", "--"), strict=False):
+        if not math.isfinite(value):
+            continue
+        if value > high + 2 * span or value < low - 2 * span:
+            off_axis.append(f"{name}: {value:.3g} (off the axis)")
+            continue
+        ax.axhline(value, color="0.35", linestyle=style, linewidth=1.0, label=f"{name} {value:.3g}")
+        drawn = True
+    if off_axis:
+        ax.text(
+            0.01, 0.99, "\n".join(off_axis), transform=ax.transAxes, va="top", ha="left",
+            fontsize=8, color="0.25",
+        )  # fmt: skip
+    return drawn
+
+
 def learning_curves(
-    groups: Mapping[str, Sequence[Curve]], ylabel: str, title: str, seed: int = 0
+    groups: Mapping[str, Sequence[Curve]],
+    ylabel: str,
+    title: str,
+    seed: int = 0,
+    levels: Mapping[str, float] | None = None,
 ) -> bytes | None:
-    """Per group: the IQM over runs at each env step, with a 95 % bootstrap band."""
+    """Per group: the IQM over runs at each env step, with a 95 % bootstrap band.
+
+    ``levels`` names reference scores drawn as dashed lines (see :func:`_levels`).
+    """
     groups = {g: [c for c in cs if len(c[0])] for g, cs in groups.items()}
     groups = {g: cs for g, cs in groups.items() if cs}
     if not groups:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.2))
+    lows, highs = [], []
     for color, (group, curves) in zip(_colors(len(groups)), sorted(groups.items()), strict=True):
         grid, values = _on_grid(curves)
         centre, low, high = curve_band(values, seed=seed)
         ax.plot(grid, centre, color=color, label=f"{group} (n={len(curves)})")
         ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
+        lows.append(float(np.nanmin(low)))
+        highs.append(float(np.nanmax(high)))
+    _levels(ax, levels, min(lows), max(highs))
     ax.set_xlabel("env steps")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -105,8 +144,13 @@ def lr_curves(groups: Mapping[str, Sequence[Curve]], title: str) -> bytes | None
     return _png(fig)
 
 
-def score_distributions(groups: Mapping[str, Sequence[float]], ylabel: str) -> bytes | None:
-    """Per group: a box plot of final scores with every run as a point."""
+def score_distributions(
+    groups: Mapping[str, Sequence[float]],
+    ylabel: str,
+    levels: Mapping[str, float] | None = None,
+) -> bytes | None:
+    """Per group: a box plot of final scores with every run as a point (``levels``: dashed
+    reference lines, see :func:`_levels`)."""
     names = [g for g in groups if len(groups[g])]
     if not names:
         return None
@@ -119,6 +163,9 @@ def score_distributions(groups: Mapping[str, Sequence[float]], ylabel: str) -> b
         ax.scatter(
             i + rng.uniform(-0.15, 0.15, size=len(values)), values, s=14, alpha=0.7, color="k"
         )
+    every = np.concatenate(data)
+    if _levels(ax, levels, float(every.min()), float(every.max())):
+        ax.legend(fontsize=8, loc="best")
     ax.set_xticks(range(1, len(names) + 1))
     ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)

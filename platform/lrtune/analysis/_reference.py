@@ -1,12 +1,15 @@
-"""The two anchors of score normalisation per task: the random policy's score (→ 0) and the
-environment's reference score (→ 1).
+"""The anchors of score normalisation per task: the random policy's score (→ 0), the
+environment's reference score (→ 1) and, where one is known, a ceiling shown beside them.
 
 Where they come from, first match wins:
 
 1. the user's override (``--random-score`` / ``--reference-score``, for every env or per env id);
-2. a small built-in table for lrtune's recommender ids with their default configuration
-   (random and oracle clicks per session, as ``lrtune baselines ENV_ID --sessions 4000 --seed 0``
-   prints them; tests/analysis/test_anchors.py recomputes them);
+2. a small built-in table for lrtune's recommender ids with their default configuration: random
+   → 0, the best *observable* baseline (the higher of ``observable_myopic`` and ``bandit``: what a
+   real system could run) → 1, and the oracle (which reads hidden interest and quality) as the
+   ceiling, never the reference -- normalised by the oracle, every agent scored about 0.03 and
+   every difference looked like noise. Clicks per session as ``lrtune baselines ENV_ID
+   --sessions 4000 --seed 0`` prints them; tests/analysis/test_anchors.py recomputes them;
 3. the reference: gymnasium's ``reward_threshold`` of the env's spec where it is set; the random
    score: measured by a short random-action rollout of the env (seeded, cached on disk in
    ``$LRTUNE_CACHE_DIR`` or ``~/.cache/lrtune/random_scores.json``).
@@ -24,29 +27,47 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from lrtune._files import atomic_write_text
 from lrtune.registry import LRTuneError
 
-#: How the recommender anchors below were computed: these baselines (random anchor, reference
-#: anchor), this many sessions, this seed -- ``lrtune baselines ENV_ID --sessions 4000 --seed 0``.
-BUILTIN_BASELINES: tuple[str, str] = ("random", "oracle")
+#: The baselines behind the recommender anchors: the random anchor, the observable baselines
+#: whose best is the reference, and the ceiling.
+BUILTIN_RANDOM = "random"
+BUILTIN_OBSERVABLE: tuple[str, ...] = ("observable_myopic", "bandit")
+BUILTIN_CEILING = "oracle"
+#: Every baseline the built-in table is computed from (``lrtune baselines --baseline ...``).
+BUILTIN_BASELINES: tuple[str, ...] = (BUILTIN_RANDOM, *BUILTIN_OBSERVABLE, BUILTIN_CEILING)
+#: The protocol: this many sessions, this seed -- ``lrtune baselines ENV_ID --sessions 4000
+#: --seed 0``.
 BUILTIN_SESSIONS = 4000
 BUILTIN_SEED = 0
 
-_BUILTIN_SOURCE = (
-    "built-in table: random and oracle clicks/session (lrtune baselines, 4000 sessions, seed 0)"
-)
+_BUILTIN_SOURCE = "built-in table (lrtune baselines, 4000 sessions, seed 0)"
 
-#: (random score, reference score, where they come from) of lrtune's own env ids, default config:
-#: the means of ``lrtune baselines`` (protocol above) rounded to two decimals. Earlier values
-#: (10.42 / 67.15 and 10.65 / 41.40) came from all 4000 sessions in one batched env, whose one
-#: shared candidate order is a random effect its naive interval ignored; the command now splits
-#: the sessions into independent groups.
-BUILTIN: dict[str, tuple[float, float, str]] = {
-    "lrtune/RecSys-v0": (10.26, 67.00, _BUILTIN_SOURCE),
-    "lrtune/RecSysHard-v0": (10.67, 41.39, _BUILTIN_SOURCE),
+
+class BuiltinAnchors(NamedTuple):
+    """One env's row of the built-in table (clicks per session, default config)."""
+
+    #: The random policy's mean (normalised 0).
+    random: float
+    #: The best observable baseline's mean (normalised 1).
+    reference: float
+    #: The oracle's mean: the ceiling shown beside the normalised scores.
+    ceiling: float
+    #: Which observable baseline is the reference.
+    reference_baseline: str
+
+
+#: The built-in anchors of lrtune's own env ids, default config: the means of ``lrtune
+#: baselines`` (protocol above) rounded to two decimals. Recompute with
+#: ``lrtune baselines ENV_ID --sessions 4000 --seed 0`` (tests/analysis/test_anchors.py does).
+#: Until 2026-12-02 the reference was the oracle (67.00 / 41.39), which no observable policy
+#: can approach (it is now the ceiling); the random anchors are unchanged.
+BUILTIN: dict[str, BuiltinAnchors] = {
+    "lrtune/RecSys-v0": BuiltinAnchors(10.26, 13.71, 67.00, "observable_myopic"),
+    "lrtune/RecSysHard-v0": BuiltinAnchors(10.67, 12.23, 41.39, "observable_myopic"),
 }
 
 RANDOM_EPISODES = 30
@@ -68,6 +89,18 @@ class TaskAnchors:
     reference: float
     random_source: str
     reference_source: str
+    #: A score shown as the ceiling (the recommender's oracle), or None where none is known.
+    ceiling: float | None = None
+    ceiling_source: str = ""
+
+    def normalise(self, score: float) -> float:
+        """``score`` on the normalised scale: random → 0, reference → 1."""
+        return (score - self.random) / (self.reference - self.random)
+
+    @property
+    def normalised_ceiling(self) -> float | None:
+        """The ceiling on the normalised scale (None where no ceiling is known)."""
+        return None if self.ceiling is None else self.normalise(self.ceiling)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data (JSON-ready)."""
@@ -78,6 +111,9 @@ class TaskAnchors:
             "reference": self.reference,
             "random_source": self.random_source,
             "reference_source": self.reference_source,
+            "ceiling": self.ceiling,
+            "ceiling_source": self.ceiling_source,
+            "normalised_ceiling": self.normalised_ceiling,
         }
 
 
@@ -133,14 +169,17 @@ def task_anchors(
     random = _override(random_override or {}, env_id)
     random_source = "--random-score"
     if random is None and builtin is not None:
-        random, random_source = builtin[0], builtin[2]
+        random, random_source = builtin.random, f"{BUILTIN_RANDOM}, {_BUILTIN_SOURCE}"
     if random is None and measure:
         random = measure_random_score(env_id, env_config)
         random_source = f"measured: random actions, {RANDOM_EPISODES} episodes (cached)"
     reference = _override(reference_override or {}, env_id)
     reference_source = "--reference-score"
     if reference is None and builtin is not None:
-        reference, reference_source = builtin[1], builtin[2]
+        reference = builtin.reference
+        reference_source = (
+            f"best observable baseline: {builtin.reference_baseline}, {_BUILTIN_SOURCE}"
+        )
     if reference is None:
         threshold = _reward_threshold(env_id)
         if threshold is not None:
@@ -161,6 +200,7 @@ def task_anchors(
             f"{env_id}: the random score and the reference score are both {random}; they must "
             "differ (give --random-score / --reference-score)."
         )
+    ceiling = builtin.ceiling if builtin is not None else None
     return TaskAnchors(
         task_key(env_id, env_config),
         env_id,
@@ -168,6 +208,8 @@ def task_anchors(
         float(reference),
         random_source,
         reference_source,
+        ceiling=ceiling,
+        ceiling_source=f"{BUILTIN_CEILING}, {_BUILTIN_SOURCE}" if ceiling is not None else "",
     )
 
 

@@ -195,6 +195,26 @@ def population_lineage(exp: ExperimentData) -> tuple[Figure | None, str]:
     return figure, text
 
 
+def anchor_levels(comparison: Comparison, *, normalised: bool) -> dict[str, float]:
+    """The reference lines of the report's score figures: random, reference and ceiling.
+
+    Raw scores (one task): that task's anchors as they are. Normalised (several tasks): random
+    0 and reference 1, and each task's ceiling (the recommender's oracle) at its normalised value.
+    """
+    anchors = list(comparison.anchors.values())
+    if not normalised and len(anchors) == 1:
+        a = anchors[0]
+        levels = {"random": a.random, "reference": a.reference}
+        if a.ceiling is not None:
+            levels["ceiling"] = a.ceiling
+        return levels
+    levels = {"random": 0.0, "reference": 1.0}
+    for a in anchors:
+        if a.normalised_ceiling is not None:
+            levels[f"ceiling {a.task}"] = a.normalised_ceiling
+    return levels
+
+
 def build_sections(
     experiments: Sequence[ExperimentData],
     comparison: Comparison,
@@ -230,8 +250,11 @@ def build_sections(
 
     curves = Section("Learning curves")
     ylabel = "episode return" if single_task else "normalised episode return"
+    levels = anchor_levels(comparison, normalised=not single_task)
     groups = _curves_by_group(comparison, experiments, CURVE_METRIC, max_points, not single_task)
-    png = _plots.learning_curves(groups, ylabel, f"{ylabel} by {by} (IQM, 95% CI band)", seed)
+    png = _plots.learning_curves(
+        groups, ylabel, f"{ylabel} by {by} (IQM, 95% CI band)", seed, levels=levels
+    )
     curves.figure(Figure("curves.png", f"{ylabel} over env steps per group", png) if png else None)
     if not png:
         curves.text("No logged episode returns to draw.")
@@ -251,7 +274,9 @@ def build_sections(
     values: dict[str, list[float]] = {}
     for s in comparison.samples:
         values.setdefault(s.group, []).append(s.raw if single_task else s.normalised)
-    png = _plots.score_distributions(values, "final score" if single_task else "normalised")
+    png = _plots.score_distributions(
+        values, "final score" if single_task else "normalised", levels=levels
+    )
     dist.figure(
         Figure("scores.png", "distribution of final scores per group", png) if png else None
     )

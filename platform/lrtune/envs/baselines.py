@@ -42,6 +42,7 @@ __all__ = [
     "LinUCBBandit",
     "ObservationLayout",
     "evaluate_baseline",
+    "evaluate_policy",
     "greedy_action",
     "greedy_actions",
     "observable_myopic_action",
@@ -378,8 +379,6 @@ def evaluate_baseline(
     if num_sessions < 2:
         raise ValueError("num_sessions must be >= 2 (confidence intervals need two sessions)")
     envs, env_seeds = session_groups(num_sessions, seed, config, **kwargs)
-    groups = len(envs)
-    sizes = [env.num_envs for env in envs]
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xBA5E]))
     layout = ObservationLayout.of(envs[0])
     bandit = LinUCBBandit(layout) if name == "bandit" else None
@@ -411,6 +410,30 @@ def evaluate_baseline(
         def policy(v: BatchedRecSysEnv, obs: NDArray[np.float32]) -> NDArray[np.int64]:
             return oracle_actions(v, quality_weight)
 
+    on_step = bandit.update if bandit is not None else None
+    clicks, steps, returns = _run_sessions(envs, env_seeds, policy, on_step)
+    return BaselineResult(
+        name=name, clicks=clicks, steps=steps, returns=returns,
+        group=np.repeat(np.arange(len(envs)), [env.num_envs for env in envs]),
+    )  # fmt: skip
+
+
+def _run_sessions(
+    envs: list[BatchedRecSysEnv],
+    env_seeds: list[int],
+    policy: Callable[[BatchedRecSysEnv, NDArray[np.float32]], NDArray[np.int64]],
+    on_step: Callable[
+        [NDArray[np.float32], NDArray[np.int64], NDArray[np.bool_], NDArray[np.bool_]], None
+    ]
+    | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Run each row's first session of every group in lockstep; per-session clicks, steps, returns.
+
+    ``on_step(obs, actions, clicks, live)`` (the bandit's update) is called once per step with
+    the rows of every group still stepping, so a learner sees all groups' clicks before acting.
+    """
+    groups = len(envs)
+    sizes = [env.num_envs for env in envs]
     obs = [env.reset(seed=s)[0] for env, s in zip(envs, env_seeds, strict=True)]
     done = [np.zeros(size, dtype=bool) for size in sizes]
     clicks = [np.zeros(size) for size in sizes]
@@ -436,8 +459,8 @@ def evaluate_baseline(
             clicked_all.append(clicked)
             live_all.append(live)
             obs[i] = next_obs
-        if bandit is not None:  # one update per step from every group: lockstep learning
-            bandit.update(
+        if on_step is not None:  # one update per step from every group: lockstep learning
+            on_step(
                 np.concatenate(seen),
                 np.concatenate(chosen),
                 np.concatenate(clicked_all),
@@ -445,10 +468,29 @@ def evaluate_baseline(
             )
     for env in envs:
         env.close()
+    return np.concatenate(clicks), np.concatenate(steps), np.concatenate(returns)
+
+
+def evaluate_policy(
+    name: str,
+    policy: Callable[[NDArray[np.float32]], NDArray[np.int64]],
+    *,
+    config: Mapping[str, Any] | RecSysConfig | None = None,
+    num_sessions: int = 2000,
+    seed: int = 0,
+    **kwargs: Any,
+) -> BaselineResult:
+    """Evaluate any observation -> action ``policy`` (a trained agent) as the baselines are.
+
+    ``policy`` maps observations ``(n, obs_dim)`` to actions ``(n,)``; the sessions, groups,
+    seeds and intervals are exactly :func:`evaluate_baseline`'s, so an agent's result and the
+    baselines' are comparable (use a ``seed`` the agent was not trained on).
+    """
+    if num_sessions < 2:
+        raise ValueError("num_sessions must be >= 2 (confidence intervals need two sessions)")
+    envs, env_seeds = session_groups(num_sessions, seed, config, **kwargs)
+    clicks, steps, returns = _run_sessions(envs, env_seeds, lambda _env, obs: policy(obs))
     return BaselineResult(
-        name=name,
-        clicks=np.concatenate(clicks),
-        steps=np.concatenate(steps),
-        returns=np.concatenate(returns),
-        group=np.repeat(np.arange(groups), sizes),
-    )
+        name=name, clicks=clicks, steps=steps, returns=returns,
+        group=np.repeat(np.arange(len(envs)), [env.num_envs for env in envs]),
+    )  # fmt: skip

@@ -56,6 +56,15 @@ everything per session (user draw, candidates, clicks) comes from ``self.np_rand
 
 The trade-off: clickbait wins clicks now (high appeal) but drains the budget (``q < 0``), so a
 myopic policy ends sessions early; quality items keep users longer and win more clicks overall.
+
+Learnable from observations: quality is hidden, but the world is fixed, and in the synthetic
+catalog quality depends on an item's main topic and clickbait has high appeal, so quality is
+partly predictable from ``(x_k, a_k)`` (a linear fit on topics, appeal and appeal squared
+explains 39 % of its variance in the default catalog), and the budget left, which quality
+moves, is observed. A fixed observable policy that ranks by ``P(click) * (1 + 4 q_hat)`` with
+that fit scores 17.47 [17.18, 17.75] clicks/session against the observable myopic 13.71, and
+lrtune's PPO preset learns 16.64 [16.46, 16.81] in 1M env steps (benchmarks/recsys_train.py):
+the default configuration needed no change for learning to pay.
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ PPO_CONTINUOUS: dict[str, Any] = {
 
 # The recommender registers a native vector env (`lrtune.envs.BatchedRecSysEnv`): RLlib steps
 # all envs in one call (`gym_env_vectorize_mode`), and `build_algorithm_config` gives it lrtune's
-# batched module-to-env pipeline. benchmarks/recsys_training.py (PPO in training, one CPU, load
+# batched module-to-env pipeline. benchmarks/recsys_train.py (PPO in training, one CPU, load
 # 0.4-2, 2026-12-02): 7,342-8,095 env steps/s with this entry against 2,848 with the agent
 # defaults in "sync". The minibatch, not the env, held the defaults back: the vector env at
 # minibatch 256 ran 2,906 (64 envs) and 3,156 (256 envs).
@@ -173,7 +173,7 @@ DQN_DEFAULTS: dict[str, Any] = {
 
 # Native vector env (see _RECSYS_PPO); the defaults' 8 envs, rollout, batch and replay ratio.
 # DQN's time goes to replayed items, not env steps (see DQN_DEFAULTS), so it gains nothing
-# measurable: benchmarks/recsys_training.py, one CPU, 2026-12-02: 221-344 env steps/s in "sync",
+# measurable: benchmarks/recsys_train.py, one CPU, 2026-12-02: 221-344 env steps/s in "sync",
 # 223-303 with the vector env (8 or 64 envs), within the run-to-run noise.
 _RECSYS_DQN: dict[str, Any] = {"gym_env_vectorize_mode": "vector_entry_point"}
 

@@ -13,7 +13,7 @@ episode (``UnBatchToIndividualItems``), deep-copies the actions and passes each 
 ``NormalizeAndClipActions`` (a no-op for ``Discrete`` spaces), then re-stacks them by env index
 (``ListifyDataForVectorEnv``). On ``lrtune/RecSys-v0`` with 256 envs that was about a third of
 the env runner's time (sampling alone: 8,325 against 12,933 env steps/s under load) and PPO
-trained at 6,371 against 8,095 env steps/s without it (``benchmarks/recsys_training.py``,
+trained at 6,371 against 8,095 env steps/s without it (``benchmarks/recsys_train.py``,
 2026-12-02). The batch that
 reaches the module-to-env pipeline already has one row per env, in env order (the env-to-module
 pipeline adds one observation per ongoing episode, and the single-agent env runner keeps one
