@@ -19,10 +19,22 @@ class ProgressPrinter(Callback):
         self._stream = stream
         self._start = time.monotonic()
         self._header = False
+        # trial id → (its config object, its description): describing a trial validates its
+        # policy, too dear for every result; a population's exploit gives the trial a new config.
+        self._described: dict[str, tuple[Any, str]] = {}
+
+    def _description(self, trial: Any) -> str:
+        config = trial.config
+        described = self.__dict__.setdefault("_described", {})  # also when unpickled from before
+        cached = described.get(trial.trial_id)
+        if cached is None or cached[0] is not config:
+            cached = (config, self._describe(trial))
+            described[trial.trial_id] = cached
+        return cached[1]
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its callbacks with the experiment; a restored copy prints to stdout.
-        return {**self.__dict__, "_stream": None}
+        return {**self.__dict__, "_stream": None, "_described": {}}
 
     def _print(self, text: str) -> None:
         print(text, file=self._stream or sys.stdout, flush=True)
@@ -41,13 +53,14 @@ class ProgressPrinter(Callback):
         status = "diverged" if result.get("diverged") else "running"
         self._print(
             f"{time.monotonic() - self._start:>6.0f} {str(trial.trial_id)[-10:]:<10} "
-            f"{self._describe(trial)[:40]:<40} {result.get('training_iteration', 0):>4} "
+            f"{self._description(trial)[:40]:<40} {result.get('training_iteration', 0):>4} "
             f"{result.get('env_steps', 0):>9} {result.get('score', float('nan')):>8.1f} "
             f"{lr:>9.2e} {status}"
         )
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         """Called by Tune when a trial ends."""
+        self.__dict__.get("_described", {}).pop(trial.trial_id, None)
         self._print(f"{'':>6} {str(trial.trial_id)[-10:]:<10} finished")
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:

@@ -14,7 +14,6 @@ a server that is down); when it cannot be asked, one line says so and the next r
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -32,21 +31,15 @@ from lrtune.vocabulary import (
     TrialStatus,
 )
 
-#: Bounds for reconciliation's own MLflow calls, used only when the user set none.
-RECONCILE_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
-
 
 @contextlib.contextmanager
 def bounded_mlflow_calls() -> Iterator[None]:
-    """Set MLflow's retry and timeout variables for the block, where the user set none."""
-    added = [key for key in RECONCILE_ENV if key not in os.environ]
-    for key in added:
-        os.environ[key] = RECONCILE_ENV[key]
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
+    """MLflow calls bounded as the tracking journal bounds its own (`bound_http_calls`: one
+    retry, 5 s per request, unless the user set MLflow's variables)."""
+    from lrtune.tracking._journal import bound_http_calls
+
+    bound_http_calls()
+    yield
 
 
 def _status_tags_and_state(status: str) -> tuple[dict[str, str], str]:
