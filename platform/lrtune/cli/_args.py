@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
 
 def positive_int(text: str) -> int:
-    """A whole number ≥ 1, written as users write it: ``80000``, ``8e4``, ``1e1``."""
+    """A whole number ≥ 1, read as a job file's whole numbers are: ``80000``, ``8e4``, ``1e1``."""
+    from lrtune.specs._yaml import positive_whole
+
     try:
-        value = int(text)
-    except ValueError:
-        try:
-            number = float(text)
-        except ValueError:
-            number = math.nan
-        if not (math.isfinite(number) and number.is_integer()):
-            raise argparse.ArgumentTypeError(
-                f"expected a positive whole number (like 8 or 8e4), got {text!r}"
-            ) from None
-        value = int(number)
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive whole number (like 8 or 8e4), got {text!r}"
-        )
-    return value
+        return positive_whole(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 #: The logger every lrtune room reports progress and warnings through ("lrtune.*" children).

@@ -21,12 +21,13 @@ cluster:
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from lrtune.specs._yaml import Real, Whole
 
 DEFAULT_STOP_WAIT_S = 60
 # Variables lrtune sets itself, or that must never travel in a job's runtime environment (it is
@@ -48,50 +49,15 @@ def _frozen() -> ConfigDict:
     return ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
-def _number(value: Any) -> Any:
-    """YAML reads ``1e9`` (no dot) as a string: accept the numeric forms users write."""
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not a boolean")
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
 class EntrypointResources(BaseModel):
     """What the job's driver (the ``lrtune run`` process) reserves on the cluster."""
 
     model_config = _frozen()
 
-    num_cpus: float | None = Field(default=None, ge=0)
-    num_gpus: float | None = Field(default=None, ge=0)
-    memory: int | None = Field(default=None, ge=0, description="bytes")
-    resources: dict[str, float] = Field(default_factory=dict)
-
-    @field_validator("num_cpus", "num_gpus", "memory", mode="before")
-    @classmethod
-    def _numbers(cls, value: Any) -> Any:
-        value = _number(value)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError("must be finite")
-        return value
-
-    @field_validator("memory", mode="before")
-    @classmethod
-    def _whole_bytes(cls, value: Any) -> Any:
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        return value
-
-    @field_validator("resources")
-    @classmethod
-    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
-        for name, amount in value.items():
-            if not math.isfinite(amount) or amount < 0:
-                raise ValueError(f"{name}: a resource amount is a finite number >= 0")
-        return value
+    num_cpus: Real | None = Field(default=None, ge=0)
+    num_gpus: Real | None = Field(default=None, ge=0)
+    memory: Whole | None = Field(default=None, ge=0, description="bytes")
+    resources: dict[str, Annotated[Real, Field(ge=0)]] = Field(default_factory=dict)
 
     def submit_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of `JobSubmissionClient.submit_job` (only those that are set)."""
@@ -194,7 +160,7 @@ class ClusterSpec(BaseModel):
     pip: tuple[str, ...] = ()
     env_vars: dict[str, EnvValue] = Field(default_factory=dict)
     entrypoint_resources: EntrypointResources = EntrypointResources.model_validate({})
-    stop_wait_s: int = Field(default=DEFAULT_STOP_WAIT_S, ge=3, le=24 * 3600)
+    stop_wait_s: Whole = Field(default=DEFAULT_STOP_WAIT_S, ge=3, le=24 * 3600)
     python: str = Field(default="python", min_length=1, pattern=r"^[A-Za-z0-9_./+-]+$")
 
     @field_validator("working_dir_excludes", "py_modules", "pip", mode="before")
@@ -243,11 +209,3 @@ class ClusterSpec(BaseModel):
     def secret_env(self) -> dict[str, SecretEnvRef]:
         """The env vars read from Kubernetes Secrets (pods' ``valueFrom.secretKeyRef``)."""
         return {n: v for n, v in self.env_vars.items() if isinstance(v, SecretEnvRef)}
-
-    @field_validator("stop_wait_s", mode="before")
-    @classmethod
-    def _whole_seconds(cls, value: Any) -> Any:
-        value = _number(value)
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        return value

@@ -22,8 +22,7 @@ not change what a seeded sampler suggests (`JobSpec.resolved_hash` sorts keys to
 from __future__ import annotations
 
 import itertools
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -90,21 +89,15 @@ class _Param:
         return FloatDistribution(d.low, d.high, log=d.distribution == "log_uniform", step=d.step)
 
     def suggest(self, trial: optuna.Trial) -> Any:
-        d = self.dim
-        if self.options is not None:
-            return self.from_label(trial.suggest_categorical(self.name, self.labels()))
-        assert d.low is not None and d.high is not None
-        if d.is_int:
-            return trial.suggest_int(
-                self.name,
-                int(d.low),
-                int(d.high),
-                step=int(d.step) if d.step is not None else 1,
-                log=d.distribution == "log_int",
-            )
-        return trial.suggest_float(
-            self.name, d.low, d.high, step=d.step, log=d.distribution == "log_uniform"
-        )
+        """The trial's value of this parameter, suggested over `distribution`."""
+        from optuna.distributions import FloatDistribution, IntDistribution
+
+        dist = self.distribution()
+        if isinstance(dist, IntDistribution):
+            return trial.suggest_int(self.name, dist.low, dist.high, step=dist.step, log=dist.log)
+        if isinstance(dist, FloatDistribution):
+            return trial.suggest_float(self.name, dist.low, dist.high, step=dist.step, log=dist.log)
+        return self.from_label(trial.suggest_categorical(self.name, self.labels()))
 
     def grid(self) -> list[tuple[Any, Any]]:
         """``(Optuna-form param value, actual value)`` for each grid value."""
@@ -182,8 +175,7 @@ class CompiledSpace:
         ):
             trial.set_user_attr(BASELINE_ATTR, True)
             return self.baseline_constants()
-        choose = _OptunaChooser(trial)
-        return self._point(choose)
+        return self._point(_optuna_chooser(trial))
 
     def baseline_constants(self) -> dict[str, Any]:
         """The baseline trial's constants: the job's policy (else a constant LR with Adam), with
@@ -234,7 +226,7 @@ class CompiledSpace:
         """The trial constants of a point given as flat parameter values, named as in
         `distributions` (categorical ones by their labels): what a searcher other than
         Optuna's proposes. Values of families the point does not choose are ignored."""
-        return self._point(_ParamsChooser(params))
+        return self._point(_params_chooser(params))
 
     # ---- grid
 
@@ -252,9 +244,9 @@ class CompiledSpace:
             )
         points = []
         for combo in self._grid_combos():
-            chooser = _GridChooser(combo)
-            constants = self._point(chooser)
-            constants["params"] = dict(chooser.params)
+            chosen: dict[str, Any] = {}
+            constants = self._point(_grid_chooser(combo, chosen))
+            constants["params"] = chosen
             points.append(constants)
         if self.job.search.baseline_first:
             baseline = self.baseline_constants()
@@ -263,10 +255,10 @@ class CompiledSpace:
         return points
 
     def grid_size(self) -> int:
-        """Number of grid points (without the baseline)."""
-        return sum(1 for _ in self._grid_combos(count_only=True))
+        """Number of grid points (without the baseline): the space's `grid_size`."""
+        return self.job.space.grid_size() if self.job.space is not None else 1
 
-    def _grid_combos(self, count_only: bool = False) -> Any:
+    def _grid_combos(self) -> Any:
         # A combo is the full dict of param name -> (optuna value, actual value) of one point,
         # built slot by slot: each slot's options are (family choice + its params' values).
         per_slot: list[list[dict[str, tuple[Any, Any]]]] = []
@@ -293,9 +285,6 @@ class CompiledSpace:
             )
         for p in self._agent_dimensions():
             per_slot.append([{p.name: v} for v in p.grid()])
-        if count_only:
-            total = math.prod(len(options) for options in per_slot)
-            return iter(range(total))
         return (
             {k: v for part in combo for k, v in part.items()}
             for combo in itertools.product(*per_slot)
@@ -358,53 +347,40 @@ class CompiledSpace:
         }
 
 
+@dataclass(frozen=True)
 class _Chooser:
-    def category(self, name: str, labels: list[str]) -> str:
-        raise NotImplementedError
+    """How one point picks a slot's family (``category(name, labels)``) and a parameter's
+    value (``value(param)``): from an Optuna trial, a grid combination or flat values."""
 
-    def value(self, param: _Param) -> Any:
-        raise NotImplementedError
-
-
-class _OptunaChooser(_Chooser):
-    def __init__(self, trial: optuna.Trial) -> None:
-        self.trial = trial
-
-    def category(self, name: str, labels: list[str]) -> str:
-        return str(self.trial.suggest_categorical(name, labels))
-
-    def value(self, param: _Param) -> Any:
-        return param.suggest(self.trial)
+    category: Callable[[str, list[str]], str]
+    value: Callable[[_Param], Any]
 
 
-class _GridChooser(_Chooser):
-    def __init__(self, combo: Mapping[str, tuple[Any, Any]]) -> None:
-        self.combo = combo
-        self.params: dict[str, Any] = {}
-
-    def category(self, name: str, labels: list[str]) -> str:
-        label, _ = self.combo[name]
-        self.params[name] = label
-        return str(label)
-
-    def value(self, param: _Param) -> Any:
-        label, actual = self.combo[param.name]
-        self.params[param.name] = label
-        return actual
+def _optuna_chooser(trial: optuna.Trial) -> _Chooser:
+    return _Chooser(
+        lambda name, labels: str(trial.suggest_categorical(name, labels)),
+        lambda param: param.suggest(trial),
+    )
 
 
-class _ParamsChooser(_Chooser):
-    def __init__(self, params: Mapping[str, Any]) -> None:
-        self.params = params
-
-    def category(self, name: str, labels: list[str]) -> str:
-        return str(self.params[name])
-
-    def value(self, param: _Param) -> Any:
-        raw = self.params[param.name]
+def _params_chooser(params: Mapping[str, Any]) -> _Chooser:
+    def value(param: _Param) -> Any:
+        raw = params[param.name]
         if param.options is not None:
             return param.from_label(raw)
         return round(float(raw)) if param.dim.is_int else float(raw)
+
+    return _Chooser(lambda name, _: str(params[name]), value)
+
+
+def _grid_chooser(combo: Mapping[str, tuple[Any, Any]], chosen: dict[str, Any]) -> _Chooser:
+    """Picks ``combo``'s ``(Optuna-form, actual)`` values, recording the former in ``chosen``."""
+
+    def value(name: str) -> Any:
+        chosen[name] = combo[name][0]
+        return combo[name][1]
+
+    return _Chooser(lambda name, _: str(value(name)), lambda param: value(param.name))
 
 
 # ------------------------------------------------------------------------------ entry points

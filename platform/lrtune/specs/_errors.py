@@ -1,10 +1,34 @@
-"""Turn pydantic validation errors into one-paragraph spec errors that name file and field."""
+"""The one formatter of validation errors: pydantic errors as ``field.path: problem`` sentences,
+joined into one-paragraph spec errors that name file and field."""
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from lrtune.specs._yaml import SpecError
+
+Loc = tuple[str | int, ...]
+Problem = tuple[Loc, str]
+
+
+def short(value: Any) -> str:
+    """``repr(value)``, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def error_message(err: ErrorDetails | Mapping[str, Any]) -> str:
+    """One pydantic error's problem as a sentence (without its location)."""
+    if err["type"] == "extra_forbidden":
+        return "unknown key; remove it or check its spelling"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] not in ("missing", "value_error") and "input" in err:
+        msg = f"{msg} (got {short(err['input'])})"
+    return msg
 
 
 def describe_validation_error(exc: ValidationError) -> list[str]:
@@ -16,14 +40,7 @@ def describe_validation_error(exc: ValidationError) -> list[str]:
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-        msg = str(err["msg"])
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key; remove it or check its spelling"
-        elif err["type"] not in ("missing", "value_error") and "input" in err:
-            got = repr(err["input"])
-            msg = f"{msg} (got {got[:60] + '...' if len(got) > 60 else got})"
+        msg = error_message(err)
         if msg.startswith("params."):
             lines.append(f"{loc}.{msg}" if loc else msg)
         else:
@@ -33,5 +50,45 @@ def describe_validation_error(exc: ValidationError) -> list[str]:
 
 def spec_error(label: str, kind: str, exc: ValidationError) -> SpecError:
     """A `SpecError` for ``kind`` (e.g. ``LR policy``) loaded from ``label``."""
-    problems = describe_validation_error(exc)
-    return SpecError(f"{label}: invalid {kind}: " + "; ".join(problems))
+    return SpecError(f"{label}: invalid {kind}: " + "; ".join(describe_validation_error(exc)))
+
+
+def raise_problems(title: str, problems: Sequence[Problem]) -> None:
+    """Raise a pydantic `ValidationError` with one error per ``(loc, message)``.
+
+    Raised inside a validator, pydantic prefixes each ``loc`` with the validator's own position,
+    so nested models report full paths (``space.schedule.cosine.min_factor``).
+    """
+    details: list[InitErrorDetails] = []
+    for loc, message in dict.fromkeys(problems):  # each problem once, in order
+        error = PydanticCustomError("value_error", "{problem}", {"problem": message})
+        details.append(InitErrorDetails(type=error, loc=loc, input=None))
+    if details:
+        raise ValidationError.from_exception_data(title, details)
+
+
+def plugin_params(
+    slot: str,
+    name: str,
+    model: type[BaseModel],
+    params: Mapping[str, Any],
+    prefix: Loc,
+    *,
+    defaults: bool = False,
+) -> tuple[dict[str, Any], list[Problem]]:
+    """``params`` of entry ``name`` of ``slot`` validated by its ``model`` (the keys given,
+    typed; with ``defaults``, every parameter), and one problem per bad key, under ``prefix``."""
+    try:
+        validated = model.model_validate(dict(params))
+    except ValidationError as exc:
+        problems: list[Problem] = []
+        for err in exc.errors():
+            msg = error_message(err)
+            if err["type"] == "extra_forbidden":
+                msg = (
+                    f"{slot[:-1]} {name!r} has no parameter {err['loc'][0]!r} (it takes: "
+                    f"{', '.join(model.model_fields) or 'none'}; see `lrtune plugins {slot}`)"
+                )
+            problems.append(((*prefix, *err["loc"]), msg))
+        return dict(params), problems
+    return validated.model_dump(mode="json", exclude_unset=not defaults), []

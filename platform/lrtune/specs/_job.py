@@ -25,7 +25,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -34,25 +33,19 @@ from pydantic import (
 from lrtune.policies import LRPolicySpec
 from lrtune.registry import SLOTS, LRTuneError
 from lrtune.specs._cluster import ClusterSpec
+from lrtune.specs._errors import Loc, Problem, plugin_params, raise_problems
 from lrtune.specs._population import PopulationSpec
 from lrtune.specs._space import (
-    AGENT_SECTIONS,
     AGENT_SETTING_AGENTS,
     AGENT_SETTING_REPLACES,
     OWNED_HYPERPARAMS,
     PLUGIN_SLOTS,
-    Dimension,
-    Loc,
-    Problem,
-    Real,
     SearchSpaceSpec,
-    Whole,
+    check_candidates,
     constants_of,
-    dims_of,
     merge_space_parts,
-    raise_problems,
-    yaml_number,
 )
+from lrtune.specs._yaml import Real, Settings, Whole
 
 MAX_GRID_POINTS = 10_000
 
@@ -76,9 +69,6 @@ HASH_EXCLUDED: tuple[tuple[str, ...], ...] = (
 )
 
 
-# ----------------------------------------------------------------------------- number helpers
-
-
 def _frozen() -> ConfigDict:
     return ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
@@ -92,7 +82,7 @@ class EnvSpec(BaseModel):
     model_config = _frozen()
 
     id: str = Field(min_length=1, max_length=300)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: Settings = Field(default_factory=dict)
 
     @field_validator("id")
     @classmethod
@@ -101,11 +91,6 @@ class EnvSpec(BaseModel):
         if problem:
             raise ValueError(problem)
         return value
-
-    @field_validator("config", mode="before")
-    @classmethod
-    def _numbers(cls, value: Any) -> Any:
-        return yaml_number(value) if isinstance(value, Mapping) else value
 
 
 class ModelSpec(BaseModel):
@@ -277,27 +262,8 @@ def _plugin_class(slot: str, name: str) -> Any:
 def _plugin_params(
     slot: str, name: str, params: Mapping[str, Any]
 ) -> tuple[dict[str, Any], list[Problem]]:
-    """``params`` validated by entry ``name`` of ``slot`` (only the keys given, typed), and a
-    problem per bad key, located under ``params``."""
-    entry = SLOTS[slot].get(name)
-    try:
-        validated = entry.params_model.model_validate(dict(params))
-    except ValidationError as exc:
-        problems: list[Problem] = []
-        for err in exc.errors():
-            loc: Loc = ("params", *err["loc"])
-            if err["type"] == "extra_forbidden":
-                takes = ", ".join(entry.params_model.model_fields) or "none"
-                msg = (
-                    f"{entry.slot[:-1]} {name!r} has no parameter {err['loc'][0]!r} (it takes: "
-                    f"{takes}; see `lrtune plugins {slot}`)"
-                )
-            else:
-                shown = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
-                msg = f"{err['msg']}{shown}"
-            problems.append((loc, msg))
-        return dict(params), problems
-    return validated.model_dump(mode="json", exclude_unset=True), []
+    """``params`` validated by entry ``name`` of ``slot``; a problem per bad key."""
+    return plugin_params(slot, name, SLOTS[slot].get(name).params_model, params, ("params",))
 
 
 class SearchSpec(BaseModel):
@@ -329,12 +295,7 @@ class SearchSpec(BaseModel):
     startup_trials: Whole | None = Field(default=None, ge=1)
     baseline_first: bool = False
     warm_start: str | None = Field(default=None, min_length=1)
-    params: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("params", mode="before")
-    @classmethod
-    def _param_numbers(cls, value: Any) -> Any:
-        return yaml_number(value) if isinstance(value, Mapping) else value
+    params: Settings = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _searcher(self) -> SearchSpec:
@@ -426,12 +387,7 @@ class SchedulerSpec(BaseModel):
     grace_period: Whole | None = Field(default=None, gt=0)
     grace_fraction: Real | None = Field(default=None, gt=0, le=1)
     reduction_factor: Real = Field(default=2.0, gt=1)
-    params: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("params", mode="before")
-    @classmethod
-    def _param_numbers(cls, value: Any) -> Any:
-        return yaml_number(value) if isinstance(value, Mapping) else value
+    params: Settings = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_grace(self) -> SchedulerSpec:
@@ -531,7 +487,7 @@ class JobSpec(BaseModel):
     tracking: TrackingSpec = TrackingSpec.model_validate({})
     storage_path: str = "ray_results"
     results_dir: str = "results"
-    hyperparams: dict[str, Any] = Field(default_factory=dict)
+    hyperparams: Settings = Field(default_factory=dict)
     cluster: ClusterSpec | None = None
     population: PopulationSpec | None = None
 
@@ -542,24 +498,7 @@ class JobSpec(BaseModel):
             return data
         base_dir = (info.context or {}).get("base_dir")
         out = dict(data)
-        problems: list[Problem] = []
-        if isinstance(out.get("space"), list | tuple):
-            merged, files, space_problems = combine_spaces(out["space"], base_dir)
-            problems.extend((("space", *loc), msg) for loc, msg in space_problems)
-            out["space"] = merged
-            out["space_path"] = None
-            out["space_files"] = files
-        for key in ("space", "policy"):
-            if isinstance(out.get(key), str):
-                try:
-                    path, raw = load_referenced(out[key], base_dir, key)
-                except ValueError as exc:
-                    problems.append(((key,), str(exc)))
-                    continue
-                out[key] = raw
-                if key == "space":
-                    out["space_path"] = str(path)
-                    out["space_files"] = (str(path),)
+        problems = [p for key in ("space", "policy") for p in resolve_reference(out, key, base_dir)]
         raise_problems("JobSpec", problems)
         return out
 
@@ -576,11 +515,6 @@ class JobSpec(BaseModel):
         if trials is not None and not isinstance(trials, Mapping):
             return data
         return {**data, "trials": {**(trials or {}), "num": size}}
-
-    @field_validator("hyperparams", mode="before")
-    @classmethod
-    def _hyper_numbers(cls, value: Any) -> Any:
-        return yaml_number(value) if isinstance(value, Mapping) else value
 
     @model_validator(mode="after")
     def _cross_check(self) -> JobSpec:
@@ -791,7 +725,7 @@ class JobSpec(BaseModel):
         if (
             plugin.kind == "tune"
             and self.space is not None
-            and not iter_dimensions(self.space)
+            and not self.space.dimensions()
             and not self.space.is_conditional
         ):
             problems.append(
@@ -805,7 +739,7 @@ class JobSpec(BaseModel):
         if plugin.kind != "grid" or self.space is None:
             return problems
         missing = False
-        for loc, dim in iter_dimensions(self.space):
+        for loc, dim in self.space.dimensions():
             if dim.values is None:
                 missing = True
                 problems.append(
@@ -977,18 +911,24 @@ def _password_free(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
-def iter_dimensions(space: SearchSpaceSpec) -> list[tuple[Loc, Dimension]]:
-    """``(loc in the space, dimension)`` for every dimension of ``space``."""
-    out: list[tuple[Loc, Dimension]] = []
-    if isinstance(space.lr, Dimension):
-        out.append((("lr",), space.lr))
-    for slot in PLUGIN_SLOTS:
-        for name, params in (space.slot(slot) or {}).items():
-            out += [((slot, name, key), dim) for key, dim in dims_of(params).items()]
-    for section in AGENT_SECTIONS:
-        params = getattr(space, section) or {}
-        out += [((section, key), dim) for key, dim in dims_of(params).items()]
-    return out
+def resolve_reference(data: dict[str, Any], key: str, base_dir: str | Path | None) -> list[Problem]:
+    """Replace a job's ``space`` or ``policy`` given as a path (or, for ``space``, a list of
+    parts) in ``data`` by the mapping it holds, recording the space's files; the problems,
+    located under ``key``. Each file is read here, once."""
+    value = data.get(key)
+    if key == "space" and isinstance(value, list | tuple):
+        merged, files, problems = combine_spaces(value, base_dir)
+        data.update(space=merged, space_path=None, space_files=tuple(files))
+        return [((key, *loc), msg) for loc, msg in problems]
+    if not isinstance(value, str):
+        return []
+    try:
+        path, data[key] = load_referenced(value, base_dir, key)
+    except ValueError as exc:
+        return [((key,), str(exc))]
+    if key == "space":
+        data.update(space_path=str(path), space_files=(str(path),))
+    return []
 
 
 def combine_spaces(
@@ -1028,15 +968,7 @@ def combine_spaces(
 def _schedule_builds(name: str, params: Mapping[str, Any], budget: int) -> list[Problem]:
     """Build a schedule family at every checked point with the trial budget."""
     entry = SLOTS["schedules"].get(name)
-    dims = dims_of(params)
-    base = {**constants_of(params), **{k: d.first_point() for k, d in dims.items()}}
-    points: list[tuple[str | None, Any]] = [(None, None)]
-    for name_, dim in dims.items():
-        points += [(name_, p) for _, p in dim.check_points()]
-    for key, point in points:
-        candidate = dict(base)
-        if key is not None:
-            candidate[key] = point
+    for key, _, point, candidate in check_candidates(params):
         try:
             entry.build(candidate, budget=budget)
         except (ValueError, TypeError, LRTuneError) as exc:
@@ -1158,7 +1090,6 @@ def resolve_path(value: str, base_dir: str | Path | None) -> tuple[Path | None, 
 
 def load_referenced(value: str, base_dir: str | Path | None, what: str) -> tuple[Path, Any]:
     """Load the YAML file a job refers to (its ``space`` or ``policy``); ValueError if not."""
-    from lrtune.specs._load import guard_data
     from lrtune.specs._yaml import SpecError, load_yaml
 
     path, tried = resolve_path(value, base_dir)
@@ -1169,8 +1100,7 @@ def load_referenced(value: str, base_dir: str | Path | None, what: str) -> tuple
             f"directory, or write the {what} inline"
         )
     try:
-        label, data = load_yaml(path)
-        guard_data(label, data)
+        _, data = load_yaml(path)
     except SpecError as exc:
         raise ValueError(str(exc)) from None
     if not isinstance(data, Mapping):

@@ -6,7 +6,6 @@ Every problem is a `SpecError` whose message is one paragraph:
 
 from __future__ import annotations
 
-import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,36 +14,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from lrtune.specs._errors import describe_validation_error
-from lrtune.specs._job import JobSpec, combine_spaces, load_referenced
-from lrtune.specs._space import SearchSpaceSpec
-from lrtune.specs._yaml import SpecError, load_yaml
+from lrtune.specs._errors import raise_problems, spec_error
+from lrtune.specs._job import JobSpec, resolve_reference
+from lrtune.specs._space import SearchSpaceSpec, annotation_types
+from lrtune.specs._yaml import YAML_LOADER, SpecError, guard_data, load_yaml
 
-MAX_NODES = 200_000
 MAX_OVERRIDE_BYTES = 64 * 1024
-
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def guard_data(label: str, data: Any) -> None:
-    """Refuse documents that expand (through YAML aliases) to more than `MAX_NODES` values,
-    or that refer to themselves; counted without recursion, stopping at the limit."""
-    stack = [data]
-    count = 0
-    while stack:
-        node = stack.pop()
-        count += 1
-        if count > MAX_NODES:
-            raise SpecError(
-                f"{label}: the document expands to more than {MAX_NODES} values (YAML aliases "
-                "repeating large parts, or referring to themselves); refused. Write spec files "
-                "out without aliases."
-            )
-        if isinstance(node, dict):
-            stack.extend(node.keys())
-            stack.extend(node.values())
-        elif isinstance(node, list | tuple):
-            stack.extend(node)
 
 
 # ------------------------------------------------------------------------------------ spaces
@@ -61,7 +36,7 @@ def parse_space(data: Any, label: str = "<space>") -> SearchSpaceSpec:
     try:
         return SearchSpaceSpec.model_validate(dict(data))
     except ValidationError as exc:
-        raise SpecError(_paragraph(label, "search space", exc)) from None
+        raise spec_error(label, "search space", exc) from None
 
 
 def load_space(path: str | Path) -> SearchSpaceSpec:
@@ -95,7 +70,7 @@ def parse_job(
     try:
         return JobSpec.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
-        message = _paragraph(label, "job", exc)
+        message = str(spec_error(label, "job", exc))
         in_space = any(len(err["loc"]) > 1 and err["loc"][0] == "space" for err in exc.errors())
         if space_file is not None and in_space:
             message += f" (the space is the file {space_file!r})"
@@ -107,10 +82,6 @@ def load_job(path: str | Path, overrides: Sequence[str] = ()) -> JobSpec:
     path = Path(path)
     label, data = load_yaml(path)
     return parse_job(data, label, base_dir=path.parent, overrides=overrides)
-
-
-def _paragraph(label: str, kind: str, exc: ValidationError) -> str:
-    return f"{label}: invalid {kind}: " + "; ".join(describe_validation_error(exc))
 
 
 # --------------------------------------------------------------------------------- overrides
@@ -127,7 +98,7 @@ def parse_override_value(text: str, label: str, item: str) -> Any:
             f"{MAX_OVERRIDE_BYTES} bytes; put it in the file instead."
         )
     try:
-        value = yaml.load(text, Loader=_Loader)
+        value = yaml.load(text, Loader=YAML_LOADER)
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError(
@@ -200,28 +171,16 @@ def _set(
         if i == len(parts) - 1:
             node[part] = value
             return
+        if kind is JobSpec and part in ("space", "policy"):
+            # A referenced file or a combined space: loaded (merged) first, so that overrides
+            # reach into it.
+            try:
+                raise_problems("JobSpec", resolve_reference(node, part, base_dir))
+            except ValidationError as exc:
+                raise spec_error(label, "job", exc) from None
         child = node.get(part)
         if child is None:
             child = {}
-        elif isinstance(child, list) and kind is JobSpec and part == "space":
-            # A combined space: merged first, so that overrides reach into the merged space.
-            child, files, problems = combine_spaces(child, base_dir)
-            if problems:
-                where = "; ".join(
-                    f"space.{'.'.join(str(p) for p in loc)}: {msg}" if loc else f"space: {msg}"
-                    for loc, msg in problems
-                )
-                raise SpecError(f"{label}: invalid job: {where}")
-            node["space_path"] = None
-            node["space_files"] = list(files)
-        elif isinstance(child, str) and kind is JobSpec and part in ("space", "policy"):
-            try:
-                found, child = load_referenced(child, base_dir, part)
-            except ValueError as exc:
-                raise SpecError(f"{label}: invalid job: {part}: {exc}") from None
-            if part == "space":
-                node["space_path"] = str(found)
-                node["space_files"] = [str(found)]
         elif not isinstance(child, Mapping):
             raise SpecError(
                 f"{label}: invalid job: {path}: is {str(child)[:40]!r}, not a mapping (from "
@@ -235,17 +194,9 @@ def _set(
 
 def _kind_of(annotation: Any) -> type[BaseModel] | str:
     """The model a field holds (descend with its fields), or `_FREE` / `_LEAF`."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _kind_of(typing.get_args(annotation)[0])
-    if origin is typing.Union or origin is types.UnionType:
-        kinds = [_kind_of(a) for a in typing.get_args(annotation) if a is not type(None)]
-        models = [k for k in kinds if isinstance(k, type)]
-        if models:
-            return models[0]
-        return _FREE if _FREE in kinds else _LEAF
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if origin in (dict, Mapping) or annotation in (dict, Any):
-        return _FREE
-    return _LEAF
+    kinds = annotation_types(annotation)
+    models = [k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)]
+    if models:
+        return models[0]
+    free = any(typing.get_origin(k) in (dict, Mapping) or k in (dict, Any) for k in kinds)
+    return _FREE if free else _LEAF

@@ -30,9 +30,7 @@ import copy
 import itertools
 import math
 import random
-import types
-import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -40,14 +38,21 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
 from lrtune.policies import LRPolicySpec, PluginRef
 from lrtune.policies.populations import MUTABLE_KEY
 from lrtune.registry import SLOTS, LRTuneError
-from lrtune.specs._space import Loc, Problem, Real, Whole, raise_problems, yaml_number
+from lrtune.specs._errors import (
+    Loc,
+    Problem,
+    describe_validation_error,
+    plugin_params,
+    raise_problems,
+)
+from lrtune.specs._space import annotation_types
+from lrtune.specs._yaml import Real, Settings, Whole
 
 #: Default PBT perturbation factors (a value is multiplied by one of them, chosen at random).
 DEFAULT_FACTORS = (0.8, 1.25)
@@ -145,7 +150,7 @@ class PopulationSpec(BaseModel):
     name: str = Field(min_length=1)
     size: Whole
     interval: Whole = Field(gt=0, description="env steps between two perturbations of a member")
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: Settings = Field(default_factory=dict)
     mutable: dict[str, MutableParam] = Field(min_length=1)
     choices: dict[Literal["schedule", "optimizer", "gradients"], tuple[PluginRef, ...]] = Field(
         default_factory=dict
@@ -169,33 +174,17 @@ class PopulationSpec(BaseModel):
         out["params"] = params
         return out
 
-    @field_validator("params", mode="before")
-    @classmethod
-    def _numbers(cls, value: Any) -> Any:
-        return yaml_number(value) if isinstance(value, Mapping) else value
-
     @model_validator(mode="after")
     def _check(self) -> PopulationSpec:
-        problems: list[Problem] = []
         try:
             entry = SLOTS["populations"].get(self.name)
         except LRTuneError as exc:
             raise_problems("PopulationSpec", [(("name",), str(exc))])
             return self
-        try:
-            validated = entry.params_model.model_validate(dict(self.params))
-            object.__setattr__(self, "params", validated.model_dump(mode="json"))
-        except ValidationError as exc:
-            for err in exc.errors():
-                loc: Loc = tuple(err["loc"]) or ("params",)
-                msg = (
-                    f"population '{self.name}' has no parameter {err['loc'][0]!r} (it takes: "
-                    f"{', '.join(entry.params_model.model_fields) or 'none'}, see `lrtune plugins "
-                    "populations`)"
-                    if err["type"] == "extra_forbidden"
-                    else f"{err['msg']} (got {err.get('input')!r})"
-                )
-                problems.append((loc, msg))
+        params, problems = plugin_params(
+            "populations", self.name, entry.params_model, self.params, (), defaults=True
+        )
+        object.__setattr__(self, "params", params)
         if self.size < 2:
             problems.append((("size",), f"a population needs at least 2 members (got {self.size})"))
         by_factors = bool(getattr(entry.factory, "perturbs_by_factors", False))
@@ -431,12 +420,7 @@ def _policy_problem(policy: Mapping[str, Any], budget: int) -> str | None:
         spec = LRPolicySpec.model_validate(dict(policy))
         spec.build(budget=budget)
     except ValidationError as exc:
-        parts = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            msg = str(err["msg"]).removeprefix("Value error, ").split(" — ")[0]
-            parts.append(f"{loc}.{msg}" if msg.startswith("params.") else f"{loc}: {msg}")
-        return ", ".join(parts)
+        return ", ".join(describe_validation_error(exc))
     except (ValueError, TypeError, LRTuneError) as exc:
         return str(exc)
     return None
@@ -503,17 +487,8 @@ def _in_ref(ref: Mapping[str, Any], slot: str, parts: list[str], loc: Loc) -> tu
 
 def _numeric_kind(annotation: Any) -> type | None:
     """``int`` or ``float`` for a numeric field annotation (Optional/Annotated allowed)."""
-    origin = typing.get_origin(annotation)
-    if origin is Annotated:
-        return _numeric_kind(typing.get_args(annotation)[0])
-    if origin is typing.Union or origin is types.UnionType:
-        kinds = {_numeric_kind(a) for a in typing.get_args(annotation) if a is not type(None)}
-        return kinds.pop() if len(kinds) == 1 else None
-    if annotation is bool:
-        return None
-    if annotation in (int, float):
-        return typing.cast(type, annotation)
-    return None
+    kinds = set(annotation_types(annotation))
+    return kinds.pop() if kinds in ({int}, {float}) else None
 
 
 def mutable_coords(config: Mapping[str, Any]) -> dict[str, float]:
@@ -521,8 +496,3 @@ def mutable_coords(config: Mapping[str, Any]) -> dict[str, float]:
     point = config.get("point", config)
     coords = point.get(MUTABLE_KEY, {}) if isinstance(point, Mapping) else {}
     return {str(k): float(v) for k, v in dict(coords).items()}
-
-
-def problems_at(prefix: Loc, problems: Sequence[Problem]) -> list[Problem]:
-    """``problems`` with ``prefix`` put in front of each location."""
-    return [((*prefix, *loc), message) for loc, message in problems]

@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import json
 import math
-import re
+import types
+import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
@@ -48,13 +49,11 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from lrtune.policies import PluginRef
 from lrtune.registry import SLOTS, LRTuneError
-
-Loc = tuple[str | int, ...]
-Problem = tuple[Loc, str]
+from lrtune.specs._errors import Loc, Problem, error_message, raise_problems, short
+from lrtune.specs._yaml import Real, Whole, yaml_number
 
 DISTRIBUTIONS = ("uniform", "log_uniform", "int", "log_int", "categorical")
 NUMERIC_DISTRIBUTIONS = ("uniform", "log_uniform", "int", "log_int")
@@ -82,68 +81,16 @@ OWNED_HYPERPARAMS: dict[str, str] = {
     "num_learners": "lrtune trains in the trial's own process",
 }
 
-_EXP_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
-
-# ------------------------------------------------------------------------------ error helpers
-
-
-def raise_problems(title: str, problems: Sequence[Problem]) -> None:
-    """Raise a pydantic `ValidationError` with one error per ``(loc, message)``.
-
-    Raised inside a validator, pydantic prefixes each ``loc`` with the validator's own position,
-    so nested models report full paths (``space.schedule.cosine.min_factor``).
-    """
-    if not problems:
-        return
-    seen: set[Problem] = set()
-    details: list[InitErrorDetails] = []
-    for loc, message in problems:
-        if (loc, message) in seen:
-            continue
-        seen.add((loc, message))
-        details.append(
-            InitErrorDetails(
-                type=PydanticCustomError("value_error", "{problem}", {"problem": message}),
-                loc=loc,
-                input=None,
-            )
-        )
-    raise ValidationError.from_exception_data(title, details)
-
-
-def yaml_number(value: Any) -> Any:
-    """``"1e-4"`` (PyYAML reads exponents without a dot as strings) as the float meant; lists
-    and mappings converted recursively; anything else unchanged."""
-    if isinstance(value, str) and _EXP_NUMBER.match(value.strip()):
-        return float(value)
-    if isinstance(value, list | tuple):
-        return [yaml_number(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: yaml_number(v) for k, v in value.items()}
-    return value
-
-
-def _whole(value: Any) -> Any:
-    """Whole numbers: ``2e4`` (a string in YAML) and ``20000.0`` accepted, booleans refused."""
-    if isinstance(value, bool):
-        raise ValueError("must be a whole number, not a boolean")
-    value = yaml_number(value)
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    return value
-
-
-def _real(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not a boolean")
-    return yaml_number(value)
-
-
-#: A whole number field of a job or space file (``2e4`` and ``20000.0`` accepted).
-Whole = Annotated[int, BeforeValidator(_whole)]
-#: A finite real number field (``1e-4`` accepted, booleans refused).
-Real = Annotated[float, BeforeValidator(_real), Field(allow_inf_nan=False)]
+def annotation_types(annotation: Any) -> list[Any]:
+    """The types a pydantic field annotation admits: ``Annotated`` unwrapped, unions (and
+    ``Optional``) flattened, ``None`` left out."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return annotation_types(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return [t for a in typing.get_args(annotation) for t in annotation_types(a)]
+    return [] if annotation is type(None) else [annotation]
 
 
 def is_primitive(value: Any) -> bool:
@@ -156,24 +103,6 @@ def choice_label(value: Any) -> Any:
     if is_primitive(value):
         return value
     return json.dumps(value, sort_keys=True, default=str)
-
-
-def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or value is None:
-        raise ValueError(f"{what} must be a number (got {value!r})")
-    value = yaml_number(value)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number (got {value!r})") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{what} must be finite (got {value!r})")
-    return number
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # -------------------------------------------------------------------------------- dimensions
@@ -193,18 +122,11 @@ class Dimension(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     distribution: Literal["uniform", "log_uniform", "int", "log_int", "categorical"] | None = None
-    low: float | None = None
-    high: float | None = None
-    step: float | None = None
+    low: Real | None = None
+    high: Real | None = None
+    step: Real | None = None
     choices: tuple[Any, ...] | None = None
     values: tuple[Any, ...] | None = None
-
-    @field_validator("low", "high", "step", mode="before")
-    @classmethod
-    def _numbers(cls, value: Any) -> Any:
-        if value is None:
-            return None
-        return _number(value, "it")
 
     @field_validator("choices", "values", mode="before")
     @classmethod
@@ -212,7 +134,7 @@ class Dimension(BaseModel):
         if value is None:
             return None
         if isinstance(value, str | bytes) or not isinstance(value, Iterable | Sequence):
-            raise ValueError(f"must be a list (got {_short(value)})")
+            raise ValueError(f"must be a list (got {short(value)})")
         if isinstance(value, Mapping):
             raise ValueError("must be a list, not a mapping")
         return tuple(yaml_number(v) for v in value)
@@ -281,7 +203,7 @@ class Dimension(BaseModel):
             low, high = self.low, self.high
             for v in values:
                 if isinstance(v, bool) or not isinstance(v, int | float):
-                    return [f"`values` of a {dist} range must be numbers (got {_short(v)})"]
+                    return [f"`values` of a {dist} range must be numbers (got {short(v)})"]
                 if dist in ("int", "log_int") and not float(v).is_integer():
                     return [f"`values` of an {dist} range must be whole numbers (got {v!r})"]
                 if low is not None and high is not None and not low <= v <= high:
@@ -290,7 +212,7 @@ class Dimension(BaseModel):
             labels = {choice_label(c) for c in self.choices}
             for v in values:
                 if choice_label(v) not in labels:
-                    return [f"value {_short(v)} is not one of the `choices`"]
+                    return [f"value {short(v)} is not one of the `choices`"]
         return []
 
     @model_serializer(mode="wrap")
@@ -359,7 +281,10 @@ def _lr_value(value: Any) -> Any:
         return value
     if isinstance(value, Mapping):
         return Dimension.model_validate(dict(value))
-    return _number(value, "lr")
+    number = yaml_number(value)
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        raise ValueError(f"lr must be a number (got {value!r})")
+    return number
 
 
 def _feedback_lists(value: Any) -> Any:
@@ -482,9 +407,9 @@ def check_settings(model: type[BaseModel], params: Mapping[str, Any], what: str)
                 if loc in seen:
                     continue
                 seen.add(loc)
-                at = f" at {where} {_short(point)}" if key == field and key is not None else ""
+                at = f" at {where} {short(point)}" if key == field and key is not None else ""
                 msg = str(err["msg"]).removeprefix("Value error, ")
-                problems.append((loc, f"{msg}{at} (got {_short(err.get('input'))})"))
+                problems.append((loc, f"{msg}{at} (got {short(err.get('input'))})"))
     return problems
 
 
@@ -610,23 +535,22 @@ class SearchSpaceSpec(BaseModel):
             return True
         return any("lr" not in params for params in self.optimizer.values())
 
-    def dimensions(self) -> dict[str, Dimension]:
-        """Every dimension by its flat parameter name (``schedule.cosine.min_factor``, ``lr``,
-        ``hyperparams.gamma``)."""
-        out: dict[str, Dimension] = {}
+    def dimensions(self) -> list[tuple[Loc, Dimension]]:
+        """``(loc in the space, dimension)`` for every dimension (``("lr",)``,
+        ``("schedule", "cosine", "min_factor")``, ``("hyperparams", "gamma")``)."""
+        out: list[tuple[Loc, Dimension]] = []
         if isinstance(self.lr, Dimension):
-            out["lr"] = self.lr
+            out.append((("lr",), self.lr))
         for slot in PLUGIN_SLOTS:
             for name, params in (self.slot(slot) or {}).items():
-                for key, dim in dims_of(params).items():
-                    out[f"{slot}.{name}.{key}"] = dim
+                out += [((slot, name, key), dim) for key, dim in dims_of(params).items()]
         for section in AGENT_SECTIONS:
-            for key, dim in dims_of(getattr(self, section) or {}).items():
-                out[f"{section}.{key}"] = dim
+            out += [((section, k), d) for k, d in dims_of(getattr(self, section) or {}).items()]
         return out
 
     def grid_size(self) -> int:
-        """Number of points of a grid search over the ``values`` of every dimension."""
+        """Number of points of a grid search over the ``values`` of every dimension (families
+        of a slot add up, slots multiply; `CompiledSpace.grid_points` lists them)."""
 
         def count(dims: Mapping[str, Dimension]) -> int:
             return math.prod(len(d.values or ()) for d in dims.values())
@@ -664,11 +588,11 @@ def check_lr(value: Dimension | float, loc: Loc) -> list[Problem]:
         for what, point in value.check_points():
             if isinstance(point, bool) or not isinstance(point, int | float) or point <= 0:
                 return [
-                    (loc, f"a learning rate must be a number > 0, but {what} is {_short(point)}")
+                    (loc, f"a learning rate must be a number > 0, but {what} is {short(point)}")
                 ]
         return []
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        return [(loc, f"a learning rate must be a number > 0 (got {_short(value)})")]
+        return [(loc, f"a learning rate must be a number > 0 (got {short(value)})")]
     if not math.isfinite(value) or value > 1e6:
         return [(loc, f"a learning rate must be finite and at most 1e6 (got {value!r})")]
     return []
@@ -753,13 +677,13 @@ def _param_problem(
         return (*loc, field), f"required by {slot} '{name}': give a constant or a dimension"
     at = (*loc, field) if field in model.model_fields else loc
     if key is not None and field == key:
-        source = f"{what} {_short(point)}"
+        source = f"{what} {short(point)}"
     elif field in dims:
-        source = f"{dims[field].check_points()[0][0]} {_short(dims[field].first_point())}"
+        source = f"{dims[field].check_points()[0][0]} {short(dims[field].first_point())}"
     else:
-        source = _short(err.get("input"))
+        source = short(err.get("input"))
     if key is not None and field != key:
-        source += f" (with {key} at {what} {_short(point)})"
+        source += f" (with {key} at {what} {short(point)})"
     return at, (f"{msg}: got {source}{_allowed(model, field)}, see `lrtune plugins {slot}`")
 
 
@@ -785,16 +709,6 @@ def resolved_feedback(refs: Sequence[PluginRef]) -> tuple[PluginRef, ...]:
 # --------------------------------------------------------------------------- combined spaces
 
 
-def _part_message(err: Any) -> str:
-    """One pydantic error of a space part as the sentence a job error shows."""
-    if err["type"] == "extra_forbidden":
-        return "unknown key; remove it or check its spelling"
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] not in ("missing", "value_error") and "input" in err:
-        msg = f"{msg} (got {_short(err['input'])})"
-    return msg
-
-
 def merge_space_parts(
     parts: Sequence[tuple[str, Mapping[str, Any]]],
 ) -> tuple[dict[str, Any], list[Problem]]:
@@ -813,7 +727,7 @@ def merge_space_parts(
             SearchSpaceSpec.model_validate(dict(data))
         except ValidationError as exc:
             problems.extend(
-                (tuple(err["loc"]), f"{_part_message(err)} (in {label})") for err in exc.errors()
+                (tuple(err["loc"]), f"{error_message(err)} (in {label})") for err in exc.errors()
             )
     if problems:
         return {}, problems

@@ -1,23 +1,87 @@
-"""Safe YAML loading with limits: no tags executed, no huge or deeply nested documents."""
+"""Safe YAML loading with limits (no tags executed, no huge or deeply nested documents), and
+the one place numbers are read as YAML 1.2 reads them (`yaml_number`, `Whole`, `Real`)."""
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError
 
 from lrtune.registry import LRTuneError
 
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 100
 MAX_ALIASES = 1000
+MAX_NODES = 200_000
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: The safe loader (C-accelerated where available): never constructs objects from tags.
+YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class SpecError(LRTuneError, ValueError):
     """A spec file (policy, job, search space) that cannot be used; the message says why."""
+
+
+# ------------------------------------------------------------------------------------ numbers
+
+# PyYAML follows YAML 1.1, which reads exponents without a dot (`1e-4`, `2e4`) as strings;
+# YAML 1.2 (and users) read them as floats.
+_EXP_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def yaml_number(value: Any) -> Any:
+    """``"1e-4"`` as the float meant (YAML 1.2); lists and mappings converted recursively;
+    anything else unchanged. Every number of a spec file or a command line passes here."""
+    if isinstance(value, str) and _EXP_NUMBER.match(value.strip()):
+        return float(value)
+    if isinstance(value, list | tuple):
+        return [yaml_number(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: yaml_number(v) for k, v in value.items()}
+    return value
+
+
+def _whole(value: Any) -> Any:
+    """Whole numbers: ``2e4`` (a string in YAML) and ``20000.0`` accepted, booleans refused."""
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not a boolean")
+    value = yaml_number(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _real(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return yaml_number(value)
+
+
+#: A whole number field of a spec file (``2e4`` and ``20000.0`` accepted).
+Whole = Annotated[int, BeforeValidator(_whole)]
+#: A finite real number field (``1e-4`` accepted, booleans refused).
+Real = Annotated[float, BeforeValidator(_real), Field(allow_inf_nan=False)]
+#: A free mapping (plugin params, hyperparams, env config) whose numbers are read as YAML 1.2.
+Settings = Annotated[
+    dict[str, Any], BeforeValidator(lambda v: yaml_number(v) if isinstance(v, Mapping) else v)
+]
+_POSITIVE_WHOLE: TypeAdapter[int] = TypeAdapter(Annotated[Whole, Field(ge=1)])
+
+
+def positive_whole(text: str) -> int:
+    """A command-line whole number ≥ 1 read as a `Whole` field is (``8e4``, ``1e1``);
+    ValueError otherwise."""
+    try:
+        return _POSITIVE_WHOLE.validate_python(text.strip())
+    except ValidationError:
+        raise ValueError(
+            f"expected a positive whole number (like 8 or 8e4), got {text!r}"
+        ) from None
 
 
 def read_source(source: str | Path) -> tuple[str, str]:
@@ -70,7 +134,7 @@ def load_yaml(source: str | Path) -> tuple[str, Any]:
     try:
         depth = 0
         aliases = 0
-        for event in yaml.parse(text, Loader=_Loader):
+        for event in yaml.parse(text, Loader=YAML_LOADER):
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 depth += 1
                 if depth > MAX_DEPTH:
@@ -84,7 +148,7 @@ def load_yaml(source: str | Path) -> tuple[str, Any]:
                 aliases += 1
                 if aliases > MAX_ALIASES:
                     raise SpecError(f"{label}: more than {MAX_ALIASES} YAML aliases; refused.")
-        docs = list(yaml.load_all(text, Loader=_Loader))
+        docs = list(yaml.load_all(text, Loader=YAML_LOADER))
     except SpecError:
         raise
     except yaml.YAMLError as exc:
@@ -96,9 +160,32 @@ def load_yaml(source: str | Path) -> tuple[str, Any]:
         raise SpecError(f"{label}: not valid YAML{where}: {problem}.") from None
     except RecursionError:
         raise SpecError(f"{label}: nested too deeply; refused.") from None
+    if len(docs) == 1:
+        guard_data(label, docs[0])
     if len(docs) != 1:
         raise SpecError(
             f"{label}: expected exactly one YAML document, found {len(docs)}; "
             "remove extra '---' separators."
         )
     return label, docs[0]
+
+
+def guard_data(label: str, data: Any) -> None:
+    """Refuse documents that expand (through YAML aliases) to more than `MAX_NODES` values,
+    or that refer to themselves; counted without recursion, stopping at the limit."""
+    stack = [data]
+    count = 0
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise SpecError(
+                f"{label}: the document expands to more than {MAX_NODES} values (YAML aliases "
+                "repeating large parts, or referring to themselves); refused. Write spec files "
+                "out without aliases."
+            )
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
