@@ -531,7 +531,10 @@ def _run_locked(
         # time-shares them).
         max_concurrent_trials=None,
         time_budget_s=job.budget.experiment_seconds,
-        reuse_actors=False,
+        # Tune re-uses a trial's actor for the next trial only through ``reset_config``;
+        # LRTuneTrainable has none (an RLlib algorithm is rebuilt per trial), so each trial
+        # starts its own actor; a trainable that can reset itself is re-used.
+        reuse_actors=_resets_itself(trainable_class or LRTuneTrainable),
         trial_dirname_creator=trial_dirname,
     )
     live: set[str] = set()
@@ -772,6 +775,13 @@ def result_loggers() -> list[Callback]:
     if os.environ.get("LRTUNE_TENSORBOARD") == "1":
         loggers.append(TBXLoggerCallback())
     return loggers
+
+
+def _resets_itself(trainable_class: type) -> bool:
+    """Whether the trainable implements Tune's ``reset_config`` (so its actors can be re-used)."""
+    from ray.tune import Trainable
+
+    return getattr(trainable_class, "reset_config", None) is not Trainable.reset_config
 
 
 def _checkpoint_frequency(job: Any) -> int:
