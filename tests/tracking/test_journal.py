@@ -38,7 +38,8 @@ def _metrics(result: Any) -> dict[str, float]:
 
 
 def _status(trial: Any, result: Any, errored: bool) -> str:
-    return "completed"
+    # As lrtune's `recorder_status`: completed at the budget, pruned when it ended before.
+    return "completed" if result and result.get("budget_reached") else "pruned"
 
 
 def _recorder(uri: str, folder: Path, parent_ref: str | None, name: str) -> TrialRecorder:
@@ -53,8 +54,13 @@ def _recorder(uri: str, folder: Path, parent_ref: str | None, name: str) -> Tria
     )
 
 
-def _result(step: int) -> dict[str, Any]:
-    return {"env_steps": step, "score": step / 100, "lr": 1e-3 / step}
+def _result(step: int, budget_reached: bool = False) -> dict[str, Any]:
+    return {
+        "env_steps": step,
+        "score": step / 100,
+        "lr": 1e-3 / step,
+        "budget_reached": int(budget_reached),
+    }
 
 
 def _record_while_down(results: Path, name: str, stream: Any) -> tuple[int, float]:
@@ -70,10 +76,11 @@ def _record_while_down(results: Path, name: str, stream: Any) -> tuple[int, floa
     for step in STEPS:
         for trial in trials:
             began = time.perf_counter()
-            recorder.on_trial_result(0, [], trial, _result(step))
+            done = trial.trial_id == "a" and step == STEPS[-1]
+            recorder.on_trial_result(0, [], trial, _result(step, budget_reached=done))
             slowest = max(slowest, time.perf_counter() - began)
     recorder.on_trial_complete(0, [], trials[0])
-    recorder.on_experiment_end(trials)  # b ends as stopped
+    recorder.on_experiment_end(trials)  # b, short of its budget, ends as stopped
     journal.end_run(parent, "FINISHED")
     return journal.close(), slowest
 
@@ -251,6 +258,23 @@ def test_the_pickled_recorder_holds_no_thread_lock_or_client(tmp_path: Path) -> 
     assert copy._journal is None and copy.announced == set()
     recorder.on_experiment_end([TrialStandIn("t")])
     assert MlflowClient(store).get_run(recorder.run_ids["t"]).info.status == "KILLED"
+
+
+def test_a_trial_open_at_the_end_that_reached_its_budget_ends_completed(tmp_path: Path) -> None:
+    # The experiment's env-step budget can run out on the very result with which a trial
+    # reaches its own budget: Tune ends the experiment before telling that trial complete.
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    folder = tmp_path / "results" / "spent" / "tracking-journal"
+    recorder = _recorder(store, folder, None, "spent")
+    done, cut = TrialStandIn("done"), TrialStandIn("cut")
+    recorder.on_trial_result(0, [], done, _result(1000, budget_reached=True))
+    recorder.on_trial_result(0, [], cut, _result(500))
+    recorder.on_experiment_end([done, cut])
+    client = MlflowClient(store)
+    finished = client.get_run(recorder.run_ids["done"])
+    stopped = client.get_run(recorder.run_ids["cut"])
+    assert (finished.info.status, finished.data.tags["lrtune.status"]) == ("FINISHED", "completed")
+    assert (stopped.info.status, stopped.data.tags["lrtune.status"]) == ("KILLED", "stopped")
 
 
 def test_the_driver_spends_well_under_5_ms_per_result(

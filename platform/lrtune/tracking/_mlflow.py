@@ -354,7 +354,14 @@ class TrialRecorder(Callback):
         for trial in trials:
             trial_id = str(trial.trial_id)
             if trial_id not in self.statuses and trial_id in self.announced:
-                self._finish(trial, TrialStatus.STOPPED)
+                # A trial whose last result reached its budget (or diverged) ended as such
+                # even when the experiment stopped (its env-step budget spent) on that same
+                # result, before Tune told the trial complete; any other open trial stopped.
+                last = self.last_results.get(trial_id) or trial.last_result or None
+                status = self._status_of(trial, last, False)
+                if status not in (TrialStatus.COMPLETED, TrialStatus.DIVERGED):
+                    status = TrialStatus.STOPPED
+                self._finish(trial, status)
         if self._owns_journal:
             self.journal.close()
         else:
