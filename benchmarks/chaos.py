@@ -34,7 +34,6 @@ import queue
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,6 +45,8 @@ from typing import Any
 
 import psutil
 import yaml
+
+from lrtune.testing import start_lrtune
 
 #: PPO settings that make an iteration 128 env steps and a fraction of a second.
 TINY_PPO = {
@@ -83,16 +84,7 @@ class Driver:
     queue (so a test can poll files and output at once) and kept in ``lines``."""
 
     def __init__(self, job: Path, cwd: Path, env: dict[str, str] | None = None) -> None:
-        child_env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-        child_env.update(env or {})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lrtune", "run", str(job)],
-            cwd=cwd,
-            env=child_env,
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        self.proc = start_lrtune("run", str(job), cwd=cwd, env=env)
         self.started = time.monotonic()
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()

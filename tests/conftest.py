@@ -51,20 +51,9 @@ class LRTuneProcess:
     ) -> subprocess.Popen[str]:
         """Start ``python -m lrtune run path`` in ``cwd`` (not attached to a test's Ray);
         ``env_overrides`` sets (or, with None, removes) variables of the child's environment."""
-        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-        for key, value in (env_overrides or {}).items():
-            if value is None:
-                env.pop(key, None)
-            else:
-                env[key] = value
-        return subprocess.Popen(
-            [sys.executable, "-m", "lrtune", "run", str(path)],
-            cwd=cwd,
-            env=env,
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        from lrtune.testing import start_lrtune  # late: after the Ray settings above
+
+        return start_lrtune("run", str(path), cwd=cwd, env=env_overrides)
 
     def wait_for(
         self, proc: subprocess.Popen[str], needle: str, lines: list[str], limit: float

@@ -20,7 +20,8 @@ registers it. Each bound is checked as its own subtest, so a failure names every
 not refused.
 
 `local_mlflow_server` starts a real ``mlflow server`` on 127.0.0.1 for tests and benchmarks
-that talk to a tracking server as a user's run does.
+that talk to a tracking server as a user's run does; `start_lrtune` starts ``lrtune`` as a child
+process with its own Ray, as a user's shell does.
 
 This module needs pytest 9 or later (its ``subtests`` fixture), which lrtune itself does not
 depend on: install it with ``pip install 'pytest>=9'`` (or lrtune's ``dev`` extra). lrtune's
@@ -51,7 +52,7 @@ except ImportError as exc:  # pytest is a dev dependency, not one of lrtune's
 
 from lrtune.registry import SLOTS, Entry, PluginParamsError
 
-__all__ = ["PluginContract", "bound_violations", "lookup"]
+__all__ = ["PluginContract", "bound_violations", "local_mlflow_server", "lookup", "start_lrtune"]
 
 if not hasattr(pytest, "Subtests"):  # pytest < 9 has no built-in subtests fixture
     raise ImportError(
@@ -142,6 +143,11 @@ class PluginContract:
                     entry.validate_params({**entry.example, field: value})
 
 
+#: The setting that keeps `mlflow server` from starting its job runner (huey consumers: GenAI
+#: jobs and periodic tasks, nothing tracking needs), as ``(variable, value)``.
+NO_JOB_RUNNER = ("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+
+
 @contextlib.contextmanager
 def local_mlflow_server(
     backend_uri: str,
@@ -156,8 +162,10 @@ def local_mlflow_server(
 
     Yields its URL once ``/health`` answers (it takes 27-45 s on a loaded 2-core machine) and
     stops it by process group at the end. ``app_name`` (e.g. ``basic-auth``) and ``env`` (the
-    server's whole environment) are passed on as given. For tests and benchmarks that talk to
-    a tracking server the way a user's run does.
+    server's whole environment; this process's by default) are passed on as given, except that
+    MLflow's job runner is off unless ``env`` sets ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION``: its
+    four extra processes cost about 10 CPU-seconds a start (measured), and tracking never uses
+    them. For tests and benchmarks that talk to a tracking server the way a user's run does.
     """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -169,10 +177,12 @@ def local_mlflow_server(
     command += ["--backend-store-uri", backend_uri]
     if artifacts is not None:
         command += ["--artifacts-destination", str(artifacts)]
+    server_env = dict(env if env is not None else os.environ)
+    server_env.setdefault(NO_JOB_RUNNER[0], NO_JOB_RUNNER[1])
     proc = subprocess.Popen(
         command,
         cwd=cwd,
-        env=dict(env) if env is not None else None,
+        env=server_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
@@ -196,3 +206,35 @@ def local_mlflow_server(
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def start_lrtune(
+    *args: str,
+    cwd: Path,
+    env: Mapping[str, str | None] | None = None,
+    new_session: bool = False,
+    stderr_apart: bool = False,
+) -> subprocess.Popen[str]:
+    """``python -m lrtune *args`` in ``cwd`` as a child process, its output read as text.
+
+    The child gets this process's environment without ``RAY_ADDRESS`` (so `lrtune run` starts
+    its own Ray rather than joining a test's), then ``env``: a value sets a variable, ``None``
+    removes it. ``new_session`` puts the child (and the Ray processes it starts) in a session of
+    its own, to be killed by session id; ``stderr_apart`` keeps stderr on its own pipe instead
+    of merged into stdout.
+    """
+    child_env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    for key, value in (env or {}).items():
+        if value is None:
+            child_env.pop(key, None)
+        else:
+            child_env[key] = value
+    return subprocess.Popen(
+        [sys.executable, "-m", "lrtune", *args],
+        cwd=cwd,
+        env=child_env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE if stderr_apart else subprocess.STDOUT,
+        start_new_session=new_session,
+    )

@@ -289,11 +289,14 @@ def stack() -> Iterator[Stack]:
             )
             backend = f"sqlite:///{base / 'mlflow-server.db'}"
         port = free_port()
+        # Without MLflow's job runner: four processes tracking never uses, contending with the
+        # trials for the 2 cores all through the module (lrtune.testing.NO_JOB_RUNNER).
+        mlflow_env = {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         mlflow_proc = subprocess.Popen(
             [str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
              "--backend-store-uri", backend, "--artifacts-destination", str(base / "mlartifacts"),
              "--workers", "1"],
-            env=env, stdout=(base / "mlflow.log").open("w"), stderr=subprocess.STDOUT,
+            env=mlflow_env, stdout=(base / "mlflow.log").open("w"), stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
         cluster = RayCluster(base / "c1", token, env)  # starts while MLflow migrates its tables

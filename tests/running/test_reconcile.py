@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from lrtune.cli._main import main
+from lrtune.testing import start_lrtune
 
 pytestmark = pytest.mark.slow
 
@@ -26,17 +26,7 @@ SPACE = {"version": 1, "lr": {"distribution": "log_uniform", "low": 1e-4, "high"
 
 def start_driver(path: Path, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     """`lrtune run path` in its own session (its Ray processes join that session)."""
-    child_env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    child_env.update(env)
-    return subprocess.Popen(
-        [sys.executable, "-m", "lrtune", "run", str(path)],
-        cwd=cwd,
-        env=child_env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    return start_lrtune("run", str(path), cwd=cwd, env=env, new_session=True)
 
 
 def kill_session(session: int) -> None:
@@ -62,9 +52,9 @@ def test_a_sigkilled_driver_rerun_closes_everything_and_counts_each_trial_once(
         tmp_path,
         "killed",
         space=SPACE,
-        budget={"trial_env_steps": 1280},
+        budget={"trial_env_steps": 640},
         # A checkpoint only at a trial's end: no trial checkpoints force Tune's snapshot.
-        trials={"num": 4, "max_concurrent": 2, "max_failures": 1, "checkpoint_env_steps": 1280},
+        trials={"num": 4, "max_concurrent": 2, "max_failures": 1, "checkpoint_env_steps": 640},
     )
     # Tune's snapshot period set past the test: its only snapshot is its first one, so the
     # trials it creates later are lost with the driver (their Optuna trials stay RUNNING).

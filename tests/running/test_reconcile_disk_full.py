@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from fs_helpers import mounted_tmpfs  # type: ignore[import-not-found]
+from lrtune.testing import start_lrtune
 
 pytestmark = pytest.mark.slow
 
@@ -36,15 +36,7 @@ def test_a_full_results_disk_exits_1_with_one_paragraph_and_closes_the_runs(
         budget={"trial_env_steps": 1280},
         results_dir=str(tiny_disk / "results"),
     )
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lrtune", "run", str(path)],
-        cwd=tmp_path,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = start_lrtune("run", str(path), cwd=tmp_path, stderr_apart=True)
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.rstrip().endswith(" running"):  # a trial runs: its records are open

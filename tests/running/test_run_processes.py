@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import json
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,36 +99,83 @@ def test_a_local_run_listens_on_loopback_only(
     assert off_loopback == set(), f"listening off loopback: {sorted(off_loopback)}"
 
 
-def test_ctrl_c_stops_gracefully_and_the_same_command_resumes(
+def test_ctrl_c_stops_gracefully_and_the_same_command_resumes_with_the_budget_counted(
     tmp_path: Path, job_file: Any, lrtune_process: Any
 ) -> None:
+    """Ctrl-C while the second of four trials trains (one at a time): the finished trial's run
+    is FINISHED, the interrupted one's KILLED, nothing RUNNING in Optuna. The same command
+    resumes into the same runs without a duplicated point, and the experiment's env-step budget
+    continues its count: it pays for two and a half trials, so the first trial's steps must count
+    after the resume for the third to stop at half its budget and a fourth never to start."""
     space = {"version": 1, "lr": {"distribution": "log_uniform", "low": 1e-4, "high": 1e-3}}
-    # A budget that two trials cannot finish within the 2 s before Ctrl-C (1,280 could, once).
-    path = job_file(tmp_path, "interrupted", space=space, budget={"trial_env_steps": 5120})
-    code, output = lrtune_process.interrupted_run(path, tmp_path, after_s=2.0)
-    assert code == 130, output[-3000:]
+    path = job_file(
+        tmp_path,
+        "interrupted",
+        space=space,
+        budget={"trial_env_steps": 512, "experiment_env_steps": 1280},
+        trials={"num": 4, "max_concurrent": 1, "max_failures": 1},
+    )
+    proc = lrtune_process.start(path, tmp_path)
+    lines: list[str] = []
+    seen: list[str] = []  # trial ids (last 10 characters) in the order they reported
+    deadline = time.monotonic() + 400
+    assert proc.stdout is not None
+    while time.monotonic() < deadline and len(seen) < 2:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.rstrip().endswith(" running") and line.split()[1] not in seen:
+            seen.append(line.split()[1])
+    proc.send_signal(signal.SIGINT)  # the second trial trains: stop, then resume
+    out, _ = proc.communicate(timeout=300)
+    output = "".join(lines) + out
+    assert proc.returncode == 130, output[-3000:]
+    assert len(seen) == 2, output[-3000:]
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.get_experiment_by_name("interrupted")
     runs = client.search_runs([exp.experiment_id])
     parent = next(r for r in runs if r.data.tags.get("lrtune.role") == "experiment")
-    kids = [r for r in runs if r.data.tags.get("lrtune.role") == "trial"]
+    kids = {
+        r.data.tags["lrtune.trial_id"][-10:]: r
+        for r in runs
+        if r.data.tags.get("lrtune.role") == "trial"
+    }
     assert parent.info.status == "KILLED"
-    assert kids and all(r.info.status == "KILLED" for r in kids), [r.info.status for r in kids]
-    assert all(r.data.tags["lrtune.status"] == "stopped" for r in kids)
+    assert set(kids) == set(seen), (set(kids), seen)
+    first, second = kids[seen[0]], kids[seen[1]]
+    assert (first.info.status, first.data.tags["lrtune.status"]) == ("FINISHED", "completed")
+    assert (second.info.status, second.data.tags["lrtune.status"]) == ("KILLED", "stopped")
     storage = f"sqlite:///{tmp_path / 'results' / 'interrupted' / 'optuna.db'}"
     study = optuna.load_study(study_name="interrupted", storage=storage)
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
 
     again = lrtune_process.start(path, tmp_path)
-    out, _ = again.communicate(timeout=300)
+    out, _ = again.communicate(timeout=600)
     assert again.returncode == 0, out[-3000:]
     assert "resuming" in out
+    summary = json.loads((tmp_path / "results" / "interrupted" / "summary.json").read_text())
+    # The progress view shows a trial id's last 10 characters.
+    steps = {t["trial_id"][-10:]: t["env_steps"] for t in summary["trials"]}
+    # The first trial's 512 steps count after the resume: the third trial's first 256 end the
+    # experiment, and no fourth trial trains (a count from zero would have run the third to its
+    # budget and started a fourth).
+    assert steps[seen[0]] == 512 and steps[seen[1]] == 512, steps
+    (third,) = set(steps) - set(seen)
+    assert 0 < steps[third] < 512 and sum(steps.values()) <= 1280 + 128, steps
     runs = client.search_runs([exp.experiment_id])
     kids_after = [r for r in runs if r.data.tags.get("lrtune.role") == "trial"]
-    assert {r.info.run_id for r in kids_after} == {r.info.run_id for r in kids}  # same runs
-    assert all(r.info.status == "FINISHED" for r in kids_after)
-    assert all(r.data.tags["lrtune.status"] == "completed" for r in kids_after)
-    for run in kids_after:
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, "lr")]
-        assert steps[-1] == 5120 and steps == sorted(set(steps))
+    resumed = [r for r in kids_after if r.data.tags["lrtune.trial_id"][-10:] in seen]
+    # The same runs, closed as completed; every lr point once, up to the budget.
+    assert {r.info.run_id for r in resumed} == {first.info.run_id, second.info.run_id}
+    closed = sorted(
+        (r.data.tags["lrtune.trial_id"], r.info.status, r.data.tags.get("lrtune.status", ""))
+        for r in kids_after
+    )
+    assert not [r for r in runs if r.info.status == "RUNNING"], closed
+    assert all(r.info.status == "FINISHED" for r in resumed), (closed, summary["trials"])
+    assert all(r.data.tags["lrtune.status"] == "completed" for r in resumed), closed
+    for run in resumed:
+        lr_steps = [m.step for m in client.get_metric_history(run.info.run_id, "lr")]
+        assert lr_steps[-1] == 512 and lr_steps == sorted(set(lr_steps)), lr_steps

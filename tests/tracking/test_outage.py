@@ -5,8 +5,6 @@ once, one run per trial, and nothing RUNNING; the driver never waits on the serv
 from __future__ import annotations
 
 import io
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -17,6 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from tracking_helpers import RestartableServer, TrialStandIn  # type: ignore[import-not-found]
 
+from lrtune.testing import start_lrtune
 from lrtune.tracking import (
     TAG_EXPERIMENT,
     TAG_ROLE,
@@ -149,21 +148,14 @@ def test_a_real_run_goes_through_a_server_killed_mid_run(
 
     server = restartable_server
     server.start()
-    steps = 128 * 150
+    # 40 iterations a trial: they still train when the server dies; whether it is back before
+    # the run ends (replayed in the run) or not (`lrtune sync`), both paths are checked below.
+    steps = 128 * 40
     data = tiny_job("killed", tmp_path, policy={"lr": 3e-4}, budget={"trial_env_steps": steps})
     data["tracking"] = {"uri": server.url}
     path = write_yaml(tmp_path, "killed", data)
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["LRTUNE_TRACKING_DRAIN_S"] = "30"
     began = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lrtune", "run", str(path)],
-        cwd=tmp_path,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    proc = start_lrtune("run", str(path), cwd=tmp_path, env={"LRTUNE_TRACKING_DRAIN_S": "30"})
     assert proc.stdout is not None
     lines: list[str] = []
     try:
@@ -196,15 +188,13 @@ def test_a_real_run_goes_through_a_server_killed_mid_run(
     assert "Retrying" not in output and "View run" not in output
     if "MLflow back; replayed" not in output:  # the run ended first: its journal is left over
         assert "lrtune sync killed" in output
-        sync = subprocess.run(
-            [sys.executable, "-m", "lrtune", "sync", "killed"],
-            cwd=tmp_path,
-            env=env,
-            text=True,
-            capture_output=True,
-            timeout=300,
-        )
-        assert sync.returncode == 0, sync.stdout + sync.stderr
+        sync = start_lrtune("sync", "killed", cwd=tmp_path, env={"LRTUNE_TRACKING_DRAIN_S": "30"})
+        try:
+            synced, _ = sync.communicate(timeout=300)
+        finally:
+            if sync.poll() is None:
+                sync.kill()
+        assert sync.returncode == 0, synced
     client = MlflowClient(server.url)
     experiment = client.get_experiment_by_name("killed")
     assert experiment is not None

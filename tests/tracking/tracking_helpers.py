@@ -45,8 +45,10 @@ class RestartableServer:
         command += ["--backend-store-uri", f"sqlite:///{self.base / 'server.db'}"]
         command += ["--artifacts-destination", str(self.base / "artifacts")]
         log = open(self.base / "server.log", "ab")
+        # No job runner: four processes tracking never uses (see lrtune.testing.NO_JOB_RUNNER).
+        env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
         self.proc = subprocess.Popen(
-            command, stdout=log, stderr=log, start_new_session=True, cwd=self.base
+            command, stdout=log, stderr=log, start_new_session=True, cwd=self.base, env=env
         )
         log.close()
         while True:
