@@ -5,7 +5,7 @@ search on a one-dimensional LR space, the job's scheduler, MLflow tracking, the 
 Tune's experiment and trial checkpoints); only the RL inside a trial is replaced by
 `SyntheticTrainable`, which reports the result keys lrtune's callbacks read (``env_steps``,
 ``score``, ``episode_return_mean``, ``lrtune/{lr, grad_norm_*, kl, ...}``, ``budget_reached``,
-``diverged``, ``done``) at once, without training. The job runs once per store: an sqlite file
+``diverged``, ``done``) without training. The job runs once per store: an sqlite file
 (``sqlite:///…``) and a real ``mlflow server`` on 127.0.0.1 over its own sqlite file.
 
 Measured per store, over the results the driver processed:
@@ -26,42 +26,50 @@ driver_ms_per_result=<y> driver_cpu_ms_per_result=<z> callbacks_ms_per_result=<c
 cpu_ms_per_result=<p>``; the last line is
 ``trials=<n> results_per_s=<x> driver_ms_per_result=<y>`` of the worse store.
 
-Trial actors start one per trial (lrtune runs Tune with ``reuse_actors=False``), so on the
-2-core machines the wall time is mostly actor starts; the per-result driver figures are not.
+Each synthetic iteration sleeps ``--step-s`` (default 0.1 s) and takes no CPU, as a trial on
+another node costs the driver's machine nothing; ``--step-s 0`` lets the trials spin on the
+driver's cores instead. The synthetic trainable implements ``reset_config``, so Tune re-uses its
+actors across trials (lrtune's own trainable has none: each real trial starts an actor, Ray's
+cost, outside the per-result figures); without that, 1,000 trials take about an hour a store
+here, almost all of it actor starts. ``--profile`` prints a cProfile of the per-result work.
 
-Measured 2026-12-02 on the shared 2-core VM under heavy load from other work (load average
-13-25), with the tracking journal in place: 200 trials × 20 results (4,000 results a store),
-sqlite: driver_ms_per_result 59.3, driver_cpu_ms_per_result 6.6, cpu_ms_per_result 61.1,
-5.9 results/s; server: 54.1, 7.1, 53.1, 5.5 results/s. Where the wall time went (ms per result,
-sqlite / server): the searcher 27.9 / 25.7 (Optuna's ``report`` of each intermediate value to
-the study's sqlite file), Tune's default TensorBoard logger (TBXLoggerCallback) 24.5 / 22.0,
-the rest of Tune 4.0 / 4.1, lrtune's MLflow recorder 0.62 / 0.39 (it appends to the journal),
-its progress view 0.5. 100 trials: 47.8 / 40.8; 30 trials: 57.6 / 53.5. The 1,000-trial run
-(about 50 min a store at this load) was not run. The goal (≤ 5 ms) is not met in wall time; the
-driver thread's own CPU is near it, the rest is waiting for the cores and for disk.
+History, all on the shared 2-core VM, 20 results a trial:
+1. 200 trials at load 13-25, tracking journal in place: 59.3 ms per result (sqlite) and 54.1
+   (server): Optuna's ``report`` of each intermediate value to the study's sqlite file 27.9 /
+   25.7 ms, Tune's TensorBoard logger 24.5 / 22.0, the rest of Tune 4.0, lrtune's recorder 0.6.
+2. Tune's TensorBoard logger off (``result_loggers``; ``LRTUNE_TENSORBOARD=1`` restores it), the
+   study in WAL mode (``study_storage``): 30 trials at load ~2, 14.81 ms (searcher 7.52).
+3. (2026-12-02, second session) Optuna's intermediate values stored by a background thread
+   (``IntermediateValueWriter``, flushed before a trial is told and before a save), the
+   progress view describing a trial once per config: 30 trials, ``--step-s 0``: 10.69 ms
+   before (load 1-4), 7.10 ms after (load rising to 9; searcher 5.36 → 0.20 ms); with
+   ``--step-s 0.1`` and actor re-use, 30 trials at load 9-13: **4.40 ms** (driver thread CPU 1.34 ms; searcher 0.07, Tune's JSON and
+   CSV loggers 0.57 + 0.33, lrtune's recorder 0.70, progress 0.06, the rest of Tune 2.64).
+4. 1,000 trials × 20 results, sqlite store, at load 11-22 (three other jobs shared the two
+   cores): ``store=sqlite trials=1000 finished=1000 results=20000 wall_s=2044.4
+   results_per_s=9.8 driver_ms_per_result=14.17 driver_cpu_ms_per_result=1.63
+   callbacks_ms_per_result=4.96 cpu_ms_per_result=82.42``; the rest of Tune 8.82 ms (it grows
+   with the number of trials), recorder 2.21, JSON logger 1.69. The driver thread's own CPU
+   stays at 1.6 ms per result; the wall time is waiting for the cores (the driver process ran
+   at ~80 % of a core, its MLflow writer thread with the in-process sqlite store included). The
+   server store's 1,000-trial run was not made (see the issue note).
 
-Then, from those figures, two changes in ``running``: Tune's TensorBoard logger is off
-(``result_loggers``: JSON and CSV kept; ``LRTUNE_TENSORBOARD=1`` restores it) and the study's
-sqlite file runs in WAL mode with ``synchronous=NORMAL`` (``study_storage``; 2.6-3.3 → 0.8-0.9
-ms per Optuna ``report`` in isolation). Measured after them, 30 trials × 20 results, sqlite,
-load average about 2: driver_ms_per_result 14.81, driver_cpu_ms_per_result 4.43, 7.3
-results/s; searcher 7.52 ms per result (one 0.58 s stall), the rest of Tune 4.09, lrtune's
-recorder 0.85, progress view 0.62, Tune's JSON and CSV loggers 0.91 and 0.59. Still above the
-5 ms goal: the Optuna report of each intermediate value is on the driver's thread (moving it
-to a background writer, as the MLflow journal does, is the next step) and Tune's own share
-is about 4 ms.
+The goal (≤ 5 ms per result) is met at 30 trials on a lightly loaded machine, not at 1,000
+trials under load; in CPU the driver thread needs 1.3-1.6 ms per result at any size.
 
 Run: ``.venv/bin/python benchmarks/driver_load.py [--trials 1000] [--results 20]
-[--concurrent 8] [--stores sqlite,server] [--scheduler none]``
+[--concurrent 8] [--stores sqlite,server] [--scheduler none] [--step-s 0.1] [--profile]``
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import io
 import json
 import os
+import pstats
 import resource
 import shutil
 import socket
@@ -91,7 +99,14 @@ STEPS_PER_RESULT = 128
 class SyntheticTrainable(tune.Trainable):
     """A trial that trains nothing: each step reports a made-up result with the keys and types
     `LRTuneTrainable` reports, ending at the job's env-step budget; checkpoints are one small
-    file. Takes the same ``job`` parameter (``tune.with_parameters``) as the real one."""
+    file. Takes the same ``job`` parameter (``tune.with_parameters``) as the real one.
+
+    Each step sleeps ``step_s`` first: a trial that runs on another node (as on a cluster)
+    takes time per iteration but no CPU of the driver's machine. With ``step_s=0`` the
+    trials report as fast as they can and compete with the driver for the cores."""
+
+    #: Seconds one synthetic iteration takes (``--step-s``); set before the run starts.
+    step_s = 0.0
 
     def setup(self, config: dict[str, Any], job: Any = None) -> None:
         """Read the budget from the job; the sampled LR sets the synthetic learning curve."""
@@ -102,6 +117,8 @@ class SyntheticTrainable(tune.Trainable):
 
     def step(self) -> dict[str, Any]:
         """One made-up iteration."""
+        if self.step_s > 0:
+            time.sleep(self.step_s)
         self.env_steps += STEPS_PER_RESULT
         progress = self.env_steps / self.budget
         score = 500.0 * progress * min(1.0, self.lr * 3e3)
@@ -131,6 +148,14 @@ class SyntheticTrainable(tune.Trainable):
             "done": done,
         }
 
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        """Start the next trial in this actor (Tune re-uses actors of trainables that reset):
+        what is measured is the driver's work per result, not Ray's actor starts."""
+        point = new_config.get("point", new_config).get("lrtune", {})
+        self.lr = float((point.get("policy") or {}).get("lr", 3e-4) or 3e-4)
+        self.env_steps = 0
+        return True
+
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         """One small JSON file."""
         Path(checkpoint_dir, "synthetic.json").write_text(json.dumps({"env_steps": self.env_steps}))
@@ -145,7 +170,9 @@ class Timers:
     """Wall time inside Tune's per-result processing, its callback list (and each callback)
     and its searcher, in this process."""
 
-    def __init__(self) -> None:
+    def __init__(self, profile: bool = False) -> None:
+        #: cProfile of the driver's per-result processing (``--profile``), or None.
+        self.profile = cProfile.Profile() if profile else None
         self.results = 0
         self.process_s = 0.0
         self.process_cpu_s = 0.0
@@ -162,9 +189,13 @@ class Timers:
 
         def timed_process(controller: Any, trial: Any, result: dict[str, Any]) -> Any:
             start, cpu_start = time.perf_counter(), time.thread_time()
+            if timers.profile is not None:
+                timers.profile.enable()
             try:
                 return process(controller, trial, result)
             finally:
+                if timers.profile is not None:
+                    timers.profile.disable()
                 timers.process_s += time.perf_counter() - start
                 timers.process_cpu_s += time.thread_time() - cpu_start
                 timers.results += 1
@@ -251,13 +282,16 @@ def make_job(folder: Path, name: str, args: argparse.Namespace, uri: str) -> Any
 def measure(folder: Path, store: str, uri: str, args: argparse.Namespace) -> dict[str, Any]:
     """Run the job once against ``uri``; the figures of that run."""
     job = make_job(folder, f"driver-load-{store}", args, uri)
-    timers = Timers()
+    timers = Timers(profile=args.profile)
     with timers.installed():
         cpu0, wall0 = driver_cpu_s(), time.perf_counter()
         outcome = run_job(
             job, restart=True, stream=io.StringIO(), trainable_class=SyntheticTrainable
         )
         wall, cpu = time.perf_counter() - wall0, driver_cpu_s() - cpu0
+    if timers.profile is not None:  # where the per-result time goes, to stderr
+        stats = pstats.Stats(timers.profile, stream=sys.stderr)
+        stats.sort_stats("tottime").print_stats(30)
     finished = sum(1 for t in outcome.trials if t.status in ("completed", "pruned"))
     results = max(timers.results, 1)
     return {
@@ -290,7 +324,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stores", default="sqlite,server", help="sqlite, server or both")
     parser.add_argument("--scheduler", default="none", help="the job's scheduler (none, asha)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--step-s",
+        type=float,
+        default=0.1,
+        help="seconds each synthetic iteration sleeps (0: trials spin on the driver's cores)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="print a cProfile of the per-result work (stderr)"
+    )
     args = parser.parse_args(argv)
+    SyntheticTrainable.step_s = args.step_s  # cloudpickled with the class (it lives in __main__)
     folder = Path(tempfile.mkdtemp(prefix="lrtune-driver-load-"))
     init_local_ray(num_cpus=os.cpu_count() or 2)
     lines: list[dict[str, Any]] = []
