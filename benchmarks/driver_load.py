@@ -43,8 +43,9 @@ History, all on the shared 2-core VM, 20 results a trial:
    (``IntermediateValueWriter``, flushed before a trial is told and before a save), the
    progress view describing a trial once per config: 30 trials, ``--step-s 0``: 10.69 ms
    before (load 1-4), 7.10 ms after (load rising to 9; searcher 5.36 → 0.20 ms); with
-   ``--step-s 0.1`` and actor re-use, 30 trials at load 9-13: **4.40 ms** (driver thread CPU 1.34 ms; searcher 0.07, Tune's JSON and
-   CSV loggers 0.57 + 0.33, lrtune's recorder 0.70, progress 0.06, the rest of Tune 2.64).
+   ``--step-s 0.1`` and actor re-use, 30 trials at load 9-13: **4.40 ms** (driver thread CPU
+   1.34 ms; searcher 0.07, Tune's JSON and CSV loggers 0.57 + 0.33, lrtune's recorder 0.70,
+   progress 0.06, the rest of Tune 2.64).
 4. 1,000 trials × 20 results, sqlite store, at load 11-22 (three other jobs shared the two
    cores): ``store=sqlite trials=1000 finished=1000 results=20000 wall_s=2044.4
    results_per_s=9.8 driver_ms_per_result=14.17 driver_cpu_ms_per_result=1.63
