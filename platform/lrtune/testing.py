@@ -52,7 +52,14 @@ except ImportError as exc:  # pytest is a dev dependency, not one of lrtune's
 
 from lrtune.registry import SLOTS, Entry, PluginParamsError
 
-__all__ = ["PluginContract", "bound_violations", "local_mlflow_server", "lookup", "start_lrtune"]
+__all__ = [
+    "AgentContract",
+    "PluginContract",
+    "bound_violations",
+    "local_mlflow_server",
+    "lookup",
+    "start_lrtune",
+]
 
 if not hasattr(pytest, "Subtests"):  # pytest < 9 has no built-in subtests fixture
     raise ImportError(
@@ -141,6 +148,50 @@ class PluginContract:
             with subtests.test(msg=f"{slot}:{name}-{field}={value}"):
                 with pytest.raises(PluginParamsError, match=field):
                     entry.validate_params({**entry.example, field: value})
+
+
+class AgentContract(PluginContract):
+    """The extra contract of an ``agents`` entry; a test class joins it with the ``plugin``
+    fixture returning ``("agents", name)``. It imports RLlib (the classes the entry names).
+
+    It checks the declaration against RLlib: the config and learner classes load and fit
+    together, every role names optimizers, the agent's own owned hyper-parameters and every
+    preset key are settings RLlib's config accepts (and no preset sets an owned one). That
+    the learner applies each role's rate is tested by building the agent (lrtune's own
+    ``tests/learners/test_agents.py`` does it for every entry).
+    """
+
+    def test_declaration_fits_rllib(self, plugin: tuple[str, str]) -> None:
+        """Classes load; roles, network defaults and the baseline rate are usable."""
+        from lrtune.agents import AgentPlugin
+        from lrtune.learners import LRPolicyLearner
+
+        agent = lookup(plugin).build({})
+        assert isinstance(agent, AgentPlugin)
+        config_class = agent.config_class()
+        assert issubclass(agent.learner_class(), LRPolicyLearner)
+        default_learner = config_class().get_default_learner_class()
+        assert issubclass(agent.learner_class(), default_learner), (
+            f"{plugin[1]}: the learner should extend {default_learner.__name__}"
+        )
+        assert agent.roles and all(names for names in agent.roles.values())
+        assert agent.action_spaces and agent.action_spaces <= {"discrete", "continuous"}
+        assert agent.initializers and set(agent.initializers) <= {"orthogonal", "torch"}
+        assert agent.loss_metrics and agent.baseline_lr > 0 and agent.hidden
+
+    def test_owned_and_preset_settings_are_rllib_settings(self, plugin: tuple[str, str]) -> None:
+        """Each owned and preset key is a setting of the RLlib config; presets set no owned key."""
+        from lrtune.learners._config import SECTIONS, section_parameters
+
+        agent = lookup(plugin).build({})
+        config_class = agent.config_class()
+        known = set().union(*(section_parameters(config_class, s) for s in SECTIONS))
+        assert set(agent.owned_hyperparams) <= known
+        presets = agent.presets()
+        layers = [presets.defaults, presets.continuous, *presets.by_env.values()]
+        for layer in layers:
+            assert set(layer) <= known, set(layer) - known
+            assert not set(layer) & set(agent.owned()), set(layer) & set(agent.owned())
 
 
 #: The setting that keeps `mlflow server` from starting its job runner (huey consumers: GenAI

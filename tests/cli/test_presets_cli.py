@@ -51,5 +51,5 @@ def test_table_names_each_source_and_an_unbuildable_env() -> None:
 
 
 def test_unknown_agent_exits_2() -> None:
-    out = run_cli("sac")
-    assert out.returncode == 2 and "invalid choice: 'sac'" in out.stderr
+    out = run_cli("td3")
+    assert out.returncode == 2 and "invalid choice: 'td3'" in out.stderr

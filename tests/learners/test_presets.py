@@ -72,7 +72,7 @@ def test_model_settings_refuse_an_unknown_initializer_and_ppo_only_settings_on_d
     with pytest.raises(ValueError, match=r"model\.initializer"):
         ModelSettings(initializer="xavier")
     for model in (ModelSettings(initializer="orthogonal"), ModelSettings(vf_share_layers=True)):
-        with pytest.raises(PolicyError, match="PPO settings"):
+        with pytest.raises(PolicyError, match="dqn supports initializer torch"):
             build_algorithm_config("dqn", "CartPole-v1", policy=POLICY, model=model)
 
 

@@ -35,6 +35,7 @@ def test_every_slot_exists_and_has_an_entry_point_group() -> None:
         "populations",
         "searchers",
         "schedulers",
+        "agents",
     ]
     for name, registry in SLOTS.items():
         assert registry.entry_point_group == f"lrtune.{name}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -218,22 +217,23 @@ def test_numbers_written_as_yaml_strings_are_numbers(tmp_path: Path) -> None:
     assert space.hyperparams["epsilon"] == [[0, 1.0], [10000.0, 0.05]]
 
 
-def _owned_keys_of_learners_config() -> set[str]:
-    import lrtune
+@pytest.mark.parametrize("agent", ["ppo", "dqn", "sac"])
+def test_every_owned_hyperparam_of_an_agent_is_refused_in_a_job(agent: str) -> None:
+    from lrtune.agents import get_agent
 
-    # find_spec would import lrtune.learners, and with it RLlib (seconds): read the file.
-    tree = ast.parse((Path(lrtune.__file__).parent / "learners" / "_config.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "_OWNED" for t in node.targets
-        ):
-            assert isinstance(node.value, ast.Dict)
-            return {ast.literal_eval(k) for k in node.value.keys if k is not None}
-    raise AssertionError("_OWNED not found in lrtune.learners._config")
-
-
-def test_owned_hyperparams_mirror_the_learners_config() -> None:
-    assert set(OWNED_HYPERPARAMS) == _owned_keys_of_learners_config()
+    owned = get_agent(agent).owned()
+    assert set(OWNED_HYPERPARAMS) <= set(owned)
+    for key in owned:
+        data = {
+            "name": "owned",
+            "agent": agent,
+            "env": {"id": "Pendulum-v1"},
+            "budget": {"trial_env_steps": 1000},
+            "policy": {"lr": 1e-3},
+            "hyperparams": {key: 0.1},
+        }
+        with pytest.raises(ValidationError, match=f"hyperparams.{key}\\n  lrtune sets this itself"):
+            JobSpec.model_validate(data)
 
 
 def test_hash_ignores_excluded_fields_only() -> None:

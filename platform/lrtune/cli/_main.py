@@ -14,7 +14,7 @@ from lrtune.cli._baselines import add_baselines_parser
 from lrtune.cli._cluster import add_cluster_parsers
 from lrtune.cli._sync import add_sync_parser
 from lrtune.cli._validate import add_validate_parser
-from lrtune.registry import LRTuneError
+from lrtune.registry import LRTuneError, agents
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train one trial under a policy, no search (quick look)")
     t.add_argument("policy", help="a policy YAML file, or inline YAML")
-    t.add_argument("--agent", choices=("ppo", "dqn"), default="ppo")
+    t.add_argument("--agent", choices=agents.names(), default="ppo")
     t.add_argument("--env", default="CartPole-v1", help="gymnasium id (default CartPole-v1)")
     t.add_argument("--steps", type=positive_int, default=60_000, help="env-step budget")
     t.add_argument("--seed", type=int, default=0)
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser(
         "presets", help="the settings an agent runs with before a job overrides any, by source"
     )
-    pr.add_argument("agent", choices=("ppo", "dqn"))
+    pr.add_argument("agent", choices=agents.names())
     pr.add_argument("--env", help="a gymnasium id: adds its action-space family and entry")
     pr.add_argument("--format", choices=("table", "json"), default="table")
     pr.set_defaults(func=_cmd_presets)
@@ -184,7 +184,9 @@ def _describe_entry(entry: Any) -> dict[str, Any]:
         "name": entry.name,
         "description": entry.description,
         "params": params,
-        "agents": sorted(entry.capabilities.agents),
+        "agents": "all"
+        if entry.capabilities.agents is None
+        else sorted(entry.capabilities.agents),
         "stateful": entry.capabilities.stateful,
     }
 

@@ -2,23 +2,20 @@
 
 from lrtune.learners._callbacks import RESULT_KEY, LRTuneCallbacks
 from lrtune.learners._config import (
-    AGENTS,
     ModelSettings,
     TrialResources,
     build_algorithm_config,
 )
 from lrtune.learners._learner import (
-    LEARNERS,
     METRIC_KEYS,
     LRMismatchError,
     LRPolicyLearner,
     LRTuneDQNLearner,
     LRTunePPOLearner,
+    LRTuneSACLearner,
 )
 
 __all__ = [
-    "AGENTS",
-    "LEARNERS",
     "METRIC_KEYS",
     "RESULT_KEY",
     "LRMismatchError",
@@ -26,6 +23,7 @@ __all__ = [
     "LRTuneCallbacks",
     "LRTuneDQNLearner",
     "LRTunePPOLearner",
+    "LRTuneSACLearner",
     "ModelSettings",
     "TrialResources",
     "build_algorithm_config",

@@ -8,14 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
-from ray.rllib.algorithms.dqn import DQNConfig
-from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
-from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
+from lrtune.agents import AgentPlugin, get_agent
 from lrtune.learners._callbacks import LRTuneCallbacks
-from lrtune.learners._learner import CONFIG_KEY, LEARNERS
-from lrtune.learners._modules import OrthogonalPPOTorchRLModule, mean_std_filter
+from lrtune.learners._learner import CONFIG_KEY
+from lrtune.learners._modules import mean_std_filter
 from lrtune.learners._vector import (
     VECTOR_ENTRY_POINT,
     batched_module_to_env,
@@ -23,22 +21,10 @@ from lrtune.learners._vector import (
     vector_entry_point,
 )
 from lrtune.policies import LRPolicySpec, PolicyError
+from lrtune.registry import LRTuneError
 
-AGENTS: dict[str, type[AlgorithmConfig]] = {"ppo": PPOConfig, "dqn": DQNConfig}
-
-# Hyper-parameters lrtune owns: setting them directly would bypass the LR policy.
-_OWNED = {
-    "lr": "the learning rate comes from the LR policy (policy.lr and its schedule)",
-    "lr_schedule": "the learning rate comes from the LR policy's schedule",
-    "grad_clip": "gradient clipping is the LR policy's `gradients` entry (e.g. clip_global_norm)",
-    "grad_clip_by": "gradient clipping is the LR policy's `gradients` entry",
-    "_torch_lr_scheduler_classes": "torch LR schedulers are not checkpointed; use a schedule",
-    "num_env_runners": "lrtune samples in the trial's own process (extra env-runner actors "
-    "oversubscribe the cores)",
-    "num_learners": "lrtune trains in the trial's own process",
-}
 # Where a hyper-parameter goes, in the order tried.
-_SECTIONS = ("training", "env_runners", "rl_module", "evaluation", "reporting", "debugging")
+SECTIONS = ("training", "env_runners", "rl_module", "evaluation", "reporting", "debugging")
 
 
 @dataclass(frozen=True)
@@ -98,24 +84,15 @@ class ModelSettings:
 
     def initializer_for(self, agent: str) -> str:
         """The initializer ``agent`` gets: the setting, else the agent's default."""
-        return self.initializer or DEFAULT_INITIALIZER[agent]
+        return self.initializer or get_agent(agent).default_initializer
 
     def hidden_for(self, agent: str) -> tuple[int, ...]:
         """The hidden sizes ``agent`` gets: the setting, else the agent's default."""
-        return tuple(self.hidden) if self.hidden is not None else DEFAULT_HIDDEN[agent]
+        return tuple(self.hidden) if self.hidden is not None else get_agent(agent).hidden
 
     def activation_for(self, agent: str) -> str:
         """The activation ``agent`` gets: the setting, else the agent's default."""
-        return self.activation or DEFAULT_ACTIVATION[agent]
-
-
-# SB3 and CleanRL initialise PPO's networks orthogonally and DQN's with torch's default.
-DEFAULT_INITIALIZER = {"ppo": "orthogonal", "dqn": "torch"}
-# Network size and activation per agent. DQN on Acrobot-v1 (lr 1e-3, 50k env steps, agent
-# presets alone, benchmarks/presets.py): -96 with 256x256 relu (rl-zoo3's tuned CartPole-v1,
-# Acrobot-v1 and MountainCar-v0 DQNs; SB3's QNetwork activation) against -198 with 64x64 tanh.
-DEFAULT_HIDDEN: dict[str, tuple[int, ...]] = {"ppo": (64, 64), "dqn": (256, 256)}
-DEFAULT_ACTIVATION = {"ppo": "tanh", "dqn": "relu"}
+        return self.activation or get_agent(agent).activation
 
 
 def build_algorithm_config(
@@ -133,7 +110,7 @@ def build_algorithm_config(
     """Build the RLlib `AlgorithmConfig` of one trial, with lrtune's learner owning the LR.
 
     Args:
-        agent: ``"ppo"`` or ``"dqn"``.
+        agent: an ``agents`` entry (``"ppo"``, ``"dqn"``, ``"sac"``).
         env: a gymnasium id (``CartPole-v1``, ``mypkg.envs:MyEnv-v0``) or a Tune-registered name.
         policy: the LR policy (spec or its dict form).
         env_config: keyword arguments of the environment.
@@ -149,20 +126,27 @@ def build_algorithm_config(
         PolicyError: an unknown agent, a policy entry that does not support the agent, or a
             hyper-parameter that lrtune owns or RLlib does not know.
     """
-    if agent not in AGENTS:
-        raise PolicyError(f"agent: unknown agent {agent!r}; choose one of {sorted(AGENTS)}.")
+    try:
+        plugin: AgentPlugin = get_agent(agent)
+    except LRTuneError as exc:
+        raise PolicyError(f"agent: {exc}") from None
     spec = policy if isinstance(policy, LRPolicySpec) else LRPolicySpec.model_validate(policy)
     spec.check_agent(agent)
     resources = resources or TrialResources()
     model = model or ModelSettings()
-    if agent != "ppo" and (model.initializer == "orthogonal" or model.vf_share_layers):
+    initializer = model.initializer_for(agent)
+    if initializer not in plugin.initializers or (
+        model.vf_share_layers and not plugin.separate_value_network
+    ):
         raise PolicyError(
-            f"model: initializer 'orthogonal' and vf_share_layers are PPO settings; {agent} "
-            "has no separate value network and uses torch's initialisation."
+            f"model: {agent} supports initializer {', '.join(plugin.initializers)}"
+            + ("" if plugin.separate_value_network else " and has no value network to share")
+            + "; leave these settings out for the agent's defaults."
         )
+    roles = {role: spec.for_role(role).model_dump(mode="json") for role in plugin.roles}
 
     config = (
-        AGENTS[agent]()
+        plugin.config_class()()
         .framework("torch")
         .environment(env, env_config=dict(env_config or {}))
         .env_runners(num_env_runners=0)
@@ -170,17 +154,19 @@ def build_algorithm_config(
             num_learners=0,
             num_cpus_per_learner=resources.cpus,
             num_gpus_per_learner=resources.gpus,
-            learner_class=LEARNERS[agent],
+            learner_class=plugin.learner_class(),
             learner_config_dict={
                 CONFIG_KEY: {
                     "policy": spec.model_dump(mode="json"),
+                    "roles": roles,
+                    "optimizer_roles": plugin.optimizer_roles(),
                     "budget": budget,
                     "num_threads": max(1, int(resources.cpus)),
                 }
             },
         )
         .resources(num_cpus_for_main_process=resources.cpus)  # type: ignore[arg-type]
-        .training(lr=spec.lr, grad_clip=None)
+        .training(**_rates(plugin, spec), grad_clip=None)
         .rl_module(
             model_config=DefaultModelConfig(
                 fcnet_hiddens=list(model.hidden_for(agent)),
@@ -190,14 +176,12 @@ def build_algorithm_config(
         )
         .callbacks(LRTuneCallbacks)
     )
-    if agent == "ppo" and model.initializer_for(agent) == "orthogonal":
-        config = config.rl_module(
-            rl_module_spec=RLModuleSpec(module_class=OrthogonalPPOTorchRLModule)
-        )
+    config = plugin.configure(config, initializer=initializer)
     if seed is not None:
         config = config.debugging(seed=seed)
+    owned = plugin.owned()
     for key, value in _with_observation_filter(hyperparams or {}, model).items():
-        _set_hyperparam(config, key, value)
+        _set_hyperparam(config, key, value, owned)
     _use_native_vector_env(config, env, hyperparams or {})
     return config
 
@@ -246,20 +230,37 @@ def _with_observation_filter(
     return out
 
 
-def _set_hyperparam(config: AlgorithmConfig, key: str, value: Any) -> None:
-    if key in _OWNED:
-        raise PolicyError(f"hyperparams.{key}: lrtune sets this itself ({_OWNED[key]}).")
-    for section in _SECTIONS:
-        if key in _section_parameters(type(config), section):
+def _rates(plugin: AgentPlugin, spec: LRPolicySpec) -> dict[str, float | None]:
+    """The rates RLlib's config is told (its own checks want them; lrtune's learner sets the
+    rate it applies before every update): each role's RLlib ``<role>_lr`` setting where the
+    agent has them (SAC's ``actor_lr``, ``critic_lr``, ``alpha_lr``; ``lr`` None), else
+    ``lr``."""
+    rates: dict[str, float | None] = {
+        f"{role}_lr": spec.for_role(role).lr
+        for role in plugin.roles
+        if f"{role}_lr" in plugin.owned_hyperparams
+    }
+    # An agent with per-role settings refuses a shared ``lr`` (SAC: "set config.lr to None").
+    rates["lr"] = None if rates else spec.lr
+    return rates
+
+
+def _set_hyperparam(
+    config: AlgorithmConfig, key: str, value: Any, owned: Mapping[str, str]
+) -> None:
+    if key in owned:
+        raise PolicyError(f"hyperparams.{key}: lrtune sets this itself ({owned[key]}).")
+    for section in SECTIONS:
+        if key in section_parameters(type(config), section):
             getattr(config, section)(**{key: value})
             return
     raise PolicyError(
         f"hyperparams.{key}: not a setting of RLlib's {type(config).__name__} (looked in its "
-        f"{', '.join(_SECTIONS)} sections). Check the spelling against RLlib's documentation."
+        f"{', '.join(SECTIONS)} sections). Check the spelling against RLlib's documentation."
     )
 
 
-def _section_parameters(cls: type[AlgorithmConfig], section: str) -> set[str]:
+def section_parameters(cls: type[AlgorithmConfig], section: str) -> set[str]:
     """Names a config section method accepts, across the class hierarchy (subclasses add some
     and pass the rest on through ``**kwargs``)."""
     names: set[str] = set()

@@ -23,16 +23,19 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from ray.rllib.algorithms.dqn.torch.dqn_torch_learner import DQNTorchLearner
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+from ray.rllib.algorithms.sac.torch.sac_torch_learner import SACTorchLearner
 from ray.rllib.core import ALL_MODULES
-from ray.rllib.core.learner.learner import Learner
+from ray.rllib.core.learner.learner import DEFAULT_OPTIMIZER
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
+from lrtune.agents import MODEL_ROLE
 from lrtune.policies import (
     FeedbackRule,
     FeedbackState,
@@ -64,17 +67,31 @@ class LRMismatchError(RuntimeError):
     """The rate read back from the optimizer differs from the one lrtune set."""
 
 
+@dataclass
+class _Role:
+    """One optimizer role's compiled policy, feedback state and the rate last set."""
+
+    name: str
+    policy: LRPolicy
+    feedback: list[FeedbackState]
+    lr: float = float("nan")
+
+
 class LRPolicyLearner(TorchLearner):
     """Mixin over an RLlib torch learner that applies an lrtune learning-rate policy.
 
     Combine it with an algorithm's torch learner, mixin first (see `LRTunePPOLearner`,
-    `LRTuneDQNLearner`). The policy is read from ``config.learner_config_dict["lrtune"]``.
+    `LRTuneDQNLearner`, `LRTuneSACLearner`). The policy is read from
+    ``config.learner_config_dict["lrtune"]``: ``policy`` (the shared policy), ``roles`` (each
+    optimizer role's complete policy, `LRPolicySpec.for_role`) and ``optimizer_roles`` (RLlib
+    optimizer name -> role, ``"*"`` for every optimizer). Each role has its own rate, feedback
+    state and gradient gate; the first role is the one reported as ``lr``.
     """
 
     # --- construction -------------------------------------------------------------------------
 
     def build(self) -> None:
-        """Build the learner: set torch's threads to the CPUs held, compile the policy."""
+        """Build the learner: set torch's threads to the CPUs held, compile each role's policy."""
         settings: Mapping[str, Any] = self.config.learner_config_dict.get(CONFIG_KEY, {})
         if "policy" not in settings:
             raise ValueError(
@@ -84,15 +101,23 @@ class LRPolicyLearner(TorchLearner):
         threads = int(settings.get("num_threads", 0))
         if threads > 0:
             torch.set_num_threads(threads)
-        self._lrtune_spec = LRPolicySpec.model_validate(settings["policy"])
-        self._lrtune_policy: LRPolicy = self._lrtune_spec.build(budget=settings.get("budget"))
-        self._lrtune_rules: list[FeedbackRule] = self._lrtune_policy.rules
-        self._lrtune_feedback: list[FeedbackState] = self._lrtune_policy.initial_feedback_state()
+        budget = settings.get("budget")
+        role_specs: Mapping[str, Any] = settings.get("roles") or {MODEL_ROLE: settings["policy"]}
+        self._lrtune_roles: dict[str, _Role] = {}
+        for name, data in role_specs.items():
+            policy = LRPolicySpec.model_validate(data).build(budget=budget)
+            self._lrtune_roles[name] = _Role(name, policy, policy.initial_feedback_state())
+        self._lrtune_main = next(iter(self._lrtune_roles.values()))
+        self._lrtune_role_of_optimizer: dict[str, str] = dict(settings.get("optimizer_roles", {}))
+        # RLlib's full optimizer name (``<module>_<name>``) -> role; param ref -> role.
+        self._lrtune_optimizer_role: dict[str, str] = {}
+        self._lrtune_param_role: dict[Any, str] = {}
         self._lrtune_wants_update_signals = any(
-            type(rule).on_update is not FeedbackRule.on_update for rule in self._lrtune_rules
+            type(rule).on_update is not FeedbackRule.on_update
+            for role in self._lrtune_roles.values()
+            for rule in role.policy.rules
         )
         self._lrtune_env_steps = 0
-        self._lrtune_lr = float("nan")
         self._lrtune_last_loss: torch.Tensor | None = None
         self._lrtune_kl: float | None = None
         self._lrtune_skipped = 0
@@ -104,51 +129,92 @@ class LRPolicyLearner(TorchLearner):
         super().build()
         self._apply_lr()
 
+    def role_for(self, optimizer_name: str) -> _Role:
+        """The role whose policy owns RLlib optimizer ``optimizer_name`` (as the agent entry's
+        `AgentPlugin.roles` say; an agent with one role owns every optimizer)."""
+        name = self._lrtune_role_of_optimizer.get(
+            optimizer_name, self._lrtune_role_of_optimizer.get("*")
+        )
+        if name is None:
+            if len(self._lrtune_roles) == 1:
+                return self._lrtune_main
+            raise ValueError(
+                f"lrtune learner: optimizer {optimizer_name!r} belongs to no optimizer role "
+                f"({sorted(self._lrtune_role_of_optimizer)}); fix the agent entry's roles."
+            )
+        return self._lrtune_roles[name]
+
+    def register_role_optimizer(
+        self, module_id: str, optimizer_name: str, params: list[Any], **build_kwargs: Any
+    ) -> None:
+        """Build ``optimizer_name``'s optimizer with its role's plugin and rate, and register
+        it with RLlib without an RLlib LR schedule (lrtune sets the rate itself)."""
+        role = self.role_for(optimizer_name)
+        lr = role.policy.lr(self._lrtune_env_steps, role.feedback)
+        optimizer = role.policy.optimizer.build(params, lr=lr, **build_kwargs)
+        self.register_optimizer(
+            module_id=module_id,
+            optimizer_name=optimizer_name,
+            optimizer=optimizer,
+            params=params,
+            lr_or_lr_schedule=None,
+        )
+        self._lrtune_optimizer_role[f"{module_id}_{optimizer_name}"] = role.name
+        for param in params:
+            self._lrtune_param_role[self.get_param_ref(param)] = role.name
+
     def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
         """Register the policy's optimizer over the module's parameters (no RLlib LR schedule)."""
         assert self._module is not None, "RLlib builds the module before the optimizers"
         module = self._module[module_id]
         params: list[Any] = list(self.get_parameters(module))
-        lr = self._lrtune_policy.lr(self._lrtune_env_steps, self._lrtune_feedback)
-        optimizer = self._lrtune_policy.optimizer.build(params, lr=lr)
-        self.register_optimizer(
-            module_id=module_id, optimizer=optimizer, params=params, lr_or_lr_schedule=None
-        )
+        self.register_role_optimizer(module_id, DEFAULT_OPTIMIZER, params)
 
     # --- the learning rate --------------------------------------------------------------------
 
-    def current_lr(self) -> float:
-        """The rate the policy gives now (env steps and feedback state as they are)."""
-        return self._lrtune_policy.lr(self._lrtune_env_steps, self._lrtune_feedback)
+    def current_lr(self, role: str | None = None) -> float:
+        """The rate the policy of ``role`` (default: the first role) gives now."""
+        r = self._lrtune_roles[role] if role is not None else self._lrtune_main
+        return r.policy.lr(self._lrtune_env_steps, r.feedback)
 
     def _apply_lr(self) -> None:
-        lr = self.current_lr()
-        if not math.isfinite(lr) or lr < 0:
-            raise LRMismatchError(f"lrtune: the policy produced an invalid learning rate {lr!r}")
-        for optimizer in self._named_optimizers.values():
+        for role in self._lrtune_roles.values():
+            lr = role.policy.lr(self._lrtune_env_steps, role.feedback)
+            if not math.isfinite(lr) or lr < 0:
+                raise LRMismatchError(
+                    f"lrtune: the policy of role {role.name!r} produced an invalid learning "
+                    f"rate {lr!r}"
+                )
+            role.lr = lr
+        for name, optimizer in self._named_optimizers.items():
+            lr = self._lrtune_roles[self._lrtune_optimizer_role[name]].lr
             for group in optimizer.param_groups:
                 group["lr"] = lr
-        self._lrtune_lr = lr
         self._check_lr()
 
     def _check_lr(self) -> None:
-        """Fail loudly if any param group's rate differs from the one lrtune set."""
+        """Fail loudly if any param group's rate differs from the one lrtune set for its role."""
         for name, optimizer in self._named_optimizers.items():
+            role = self._lrtune_roles[self._lrtune_optimizer_role[name]]
             for i, group in enumerate(optimizer.param_groups):
                 applied = group["lr"]
                 applied = float(applied.item() if torch.is_tensor(applied) else applied)
-                if applied != self._lrtune_lr:
+                if applied != role.lr:
                     raise LRMismatchError(
                         f"lrtune: optimizer {name!r} param group {i} has lr {applied!r}, but the "
-                        f"policy set {self._lrtune_lr!r}. Something else changed the rate "
-                        "(an RLlib LR schedule or a torch LR scheduler?); lrtune owns it."
+                        f"policy of role {role.name!r} set {role.lr!r}. Something else changed "
+                        "the rate (an RLlib LR schedule or a torch LR scheduler?); lrtune owns it."
                     )
 
-    def applied_lr(self) -> float:
-        """The rate read back from the first optimizer's first param group (what torch uses)."""
-        optimizer = next(iter(self._named_optimizers.values()))
-        value = optimizer.param_groups[0]["lr"]
-        return float(value.item() if torch.is_tensor(value) else value)
+    def applied_lr(self, role: str | None = None) -> float:
+        """The rate read back from the first param group of the first optimizer of ``role``
+        (default: the first role), i.e. what torch uses."""
+        wanted = role if role is not None else self._lrtune_main.name
+        for name, optimizer in self._named_optimizers.items():
+            if self._lrtune_optimizer_role[name] == wanted:
+                value = optimizer.param_groups[0]["lr"]
+                return float(value.item() if torch.is_tensor(value) else value)
+        raise KeyError(f"no optimizer has role {wanted!r}")
 
     # --- hooks of one update ------------------------------------------------------------------
 
@@ -169,17 +235,20 @@ class LRPolicyLearner(TorchLearner):
         return super().compute_gradients(loss_per_module, **kwargs)
 
     def postprocess_gradients(self, gradients_dict: dict[Any, Any]) -> dict[Any, Any]:
-        """Gate the gradients with the policy's gradient plugin; measure the norm around it.
-
-        Replaces RLlib's own ``grad_clip`` handling (the config builder sets it to None).
-        """
+        """Gate each role's gradients with its policy's gradient plugin; measure the global
+        norm around it. Replaces RLlib's own ``grad_clip`` handling (the config builder sets it
+        to None)."""
         refs = [ref for ref, g in gradients_dict.items() if g is not None]
-        grads = [gradients_dict[ref] for ref in refs]
-        if not grads:
+        if not refs:
             return gradients_dict
-        params = [self._params[ref] for ref in refs]
+        grads = [gradients_dict[ref] for ref in refs]
         pre = _global_norm(grads)
-        self._lrtune_policy.gate.apply(grads, params)
+        for role in self._lrtune_roles.values():
+            mine = [ref for ref in refs if self._lrtune_param_role.get(ref) == role.name]
+            if mine:
+                role.policy.gate.apply(
+                    [gradients_dict[ref] for ref in mine], [self._params[ref] for ref in mine]
+                )
         post = _global_norm(grads)
         self._norm_pre_sum = self._norm_pre_sum + pre
         self._norm_post_sum = self._norm_post_sum + post
@@ -188,7 +257,7 @@ class LRPolicyLearner(TorchLearner):
         return gradients_dict
 
     def apply_gradients(self, gradients_dict: dict[Any, Any]) -> None:
-        """Let feedback rules veto the step (divergence), then step with the lrtune rate."""
+        """Let feedback rules veto the step (divergence), then step with the lrtune rates."""
         if self._lrtune_wants_update_signals:
             loss_t = self._lrtune_last_loss
             # No loss tensor (a module without loss terms): judge the gradients alone.
@@ -201,9 +270,10 @@ class LRPolicyLearner(TorchLearner):
                 grad_norm=pre_norm,
             )
             skip = False
-            for i, rule in enumerate(self._lrtune_rules):
-                self._lrtune_feedback[i], veto = rule.on_update(self._lrtune_feedback[i], signals)
-                skip = skip or veto
+            for role in self._lrtune_roles.values():
+                for i, rule in enumerate(role.policy.rules):
+                    role.feedback[i], veto = rule.on_update(role.feedback[i], signals)
+                    skip = skip or veto
             # A rule may have cut its factor: the new rate holds from this very step on.
             self._apply_lr()
             if skip:
@@ -222,21 +292,28 @@ class LRPolicyLearner(TorchLearner):
         n = max(self._norm_count, 1)
         pre = float(self._norm_pre_sum.item()) / n if self._norm_count else float("nan")
         post = float(self._norm_post_sum.item()) / n if self._norm_count else float("nan")
-        events = sum(int(s.get("events", 0)) for s in self._lrtune_feedback)
+        roles = list(self._lrtune_roles.values())
+        events = sum(int(s.get("events", 0)) for r in roles for s in r.feedback)
         diverged = any(
-            r.diverged(s) for r, s in zip(self._lrtune_rules, self._lrtune_feedback, strict=True)
+            rule.diverged(state)
+            for r in roles
+            for rule, state in zip(r.policy.rules, r.feedback, strict=True)
         )
+        main = self._lrtune_main
         values: dict[str, float] = {
             "lr": self.applied_lr(),
             "lr_env_step": float(self._lrtune_env_steps),
             "grad_norm_pre_gating": pre,
             "grad_norm_post_gating": post,
-            "feedback_factor": self._lrtune_policy.feedback_factor(self._lrtune_feedback),
-            "schedule_factor": self._lrtune_policy.schedule(self._lrtune_env_steps),
+            "feedback_factor": main.policy.feedback_factor(main.feedback),
+            "schedule_factor": main.policy.schedule(self._lrtune_env_steps),
             "skipped_updates": float(self._lrtune_skipped),
             "divergence_events": float(events),
             "diverged": float(diverged),
         }
+        if len(roles) > 1:
+            for r in roles:
+                values[f"lr.{r.name}"] = self.applied_lr(r.name)
         if self._lrtune_kl is not None:
             values["kl"] = self._lrtune_kl
         for key, value in values.items():
@@ -248,47 +325,60 @@ class LRPolicyLearner(TorchLearner):
     # --- once per iteration -------------------------------------------------------------------
 
     def end_iteration(self, episode_return: float | None) -> dict[str, float]:
-        """Feed the iteration's signals to the feedback rules; return the new feedback factor.
-
-        Called once per training iteration by `LRTuneCallbacks` after the results are in.
-        """
+        """Feed the iteration's signals to every role's feedback rules; return the first role's
+        new feedback factor. Called once per training iteration by `LRTuneCallbacks` after the
+        results are in."""
         ret = (
             episode_return if episode_return is not None and math.isfinite(episode_return) else None
         )
         signals = IterationSignals(
             env_steps=self._lrtune_env_steps, kl=self._lrtune_kl, episode_return=ret
         )
-        for i, rule in enumerate(self._lrtune_rules):
-            self._lrtune_feedback[i] = rule.on_iteration(self._lrtune_feedback[i], signals)
+        for role in self._lrtune_roles.values():
+            for i, rule in enumerate(role.policy.rules):
+                role.feedback[i] = rule.on_iteration(role.feedback[i], signals)
         self._apply_lr()
-        return {"feedback_factor": self._lrtune_policy.feedback_factor(self._lrtune_feedback)}
+        main = self._lrtune_main
+        return {"feedback_factor": main.policy.feedback_factor(main.feedback)}
 
     # --- checkpoints --------------------------------------------------------------------------
 
     def get_state(
         self, components: Any = None, *, not_components: Any = None, **kwargs: Any
     ) -> Any:
-        """RLlib's learner state plus lrtune's: feedback state and schedule position."""
+        """RLlib's learner state plus lrtune's: each role's feedback state, schedule position."""
         state = super().get_state(components, not_components=not_components, **kwargs)
+        main = self._lrtune_main
         state[STATE_KEY] = {
-            "feedback": copy.deepcopy(self._lrtune_feedback),
-            "rules": [type(r).__name__ for r in self._lrtune_rules],
+            # The first role's at the top level, as before roles existed.
+            "feedback": copy.deepcopy(main.feedback),
+            "rules": [type(r).__name__ for r in main.policy.rules],
+            "roles": {
+                r.name: {
+                    "feedback": copy.deepcopy(r.feedback),
+                    "rules": [type(rule).__name__ for rule in r.policy.rules],
+                }
+                for r in self._lrtune_roles.values()
+            },
             "env_steps": self._lrtune_env_steps,
             "skipped_updates": self._lrtune_skipped,
         }
         return state
 
     def set_state(self, state: Any) -> None:
-        """Restore, then re-apply the *current* policy's rate at once (never the restored one)."""
+        """Restore, then re-apply the *current* policy's rates at once (never the restored ones)."""
         super().set_state(state)
         saved = state.get(STATE_KEY) if isinstance(state, Mapping) else None
         if saved is not None:
             self._lrtune_env_steps = int(saved.get("env_steps", 0))
             self._lrtune_skipped = int(saved.get("skipped_updates", 0))
-            names = [type(r).__name__ for r in self._lrtune_rules]
-            if list(saved.get("rules", [])) == names:
-                self._lrtune_feedback = copy.deepcopy(list(saved["feedback"]))
-            # A different set of rules (a changed policy) starts its feedback afresh.
+            per_role = saved.get("roles") or {self._lrtune_main.name: saved}
+            for role in self._lrtune_roles.values():
+                kept = per_role.get(role.name)
+                names = [type(r).__name__ for r in role.policy.rules]
+                if kept is not None and list(kept.get("rules", [])) == names:
+                    role.feedback = copy.deepcopy(list(kept["feedback"]))
+                # A different set of rules (a changed policy) starts its feedback afresh.
         self._apply_lr()
 
     # --- helpers ------------------------------------------------------------------------------
@@ -329,4 +419,25 @@ class LRTuneDQNLearner(LRPolicyLearner, DQNTorchLearner):
     """RLlib's DQN torch learner with lrtune's learning-rate policy."""
 
 
-LEARNERS: dict[str, type[Learner]] = {"ppo": LRTunePPOLearner, "dqn": LRTuneDQNLearner}
+class LRTuneSACLearner(LRPolicyLearner, SACTorchLearner):  # type: ignore[misc]
+    """RLlib's SAC torch learner with lrtune's learning-rate policy per optimizer role:
+    ``critic`` (the Q network and its twin), ``actor`` (the policy) and ``alpha`` (the
+    temperature), each built by its role's optimizer plugin with its own rate."""
+
+    def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
+        """Register the critic, twin critic, actor and temperature optimizers as RLlib's
+        ``SACTorchLearner`` does (same parameters, same names), built by lrtune's roles."""
+        assert self._module is not None, "RLlib builds the module before the optimizers"
+        module: Any = self._module[module_id]
+        config = config or self.config.get_config_for_module(module_id)
+
+        def params_of(*parts: Any) -> list[Any]:
+            return [p for part in parts for p in self.get_parameters(part)]
+
+        self.register_role_optimizer(module_id, "qf", params_of(module.qf_encoder, module.qf))
+        if config.twin_q:
+            twin = params_of(module.qf_twin_encoder, module.qf_twin)
+            self.register_role_optimizer(module_id, "qf_twin", twin)
+        actor = params_of(module.pi_encoder, module.pi)
+        self.register_role_optimizer(module_id, "policy", actor)
+        self.register_role_optimizer(module_id, "alpha", [self.curr_log_alpha[module_id]])

@@ -6,7 +6,8 @@ policy's layers), LR-only searches on classic control can fail outright. The pre
 applied under every job's ``hyperparams`` (a job, or a space's ``hyperparams``, overrides any
 of them) and come in three layers, later ones winning:
 
-1. the agent's defaults (``PPO_DEFAULTS``, ``DQN_DEFAULTS``), for every environment;
+1. the agent's defaults (``PPO_DEFAULTS``, ``DQN_DEFAULTS``, ``SAC_DEFAULTS``), for every
+   environment;
 2. the action-space family: environments with a continuous (``gymnasium.spaces.Box``) action
    space get ``PPO_CONTINUOUS`` (observation normalisation, as rl-zoo3 normalises its
    continuous-control tasks). The family is read from ``gymnasium.make(env).action_space``
@@ -54,8 +55,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from lrtune.agents import AgentPresets, get_agent
 from lrtune.learners._config import ModelSettings
 from lrtune.learners._modules import mean_std_filter
 
@@ -184,10 +187,16 @@ DQN_BY_ENV: dict[str, dict[str, Any]] = {
 
 # --------------------------------------------------------------------------------- lookup
 
-_AGENT_PRESETS = {
-    "ppo": (PPO_DEFAULTS, PPO_CONTINUOUS, PPO_BY_ENV),
-    "dqn": (DQN_DEFAULTS, {}, DQN_BY_ENV),
+# SAC (RLlib's, twin Q) for continuous control. Placeholder values measured below.
+SAC_DEFAULTS: dict[str, Any] = {
+    "gamma": 0.99,
 }
+
+SAC_BY_ENV: dict[str, dict[str, Any]] = {}
+
+PPO_PRESETS = AgentPresets(PPO_DEFAULTS, PPO_CONTINUOUS, PPO_BY_ENV)
+DQN_PRESETS = AgentPresets(DQN_DEFAULTS, {}, DQN_BY_ENV)
+SAC_PRESETS = AgentPresets(SAC_DEFAULTS, {}, SAC_BY_ENV)
 
 
 def env_name(env: str) -> str:
@@ -243,10 +252,11 @@ def resolve_presets(agent: str, env: str | None = None) -> list[PresetSetting]:
     ``normalize_observations`` as the presets' observation filter leaves it).
 
     Raises:
-        KeyError: an agent with no presets.
+        lrtune.registry.UnknownPluginError: an agent that is not an ``agents`` entry.
     """
-    defaults, continuous, by_env = _AGENT_PRESETS[agent]
-    layers: list[tuple[str, dict[str, Any]]] = [(AGENT_DEFAULT, defaults)]
+    presets = get_agent(agent).presets()
+    defaults, continuous, by_env = presets.defaults, presets.continuous, presets.by_env
+    layers: list[tuple[str, Mapping[str, Any]]] = [(AGENT_DEFAULT, defaults)]
     if env is not None:
         if continuous and has_continuous_actions(env):
             layers.append((CONTINUOUS_FAMILY, continuous))

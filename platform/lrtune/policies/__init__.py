@@ -13,7 +13,7 @@ from lrtune.policies._base import (
     Schedule,
     UpdateSignals,
 )
-from lrtune.policies._spec import LRPolicy, LRPolicySpec, PluginRef, PolicyError
+from lrtune.policies._spec import LRPolicy, LRPolicySpec, PluginRef, PolicyError, RolePolicy
 
 __all__ = [
     "FeedbackRule",
@@ -25,6 +25,7 @@ __all__ = [
     "OptimizerPlugin",
     "PluginRef",
     "PolicyError",
+    "RolePolicy",
     "Schedule",
     "UpdateSignals",
 ]

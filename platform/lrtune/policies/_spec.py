@@ -15,8 +15,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -86,6 +88,67 @@ def _ref_validator(slot: str) -> Any:
     return check
 
 
+def _resolve_feedback(value: tuple[PluginRef, ...]) -> tuple[PluginRef, ...]:
+    """Feedback references checked: each rule once, known, with valid params."""
+    names = [ref.name for ref in value]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"feedback rule(s) {dupes} listed twice; list each rule once")
+    return tuple(ref.resolved(SLOTS["feedback"]) for ref in value)
+
+
+class RolePolicy(BaseModel):
+    """One optimizer role's own LR-policy settings (`LRPolicySpec.roles`); a field left out is
+    the shared policy's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lr: float | None = Field(default=None, gt=0.0, le=1e6, description="the role's base rate")
+    schedule: PluginRef | None = None
+    optimizer: PluginRef | None = None
+    gradients: PluginRef | None = None
+    feedback: tuple[PluginRef, ...] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _lr_number(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be a number such as 3e-4")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _check_schedule(cls, value: PluginRef | None) -> PluginRef | None:
+        return None if value is None else value.resolved(SLOTS["schedules"])
+
+    @field_validator("optimizer")
+    @classmethod
+    def _check_optimizer(cls, value: PluginRef | None) -> PluginRef | None:
+        return None if value is None else value.resolved(SLOTS["optimizers"])
+
+    @field_validator("gradients")
+    @classmethod
+    def _check_gradients(cls, value: PluginRef | None) -> PluginRef | None:
+        return None if value is None else value.resolved(SLOTS["gradients"])
+
+    @field_validator("feedback", mode="before")
+    @classmethod
+    def _feedback_list(cls, value: Any) -> Any:
+        if isinstance(value, (str, Mapping)):
+            return (value,)
+        return value
+
+    @field_validator("feedback")
+    @classmethod
+    def _check_feedback(cls, value: tuple[PluginRef, ...] | None) -> tuple[PluginRef, ...] | None:
+        return None if value is None else _resolve_feedback(value)
+
+
 class LRPolicySpec(BaseModel):
     """A learning-rate policy file: base LR, schedule, optimizer, gradient gating, feedback.
 
@@ -97,6 +160,12 @@ class LRPolicySpec(BaseModel):
         optimizer: {name: adam, params: {eps: 1e-5}}
         gradients: {name: clip_global_norm, params: {max_norm: 0.5}}
         feedback: [{name: kl_adaptive, params: {target: 0.01}}]
+        roles: {alpha: {lr: 1e-3}}  # optional: one optimizer role's own settings
+
+    ``roles`` gives an agent's optimizer roles (SAC: ``actor``, ``critic``, ``alpha``; PPO
+    and DQN have one, ``model``) settings of their own; a role gets every field it leaves
+    out from the shared ones above (`for_role`). Each role's rate is applied, read back and
+    checkpointed on its own.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
@@ -107,6 +176,15 @@ class LRPolicySpec(BaseModel):
     optimizer: PluginRef = PluginRef(name="adam")
     gradients: PluginRef = PluginRef(name="none")
     feedback: tuple[PluginRef, ...] = ()
+    roles: dict[str, RolePolicy] = Field(default_factory=dict)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_roles(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A policy without roles dumps as before roles existed (job hashes, files, best.yaml).
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("roles"):
+            data.pop("roles", None)
+        return data
 
     _check_schedule = field_validator("schedule")(_ref_validator("schedules"))
     _check_optimizer = field_validator("optimizer")(_ref_validator("optimizers"))
@@ -131,26 +209,42 @@ class LRPolicySpec(BaseModel):
     @field_validator("feedback")
     @classmethod
     def _check_feedback(cls, value: tuple[PluginRef, ...]) -> tuple[PluginRef, ...]:
-        names = [ref.name for ref in value]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"feedback rule(s) {dupes} listed twice; list each rule once")
-        return tuple(ref.resolved(SLOTS["feedback"]) for ref in value)
+        return _resolve_feedback(value)
 
     def check_agent(self, agent: str) -> None:
-        """Raise `PolicyError` if an entry of this policy does not support ``agent``."""
-        pairs: list[tuple[str, str, PluginRef]] = [
-            ("schedule", "schedules", self.schedule),
-            ("optimizer", "optimizers", self.optimizer),
-            ("gradients", "gradients", self.gradients),
-        ] + [(f"feedback[{i}]", "feedback", r) for i, r in enumerate(self.feedback)]
-        for field, slot, ref in pairs:
-            agents = SLOTS[slot].get(ref.name).capabilities.agents
-            if agent not in agents:
-                raise PolicyError(
-                    f"{field}: {slot} '{ref.name}' does not support agent '{agent}' (it supports "
-                    f"{', '.join(sorted(agents))}). Remove it or choose another agent."
-                )
+        """Raise `PolicyError` if an entry of this policy (or of a role's) does not support
+        ``agent``, or a role is not one of the agent's optimizer roles."""
+        known = tuple(SLOTS["agents"].build(agent).roles)
+        unknown = [role for role in self.roles if role not in known]
+        if unknown:
+            raise PolicyError(
+                f"roles.{unknown[0]}: agent '{agent}' has no optimizer role {unknown[0]!r}; its "
+                f"roles are {', '.join(known)}. Rename the role or leave it out."
+            )
+        for prefix, spec in [("", self), *((f"roles.{r}.", self.for_role(r)) for r in self.roles)]:
+            pairs: list[tuple[str, str, PluginRef]] = [
+                ("schedule", "schedules", spec.schedule),
+                ("optimizer", "optimizers", spec.optimizer),
+                ("gradients", "gradients", spec.gradients),
+            ] + [(f"feedback[{i}]", "feedback", r) for i, r in enumerate(spec.feedback)]
+            for field, slot, ref in pairs:
+                capabilities = SLOTS[slot].get(ref.name).capabilities
+                if not capabilities.supports(agent):
+                    raise PolicyError(
+                        f"{prefix}{field}: {slot} '{ref.name}' does not support agent "
+                        f"'{agent}' (it supports {capabilities.agents_text()}). Remove it or "
+                        "choose another agent."
+                    )
+
+    def for_role(self, role: str) -> LRPolicySpec:
+        """The complete policy of optimizer role ``role``: the shared fields with the role's
+        own (`roles`) over them. A role not listed gets the shared policy."""
+        override = self.roles.get(role)
+        if override is None:
+            return self.model_copy(update={"roles": {}})
+        fields = type(override).model_fields
+        changes = {k: getattr(override, k) for k in fields if getattr(override, k) is not None}
+        return self.model_copy(update={**changes, "roles": {}})
 
     def build(self, *, budget: int | None = None) -> LRPolicy:
         """Compile to an `LRPolicy` (plugin objects), given the trial's env-step budget."""

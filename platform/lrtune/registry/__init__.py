@@ -2,8 +2,8 @@
 
 Slots: `schedules`, `optimizers`, `gradients` (gradient gating), `feedback` (rules that react to
 training signals), `populations` (population-based schedules), `searchers` (what proposes each
-trial) and `schedulers` (early stopping). Third-party distributions add
-entries through the entry-point groups ``lrtune.<slot>``.
+trial), `schedulers` (early stopping) and `agents` (the RLlib algorithms tuned). Third-party
+distributions add entries through the entry-point groups ``lrtune.<slot>``.
 """
 
 from lrtune.registry._errors import (
@@ -14,7 +14,6 @@ from lrtune.registry._errors import (
     UnknownPluginError,
 )
 from lrtune.registry._registry import (
-    ALL_AGENTS,
     Capabilities,
     Entry,
     NoParams,
@@ -24,6 +23,7 @@ from lrtune.registry._registry import (
 )
 from lrtune.registry._slots import (
     SLOTS,
+    agents,
     feedback,
     gradients,
     optimizers,
@@ -34,7 +34,6 @@ from lrtune.registry._slots import (
 )
 
 __all__ = [
-    "ALL_AGENTS",
     "SLOTS",
     "Capabilities",
     "DuplicatePluginError",
@@ -46,6 +45,7 @@ __all__ = [
     "PluginParamsError",
     "Registry",
     "UnknownPluginError",
+    "agents",
     "feedback",
     "format_validation_error",
     "gradients",

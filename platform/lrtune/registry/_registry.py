@@ -31,9 +31,6 @@ from lrtune.registry._errors import (
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
-ALL_AGENTS: frozenset[str] = frozenset({"ppo", "dqn"})
-
-
 class PluginParams(BaseModel):
     """Base of every plugin's parameter model: frozen, and unknown keys are errors.
 
@@ -53,15 +50,24 @@ class Capabilities:
     """What an entry can do, so that specs can reject impossible combinations before running.
 
     Attributes:
-        agents: the agents (``"ppo"``, ``"dqn"``) the entry supports.
+        agents: the agents (names in the ``agents`` slot) the entry supports; None: every
+            agent, third-party ones included.
         stateful: whether the entry keeps state that must be checkpointed.
         needs_budget: whether the entry needs the trial's env-step budget when a horizon is not
             given explicitly (schedules such as ``cosine``).
     """
 
-    agents: frozenset[str] = ALL_AGENTS
+    agents: frozenset[str] | None = None
     stateful: bool = False
     needs_budget: bool = False
+
+    def supports(self, agent: str) -> bool:
+        """Whether the entry works with ``agent``."""
+        return self.agents is None or agent in self.agents
+
+    def agents_text(self) -> str:
+        """The supported agents for messages: ``ppo`` or ``every agent``."""
+        return "every agent" if self.agents is None else ", ".join(sorted(self.agents))
 
 
 @dataclass(frozen=True)
@@ -250,6 +256,7 @@ class Registry(Generic[T]):
             "populations": "population",
             "searchers": "searcher",
             "schedulers": "scheduler",
+            "agents": "agent",
         }.get(self.slot, self.slot)
 
     def _ensure_loaded(self) -> None:

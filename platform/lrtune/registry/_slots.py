@@ -22,6 +22,8 @@ populations: Registry[Any] = Registry(
 # declared without Ray or Optuna, their Tune objects built when a run starts.
 searchers: Registry[Any] = Registry("searchers", builtin_modules=("lrtune.search.searchers",))
 schedulers: Registry[Any] = Registry("schedulers", builtin_modules=("lrtune.search.schedulers",))
+# Agents (PPO, DQN, SAC): declared without Ray; their RLlib classes imported when a trial builds.
+agents: Registry[Any] = Registry("agents", builtin_modules=("lrtune.agents._builtin",))
 
 SLOTS: dict[str, Registry[Any]] = {
     "schedules": schedules,
@@ -31,4 +33,5 @@ SLOTS: dict[str, Registry[Any]] = {
     "populations": populations,
     "searchers": searchers,
     "schedulers": schedulers,
+    "agents": agents,
 }

@@ -53,13 +53,15 @@ class PopulationPlan:
 
 
 def iteration_env_steps(job: Any) -> int | None:
-    """Env steps of one training iteration where the agent fixes it (PPO's train batch)."""
-    if job.agent != "ppo":
+    """Env steps of one training iteration where the agent fixes it (PPO's train batch:
+    `AgentPlugin.iteration_batch_key`)."""
+    key = job.agent_plugin.iteration_batch_key
+    if key is None:
         return None
     from lrtune.learners._presets import preset_hyperparams
 
     hyper = {**preset_hyperparams(job.agent, job.env.id), **job.fixed_hyperparams}
-    value = hyper.get("train_batch_size_per_learner")
+    value = hyper.get(key)
     return int(value) if value else None
 
 

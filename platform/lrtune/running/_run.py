@@ -140,6 +140,8 @@ def trial_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     ):
         if key in lr:
             out[key] = lr[key]
+    # Agents with several optimizer roles (SAC): each role's read-back rate, ``lr.<role>``.
+    out.update({key: value for key, value in lr.items() if key.startswith("lr.")})
     # Population members: the mutable LR-policy values change at exploits, so they are metrics.
     for path, value in (result.get("mutable") or {}).items():
         out[f"mutable.{path}"] = value
@@ -328,7 +330,8 @@ def run_job(
     from lrtune.running._lock import ExperimentLock
     from lrtune.specs import require_env_id
 
-    require_env_id(job.env.id)  # a user's env module is first imported here, not at validation
+    # A user's env module is first imported here, not at validation; the env is built once.
+    require_env_id(job.env.id, job.agent)
     stream = stream or sys.stdout
     out: TextIO = stream
     experiment_dir, results_dir = experiment_paths(job, storage_path)

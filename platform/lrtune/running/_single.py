@@ -39,7 +39,7 @@ def train_single(
     """Train until ``env_steps`` lifetime env steps; call ``on_iteration`` after each iteration."""
     from lrtune.specs import require_env_id
 
-    require_env_id(env)  # a bad id is bad input (exit 2), not a failed trial
+    require_env_id(env, agent)  # a bad id is bad input (exit 2), not a failed trial
     init_local_ray(num_cpus=1)
     params = {**preset_hyperparams(agent, env), **(hyperparams or {})}
     config = build_algorithm_config(

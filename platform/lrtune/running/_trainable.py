@@ -139,6 +139,8 @@ class LRTuneTrainable(tune.Trainable):
         self.last_score: float | None = None
         self.last_evaluation: float | None = None
         self.bad_loss_iterations = 0
+        # Learner metrics a diverged update leaves non-finite (the agent entry's).
+        self.loss_metrics = job.agent_plugin.loss_metrics
         self.started = time.monotonic()
         self.seconds_before = 0.0
         # Lineage (populations): this actor's id and whose checkpoints it continues.
@@ -163,7 +165,11 @@ class LRTuneTrainable(tune.Trainable):
         finite_values = [float(v) for v in values if _finite(v)]
         raw = sum(finite_values) / len(finite_values) if finite_values else math.nan
         lr_metrics = seed_lr_metrics([r.get(RESULT_KEY, {}) for r in results])
-        losses = [nested_get(r, "learners/default_policy/total_loss") for r in results]
+        losses = [
+            nested_get(r, f"learners/default_policy/{key}")
+            for r in results
+            for key in self.loss_metrics
+        ]
         if any(loss is not None and not _finite(loss) for loss in losses):
             self.bad_loss_iterations += 1
         else:

@@ -327,6 +327,9 @@ class CompiledSpace:
             ]
         policy["feedback"] = list(feedback)
         policy["lr"] = lr
+        if self.job.policy is not None and self.job.policy.roles:
+            # The job's fixed per-role settings (e.g. SAC's alpha rate) hold at every point.
+            policy["roles"] = self.job.policy.model_dump(mode="json")["roles"]
         spec = LRPolicySpec.model_validate(policy)
         hyperparams = self.job.fixed_hyperparams
         for p in self.hyper_params:

@@ -17,7 +17,7 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
@@ -38,7 +38,6 @@ from lrtune.specs._population import PopulationSpec
 from lrtune.specs._space import (
     AGENT_SETTING_AGENTS,
     AGENT_SETTING_REPLACES,
-    OWNED_HYPERPARAMS,
     PLUGIN_SLOTS,
     SearchSpaceSpec,
     check_candidates,
@@ -47,13 +46,14 @@ from lrtune.specs._space import (
 )
 from lrtune.specs._yaml import Real, Settings, Whole
 
+if TYPE_CHECKING:
+    from lrtune.agents import AgentPlugin
+
 MAX_GRID_POINTS = 10_000
 
 # Metrics RLlib's evaluation also reports (under ``evaluation/``): evaluation.score reads them.
 EVALUATED_METRIC_PREFIX = "env_runners/"
 
-# The agent default a search must beat: Stable-Baselines3's default rates (PPO 3e-4, DQN 1e-4).
-DEFAULT_BASELINE_LR = {"ppo": 3e-4, "dqn": 1e-4}
 
 # Fields that do not change a job's results, left out of `JobSpec.resolved_hash`.
 HASH_EXCLUDED: tuple[tuple[str, ...], ...] = (
@@ -469,7 +469,7 @@ class JobSpec(BaseModel):
     version: Literal[1] = 1
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
     description: str = ""
-    agent: Literal["ppo", "dqn"]
+    agent: str
     env: EnvSpec
     model: ModelSpec = ModelSpec.model_validate({})
     budget: BudgetSpec
@@ -501,6 +501,15 @@ class JobSpec(BaseModel):
         problems = [p for key in ("space", "policy") for p in resolve_reference(out, key, base_dir)]
         raise_problems("JobSpec", problems)
         return out
+
+    @field_validator("agent")
+    @classmethod
+    def _known_agent(cls, value: str) -> str:
+        try:
+            SLOTS["agents"].get(value)
+        except LRTuneError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -571,29 +580,43 @@ class JobSpec(BaseModel):
                     for i, r in enumerate(rules)
                 ]
         for loc, slot, name in refs:
-            agents = SLOTS[slot].get(name).capabilities.agents
-            if self.agent not in agents:
+            capabilities = SLOTS[slot].get(name).capabilities
+            if not capabilities.supports(self.agent):
                 problems.append(
                     (
                         loc,
                         f"{slot} '{name}' does not support agent '{self.agent}' "
-                        f"(it supports {', '.join(sorted(agents))}): remove it or "
+                        f"(it supports {capabilities.agents_text()}): remove it or "
                         "choose another agent",
                     )
                 )
-        if self.agent == "dqn" and self.model.initializer == "orthogonal":
+        plugin = self.agent_plugin
+        if self.policy is not None:
+            for role in self.policy.roles:
+                if role not in plugin.roles:
+                    problems.append(
+                        (
+                            ("policy", "roles", role),
+                            f"agent '{self.agent}' has no optimizer role {role!r}; its roles "
+                            f"are {', '.join(plugin.roles)}",
+                        )
+                    )
+        initializer = self.model.initializer
+        if initializer is not None and initializer not in plugin.initializers:
             problems.append(
                 (
                     ("model", "initializer"),
-                    "orthogonal initialisation is built for PPO's policy and value networks; "
-                    "DQN uses torch's (`torch`, or leave it out)",
+                    f"agent '{self.agent}' supports {', '.join(plugin.initializers)} "
+                    "initialisation (orthogonal is built for PPO's policy and value networks); "
+                    "leave it out for the agent's default",
                 )
             )
-        if self.agent == "dqn" and self.model.vf_share_layers:
+        if self.model.vf_share_layers and not plugin.separate_value_network:
             problems.append(
                 (
                     ("model", "vf_share_layers"),
-                    "DQN has no value network to share layers with; leave it out for dqn",
+                    f"{self.agent} has no value network to share layers with; leave it out "
+                    f"for {self.agent}",
                 )
             )
         return problems
@@ -630,11 +653,10 @@ class JobSpec(BaseModel):
     def _hyperparam_problems(self) -> list[Problem]:
         problems: list[Problem] = self._agent_setting_problems()
         searched = self.space.hyperparams if self.space is not None else {}
+        owned = self.agent_plugin.owned()
         for key in self.hyperparams:
-            if key in OWNED_HYPERPARAMS:
-                problems.append(
-                    (("hyperparams", key), f"lrtune sets this itself ({OWNED_HYPERPARAMS[key]})")
-                )
+            if key in owned:
+                problems.append((("hyperparams", key), f"lrtune sets this itself ({owned[key]})"))
             elif key in searched:
                 problems.append(
                     (
@@ -849,11 +871,18 @@ class JobSpec(BaseModel):
         fixed.update(self.hyperparams)
         return fixed
 
+    @property
+    def agent_plugin(self) -> AgentPlugin:
+        """The ``agents`` entry of this job's agent."""
+        plugin: AgentPlugin = SLOTS["agents"].build(self.agent)
+        return plugin
+
     def baseline_policy(self) -> LRPolicySpec:
-        """The baseline: the job's policy, else a constant LR with Adam (3e-4 PPO, 1e-4 DQN)."""
+        """The baseline: the job's policy, else a constant LR with Adam at the agent's
+        `AgentPlugin.baseline_lr` (SB3's default: PPO 3e-4, DQN 1e-4, SAC 3e-4)."""
         if self.policy is not None:
             return self.policy
-        return LRPolicySpec(lr=DEFAULT_BASELINE_LR[self.agent])
+        return LRPolicySpec(lr=self.agent_plugin.baseline_lr)
 
     def __getstate__(self) -> dict[Any, Any]:
         """The pickled job (Tune's tuner.pkl, Ray's object store) without the tracking URI's
@@ -1026,16 +1055,52 @@ def check_env_id(env_id: str, *, import_module: bool = False) -> str | None:
     )
 
 
-def require_env_id(env_id: str) -> None:
-    """Raise `SpecError` (exit 2) unless ``env_id`` can be built here; imports its module.
+def require_env_id(env_id: str, agent: str | None = None) -> None:
+    """Raise `SpecError` (exit 2) unless ``env_id`` can be built here (imports its module)
+    and, given ``agent``, has actions the agent handles (builds the env once).
 
     Called where a run starts (before anything is written), not at validation.
     """
     problem = check_env_id(env_id, import_module=True)
+    if problem is None and agent is not None:
+        problem = _action_space_problem(env_id, agent)
     if problem:
         from lrtune.specs._yaml import SpecError
 
         raise SpecError(f"env.id: {problem}")
+
+
+def _action_space_problem(env_id: str, agent: str) -> str | None:
+    """Why ``agent`` cannot act in ``env_id`` (its `AgentPlugin.action_spaces`), or None. Builds
+    the env once (where a run starts, never at validation)."""
+    import gymnasium
+    from gymnasium import spaces
+
+    kinds = SLOTS["agents"].build(agent).action_spaces
+    try:
+        env = gymnasium.make(env_id)
+    except Exception:  # an id only RLlib/Tune can build: RLlib reports what is wrong
+        return None
+    try:
+        space = env.action_space
+    finally:
+        env.close()
+    kind = (
+        "continuous"
+        if isinstance(space, spaces.Box)
+        else "discrete"
+        if isinstance(space, spaces.Discrete)
+        else None
+    )
+    if kind is None or kind in kinds:
+        return None
+    registry = SLOTS["agents"]
+    others = [name for name in registry.names() if kind in registry.build(name).action_spaces]
+    return (
+        f"{env_id!r} has {kind} actions ({space}) and agent '{agent}' handles "
+        f"{' and '.join(sorted(kinds))} ones only: choose agent {' or '.join(others)}, or "
+        "another env"
+    )
 
 
 def _module_on_path(dotted: str) -> bool:

@@ -361,8 +361,8 @@ class PopulationSpec(BaseModel):
             )
         for slot, refs in self.choices.items():
             for i, ref in enumerate(refs):
-                agents = SLOTS[PATH_SLOTS[slot]].get(ref.name).capabilities.agents
-                if agent not in agents:
+                capabilities = SLOTS[PATH_SLOTS[slot]].get(ref.name).capabilities
+                if not capabilities.supports(agent):
                     problems.append(
                         (
                             (*here, "choices", slot, i),

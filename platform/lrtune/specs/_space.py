@@ -50,6 +50,7 @@ from pydantic import (
     model_validator,
 )
 
+from lrtune.agents._base import COMMON_OWNED
 from lrtune.policies import PluginRef
 from lrtune.registry import SLOTS, LRTuneError
 from lrtune.specs._errors import Loc, Problem, error_message, raise_problems, short
@@ -69,17 +70,9 @@ SLOT_NAMES = ("schedule", "optimizer", "gradients", "feedback")
 #: Sections of a space that search the agent around the LR policy (flat keys, no families).
 AGENT_SECTIONS = ("hyperparams", "model", "agent_settings")
 
-# Hyper-parameters lrtune sets itself (mirror of the keys of lrtune.learners._config._OWNED,
-# kept here so that validating a file does not import RLlib; a test keeps the two in step).
-OWNED_HYPERPARAMS: dict[str, str] = {
-    "lr": "the learning rate comes from the LR policy (lr and its schedule)",
-    "lr_schedule": "the learning rate comes from the LR policy's schedule",
-    "grad_clip": "gradient clipping is the LR policy's `gradients` entry (e.g. clip_global_norm)",
-    "grad_clip_by": "gradient clipping is the LR policy's `gradients` entry",
-    "_torch_lr_scheduler_classes": "torch LR schedulers are not checkpointed; use a schedule",
-    "num_env_runners": "lrtune samples in the trial's own process",
-    "num_learners": "lrtune trains in the trial's own process",
-}
+# Hyper-parameters lrtune sets itself for every agent (an agent's own, e.g. SAC's actor_lr,
+# are checked by the job, which knows the agent: `AgentPlugin.owned`).
+OWNED_HYPERPARAMS: Mapping[str, str] = COMMON_OWNED
 
 
 def annotation_types(annotation: Any) -> list[Any]:

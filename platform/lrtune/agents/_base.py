@@ -1,0 +1,142 @@
+"""The base of every ``agents`` entry: what lrtune needs to know to tune one RLlib algorithm.
+
+An entry is declared without importing Ray or torch (a job is validated against it); the RLlib
+classes it names are imported when a trial builds its algorithm (`AgentPlugin.config_class`,
+`AgentPlugin.learner_class`). The entry is the one place that says, for its algorithm:
+
+* which RLlib config and lrtune learner classes build it;
+* its optimizer *roles* (PPO and DQN: one, ``model``; SAC: ``actor``, ``critic``, ``alpha``),
+  each a set of RLlib optimizer names whose rate one LR policy owns (`LRPolicySpec.roles`);
+* the hyper-parameters lrtune owns for it (setting them would bypass the LR policy);
+* the learner metrics whose non-finite value marks a diverged update;
+* its network defaults and its presets (`lrtune presets AGENT` prints them with sources);
+* the SB3 default rate that a search's baseline trial uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from lrtune.registry import PluginParams
+
+#: The single role of an agent with one optimizer per module (PPO, DQN).
+MODEL_ROLE = "model"
+
+#: Hyper-parameters lrtune owns for every agent: setting them would bypass the LR policy or
+#: the trial's own process.
+COMMON_OWNED: Mapping[str, str] = {
+    "lr": "the learning rate comes from the LR policy (lr and its schedule)",
+    "lr_schedule": "the learning rate comes from the LR policy's schedule",
+    "grad_clip": "gradient clipping is the LR policy's `gradients` entry (e.g. clip_global_norm)",
+    "grad_clip_by": "gradient clipping is the LR policy's `gradients` entry",
+    "_torch_lr_scheduler_classes": "torch LR schedulers are not checkpointed; use a schedule",
+    "num_env_runners": "lrtune samples in the trial's own process (extra env-runner actors "
+    "oversubscribe the cores)",
+    "num_learners": "lrtune trains in the trial's own process",
+}
+
+
+@dataclass(frozen=True)
+class AgentPresets:
+    """An agent's preset hyper-parameters in three layers, later ones winning: the agent's
+    defaults, the continuous-action family (used when the env's actions are a Box) and one
+    entry per environment id (without a module prefix)."""
+
+    defaults: Mapping[str, Any]
+    continuous: Mapping[str, Any] = field(default_factory=dict)
+    by_env: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def load_attribute(path: str) -> Any:
+    """Import ``"package.module:Attr"`` and return the attribute."""
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+class AgentPlugin(ABC):
+    """Base of every ``agents`` entry; a subclass sets the class attributes below.
+
+    The registry builds the entry (``agents.build(name)``) when a job is validated and when a
+    trial is built; nothing here runs RLlib.
+
+    Class attributes:
+        config_class_path, learner_class_path, presets_path: ``"module:Attr"`` of the RLlib
+            ``AlgorithmConfig`` subclass, of lrtune's learner for it (a subclass of
+            `lrtune.learners.LRPolicyLearner`) and of its `AgentPresets`; imported on use.
+        baseline_lr: the rate of a search's baseline trial (Stable-Baselines3's default).
+        roles: role name -> the RLlib optimizer names (``register_optimizer``'s
+            ``optimizer_name``) whose rate that role's LR policy owns. The first role is the
+            one reported as ``lr``; every role is also reported as ``lr.<role>`` when there are
+            several. ``("*",)`` means every optimizer of the module.
+        action_spaces: ``"discrete"`` and/or ``"continuous"`` (a Box).
+        loss_metrics: learner metrics (under ``learners/<module>/``) that a diverged update
+            leaves non-finite.
+        owned_hyperparams: hyper-parameters lrtune owns for this agent beyond `COMMON_OWNED`
+            (e.g. SAC's ``actor_lr``), each with the reason shown in the error.
+        hidden, activation: the network's default hidden sizes and activation.
+        initializers: the initialisations the agent supports, its default first
+            (``"orthogonal"``: SB3/CleanRL PPO's; ``"torch"``: torch's default).
+        separate_value_network: whether ``model.vf_share_layers`` means anything (PPO).
+        reports_kl: whether the learner reports the policy's KL (feedback ``kl_adaptive``).
+        iteration_batch_key: the hyper-parameter that fixes one training iteration's env steps
+            (PPO's ``train_batch_size_per_learner``), or None.
+    """
+
+    config_class_path: ClassVar[str]
+    learner_class_path: ClassVar[str]
+    presets_path: ClassVar[str]
+    baseline_lr: ClassVar[float]
+    roles: ClassVar[Mapping[str, tuple[str, ...]]] = {MODEL_ROLE: ("*",)}
+    action_spaces: ClassVar[frozenset[str]] = frozenset({"discrete", "continuous"})
+    loss_metrics: ClassVar[tuple[str, ...]] = ("total_loss",)
+    owned_hyperparams: ClassVar[Mapping[str, str]] = {}
+    hidden: ClassVar[tuple[int, ...]] = (256, 256)
+    activation: ClassVar[str] = "relu"
+    initializers: ClassVar[tuple[str, ...]] = ("torch",)
+    separate_value_network: ClassVar[bool] = False
+    reports_kl: ClassVar[bool] = False
+    iteration_batch_key: ClassVar[str | None] = None
+
+    def __init__(self, params: PluginParams | None = None) -> None:
+        self.params = params
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    @property
+    def default_initializer(self) -> str:
+        """The initialisation used when a job's model section leaves it out."""
+        return self.initializers[0]
+
+    def owned(self) -> dict[str, str]:
+        """Every hyper-parameter lrtune owns for this agent, with the reason."""
+        return {**COMMON_OWNED, **self.owned_hyperparams}
+
+    def config_class(self) -> Any:
+        """The RLlib ``AlgorithmConfig`` subclass (imports RLlib)."""
+        return load_attribute(self.config_class_path)
+
+    def learner_class(self) -> Any:
+        """lrtune's learner class for this agent (imports RLlib and torch)."""
+        return load_attribute(self.learner_class_path)
+
+    def presets(self) -> AgentPresets:
+        """The agent's preset layers (imports what the presets reference, e.g. connectors)."""
+        presets = load_attribute(self.presets_path)
+        if not isinstance(presets, AgentPresets):
+            raise TypeError(f"{self.presets_path} is not an lrtune.agents.AgentPresets")
+        return presets
+
+    def optimizer_roles(self) -> dict[str, str]:
+        """RLlib optimizer name -> role (``"*"`` for a role that takes every optimizer)."""
+        return {name: role for role, names in self.roles.items() for name in names}
+
+    def configure(self, config: Any, *, initializer: str) -> Any:
+        """Agent-specific wiring of the RLlib config after lrtune's common settings (e.g. PPO's
+        orthogonally initialised module). Called when a trial builds its algorithm; the
+        default changes nothing."""
+        return config

@@ -1,0 +1,84 @@
+"""The built-in agents: RLlib's PPO, DQN and SAC, each with lrtune's learner.
+
+Each entry's sources and measurements are in its presets (`lrtune.learners._presets`) and its
+learner (`lrtune.learners._learner`); this module only declares them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lrtune.agents._base import MODEL_ROLE, AgentPlugin
+from lrtune.registry import NoParams, agents
+
+
+@agents.register("ppo", params=NoParams)
+class PPO(AgentPlugin):
+    """Proximal Policy Optimization (RLlib's PPO): discrete and continuous actions."""
+
+    config_class_path = "ray.rllib.algorithms.ppo:PPOConfig"
+    learner_class_path = "lrtune.learners._learner:LRTunePPOLearner"
+    presets_path = "lrtune.learners._presets:PPO_PRESETS"
+    baseline_lr = 3e-4  # SB3's PPO default
+    roles = {MODEL_ROLE: ("*",)}
+    loss_metrics = ("total_loss",)
+    # SB3's ActorCriticPolicy and CleanRL's classic-control PPO: 64x64 tanh, orthogonal.
+    hidden = (64, 64)
+    activation = "tanh"
+    initializers = ("orthogonal", "torch")
+    separate_value_network = True
+    reports_kl = True
+    iteration_batch_key = "train_batch_size_per_learner"
+
+    def configure(self, config: Any, *, initializer: str) -> Any:
+        """Use SB3/CleanRL's orthogonally initialised module when asked (the default)."""
+        if initializer != "orthogonal":
+            return config
+        from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+        from lrtune.learners._modules import OrthogonalPPOTorchRLModule
+
+        spec = RLModuleSpec(module_class=OrthogonalPPOTorchRLModule)
+        return config.rl_module(rl_module_spec=spec)
+
+
+@agents.register("dqn", params=NoParams)
+class DQN(AgentPlugin):
+    """Deep Q-Network (RLlib's DQN, double and dueling by the presets): discrete actions."""
+
+    config_class_path = "ray.rllib.algorithms.dqn:DQNConfig"
+    learner_class_path = "lrtune.learners._learner:LRTuneDQNLearner"
+    presets_path = "lrtune.learners._presets:DQN_PRESETS"
+    baseline_lr = 1e-4  # SB3's DQN default
+    roles = {MODEL_ROLE: ("*",)}
+    action_spaces = frozenset({"discrete"})
+    loss_metrics = ("total_loss",)
+    # DQN on Acrobot-v1 (lr 1e-3, 50k env steps, presets alone, benchmarks/presets.py): -96
+    # with 256x256 relu (rl-zoo3's tuned classic-control DQNs; SB3's QNetwork activation)
+    # against -198 with 64x64 tanh.
+    hidden = (256, 256)
+    activation = "relu"
+    initializers = ("torch",)
+
+
+@agents.register("sac", params=NoParams)
+class SAC(AgentPlugin):
+    """Soft Actor-Critic (RLlib's SAC, twin Q): continuous actions; three optimizer roles."""
+
+    config_class_path = "ray.rllib.algorithms.sac:SACConfig"
+    learner_class_path = "lrtune.learners._learner:LRTuneSACLearner"
+    presets_path = "lrtune.learners._presets:SAC_PRESETS"
+    baseline_lr = 3e-4  # SB3's SAC default (one rate for actor, critics and temperature)
+    # RLlib's SACTorchLearner registers these optimizer names per module.
+    roles = {"actor": ("policy",), "critic": ("qf", "qf_twin"), "alpha": ("alpha",)}
+    action_spaces = frozenset({"continuous"})
+    loss_metrics = ("qf_loss", "policy_loss", "alpha_loss")
+    owned_hyperparams = {
+        "actor_lr": "the actor's rate is the LR policy's (role `actor` in policy.roles)",
+        "critic_lr": "the critics' rate is the LR policy's (role `critic` in policy.roles)",
+        "alpha_lr": "the temperature's rate is the LR policy's (role `alpha` in policy.roles)",
+    }
+    # SB3's SAC and rl-zoo3's Pendulum-v1 SAC: 256x256 relu.
+    hidden = (256, 256)
+    activation = "relu"
+    initializers = ("torch",)

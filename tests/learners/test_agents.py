@@ -1,0 +1,118 @@
+"""Every ``agents`` entry: its contract (`lrtune.testing.AgentContract`) and, built for real in
+RLlib, each optimizer role's rate read back from torch against its closed form, and each role's
+state through a learner checkpoint. Parametrised over ``agents.names()``: a new agent is tested
+by being registered."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from lrtune.agents import get_agent
+from lrtune.learners import build_algorithm_config
+from lrtune.registry import agents
+from lrtune.testing import AgentContract
+
+AGENTS = agents.names()
+
+# A tiny set-up per action-space family (one or two updates per iteration).
+TINY: dict[str, dict[str, Any]] = {
+    "ppo": {"train_batch_size_per_learner": 128, "minibatch_size": 64, "num_epochs": 1},
+    "dqn": {
+        "train_batch_size_per_learner": 32,
+        "num_steps_sampled_before_learning_starts": 64,
+        "min_sample_timesteps_per_iteration": 100,
+        "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 5000},
+    },
+    "sac": {
+        "train_batch_size_per_learner": 32,
+        "num_steps_sampled_before_learning_starts": 64,
+        "min_sample_timesteps_per_iteration": 100,
+        "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 5000},
+    },
+}
+BUDGET = 1000
+
+
+class TestAgentEntry(AgentContract):
+    """The agent contract over every registered agent."""
+
+    @pytest.fixture(params=AGENTS)
+    def plugin(self, request: pytest.FixtureRequest) -> tuple[str, str]:
+        """Each ``("agents", name)`` in turn."""
+        return ("agents", str(request.param))
+
+
+def _env_for(agent: str) -> str:
+    return "CartPole-v1" if "discrete" in get_agent(agent).action_spaces else "Pendulum-v1"
+
+
+def _policy_for(agent: str) -> tuple[dict[str, Any], dict[str, float]]:
+    """A linear decay shared by the roles, each role with its own base rate; role -> rate."""
+    roles = list(get_agent(agent).roles)
+    rates = {role: 1e-4 * (i + 1) for i, role in enumerate(roles)}
+    policy: dict[str, Any] = {
+        "lr": rates[roles[0]],
+        "schedule": {"name": "linear", "params": {"end_factor": 0.1}},
+        "roles": {role: {"lr": rate} for role, rate in rates.items() if role != roles[0]},
+    }
+    return policy, rates
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _ray(ray_session: Any) -> Iterator[None]:
+    yield
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("agent", AGENTS)
+def test_each_role_applies_its_own_closed_form_rate(agent: str) -> None:
+    policy, rates = _policy_for(agent)
+    config = build_algorithm_config(
+        agent, _env_for(agent), policy=policy, hyperparams=TINY.get(agent, {}), budget=BUDGET
+    )
+    algo = config.build_algo()
+    try:
+        result: dict[str, Any] = {}
+        for _ in range(3):
+            result = algo.train()
+        metrics = result["lrtune"]
+        step = metrics["lr_env_step"]
+        assert step > 0
+        factor = 1.0 - 0.9 * min(step, BUDGET) / BUDGET
+        first = next(iter(rates))
+        assert metrics["lr"] == pytest.approx(rates[first] * factor, rel=1e-9)
+        if len(rates) > 1:
+            for role, rate in rates.items():
+                assert metrics[f"lr.{role}"] == pytest.approx(rate * factor, rel=1e-9)
+        learner = algo.learner_group._learner
+        # What torch holds, optimizer by optimizer, is its role's rate.
+        for name, optimizer in learner._named_optimizers.items():
+            role = learner._lrtune_optimizer_role[name]
+            for group in optimizer.param_groups:
+                assert group["lr"] == pytest.approx(rates[role] * factor, rel=1e-9), name
+        # Every optimizer the agent declares exists, and nothing outside the roles.
+        declared = {n for names in get_agent(agent).roles.values() for n in names}
+        if declared != {"*"}:
+            built = {name.removeprefix("default_policy_") for name in learner._named_optimizers}
+            assert built == declared
+        state = learner.get_state()["lrtune"]
+        assert set(state["roles"]) == set(rates)
+        learner.set_state(learner.get_state())
+        for name, optimizer in learner._named_optimizers.items():
+            role = learner._lrtune_optimizer_role[name]
+            assert optimizer.param_groups[0]["lr"] == pytest.approx(rates[role] * factor)
+    finally:
+        algo.stop()
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+def test_an_unknown_role_is_refused_naming_the_roles(agent: str) -> None:
+    from lrtune.policies import PolicyError
+
+    with pytest.raises(PolicyError, match=r"roles\.nope: agent .* roles are"):
+        build_algorithm_config(
+            agent, _env_for(agent), policy={"lr": 1e-3, "roles": {"nope": {"lr": 1e-4}}}
+        )
