@@ -59,6 +59,9 @@ def test_builtin_anchors_equal_the_baselines_command(
         rows[best]["clicks_mean"] - rows[BUILTIN_RANDOM]["clicks_mean"]
     )
     assert anchors.normalised_ceiling == pytest.approx(expected, rel=0.01)
+    # The table's own normalised column: random 0, best observable 1, the ceiling as above.
+    assert rows[BUILTIN_RANDOM]["normalised"] == 0.0 and rows[best]["normalised"] == 1.0
+    assert rows[BUILTIN_CEILING]["normalised"] == pytest.approx(expected, rel=1e-9)
 
 
 def test_command_defaults_are_the_anchor_protocol() -> None:
@@ -71,6 +74,12 @@ def test_table_lists_every_baseline(capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("random", "observable_myopic", "bandit", "greedy", "oracle"):
         assert f"\n{name} " in text
     assert "50 sessions per baseline, seed 1" in text
+    assert "normalised: random 0, best observable baseline 1" in text
+
+
+def test_normalised_column_is_empty_without_its_anchors(capsys: pytest.CaptureFixture[str]) -> None:
+    table = _baselines_json(capsys, "lrtune/RecSys-v0", "--sessions", "20", "--baseline", "greedy")
+    assert [row["normalised"] for row in table["rows"]] == [None]
 
 
 @pytest.mark.parametrize(

@@ -292,3 +292,51 @@ def test_a_search_warm_starts_from_an_earlier_study(workdir: Path, job_file: Any
     )
     assert len(study.trials) == 3
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+def test_sac_records_each_optimizer_roles_rate_in_mlflow_as_its_closed_form(
+    workdir: Path, job_file: Any
+) -> None:
+    """SAC's three roles through `lrtune run`: the shared linear decay for actor and critic,
+    the alpha role's own constant rate; each logged per update step as ``lr.<role>``."""
+    path = job_file(
+        workdir,
+        "sac-roles",
+        agent="sac",
+        env={"id": "Pendulum-v1"},
+        budget={"trial_env_steps": 400},
+        trials={"num": 1},
+        policy={
+            "lr": 1e-3,
+            "schedule": {"name": "linear", "params": {"end_factor": 0.2}},
+            "roles": {"critic": {"lr": 2e-3}, "alpha": {"lr": 5e-4, "schedule": "constant"}},
+        },
+        hyperparams={
+            "train_batch_size_per_learner": 32,
+            "num_steps_sampled_before_learning_starts": 64,
+            "min_sample_timesteps_per_iteration": 100,
+            "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 2000},
+        },
+    )
+    outcome = run_job(load_job(path), stream=io.StringIO())
+    assert outcome.exit_code == 0 and [t.status for t in outcome.trials] == ["completed"]
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    _, (run,) = children(client, "sac-roles")
+
+    def linear(base: float, step: int) -> float:
+        return base * (1.0 - 0.8 * min(step, 400) / 400)
+
+    expected = {
+        "lr.actor": lambda step: linear(1e-3, step),
+        "lr.critic": lambda step: linear(2e-3, step),
+        "lr.alpha": lambda step: 5e-4,
+        "lr": lambda step: linear(1e-3, step),
+    }
+    for key, closed_form in expected.items():
+        history = client.get_metric_history(run.info.run_id, key)
+        assert len(history) >= 3, key
+        # Each point is logged at the trial's env steps; the rate was set at the learner's
+        # env-step count of its last update (lr_env_step), which the same result reports.
+        steps = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "lr_env_step")}
+        for m in history:
+            assert m.value == pytest.approx(closed_form(int(steps[m.step])), rel=1e-9), key

@@ -91,3 +91,24 @@ def test_lrtune_train_refuses_an_unregistered_name_before_starting_ray(
     done = _lrtune(user_package, "train", "lr: 1e-3", "--env", "userenvs.envs:Thing-v9")
     assert done.returncode == 2, done.stderr[-2000:]
     assert "env.id: no gymnasium environment 'Thing-v9'" in done.stderr
+
+
+def test_an_agent_is_refused_on_actions_it_cannot_take_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    from lrtune.specs import SpecError, require_env_id
+
+    with pytest.raises(SpecError, match=r"'CartPole-v1' has discrete actions .* choose agent"):
+        require_env_id("CartPole-v1", "sac")
+    with pytest.raises(SpecError, match=r"'Pendulum-v1' has continuous actions .* agent 'dqn'"):
+        require_env_id("Pendulum-v1", "dqn")
+    require_env_id("Pendulum-v1", "sac")
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "name: sac-cartpole\nagent: sac\nenv: {id: CartPole-v1}\n"
+        "budget: {trial_env_steps: 1000}\npolicy: {lr: 1e-3}\n"
+    )
+    done = _lrtune(tmp_path, "run", str(job))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "env.id: 'CartPole-v1' has discrete actions" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.yaml"]

@@ -106,6 +106,7 @@ def baseline_table(env_id: str, sessions: int, seed: int, names: list[str]) -> d
                 "wall_s": wall,
             }
         )
+    _normalise(rows)
     return {
         "env": env_id,
         "preset": preset,
@@ -117,23 +118,41 @@ def baseline_table(env_id: str, sessions: int, seed: int, names: list[str]) -> d
     }
 
 
+def _normalise(rows: list[dict[str, Any]]) -> None:
+    """Add each row's ``normalised`` clicks: random 0, the best observable baseline 1 (the
+    anchors ``lrtune compare`` uses), from this table's own rows; None when the table lacks
+    the random or every observable baseline."""
+    from lrtune.analysis._reference import BUILTIN_OBSERVABLE, BUILTIN_RANDOM
+
+    means = {row["name"]: row["clicks_mean"] for row in rows}
+    observable = [means[name] for name in BUILTIN_OBSERVABLE if name in means]
+    random = means.get(BUILTIN_RANDOM)
+    span = max(observable) - random if observable and random is not None else 0.0
+    for row in rows:
+        row["normalised"] = (row["clicks_mean"] - random) / span if span > 0 else None
+
+
 def format_baseline_table(table: dict[str, Any]) -> str:
     """The table as aligned text, with its protocol in the last line."""
     lines = [
         f"{'baseline':<18} {'sees':<36} {'clicks/session [95% CI]':<25} "
-        f"{'ctr [95% CI]':<22} {'steps':>6}"
+        f"{'ctr [95% CI]':<22} {'steps':>6} {'normalised':>10}"
     ]
     for row in table["rows"]:
         clicks = f"{row['clicks_mean']:.2f} [{row['clicks_low']:.2f}, {row['clicks_high']:.2f}]"
         ctr = f"{row['ctr_mean']:.3f} [{row['ctr_low']:.3f}, {row['ctr_high']:.3f}]"
+        normalised = row.get("normalised")
+        shown = "-" if normalised is None else f"{normalised:.2f}"
         lines.append(
-            f"{row['name']:<18} {row['sees']:<36} {clicks:<25} {ctr:<22} {row['steps_mean']:>6.1f}"
+            f"{row['name']:<18} {row['sees']:<36} {clicks:<25} {ctr:<22} "
+            f"{row['steps_mean']:>6.1f} {shown:>10}"
         )
     wall = sum(row["wall_s"] for row in table["rows"])
     lines.append(
         f"{table['env']} (preset {table['preset']}): {table['sessions']} sessions per baseline, "
         f"seed {table['seed']}, in {table['groups']} independent groups; intervals: 95 % "
-        f"Student-t over the group means; {wall:.1f} s"
+        f"Student-t over the group means; normalised: random 0, best observable baseline 1 "
+        f"(the anchors of `lrtune compare`); {wall:.1f} s"
     )
     return "\n".join(lines)
 

@@ -187,9 +187,32 @@ DQN_BY_ENV: dict[str, dict[str, Any]] = {
 
 # --------------------------------------------------------------------------------- lookup
 
-# SAC (RLlib's, twin Q) for continuous control. Placeholder values measured below.
+# SAC (RLlib's, twin Q) for continuous control: RLlib's tuned example
+# (rllib/tuned_examples/sac/pendulum_sac.py) with one learner in the trial's process. Measured
+# with RLlib alone, seed 0, 2-core VM at load 3-4 (a CI run beside it), 2026-12-03: return
+# -1146 at 1k env steps, -630 at 15k, -124 at 17k, -131 at 21k (30 env steps/s). rl-zoo3's
+# Pendulum-v1 SAC (lr 1e-3, one update per env step, uniform replay) ran at 8 env steps/s here
+# and was still at -1448 after 4k steps (stopped).
 SAC_DEFAULTS: dict[str, Any] = {
     "gamma": 0.99,
+    "initial_alpha": 1.001,  # RLlib's tuned example (SB3's ent_coef "auto" starts at 1.0)
+    "target_entropy": "auto",  # -|A|, as SB3 and the SAC paper
+    # n-step returns sampled from 2..5 per batch (RLlib's tuned example); RLlib then samples
+    # rollout fragments of 5 env steps, one update per fragment.
+    "n_step": (2, 5),
+    "tau": 0.005,  # Polyak averaging of the target critics every update (SB3's default)
+    "target_network_update_freq": 1,
+    "train_batch_size_per_learner": 256,  # SB3 / rl-zoo3 batch_size 256
+    "replay_buffer_config": {
+        "type": "PrioritizedEpisodeReplayBuffer",
+        "capacity": 100_000,
+        "alpha": 1.0,
+        "beta": 0.0,
+    },
+    "num_steps_sampled_before_learning_starts": 256,
+    # 1,000 env steps per training iteration: one Tune result each, not one per 5 steps.
+    "min_sample_timesteps_per_iteration": 1000,
+    "metrics_num_episodes_for_smoothing": 5,
 }
 
 SAC_BY_ENV: dict[str, dict[str, Any]] = {}

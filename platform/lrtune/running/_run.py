@@ -130,6 +130,7 @@ def trial_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     }
     for key in (
         "lr",
+        "lr_env_step",  # the learner's env-step count when it last set the rate
         "grad_norm_pre_gating",
         "grad_norm_post_gating",
         "kl",
