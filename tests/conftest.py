@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -69,17 +68,6 @@ class LRTuneProcess:
             if needle in line:
                 return
         raise AssertionError(f"never saw {needle!r}:\n{''.join(lines)[-3000:]}")
-
-    def interrupted_run(self, path: Path, cwd: Path, after_s: float) -> tuple[int, str]:
-        """Start a run, press Ctrl-C ``after_s`` seconds after its first trial runs, and wait:
-        ``(exit code, output)``."""
-        proc = self.start(path, cwd)
-        lines: list[str] = []
-        self.wait_for(proc, "running", lines, 180)
-        time.sleep(after_s)
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=180)
-        return proc.returncode, "".join(lines) + out
 
 
 @pytest.fixture()

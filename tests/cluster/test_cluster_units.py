@@ -196,7 +196,7 @@ def test_prepare_submission_builds_the_entrypoint(tmp_path: Path, job_file: Any)
     assert sub.address == "http://head:8265"
     assert sub.working_dir == (tmp_path / "proj").resolve()  # the project, not the jobs folder
     assert sub.entrypoint == (
-        "python -m lrtune run jobs/tiny.yaml --set budget.trial_env_steps=384"
+        "trap : TERM; python -m lrtune run jobs/tiny.yaml --set budget.trial_env_steps=384"
     )
     assert sub.job.budget.trial_env_steps == 384 and sub.experiment == "tiny"
 
@@ -437,7 +437,7 @@ def test_submit_fails_fast_with_exit_2(
         dead = f"127.0.0.1:{sock.getsockname()[1]}"
         assert main(["submit", str(good), "--address", dead]) == 2
     assert "nothing answers" in capsys.readouterr().err
-    bad = job_file(tmp_path, "bad", agent="sac")
+    bad = job_file(tmp_path, "bad", agent="td3")
     assert main(["submit", str(bad), "--address", fake_dashboard.url]) == 2
     assert "agent" in capsys.readouterr().err
     fake_dashboard.nodes = [{"node_id": "a"}, {"node_id": "b"}]

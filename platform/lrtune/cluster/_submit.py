@@ -182,7 +182,12 @@ def prepare_submission(
         address=address,
         address_source=source,
         working_dir=working_dir,
-        entrypoint=shlex.join(command),
+        # Ray runs the entrypoint with `sh -c` and SIGTERMs the shell with the driver on a stop:
+        # the trap keeps the shell until the driver has saved and exited (an untrapped one died at
+        # once, leaving an orphan that Ray waited on for the whole stop wait wherever nothing
+        # reaps orphans, e.g. a container whose PID 1 does not). Not `exec`: the shell's fork
+        # unblocks SIGINT, which Ray blocks and the driver's SIGTERM-as-Ctrl-C relies on.
+        entrypoint="trap : TERM; " + shlex.join(command),
         experiment=job.experiment_name,
         tracking_uri=uri,
         storage_path=job.storage_path,

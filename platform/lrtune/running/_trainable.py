@@ -420,9 +420,11 @@ def reapply_optimizer_settings(algo: Any) -> dict[str, Any]:
     learner = _local_learner(algo)
     first: dict[str, Any] = {}
     for module_id in learner.module.keys():
-        params = list(learner.get_parameters(learner.module[module_id]))
-        fresh = learner._lrtune_policy.optimizer.build(params, lr=learner.current_lr())
-        for _, optimizer in learner.get_optimizers_for_module(module_id):
+        for name, optimizer in learner.get_optimizers_for_module(module_id):
+            # Each optimizer's own role policy (SAC: actor, critic, alpha) over its own params.
+            role = learner.role_for(name)
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            fresh = role.policy.optimizer.build(params, lr=learner.current_lr(role.name))
             for group, new in zip(optimizer.param_groups, fresh.param_groups, strict=False):
                 for key, value in new.items():
                     if key not in ("params", "lr"):
