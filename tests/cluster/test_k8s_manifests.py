@@ -100,7 +100,7 @@ def test_the_example_rayjob_runs_a_valid_job_that_resumes_after_a_retry() -> Non
     assert job.storage_path.startswith("/mnt/lrtune/")
     assert job.tracking.uri == "http://lrtune-mlflow:5000"
     spec = ray_job["spec"]
-    assert spec["entrypoint"] == "python -m lrtune run /etc/lrtune/job/job.yaml"
+    assert spec["entrypoint"] == "trap : TERM; python -m lrtune run /etc/lrtune/job/job.yaml"
     assert spec["backoffLimit"] >= 1 and spec["shutdownAfterJobFinishes"] is True
     assert yaml.safe_load(spec["runtimeEnvYAML"])["env_vars"]["RAY_JOB_STOP_WAIT_TIME_S"] == "60"
     assert spec["rayClusterSpec"]["authOptions"] == {"mode": "token"}

@@ -156,7 +156,9 @@ def render(
         "kind": "RayJob",
         "metadata": meta,
         "spec": {
-            "entrypoint": f"python -m lrtune run {JOB_MOUNT}/job.yaml",
+            # Ray runs it with `sh -c`: the trap keeps the shell until the driver has saved
+            # and exited on a stop (see `lrtune.cluster._submit.prepare_submission`).
+            "entrypoint": f"trap : TERM; python -m lrtune run {JOB_MOUNT}/job.yaml",
             "runtimeEnvYAML": yaml.safe_dump({"env_vars": env_vars}, sort_keys=True),
             "submissionMode": "K8sJobMode",
             "shutdownAfterJobFinishes": True,
