@@ -38,6 +38,11 @@ def test_plugins_json_lists_every_entry_with_params(capsys: pytest.CaptureFixtur
     by_name = {p["name"]: p for p in cosine["params"]}
     assert by_name["min_factor"]["default"] == 0.0
     assert by_name["min_factor"]["bounds"] == {"minimum": 0.0, "exclusiveMaximum": 1.0}
+    sac = next(r for r in rows if (r["slot"], r["name"]) == ("agents", "sac"))
+    assert sac["roles"] == {"actor": ["policy"], "critic": ["qf", "qf_twin"], "alpha": ["alpha"]}
+    assert sac["actions"] == ["continuous"]
+    kl = next(r for r in rows if r["name"] == "kl_adaptive")
+    assert kl["agents"] == ["ppo"] and cosine["agents"] == "all"
 
 
 def test_plugins_table_of_one_slot(capsys: pytest.CaptureFixture[str]) -> None:

@@ -153,6 +153,9 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
         print(f"{slot} ({len(entries)})")
         for row in entries:
             print(f"  {row['name']:<18} {row['description']}")
+            if "roles" in row:
+                roles = ", ".join(f"{r} ({'+'.join(n)})" for r, n in row["roles"].items())
+                print(f"      optimizer roles: {roles}; actions: {', '.join(row['actions'])}")
             for param in row["params"]:
                 print(f"      {_param_line(param)}")
         print()
@@ -188,6 +191,18 @@ def _describe_entry(entry: Any) -> dict[str, Any]:
         if entry.capabilities.agents is None
         else sorted(entry.capabilities.agents),
         "stateful": entry.capabilities.stateful,
+        **_agent_facts(entry),
+    }
+
+
+def _agent_facts(entry: Any) -> dict[str, Any]:
+    """An ``agents`` entry's optimizer roles (role -> RLlib optimizer names) and actions."""
+    if entry.slot != "agents":
+        return {}
+    agent = entry.build({})
+    return {
+        "roles": {role: list(names) for role, names in agent.roles.items()},
+        "actions": sorted(agent.action_spaces),
     }
 
 

@@ -260,6 +260,8 @@ class LRPolicySpec(BaseModel):
         if self.gradients.name != "none":
             parts.append(self.gradients.name)
         parts.extend(r.name for r in self.feedback)
+        if self.roles:  # which roles have settings of their own: ``roles(alpha)``
+            parts.append(f"roles({','.join(self.roles)})")
         return " ".join(parts)
 
 
