@@ -42,6 +42,7 @@ from lrtune.running._results import (
     stored_uri,
 )
 from lrtune.running._trainable import LRTuneTrainable
+from lrtune.specs._point import TrialPoint
 from lrtune.vocabulary import (
     PER_GROUPINGS,
     TAG_EXPERIMENT,
@@ -188,7 +189,8 @@ class FinalistTrainable(LRTuneTrainable):
 
     def setup(self, config: dict[str, Any], job: Any = None, jobs: Any = None) -> None:
         """Train the finalist ``config["point"]["finalist"]`` of ``jobs``."""
-        key = config.get("point", config)["finalist"]
+        key = TrialPoint.from_config(config).finalist
+        assert key is not None, "a finalize trial's config names its finalist"
         super().setup(config, job=jobs[key])
 
 
@@ -202,7 +204,7 @@ def describe_finalist(
     """MLflow run name, tags, params and artifact of a finalist trial."""
     from lrtune.running._run import describe_trial
 
-    key = trial.config.get("point", trial.config)["finalist"]
+    key = str(TrialPoint.from_config(trial.config).finalist)
     _, tags, params, artifact = describe_trial(jobs[key], results_dir, trial)
     info = meta[key]
     tags.update(
@@ -220,12 +222,8 @@ def describe_finalist(
 
 
 def _finalist_label(trial: Any) -> str:
-    from lrtune.policies import LRPolicySpec
-    from lrtune.running._trainable import trial_point
-
-    point = trial.config.get("point", trial.config)
-    policy = LRPolicySpec.model_validate(trial_point(trial.config)["policy"]).short()
-    return f"{point['finalist']} {policy}"
+    point = TrialPoint.from_config(trial.config)
+    return f"{point.finalist} {point.policy_spec().short()}"
 
 
 # --- finalize -------------------------------------------------------------------------------
@@ -342,7 +340,7 @@ def finalize(
         job, jobs, meta, round_id, results_dir, uri, parent, storage_path, ray_address, stream
     )
     for trial in trials:
-        key = trial.config["point"]["finalist"]
+        key = str(TrialPoint.from_config(trial.config).finalist)
         info = meta[key]
         result = results[info["rank"] - 1]
         last = trial.last_result or {}

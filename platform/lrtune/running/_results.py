@@ -14,7 +14,7 @@ import yaml
 from lrtune._files import atomic_write_text
 from lrtune.policies import LRPolicySpec
 from lrtune.registry import LRTuneError
-from lrtune.running._trainable import trial_point
+from lrtune.specs._point import TrialPoint
 from lrtune.tracking._redact import redact_uri
 from lrtune.vocabulary import TrialStatus
 
@@ -104,18 +104,14 @@ def trial_status(
 
 def outcome_of(trial: Any, job: Any, ended: bool, error: str | None) -> TrialOutcome:
     """A `TrialOutcome` from a Tune trial object."""
-    point = trial_point(trial.config)
-    if getattr(job, "population", None) is not None:  # a member's current values applied
-        from lrtune.specs import mutable_coords
-
-        policy_data = job.population.member_policy(point["policy"], mutable_coords(trial.config))
-        point = {**point, "policy": policy_data}
+    point = TrialPoint.from_config(trial.config)
+    policy_data = point.member_policy(job)  # a population member's current values applied
     last = trial.last_result or None
     status = trial_status(last, error is not None, job.budget.trial_env_steps, ended)
     score = None
     if last and "score" in last and math.isfinite(float(last["score"])):
         score = float(last["score"])
-    policy = LRPolicySpec.model_validate(point["policy"])
+    policy = LRPolicySpec.model_validate(policy_data)
     checkpoint = None
     if getattr(trial, "checkpoint", None) is not None:
         checkpoint = trial.checkpoint.path
@@ -124,20 +120,20 @@ def outcome_of(trial: Any, job: Any, ended: bool, error: str | None) -> TrialOut
         status=status,
         score=score,
         env_steps=int((last or {}).get("env_steps", 0)),
-        policy=point["policy"],
-        hyperparams=dict(point.get("hyperparams", {})),
+        policy=policy_data,
+        hyperparams=dict(point.hyperparams),
         policy_short=policy.short(),
-        baseline=bool(point.get("baseline", False)),
+        baseline=point.baseline,
         error=error,
         node_id=(last or {}).get("node_id"),
         checkpoint=checkpoint,
         iterations=int((last or {}).get("training_iteration", 0)),
-        model=dict(point.get("model") or {}),
-        agent_settings=dict(point.get("agent_settings") or {}),
+        model=dict(point.model),
+        agent_settings=dict(point.agent_settings),
     )
 
 
-def model_label(job: Any, point: dict[str, Any]) -> str:
+def model_label(job: Any, point: TrialPoint) -> str:
     """The network of a trial in a few characters: ``64x64 tanh`` (the job's model with the
     trial's searched model settings over it)."""
     from lrtune.learners import ModelSettings
@@ -148,7 +144,7 @@ def model_label(job: Any, point: dict[str, Any]) -> str:
     return f"{'x'.join(str(size) for size in hidden)} {model.activation_for(job.agent)}"
 
 
-def agent_label(job: Any, point: dict[str, Any]) -> str:
+def agent_label(job: Any, point: TrialPoint) -> str:
     """The agent settings a space searched for this trial, ``key=value`` sorted by key
     (hyper-parameters the space searches, its model and agent settings); ``job`` when the space
     searches none (the agent runs as the job and its presets say)."""
@@ -156,10 +152,10 @@ def agent_label(job: Any, point: dict[str, Any]) -> str:
 
     space = getattr(job, "space", None)
     searched = set(dims_of(space.hyperparams)) if space is not None else set()
-    hyper = point.get("hyperparams") or {}
+    hyper = point.hyperparams
     values = {key: hyper[key] for key in searched if key in hyper}
-    values.update(point.get("model") or {})
-    values.update(point.get("agent_settings") or {})
+    values.update(point.model)
+    values.update(point.agent_settings)
     if not values:
         return "job"
     return " ".join(f"{key}={_compact(values[key])}" for key in sorted(values))

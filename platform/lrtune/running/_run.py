@@ -40,7 +40,8 @@ from lrtune.running._results import (
     write_summary,
     write_yaml,
 )
-from lrtune.running._trainable import LRTuneTrainable, trial_point
+from lrtune.running._trainable import LRTuneTrainable
+from lrtune.specs._point import TrialPoint
 from lrtune.tracking._redact import redact_uri
 from lrtune.vocabulary import (
     GROUPING_TAGS,
@@ -75,31 +76,27 @@ def describe_trial(
     from lrtune.policies import LRPolicySpec
     from lrtune.tracking import flatten
 
-    point = trial_point(trial.config)
-    if getattr(job, "population", None) is not None:  # a member: its mutable values applied
-        from lrtune.specs import mutable_coords
-
-        point = {
-            **point,
-            "policy": job.population.member_policy(point["policy"], mutable_coords(trial.config)),
-        }
-    policy = LRPolicySpec.model_validate(point["policy"])
+    point = TrialPoint.from_config(trial.config)
+    policy_data = point.member_policy(job)  # a population member: its mutable values applied
+    policy = LRPolicySpec.model_validate(policy_data)
     tags = {
         TAG_AGENT: job.agent,
         TAG_ENV: job.env.id,
         # The policy's groups (compare --by family, optimizer, gating, feedback, policy).
         **{GROUPING_TAGS[name]: label for name, label in policy_groups(policy).items()},
-        TAG_BASELINE: str(bool(point.get("baseline", False))).lower(),
+        TAG_BASELINE: str(point.baseline).lower(),
         # The agent around the policy (compare --by model / --by agent).
         TAG_MODEL: model_label(job, point),
         TAG_AGENT_SETTINGS: agent_label(job, point),
     }
     # The agent settings a space searched are params too: the sampled `agent` values and the
     # `model` settings (their RLlib values are among the hyperparams).
-    searched = {key: point[key] for key in ("model", "agent_settings") if point.get(key)}
-    params = flatten(
-        {"policy": point["policy"], "hyperparams": point.get("hyperparams", {}), **searched}
-    )
+    searched = {
+        key: dict(value)
+        for key, value in (("model", point.model), ("agent_settings", point.agent_settings))
+        if value
+    }
+    params = flatten({"policy": policy_data, "hyperparams": dict(point.hyperparams), **searched})
     params.update(
         {
             "seeds": ",".join(map(str, job.seeds.tuning)),
@@ -111,7 +108,7 @@ def describe_trial(
         artifact,
         stored_job_dict(
             resolved_trial_job(
-                job, point["policy"], point.get("hyperparams", {}), model=point.get("model")
+                job, policy_data, dict(point.hyperparams), model=dict(point.model) or None
             )
         ),
     )
@@ -169,16 +166,7 @@ def recorder_status(
 
 def policy_label(trial: Any, job: Any = None) -> str:
     """One short string for the progress view (a population member's current values)."""
-    from lrtune.policies import LRPolicySpec
-
-    point = trial_point(trial.config)
-    policy = point["policy"]
-    if getattr(job, "population", None) is not None:
-        from lrtune.specs import mutable_coords
-
-        policy = job.population.member_policy(policy, mutable_coords(trial.config))
-    label = LRPolicySpec.model_validate(policy).short()
-    return f"{label} (baseline)" if point.get("baseline") else label
+    return TrialPoint.from_config(trial.config).label(job)
 
 
 def trial_dirname(trial: Any) -> str:

@@ -45,19 +45,12 @@ from ray.tune.result import SHOULD_CHECKPOINT
 from lrtune._files import atomic_write_text
 from lrtune.learners import RESULT_KEY, ModelSettings, TrialResources, build_algorithm_config
 from lrtune.learners._presets import preset_hyperparams
-from lrtune.policies import LRPolicySpec
 from lrtune.specs._compile import trial_model
 from lrtune.specs._job import EVALUATED_METRIC_PREFIX
-from lrtune.specs._population import mutable_coords
+from lrtune.specs._point import TrialPoint
 
 STATE_FILE = "lrtune_trial.json"
 REPLAY_FILE = "lrtune_replay_buffer.pkl"
-
-
-def trial_point(config: dict[str, Any]) -> dict[str, Any]:
-    """The lrtune part of a trial config (searchers put it at ``lrtune``; grids under ``point``)."""
-    point = config.get("point", config)
-    return dict(point["lrtune"])
 
 
 def nested_get(result: dict[str, Any], path: str) -> Any:
@@ -103,19 +96,16 @@ class LRTuneTrainable(tune.Trainable):
         self.job = job
         if job.env.id.startswith(("lrtune/", "lrtune.envs:")):
             import lrtune.envs  # noqa: F401  (registers lrtune's ids in this worker process)
-        point = trial_point(config)
-        policy_data = point["policy"]
+        point = TrialPoint.from_config(config)
         self.population = getattr(job, "population", None)
         self.mutable_values: dict[str, float] = {}
         if self.population is not None:
-            coords = mutable_coords(config)
-            policy_data = self.population.member_policy(policy_data, coords)
-            self.mutable_values = self.population.values(coords)
-        self.policy = LRPolicySpec.model_validate(policy_data)
+            self.mutable_values = self.population.values(dict(point.mutable))
+        self.policy = point.policy_spec(job)
         self.hyperparams = {
             **preset_hyperparams(job.agent, job.env.id),
             **job.hyperparams,
-            **point.get("hyperparams", {}),
+            **point.hyperparams,
         }
         if job.evaluation.enabled:
             self.hyperparams.update(evaluation_hyperparams(job.evaluation))

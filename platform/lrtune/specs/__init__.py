@@ -19,12 +19,12 @@ from lrtune.specs._job import (
     require_env_id,
 )
 from lrtune.specs._load import apply_overrides, load_job, load_space, parse_job, parse_space
+from lrtune.specs._point import TrialPoint
 from lrtune.specs._policy import dump_policy, load_policy, parse_policy
 from lrtune.specs._population import (
     MutableParam,
     PopulationCheckpointSpec,
     PopulationSpec,
-    mutable_coords,
 )
 from lrtune.specs._space import Dimension, SearchSpaceSpec
 from lrtune.specs._yaml import MAX_BYTES, MAX_DEPTH, SpecError, load_yaml, read_source
@@ -52,6 +52,7 @@ __all__ = [
     "SeedsSpec",
     "SpecError",
     "TrackingSpec",
+    "TrialPoint",
     "TrialsSpec",
     "apply_overrides",
     "compile_space",
@@ -62,7 +63,6 @@ __all__ = [
     "load_space",
     "load_yaml",
     "make_sampler",
-    "mutable_coords",
     "parse_job",
     "parse_policy",
     "parse_space",

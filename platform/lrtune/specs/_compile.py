@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from lrtune.policies import LRPolicySpec, PluginRef
 from lrtune.specs._job import MAX_GRID_POINTS, JobSpec
+from lrtune.specs._point import TrialPoint
 from lrtune.specs._space import (
     AGENT_SECTIONS,
     PLUGIN_SLOTS,
@@ -513,10 +514,10 @@ def _points(value: Any) -> list[float]:
     return [float(value)]
 
 
-def trial_model(job: JobSpec, point: Mapping[str, Any]) -> Any:
+def trial_model(job: JobSpec, point: TrialPoint) -> Any:
     """The `ModelSpec` a trial runs with: the job's ``model:`` with the trial's model settings
-    (``point["model"]``, from the space) applied over it."""
-    overrides = point.get("model") or {}
+    (``point.model``, from the space) applied over it."""
+    overrides = point.model
     if not overrides:
         return job.model
     return type(job.model).model_validate({**job.model.model_dump(), **overrides})

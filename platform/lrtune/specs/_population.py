@@ -42,7 +42,6 @@ from pydantic import (
 )
 
 from lrtune.policies import LRPolicySpec, PluginRef
-from lrtune.policies.populations import MUTABLE_KEY
 from lrtune.registry import SLOTS, LRTuneError
 from lrtune.specs._errors import (
     Loc,
@@ -490,9 +489,3 @@ def _numeric_kind(annotation: Any) -> type | None:
     kinds = set(annotation_types(annotation))
     return kinds.pop() if kinds in ({int}, {float}) else None
 
-
-def mutable_coords(config: Mapping[str, Any]) -> dict[str, float]:
-    """A trial config's mutable coordinates (``config["point"]["mutable"]``, else ``{}``)."""
-    point = config.get("point", config)
-    coords = point.get(MUTABLE_KEY, {}) if isinstance(point, Mapping) else {}
-    return {str(k): float(v) for k, v in dict(coords).items()}
