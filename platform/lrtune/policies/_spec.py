@@ -82,10 +82,17 @@ class PluginRef(BaseModel):
 
 
 def _ref_validator(slot: str) -> Any:
-    def check(value: PluginRef) -> PluginRef:
-        return value.resolved(SLOTS[slot])
+    def check(value: PluginRef | None) -> PluginRef | None:
+        return None if value is None else value.resolved(SLOTS[slot])
 
     return check
+
+
+def _rate_not_bool(value: Any) -> Any:
+    """YAML's ``true`` is no learning rate (pydantic would read it as 1.0)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number such as 3e-4")
+    return value
 
 
 def _resolve_feedback(value: tuple[PluginRef, ...]) -> tuple[PluginRef, ...]:
@@ -114,27 +121,10 @@ class RolePolicy(BaseModel):
         data = handler(self)
         return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
 
-    @field_validator("lr", mode="before")
-    @classmethod
-    def _lr_number(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("must be a number such as 3e-4")
-        return value
-
-    @field_validator("schedule")
-    @classmethod
-    def _check_schedule(cls, value: PluginRef | None) -> PluginRef | None:
-        return None if value is None else value.resolved(SLOTS["schedules"])
-
-    @field_validator("optimizer")
-    @classmethod
-    def _check_optimizer(cls, value: PluginRef | None) -> PluginRef | None:
-        return None if value is None else value.resolved(SLOTS["optimizers"])
-
-    @field_validator("gradients")
-    @classmethod
-    def _check_gradients(cls, value: PluginRef | None) -> PluginRef | None:
-        return None if value is None else value.resolved(SLOTS["gradients"])
+    _lr_number = field_validator("lr", mode="before")(_rate_not_bool)
+    _check_schedule = field_validator("schedule")(_ref_validator("schedules"))
+    _check_optimizer = field_validator("optimizer")(_ref_validator("optimizers"))
+    _check_gradients = field_validator("gradients")(_ref_validator("gradients"))
 
     @field_validator("feedback", mode="before")
     @classmethod
@@ -189,13 +179,7 @@ class LRPolicySpec(BaseModel):
     _check_schedule = field_validator("schedule")(_ref_validator("schedules"))
     _check_optimizer = field_validator("optimizer")(_ref_validator("optimizers"))
     _check_gradients = field_validator("gradients")(_ref_validator("gradients"))
-
-    @field_validator("lr", mode="before")
-    @classmethod
-    def _lr_number(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("must be a number such as 3e-4")
-        return value
+    _lr_number = field_validator("lr", mode="before")(_rate_not_bool)
 
     @field_validator("feedback", mode="before")
     @classmethod
