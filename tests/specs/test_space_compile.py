@@ -257,6 +257,21 @@ def test_grid_expansion_is_the_full_product() -> None:
     assert len(with_baseline) == expected + 1 and with_baseline[0]["lrtune"]["baseline"]
 
 
+def test_a_grid_runs_as_many_trials_as_it_has_points() -> None:
+    """The run's header, concurrency limit and cluster sizing read `trial_count`, which for a
+    grid is its size (plus the baseline), not the default ``trials.num``."""
+    expected = (1 + 2) * (3 + 4) * 2 * 2
+    grid = ppo_job(space=GRID_SPACE, search={"algorithm": "grid"})
+    assert grid.trials.num == 8 and grid.trial_count == expected
+    assert grid.concurrent_trials == 2
+    baseline = ppo_job(space=GRID_SPACE, search={"algorithm": "grid", "baseline_first": True})
+    assert baseline.trial_count == expected + 1
+    exact = ppo_job(space=GRID_SPACE, search={"algorithm": "grid"}, trials={"num": expected})
+    assert exact.trial_count == expected
+    tpe = ppo_job(space=GRID_SPACE, trials={"num": 3, "max_concurrent": 4})
+    assert tpe.trial_count == 3 and tpe.concurrent_trials == 3
+
+
 @pytest.mark.parametrize(
     ("name", "cls"),
     [

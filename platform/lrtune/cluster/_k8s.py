@@ -1,11 +1,12 @@
 """KubeRay manifests for a job: a RayJob (its own RayCluster, token auth, shared storage) and,
 when asked, a standalone RayCluster to submit to with `lrtune submit`.
 
-Worker groups are sized from the job: concurrent trials = ``min(trials.max_concurrent,
-trials.num)``, each holding ``resources.cpus`` CPUs and ``resources.gpus`` GPUs (a fraction
-packs several trials on one GPU). A KubeRay retry (``backoffLimit``) starts a fresh cluster, so
-Tune's storage lives on a ReadWriteMany volume and MLflow on its own server (``k8s/mlflow.yaml``):
-the retried ``lrtune run`` resumes the experiment from there.
+Worker groups are sized from the job: concurrent trials = `JobSpec.concurrent_trials`
+(``trials.max_concurrent``, at most the trials the run starts), each holding ``resources.cpus``
+CPUs and ``resources.gpus`` GPUs (a fraction packs several trials on one GPU). A KubeRay
+retry (``backoffLimit``) starts a fresh cluster, so Tune's storage lives on a ReadWriteMany volume
+and MLflow on its own server (``k8s/mlflow.yaml``): the retried ``lrtune run`` resumes the
+experiment from there.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def render(
     data = cluster_job(job, tracking_uri)
     data["resources"] = {**data["resources"], "gpus": gpus}
     name = k8s_name(job.name)
-    concurrent = min(job.trials.max_concurrent, job.trials.num)
+    concurrent = job.concurrent_trials
     plan = plan_workers(job.resources.cpus, gpus, concurrent)
     meta = {"name": name, "labels": {"app.kubernetes.io/part-of": "lrtune", "lrtune/job": name}}
     if namespace:

@@ -421,7 +421,7 @@ def _run_locked(
         {
             "agent": job.agent,
             "env": job.env.id,
-            "trials": job.trials.num,
+            "trials": job.trial_count,
             "trial_env_steps": job.budget.trial_env_steps,
             "seeds.tuning": ",".join(map(str, job.seeds.tuning)),
             "seeds.test": ",".join(map(str, job.seeds.test)),
@@ -438,7 +438,7 @@ def _run_locked(
     opened["parent"] = parent
     stream.write(
         f"lrtune: experiment '{job.name}' ({'resuming' if resume else 'new'}), "
-        f"{job.population.size if job.population else job.trials.num} trials × "
+        f"{job.trial_count} trials × "
         f"{job.budget.trial_env_steps} env steps, tracking {redact_uri(uri)}\n"
     )
     stream.flush()
@@ -470,9 +470,7 @@ def _run_locked(
         if search_alg is None:
             # Fixed and grid trials: a generator that keeps this command's concurrency limit
             # when Tune restores the saved one over it.
-            search_alg = VariantGenerator(
-                max_concurrent=min(job.trials.max_concurrent, job.trials.num)
-            )
+            search_alg = VariantGenerator(max_concurrent=job.concurrent_trials)
     if (results_dir / STUDY_FILE).exists() or (search_alg and job.search.algorithm == "optuna"):
         opened["study"] = True
     for warning in warnings:
@@ -821,7 +819,7 @@ def _search_setup(job: Any, results_dir: Path) -> tuple[dict[str, Any], Any, int
 
         limited = ConcurrencyLimiter(
             tune_searcher(job, compiled),
-            max_concurrent=min(job.trials.max_concurrent, job.trials.num),
+            max_concurrent=job.concurrent_trials,
         )
         return {}, limited, job.trials.num, warnings
     from lrtune.running._search import study_storage
@@ -837,9 +835,7 @@ def _search_setup(job: Any, results_dir: Path) -> tuple[dict[str, Any], Any, int
         study_name=job.name,
         storage=storage,
     )
-    limited = ConcurrencyLimiter(
-        searcher, max_concurrent=min(job.trials.max_concurrent, job.trials.num)
-    )
+    limited = ConcurrencyLimiter(searcher, max_concurrent=job.concurrent_trials)
     return {}, limited, job.trials.num, warnings
 
 

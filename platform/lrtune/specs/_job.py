@@ -782,6 +782,19 @@ class JobSpec(BaseModel):
                         f"than {MAX_GRID_POINTS}: list fewer values or use optuna",
                     )
                 )
+            elif "num" in self.trials.model_fields_set and self.trials.num != self.trial_count:
+                # Tune runs each grid point once (num_samples 1): a different count is a
+                # request the grid cannot honour.
+                baseline = " and the baseline" if search.baseline_first else ""
+                problems.append(
+                    (
+                        ("trials", "num"),
+                        f"search.algorithm is grid: the grid has {size} points{baseline} and "
+                        f"runs each once, so it cannot run {self.trials.num} trials; leave "
+                        f"trials.num out or set it to {self.trial_count} (list fewer `values` "
+                        "for fewer trials)",
+                    )
+                )
         return problems
 
     def _evaluation_problems(self) -> list[Problem]:
@@ -855,6 +868,21 @@ class JobSpec(BaseModel):
         if self.scheduler.grace_fraction is not None:
             return max(1, round(self.scheduler.grace_fraction * self.budget.trial_env_steps))
         return max(1, self.budget.trial_env_steps // 4)
+
+    @property
+    def trial_count(self) -> int:
+        """How many trials a run starts: the population's size, the grid's size (each point
+        once, plus the baseline with ``search.baseline_first``), else ``trials.num``."""
+        if self.population is not None:
+            return int(self.population.size)
+        if self.search.kind == "grid" and self.space is not None:
+            return int(self.space.grid_size()) + (1 if self.search.baseline_first else 0)
+        return int(self.trials.num)
+
+    @property
+    def concurrent_trials(self) -> int:
+        """How many trials run at once: ``trials.max_concurrent``, at most `trial_count`."""
+        return min(int(self.trials.max_concurrent), self.trial_count)
 
     @property
     def startup_trials(self) -> int:
