@@ -178,6 +178,12 @@ class AgentContract(PluginContract):
         assert agent.action_spaces and agent.action_spaces <= {"discrete", "continuous"}
         assert agent.initializers and set(agent.initializers) <= {"orthogonal", "torch"}
         assert agent.loss_metrics and agent.baseline_lr > 0 and agent.hidden
+        from lrtune.specs import AgentSettings
+
+        assert agent.agent_settings <= set(AgentSettings.model_fields), (
+            f"{plugin[1]}: agent_settings names no field of lrtune.specs.AgentSettings: "
+            f"{sorted(agent.agent_settings - set(AgentSettings.model_fields))}"
+        )
 
     def test_owned_and_preset_settings_are_rllib_settings(self, plugin: tuple[str, str]) -> None:
         """Each owned and preset key is a setting of the RLlib config; presets set no owned key."""

@@ -170,7 +170,7 @@ CASES: list[tuple[str, dict[str, str], list[str], list[str]]] = [
         "agent setting of another agent",
         files(job(agent="dqn")),
         ["validate", "job.yaml"],
-        ["space.agent_settings.num_minibatches:", "a PPO setting", "agent is dqn"],
+        ["space.agent_settings.num_minibatches:", "a PPO's setting", "agent is dqn"],
     ),
     (
         "agent setting unknown key",

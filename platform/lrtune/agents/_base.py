@@ -84,6 +84,8 @@ class AgentPlugin(ABC):
         reports_kl: whether the learner reports the policy's KL (feedback ``kl_adaptive``).
         iteration_batch_key: the hyper-parameter that fixes one training iteration's env steps
             (PPO's ``train_batch_size_per_learner``), or None.
+        agent_settings: the fields of a space's ``agent_settings`` (`lrtune.specs.AgentSettings`)
+            that apply to this agent; a job of another agent that sets one is refused.
     """
 
     config_class_path: ClassVar[str]
@@ -100,6 +102,7 @@ class AgentPlugin(ABC):
     separate_value_network: ClassVar[bool] = False
     reports_kl: ClassVar[bool] = False
     iteration_batch_key: ClassVar[str | None] = None
+    agent_settings: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, params: PluginParams | None = None) -> None:
         self.params = params

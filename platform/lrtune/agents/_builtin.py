@@ -29,6 +29,7 @@ class PPO(AgentPlugin):
     separate_value_network = True
     reports_kl = True
     iteration_batch_key = "train_batch_size_per_learner"
+    agent_settings = frozenset({"num_minibatches"})
 
     def configure(self, config: Any, *, initializer: str) -> Any:
         """Use SB3/CleanRL's orthogonally initialised module when asked (the default)."""
@@ -59,6 +60,7 @@ class DQN(AgentPlugin):
     hidden = (256, 256)
     activation = "relu"
     initializers = ("torch",)
+    agent_settings = frozenset({"exploration_fraction", "exploration_final_eps", "buffer_size"})
 
 
 @agents.register("sac", params=NoParams)

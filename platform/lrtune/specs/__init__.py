@@ -26,12 +26,13 @@ from lrtune.specs._population import (
     PopulationCheckpointSpec,
     PopulationSpec,
 )
-from lrtune.specs._space import Dimension, SearchSpaceSpec
+from lrtune.specs._space import AgentSettings, Dimension, SearchSpaceSpec
 from lrtune.specs._yaml import MAX_BYTES, MAX_DEPTH, SpecError, load_yaml, read_source
 
 __all__ = [
     "MAX_BYTES",
     "MAX_DEPTH",
+    "AgentSettings",
     "BudgetSpec",
     "ClusterSpec",
     "CompiledSpace",

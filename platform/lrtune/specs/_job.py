@@ -36,7 +36,6 @@ from lrtune.specs._cluster import ClusterSpec
 from lrtune.specs._errors import Loc, Problem, plugin_params, raise_problems
 from lrtune.specs._population import PopulationSpec
 from lrtune.specs._space import (
-    AGENT_SETTING_AGENTS,
     AGENT_SETTING_REPLACES,
     PLUGIN_SLOTS,
     SearchSpaceSpec,
@@ -626,15 +625,20 @@ class JobSpec(BaseModel):
         setting they replace (in the job's or the space's ``hyperparams``)."""
         settings = (self.space.agent_settings or {}) if self.space is not None else {}
         problems: list[Problem] = []
+        takes = self.agent_plugin.agent_settings if settings else frozenset()
         for key in settings:
-            agent = AGENT_SETTING_AGENTS[key]
             replaced = AGENT_SETTING_REPLACES[key]
-            if agent != self.agent:
+            if key not in takes:
+                owners = [
+                    name.upper()
+                    for name in SLOTS["agents"].names()
+                    if key in SLOTS["agents"].build(name).agent_settings
+                ]
                 problems.append(
                     (
                         ("space", "agent_settings", key),
-                        f"a {agent.upper()} setting, and this job's agent is {self.agent}: "
-                        f"remove it or use an agent space for {self.agent}",
+                        f"a {'/'.join(owners) or 'no agent'}'s setting, and this job's agent is "
+                        f"{self.agent}: remove it or use an agent space for {self.agent}",
                     )
                 )
             for where, hyper in (

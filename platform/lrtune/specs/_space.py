@@ -325,7 +325,8 @@ def constants_of(params: Mapping[str, Any]) -> dict[str, Any]:
 
 class AgentSettings(BaseModel):
     """Agent settings lrtune turns into RLlib's when a trial is sampled (`agent_hyperparams`
-    in ``specs/_compile.py``), parametrised so that every sampled combination is valid.
+    in ``specs/_compile.py``), parametrised so that every sampled combination is valid. Which
+    agent takes which setting is the agent entry's (`lrtune.agents.AgentPlugin.agent_settings`).
 
     PPO:
 
@@ -352,14 +353,6 @@ class AgentSettings(BaseModel):
     exploration_final_eps: Real | None = Field(default=None, ge=0, le=1)
     buffer_size: Whole | None = Field(default=None, ge=100, le=100_000_000)
 
-
-#: The agent each `AgentSettings` field applies to.
-AGENT_SETTING_AGENTS: dict[str, str] = {
-    "num_minibatches": "ppo",
-    "exploration_fraction": "dqn",
-    "exploration_final_eps": "dqn",
-    "buffer_size": "dqn",
-}
 
 #: `AgentSettings` field -> the RLlib setting (a ``hyperparams`` key) it replaces.
 AGENT_SETTING_REPLACES: dict[str, str] = {
