@@ -36,6 +36,40 @@ def _step_count(value: Any) -> Any:
 
 
 Steps = Annotated[int, BeforeValidator(_step_count)]
+
+#: Field metadata of a parameter that is a duration in env steps (a warm-up, a decay interval,
+#: a cycle), as opposed to a rate such as exponential's ``decay_steps``: `short_durations`
+#: reads it.
+DURATION: dict[str, Any] = {"duration": True}
+
+
+def short_durations(
+    name: str, params: Mapping[str, Any], below: int, where: str = "schedule"
+) -> list[str]:
+    """The duration parameters of schedule ``name`` given in ``params`` as plain numbers
+    smaller than ``below`` env steps (also inside warmup's ``then``), as ``"where.key = value"``.
+
+    Ranges and unknown names are skipped: this is a plausibility check on top of validation."""
+    if name not in schedules.names():
+        return []
+    fields = schedules.get(name).params_model.model_fields
+    found: list[str] = []
+    for key, value in params.items():
+        info = fields.get(key)
+        extra = info.json_schema_extra if info is not None else None
+        is_duration = isinstance(extra, dict) and extra.get("duration") is True
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        if is_duration and is_number and value < below:
+            found.append(f"{where}.{key} = {value:g}")
+    then = params.get("then")
+    if isinstance(then, Mapping) and isinstance(then.get("name"), str):
+        inner = then.get("params")
+        found += short_durations(
+            then["name"], inner if isinstance(inner, Mapping) else {}, below, f"{where}.then"
+        )
+    return found
+
+
 """A whole number of env steps (``1e6`` accepted)."""
 
 Factor = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
@@ -71,7 +105,9 @@ class Constant(Schedule):
 class StepParams(PluginParams):
     """Parameters of `step` (torch StepLR)."""
 
-    step_size: Steps = Field(gt=0, description="env steps between two decays")
+    step_size: Steps = Field(
+        gt=0, description="env steps between two decays", json_schema_extra=DURATION
+    )
     gamma: float = Field(0.1, gt=0.0, le=1.0, description="factor applied at each decay")
 
 
@@ -251,7 +287,7 @@ class Cosine(Schedule):
 class CosineRestartsParams(PluginParams):
     """Parameters of `cosine_restarts` (torch CosineAnnealingWarmRestarts)."""
 
-    t_0: Steps = Field(gt=0, description="env steps of the first cycle")
+    t_0: Steps = Field(gt=0, description="env steps of the first cycle", json_schema_extra=DURATION)
     t_mult: int = Field(1, ge=1, le=100, description="each cycle is t_mult times the previous")
     min_factor: float = Field(0.0, ge=0.0, lt=1.0, description="factor at the end of a cycle")
 
@@ -296,9 +332,14 @@ class CyclicParams(PluginParams):
     """Parameters of `cyclic` (torch CyclicLR with base_lr=min_factor, max_lr=1)."""
 
     min_factor: float = Field(0.1, ge=0.0, le=1.0, description="factor at the cycle's bottom")
-    step_size_up: Steps = Field(gt=0, description="env steps from bottom to top")
+    step_size_up: Steps = Field(
+        gt=0, description="env steps from bottom to top", json_schema_extra=DURATION
+    )
     step_size_down: Steps | None = Field(
-        None, gt=0, description="env steps from top to bottom (default: step_size_up)"
+        None,
+        gt=0,
+        description="env steps from top to bottom (default: step_size_up)",
+        json_schema_extra=DURATION,
     )
     mode: Literal["triangular", "triangular2", "exp_range"] = Field(
         "triangular",
@@ -477,7 +518,9 @@ class Piecewise(Schedule):
 class WarmupParams(PluginParams):
     """Parameters of `warmup`."""
 
-    steps: Steps = Field(gt=0, description="env steps of the linear warm-up")
+    steps: Steps = Field(
+        gt=0, description="env steps of the linear warm-up", json_schema_extra=DURATION
+    )
     start_factor: float = Field(0.0, ge=0.0, le=1.0, description="factor at step 0")
     then: PluginRef = Field(
         PluginRef(name="constant"),

@@ -473,6 +473,7 @@ def _run_locked(
             search_alg = VariantGenerator(max_concurrent=job.concurrent_trials)
     if (results_dir / STUDY_FILE).exists() or (search_alg and job.search.algorithm == "optuna"):
         opened["study"] = True
+    warnings = [*warnings, *schedule_resolution_warnings(job)]
     for warning in warnings:
         stream.write(f"lrtune: warning: {warning}\n")
     extra_callbacks: list[Callback] = []
@@ -787,6 +788,46 @@ def _stopped_early(trial: Any, job: Any) -> bool:
 
 def _study_url(results_dir: Path) -> str:
     return f"sqlite:///{results_dir / STUDY_FILE}"
+
+
+def schedule_resolution_warnings(job: Any) -> list[str]:
+    """Warnings for schedule durations (a warm-up, a decay interval, a cycle) shorter than one
+    training iteration of an agent that samples a whole iteration before its updates (PPO):
+    lrtune sets the LR before each update from the env steps sampled so far, so such a
+    schedule moves only once per iteration and a shorter duration never shows."""
+    from lrtune.learners._presets import preset_hyperparams
+    from lrtune.policies.schedules import short_durations
+
+    key = job.agent_plugin.iteration_batch_key
+    if key is None:
+        return []
+    batch = job.fixed_hyperparams.get(key)
+    if batch is None:
+        batch = preset_hyperparams(job.agent, job.env.id).get(key)
+    if not isinstance(batch, int | float) or isinstance(batch, bool) or batch <= 1:
+        return []  # searched (a dimension) or unknown: nothing certain to say
+    iteration = int(batch)
+    found: list[str] = []
+    if job.policy is not None:
+        refs = [("policy.schedule", job.policy.schedule)] + [
+            (f"policy.roles.{role}.schedule", part.schedule)
+            for role, part in job.policy.roles.items()
+            if part.schedule is not None
+        ]
+        for where, ref in refs:
+            found += short_durations(ref.name, ref.params, iteration, f"{where}.params")
+    if job.space is not None:
+        for name, params in (job.space.schedule or {}).items():
+            found += short_durations(name, params, iteration, f"space.schedule.{name}")
+    if not found:
+        return []
+    return [
+        f"{'; '.join(found)}: shorter than one {job.agent} training iteration ({key} = "
+        f"{iteration} env steps). lrtune sets the LR before each update from the env steps "
+        f"sampled so far, and an iteration's updates come after all {iteration} of its env "
+        "steps are sampled, so the schedule moves once per iteration and this part never "
+        f"shows; make it a few multiples of {iteration}"
+    ]
 
 
 def _search_setup(job: Any, results_dir: Path) -> tuple[dict[str, Any], Any, int, list[str]]:

@@ -1,0 +1,42 @@
+"""A run warns when a schedule's duration is shorter than one PPO iteration (it never shows)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lrtune.running._run import schedule_resolution_warnings
+from lrtune.specs import load_job, parse_job
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_warm_up_shorter_than_an_iteration_is_named() -> None:
+    # The evidence job's first run had a 13,107-step warm-up under 16,384-step PPO iterations:
+    # its first update came after the warm-up had ended (the LR read 0.998 x base).
+    job = load_job(
+        ROOT / "jobs" / "evidence_recsys.yaml",
+        [
+            "space.schedule={warmup: {steps: 13107, then: {name: cosine}}, constant: {}}",
+            "trials.num=40",  # 2 schedules x 5 optimizers x 4 rates
+        ],
+    )
+    (warning,) = schedule_resolution_warnings(job)
+    assert "space.schedule.warmup.steps = 13107" in warning
+    assert "train_batch_size_per_learner = 16384" in warning and "never shows" in warning
+    assert schedule_resolution_warnings(load_job(ROOT / "jobs" / "evidence_recsys.yaml")) == []
+
+
+def test_the_iteration_is_the_jobs_batch_and_only_batch_sampling_agents_are_checked() -> None:
+    base = {"name": "w", "env": {"id": "CartPole-v1"}, "budget": {"trial_env_steps": 100_000}}
+    policy = {"lr": 1e-3, "schedule": {"name": "step", "params": {"step_size": 1500}}}
+    # PPO's CartPole presets sample 2,048 env steps per iteration.
+    ppo = parse_job({**base, "agent": "ppo", "policy": policy}, "<test>")
+    (warning,) = schedule_resolution_warnings(ppo)
+    assert "policy.schedule.params.step_size = 1500" in warning
+    assert "(train_batch_size_per_learner = 2048 env steps)" in warning
+    smaller = {"train_batch_size_per_learner": 1024}
+    ok = parse_job({**base, "agent": "ppo", "policy": policy, "hyperparams": smaller}, "<test>")
+    assert schedule_resolution_warnings(ok) == []
+    # DQN updates every few env steps: no iteration-sized granularity to warn about.
+    dqn = parse_job({**base, "agent": "dqn", "policy": policy}, "<test>")
+    assert schedule_resolution_warnings(dqn) == []
