@@ -1,10 +1,11 @@
-"""A run warns when a schedule's duration is shorter than one PPO iteration (it never shows)."""
+"""Run-start warnings: a schedule duration shorter than one PPO iteration (it never shows), a
+trials.num that a grid does not honour."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from lrtune.running._run import schedule_resolution_warnings
+from lrtune.running._run import grid_count_warnings, schedule_resolution_warnings
 from lrtune.specs import load_job, parse_job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,3 +41,17 @@ def test_the_iteration_is_the_jobs_batch_and_only_batch_sampling_agents_are_chec
     # DQN updates every few env steps: no iteration-sized granularity to warn about.
     dqn = parse_job({**base, "agent": "dqn", "policy": policy}, "<test>")
     assert schedule_resolution_warnings(dqn) == []
+
+
+def test_a_trial_count_the_grid_does_not_honour_is_named_and_the_grid_counted() -> None:
+    evidence = ROOT / "jobs" / "evidence_recsys.yaml"
+    two = load_job(evidence, ["trials.num=2"])
+    assert two.trial_count == 100  # 5 schedules x 5 optimizers x 4 rates: every point runs
+    (warning,) = grid_count_warnings(two)
+    assert "trials.num is 2" in warning and "each of its 100 points" in warning
+    assert grid_count_warnings(load_job(evidence)) == []  # trials.num: 100
+    # A results folder's job.yaml carries the default trials.num (8) and loads (finalize).
+    unset = load_job(ROOT / "jobs" / "evidence_recsys_gating.yaml")
+    assert unset.trial_count == 20 and grid_count_warnings(unset) == []
+    stored = parse_job(unset.to_yaml_dict(), "<results job.yaml>")
+    assert stored.trials.num == 8 and stored.trial_count == 20

@@ -159,16 +159,6 @@ CASES: list[tuple[str, dict[str, str], str, list[str], list[str]]] = [
         ["search.algorithm:", "10100 points"],
     ),
     (
-        "grid with a different trial count",
-        {
-            "space.yaml": "lr: {values: [1e-4, 1e-3]}\nschedule: {constant: {}, cosine: {}}\n",
-            "job.yaml": job(search="{algorithm: grid}"),
-        },
-        "job.yaml",
-        ["trials.num=3"],
-        ["trials.num:", "the grid has 4 points", "cannot run 3 trials", "leave trials.num out"],
-    ),
-    (
         "negative budget",
         {"space.yaml": SPACE, "job.yaml": job(budget="{trial_env_steps: -5}")},
         "job.yaml",

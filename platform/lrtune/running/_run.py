@@ -473,7 +473,7 @@ def _run_locked(
             search_alg = VariantGenerator(max_concurrent=job.concurrent_trials)
     if (results_dir / STUDY_FILE).exists() or (search_alg and job.search.algorithm == "optuna"):
         opened["study"] = True
-    warnings = [*warnings, *schedule_resolution_warnings(job)]
+    warnings = [*warnings, *grid_count_warnings(job), *schedule_resolution_warnings(job)]
     for warning in warnings:
         stream.write(f"lrtune: warning: {warning}\n")
     extra_callbacks: list[Callback] = []
@@ -788,6 +788,20 @@ def _stopped_early(trial: Any, job: Any) -> bool:
 
 def _study_url(results_dir: Path) -> str:
     return f"sqlite:///{results_dir / STUDY_FILE}"
+
+
+def grid_count_warnings(job: Any) -> list[str]:
+    """A warning when a job's ``trials.num`` differs from its grid: Tune runs each grid point
+    once (the header and the concurrency limit count the grid's trials)."""
+    if job.search.kind != "grid" or job.space is None or job.population is not None:
+        return []
+    if "num" not in job.trials.model_fields_set or job.trials.num == job.trial_count:
+        return []
+    return [
+        f"trials.num is {job.trials.num}, but a grid runs each of its {job.trial_count} points "
+        "once: the run starts all of them (list fewer `values` for fewer trials, or leave "
+        "trials.num out)"
+    ]
 
 
 def schedule_resolution_warnings(job: Any) -> list[str]:

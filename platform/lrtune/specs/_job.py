@@ -786,19 +786,6 @@ class JobSpec(BaseModel):
                         f"than {MAX_GRID_POINTS}: list fewer values or use optuna",
                     )
                 )
-            elif "num" in self.trials.model_fields_set and self.trials.num != self.trial_count:
-                # Tune runs each grid point once (num_samples 1): a different count is a
-                # request the grid cannot honour.
-                baseline = " and the baseline" if search.baseline_first else ""
-                problems.append(
-                    (
-                        ("trials", "num"),
-                        f"search.algorithm is grid: the grid has {size} points{baseline} and "
-                        f"runs each once, so it cannot run {self.trials.num} trials; leave "
-                        f"trials.num out or set it to {self.trial_count} (list fewer `values` "
-                        "for fewer trials)",
-                    )
-                )
         return problems
 
     def _evaluation_problems(self) -> list[Problem]:
