@@ -150,6 +150,47 @@ def select_finalists(
     return chosen
 
 
+def rates_at_range_edge(
+    chosen: Sequence[tuple[str, dict[str, Any]]],
+    trials: Sequence[dict[str, Any]],
+    per: Sequence[str] = (),
+) -> list[str]:
+    """Notes naming the groups whose chosen configuration has the largest (or smallest) base LR
+    its group searched: the group's best rate may lie outside the searched range.
+
+    Only groups that tried at least three distinct rates count (fewer is no range)."""
+    rates: dict[str, set[float]] = {}
+    for trial in trials:
+        policy = trial.get("policy") or {}
+        lr = policy.get("lr")
+        if isinstance(lr, int | float) and not isinstance(lr, bool):
+            labels = policy_groups(policy)
+            group = "/".join(labels[p] for p in per) if per else "all"
+            rates.setdefault(group, set()).add(float(lr))
+    edges: dict[str, list[str]] = {"largest": [], "smallest": []}
+    counted = 0
+    for group, trial in chosen:
+        lr = (trial.get("policy") or {}).get("lr")
+        seen = rates.get(group, set())
+        if not isinstance(lr, int | float) or len(seen) < 3:
+            continue
+        counted += 1
+        if float(lr) >= max(seen):
+            edges["largest"].append(group)
+        elif float(lr) <= min(seen):
+            edges["smallest"].append(group)
+    notes = []
+    for side, groups in edges.items():
+        if groups:
+            where = "above" if side == "largest" else "below"
+            notes.append(
+                f"range: the chosen base LR is the {side} one searched in {len(groups)} of "
+                f"{counted} group(s) ({', '.join(groups)}): their best rate may lie {where} "
+                "the searched range; widen it there before reading the comparison as final"
+            )
+    return notes
+
+
 def population_finalists(
     results_dir: Path,
     summary: dict[str, Any],
@@ -380,6 +421,9 @@ def finalize(
         tracker.log_artifact(parent, str(path))
         tracker.set_tags(parent, {TAG_ROUND: round_id})
     stream.write(finalize_table(outcome) + "\n")
+    if not population:
+        for note in rates_at_range_edge(chosen, summary.get("trials", []), per):
+            stream.write(note + "\n")
     stream.flush()
     return outcome
 

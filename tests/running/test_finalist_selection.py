@@ -1,0 +1,63 @@
+"""Finalist selection per group, and the note when a group's best rate sits at its range's edge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lrtune.running._finalize import rates_at_range_edge, select_finalists
+
+
+def trial(optimizer: str, lr: float, score: float) -> dict[str, Any]:
+    """A summary.json trial record of a completed trial."""
+    policy = {
+        "lr": lr,
+        "schedule": {"name": "constant", "params": {}},
+        "optimizer": {"name": optimizer, "params": {}},
+        "gradients": {"name": "none", "params": {}},
+        "feedback": [],
+    }
+    return {
+        "trial_id": f"{optimizer}-{lr}",
+        "status": "completed",
+        "score": score,
+        "policy": policy,
+    }
+
+
+# SGD's best is its largest rate, Adam's its smallest, Adagrad's inside its range; RMSprop tried
+# only two rates (no range to speak of).
+TRIALS = [
+    trial("sgd", 1e-3, 10.0),
+    trial("sgd", 1e-2, 11.0),
+    trial("sgd", 1e-1, 12.0),
+    trial("adam", 1e-4, 12.5),
+    trial("adam", 1e-3, 12.0),
+    trial("adam", 1e-2, 11.0),
+    trial("adagrad", 1e-3, 11.0),
+    trial("adagrad", 1e-2, 12.2),
+    trial("adagrad", 1e-1, 11.5),
+    trial("rmsprop", 1e-4, 11.0),
+    trial("rmsprop", 1e-3, 12.1),
+]
+
+
+def test_one_finalist_per_group_is_the_groups_best() -> None:
+    chosen = select_finalists(TRIALS, 1, "max", ["optimizer"])
+    assert [(g, t["policy"]["lr"]) for g, t in chosen] == [
+        ("adam", 1e-4),
+        ("adagrad", 1e-2),
+        ("rmsprop", 1e-3),
+        ("sgd", 1e-1),
+    ]
+
+
+def test_groups_whose_best_rate_is_an_edge_of_their_range_are_named() -> None:
+    chosen = select_finalists(TRIALS, 1, "max", ["optimizer"])
+    largest, smallest = rates_at_range_edge(chosen, TRIALS, ["optimizer"])
+    assert "largest one searched in 1 of 3 group(s) (sgd)" in largest and "above" in largest
+    assert "smallest one searched in 1 of 3 group(s) (adam)" in smallest and "below" in smallest
+    # One group over all trials: the overall best (Adam 1e-4) is the smallest rate searched.
+    (overall,) = rates_at_range_edge(select_finalists(TRIALS, 1, "max"), TRIALS)
+    assert "smallest one searched in 1 of 1 group(s) (all)" in overall
+    inside = [t for t in TRIALS if t["policy"]["optimizer"]["name"] == "adagrad"]
+    assert rates_at_range_edge(select_finalists(inside, 1, "max"), inside) == []
