@@ -207,6 +207,18 @@ def test_a_job_that_does_not_validate_is_refused(tmp_path: Path, job_file: Any) 
         prepare_submission(path, env={"RAY_ADDRESS": "http://h:1"})
 
 
+def test_an_agent_that_cannot_act_in_the_env_is_refused_before_submitting(
+    tmp_path: Path, job_file: Any
+) -> None:
+    """SAC on CartPole-v1 fails at the start of the run; `submit` says so here, not in the job's
+    logs on the cluster."""
+    path = job_file(tmp_path, "sac-cartpole", agent="sac", env={"id": "CartPole-v1"})
+    with pytest.raises(SpecError, match=r"env\.id: 'CartPole-v1' has discrete actions"):
+        prepare_submission(path, cli_address="h:1", env=NO_ENV)
+    ok = job_file(tmp_path, "sac-pendulum", agent="sac", env={"id": "Pendulum-v1"})
+    assert prepare_submission(ok, cli_address="h:1", env=NO_ENV).job.agent == "sac"
+
+
 def test_local_tracking_needs_a_flag(tmp_path: Path, job_file: Any) -> None:
     path = job_file(tmp_path, "t", tracking={"uri": f"sqlite:///{tmp_path}/m.db"})
     with pytest.raises(ClusterError, match="--allow-local-tracking"):

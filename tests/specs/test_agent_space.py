@@ -97,8 +97,8 @@ def test_an_exploration_setting_left_out_keeps_the_agents_ramp_end() -> None:
     ramp_end = preset_hyperparams("dqn", "CartPole-v1")["epsilon"][-1][0]
     assert point["hyperparams"]["epsilon"] == [[0, 1.0], [ramp_end, 0.02]]
     # The baseline trial gets the space's agent constants too.
-    baseline = compile_space(job).baseline_constants()["lrtune"]
-    assert baseline["hyperparams"]["epsilon"] == [[0, 1.0], [ramp_end, 0.02]]
+    baseline = compile_space(job).baseline_point()
+    assert baseline.hyperparams["epsilon"] == [[0, 1.0], [ramp_end, 0.02]]
 
 
 def test_overrides_reach_into_a_combined_space(tmp_path: Path) -> None:
@@ -130,9 +130,9 @@ def test_a_grid_crosses_the_agent_dimensions() -> None:
     assert job.space.grid_size() == len(points) == 8
     combos = {
         (
-            p["lrtune"]["policy"]["lr"],
-            str(p["lrtune"]["model"]["hidden"]),
-            p["lrtune"]["hyperparams"]["minibatch_size"],
+            p.policy["lr"],
+            str(p.model["hidden"]),
+            p.hyperparams["minibatch_size"],
         )
         for p in points
     }

@@ -115,8 +115,8 @@ def test_baseline_trial_comes_first_and_once() -> None:
 
 def test_baseline_uses_the_job_policy_and_dqn_default() -> None:
     job = ppo_job(search={"baseline_first": True}, policy={"lr": 1e-3, "gradients": "clip_norm"})
-    base = compile_space(job).baseline_constants()["lrtune"]
-    assert LRPolicySpec.model_validate(base["policy"]) == job.policy
+    base = compile_space(job).baseline_point()
+    assert base.baseline and LRPolicySpec.model_validate(base.policy) == job.policy
     dqn = parse_job(
         {
             **ppo_job().to_yaml_dict(),
@@ -125,7 +125,7 @@ def test_baseline_uses_the_job_policy_and_dqn_default() -> None:
         },
         "<dqn>",
     )
-    assert compile_space(dqn).baseline_constants()["lrtune"]["policy"]["lr"] == 1e-4
+    assert compile_space(dqn).baseline_point().policy["lr"] == 1e-4
 
 
 def test_fixed_policy_fills_the_slots_the_space_leaves_out() -> None:
@@ -234,27 +234,27 @@ def test_grid_expansion_is_the_full_product() -> None:
     assert job.space is not None and job.space.grid_size() == expected
     points = compiled.grid_points()
     assert len(points) == expected == compiled.grid_size()
-    keys = {tuple(sorted(p["params"].items())) for p in points}
+    keys = {tuple(sorted(p.searched.items())) for p in points}
     assert len(keys) == expected  # all distinct
     dists = compiled.distributions()
     study = optuna.create_study()
     for point in points:
-        policy = LRPolicySpec.model_validate(point["lrtune"]["policy"])
+        policy = LRPolicySpec.model_validate(point.policy)
         if policy.optimizer.name == "sgd":
-            assert policy.lr in (0.01, 0.1) and "lr" not in point["params"]
+            assert policy.lr in (0.01, 0.1) and "lr" not in point.searched
         else:
             assert policy.lr in (1e-4, 3e-4, 1e-3)
         study.add_trial(
             optuna.trial.create_trial(
-                params=point["params"],
-                distributions={k: dists[k] for k in point["params"]},
+                params=dict(point.searched),
+                distributions={k: dists[k] for k in point.searched},
                 value=0.0,
             )
         )
     with_baseline = compile_space(
         ppo_job(space=GRID_SPACE, search={"algorithm": "grid", "baseline_first": True})
     ).grid_points()
-    assert len(with_baseline) == expected + 1 and with_baseline[0]["lrtune"]["baseline"]
+    assert len(with_baseline) == expected + 1 and with_baseline[0].baseline
 
 
 def test_a_grid_runs_as_many_trials_as_it_has_points() -> None:

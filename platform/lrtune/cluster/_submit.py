@@ -25,7 +25,7 @@ from lrtune.cluster._client import ClusterClient, resolve_address
 from lrtune.cluster._package import StagedPackage, lrtune_source_root, stage_lrtune
 from lrtune.cluster._package import stage_user_package as _stage_user_package
 from lrtune.cluster._spec import ClusterError, ClusterSpec, parse_cluster
-from lrtune.specs import JobSpec, load_job, load_yaml
+from lrtune.specs import JobSpec, load_job, load_yaml, require_env_id
 from lrtune.tracking._redact import has_password, redact_uri
 from lrtune.vocabulary import (
     META_EXPERIMENT,
@@ -139,6 +139,11 @@ def prepare_submission(
     warnings: list[str] = []
     _check_paths(job, working_dir)
     _check_references(job_path, working_dir)
+    if ":" not in job.env.id:
+        # The agent's action kinds against the env's, here and not in the job's logs on the
+        # cluster. A gymnasium or lrtune id builds here too; a user module's id
+        # (``pkg.mod:Name-v0``) may need the cluster's packages, so the run checks it there.
+        require_env_id(job.env.id, job.agent)
     uri = job.tracking.resolved_uri
     if _is_local_tracking(uri):
         if not allow_local_tracking:

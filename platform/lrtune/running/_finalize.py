@@ -477,25 +477,29 @@ def _fit(
 ) -> tuple[bool, list[Any]]:
     connect_ray_for_tune(ray_address)
     from ray import tune
-    from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+    from ray.tune import CheckpointConfig, TuneConfig
 
     from lrtune.running._progress import ProgressPrinter
     from lrtune.running._run import (
-        _sigterm_as_sigint,
         experiment_paths,
+        fitted_trials,
+        job_run_config,
+        job_trainable,
         recorder_status,
-        result_loggers,
         trial_dirname,
         trial_metrics,
     )
     from lrtune.tracking import Tracker, TrialRecorder
 
     experiment_dir, _ = experiment_paths(job, storage_path)
-    trainable = tune.with_resources(
-        tune.with_parameters(FinalistTrainable, jobs=jobs),
-        {"cpu": job.resources.cpus, "gpu": job.resources.gpus},
-    )
-    points = [{"lrtune": _point(jobs[key]), "finalist": key} for key in jobs]
+    points = [
+        TrialPoint(
+            policy=jobs[key].policy.model_dump(mode="json"),
+            hyperparams=dict(jobs[key].hyperparams),
+            finalist=key,
+        ).to_config()
+        for key in jobs
+    ]
     recorder = TrialRecorder(
         tracker_args=(uri, job.experiment_name),
         parent_run_id=parent,
@@ -506,7 +510,7 @@ def _fit(
         status_of=functools.partial(recorder_status, job.budget.trial_env_steps),
     )
     tuner = tune.Tuner(
-        trainable,
+        job_trainable(job, FinalistTrainable, jobs=jobs),
         param_space={"point": tune.grid_search(points)},
         tune_config=TuneConfig(
             metric="score",
@@ -516,31 +520,20 @@ def _fit(
             reuse_actors=False,
             trial_dirname_creator=trial_dirname,
         ),
-        run_config=RunConfig(
+        run_config=job_run_config(
+            job,
             name=f"{job.name}-finalists-{round_id}",
-            storage_path=str(experiment_dir.parent),
-            failure_config=FailureConfig(max_failures=job.trials.max_failures),
+            experiment_dir=experiment_dir,
             checkpoint_config=CheckpointConfig(checkpoint_frequency=0, checkpoint_at_end=False),
-            callbacks=[recorder, ProgressPrinter(_finalist_label, stream), *result_loggers()],
-            verbose=0,
+            callbacks=[recorder, ProgressPrinter(_finalist_label, stream)],
         ),
     )
-    with _sigterm_as_sigint():
-        grid = tuner.fit()
-    trials = list(grid._experiment_analysis.trials)
+    trials = fitted_trials(tuner)
     interrupted = any(t.status not in ("TERMINATED", "ERROR") for t in trials) or not trials
     tracker = Tracker(uri, job.experiment_name)
     for run_id in recorder.run_ids.values():
         tracker.set_tags(run_id, {TAG_ROLE: RunRole.FINALIST})
     return interrupted, trials
-
-
-def _point(job: Any) -> dict[str, Any]:
-    return {
-        "policy": job.policy.model_dump(mode="json"),
-        "hyperparams": dict(job.hyperparams),
-        "baseline": False,
-    }
 
 
 def finalize_table(outcome: FinalizeOutcome) -> str:

@@ -23,6 +23,7 @@ from lrtune.policies.populations import (
     PopulationSetup,
 )
 from lrtune.registry import populations
+from lrtune.specs._point import TrialPoint
 
 __all__ = [
     "MUTABLE_KEY",
@@ -76,14 +77,9 @@ def population_plan(job: Any) -> PopulationPlan:
     plugin: PopulationPlugin = populations.build(spec.name, spec.params)
     members = spec.initial_members(job.policy.model_dump(mode="json"))
     points = [
-        {
-            "lrtune": {
-                "policy": member["policy"],
-                "hyperparams": job.fixed_hyperparams,
-                "baseline": False,
-            },
-            MUTABLE_KEY: member["mutable"],
-        }
+        TrialPoint(
+            policy=member["policy"], hyperparams=job.fixed_hyperparams, mutable=member["mutable"]
+        ).to_config()
         for member in members
     ]
     setup = PopulationSetup(

@@ -1,9 +1,13 @@
 """`run_job`: a validated job → Ray Tune trials (Optuna search, early stopping) → MLflow.
 
-The road, top to bottom: check the experiment's storage (resume the same job, refuse another
-one unless restarting) → start or join Ray → open the MLflow parent run → build the searcher,
-scheduler and callbacks → ``Tuner.fit`` (or ``Tuner.restore(...).fit``) → collect outcomes →
-summary.json, best.yaml, parent-run artifacts and status.
+The road, top to bottom, with the experiment's lock held: check the experiment's storage
+(resume the same job, refuse another one unless restarting) → start or join Ray →
+**plan** (`plan_run`: searcher or population, scheduler, checkpoints, warnings; nothing recorded
+yet) → **launch** (the job marker, the MLflow parent run, the tuner built or restored with this
+command's settings, what a killed driver left open closed, ``fit``) → **record** (outcomes, open
+Optuna trials and MLflow runs closed, summary.json, best.yaml, lineage, the parent's artifacts
+and status). `job_trainable`, `job_run_config` and `fitted_trials` are the Tune set-up that
+finalize shares.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -358,6 +363,135 @@ def run_job(
         lock.release()
 
 
+@dataclass
+class RunPlan:
+    """What Tune will run for a job (`plan_run`): the trials' side, built before any record.
+
+    Attributes:
+        param_space: Tune's ``param_space`` (trial points; empty when a searcher proposes them).
+        search_alg: the searcher (Optuna's, another, or the variant generator of fixed/grid).
+        num_samples: Tune's ``num_samples``.
+        scheduler: the early-stopping scheduler, or the population's.
+        checkpoint_config: how often trials checkpoint and how many checkpoints stay.
+        population: the population's plan (None for a search).
+        opens_study: whether the run writes an Optuna study (closed again after an `OSError`).
+        warnings: run-start warnings, printed under the run's header.
+    """
+
+    param_space: dict[str, Any]
+    search_alg: Any
+    num_samples: int
+    scheduler: Any
+    checkpoint_config: Any
+    population: Any
+    opens_study: bool
+    warnings: list[str]
+
+
+def plan_run(job: Any, results_dir: Path, *, resume: bool) -> RunPlan:
+    """Build the searcher (or population), scheduler and checkpoint settings of a job's run.
+
+    Called once per run, after Ray is up and before anything but the results folder (where an
+    Optuna study lives) is written, so a plan that cannot be built leaves no records behind.
+    """
+    from ray.tune import CheckpointConfig
+
+    from lrtune.running._search import VariantGenerator, make_scheduler
+
+    results_dir.mkdir(parents=True, exist_ok=True)
+    if job.population is not None:  # a population replaces the searcher and the scheduler
+        from lrtune.running._populations import population_plan
+
+        population = population_plan(job)
+        warnings: list[str] = []
+        if resume and job.population.params.get("synch"):
+            # Tune rebuilds a population scheduler from the job on restore (its state is not
+            # saved): a synchronous one can leave a member waiting at the sync point for good.
+            warnings.append(
+                "resuming a population with `synch: true`: Tune does not restore the "
+                "scheduler's state, so a member that was waiting at the synchronisation point "
+                "may end early (status pruned); asynchronous populations (the default) resume "
+                "cleanly"
+            )
+        return RunPlan(
+            param_space=population.param_space,
+            search_alg=None,
+            num_samples=1,
+            scheduler=population.scheduler,
+            checkpoint_config=CheckpointConfig(
+                checkpoint_frequency=population.checkpoint_frequency,
+                num_to_keep=population.num_to_keep,
+                checkpoint_at_end=True,
+            ),
+            population=population,
+            opens_study=(results_dir / STUDY_FILE).exists(),
+            warnings=[*warnings, *schedule_resolution_warnings(job)],
+        )
+    param_space, search_alg, num_samples, warnings = _search_setup(job, results_dir)
+    opens_study = (results_dir / STUDY_FILE).exists() or (
+        search_alg is not None and job.search.algorithm == "optuna"
+    )
+    if search_alg is None:
+        # Fixed and grid trials: a generator that keeps this command's concurrency limit when
+        # Tune restores the saved one over it.
+        search_alg = VariantGenerator(max_concurrent=job.concurrent_trials)
+    return RunPlan(
+        param_space=param_space,
+        search_alg=search_alg,
+        num_samples=num_samples,
+        scheduler=make_scheduler(job),
+        checkpoint_config=CheckpointConfig(
+            checkpoint_frequency=_checkpoint_frequency(job), num_to_keep=2, checkpoint_at_end=True
+        ),
+        population=None,
+        opens_study=opens_study,
+        warnings=[*warnings, *grid_count_warnings(job), *schedule_resolution_warnings(job)],
+    )
+
+
+def job_trainable(job: Any, trainable_class: type, /, **parameters: Any) -> Any:
+    """The trainable Tune runs, with the job's per-trial resources (a run's and finalize's);
+    ``parameters`` go to the trainable's ``setup`` (`tune.with_parameters`)."""
+    from ray import tune
+
+    return tune.with_resources(
+        tune.with_parameters(trainable_class, **parameters),
+        {"cpu": job.resources.cpus, "gpu": job.resources.gpus},
+    )
+
+
+def job_run_config(
+    job: Any,
+    *,
+    name: str,
+    experiment_dir: Path,
+    checkpoint_config: Any,
+    callbacks: list[Callback],
+    stop: Stopper | None = None,
+) -> Any:
+    """Tune's RunConfig of a run or a finalize round: the job's failure budget, the interrupt
+    watch, lrtune's callbacks, then Tune's result files (`result_loggers`); Tune's own console
+    output off (lrtune's progress view replaces it)."""
+    from ray.tune import FailureConfig, RunConfig
+
+    return RunConfig(
+        name=name,
+        storage_path=str(experiment_dir.parent),
+        stop=stop,
+        failure_config=FailureConfig(max_failures=job.trials.max_failures),
+        checkpoint_config=checkpoint_config,
+        callbacks=[InterruptWatch(), *callbacks, *result_loggers()],
+        verbose=0,
+    )
+
+
+def fitted_trials(tuner: Any) -> list[Any]:
+    """Run ``tuner.fit()`` (SIGTERM handled as Ctrl-C) and return Tune's trials."""
+    with _sigterm_as_sigint():
+        grid = tuner.fit()
+    return list(grid._experiment_analysis.trials)
+
+
 def _run_locked(
     job: Any,
     *,
@@ -372,26 +506,72 @@ def _run_locked(
     trainable_class: type | None,
     opened: dict[str, Any],
 ) -> RunOutcome:
+    """plan → launch → record, with the experiment's lock held."""
     if restart:
         shutil.rmtree(experiment_dir, ignore_errors=True)
         shutil.rmtree(results_dir, ignore_errors=True)
-
     connect_ray_for_tune(ray_address)
-    from ray import tune
-    from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
-
-    from lrtune.running._progress import ProgressPrinter
-    from lrtune.running._reconcile import close_study_trials, reconcile_mlflow
-    from lrtune.tracking import (
-        Tracker,
-        TrialRecorder,
-        journal_dir,
-        open_journal,
-        run_context,
+    plan = plan_run(job, results_dir, resume=resume)
+    opened["study"] = plan.opens_study
+    launch = _launch(
+        job,
+        plan,
+        resume=resume,
+        uri=uri,
+        experiment_dir=experiment_dir,
+        results_dir=results_dir,
+        stream=stream,
+        say=say,
+        trainable_class=trainable_class or LRTuneTrainable,
+        opened=opened,
+    )
+    return _record(
+        job,
+        plan,
+        launch,
+        resume=resume,
+        uri=uri,
+        experiment_dir=experiment_dir,
+        results_dir=results_dir,
+        stream=stream,
+        say=say,
     )
 
+
+@dataclass
+class _Launched:
+    """What `_launch` hands `_record`: Tune's trials and the run's tracking handles."""
+
+    trials: list[Any]
+    tracker: Any
+    journal: Any
+    parent_ref: Any
+    job_hash: str
+
+
+def _launch(
+    job: Any,
+    plan: RunPlan,
+    *,
+    resume: bool,
+    uri: str,
+    experiment_dir: Path,
+    results_dir: Path,
+    stream: TextIO,
+    say: Any,
+    trainable_class: type,
+    opened: dict[str, Any],
+) -> _Launched:
+    """Write the experiment's marker, open its MLflow parent run, build (or restore) the
+    tuner with this command's settings, close what a killed driver left open, and fit."""
+    from ray import tune
+    from ray.tune import TuneConfig
+
+    from lrtune.running._progress import ProgressPrinter
+    from lrtune.running._reconcile import reconcile_mlflow
+    from lrtune.tracking import Tracker, TrialRecorder, journal_dir, open_journal, run_context
+
     job_hash = job.resolved_hash()
-    results_dir.mkdir(parents=True, exist_ok=True)
     experiment_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(
         experiment_dir / JOB_MARKER,
@@ -441,47 +621,15 @@ def _run_locked(
         f"{job.trial_count} trials × "
         f"{job.budget.trial_env_steps} env steps, tracking {redact_uri(uri)}\n"
     )
+    for warning in plan.warnings:
+        stream.write(f"lrtune: warning: {warning}\n")
     stream.flush()
 
-    trainable = tune.with_resources(
-        tune.with_parameters(trainable_class or LRTuneTrainable, job=job),
-        {"cpu": job.resources.cpus, "gpu": job.resources.gpus},
-    )
-    from lrtune.running._search import VariantGenerator, make_scheduler
-
-    plan = None
-    if job.population is not None:  # a population replaces the searcher and the scheduler
-        from lrtune.running._populations import population_plan
-
-        plan = population_plan(job)
-        param_space, search_alg, num_samples = plan.param_space, None, 1
-        warnings: list[str] = []
-        if resume and job.population.params.get("synch"):
-            # Tune rebuilds a population scheduler from the job on restore (its state is not
-            # saved): a synchronous one can leave a member waiting at the sync point for good.
-            warnings.append(
-                "resuming a population with `synch: true`: Tune does not restore the "
-                "scheduler's state, so a member that was waiting at the synchronisation point "
-                "may end early (status pruned); asynchronous populations (the default) resume "
-                "cleanly"
-            )
-    else:
-        param_space, search_alg, num_samples, warnings = _search_setup(job, results_dir)
-        if search_alg is None:
-            # Fixed and grid trials: a generator that keeps this command's concurrency limit
-            # when Tune restores the saved one over it.
-            search_alg = VariantGenerator(max_concurrent=job.concurrent_trials)
-    if (results_dir / STUDY_FILE).exists() or (search_alg and job.search.algorithm == "optuna"):
-        opened["study"] = True
-    warnings = [*warnings, *grid_count_warnings(job), *schedule_resolution_warnings(job)]
-    for warning in warnings:
-        stream.write(f"lrtune: warning: {warning}\n")
     extra_callbacks: list[Callback] = []
-    if plan is not None:
+    if plan.population is not None:
         from lrtune.running._lineage import RECORDS_FILE, LineageRecorder
 
         extra_callbacks.append(LineageRecorder(str(results_dir / "population" / RECORDS_FILE)))
-
     recorder = TrialRecorder(
         tracker_args=(uri, job.experiment_name),
         parent_run_id=parent,
@@ -492,31 +640,24 @@ def _run_locked(
         status_of=functools.partial(recorder_status, job.budget.trial_env_steps),
     )
     budget = ExperimentEnvStepBudget(job.budget.experiment_env_steps, key=str(experiment_dir))
-    run_config = RunConfig(
+    run_config = job_run_config(
+        job,
         name=job.name,
-        storage_path=str(experiment_dir.parent),
-        stop=budget,
-        failure_config=FailureConfig(max_failures=job.trials.max_failures),
-        checkpoint_config=CheckpointConfig(
-            checkpoint_frequency=plan.checkpoint_frequency if plan else _checkpoint_frequency(job),
-            num_to_keep=plan.num_to_keep if plan else 2,
-            checkpoint_at_end=True,
-        ),
+        experiment_dir=experiment_dir,
+        checkpoint_config=plan.checkpoint_config,
         callbacks=[
-            InterruptWatch(),
             recorder,
             ProgressPrinter(functools.partial(policy_label, job=job), stream),
             *extra_callbacks,
-            *result_loggers(),
         ],
-        verbose=0,
+        stop=budget,
     )
     tune_config = TuneConfig(
         metric="score",
         mode=job.metric.mode,
-        num_samples=num_samples,
-        search_alg=search_alg,
-        scheduler=plan.scheduler if plan else make_scheduler(job),
+        num_samples=plan.num_samples,
+        search_alg=plan.search_alg,
+        scheduler=plan.scheduler,
         # The searcher's ConcurrencyLimiter (or the variant generator) bounds concurrency (Tune
         # warns on both); a population must have every member created at once (its scheduler
         # time-shares them).
@@ -525,9 +666,10 @@ def _run_locked(
         # Tune re-uses a trial's actor for the next trial only through ``reset_config``;
         # LRTuneTrainable has none (an RLlib algorithm is rebuilt per trial), so each trial
         # starts its own actor; a trainable that can reset itself is re-used.
-        reuse_actors=_resets_itself(trainable_class or LRTuneTrainable),
+        reuse_actors=_resets_itself(trainable_class),
         trial_dirname_creator=trial_dirname,
     )
+    trainable = job_trainable(job, trainable_class, job=job)
     live: set[str] = set()
     ended: dict[str, str] = {}
     with _sigterm_as_sigint():
@@ -538,12 +680,15 @@ def _run_locked(
                 resume_unfinished=True,
                 resume_errored=False,
                 restart_errored=False,
-                param_space=param_space,
+                param_space=plan.param_space,
             )
             live, ended = _adopt_current_settings(tuner, job, run_config, tune_config, budget)
         else:
             tuner = tune.Tuner(
-                trainable, param_space=param_space, tune_config=tune_config, run_config=run_config
+                trainable,
+                param_space=plan.param_space,
+                tune_config=tune_config,
+                run_config=run_config,
             )
         # What a killed driver left open, before Tune re-attaches to what it resumes.
         closed = reconcile_mlflow(
@@ -558,21 +703,38 @@ def _run_locked(
         )
         if closed:
             say(f"closed {closed} MLflow run(s) a stopped driver had left open")
-        grid = tuner.fit()
+        trials = fitted_trials(tuner)
+    return _Launched(
+        trials=trials, tracker=tracker, journal=journal, parent_ref=parent_ref, job_hash=job_hash
+    )
 
-    parent = journal.run_id(parent_ref)  # created late if MLflow was down at the start
-    trials = list(grid._experiment_analysis.trials)
+
+def _record(
+    job: Any,
+    plan: RunPlan,
+    launch: _Launched,
+    *,
+    resume: bool,
+    uri: str,
+    experiment_dir: Path,
+    results_dir: Path,
+    stream: TextIO,
+    say: Any,
+) -> RunOutcome:
+    """Trials → outcomes; close what stays open in Optuna and MLflow; write the summary, the
+    best trial and the population's lineage; finish the parent run; print the summary."""
+    from lrtune.running._reconcile import close_study_trials, reconcile_mlflow
+    from lrtune.tracking import last_error_line
+
+    journal, trials = launch.journal, launch.trials
+    parent = journal.run_id(launch.parent_ref)  # created late if MLflow was down at the start
     ended_statuses = {"TERMINATED", "ERROR"}
     interrupted = (
         _INTERRUPTED.is_set() or any(t.status not in ended_statuses for t in trials) or not trials
     )
     outcomes = []
     for trial in trials:
-        error = None
-        if trial.status == "ERROR":
-            from lrtune.tracking import last_error_line
-
-            error = last_error_line(trial)
+        error = last_error_line(trial) if trial.status == "ERROR" else None
         finished = trial.status in ended_statuses and not (
             interrupted and _stopped_early(trial, job)
         )
@@ -592,26 +754,25 @@ def _run_locked(
         parent_status=None,
         say=say,
     )
-    best = pick_best(outcomes, job.metric.mode)
     outcome = RunOutcome(
         name=job.name,
         results_dir=results_dir,
         experiment_dir=experiment_dir,
         trials=outcomes,
-        best=best,
+        best=pick_best(outcomes, job.metric.mode),
         interrupted=interrupted,
         resumed=resume,
         parent_run_id=parent,
         tracking_uri=uri,
-        warnings=warnings,
+        warnings=plan.warnings,
     )
     lineage_lines: list[str] = []
-    if plan is not None:
+    if plan.population is not None:
         from lrtune.running._lineage import finish_population
 
-        lineage_lines = finish_population(job, results_dir, outcome, tracker, parent)
-    summary = write_summary(outcome, job, job_hash)
-    _finish_parent(journal, parent_ref, job, outcome, summary)
+        lineage_lines = finish_population(job, results_dir, outcome, launch.tracker, parent)
+    summary = write_summary(outcome, job, launch.job_hash)
+    _finish_parent(journal, launch.parent_ref, job, outcome, summary)
     journal.close()  # bounded wait; what is left stays journalled, with the command to replay it
     stream.write(summary_table(outcome) + "\n")
     for line in lineage_lines:
@@ -851,17 +1012,15 @@ def _search_setup(job: Any, results_dir: Path) -> tuple[dict[str, Any], Any, int
 
     warnings: list[str] = []
     if job.space is None:
-        point = {
-            "policy": job.policy.model_dump(mode="json"),
-            "hyperparams": job.fixed_hyperparams,
-            "baseline": False,
-        }
-        return {"lrtune": point}, None, job.trials.num, warnings
+        point = TrialPoint(
+            policy=job.policy.model_dump(mode="json"), hyperparams=job.fixed_hyperparams
+        )
+        return point.to_config(), None, job.trials.num, warnings
     from lrtune.specs import compile_space, make_sampler, sampler_warning
 
     compiled = compile_space(job)
     if job.search.kind == "grid":
-        points = compiled.grid_points()
+        points = [point.to_config() for point in compiled.grid_points()]
         return {"point": tune.grid_search(points)}, None, 1, warnings
 
     from lrtune.running._search import LRTuneOptunaSearch

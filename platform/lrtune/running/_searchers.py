@@ -69,8 +69,7 @@ class PointOf:
                 value = low + int(values[name]) * step
                 # 12 significant digits: 3 * 0.1 is 0.30000000000000004, and the space means 0.3
                 values[name] = round(value) if is_int else float(f"{value:.12g}")
-        point: dict[str, Any] = self.compiled.point_of(values)
-        return point
+        return self.compiled.point_of(values).to_config()
 
 
 class PointSearcher(Searcher):
@@ -166,5 +165,5 @@ def tune_searcher(job: Any, compiled: Any) -> PointSearcher:
         startup_trials=job.startup_trials,
         space=space,
     )
-    baseline = compiled.baseline_constants() if job.search.baseline_first else None
+    baseline = compiled.baseline_point().to_config() if job.search.baseline_first else None
     return PointSearcher(plugin.searcher(setup), PointOf(compiled, stepped), baseline)

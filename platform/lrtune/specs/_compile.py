@@ -5,10 +5,9 @@
 after the slot, skipped when the slot has one family), then only that family's dimensions
 (``schedule.cosine.min_factor``, ``optimizer.sgd.lr``, ``hyperparams.gamma``; the base ``lr``
 only when the chosen optimizer has no ``lr`` of its own), then the agent's dimensions
-(``hyperparams.*``, ``model.*``, ``agent_settings.*``). It returns the trial's constants::
-
-    {"lrtune": {"policy": <LRPolicySpec as a dict>, "hyperparams": {...}, "model": {...},
-                "agent_settings": {...}, "baseline": False}}
+(``hyperparams.*``, ``model.*``, ``agent_settings.*``). It returns the trial's constants, a
+`TrialPoint` as config (`TrialPoint.to_config`); `grid_points`, `point_of` and `baseline_point`
+give the points themselves.
 
 ``model`` holds the space's model settings (applied over the job's ``model:``, see
 `trial_model`), ``agent_settings`` the space's `AgentSettings` as sampled; ``hyperparams``
@@ -21,6 +20,7 @@ not change what a seeded sampler suggests (`JobSpec.resolved_hash` sorts keys to
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -175,22 +175,20 @@ class CompiledSpace:
             t.user_attrs.get(BASELINE_ATTR) for t in trial.study.get_trials(deepcopy=False)
         ):
             trial.set_user_attr(BASELINE_ATTR, True)
-            return self.baseline_constants()
-        return self._point(_optuna_chooser(trial))
+            return self.baseline_point().to_config()
+        return self._point(_optuna_chooser(trial)).to_config()
 
-    def baseline_constants(self) -> dict[str, Any]:
-        """The baseline trial's constants: the job's policy (else a constant LR with Adam), with
-        the space's agent constants but none of its dimensions."""
+    def baseline_point(self) -> TrialPoint:
+        """The baseline trial: the job's policy (else a constant LR with Adam), with the space's
+        agent constants but none of its dimensions."""
         model, agent = self._section_constants()
-        return {
-            "lrtune": {
-                "policy": self.job.baseline_policy().model_dump(mode="json"),
-                "hyperparams": agent_hyperparams(self.job, agent, self.job.fixed_hyperparams),
-                "model": model,
-                "agent_settings": agent,
-                "baseline": True,
-            }
-        }
+        return TrialPoint(
+            policy=self.job.baseline_policy().model_dump(mode="json"),
+            hyperparams=agent_hyperparams(self.job, agent, self.job.fixed_hyperparams),
+            model=model,
+            agent_settings=agent,
+            baseline=True,
+        )
 
     def _section_constants(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The constants of the space's ``model`` and ``agent_settings`` sections."""
@@ -223,19 +221,19 @@ class CompiledSpace:
             out[p.name] = p.distribution()
         return out
 
-    def point_of(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """The trial constants of a point given as flat parameter values, named as in
+    def point_of(self, params: Mapping[str, Any]) -> TrialPoint:
+        """The trial point given as flat parameter values, named as in
         `distributions` (categorical ones by their labels): what a searcher other than
         Optuna's proposes. Values of families the point does not choose are ignored."""
         return self._point(_params_chooser(params))
 
     # ---- grid
 
-    def grid_points(self) -> list[dict[str, Any]]:
+    def grid_points(self) -> list[TrialPoint]:
         """Every point of the grid over the ``values`` of each dimension.
 
         Families of a slot are alternatives (their own grids added up); slots, feedback and
-        hyper-parameters are crossed. Each point is ``{"lrtune": {...}, "params": {...}}``.
+        hyper-parameters are crossed. Each point's ``searched`` holds the values it chose.
         """
         size = self.grid_size()
         if size > MAX_GRID_POINTS:
@@ -246,13 +244,10 @@ class CompiledSpace:
         points = []
         for combo in self._grid_combos():
             chosen: dict[str, Any] = {}
-            constants = self._point(_grid_chooser(combo, chosen))
-            constants["params"] = chosen
-            points.append(constants)
+            point = self._point(_grid_chooser(combo, chosen))
+            points.append(dataclasses.replace(point, searched=chosen))
         if self.job.search.baseline_first:
-            baseline = self.baseline_constants()
-            baseline["params"] = {}
-            points.insert(0, baseline)
+            points.insert(0, self.baseline_point())
         return points
 
     def grid_size(self) -> int:
@@ -297,7 +292,7 @@ class CompiledSpace:
         fams = self.families.get("optimizer")
         return fams is None or any(f.lr is None for f in fams)
 
-    def _point(self, choose: _Chooser) -> dict[str, Any]:
+    def _point(self, choose: _Chooser) -> TrialPoint:
         policy: dict[str, Any] = {}
         lr: Any = None
         for slot in PLUGIN_SLOTS:
@@ -340,15 +335,12 @@ class CompiledSpace:
             model[p.name.split(".", 1)[1]] = choose.value(p)
         for p in self.agent_params:
             agent[p.name.split(".", 1)[1]] = choose.value(p)
-        return {
-            "lrtune": {
-                "policy": spec.model_dump(mode="json"),
-                "hyperparams": agent_hyperparams(self.job, agent, hyperparams),
-                "model": model,
-                "agent_settings": agent,
-                "baseline": False,
-            }
-        }
+        return TrialPoint(
+            policy=spec.model_dump(mode="json"),
+            hyperparams=agent_hyperparams(self.job, agent, hyperparams),
+            model=model,
+            agent_settings=agent,
+        )
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,17 @@
 """`TrialPoint`: one trial's point, in one typed shape from the Tune config to the report.
 
-Searchers, the grid and populations write a trial's point into its Tune config (Optuna's
-searcher at ``config["lrtune"]``; the grid, populations and finalize under ``config["point"]``,
-beside a population member's ``mutable`` coordinates and a finalist's key). Every reader (the
-trainable, tracking, results, finalize, the progress view) reads it through
+Every writer (Optuna's define-by-run, the other searchers, the grid, populations, finalize, a
+job without a space) builds a `TrialPoint` and writes it with `TrialPoint.to_config`: Optuna's
+trials and a space-less job get that as their whole config; the grid, populations and finalize
+list one per trial under ``config["point"]`` (one ``tune.grid_search``). Every reader (the
+trainable, tracking, results, finalize, the progress view) reads it back through
 `TrialPoint.from_config`, the one place that knows those shapes, including those of experiments
 saved by earlier versions that a resume reads back.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +23,8 @@ from lrtune.policies.populations import MUTABLE_KEY
 POINT_KEY = "lrtune"
 #: Key of a finalist's job key inside ``config["point"]``.
 FINALIST_KEY = "finalist"
+#: Key of a grid point's chosen values (by parameter name) inside ``config["point"]``.
+SEARCHED_KEY = "params"
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class TrialPoint:
         baseline: the agent-default trial a search runs first.
         mutable: a population member's mutable coordinates (changed by exploits).
         finalist: a finalize trial's key into its jobs (None elsewhere).
+        searched: a grid point's chosen values by parameter name, as Optuna names them
+            (``schedule``, ``optimizer.sgd.lr``; empty elsewhere).
     """
 
     policy: Mapping[str, Any]
@@ -45,6 +51,31 @@ class TrialPoint:
     baseline: bool = False
     mutable: Mapping[str, float] = field(default_factory=dict)
     finalist: str | None = None
+    searched: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_config(self) -> dict[str, Any]:
+        """The point as Tune config data (a deep copy: trials never share mutable parts).
+
+        ``{"lrtune": {"policy", "hyperparams", "baseline"[, "model"][, "agent_settings"]}}``,
+        with ``mutable``, ``finalist`` and ``params`` beside ``lrtune`` where set.
+        """
+        data: dict[str, Any] = {
+            "policy": self.policy,
+            "hyperparams": self.hyperparams,
+            "baseline": self.baseline,
+        }
+        if self.model:
+            data["model"] = self.model
+        if self.agent_settings:
+            data["agent_settings"] = self.agent_settings
+        config: dict[str, Any] = {POINT_KEY: data}
+        if self.mutable:
+            config[MUTABLE_KEY] = self.mutable
+        if self.finalist is not None:
+            config[FINALIST_KEY] = self.finalist
+        if self.searched:
+            config[SEARCHED_KEY] = self.searched
+        return _plain(copy.deepcopy(config))
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TrialPoint:
@@ -60,6 +91,7 @@ class TrialPoint:
             baseline=bool(data.get("baseline", False)),
             mutable={str(k): float(v) for k, v in dict(coords).items()},
             finalist=point.get(FINALIST_KEY),
+            searched=dict(point.get(SEARCHED_KEY) or {}),
         )
 
     def member_policy(self, job: Any) -> dict[str, Any]:
@@ -80,3 +112,12 @@ class TrialPoint:
         """One short line for progress views: the policy's summary, ``(baseline)`` marked."""
         text = self.policy_spec(job).short()
         return f"{text} (baseline)" if self.baseline else text
+
+
+def _plain(value: Any) -> Any:
+    """Mappings as dicts, all the way down (Tune copies and serialises configs)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

@@ -488,4 +488,3 @@ def _numeric_kind(annotation: Any) -> type | None:
     """``int`` or ``float`` for a numeric field annotation (Optional/Annotated allowed)."""
     kinds = set(annotation_types(annotation))
     return kinds.pop() if kinds in ({int}, {float}) else None
-
