@@ -7,11 +7,12 @@ prints the mean episode return every few iterations. Last line:
 ``final=<return at the end> best=<best return> env_steps_per_s=<x>``.
 
 Run: ``.venv/bin/python benchmarks/presets.py --agent ppo --env Acrobot-v1 --steps 100000
-[--lr 1e-3] [--schedule linear] [--seed 0] [--set key=value ...] [--model key=value ...]
-[--defaults-only]``. ``--defaults-only`` leaves out the task's per-environment entry (agent
-defaults and action-space family only: how the presets do on a task nobody tuned them for);
-``--model`` sets a model setting (``vf_share_layers``, ``initializer``,
-``normalize_observations``, ``hidden``, ``activation``).
+[--lr 1e-3] [--schedule linear] [--seed 0] [--every 5] [--set key=value ...] [--model
+key=value ...] [--defaults-only]``. ``--agent`` takes any entry of the ``agents`` slot (ppo,
+dqn, sac); ``--every N`` prints the curve every N iterations. ``--defaults-only`` leaves out
+the task's per-environment entry (agent defaults and action-space family only: how the presets
+do on a task nobody tuned them for); ``--model`` sets a model setting (``vf_share_layers``,
+``initializer``, ``normalize_observations``, ``hidden``, ``activation``).
 
 PPO, issue 10 (2026-12-02, one seed each unless stated, one process at a time under ``nice -n
 5`` on the shared 2-CPU machine; load average 2-12 from other sessions' work, so the env
@@ -122,18 +123,22 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 from lrtune.learners import ModelSettings, _presets
 from lrtune.policies import LRPolicySpec
+from lrtune.registry import agents
 from lrtune.running import IterationRecord, train_single
 
 
 def main() -> None:
     """Train one seed; print the curve and the last line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--agent", choices=["ppo", "dqn"], default="ppo")
+    parser.add_argument("--agent", choices=agents.names(), default="ppo")
     parser.add_argument("--env", default="CartPole-v1", help="a gymnasium id")
     parser.add_argument("--steps", type=int, default=100_000, help="env steps to train")
     parser.add_argument("--lr", type=float, default=1e-3, help="base learning rate")
     parser.add_argument("--schedule", default="constant", help="a schedule name (its defaults)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--every", type=int, default=5, help="print the curve every N iterations (1: all)"
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -170,11 +175,12 @@ def main() -> None:
         # This process only: the lookup then finds no entry for the task.
         _presets.PPO_BY_ENV.pop(_presets.env_name(args.env), None)
         _presets.DQN_BY_ENV.pop(_presets.env_name(args.env), None)
+        _presets.SAC_BY_ENV.pop(_presets.env_name(args.env), None)
     policy = LRPolicySpec.model_validate({"lr": args.lr, "schedule": args.schedule})
     start = time.perf_counter()
 
     def show(record: IterationRecord) -> None:
-        if record.iteration % 5 == 0:
+        if record.iteration % args.every == 0:
             print(
                 f"iter {record.iteration:4d}  env steps {record.env_steps:7d}  "
                 f"return {record.episode_return:9.2f}  lr {record.lr:.2e}",
