@@ -107,6 +107,25 @@ steps) for 120k steps, ~8x this replay ratio, which in RLlib 2.60 costs ~20 ms p
 (≈ 40 min for 120k steps on one CPU, estimated from the costs above); ε-greedy play at
 intensity 8 never reached the flag in 100k, with rl-zoo3's γ 0.98, target period 600 and
 ε 1 → 0.07 over 24k steps (``--set``) or without.
+
+SAC, 2026-12-03 (the presets alone: RLlib's tuned ``pendulum_sac.py``, 1,000 env steps per
+iteration; Pendulum-v1, 20k env steps, ``--lr 1e-3`` constant for actor, critics and
+temperature, ``--every 1``; seeds 0, 1, 2 one after another under ``nice -n 5`` on the shared
+2-CPU machine, 1-minute load average 0.4-4.9, this run included, with another session's test
+runs and, during seed 0, this session's unit tests and mypy on the cores). The return is the
+training ``episode_return_mean`` (the last 5 episodes, ``metrics_num_episodes_for_smoothing``);
+env steps/s over the whole run, Ray start and algorithm build included:
+
+| seed | first ≥ −250 at | final (20k) | best | env steps/s | load |
+|---|---|---|---|---|---|
+| 0 | 8k (−240) | −259 | −111 at 11k | 28 | 0.4-4.9 |
+| 1 | 7k (−228) | −193 | −102 at 17k | 30 | 1.3-4.1 |
+| 2 | 8k (−198) | −198 | −105 at 18k | 33 | 1.0-2.5 |
+
+Every seed was at −1063…−1259 for its first 5k env steps, crossed −250 at 7-8k and then
+moved between −102 and −494 per iteration (seed 0: −494 at 10k, −395 at 16k, −259 at the end;
+seed 2: −395 at 9k): the 5-episode window is noisy, and one iteration's value is not a
+converged return.
 """
 
 from __future__ import annotations
