@@ -7,11 +7,12 @@ prints the mean episode return every few iterations. Last line:
 ``final=<return at the end> best=<best return> env_steps_per_s=<x>``.
 
 Run: ``.venv/bin/python benchmarks/presets.py --agent ppo --env Acrobot-v1 --steps 100000
-[--lr 1e-3] [--schedule linear] [--seed 0] [--set key=value ...] [--model key=value ...]
-[--defaults-only]``. ``--defaults-only`` leaves out the task's per-environment entry (agent
-defaults and action-space family only: how the presets do on a task nobody tuned them for);
-``--model`` sets a model setting (``vf_share_layers``, ``initializer``,
-``normalize_observations``, ``hidden``, ``activation``).
+[--lr 1e-3] [--schedule linear] [--seed 0] [--every 5] [--set key=value ...] [--model
+key=value ...] [--defaults-only]``. ``--agent`` takes any entry of the ``agents`` slot (ppo,
+dqn, sac); ``--every N`` prints the curve every N iterations. ``--defaults-only`` leaves out
+the task's per-environment entry (agent defaults and action-space family only: how the presets
+do on a task nobody tuned them for); ``--model`` sets a model setting (``vf_share_layers``,
+``initializer``, ``normalize_observations``, ``hidden``, ``activation``).
 
 PPO, issue 10 (2026-12-02, one seed each unless stated, one process at a time under ``nice -n
 5`` on the shared 2-CPU machine; load average 2-12 from other sessions' work, so the env
@@ -106,6 +107,25 @@ steps) for 120k steps, ~8x this replay ratio, which in RLlib 2.60 costs ~20 ms p
 (≈ 40 min for 120k steps on one CPU, estimated from the costs above); ε-greedy play at
 intensity 8 never reached the flag in 100k, with rl-zoo3's γ 0.98, target period 600 and
 ε 1 → 0.07 over 24k steps (``--set``) or without.
+
+SAC, 2026-12-03 (the presets alone: RLlib's tuned ``pendulum_sac.py``, 1,000 env steps per
+iteration; Pendulum-v1, 20k env steps, ``--lr 1e-3`` constant for actor, critics and
+temperature, ``--every 1``; seeds 0, 1, 2 one after another under ``nice -n 5`` on the shared
+2-CPU machine, 1-minute load average 0.4-4.9, this run included, with another session's test
+runs and, during seed 0, this session's unit tests and mypy on the cores). The return is the
+training ``episode_return_mean`` (the last 5 episodes, ``metrics_num_episodes_for_smoothing``);
+env steps/s over the whole run, Ray start and algorithm build included:
+
+| seed | first ≥ −250 at | final (20k) | best | env steps/s | load |
+|---|---|---|---|---|---|
+| 0 | 8k (−240) | −259 | −111 at 11k | 28 | 0.4-4.9 |
+| 1 | 7k (−228) | −193 | −102 at 17k | 30 | 1.3-4.1 |
+| 2 | 8k (−198) | −198 | −105 at 18k | 33 | 1.0-2.5 |
+
+Every seed was at −1063…−1259 for its first 5k env steps, crossed −250 at 7-8k and then
+moved between −102 and −494 per iteration (seed 0: −494 at 10k, −395 at 16k, −259 at the end;
+seed 2: −395 at 9k): the 5-episode window is noisy, and one iteration's value is not a
+converged return.
 """
 
 from __future__ import annotations
@@ -122,18 +142,22 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 from lrtune.learners import ModelSettings, _presets
 from lrtune.policies import LRPolicySpec
+from lrtune.registry import agents
 from lrtune.running import IterationRecord, train_single
 
 
 def main() -> None:
     """Train one seed; print the curve and the last line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--agent", choices=["ppo", "dqn"], default="ppo")
+    parser.add_argument("--agent", choices=agents.names(), default="ppo")
     parser.add_argument("--env", default="CartPole-v1", help="a gymnasium id")
     parser.add_argument("--steps", type=int, default=100_000, help="env steps to train")
     parser.add_argument("--lr", type=float, default=1e-3, help="base learning rate")
     parser.add_argument("--schedule", default="constant", help="a schedule name (its defaults)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--every", type=int, default=5, help="print the curve every N iterations (1: all)"
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -170,11 +194,12 @@ def main() -> None:
         # This process only: the lookup then finds no entry for the task.
         _presets.PPO_BY_ENV.pop(_presets.env_name(args.env), None)
         _presets.DQN_BY_ENV.pop(_presets.env_name(args.env), None)
+        _presets.SAC_BY_ENV.pop(_presets.env_name(args.env), None)
     policy = LRPolicySpec.model_validate({"lr": args.lr, "schedule": args.schedule})
     start = time.perf_counter()
 
     def show(record: IterationRecord) -> None:
-        if record.iteration % 5 == 0:
+        if record.iteration % args.every == 0:
             print(
                 f"iter {record.iteration:4d}  env steps {record.env_steps:7d}  "
                 f"return {record.episode_return:9.2f}  lr {record.lr:.2e}",

@@ -17,7 +17,7 @@ SPACES = ROOT / "search_spaces"
 
 
 def _job(agent: str, spaces: list[Any], **fields: Any) -> Any:
-    env = {"ppo": "Acrobot-v1", "dqn": "CartPole-v1"}[agent]
+    env = {"ppo": "Acrobot-v1", "dqn": "CartPole-v1", "sac": "Pendulum-v1"}[agent]
     data = {
         "name": f"{agent}-agent",
         "agent": agent,
@@ -140,7 +140,96 @@ def test_a_grid_crosses_the_agent_dimensions() -> None:
     assert {c[2] for c in combos} == {256, 128}
 
 
-@pytest.mark.parametrize("agent", ["ppo", "dqn"])
+SAC_SPACES = ["search_spaces/sac_policies.yaml", "search_spaces/sac_agent.yaml"]
+# As jobs/sac_pendulum.yaml: the temperature's rate stays constant at every point.
+SAC_POLICY = {"lr": 1e-3, "roles": {"alpha": {"schedule": "constant"}}}
+
+
+def test_the_shipped_sac_spaces_combine_into_one_conditional_space() -> None:
+    job = _job("sac", SAC_SPACES, policy=SAC_POLICY)
+    assert job.space_files == (str(SPACES / "sac_policies.yaml"), str(SPACES / "sac_agent.yaml"))
+    assert job.space.is_conditional
+    names = set(compile_space(job).distributions())
+    searched = {
+        "gamma",
+        "tau",
+        "train_batch_size_per_learner",
+        "training_intensity",
+        "num_steps_sampled_before_learning_starts",
+        "n_step",
+        "initial_alpha",
+    }
+    assert {f"hyperparams.{key}" for key in searched} <= names
+    assert {"agent_settings.buffer_size", "model.hidden", "model.activation"} <= names
+    assert parse_job(job.to_yaml_dict()) == job
+
+
+def test_sac_points_build_valid_rllib_sac_configs() -> None:
+    """Every sampled point becomes an RLlib SACConfig that passes RLlib's own checks, with each
+    searched setting where RLlib's SAC reads it (the config is built, never trained)."""
+    from ray.rllib.algorithms.sac import SACConfig
+
+    from lrtune.learners import ModelSettings, build_algorithm_config
+    from lrtune.specs import TrialPoint
+    from lrtune.specs._compile import trial_model
+
+    job = _job("sac", SAC_SPACES, policy=SAC_POLICY)
+    presets = preset_hyperparams("sac", "Pendulum-v1")
+    compiled = compile_space(job)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    seen: dict[str, set[Any]] = {"n_step": set(), "hidden": set(), "buffer_size": set()}
+    for _ in range(12):
+        trial = study.ask()
+        point = TrialPoint.from_config(compiled.define(trial))
+        # As LRTuneTrainable.setup: presets, then the job's settings, then the point's.
+        hyper = {**presets, **job.hyperparams, **point.hyperparams}
+        model = ModelSettings(**trial_model(job, point).model_dump())
+        config = build_algorithm_config(
+            "sac",
+            "Pendulum-v1",
+            policy=point.policy_spec(job),
+            hyperparams=hyper,
+            model=model,
+            budget=job.budget.trial_env_steps,
+            seed=0,
+        )
+        assert isinstance(config, SACConfig)
+        config.validate()
+        for key in (
+            "gamma",
+            "tau",
+            "train_batch_size_per_learner",
+            "training_intensity",
+            "num_steps_sampled_before_learning_starts",
+            "n_step",
+            "initial_alpha",
+        ):
+            assert getattr(config, key) == trial.params[f"hyperparams.{key}"], key
+        # RLlib's rollout fragment ("auto") follows n_step, which its validation checks.
+        assert config.get_rollout_fragment_length() == config.n_step
+        buffer = config.replay_buffer_config
+        assert buffer["capacity"] == trial.params["agent_settings.buffer_size"]
+        assert buffer["type"] == presets["replay_buffer_config"]["type"]
+        assert config.model_config["fcnet_hiddens"] == list(point.model["hidden"])
+        assert config.model_config["fcnet_activation"] == point.model["activation"]
+        # The roles' rates are the point's (the shared policy's, alpha's constant).
+        rate = point.policy_spec(job).lr
+        assert config.actor_lr == config.critic_lr == config.alpha_lr == rate
+        assert config.lr is None
+        seen["n_step"].add(config.n_step)
+        seen["hidden"].add(tuple(point.model["hidden"]))
+        seen["buffer_size"].add(buffer["capacity"])
+    assert len(seen["n_step"]) > 1 and len(seen["hidden"]) == 2 and len(seen["buffer_size"]) == 2
+
+
+def test_sacs_buffer_size_is_an_agent_setting_ppo_refuses() -> None:
+    from lrtune.specs import SpecError
+
+    with pytest.raises(SpecError, match="buffer_size"):
+        _job("ppo", ["search_spaces/lr_policies.yaml", "search_spaces/sac_agent.yaml"])
+
+
+@pytest.mark.parametrize("agent", ["ppo", "dqn", "sac"])
 def test_an_agent_space_alone_validates_as_a_space(agent: str) -> None:
     from lrtune.specs import load_space
 

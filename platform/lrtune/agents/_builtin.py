@@ -84,3 +84,5 @@ class SAC(AgentPlugin):
     hidden = (256, 256)
     activation = "relu"
     initializers = ("torch",)
+    # The replay capacity (search_spaces/sac_agent.yaml; rl-zoo3's SAC sampler searches it).
+    agent_settings = frozenset({"buffer_size"})

@@ -340,6 +340,9 @@ class AgentSettings(BaseModel):
     * ``exploration_fraction``: the fraction of ``budget.trial_env_steps`` over which ε falls
       linearly (rl-zoo3's ``exploration_fraction``);
     * ``exploration_final_eps``: ε at the end of the ramp and after it;
+
+    DQN and SAC:
+
     * ``buffer_size``: the replay buffer's capacity (``replay_buffer_config.capacity``, its other
       entries as the agent's presets or the job set them).
 
