@@ -197,7 +197,8 @@ SAC_DEFAULTS: dict[str, Any] = {
     "gamma": 0.99,
     "initial_alpha": 1.001,  # RLlib's tuned example (SB3's ent_coef "auto" starts at 1.0)
     "target_entropy": "auto",  # -|A|, as SB3 and the SAC paper
-    # n-step returns sampled from 2..5 per batch (RLlib's tuned example); RLlib then samples
+    # n-step returns sampled per batch from 2..4 (RLlib's tuned example's (2, 5): its replay
+    # buffer draws rng.integers(2, 5), which excludes 5); RLlib then samples
     # rollout fragments of 5 env steps, one update per fragment.
     "n_step": (2, 5),
     "tau": 0.005,  # Polyak averaging of the target critics every update (SB3's default)
