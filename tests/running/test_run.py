@@ -294,6 +294,26 @@ def test_a_search_warm_starts_from_an_earlier_study(workdir: Path, job_file: Any
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
 
 
+def test_a_plan_that_cannot_be_built_leaves_no_records(workdir: Path, job_file: Any) -> None:
+    """`run_job` plans before it records: a warm start from a folder with no study is refused
+    before the experiment's marker, its MLflow parent run or any trial exists."""
+    from lrtune.registry import LRTuneError
+
+    path = job_file(
+        workdir,
+        "no-source",
+        space=COSINE_SPACE,
+        search={"warm_start": str(workdir / "results" / "nowhere")},
+    )
+    job = load_job(path)
+    with pytest.raises(LRTuneError, match=r"search\.warm_start: no Optuna study"):
+        run_job(job, stream=io.StringIO())
+    assert not (workdir / "ray_results" / "no-source").exists()
+    assert not (workdir / "results" / "no-source" / "job.yaml").exists()
+    client = MlflowClient(job.tracking.resolved_uri)
+    assert client.get_experiment_by_name(job.experiment_name) is None
+
+
 def test_sac_records_each_optimizer_roles_rate_in_mlflow_as_its_closed_form(
     workdir: Path, job_file: Any
 ) -> None:
