@@ -513,29 +513,23 @@ def _run_locked(
     connect_ray_for_tune(ray_address)
     plan = plan_run(job, results_dir, resume=resume)
     opened["study"] = plan.opens_study
+    where = _RunPlace(resume, uri, experiment_dir, results_dir, stream, say)
     launch = _launch(
-        job,
-        plan,
-        resume=resume,
-        uri=uri,
-        experiment_dir=experiment_dir,
-        results_dir=results_dir,
-        stream=stream,
-        say=say,
-        trainable_class=trainable_class or LRTuneTrainable,
-        opened=opened,
+        job, plan, where, trainable_class=trainable_class or LRTuneTrainable, opened=opened
     )
-    return _record(
-        job,
-        plan,
-        launch,
-        resume=resume,
-        uri=uri,
-        experiment_dir=experiment_dir,
-        results_dir=results_dir,
-        stream=stream,
-        say=say,
-    )
+    return _record(job, plan, launch, where)
+
+
+@dataclass(frozen=True)
+class _RunPlace:
+    """Where and how a run records (one per `run_job` call), for `_launch` and `_record`."""
+
+    resume: bool
+    uri: str
+    experiment_dir: Path
+    results_dir: Path
+    stream: TextIO
+    say: Any
 
 
 @dataclass
@@ -550,20 +544,12 @@ class _Launched:
 
 
 def _launch(
-    job: Any,
-    plan: RunPlan,
-    *,
-    resume: bool,
-    uri: str,
-    experiment_dir: Path,
-    results_dir: Path,
-    stream: TextIO,
-    say: Any,
-    trainable_class: type,
-    opened: dict[str, Any],
+    job: Any, plan: RunPlan, where: _RunPlace, *, trainable_class: type, opened: dict[str, Any]
 ) -> _Launched:
     """Write the experiment's marker, open its MLflow parent run, build (or restore) the
     tuner with this command's settings, close what a killed driver left open, and fit."""
+    resume, uri, stream, say = where.resume, where.uri, where.stream, where.say
+    experiment_dir, results_dir = where.experiment_dir, where.results_dir
     from ray import tune
     from ray.tune import TuneConfig
 
@@ -709,20 +695,10 @@ def _launch(
     )
 
 
-def _record(
-    job: Any,
-    plan: RunPlan,
-    launch: _Launched,
-    *,
-    resume: bool,
-    uri: str,
-    experiment_dir: Path,
-    results_dir: Path,
-    stream: TextIO,
-    say: Any,
-) -> RunOutcome:
+def _record(job: Any, plan: RunPlan, launch: _Launched, where: _RunPlace) -> RunOutcome:
     """Trials → outcomes; close what stays open in Optuna and MLflow; write the summary, the
     best trial and the population's lineage; finish the parent run; print the summary."""
+    uri, stream, say, results_dir = where.uri, where.stream, where.say, where.results_dir
     from lrtune.running._reconcile import close_study_trials, reconcile_mlflow
     from lrtune.tracking import last_error_line
 
@@ -757,11 +733,11 @@ def _record(
     outcome = RunOutcome(
         name=job.name,
         results_dir=results_dir,
-        experiment_dir=experiment_dir,
+        experiment_dir=where.experiment_dir,
         trials=outcomes,
         best=pick_best(outcomes, job.metric.mode),
         interrupted=interrupted,
-        resumed=resume,
+        resumed=where.resume,
         parent_run_id=parent,
         tracking_uri=uri,
         warnings=plan.warnings,
