@@ -15,6 +15,17 @@ from lrtune.specs import ModelSpec, compile_space, load_job, parse_job
 ROOT = Path(__file__).resolve().parents[2]
 SPACES = ROOT / "search_spaces"
 
+#: The RLlib SAC settings search_spaces/sac_agent.yaml searches (besides model and buffer size).
+SAC_SEARCHED = (
+    "gamma",
+    "tau",
+    "train_batch_size_per_learner",
+    "training_intensity",
+    "num_steps_sampled_before_learning_starts",
+    "n_step",
+    "initial_alpha",
+)
+
 
 def _job(agent: str, spaces: list[Any], **fields: Any) -> Any:
     env = {"ppo": "Acrobot-v1", "dqn": "CartPole-v1", "sac": "Pendulum-v1"}[agent]
@@ -150,16 +161,7 @@ def test_the_shipped_sac_spaces_combine_into_one_conditional_space() -> None:
     assert job.space_files == (str(SPACES / "sac_policies.yaml"), str(SPACES / "sac_agent.yaml"))
     assert job.space.is_conditional
     names = set(compile_space(job).distributions())
-    searched = {
-        "gamma",
-        "tau",
-        "train_batch_size_per_learner",
-        "training_intensity",
-        "num_steps_sampled_before_learning_starts",
-        "n_step",
-        "initial_alpha",
-    }
-    assert {f"hyperparams.{key}" for key in searched} <= names
+    assert {f"hyperparams.{key}" for key in SAC_SEARCHED} <= names
     assert {"agent_settings.buffer_size", "model.hidden", "model.activation"} <= names
     assert parse_job(job.to_yaml_dict()) == job
 
@@ -195,15 +197,7 @@ def test_sac_points_build_valid_rllib_sac_configs() -> None:
         )
         assert isinstance(config, SACConfig)
         config.validate()
-        for key in (
-            "gamma",
-            "tau",
-            "train_batch_size_per_learner",
-            "training_intensity",
-            "num_steps_sampled_before_learning_starts",
-            "n_step",
-            "initial_alpha",
-        ):
+        for key in SAC_SEARCHED:
             assert getattr(config, key) == trial.params[f"hyperparams.{key}"], key
         # RLlib's rollout fragment ("auto") follows n_step, which its validation checks.
         assert config.get_rollout_fragment_length() == config.n_step
