@@ -192,7 +192,7 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "ray.tune.result_grid",
         "ResultGrid._experiment_analysis",
         "instance_attribute",
-        ("running/_run.py", "running/_finalize.py"),
+        ("running/_run.py",),
         "the Tune `Trial` objects behind a ResultGrid, with their statuses: whether every trial "
         "ended (TERMINATED or ERROR) or the run was interrupted; ResultGrid's public `Result`s "
         "carry no trial status.",
