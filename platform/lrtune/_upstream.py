@@ -108,6 +108,17 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "the resample probability the user gave PBT, passed on to `_explore` by the override.",
     ),
     PrivateAPI(
+        "ray.rllib.core.learner.learner",
+        "Learner._learner_connector",
+        "instance_attribute",
+        ("learners/_learner.py",),
+        "the learner's connector pipeline: PPO's learner puts `RewardScaling` into it just "
+        "before RLlib's GAE piece (which it appends in `build`; `learner_connector=` in the "
+        "config only adds pieces at the front, before the rewards are batched), and lrtune's "
+        "learner state carries that piece's statistics, which RLlib's learner checkpoint leaves "
+        "out. RLlib has no public accessor for the pipeline.",
+    ),
+    PrivateAPI(
         "ray.tune.search.optuna.optuna_search",
         "OptunaSearch._ot_trials",
         "instance_attribute",

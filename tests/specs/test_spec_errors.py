@@ -225,6 +225,20 @@ CASES: list[tuple[str, dict[str, str], str, list[str], list[str]]] = [
         ["model.initializer:", "built for PPO"],
     ),
     (
+        "model reward normalisation not a boolean",
+        {"space.yaml": SPACE, "job.yaml": job(model="{normalize_rewards: yes please}")},
+        "job.yaml",
+        [],
+        ["model.normalize_rewards:", "valid boolean"],
+    ),
+    (
+        "model reward normalisation with dqn",
+        {"space.yaml": SPACE, "job.yaml": job(agent="dqn", model="{normalize_rewards: true}")},
+        "job.yaml",
+        [],
+        ["model.normalize_rewards:", "only PPO", "set it to false"],
+    ),
+    (
         "unknown model key",
         {"space.yaml": SPACE, "job.yaml": job(model="{normalise_observations: true}")},
         "job.yaml",

@@ -49,6 +49,9 @@ class AgentPresets:
     defaults: Mapping[str, Any]
     continuous: Mapping[str, Any] = field(default_factory=dict)
     by_env: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Model settings (`lrtune.learners.ModelSettings` fields) the continuous-action family
+    #: turns on where the job's model section leaves them out (PPO: ``normalize_rewards``).
+    continuous_model: Mapping[str, Any] = field(default_factory=dict)
 
 
 def load_attribute(path: str) -> Any:
@@ -81,6 +84,8 @@ class AgentPlugin(ABC):
         initializers: the initialisations the agent supports, its default first
             (``"orthogonal"``: SB3/CleanRL PPO's; ``"torch"``: torch's default).
         separate_value_network: whether ``model.vf_share_layers`` means anything (PPO).
+        scales_rewards: whether ``model.normalize_rewards`` can be on (PPO: its learner scales
+            the rewards of on-policy batches; a replay buffer's order is not a return stream).
         reports_kl: whether the learner reports the policy's KL (feedback ``kl_adaptive``).
         iteration_batch_key: the hyper-parameter that fixes one training iteration's env steps
             (PPO's ``train_batch_size_per_learner``), or None.
@@ -100,6 +105,7 @@ class AgentPlugin(ABC):
     activation: ClassVar[str] = "relu"
     initializers: ClassVar[tuple[str, ...]] = ("torch",)
     separate_value_network: ClassVar[bool] = False
+    scales_rewards: ClassVar[bool] = False
     reports_kl: ClassVar[bool] = False
     iteration_batch_key: ClassVar[str | None] = None
     agent_settings: ClassVar[frozenset[str]] = frozenset()

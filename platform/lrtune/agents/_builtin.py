@@ -27,6 +27,7 @@ class PPO(AgentPlugin):
     activation = "tanh"
     initializers = ("orthogonal", "torch")
     separate_value_network = True
+    scales_rewards = True
     reports_kl = True
     iteration_batch_key = "train_batch_size_per_learner"
     agent_settings = frozenset({"num_minibatches"})

@@ -68,6 +68,11 @@ class ModelSettings:
             ``MeanStdFilter`` connector, part of the checkpointed env-runner state). None:
             as the agent presets say (``env_to_module_connector`` in
             ``lrtune.learners._presets``); True / False override them.
+        normalize_rewards: PPO: divide the rewards the learner sees by the running std of
+            the discounted return (SB3's ``VecNormalize`` reward scaling; see
+            ``lrtune.learners._rewards``); episode returns and scores stay in the task's
+            units. None: as the agent presets say (PPO's continuous-action family: on);
+            True / False override them.
     """
 
     hidden: tuple[int, ...] | None = None
@@ -75,6 +80,7 @@ class ModelSettings:
     vf_share_layers: bool = False
     initializer: str | None = None
     normalize_observations: bool | None = None
+    normalize_rewards: bool | None = None
 
     def __post_init__(self) -> None:
         if self.initializer is not None and self.initializer not in INITIALIZERS:
@@ -143,6 +149,16 @@ def build_algorithm_config(
             + ("" if plugin.separate_value_network else " and has no value network to share")
             + "; leave these settings out for the agent's defaults."
         )
+    normalize_rewards = model.normalize_rewards
+    if normalize_rewards is None:
+        from lrtune.learners._presets import preset_model_setting
+
+        normalize_rewards = bool(preset_model_setting(agent, env, "normalize_rewards"))
+    if normalize_rewards and not plugin.scales_rewards:
+        raise PolicyError(
+            f"model.normalize_rewards: {agent} cannot scale rewards (only PPO can); leave it "
+            "out or set it to false."
+        )
     roles = {role: spec.for_role(role).model_dump(mode="json") for role in plugin.roles}
 
     config = (
@@ -162,6 +178,7 @@ def build_algorithm_config(
                     "optimizer_roles": plugin.optimizer_roles(),
                     "budget": budget,
                     "num_threads": max(1, int(resources.cpus)),
+                    "normalize_rewards": normalize_rewards,
                 }
             },
         )

@@ -30,12 +30,14 @@ import torch
 from ray.rllib.algorithms.dqn.torch.dqn_torch_learner import DQNTorchLearner
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.algorithms.sac.torch.sac_torch_learner import SACTorchLearner
+from ray.rllib.connectors.learner import GeneralAdvantageEstimation
 from ray.rllib.core import ALL_MODULES
 from ray.rllib.core.learner.learner import DEFAULT_OPTIMIZER
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
 from lrtune.agents import MODEL_ROLE
+from lrtune.learners._rewards import RewardScaling, reward_scaling_pieces
 from lrtune.policies import (
     FeedbackRule,
     FeedbackState,
@@ -363,6 +365,9 @@ class LRPolicyLearner(TorchLearner):
             "env_steps": self._lrtune_env_steps,
             "skipped_updates": self._lrtune_skipped,
         }
+        scaling = self._lrtune_reward_scaling()
+        if scaling is not None:
+            state[STATE_KEY]["reward_scaling"] = scaling.get_state()
         return state
 
     def set_state(self, state: Any) -> None:
@@ -379,9 +384,18 @@ class LRPolicyLearner(TorchLearner):
                 if kept is not None and list(kept.get("rules", [])) == names:
                     role.feedback = copy.deepcopy(list(kept["feedback"]))
                 # A different set of rules (a changed policy) starts its feedback afresh.
+            scaling = self._lrtune_reward_scaling()
+            if scaling is not None and "reward_scaling" in saved:
+                scaling.set_state(saved["reward_scaling"])
         self._apply_lr()
 
     # --- helpers ------------------------------------------------------------------------------
+
+    def _lrtune_reward_scaling(self) -> RewardScaling | None:
+        """The learner pipeline's `RewardScaling` piece, if it has one."""
+        pipeline = getattr(self, "_learner_connector", None)
+        pieces = reward_scaling_pieces(pipeline.connectors) if pipeline is not None else []
+        return pieces[0] if pieces else None
 
     def _reset_norm_accumulators(self) -> None:
         self._norm_pre_sum = 0.0
@@ -397,7 +411,18 @@ def _global_norm(grads: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 class LRTunePPOLearner(LRPolicyLearner, PPOTorchLearner):
-    """RLlib's PPO torch learner with lrtune's learning-rate policy; reports the KL."""
+    """RLlib's PPO torch learner with lrtune's learning-rate policy; reports the KL; scales
+    rewards when ``config.learner_config_dict["lrtune"]["normalize_rewards"]`` is true."""
+
+    def build(self) -> None:
+        """Build as RLlib's PPO learner does, then, when asked, put `RewardScaling` into the
+        learner pipeline just before GAE (the batch's rewards built, advantages not yet)."""
+        super().build()
+        settings: Mapping[str, Any] = self.config.learner_config_dict.get(CONFIG_KEY, {})
+        if settings.get("normalize_rewards") and self._learner_connector is not None:
+            self._learner_connector.insert_before(
+                GeneralAdvantageEstimation, RewardScaling(gamma=self.config.gamma)
+            )
 
     def _read_kl(self) -> float | None:
         if not getattr(self.config, "use_kl_loss", False):

@@ -218,7 +218,11 @@ SAC_DEFAULTS: dict[str, Any] = {
 
 SAC_BY_ENV: dict[str, dict[str, Any]] = {}
 
-PPO_PRESETS = AgentPresets(PPO_DEFAULTS, PPO_CONTINUOUS, PPO_BY_ENV)
+# Reward scaling (SB3's VecNormalize norm_reward, which rl-zoo3 turns on with `normalize: true`
+# for its continuous-control tasks; lrtune.learners._rewards). MEASURED_BELOW
+PPO_CONTINUOUS_MODEL: dict[str, Any] = {"normalize_rewards": True}
+
+PPO_PRESETS = AgentPresets(PPO_DEFAULTS, PPO_CONTINUOUS, PPO_BY_ENV, PPO_CONTINUOUS_MODEL)
 DQN_PRESETS = AgentPresets(DQN_DEFAULTS, {}, DQN_BY_ENV)
 SAC_PRESETS = AgentPresets(SAC_DEFAULTS, {}, SAC_BY_ENV)
 
@@ -272,8 +276,9 @@ def resolve_presets(agent: str, env: str | None = None) -> list[PresetSetting]:
 
     First the hyper-parameters (agent default < continuous-action family < per-env entry, in
     the agent defaults' key order, then keys only later layers add), then the model settings
-    (``ModelSettings``' defaults; the initializer as the agent's default and
-    ``normalize_observations`` as the presets' observation filter leaves it).
+    (``ModelSettings``' defaults; the initializer as the agent's default,
+    ``normalize_observations`` as the presets' observation filter leaves it and
+    ``normalize_rewards`` as the continuous-action family's model settings say).
 
     Raises:
         lrtune.registry.UnknownPluginError: an agent that is not an ``agents`` entry.
@@ -281,9 +286,11 @@ def resolve_presets(agent: str, env: str | None = None) -> list[PresetSetting]:
     presets = get_agent(agent).presets()
     defaults, continuous, by_env = presets.defaults, presets.continuous, presets.by_env
     layers: list[tuple[str, Mapping[str, Any]]] = [(AGENT_DEFAULT, defaults)]
+    family_model: Mapping[str, Any] = {}
     if env is not None:
-        if continuous and has_continuous_actions(env):
+        if (continuous or presets.continuous_model) and has_continuous_actions(env):
             layers.append((CONTINUOUS_FAMILY, continuous))
+            family_model = presets.continuous_model
         layers.append((env_entry_source(env), by_env.get(env_name(env), {})))
     resolved: dict[str, PresetSetting] = {}
     for source, layer in layers:
@@ -306,8 +313,18 @@ def resolve_presets(agent: str, env: str | None = None) -> list[PresetSetting]:
                 value, source = True, connector.source
             else:
                 value = False
+        elif field.name == "normalize_rewards":
+            value = bool(family_model.get(field.name, False))
+            source = CONTINUOUS_FAMILY if field.name in family_model else MODEL_DEFAULT
         rows.append(PresetSetting(f"model.{field.name}", value, source))
     return rows
+
+
+def preset_model_setting(agent: str, env: str | None, name: str) -> Any:
+    """The preset value of model setting ``name`` (a `ModelSettings` field) of ``agent`` on
+    ``env``, as `resolve_presets` lists it."""
+    key = f"model.{name}"
+    return next(row.value for row in resolve_presets(agent, env) if row.key == key)
 
 
 def preset_hyperparams(agent: str, env: str | None = None) -> dict[str, Any]:

@@ -110,6 +110,9 @@ class ModelSpec(BaseModel):
     initializer: Literal["orthogonal", "torch"] | None = None
     # None: as the agent presets say; true/false override them.
     normalize_observations: StrictBool | None = None
+    # PPO: rewards over the running std of the discounted return (SB3's VecNormalize); None:
+    # as the presets say (on for PPO's continuous-action family).
+    normalize_rewards: StrictBool | None = None
 
 
 class BudgetSpec(BaseModel):
@@ -608,6 +611,14 @@ class JobSpec(BaseModel):
                     f"agent '{self.agent}' supports {', '.join(plugin.initializers)} "
                     "initialisation (orthogonal is built for PPO's policy and value networks); "
                     "leave it out for the agent's default",
+                )
+            )
+        if self.model.normalize_rewards and not plugin.scales_rewards:
+            problems.append(
+                (
+                    ("model", "normalize_rewards"),
+                    f"{self.agent} cannot scale rewards (only PPO, whose batches are whole "
+                    f"return streams, can); leave it out or set it to false for {self.agent}",
                 )
             )
         if self.model.vf_share_layers and not plugin.separate_value_network:
