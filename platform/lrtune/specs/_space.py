@@ -86,14 +86,10 @@ def annotation_types(annotation: Any) -> list[Any]:
     return [] if annotation is type(None) else [annotation]
 
 
-def is_primitive(value: Any) -> bool:
-    """Whether Optuna accepts ``value`` as a categorical choice as it is."""
-    return value is None or isinstance(value, bool | int | float | str)
-
-
 def choice_label(value: Any) -> Any:
-    """The Optuna-compatible form of a choice: itself when primitive, else canonical JSON."""
-    if is_primitive(value):
+    """The Optuna-compatible form of a choice: itself when Optuna accepts it as it is (None,
+    bool, int, float, str), else canonical JSON."""
+    if value is None or isinstance(value, bool | int | float | str):
         return value
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -472,10 +468,21 @@ class SearchSpaceSpec(BaseModel):
                     "slot out to use the job's policy",
                 )
             )
-        for label, refs in value.items():
-            problems.extend(_check_feedback(label, refs))
+        resolved: dict[str, tuple[PluginRef, ...]] = {}
+        for label, refs in value.items():  # names checked, defaults filled
+            names = [r.name for r in refs]
+            resolved[label] = ()
+            for i, ref in enumerate(refs):
+                if names.count(ref.name) > 1:
+                    twice = f"rule '{ref.name}' listed twice: list each rule once"
+                    problems.append(((label, i), twice))
+                    continue
+                try:
+                    resolved[label] += (ref.resolved(SLOTS["feedback"]),)
+                except ValueError as exc:
+                    problems.append(((label, i), str(exc)))
         raise_problems("feedback", problems)
-        return {label: resolved_feedback(refs) for label, refs in value.items()}
+        return resolved
 
     @field_validator("hyperparams")
     @classmethod
@@ -674,25 +681,6 @@ def _param_problem(
     if key is not None and field != key:
         source += f" (with {key} at {what} {short(point)})"
     return at, (f"{msg}: got {source}{_allowed(model, field)}, see `lrtune plugins {slot}`")
-
-
-def _check_feedback(label: str, refs: Sequence[PluginRef]) -> list[Problem]:
-    problems: list[Problem] = []
-    names = [r.name for r in refs]
-    for i, ref in enumerate(refs):
-        if names.count(ref.name) > 1:
-            problems.append(((label, i), f"rule '{ref.name}' listed twice: list each rule once"))
-            continue
-        try:
-            ref.resolved(SLOTS["feedback"])
-        except ValueError as exc:
-            problems.append(((label, i), str(exc)))
-    return problems
-
-
-def resolved_feedback(refs: Sequence[PluginRef]) -> tuple[PluginRef, ...]:
-    """Feedback refs with names checked and defaults filled."""
-    return tuple(ref.resolved(SLOTS["feedback"]) for ref in refs)
 
 
 # --------------------------------------------------------------------------- combined spaces
