@@ -40,11 +40,6 @@ _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 
 
-def looks_secret(name: str) -> bool:
-    """Whether an environment variable's name says it holds a secret (TOKEN, KEY, ...)."""
-    return bool(SECRET_NAME.search(name))
-
-
 class EntrypointResources(BaseModel):
     """What the job's driver (the ``lrtune run`` process) reserves on the cluster."""
 
@@ -104,7 +99,7 @@ def _env_value(name: str, item: Any) -> EnvValue:
     elif isinstance(item, int | float):
         item = str(item)
     if isinstance(item, str):
-        if looks_secret(name):
+        if SECRET_NAME.search(name):
             raise ValueError(
                 f"{name}: its name says it holds a secret, and a plain value would be stored "
                 "in job files, results, MLflow, Ray's job records and Kubernetes manifests; "

@@ -42,10 +42,8 @@ def describe_validation_error(exc: ValidationError) -> list[str]:
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
         msg = error_message(err)
-        if msg.startswith("params."):
-            lines.append(f"{loc}.{msg}" if loc else msg)
-        else:
-            lines.append(f"{loc}: {msg}" if loc else msg)
+        sep = "." if msg.startswith("params.") else ": "
+        lines.append(f"{loc}{sep}{msg}" if loc else msg)
     return lines
 
 

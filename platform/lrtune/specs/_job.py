@@ -550,11 +550,7 @@ class JobSpec(BaseModel):
         refs: list[tuple[Loc, str, str]] = []
         if self.policy is not None:
             p = self.policy
-            refs += [
-                (("policy", "schedule"), "schedules", p.schedule.name),
-                (("policy", "optimizer"), "optimizers", p.optimizer.name),
-                (("policy", "gradients"), "gradients", p.gradients.name),
-            ]
+            refs += [(("policy", s), reg, getattr(p, s).name) for s, reg in PLUGIN_SLOTS.items()]
             refs += [
                 (("policy", "feedback", i), "feedback", r.name) for i, r in enumerate(p.feedback)
             ]

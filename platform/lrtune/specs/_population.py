@@ -54,12 +54,6 @@ from lrtune.specs._yaml import FROZEN, Real, Settings, Whole
 
 #: Default PBT perturbation factors (a value is multiplied by one of them, chosen at random).
 DEFAULT_FACTORS = (0.8, 1.25)
-_SINGULAR = {
-    "schedules": "schedule",
-    "optimizers": "optimizer",
-    "gradients": "gradient gate",
-    "feedback": "feedback rule",
-}
 #: At most this many combinations of choices are checked against every mutable parameter.
 MAX_COMBINATIONS = 64
 
@@ -353,7 +347,7 @@ class PopulationSpec(BaseModel):
             loc: Loc = (*here, "mutable", path)
             for where, policy in self.combinations(base):
                 try:
-                    _, kind = locate(policy, path)
+                    at, kind = locate(policy, path)  # the same in every copy of policy
                 except ValueError as exc:
                     origin = "" if where == ("policy",) else f" (with {'.'.join(map(str, where))})"
                     problems.append((loc, f"{exc}{origin}"))
@@ -362,8 +356,7 @@ class PopulationSpec(BaseModel):
                 for bound in ("low", "high"):
                     value = float(getattr(param, bound))
                     trial = copy.deepcopy(policy)
-                    set_loc, _ = locate(trial, path)
-                    _set(trial, set_loc, round(value) if kind is int else value)
+                    _set(trial, at, round(value) if kind is int else value)
                     message = _policy_problem(trial, budget)
                     if message is not None:
                         problems.append(
@@ -445,7 +438,7 @@ def _in_ref(ref: Mapping[str, Any], slot: str, parts: list[str], loc: Loc) -> tu
     entry = SLOTS[slot].get(ref["name"])
     fields = entry.params_model.model_fields
     name = parts[0]
-    kind = _SINGULAR[slot]
+    kind = SLOTS[slot].singular
     if name not in fields:
         raise ValueError(
             f"{kind} '{ref['name']}' has no parameter {name!r} "
