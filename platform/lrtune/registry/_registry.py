@@ -217,7 +217,7 @@ class Registry(Generic[T]):
         close = difflib.get_close_matches(str(name), list(self._entries), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise UnknownPluginError(
-            f"unknown {self._singular()} {name!r}.{hint} Run `lrtune plugins {self.slot}` to "
+            f"unknown {self.singular} {name!r}.{hint} Run `lrtune plugins {self.slot}` to "
             f"list the {len(self._entries)} available ones; third-party plugins register through "
             f"the '{self.entry_point_group}' entry-point group."
         )
@@ -247,7 +247,9 @@ class Registry(Generic[T]):
         self._ensure_loaded()
         return len(self._entries)
 
-    def _singular(self) -> str:
+    @property
+    def singular(self) -> str:
+        """One entry of the slot in words: ``gradient gate`` for ``gradients``."""
         return {
             "schedules": "schedule",
             "optimizers": "optimizer",

@@ -25,9 +25,9 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from lrtune.specs._yaml import Real, Whole
+from lrtune.specs._yaml import FROZEN, Real, Whole
 
 DEFAULT_STOP_WAIT_S = 60
 # Variables lrtune sets itself, or that must never travel in a job's runtime environment (it is
@@ -40,19 +40,10 @@ _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 
 
-def looks_secret(name: str) -> bool:
-    """Whether an environment variable's name says it holds a secret (TOKEN, KEY, ...)."""
-    return bool(SECRET_NAME.search(name))
-
-
-def _frozen() -> ConfigDict:
-    return ConfigDict(extra="forbid", frozen=True, validate_default=True)
-
-
 class EntrypointResources(BaseModel):
     """What the job's driver (the ``lrtune run`` process) reserves on the cluster."""
 
-    model_config = _frozen()
+    model_config = FROZEN
 
     num_cpus: Real | None = Field(default=None, ge=0)
     num_gpus: Real | None = Field(default=None, ge=0)
@@ -77,7 +68,7 @@ class SecretEnvRef(BaseModel):
     """An environment variable read from a key of an existing Kubernetes Secret: rendered as
     ``valueFrom.secretKeyRef``; its value never passes through lrtune."""
 
-    model_config = _frozen()
+    model_config = FROZEN
 
     secret: str = Field(pattern=_K8S_NAME.pattern)
     key: str = Field(pattern=_SECRET_KEY.pattern)
@@ -86,7 +77,7 @@ class SecretEnvRef(BaseModel):
 class PlainEnvValue(BaseModel):
     """A plain value under a name that looks secret, declared not secret (``secret: false``)."""
 
-    model_config = _frozen()
+    model_config = FROZEN
 
     value: str
     secret: Literal[False] = False
@@ -108,7 +99,7 @@ def _env_value(name: str, item: Any) -> EnvValue:
     elif isinstance(item, int | float):
         item = str(item)
     if isinstance(item, str):
-        if looks_secret(name):
+        if SECRET_NAME.search(name):
             raise ValueError(
                 f"{name}: its name says it holds a secret, and a plain value would be stored "
                 "in job files, results, MLflow, Ray's job records and Kubernetes manifests; "
@@ -150,7 +141,7 @@ class ClusterSpec(BaseModel):
     Relative paths (``working_dir``, ``py_modules``) are relative to the job file's folder.
     """
 
-    model_config = _frozen()
+    model_config = FROZEN
 
     address: str | None = Field(default=None, min_length=1)
     working_dir: str | None = Field(default=None, min_length=1)

@@ -115,10 +115,6 @@ class _Param:
         return out
 
 
-def _categorical_labels(names: Sequence[str]) -> list[str]:
-    return sorted(names)
-
-
 @dataclass(frozen=True)
 class _Family:
     """One family of a slot: plugin name, constants, dimensions (sorted by name)."""
@@ -148,7 +144,8 @@ class CompiledSpace:
     """A job's search space, ready for Optuna or for a grid search.
 
     Slots the space leaves out hold the job's fixed policy entry (or `LRPolicySpec`'s
-    default); ``base_lr`` is the space's ``lr`` (a `_Param` or a number) or the policy's.
+    default); ``base_lr`` is the space's ``lr`` (a `_Param` or a number) or the policy's;
+    ``agent_params`` are the dimensions of ``hyperparams``, ``model`` and ``agent_settings``.
     """
 
     job: JobSpec
@@ -157,16 +154,14 @@ class CompiledSpace:
     feedback: dict[str, tuple[dict[str, Any], ...]] | None = None
     fixed_feedback: tuple[dict[str, Any], ...] = ()
     base_lr: Any = None
-    hyper_params: tuple[_Param, ...] = ()
-    model_params: tuple[_Param, ...] = ()
     agent_params: tuple[_Param, ...] = ()
 
     # ---- Optuna
 
     @property
     def is_conditional(self) -> bool:
-        """Whether some slot chooses among several families (so parameters are conditional)."""
-        return any(len(f) > 1 for f in self.families.values()) or len(self.feedback or {}) > 1
+        """Whether some slot chooses among several families (`SearchSpaceSpec.is_conditional`)."""
+        return self.job.space is not None and self.job.space.is_conditional
 
     def define(self, trial: optuna.Trial) -> dict[str, Any]:
         """Optuna define-by-run: suggest one point; return the trial's constants."""
@@ -197,9 +192,6 @@ class CompiledSpace:
             return {}, {}
         return constants_of(space.model or {}), constants_of(space.agent_settings or {})
 
-    def _agent_dimensions(self) -> tuple[_Param, ...]:
-        return self.hyper_params + self.model_params + self.agent_params
-
     def distributions(self) -> dict[str, BaseDistribution]:
         """Every parameter `define` can suggest, by name (for warm starts and add_trial)."""
         from optuna.distributions import CategoricalDistribution
@@ -207,17 +199,17 @@ class CompiledSpace:
         out: dict[str, BaseDistribution] = {}
         for slot, families in self.families.items():
             if len(families) > 1:
-                out[slot] = CategoricalDistribution(_categorical_labels([f.name for f in families]))
+                out[slot] = CategoricalDistribution(sorted(f.name for f in families))
             for fam in families:
                 for p in fam.params:
                     out[p.name] = p.distribution()
                 if isinstance(fam.lr, _Param):
                     out[fam.lr.name] = fam.lr.distribution()
         if self.feedback is not None and len(self.feedback) > 1:
-            out["feedback"] = CategoricalDistribution(_categorical_labels(list(self.feedback)))
+            out["feedback"] = CategoricalDistribution(sorted(self.feedback))
         if isinstance(self.base_lr, _Param) and self._base_lr_used():
             out["lr"] = self.base_lr.distribution()
-        for p in self._agent_dimensions():
+        for p in self.agent_params:
             out[p.name] = p.distribution()
         return out
 
@@ -276,10 +268,8 @@ class CompiledSpace:
         if "optimizer" not in self.families and isinstance(self.base_lr, _Param):
             per_slot.append([{"lr": v} for v in self.base_lr.grid()])
         if self.feedback is not None and len(self.feedback) > 1:
-            per_slot.append(
-                [{"feedback": (k, k)} for k in _categorical_labels(list(self.feedback))]
-            )
-        for p in self._agent_dimensions():
+            per_slot.append([{"feedback": (k, k)} for k in sorted(self.feedback)])
+        for p in self.agent_params:
             per_slot.append([{p.name: v} for v in p.grid()])
         return (
             {k: v for part in combo for k, v in part.items()}
@@ -303,7 +293,7 @@ class CompiledSpace:
             if len(families) == 1:
                 fam = families[0]
             else:
-                name = choose.category(slot, _categorical_labels([f.name for f in families]))
+                name = choose.category(slot, sorted(f.name for f in families))
                 fam = next(f for f in families if f.name == name)
             params = dict(fam.constants)
             for p in fam.params:
@@ -318,9 +308,7 @@ class CompiledSpace:
         elif len(self.feedback) == 1:
             feedback = next(iter(self.feedback.values()))
         else:
-            feedback = self.feedback[
-                choose.category("feedback", _categorical_labels(list(self.feedback)))
-            ]
+            feedback = self.feedback[choose.category("feedback", sorted(self.feedback))]
         policy["feedback"] = list(feedback)
         policy["lr"] = lr
         if self.job.policy is not None and self.job.policy.roles:
@@ -328,13 +316,11 @@ class CompiledSpace:
             policy["roles"] = self.job.policy.model_dump(mode="json")["roles"]
         spec = LRPolicySpec.model_validate(policy)
         hyperparams = self.job.fixed_hyperparams
-        for p in self.hyper_params:
-            hyperparams[p.name.split(".", 1)[1]] = choose.value(p)
         model, agent = self._section_constants()
-        for p in self.model_params:
-            model[p.name.split(".", 1)[1]] = choose.value(p)
+        sections = {"hyperparams": hyperparams, "model": model, "agent_settings": agent}
         for p in self.agent_params:
-            agent[p.name.split(".", 1)[1]] = choose.value(p)
+            section, key = p.name.split(".", 1)
+            sections[section][key] = choose.value(p)
         return TrialPoint(
             policy=spec.model_dump(mode="json"),
             hyperparams=agent_hyperparams(self.job, agent, hyperparams),
@@ -408,16 +394,11 @@ def compile_space(job: JobSpec) -> CompiledSpace:
     elif policy is not None:
         compiled.base_lr = policy.lr
     if space is not None:
-        sections = {
-            section: tuple(
-                _Param(f"{section}.{key}", dim)
-                for key, dim in sorted(dims_of(getattr(space, section) or {}).items())
-            )
+        compiled.agent_params = tuple(
+            _Param(f"{section}.{key}", dim)
             for section in AGENT_SECTIONS
-        }
-        compiled.hyper_params = sections["hyperparams"]
-        compiled.model_params = sections["model"]
-        compiled.agent_params = sections["agent_settings"]
+            for key, dim in sorted(dims_of(getattr(space, section) or {}).items())
+        )
         if space.agent_settings:
             _check_minibatches(job)
     return compiled

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
+from lrtune.registry import SLOTS
 from lrtune.specs._yaml import SpecError
 
 Loc = tuple[str | int, ...]
@@ -41,10 +42,8 @@ def describe_validation_error(exc: ValidationError) -> list[str]:
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
         msg = error_message(err)
-        if msg.startswith("params."):
-            lines.append(f"{loc}.{msg}" if loc else msg)
-        else:
-            lines.append(f"{loc}: {msg}" if loc else msg)
+        sep = "." if msg.startswith("params.") else ": "
+        lines.append(f"{loc}{sep}{msg}" if loc else msg)
     return lines
 
 
@@ -70,14 +69,14 @@ def raise_problems(title: str, problems: Sequence[Problem]) -> None:
 def plugin_params(
     slot: str,
     name: str,
-    model: type[BaseModel],
     params: Mapping[str, Any],
-    prefix: Loc,
+    prefix: Loc = ("params",),
     *,
     defaults: bool = False,
 ) -> tuple[dict[str, Any], list[Problem]]:
-    """``params`` of entry ``name`` of ``slot`` validated by its ``model`` (the keys given,
+    """``params`` of entry ``name`` of ``slot`` validated by its parameter model (the keys given,
     typed; with ``defaults``, every parameter), and one problem per bad key, under ``prefix``."""
+    model = SLOTS[slot].get(name).params_model
     try:
         validated = model.model_validate(dict(params))
     except ValidationError as exc:

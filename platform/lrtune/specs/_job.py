@@ -22,7 +22,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     StrictBool,
     ValidationInfo,
@@ -43,7 +42,7 @@ from lrtune.specs._space import (
     constants_of,
     merge_space_parts,
 )
-from lrtune.specs._yaml import Real, Settings, Whole
+from lrtune.specs._yaml import FROZEN, Real, Settings, SpecError, Whole, load_yaml
 
 if TYPE_CHECKING:
     from lrtune.agents import AgentPlugin
@@ -68,17 +67,13 @@ HASH_EXCLUDED: tuple[tuple[str, ...], ...] = (
 )
 
 
-def _frozen() -> ConfigDict:
-    return ConfigDict(extra="forbid", frozen=True, validate_default=True)
-
-
 # ---------------------------------------------------------------------------------- sections
 
 
 class EnvSpec(BaseModel):
     """The environment: a gymnasium id (``CartPole-v1``, ``pkg.mod:Name-v0``) and its kwargs."""
 
-    model_config = _frozen()
+    model_config = FROZEN
 
     id: str = Field(min_length=1, max_length=300)
     config: Settings = Field(default_factory=dict)
@@ -96,7 +91,7 @@ class ModelSpec(BaseModel):
     """The network: RLlib's default MLP, its value layers and initialisation, and whether
     observations are normalised (see ``lrtune.learners.ModelSettings``)."""
 
-    model_config = _frozen()
+    model_config = FROZEN
 
     # None: the agent's default (PPO 64, 64 tanh; DQN 256, 256 relu; `lrtune presets AGENT`).
     hidden: tuple[Annotated[Whole, Field(ge=1, le=4096)], ...] | None = Field(
@@ -118,7 +113,7 @@ class ModelSpec(BaseModel):
 class BudgetSpec(BaseModel):
     """Env steps (and optionally seconds) per trial and for the whole experiment."""
 
-    model_config = _frozen()
+    model_config = FROZEN
 
     trial_env_steps: Whole = Field(gt=0)
     trial_seconds: Real | None = Field(default=None, gt=0)
@@ -156,7 +151,7 @@ class TrialsSpec(BaseModel):
     Population jobs (PBT, PB2) also checkpoint whenever their scheduler asks.
     """
 
-    model_config = _frozen()
+    model_config = FROZEN
 
     num: Whole = Field(default=8, ge=1)
     max_concurrent: Whole = Field(default=2, ge=1)
@@ -168,7 +163,7 @@ class SeedsSpec(BaseModel):
     """Seeds: each trial trains *all* ``tuning`` seeds in lockstep and reports their mean; the
     best policies are re-evaluated on the disjoint ``test`` seeds."""
 
-    model_config = _frozen()
+    model_config = FROZEN
 
     tuning: tuple[Whole, ...] = Field(default=(0,), min_length=1, max_length=64)
     test: tuple[Whole, ...] = Field(default=(1000, 1001, 1002), max_length=1000)
@@ -196,7 +191,7 @@ class SeedsSpec(BaseModel):
 class MetricSpec(BaseModel):
     """The reported metric the search optimises."""
 
-    model_config = _frozen()
+    model_config = FROZEN
 
     name: str = Field(default="env_runners/episode_return_mean", min_length=1)
     mode: Literal["max", "min"] = "max"
@@ -229,7 +224,7 @@ class EvaluationSpec(BaseModel):
     ``score: true``: only the final evaluation, early stopping on training values).
     """
 
-    model_config = _frozen()
+    model_config = FROZEN
 
     interval: Whole = Field(default=0, ge=0)
     episodes: Whole = Field(default=10, ge=1, le=10_000)
@@ -244,7 +239,7 @@ class EvaluationSpec(BaseModel):
 class ResourcesSpec(BaseModel):
     """What one trial holds: CPUs and a GPU share (fractions allowed)."""
 
-    model_config = _frozen()
+    model_config = FROZEN
 
     cpus: Real = Field(default=1.0, gt=0)
     gpus: Real = Field(default=0.0, ge=0, le=8)
@@ -259,13 +254,6 @@ def _plugin_class(slot: str, name: str) -> Any:
     """The class an entry of ``slot`` registers (searchers and schedulers register classes
     whose class attributes say what they do with the job's other settings)."""
     return SLOTS[slot].get(name).factory
-
-
-def _plugin_params(
-    slot: str, name: str, params: Mapping[str, Any]
-) -> tuple[dict[str, Any], list[Problem]]:
-    """``params`` validated by entry ``name`` of ``slot``; a problem per bad key."""
-    return plugin_params(slot, name, SLOTS[slot].get(name).params_model, params, ("params",))
 
 
 class SearchSpec(BaseModel):
@@ -289,7 +277,7 @@ class SearchSpec(BaseModel):
     (`sampler_warning` says so).
     """
 
-    model_config = _frozen()
+    model_config = FROZEN
 
     algorithm: str = Field(default="optuna", min_length=1)
     sampler: str = Field(default="tpe", min_length=1)
@@ -333,7 +321,7 @@ class SearchSpec(BaseModel):
                 )
             )
         if not problems:
-            params, bad = _plugin_params("searchers", name, self.params)
+            params, bad = plugin_params("searchers", name, self.params)
             problems.extend(bad)
             object.__setattr__(self, "params", params)
         raise_problems("SearchSpec", problems)
@@ -383,7 +371,7 @@ class SchedulerSpec(BaseModel):
     ``reduction_factor`` is ASHA's and HyperBand's.
     """
 
-    model_config = _frozen()
+    model_config = FROZEN
 
     name: str = Field(default="asha", min_length=1)
     grace_period: Whole | None = Field(default=None, gt=0)
@@ -421,7 +409,7 @@ class SchedulerSpec(BaseModel):
                 for key in ("grace_period", "grace_fraction")
                 if getattr(self, key) is not None
             )
-        params, bad = _plugin_params("schedulers", self.name, self.params)
+        params, bad = plugin_params("schedulers", self.name, self.params)
         problems.extend(bad)
         object.__setattr__(self, "params", params)
         raise_problems("SchedulerSpec", problems)
@@ -435,7 +423,7 @@ class SchedulerSpec(BaseModel):
 class TrackingSpec(BaseModel):
     """Where MLflow records runs."""
 
-    model_config = _frozen()
+    model_config = FROZEN
 
     uri: str | None = Field(default=None, min_length=1)
     experiment: str | None = Field(default=None, min_length=1)
@@ -466,7 +454,7 @@ class JobSpec(BaseModel):
     merged into one space (`merge_space_parts`), their files recorded in ``space_files``.
     """
 
-    model_config = _frozen()
+    model_config = FROZEN
 
     version: Literal[1] = 1
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -565,11 +553,7 @@ class JobSpec(BaseModel):
         refs: list[tuple[Loc, str, str]] = []
         if self.policy is not None:
             p = self.policy
-            refs += [
-                (("policy", "schedule"), "schedules", p.schedule.name),
-                (("policy", "optimizer"), "optimizers", p.optimizer.name),
-                (("policy", "gradients"), "gradients", p.gradients.name),
-            ]
+            refs += [(("policy", s), reg, getattr(p, s).name) for s, reg in PLUGIN_SLOTS.items()]
             refs += [
                 (("policy", "feedback", i), "feedback", r.name) for i, r in enumerate(p.feedback)
             ]
@@ -1095,8 +1079,6 @@ def require_env_id(env_id: str, agent: str | None = None) -> None:
     if problem is None and agent is not None:
         problem = _action_space_problem(env_id, agent)
     if problem:
-        from lrtune.specs._yaml import SpecError
-
         raise SpecError(f"env.id: {problem}")
 
 
@@ -1185,8 +1167,6 @@ def resolve_path(value: str, base_dir: str | Path | None) -> tuple[Path | None, 
 
 def load_referenced(value: str, base_dir: str | Path | None, what: str) -> tuple[Path, Any]:
     """Load the YAML file a job refers to (its ``space`` or ``policy``); ValueError if not."""
-    from lrtune.specs._yaml import SpecError, load_yaml
-
     path, tried = resolve_path(value, base_dir)
     if path is None:
         raise ValueError(

@@ -117,11 +117,10 @@ def apply_overrides(
     label: str,
     *,
     base_dir: str | Path | None = None,
-    model: type[BaseModel] = JobSpec,
 ) -> dict[str, Any]:
-    """``data`` with each ``key.path=value`` set (a copy; ``data`` is not changed).
+    """``data`` (a job) with each ``key.path=value`` set (a copy; ``data`` is not changed).
 
-    Keys are checked against the model at every level; a ``space`` or ``policy`` given as a
+    Keys are checked against `JobSpec` at every level; a ``space`` or ``policy`` given as a
     path is loaded when an override reaches inside it.
     """
     out = dict(data)
@@ -134,7 +133,7 @@ def apply_overrides(
                 f"{label}: invalid override {item!r}: write KEY.PATH=VALUE, e.g. "
                 "--set budget.trial_env_steps=2e4 or --set search.sampler=random."
             )
-        _set(out, parts, parse_override_value(text, label, item), label, item, base_dir, model)
+        _set(out, parts, parse_override_value(text, label, item), label, item, base_dir)
     return out
 
 
@@ -145,10 +144,9 @@ def _set(
     label: str,
     item: str,
     base_dir: str | Path | None,
-    model: type[BaseModel],
 ) -> None:
     node = root
-    kind: type[BaseModel] | str = model
+    kind: type[BaseModel] | str = JobSpec
     for i, part in enumerate(parts):
         path = ".".join(parts[: i + 1])
         if isinstance(kind, type):

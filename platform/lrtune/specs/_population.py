@@ -35,7 +35,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     model_validator,
@@ -50,27 +49,13 @@ from lrtune.specs._errors import (
     plugin_params,
     raise_problems,
 )
-from lrtune.specs._space import annotation_types
-from lrtune.specs._yaml import Real, Settings, Whole
+from lrtune.specs._space import PLUGIN_SLOTS, annotation_types
+from lrtune.specs._yaml import FROZEN, Real, Settings, Whole
 
 #: Default PBT perturbation factors (a value is multiplied by one of them, chosen at random).
 DEFAULT_FACTORS = (0.8, 1.25)
-#: The policy parts a mutable path may start with, and the registry slot of each.
-PATH_SLOTS = {"schedule": "schedules", "optimizer": "optimizers", "gradients": "gradients"}
-#: Slots whose entry a population may draw per member (categorical, fixed for a member's life).
-CHOICE_SLOTS = ("schedule", "optimizer", "gradients")
-_SINGULAR = {
-    "schedules": "schedule",
-    "optimizers": "optimizer",
-    "gradients": "gradient gate",
-    "feedback": "feedback rule",
-}
 #: At most this many combinations of choices are checked against every mutable parameter.
 MAX_COMBINATIONS = 64
-
-
-def _frozen(extra: Literal["forbid", "allow"] = "forbid") -> ConfigDict:
-    return ConfigDict(extra=extra, frozen=True, validate_default=True)
 
 
 class MutableParam(BaseModel):
@@ -80,7 +65,7 @@ class MutableParam(BaseModel):
     parameter is searched (sampled, perturbed by PB2) as ``log10(value)``.
     """
 
-    model_config = _frozen()
+    model_config = FROZEN
 
     low: Real
     high: Real
@@ -131,7 +116,7 @@ class PopulationCheckpointSpec(BaseModel):
     ``ceil(interval / checkpoint.interval) + 2``.
     """
 
-    model_config = _frozen()
+    model_config = FROZEN
 
     interval: Whole | None = Field(default=None, gt=0)
     num_to_keep: Whole = Field(default=4, ge=1)
@@ -144,7 +129,7 @@ class PopulationSpec(BaseModel):
     (``quantile_fraction``, ``resample_probability``...); they are moved into ``params``.
     """
 
-    model_config = _frozen()
+    model_config = FROZEN
 
     name: str = Field(min_length=1)
     size: Whole
@@ -180,9 +165,7 @@ class PopulationSpec(BaseModel):
         except LRTuneError as exc:
             raise_problems("PopulationSpec", [(("name",), str(exc))])
             return self
-        params, problems = plugin_params(
-            "populations", self.name, entry.params_model, self.params, (), defaults=True
-        )
+        params, problems = plugin_params("populations", self.name, self.params, (), defaults=True)
         object.__setattr__(self, "params", params)
         if self.size < 2:
             problems.append((("size",), f"a population needs at least 2 members (got {self.size})"))
@@ -221,19 +204,17 @@ class PopulationSpec(BaseModel):
                             f"{value} is outside the bounds [{bounds.low}, {bounds.high}]",
                         )
                     )
+        resolved: dict[str, tuple[PluginRef, ...]] = {}
         for slot, refs in self.choices.items():
             if not refs:
                 problems.append((("choices", slot), "list at least one entry"))
+            resolved[slot] = ()
             for i, ref in enumerate(refs):
                 try:
-                    ref.resolved(SLOTS[PATH_SLOTS[slot]])
+                    resolved[slot] += (ref.resolved(SLOTS[PLUGIN_SLOTS[slot]]),)
                 except ValueError as exc:
                     problems.append((("choices", slot, i), str(exc)))
         raise_problems("PopulationSpec", problems)
-        resolved = {
-            slot: tuple(ref.resolved(SLOTS[PATH_SLOTS[slot]]) for ref in refs)
-            for slot, refs in self.choices.items()
-        }
         object.__setattr__(self, "choices", resolved)
         return self
 
@@ -330,23 +311,16 @@ class PopulationSpec(BaseModel):
                     "e.g. `policy: {lr: 3e-4}`); the mutable parameters are set on it",
                 )
             ]
-        if self.interval >= budget:
-            problems.append(
-                (
-                    (*here, "interval"),
-                    f"{self.interval} env steps is not below budget.trial_env_steps ({budget}): "
-                    "no member would ever be perturbed: lower it",
-                )
-            )
         burn_in = int(self.params.get("burn_in", 0) or 0)
-        if burn_in >= budget:
-            problems.append(
-                (
-                    (*here, "burn_in"),
-                    f"{burn_in} env steps is not below budget.trial_env_steps ({budget}): "
-                    "no member would ever be perturbed: lower it",
+        for key, steps in (("interval", self.interval), ("burn_in", burn_in)):
+            if steps >= budget:
+                problems.append(
+                    (
+                        (*here, key),
+                        f"{steps} env steps is not below budget.trial_env_steps ({budget}): "
+                        "no member would ever be perturbed: lower it",
+                    )
                 )
-            )
         needed = math.ceil(self.interval / self.checkpoint_interval) + 2
         if self.checkpoint.num_to_keep < needed:
             problems.append(
@@ -360,7 +334,7 @@ class PopulationSpec(BaseModel):
             )
         for slot, refs in self.choices.items():
             for i, ref in enumerate(refs):
-                capabilities = SLOTS[PATH_SLOTS[slot]].get(ref.name).capabilities
+                capabilities = SLOTS[PLUGIN_SLOTS[slot]].get(ref.name).capabilities
                 if not capabilities.supports(agent):
                     problems.append(
                         (
@@ -373,7 +347,7 @@ class PopulationSpec(BaseModel):
             loc: Loc = (*here, "mutable", path)
             for where, policy in self.combinations(base):
                 try:
-                    _, kind = locate(policy, path)
+                    at, kind = locate(policy, path)  # the same in every copy of policy
                 except ValueError as exc:
                     origin = "" if where == ("policy",) else f" (with {'.'.join(map(str, where))})"
                     problems.append((loc, f"{exc}{origin}"))
@@ -382,8 +356,7 @@ class PopulationSpec(BaseModel):
                 for bound in ("low", "high"):
                     value = float(getattr(param, bound))
                     trial = copy.deepcopy(policy)
-                    set_loc, _ = locate(trial, path)
-                    _set(trial, set_loc, round(value) if kind is int else value)
+                    _set(trial, at, round(value) if kind is int else value)
                     message = _policy_problem(trial, budget)
                     if message is not None:
                         problems.append(
@@ -453,8 +426,8 @@ def locate(policy: Mapping[str, Any], path: str) -> tuple[Loc, type]:
             )
         index = names.index(rest[0])
         return _in_ref(rules[index], "feedback", rest[1:], ("feedback", index))
-    if head in PATH_SLOTS and rest:
-        return _in_ref(policy[head], PATH_SLOTS[head], rest, (head,))
+    if head in PLUGIN_SLOTS and rest:
+        return _in_ref(policy[head], PLUGIN_SLOTS[head], rest, (head,))
     raise ValueError(
         f"{path!r} is not a policy parameter: mutable parameters are lr, schedule.<param>, "
         "optimizer.<param>, gradients.<param> or feedback.<rule>.<param>"
@@ -465,7 +438,7 @@ def _in_ref(ref: Mapping[str, Any], slot: str, parts: list[str], loc: Loc) -> tu
     entry = SLOTS[slot].get(ref["name"])
     fields = entry.params_model.model_fields
     name = parts[0]
-    kind = _SINGULAR[slot]
+    kind = SLOTS[slot].singular
     if name not in fields:
         raise ValueError(
             f"{kind} '{ref['name']}' has no parameter {name!r} "

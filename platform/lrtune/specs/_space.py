@@ -65,7 +65,6 @@ PLUGIN_SLOTS: dict[str, str] = {
     "optimizer": "optimizers",
     "gradients": "gradients",
 }
-PLUGIN_SLOT_OF = {v: k for k, v in PLUGIN_SLOTS.items()}
 SLOT_NAMES = ("schedule", "optimizer", "gradients", "feedback")
 #: Sections of a space that search the agent around the LR policy (flat keys, no families).
 AGENT_SECTIONS = ("hyperparams", "model", "agent_settings")
@@ -86,14 +85,10 @@ def annotation_types(annotation: Any) -> list[Any]:
     return [] if annotation is type(None) else [annotation]
 
 
-def is_primitive(value: Any) -> bool:
-    """Whether Optuna accepts ``value`` as a categorical choice as it is."""
-    return value is None or isinstance(value, bool | int | float | str)
-
-
 def choice_label(value: Any) -> Any:
-    """The Optuna-compatible form of a choice: itself when primitive, else canonical JSON."""
-    if is_primitive(value):
+    """The Optuna-compatible form of a choice: itself when Optuna accepts it as it is (None,
+    bool, int, float, str), else canonical JSON."""
+    if value is None or isinstance(value, bool | int | float | str):
         return value
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -366,13 +361,6 @@ AGENT_SETTING_REPLACES: dict[str, str] = {
 }
 
 
-def _model_spec() -> type[BaseModel]:
-    # Imported here: specs/_job.py imports this module.
-    from lrtune.specs._job import ModelSpec
-
-    return ModelSpec
-
-
 def check_settings(model: type[BaseModel], params: Mapping[str, Any], what: str) -> list[Problem]:
     """Check a section of constants and dimensions against a settings model (`ModelSpec`,
     `AgentSettings`): unknown keys, and every point of every dimension (the others at their
@@ -431,7 +419,7 @@ class SearchSpaceSpec(BaseModel):
     @classmethod
     def _check_lr(cls, value: Dimension | float | None) -> Dimension | float | None:
         if value is not None:
-            raise_problems("lr", [((), m) for _, m in check_lr(value, ())])
+            raise_problems("lr", check_lr(value, ()))
         return value
 
     @field_validator("schedule", "optimizer", "gradients")
@@ -452,7 +440,7 @@ class SearchSpaceSpec(BaseModel):
                 )
             )
         for name, params in value.items():
-            problems.extend((loc[1:], msg) for loc, msg in check_family(slot, name, params))
+            problems.extend(check_family(slot, name, params))
         raise_problems(slot, problems)
         return value
 
@@ -472,10 +460,21 @@ class SearchSpaceSpec(BaseModel):
                     "slot out to use the job's policy",
                 )
             )
-        for label, refs in value.items():
-            problems.extend(_check_feedback(label, refs))
+        resolved: dict[str, tuple[PluginRef, ...]] = {}
+        for label, refs in value.items():  # names checked, defaults filled
+            names = [r.name for r in refs]
+            resolved[label] = ()
+            for i, ref in enumerate(refs):
+                if names.count(ref.name) > 1:
+                    twice = f"rule '{ref.name}' listed twice: list each rule once"
+                    problems.append(((label, i), twice))
+                    continue
+                try:
+                    resolved[label] += (ref.resolved(SLOTS["feedback"]),)
+                except ValueError as exc:
+                    problems.append(((label, i), str(exc)))
         raise_problems("feedback", problems)
-        return {label: resolved_feedback(refs) for label, refs in value.items()}
+        return resolved
 
     @field_validator("hyperparams")
     @classmethod
@@ -495,8 +494,10 @@ class SearchSpaceSpec(BaseModel):
     @field_validator("model")
     @classmethod
     def _check_model(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        from lrtune.specs._job import ModelSpec  # here: specs/_job.py imports this module
+
         if value is not None:
-            raise_problems("model", check_settings(_model_spec(), value, "model"))
+            raise_problems("model", check_settings(ModelSpec, value, "model"))
         return value
 
     @field_validator("agent_settings")
@@ -608,10 +609,11 @@ def check_family(slot: str, name: str, params: Mapping[str, Any]) -> list[Proble
     Every point of every dimension (low, high, each value and choice) is substituted, with the
     family's constants and every other dimension at its first point, and the result validated
     by the plugin's params model; plugin defaults fill the parameters left out, exactly as
-    they will when a trial is sampled (a required parameter left out is an error).
+    they will when a trial is sampled (a required parameter left out is an error). Problems
+    are located inside the slot (``cosine.min_factor``).
     """
     registry = SLOTS[PLUGIN_SLOTS[slot]]
-    loc: Loc = (slot, name)
+    loc: Loc = (name,)
     try:
         entry = registry.get(name)
     except LRTuneError as exc:
@@ -659,12 +661,11 @@ def _param_problem(
     point: Any,
 ) -> Problem:
     """One plugin-parameter error, located at the parameter and saying which point failed."""
-    loc: Loc = (PLUGIN_SLOT_OF[slot], name)
     field = str(err["loc"][0]) if err["loc"] else ""
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "missing":
-        return (*loc, field), f"required by {slot} '{name}': give a constant or a dimension"
-    at = (*loc, field) if field in model.model_fields else loc
+        return (name, field), f"required by {slot} '{name}': give a constant or a dimension"
+    at: Loc = (name, field) if field in model.model_fields else (name,)
     if key is not None and field == key:
         source = f"{what} {short(point)}"
     elif field in dims:
@@ -674,25 +675,6 @@ def _param_problem(
     if key is not None and field != key:
         source += f" (with {key} at {what} {short(point)})"
     return at, (f"{msg}: got {source}{_allowed(model, field)}, see `lrtune plugins {slot}`")
-
-
-def _check_feedback(label: str, refs: Sequence[PluginRef]) -> list[Problem]:
-    problems: list[Problem] = []
-    names = [r.name for r in refs]
-    for i, ref in enumerate(refs):
-        if names.count(ref.name) > 1:
-            problems.append(((label, i), f"rule '{ref.name}' listed twice: list each rule once"))
-            continue
-        try:
-            ref.resolved(SLOTS["feedback"])
-        except ValueError as exc:
-            problems.append(((label, i), str(exc)))
-    return problems
-
-
-def resolved_feedback(refs: Sequence[PluginRef]) -> tuple[PluginRef, ...]:
-    """Feedback refs with names checked and defaults filled."""
-    return tuple(ref.resolved(SLOTS["feedback"]) for ref in refs)
 
 
 # --------------------------------------------------------------------------- combined spaces

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from lrtune.registry import LRTuneError
 
@@ -21,6 +21,8 @@ MAX_NODES = 200_000
 
 #: The safe loader (C-accelerated where available): never constructs objects from tags.
 YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: The configuration of a spec file's sections: unknown keys refused, frozen, defaults validated.
+FROZEN = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
 class SpecError(LRTuneError, ValueError):
@@ -89,8 +91,7 @@ def read_source(source: str | Path) -> tuple[str, str]:
 
     A string that names an existing file is read from it; any other string is inline YAML.
     """
-    path = Path(source) if not isinstance(source, Path) else source
-    is_file = False
+    path = Path(source)
     try:
         is_file = path.is_file()
     except (OSError, ValueError):  # names too long or with NUL bytes are inline text
@@ -160,13 +161,12 @@ def load_yaml(source: str | Path) -> tuple[str, Any]:
         raise SpecError(f"{label}: not valid YAML{where}: {problem}.") from None
     except RecursionError:
         raise SpecError(f"{label}: nested too deeply; refused.") from None
-    if len(docs) == 1:
-        guard_data(label, docs[0])
     if len(docs) != 1:
         raise SpecError(
             f"{label}: expected exactly one YAML document, found {len(docs)}; "
             "remove extra '---' separators."
         )
+    guard_data(label, docs[0])
     return label, docs[0]
 
 
