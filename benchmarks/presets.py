@@ -41,6 +41,18 @@ separate value layers + orthogonal init unless stated; the return is the last fi
 | MountainCarContinuous-v0 | defaults, minibatch 256; 3e-4, 100k | −0.13 at 82k | −0.05 |
 | MountainCarContinuous-v0 | presets (family: minibatch 64, filter); 3e-4, 100k | — | −0.05 |
 
+Reward scaling (``model.normalize_rewards``, 2026-12-03, on by the presets for continuous
+actions since then; ``--model normalize_rewards=true|false``; two processes at a time under
+``nice -n 10`` beside a driver-load benchmark and test runs, load 13-30, so 64-305 env steps/s):
+
+| task | setting; lr 1e-3 constant, 100k | return at env steps | final (best) |
+|---|---|---|---|
+| Pendulum-v1 | defaults + family, no scaling, seed 0 | −1016 at 51k | −800 |
+| Pendulum-v1 | defaults + family + scaling, seed 0 | −892 at 20k, −653 at 51k | −672 (−636) |
+| Pendulum-v1 | defaults + family, no scaling, seed 1 | −1078 at 20k, −994 at 51k | −958 (−829) |
+| Pendulum-v1 | defaults + family + scaling, seed 1 | −424 at 31k, −184 at 51k | −213 (−168) |
+| Pendulum-v1 | presets (γ 0.9, batch 4096) + scaling, s0 | −340 at 41k, −195 at 82k | −186 (−157) |
+
 What this shows (the presets' comments cite it): the network was what kept RLlib's PPO from
 learning Acrobot-v1, not the hyper-parameters: with a separate value network *and* orthogonal
 initialisation the agent defaults alone reach −105…−133 at 50k env steps with lr 3e-4 (3
@@ -53,9 +65,11 @@ not solved by any setting here: PPO without rl-zoo3's gSDE exploration never rea
 in 100k steps and settles on standing still (≈ 0). Reward scale matters: the probe row wraps
 Pendulum-v1 in ``gymnasium.wrappers.TransformReward(r * 0.1)`` (a throw-away registration, not
 shipped) and the defaults alone, γ 0.99 included, then reach −175 in raw units against −800.
-SB3's ``VecNormalize`` reward scaling would generalise that, but it is not built: RLlib has
-none, and a learner connector's running statistics are not part of RLlib 2.60's learner
-checkpoint (``Learner.get_state``), so resuming a trial would not be exact.
+SB3's ``VecNormalize`` reward scaling generalises that; RLlib has none, so lrtune's PPO learner
+now scales rewards itself (``lrtune.learners._rewards``, its statistics in lrtune's learner
+state so that resumes stay exact). With it the defaults alone (γ 0.99) reached −213 on seed 1
+(−958 without) and −672 on seed 0 (−800 without): better on both seeds, on target on one;
+with the Pendulum-v1 entry (γ 0.9) seed 0 ended at −186 against −178 without (no change).
 
 Earlier measurements (2026-11-26/27, the presets before issue 10: shared value layers, torch
 initialisation, vf 0.01; load 5-25):
