@@ -89,7 +89,10 @@ def test_a_sigkilled_driver_rerun_closes_everything_and_counts_each_trial_once(
         [experiment.experiment_id], filter_string="attributes.status = 'RUNNING'"
     )
     roles = sorted(r.data.tags.get("lrtune.role", "") for r in running)
-    assert "experiment" in roles and "trial" in roles, roles  # the killed driver left them open
+    # The killed driver left its parent run open. Its trial runs may be open in the store too, or
+    # only in the tracking journal (the writer thread had not delivered them when the driver
+    # died; the rerun replays them): the assertions on `lost` below hold either way.
+    assert "experiment" in roles, roles
 
     # A resume into another MLflow store would split the records: refused, naming the field.
     other = f"sqlite:///{tmp_path / 'other.db'}"
