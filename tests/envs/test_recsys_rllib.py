@@ -17,7 +17,7 @@ _SCRIPT = textwrap.dedent(
     from ray.rllib.algorithms.ppo import PPOConfig
 
     assert "lrtune" not in sys.modules  # only the string id tells RLlib where the env lives
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         config = (
             PPOConfig()

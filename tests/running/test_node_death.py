@@ -6,7 +6,9 @@ the driver, in its own process. Once the worker node's trial has reported (and c
 a few iterations, the node is removed as a dead machine (`Cluster.remove_node`, not graceful).
 The trial is retried (``trials.max_failures``) on the head once its CPU is free, restored from
 its last checkpoint; both trials reach their budget, each has one MLflow run (none RUNNING)
-whose ``score`` steps are exactly its Tune results' env steps.
+whose ``score`` steps are exactly its Tune results' env steps. While the cluster is up, an
+embedded Ray (`init_local_ray`) started where it is the machine's recorded current cluster
+starts its own instance rather than joining it.
 """
 
 from __future__ import annotations
@@ -43,6 +45,15 @@ from lrtune.running import run_job
 from lrtune.specs import load_job
 outcome = run_job(load_job(sys.argv[1]), ray_address=sys.argv[2])
 sys.exit(outcome.exit_code)
+"""
+
+# Prints the GCS address of the embedded Ray that `init_local_ray` gives this process.
+LOCAL_PROBE = """
+import ray
+from lrtune.running import init_local_ray
+init_local_ray(num_cpus=1)
+print(ray.get_runtime_context().gcs_address)
+ray.shutdown()
 """
 
 
@@ -232,3 +243,22 @@ def test_a_dead_worker_node_moves_its_trial_to_the_head_from_its_checkpoint(
     chaos = _chaos_module()
     report = chaos.check_records(tmp_path, name, 2, BUDGET, study=False)
     assert report.failures == [], "\n".join(report.failures)
+
+    # While the cluster is up: recorded as the machine's current cluster (the file `ray start`
+    # leaves), it is still not joined by an embedded Ray, which starts an instance of its own.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="lrt-cur-", dir="/tmp"))
+    try:
+        (ray_tmp / "ray").mkdir()
+        (ray_tmp / "ray" / "ray_current_cluster").write_text(nodes.info["gcs_address"])
+        probe = subprocess.run(
+            [sys.executable, "-c", LOCAL_PROBE],
+            env={**env, "RAY_TMPDIR": str(ray_tmp)},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    address = probe.stdout.strip().splitlines()[-1]
+    assert address.startswith("127.0.0.1:") and address != nodes.info["gcs_address"], address

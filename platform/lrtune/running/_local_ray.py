@@ -30,13 +30,20 @@ def prepare_loopback_env(force: bool = False) -> None:
 
 
 def init_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, **kwargs: Any) -> Any:
-    """Start (or join the already started) embedded Ray, bound to 127.0.0.1, quietly."""
+    """Start (or join the already started) embedded Ray, bound to 127.0.0.1, quietly.
+
+    Always a new instance (``address="local"``): with no address, `ray.init` joins the cluster
+    that the machine's last `ray start` (or a `ray.cluster_utils.Cluster`) recorded in
+    ``<tmp>/ray/ray_current_cluster``, so a local run would land on someone else's cluster,
+    possibly off loopback. Joining a cluster takes an explicit address (`connect_ray_for_tune`).
+    """
     prepare_loopback_env(force=True)
     import ray
 
     if ray.is_initialized():
         return ray.get_runtime_context()
     return ray.init(
+        address="local",
         num_cpus=num_cpus,
         num_gpus=num_gpus,
         include_dashboard=False,
