@@ -101,6 +101,7 @@ import yaml
 from ray import tune
 from ray.tune.callback import CallbackList
 from ray.tune.execution.tune_controller import TuneController
+from ray.tune.result import SHOULD_CHECKPOINT
 from ray.tune.search.search_generator import SearchGenerator
 
 from lrtune.running import init_local_ray, run_job
@@ -121,10 +122,13 @@ class SyntheticTrainable(tune.Trainable):
 
     #: Seconds one synthetic iteration takes (``--step-s``); set before the run starts.
     step_s = 0.0
+    #: ``trials.checkpoint_env_steps`` of the job (None: Tune saves after every iteration).
+    checkpoint_env_steps: int | None = None
 
     def setup(self, config: dict[str, Any], job: Any = None) -> None:
         """Read the budget from the job; the sampled LR sets the synthetic learning curve."""
         self.budget = int(job.budget.trial_env_steps)
+        self.checkpoint_env_steps = job.trials.checkpoint_env_steps
         point = config.get("point", config).get("lrtune", {})
         self.lr = float((point.get("policy") or {}).get("lr", 3e-4) or 3e-4)
         self.env_steps = 0
@@ -133,11 +137,12 @@ class SyntheticTrainable(tune.Trainable):
         """One made-up iteration."""
         if self.step_s > 0:
             time.sleep(self.step_s)
+        prev = self.env_steps
         self.env_steps += STEPS_PER_RESULT
         progress = self.env_steps / self.budget
         score = 500.0 * progress * min(1.0, self.lr * 3e3)
         done = self.env_steps >= self.budget
-        return {
+        report = {
             "env_steps": self.env_steps,
             "score": score,
             "metric_raw": score,
@@ -161,6 +166,10 @@ class SyntheticTrainable(tune.Trainable):
             "budget_reached": int(done),
             "done": done,
         }
+        every = self.checkpoint_env_steps
+        if every is not None and self.env_steps // every > prev // every:
+            report[SHOULD_CHECKPOINT] = True  # as `LRTuneTrainable` asks for one
+        return report
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
         """Start the next trial in this actor (Tune re-uses actors of trainables that reset):
@@ -269,15 +278,21 @@ def mlflow_server(folder: Path) -> Iterator[str]:
         yield url
 
 
-def make_job(folder: Path, name: str, args: argparse.Namespace, uri: str) -> Any:
-    """The benchmark's job: an Optuna search over the LR, ``args.trials`` trials."""
+def make_job(folder: Path, name: str, args: argparse.Namespace, uri: str, every: int) -> Any:
+    """The benchmark's job: an Optuna search over the LR, ``args.trials`` trials, each saving
+    a checkpoint every ``every`` results (1: lrtune's default, every iteration)."""
     data = {
         "version": 1,
         "name": name,
         "agent": "ppo",
         "env": {"id": "CartPole-v1"},
         "budget": {"trial_env_steps": args.results * STEPS_PER_RESULT},
-        "trials": {"num": args.trials, "max_concurrent": args.concurrent, "max_failures": 1},
+        "trials": {
+            "num": args.trials,
+            "max_concurrent": args.concurrent,
+            "max_failures": 1,
+            **({"checkpoint_env_steps": every * STEPS_PER_RESULT} if every > 1 else {}),
+        },
         "scheduler": {"name": args.scheduler},
         "resources": {"cpus": args.cpus},
         "space": {
@@ -293,9 +308,11 @@ def make_job(folder: Path, name: str, args: argparse.Namespace, uri: str) -> Any
     return load_job(path)
 
 
-def measure(folder: Path, store: str, uri: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Run the job once against ``uri``; the figures of that run."""
-    job = make_job(folder, f"driver-load-{store}", args, uri)
+def measure(
+    folder: Path, store: str, uri: str, args: argparse.Namespace, every: int
+) -> dict[str, Any]:
+    """Run the job once against ``uri``, checkpointing every ``every`` results; its figures."""
+    job = make_job(folder, f"driver-load-{store}-ckpt{every}", args, uri, every)
     timers = Timers(profile=args.profile)
     with timers.installed():
         cpu0, wall0 = driver_cpu_s(), time.perf_counter()
@@ -347,38 +364,66 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="print a cProfile of the per-result work (stderr)"
     )
+    parser.add_argument(
+        "--checkpoint-every",
+        default="1",
+        help=(
+            "results between a trial's checkpoints (trials.checkpoint_env_steps); a list "
+            "(1,5) runs each in turn, the first as the reference of the ratios"
+        ),
+    )
     args = parser.parse_args(argv)
+    cadences = [int(c) for c in args.checkpoint_every.split(",")]
+    if not cadences or min(cadences) < 1:
+        parser.error("--checkpoint-every: whole numbers of results, 1 or more (1,5)")
     SyntheticTrainable.step_s = args.step_s  # cloudpickled with the class (it lives in __main__)
     folder = Path(tempfile.mkdtemp(prefix="lrtune-driver-load-"))
     init_local_ray(num_cpus=os.cpu_count() or 2)
-    lines: list[dict[str, Any]] = []
+    runs: dict[tuple[str, int], dict[str, Any]] = {}
     try:
-        for store in args.stores.split(","):
-            if store == "sqlite":
-                figures = measure(folder, store, f"sqlite:///{folder / 'mlflow.db'}", args)
-            elif store == "server":
-                (folder / "server").mkdir(exist_ok=True)
-                with mlflow_server(folder / "server") as url:
-                    figures = measure(folder, store, url, args)
-            else:
-                parser.error(f"--stores: unknown store {store!r} (sqlite, server)")
-            lines.append(figures)
-            parts = " ".join(f"{k}={v:.2f}" for k, v in figures["breakdown"].items())
-            print(f"store={store} ms_per_result: {parts}", flush=True)
-            print(
-                f"store={store} trials={figures['trials']:.0f} finished={figures['finished']:.0f} "
-                f"results={figures['results']:.0f} wall_s={figures['wall_s']:.1f} "
-                f"results_per_s={figures['results_per_s']:.1f} "
-                f"driver_ms_per_result={figures['driver_ms_per_result']:.2f} "
-                f"driver_cpu_ms_per_result={figures['driver_cpu_ms_per_result']:.2f} "
-                f"callbacks_ms_per_result={figures['callbacks_ms_per_result']:.2f} "
-                f"cpu_ms_per_result={figures['cpu_ms_per_result']:.2f}",
-                flush=True,
-            )
+        for every in cadences:
+            for store in args.stores.split(","):
+                here = folder / f"{store}-ckpt{every}"  # a store of its own per run
+                here.mkdir()
+                if store == "sqlite":
+                    figures = measure(here, store, f"sqlite:///{here / 'mlflow.db'}", args, every)
+                elif store == "server":
+                    with mlflow_server(here) as url:
+                        figures = measure(here, store, url, args, every)
+                else:
+                    parser.error(f"--stores: unknown store {store!r} (sqlite, server)")
+                runs[store, every] = figures
+                tag = f"store={store} checkpoint_every={every}"
+                parts = " ".join(f"{k}={v:.2f}" for k, v in figures["breakdown"].items())
+                print(f"{tag} ms_per_result: {parts}", flush=True)
+                print(
+                    f"{tag} trials={figures['trials']:.0f} "
+                    f"finished={figures['finished']:.0f} "
+                    f"results={figures['results']:.0f} wall_s={figures['wall_s']:.1f} "
+                    f"results_per_s={figures['results_per_s']:.1f} "
+                    f"driver_ms_per_result={figures['driver_ms_per_result']:.2f} "
+                    f"driver_cpu_ms_per_result={figures['driver_cpu_ms_per_result']:.2f} "
+                    f"callbacks_ms_per_result={figures['callbacks_ms_per_result']:.2f} "
+                    f"cpu_ms_per_result={figures['cpu_ms_per_result']:.2f}",
+                    flush=True,
+                )
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
-    worst = max(lines, key=lambda f: f["driver_ms_per_result"])
+    reference = cadences[0]
+    for (store, every), figures in runs.items():
+        if every != reference:
+            base = runs[store, reference]
+            driver = figures["driver_ms_per_result"] / base["driver_ms_per_result"]
+            rest = figures["breakdown"]["tune_rest"] / base["breakdown"]["tune_rest"]
+            print(
+                f"store={store} checkpoint_every={every} vs {reference}: "
+                f"driver_ms_ratio={driver:.3f} tune_rest_ms_ratio={rest:.3f}"
+            )
+    worst = max(
+        (f for (_, every), f in runs.items() if every == reference),
+        key=lambda f: f["driver_ms_per_result"],
+    )
     print(
         f"trials={worst['trials']:.0f} results_per_s={worst['results_per_s']:.1f} "
         f"driver_ms_per_result={worst['driver_ms_per_result']:.2f}"
