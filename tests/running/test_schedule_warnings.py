@@ -4,7 +4,9 @@ trials.num that a grid does not honour."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from lrtune.running import start_warnings
 from lrtune.running._run import grid_count_warnings, schedule_resolution_warnings
 from lrtune.specs import load_job, parse_job
 
@@ -55,3 +57,30 @@ def test_a_trial_count_the_grid_does_not_honour_is_named_and_the_grid_counted() 
     assert unset.trial_count == 20 and grid_count_warnings(unset) == []
     stored = parse_job(unset.to_yaml_dict(), "<results job.yaml>")
     assert stored.trials.num == 8 and stored.trial_count == 20
+
+
+def test_a_dry_run_lists_the_warnings_the_run_would_print(
+    tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    import json
+
+    from lrtune.cli import main
+
+    monkeypatch.chdir(tmp_path)  # where a run would write results/ and mlflow.db
+
+    job = tmp_path / "short.yaml"
+    job.write_text(
+        "version: 1\nname: short\nagent: ppo\nenv: {id: CartPole-v1}\n"
+        "budget: {trial_env_steps: 100000}\n"
+        "policy: {lr: 0.001, schedule: {name: step, params: {step_size: 1500}}}\n"
+    )
+    assert main(["run", str(job), "--dry-run"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    (warning,) = plan["warnings"]
+    assert "policy.schedule.params.step_size = 1500" in warning and "never shows" in warning
+    assert plan["warnings"] == start_warnings(load_job(job))
+    evidence = ROOT / "jobs" / "evidence_recsys.yaml"  # a grid of 100 points
+    assert main(["run", str(evidence), "--set", "trials.num=2", "--dry-run"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert any("trials.num is 2" in w for w in plan["warnings"]), plan["warnings"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["short.yaml"]  # nothing written

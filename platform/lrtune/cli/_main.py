@@ -187,9 +187,7 @@ def _describe_entry(entry: Any) -> dict[str, Any]:
         "name": entry.name,
         "description": entry.description,
         "params": params,
-        "agents": "all"
-        if entry.capabilities.agents is None
-        else sorted(entry.capabilities.agents),
+        "agents": "all" if entry.capabilities.agents is None else sorted(entry.capabilities.agents),
         "stateful": entry.capabilities.stateful,
         **_agent_facts(entry),
     }
@@ -399,7 +397,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _plan(job: Any, args: argparse.Namespace) -> dict[str, Any]:
     """The resolved plan of a job, as --dry-run prints it (computed without starting Ray)."""
-    from lrtune.running import experiment_paths
+    from lrtune.running import experiment_paths, start_warnings
     from lrtune.tracking._redact import redact_uri
 
     experiment_dir, results_dir = experiment_paths(job, args.storage_path)
@@ -426,18 +424,16 @@ def _plan(job: Any, args: argparse.Namespace) -> dict[str, Any]:
         "resume": (experiment_dir / "tuner.pkl").exists(),
     }
     if job.space is not None:
-        from lrtune.specs import compile_space, sampler_warning
+        from lrtune.specs import compile_space
 
         compiled = compile_space(job)
         plan["space"] = " + ".join(job.space_files) or "inline"
         if job.search.algorithm == "optuna":
             plan["startup_trials"] = job.startup_trials
         plan["parameters"] = sorted(compiled.distributions())
-        warning = sampler_warning(job)
-        if warning:
-            plan["warning"] = warning
         if job.search.algorithm == "grid":
             plan["grid_points"] = compiled.grid_size()
     else:
         plan["policy"] = job.policy.model_dump(mode="json") if job.policy else None
+    plan["warnings"] = start_warnings(job)  # as the run prints them under its header
     return plan

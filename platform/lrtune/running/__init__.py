@@ -9,7 +9,12 @@ from lrtune.running._populations import (
     PopulationSetup,
 )
 from lrtune.running._results import RunOutcome, TrialOutcome, read_results
-from lrtune.running._run import ExperimentConflictError, experiment_paths, run_job
+from lrtune.running._run import (
+    ExperimentConflictError,
+    experiment_paths,
+    run_job,
+    start_warnings,
+)
 from lrtune.running._single import IterationRecord, train_single
 from lrtune.running._trainable import LRTuneTrainable
 
@@ -29,5 +34,6 @@ __all__ = [
     "prepare_loopback_env",
     "read_results",
     "run_job",
+    "start_warnings",
     "train_single",
 ]

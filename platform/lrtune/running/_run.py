@@ -425,7 +425,7 @@ def plan_run(job: Any, results_dir: Path, *, resume: bool) -> RunPlan:
             ),
             population=population,
             opens_study=(results_dir / STUDY_FILE).exists(),
-            warnings=[*warnings, *schedule_resolution_warnings(job)],
+            warnings=[*warnings, *start_warnings(job)],
         )
     param_space, search_alg, num_samples, warnings = _search_setup(job, results_dir)
     opens_study = (results_dir / STUDY_FILE).exists() or (
@@ -445,7 +445,7 @@ def plan_run(job: Any, results_dir: Path, *, resume: bool) -> RunPlan:
         ),
         population=None,
         opens_study=opens_study,
-        warnings=[*warnings, *grid_count_warnings(job), *schedule_resolution_warnings(job)],
+        warnings=[*warnings, *start_warnings(job)],
     )
 
 
@@ -927,6 +927,22 @@ def _study_url(results_dir: Path) -> str:
     return f"sqlite:///{results_dir / STUDY_FILE}"
 
 
+def start_warnings(job: Any) -> list[str]:
+    """The run-start warnings that follow from the job alone: the searcher's (a space it cannot
+    model), a grid's trial count, schedule durations shorter than an iteration. `plan_run`
+    prints them under the run's header and ``lrtune run --dry-run`` lists them; warnings that
+    need the run's state (a warm start's earlier study, resuming a synchronous population) come
+    only with a run."""
+    from lrtune.specs import sampler_warning
+
+    searcher = sampler_warning(job)
+    return [
+        *([searcher] if searcher else []),
+        *grid_count_warnings(job),
+        *schedule_resolution_warnings(job),
+    ]
+
+
 def grid_count_warnings(job: Any) -> list[str]:
     """A warning when a job's ``trials.num`` differs from its grid: Tune runs each grid point
     once (the header and the concurrency limit count the grid's trials)."""
@@ -992,18 +1008,13 @@ def _search_setup(job: Any, results_dir: Path) -> tuple[dict[str, Any], Any, int
             policy=job.policy.model_dump(mode="json"), hyperparams=job.fixed_hyperparams
         )
         return point.to_config(), None, job.trials.num, warnings
-    from lrtune.specs import compile_space, make_sampler, sampler_warning
+    from lrtune.specs import compile_space, make_sampler
 
     compiled = compile_space(job)
     if job.search.kind == "grid":
         points = [point.to_config() for point in compiled.grid_points()]
         return {"point": tune.grid_search(points)}, None, 1, warnings
 
-    from lrtune.running._search import LRTuneOptunaSearch
-
-    warning = sampler_warning(job)
-    if warning:
-        warnings.append(warning)
     if job.search.kind == "tune":  # another Tune searcher (hyperopt): no Optuna study
         from lrtune.running._searchers import tune_searcher
 
@@ -1012,7 +1023,7 @@ def _search_setup(job: Any, results_dir: Path) -> tuple[dict[str, Any], Any, int
             max_concurrent=job.concurrent_trials,
         )
         return {}, limited, job.trials.num, warnings
-    from lrtune.running._search import study_storage
+    from lrtune.running._search import LRTuneOptunaSearch, study_storage
 
     storage = study_storage(_study_url(results_dir))
     if job.search.warm_start:
