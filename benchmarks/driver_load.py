@@ -67,12 +67,19 @@ History, all on the shared 2-core VM, 20 results a trial:
    forces whenever a trial has saved ``num_to_keep`` (lrtune: 2) checkpoints since the last
    one; with a checkpoint every iteration that is every few results, so its O(trials) cost is
    paid per result. The tracking writer thread (MLflow REST) took 294 of 1,374 samples.
+6. (2026-12-03, eighth session) Checkpoint cadence, ``--trials 200 --stores sqlite
+   --checkpoint-every 1,5``, one process, the two runs one after the other (every iteration
+   first), load ~9 from the benchmark itself: every iteration ``driver_ms_per_result=5.76``
+   (rest of Tune 3.29, wall 161 s); every 5 results ``2.91`` (rest of Tune 1.05, wall 100 s):
+   ratios 0.505 and 0.320. Fewer checkpoints mean fewer forced snapshots. One order, one run
+   each; the default (every iteration) is unchanged.
 
 The goal (≤ 5 ms per result) is met at 30 trials on a lightly loaded machine, not at 1,000
 trials under load; in CPU the driver thread needs 1.3-1.6 ms per result at any size.
 
 Run: ``.venv/bin/python benchmarks/driver_load.py [--trials 1000] [--results 20]
-[--concurrent 8] [--stores sqlite,server] [--scheduler none] [--step-s 0.1] [--profile]``
+[--concurrent 8] [--stores sqlite,server] [--scheduler none] [--step-s 0.1] [--profile]
+[--checkpoint-every 1[,5]]``
 """
 
 from __future__ import annotations
