@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lrtune`` console script; returns the exit code."""
-    from lrtune.running._run import DriverOSError
+    from lrtune.registry._errors import DriverOSError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -10,6 +10,15 @@ class LRTuneError(Exception):
     """
 
 
+class DriverOSError(Exception):
+    """The driver itself could not read or write a file (a full disk, a lost mount).
+
+    Not bad input: ``lrtune run`` exits 1 with this one paragraph, after closing the run's
+    MLflow runs and Optuna trials and releasing the experiment's lock. (It lives here, beside
+    `LRTuneError`, so that the CLI catches it without importing Ray, Tune and torch.)
+    """
+
+
 class UnknownPluginError(LRTuneError, KeyError):
     """A name was looked up in a slot that has no entry by that name."""
 

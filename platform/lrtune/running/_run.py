@@ -31,6 +31,7 @@ from ray.tune.stopper import Stopper
 
 from lrtune._files import atomic_write_text
 from lrtune.registry import LRTuneError
+from lrtune.registry._errors import DriverOSError
 from lrtune.running._local_ray import connect_ray_for_tune
 from lrtune.running._results import (
     RunOutcome,
@@ -260,14 +261,6 @@ def _budget_for(
 
 class ResumeSettingError(LRTuneError):
     """A resumed experiment cannot honour a setting the current command changed."""
-
-
-class DriverOSError(Exception):
-    """The driver itself could not read or write a file (a full disk, a lost mount).
-
-    Not bad input: ``lrtune run`` exits 1 with this one paragraph, after closing the run's
-    MLflow runs and Optuna trials and releasing the experiment's lock.
-    """
 
 
 def experiment_paths(job: Any, storage_path: str | None = None) -> tuple[Path, Path]:
