@@ -239,6 +239,36 @@ CASES: list[tuple[str, dict[str, str], str, list[str], list[str]]] = [
         ["model.normalize_rewards:", "only PPO", "set it to false"],
     ),
     (
+        "space model reward normalisation searched with dqn",
+        {
+            "space.yaml": SPACE
+            + "model: {normalize_rewards: {distribution: categorical, choices: [false, true]}}\n",
+            "job.yaml": job(agent="dqn"),
+        },
+        "job.yaml",
+        [],
+        ["space.model.normalize_rewards:", "only PPO", "set it to false for dqn"],
+    ),
+    (
+        "space model orthogonal initialisation with dqn",
+        {"space.yaml": SPACE + "model: {initializer: orthogonal}\n", "job.yaml": job(agent="dqn")},
+        "job.yaml",
+        [],
+        ["space.model.initializer:", "built for PPO"],
+    ),
+    (
+        "space model shared value layers with dqn",
+        {
+            "space.yaml": SPACE
+            + "model:\n  vf_share_layers: {values: [false, true]}\n"
+            + "  hidden: {values: [[64], [32]]}\n",
+            "job.yaml": job(agent="dqn", search="{algorithm: grid}"),
+        },
+        "job.yaml",
+        [],
+        ["space.model.vf_share_layers:", "no value network"],
+    ),
+    (
         "unknown model key",
         {"space.yaml": SPACE, "job.yaml": job(model="{normalise_observations: true}")},
         "job.yaml",

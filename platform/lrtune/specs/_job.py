@@ -587,33 +587,48 @@ class JobSpec(BaseModel):
                             f"are {', '.join(plugin.roles)}",
                         )
                     )
-        initializer = self.model.initializer
-        if initializer is not None and initializer not in plugin.initializers:
-            problems.append(
+        problems += [(("model", field), msg) for field, msg in self._model_fit(self.model)]
+        # The space's model settings over the job's model, at every check point of each (a
+        # categorical at each choice): an unsupported one is bad input here, not a trial error.
+        space_model = (self.space.model or {}) if self.space is not None else {}
+        reported: set[str] = set()
+        for moved, _, _, candidate in check_candidates(space_model):
+            merged = ModelSpec.model_validate({**self.model.model_dump(), **candidate})
+            for field, msg in self._model_fit(merged):
+                if field in space_model and field not in reported and moved in (None, field):
+                    reported.add(field)
+                    problems.append((("space", "model", field), msg))
+        return problems
+
+    def _model_fit(self, model: ModelSpec) -> list[tuple[str, str]]:
+        """(field, message) for each model setting this job's agent cannot run."""
+        plugin, agent, found = self.agent_plugin, self.agent, []
+        if model.initializer is not None and model.initializer not in plugin.initializers:
+            found.append(
                 (
-                    ("model", "initializer"),
-                    f"agent '{self.agent}' supports {', '.join(plugin.initializers)} "
+                    "initializer",
+                    f"agent '{agent}' supports {', '.join(plugin.initializers)} "
                     "initialisation (orthogonal is built for PPO's policy and value networks); "
                     "leave it out for the agent's default",
                 )
             )
-        if self.model.normalize_rewards and not plugin.scales_rewards:
-            problems.append(
+        if model.normalize_rewards and not plugin.scales_rewards:
+            found.append(
                 (
-                    ("model", "normalize_rewards"),
-                    f"{self.agent} cannot scale rewards (only PPO, whose batches are whole "
-                    f"return streams, can); leave it out or set it to false for {self.agent}",
+                    "normalize_rewards",
+                    f"{agent} cannot scale rewards (only PPO, whose batches are whole "
+                    f"return streams, can); leave it out or set it to false for {agent}",
                 )
             )
-        if self.model.vf_share_layers and not plugin.separate_value_network:
-            problems.append(
+        if model.vf_share_layers and not plugin.separate_value_network:
+            found.append(
                 (
-                    ("model", "vf_share_layers"),
-                    f"{self.agent} has no value network to share layers with; leave it out "
-                    f"for {self.agent}",
+                    "vf_share_layers",
+                    f"{agent} has no value network to share layers with; leave it out "
+                    f"for {agent}",
                 )
             )
-        return problems
+        return found
 
     def _agent_setting_problems(self) -> list[Problem]:
         """The space's ``agent_settings``: for this job's agent, and not beside the RLlib
