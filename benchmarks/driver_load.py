@@ -68,18 +68,18 @@ History, all on the shared 2-core VM, 20 results a trial:
    one; with a checkpoint every iteration that is every few results, so its O(trials) cost is
    paid per result. The tracking writer thread (MLflow REST) took 294 of 1,374 samples.
 6. (2026-12-03, eighth session) Checkpoint cadence, ``--trials 200 --stores sqlite
-   --checkpoint-every 1,5``, one process, the two runs one after the other (every iteration
-   first), load ~9 from the benchmark itself: every iteration ``driver_ms_per_result=5.76``
-   (rest of Tune 3.29, wall 161 s); every 5 results ``2.91`` (rest of Tune 1.05, wall 100 s):
-   ratios 0.505 and 0.320. Fewer checkpoints mean fewer forced snapshots. One order, one run
-   each; the default (every iteration) is unchanged.
+   --checkpoint-every 1,5`` (the option is now ``--checkpoint iteration,5``), one process, the
+   two runs one after the other (every iteration first), load ~9 from the benchmark itself:
+   every iteration ``driver_ms_per_result=5.76`` (rest of Tune 3.29, wall 161 s); every 5
+   results ``2.91`` (rest of Tune 1.05, wall 100 s): ratios 0.505 and 0.320. Fewer checkpoints
+   mean fewer forced snapshots. One order, one run each; the default was then every iteration.
 
 The goal (≤ 5 ms per result) is met at 30 trials on a lightly loaded machine, not at 1,000
 trials under load; in CPU the driver thread needs 1.3-1.6 ms per result at any size.
 
 Run: ``.venv/bin/python benchmarks/driver_load.py [--trials 1000] [--results 20]
 [--concurrent 8] [--stores sqlite,server] [--scheduler none] [--step-s 0.1] [--profile]
-[--checkpoint-every 1[,5]]``
+[--checkpoint default[,iteration,5]]``
 """
 
 from __future__ import annotations
@@ -129,13 +129,12 @@ class SyntheticTrainable(tune.Trainable):
 
     #: Seconds one synthetic iteration takes (``--step-s``); set before the run starts.
     step_s = 0.0
-    #: ``trials.checkpoint_env_steps`` of the job (None: Tune saves after every iteration).
-    checkpoint_env_steps: int | None = None
 
     def setup(self, config: dict[str, Any], job: Any = None) -> None:
         """Read the budget from the job; the sampled LR sets the synthetic learning curve."""
         self.budget = int(job.budget.trial_env_steps)
-        self.checkpoint_env_steps = job.trials.checkpoint_env_steps
+        self.trials = job.trials  # the checkpoint cadence, asked as `LRTuneTrainable` asks
+        self.last_checkpoint_at = time.monotonic()
         point = config.get("point", config).get("lrtune", {})
         self.lr = float((point.get("policy") or {}).get("lr", 3e-4) or 3e-4)
         self.env_steps = 0
@@ -173,8 +172,10 @@ class SyntheticTrainable(tune.Trainable):
             "budget_reached": int(done),
             "done": done,
         }
-        every = self.checkpoint_env_steps
-        if every is not None and self.env_steps // every > prev // every:
+        since = time.monotonic() - self.last_checkpoint_at
+        if not self.trials.checkpoints_every_iteration and self.trials.checkpoint_due(
+            self.env_steps, prev, since
+        ):
             report[SHOULD_CHECKPOINT] = True  # as `LRTuneTrainable` asks for one
         return report
 
@@ -184,10 +185,12 @@ class SyntheticTrainable(tune.Trainable):
         point = new_config.get("point", new_config).get("lrtune", {})
         self.lr = float((point.get("policy") or {}).get("lr", 3e-4) or 3e-4)
         self.env_steps = 0
+        self.last_checkpoint_at = time.monotonic()
         return True
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         """One small JSON file."""
+        self.last_checkpoint_at = time.monotonic()
         Path(checkpoint_dir, "synthetic.json").write_text(json.dumps({"env_steps": self.env_steps}))
 
     def load_checkpoint(self, checkpoint: Any) -> None:
@@ -285,9 +288,20 @@ def mlflow_server(folder: Path) -> Iterator[str]:
         yield url
 
 
-def make_job(folder: Path, name: str, args: argparse.Namespace, uri: str, every: int) -> Any:
+def cadence_fields(cadence: str) -> dict[str, Any]:
+    """The ``trials`` fields of a ``--checkpoint`` cadence: ``default`` (none: the job's default
+    cadence, 60 s of training), ``iteration`` (``checkpoint_seconds: 0``) or a whole number N
+    of results (``checkpoint_env_steps``)."""
+    if cadence == "default":
+        return {}
+    if cadence == "iteration":
+        return {"checkpoint_seconds": 0}
+    return {"checkpoint_env_steps": int(cadence) * STEPS_PER_RESULT}
+
+
+def make_job(folder: Path, name: str, args: argparse.Namespace, uri: str, cadence: str) -> Any:
     """The benchmark's job: an Optuna search over the LR, ``args.trials`` trials, each saving
-    a checkpoint every ``every`` results (1: lrtune's default, every iteration)."""
+    checkpoints at ``cadence`` (see `cadence_fields`)."""
     data = {
         "version": 1,
         "name": name,
@@ -298,7 +312,7 @@ def make_job(folder: Path, name: str, args: argparse.Namespace, uri: str, every:
             "num": args.trials,
             "max_concurrent": args.concurrent,
             "max_failures": 1,
-            **({"checkpoint_env_steps": every * STEPS_PER_RESULT} if every > 1 else {}),
+            **cadence_fields(cadence),
         },
         "scheduler": {"name": args.scheduler},
         "resources": {"cpus": args.cpus},
@@ -316,10 +330,10 @@ def make_job(folder: Path, name: str, args: argparse.Namespace, uri: str, every:
 
 
 def measure(
-    folder: Path, store: str, uri: str, args: argparse.Namespace, every: int
+    folder: Path, store: str, uri: str, args: argparse.Namespace, cadence: str
 ) -> dict[str, Any]:
-    """Run the job once against ``uri``, checkpointing every ``every`` results; its figures."""
-    job = make_job(folder, f"driver-load-{store}-ckpt{every}", args, uri, every)
+    """Run the job once against ``uri``, checkpointing at ``cadence``; its figures."""
+    job = make_job(folder, f"driver-load-{store}-ckpt-{cadence}", args, uri, cadence)
     timers = Timers(profile=args.profile)
     with timers.installed():
         cpu0, wall0 = driver_cpu_s(), time.perf_counter()
@@ -372,25 +386,26 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", action="store_true", help="print a cProfile of the per-result work (stderr)"
     )
     parser.add_argument(
-        "--checkpoint-every",
-        default="1",
+        "--checkpoint",
+        default="default",
         help=(
-            "results between a trial's checkpoints (trials.checkpoint_env_steps); a list "
-            "(1,5) runs each in turn, the first as the reference of the ratios"
+            "a trial's checkpoint cadence: default (the job's default, 60 s of training), "
+            "iteration (after every one) or N results; a list (default,iteration,5) runs each "
+            "in turn, the first as the reference of the ratios"
         ),
     )
     args = parser.parse_args(argv)
-    cadences = [int(c) for c in args.checkpoint_every.split(",")]
-    if not cadences or min(cadences) < 1:
-        parser.error("--checkpoint-every: whole numbers of results, 1 or more (1,5)")
+    cadences = args.checkpoint.split(",")
+    if not all(c in ("default", "iteration") or (c.isdigit() and int(c) >= 1) for c in cadences):
+        parser.error("--checkpoint: default, iteration or whole numbers of results (5)")
     SyntheticTrainable.step_s = args.step_s  # cloudpickled with the class (it lives in __main__)
     folder = Path(tempfile.mkdtemp(prefix="lrtune-driver-load-"))
     init_local_ray(num_cpus=os.cpu_count() or 2)
-    runs: dict[tuple[str, int], dict[str, Any]] = {}
+    runs: dict[tuple[str, str], dict[str, Any]] = {}
     try:
         for every in cadences:
             for store in args.stores.split(","):
-                here = folder / f"{store}-ckpt{every}"  # a store of its own per run
+                here = folder / f"{store}-ckpt-{every}"  # a store of its own per run
                 here.mkdir()
                 if store == "sqlite":
                     figures = measure(here, store, f"sqlite:///{here / 'mlflow.db'}", args, every)
@@ -400,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     parser.error(f"--stores: unknown store {store!r} (sqlite, server)")
                 runs[store, every] = figures
-                tag = f"store={store} checkpoint_every={every}"
+                tag = f"store={store} checkpoint={every}"
                 parts = " ".join(f"{k}={v:.2f}" for k, v in figures["breakdown"].items())
                 print(f"{tag} ms_per_result: {parts}", flush=True)
                 print(
@@ -424,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
             driver = figures["driver_ms_per_result"] / base["driver_ms_per_result"]
             rest = figures["breakdown"]["tune_rest"] / base["breakdown"]["tune_rest"]
             print(
-                f"store={store} checkpoint_every={every} vs {reference}: "
+                f"store={store} checkpoint={every} vs {reference}: "
                 f"driver_ms_ratio={driver:.3f} tune_rest_ms_ratio={rest:.3f}"
             )
     worst = max(

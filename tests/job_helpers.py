@@ -34,6 +34,11 @@ def tiny_job(name: str, store: Path, **fields: Any) -> dict[str, Any]:
         "tracking": {"uri": f"sqlite:///{store / 'mlflow.db'}"},
     }
     data.update(fields)
+    # Tests pin a checkpoint after every iteration (deterministic fault points), where users get
+    # a time cadence, unless the test gives a cadence of its own.
+    trials = dict(data["trials"])
+    if "checkpoint_seconds" not in trials and "checkpoint_env_steps" not in trials:
+        data["trials"] = {**trials, "checkpoint_seconds": 0}
     return data
 
 

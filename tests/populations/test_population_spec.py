@@ -209,6 +209,8 @@ def test_bad_populations_exit_2_naming_the_field(
         ({"search": {"algorithm": "grid"}}, "search.algorithm"),
         ({"scheduler": {"name": "median"}}, "scheduler.name"),
         ({"trials": {"num": 5}}, "trials.num"),
+        ({"trials": {"checkpoint_seconds": 30}}, "trials.checkpoint_seconds: a population's"),
+        ({"trials": {"checkpoint_env_steps": 256}}, "trials.checkpoint_env_steps: a population"),
         ({"policy": None}, "population starts every member from the job's `policy:`"),
     ],
 )

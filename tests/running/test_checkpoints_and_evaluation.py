@@ -89,6 +89,7 @@ def test_a_failed_trial_resumes_from_its_last_checkpoint_by_env_steps_with_the_l
         {s: cosine_lr(1e-3, 0.1, s, 768) for s in steps}, rel=1e-9
     )
 
+
 @pytest.mark.slow
 def test_scoring_on_the_evaluation_reports_the_deterministic_evaluation_of_the_final_policy(
     ray_session: Any, workdir: Path, job_file: Any
@@ -205,6 +206,12 @@ BAD_SETTINGS = [
     ({"trials": {"checkpoint_env_steps": 0}}, "trials.checkpoint_env_steps"),
     ({"trials": {"checkpoint_env_steps": "often"}}, "trials.checkpoint_env_steps"),
     ({"trials": {"checkpoint_every": 5}}, "trials.checkpoint_every"),
+    ({"trials": {"checkpoint_seconds": -1}}, "trials.checkpoint_seconds"),
+    ({"trials": {"checkpoint_seconds": "hourly"}}, "trials.checkpoint_seconds"),
+    (
+        {"trials": {"checkpoint_seconds": 30, "checkpoint_env_steps": 1000}},
+        "trials.checkpoint_seconds: give one checkpoint cadence",
+    ),
     ({"evaluation": {"episodes": 0}}, "evaluation.episodes"),
     ({"evaluation": {"episodes": 100_000}}, "evaluation.episodes"),
     ({"evaluation": {"interval": -1}}, "evaluation.interval"),
@@ -239,3 +246,55 @@ def test_good_checkpoint_and_evaluation_settings_plan(tmp_path: Path, job_file: 
     job = load_job(path)
     assert job.trials.checkpoint_env_steps == 10_000
     assert job.evaluation.enabled and job.evaluation.score
+
+
+def test_the_checkpoint_cadence_by_seconds_by_env_steps_and_after_every_iteration() -> None:
+    from lrtune.specs import TrialsSpec
+
+    default = TrialsSpec()
+    assert not default.checkpoints_every_iteration
+    assert not default.checkpoint_due(128, 0, 59.9) and default.checkpoint_due(128, 0, 60.0)
+    by_time = TrialsSpec(checkpoint_seconds=5)
+    assert [by_time.checkpoint_due(256, 128, s) for s in (0.0, 4.99, 5.0, 70.0)] == [
+        False,
+        False,
+        True,
+        True,
+    ]
+    assert TrialsSpec(checkpoint_seconds=0).checkpoints_every_iteration  # Tune's frequency 1
+    by_steps = TrialsSpec(checkpoint_env_steps=256)
+    # Env steps alone decide: passing a multiple of 256, however long it took.
+    assert [by_steps.checkpoint_due(e, e - 128, 1e6) for e in (128, 256, 384, 512)] == [
+        False,
+        True,
+        False,
+        True,
+    ]
+    assert by_steps.checkpoint_due(300, 250, 0.0) and not by_steps.checkpoint_due(500, 300, 0.0)
+
+
+@pytest.mark.slow
+def test_by_default_a_short_trial_saves_only_at_its_end(
+    ray_session: Any, workdir: Path, job_file: Any
+) -> None:
+    # The default cadence (60 s of training between checkpoints) asks for none in a trial of a
+    # few seconds; Tune's checkpoint at the end still saves the final policy.
+    path = job_file(
+        workdir,
+        "cadence",
+        policy={"lr": 3e-4},
+        budget={"trial_env_steps": 384},
+        trials={"num": 1, "checkpoint_seconds": None},
+    )
+    job = load_job(path)
+    assert job.trials.checkpoint_seconds is None and job.trials.checkpoint_env_steps is None
+    outcome = run_job(job, stream=io.StringIO())
+    (trial,) = outcome.trials
+    assert trial.status == "completed" and trial.env_steps == 384
+    results = trial_results(outcome)
+    assert [r["env_steps"] for r in results] == [128, 256, 384]
+    assert results[-1]["trial_seconds"] < 60, results[-1]
+    assert not any(r.get("should_checkpoint") for r in results), results
+    assert trial.checkpoint is not None and (Path(trial.checkpoint) / "seed0").is_dir()
+    saved = sorted(p.name for p in (outcome.experiment_dir / f"trial_{trial.trial_id}").iterdir())
+    assert [name for name in saved if name.startswith("checkpoint_")] == ["checkpoint_000000"]

@@ -906,9 +906,10 @@ def _resets_itself(trainable_class: type) -> bool:
 
 
 def _checkpoint_frequency(job: Any) -> int:
-    """Tune's ``checkpoint_frequency`` (iterations): 1, or 0 when ``trials.checkpoint_env_steps``
-    is set (the trainable then asks for checkpoints by env steps, with ``should_checkpoint``)."""
-    return 0 if job.trials.checkpoint_env_steps is not None else 1
+    """Tune's ``checkpoint_frequency`` (iterations): 1 with ``trials.checkpoint_seconds: 0``,
+    else 0 (the trainable asks for each checkpoint with ``should_checkpoint``, by time or by env
+    steps: `TrialsSpec.checkpoint_due`)."""
+    return 1 if job.trials.checkpoints_every_iteration else 0
 
 
 def _stopped_early(trial: Any, job: Any) -> bool:

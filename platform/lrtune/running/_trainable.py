@@ -12,8 +12,9 @@ before any episode ends, the last finite value or the job's worst value), ``lrtu
 learner's LR metrics of the first seed), ``evaluation_return`` (the job's metric as the latest
 deterministic evaluation measured it, mean over seeds; NaN before the first or with evaluation
 off: see `lrtune.specs.EvaluationSpec`; with ``evaluation.score`` it is the score),
-``diverged`` (0/1) and ``done`` at the budget. With ``trials.checkpoint_env_steps`` a result
-that passes a multiple of it asks Tune for a checkpoint (``should_checkpoint``).
+``diverged`` (0/1) and ``done`` at the budget. A result asks Tune for a checkpoint
+(``should_checkpoint``) when the job's cadence says so (`TrialsSpec.checkpoint_due`: by seconds of
+training since the last checkpoint, 60 unless the job says otherwise, or by env steps).
 A trial whose divergence persists (the guard's limit, or non-finite losses two iterations in a
 row) reports the job's finite worst value, is tagged diverged and stops (in searches).
 
@@ -133,6 +134,7 @@ class LRTuneTrainable(tune.Trainable):
         self.loss_metrics = job.agent_plugin.loss_metrics
         self.started = time.monotonic()
         self.seconds_before = 0.0
+        self.last_checkpoint_at = self.started  # saved or restored (checkpoint_seconds)
         # Lineage (populations): this actor's id and whose checkpoints it continues.
         self.incarnation = uuid.uuid4().hex[:12]
         self.ancestry: list[dict[str, Any]] = [
@@ -198,8 +200,13 @@ class LRTuneTrainable(tune.Trainable):
             "budget_reached": int(env_steps >= job.budget.trial_env_steps or out_of_time),
             "done": done,
         }
-        every = job.trials.checkpoint_env_steps
-        if every is not None and env_steps // every > prev // every:
+        # A population saves at its own interval (Tune's checkpoint_frequency), never here.
+        trials, since = job.trials, time.monotonic() - self.last_checkpoint_at
+        if (
+            self.population is None
+            and not trials.checkpoints_every_iteration
+            and trials.checkpoint_due(env_steps, prev, since)
+        ):
             report[SHOULD_CHECKPOINT] = True  # Tune saves one now (checkpoint_frequency is 0)
         if self.population is not None:
             report["mutable"] = dict(self.mutable_values)
@@ -248,6 +255,7 @@ class LRTuneTrainable(tune.Trainable):
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         """Save every seed's algorithm (weights, optimizer, lrtune's learner state, DQN's
         replay buffer)."""
+        self.last_checkpoint_at = time.monotonic()
         for i, algo in enumerate(self.algos):
             algo.save_to_path(os.path.join(checkpoint_dir, f"seed{i}"))
             save_replay_buffer(algo, os.path.join(checkpoint_dir, f"seed{i}"))
@@ -286,6 +294,7 @@ class LRTuneTrainable(tune.Trainable):
             self.last_evaluation = state.get("last_evaluation")
             self.seconds_before = float(state.get("seconds", 0.0))
             self.started = time.monotonic()
+            self.last_checkpoint_at = self.started
             self._prev_steps = int(state.get("prev_steps", 0))
             if self.population is not None:
                 self._continue_lineage(state)

@@ -140,15 +140,24 @@ class BudgetSpec(BaseModel):
         return self
 
 
+#: A trial's checkpoint cadence when the job gives none (``trials.checkpoint_seconds``).
+DEFAULT_CHECKPOINT_SECONDS = 60.0
+
+
 class TrialsSpec(BaseModel):
     """How many trials, how many at once, how many may fail before the search stops, and how
     often a trial saves a checkpoint.
 
-    ``checkpoint_env_steps``: a trial saves a checkpoint each time its env steps pass a multiple
-    of this (and once at its end); left out, after every training iteration. A failed trial is
-    retried from its last checkpoint (``max_failures``) and a resumed run continues from it, so
-    the work since that checkpoint is redone; fewer checkpoints cost less per iteration.
-    Population jobs (PBT, PB2) also checkpoint whenever their scheduler asks.
+    A failed trial is retried from its last checkpoint (``max_failures``) and a resumed run
+    continues from it, so the work since that checkpoint is redone; fewer checkpoints cost the
+    trial less per iteration, and the driver too (Tune snapshots the whole experiment each time a
+    trial has saved two checkpoints). Give at most one cadence; every trial also saves one at its
+    end, and population jobs (PBT, PB2) whenever their scheduler asks:
+
+    ``checkpoint_seconds``: after the first iteration that ends this many seconds of the trial's
+    training after its last checkpoint (or its start); 0: after every iteration. Left out, with
+    no ``checkpoint_env_steps``: 60 (`DEFAULT_CHECKPOINT_SECONDS`).
+    ``checkpoint_env_steps``: each time the trial's env steps pass a multiple of this.
     """
 
     model_config = FROZEN
@@ -156,7 +165,40 @@ class TrialsSpec(BaseModel):
     num: Whole = Field(default=8, ge=1)
     max_concurrent: Whole = Field(default=2, ge=1)
     max_failures: Whole = Field(default=1, ge=0)
+    checkpoint_seconds: Real | None = Field(default=None, ge=0)
     checkpoint_env_steps: Whole | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_cadence(self) -> TrialsSpec:
+        if self.checkpoint_seconds is not None and self.checkpoint_env_steps is not None:
+            raise_problems(
+                "TrialsSpec",
+                [
+                    (
+                        ("checkpoint_seconds",),
+                        "give one checkpoint cadence: checkpoint_seconds (time) or "
+                        "checkpoint_env_steps (env steps), not both; remove one of them",
+                    )
+                ],
+            )
+        return self
+
+    @property
+    def checkpoints_every_iteration(self) -> bool:
+        """Whether a trial saves after every iteration (``checkpoint_seconds: 0``)."""
+        return self.checkpoint_env_steps is None and self.checkpoint_seconds == 0
+
+    def checkpoint_due(self, env_steps: int, prev_steps: int, seconds_since: float) -> bool:
+        """Whether the iteration that took the trial from ``prev_steps`` to ``env_steps`` env
+        steps, ``seconds_since`` seconds of training after its last checkpoint (or its start),
+        ends with a checkpoint. A pure function of its arguments."""
+        if self.checkpoint_env_steps is not None:
+            every = self.checkpoint_env_steps
+            return env_steps // every > prev_steps // every
+        seconds = DEFAULT_CHECKPOINT_SECONDS
+        if self.checkpoint_seconds is not None:
+            seconds = float(self.checkpoint_seconds)
+        return seconds_since >= seconds
 
 
 class SeedsSpec(BaseModel):
@@ -624,8 +666,7 @@ class JobSpec(BaseModel):
             found.append(
                 (
                     "vf_share_layers",
-                    f"{agent} has no value network to share layers with; leave it out "
-                    f"for {agent}",
+                    f"{agent} has no value network to share layers with; leave it out for {agent}",
                 )
             )
         return found
@@ -850,6 +891,17 @@ class JobSpec(BaseModel):
                     f"({population.size}) trials: leave trials.num out or make it equal",
                 )
             )
+        for key in ("checkpoint_seconds", "checkpoint_env_steps"):
+            if getattr(self.trials, key) is not None:
+                problems.append(
+                    (
+                        ("trials", key),
+                        "a population's members save checkpoints every "
+                        "population.checkpoint.interval env steps (and when the scheduler "
+                        "asks), which the population's donors rely on: remove it and set "
+                        "population.checkpoint.interval instead",
+                    )
+                )
         problems.extend(population.problems(self.policy, self.agent, self.budget.trial_env_steps))
         return problems
 
@@ -942,6 +994,11 @@ class JobSpec(BaseModel):
         for section in ("search", "scheduler"):  # and those from before searcher params too
             if isinstance(data.get(section), dict) and not data[section].get("params"):
                 data[section].pop("params", None)
+        if (
+            isinstance(data.get("trials"), dict)
+            and data["trials"].get("checkpoint_seconds") is None
+        ):
+            data["trials"].pop("checkpoint_seconds", None)  # and those from before time cadences
         for path in HASH_EXCLUDED:
             node: Any = data
             for key in path[:-1]:
