@@ -1,12 +1,13 @@
 """Chaos: a real `lrtune run` SIGKILLed at random moments, rerun each time, until one run ends.
 
-The job is small (PPO CartPole-v1, 4 trials × 2,560 env steps of 128-step iterations, an
-Optuna search over the LR, 2 trials at a time, sqlite MLflow and everything else in a temporary
-folder). ``python -m lrtune run JOB`` runs as a child process; after a random delay it gets a
-SIGKILL (no handler runs, as on an OOM kill or a lost machine), the Ray processes that driver
-started are killed too (its process family, never ``ray stop``: other Rays on the machine live
-on), and the same command runs again. After ``--kills`` kills a run is left to end; a run that
-ends normally before its kill also ends the loop. Then the records are checked:
+The job is small (PPO CartPole-v1, 4 trials × 2,560 env steps of 128-step iterations, a
+checkpoint after each, an Optuna search over the LR, 2 trials at a time, sqlite MLflow and
+everything else in a temporary folder). ``python -m lrtune run JOB`` runs as a child process;
+after a random delay it gets a SIGKILL (no handler runs, as on an OOM kill or a lost machine),
+the Ray processes that driver started are killed too (its process family, never ``ray stop``:
+other Rays on the machine live on), and the same command runs again. After ``--kills`` kills a
+run is left to end; a run that ends normally before its kill also ends the loop. Then the
+records are checked:
 
 - every trial finished once: results/<name>/summary.json lists ``trials.num`` distinct trials,
   each ``completed`` at its budget, and the summary is not marked interrupted;
@@ -65,7 +66,9 @@ def chaos_job(folder: Path, name: str, trials: int = 4, env_steps: int = 2560) -
         "agent": "ppo",
         "env": {"id": "CartPole-v1"},
         "budget": {"trial_env_steps": env_steps},
-        "trials": {"num": trials, "max_concurrent": 2, "max_failures": 1},
+        # A checkpoint after every iteration (not the default 60 s of training): kills land
+        # between a result and its checkpoint, and a rerun continues from one.
+        "trials": {"num": trials, "max_concurrent": 2, "max_failures": 1, "checkpoint_seconds": 0},
         "scheduler": {"name": "none"},
         "space": {"version": 1, "lr": {"distribution": "log_uniform", "low": 1e-4, "high": 1e-3}},
         "hyperparams": dict(TINY_PPO),

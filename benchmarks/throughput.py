@@ -6,8 +6,10 @@ so that drift in machine load hits both sides alike:
 * **lrtune**: a one-trial job with a fixed LR policy (Adam, constant 3e-4 PPO / 1e-4 DQN) through
   lrtune's real trial path, `lrtune.running.run_job`: Ray Tune, `LRTuneTrainable`, RLlib on the
   new API stack, MLflow (sqlite in a temporary folder), checkpoints as the job's
-  ``trials.checkpoint_env_steps`` says (``--checkpoint-env-steps`` sets it; left out, a
-  checkpoint after every iteration, as before that setting existed). The trial holds
+  ``trials.checkpoint_seconds`` or ``trials.checkpoint_env_steps`` says
+  (``--checkpoint-seconds``, ``--checkpoint-env-steps``; left out, the job's default: one per
+  60 s of training since 2026-12-03, after every iteration before, and in every figure below
+  — ``--checkpoint-seconds 0`` now). The trial holds
   one CPU; Ray sets the actor's ``OMP_NUM_THREADS`` to 1 and lrtune's learner sets torch's
   threads to 1. Env steps/s = the trial's env steps / its ``trial_seconds`` (wall time from the
   end of ``setup`` — algorithm built — to its last result: sampling, updates, evaluation,
@@ -72,8 +74,8 @@ gap needs a vectorised replay buffer and lighter connector pipelines in RLlib (o
 minibatches / fewer epochs, which change the algorithm), not less work per Tune result.
 
 Run: ``.venv/bin/python benchmarks/throughput.py [--reps 3] [--ppo-steps 40960]
-[--dqn-steps 12000] [--checkpoint-env-steps N]`` (needs the ``bench`` extra:
-``pip install -e .[bench]``).
+[--dqn-steps 12000] [--checkpoint-seconds S | --checkpoint-env-steps N]`` (needs the ``bench``
+extra: ``pip install -e .[bench]``).
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ LR = {"ppo": 3e-4, "dqn": 1e-4}
 
 
 def lrtune_run(
-    agent: str, env_steps: int, folder: Path, name: str, checkpoint_env_steps: int | None
+    agent: str, env_steps: int, folder: Path, name: str, cadence: dict[str, float]
 ) -> dict[str, float]:
     """One trial through `run_job`: env steps, trial seconds, seconds inside ``step()``."""
     from lrtune.running import run_job
@@ -144,8 +146,7 @@ def lrtune_run(
     }
     if agent == "ppo":
         data["model"]["vf_share_layers"] = False
-    if checkpoint_env_steps is not None:
-        data["trials"]["checkpoint_env_steps"] = checkpoint_env_steps
+    data["trials"].update(cadence)  # the checkpoint cadence (none given: the job's default)
     job = JobSpec.model_validate(data)
     outcome = run_job(job, stream=io.StringIO())
     (trial,) = outcome.trials
@@ -233,23 +234,35 @@ def main() -> None:
     parser.add_argument("--ppo-steps", type=int, default=40_960)
     parser.add_argument("--dqn-steps", type=int, default=12_000)
     parser.add_argument(
+        "--checkpoint-seconds",
+        type=float,
+        default=None,
+        help="trials.checkpoint_seconds of the lrtune job (0: after every iteration)",
+    )
+    parser.add_argument(
         "--checkpoint-env-steps",
         type=int,
         default=None,
-        help="trials.checkpoint_env_steps of the lrtune job (0: after every iteration)",
+        help="trials.checkpoint_env_steps of the lrtune job",
     )
     parser.add_argument("--agents", default="ppo,dqn")
     args = parser.parse_args()
     agents = [a for a in args.agents.split(",") if a]
+    cadence = {
+        key: value
+        for key, value in (
+            ("checkpoint_seconds", args.checkpoint_seconds),
+            ("checkpoint_env_steps", args.checkpoint_env_steps),
+        )
+        if value is not None
+    }
     steps = {"ppo": args.ppo_steps, "dqn": args.dqn_steps}
     rates: dict[str, dict[str, list[float]]] = {a: {"lrtune": [], "sb3": []} for a in agents}
     print(f"load before: {os.getloadavg()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="lrtune-throughput-") as tmp:
         for rep in range(args.reps):
             for agent in agents:
-                ours = lrtune_run(
-                    agent, steps[agent], Path(tmp), f"tp-{agent}-{rep}", args.checkpoint_env_steps
-                )
+                ours = lrtune_run(agent, steps[agent], Path(tmp), f"tp-{agent}-{rep}", cadence)
                 theirs = sb3_run(agent, steps[agent], seed=rep)
                 rates[agent]["lrtune"].append(rate(ours))
                 rates[agent]["sb3"].append(rate(theirs))

@@ -179,7 +179,8 @@ def test_a_dead_worker_node_moves_its_trial_to_the_head_from_its_checkpoint(
         "env": {"id": "CartPole-v1"},
         "policy": {"lr": 3e-4},
         "budget": {"trial_env_steps": BUDGET},
-        "trials": {"num": 2, "max_concurrent": 2, "max_failures": 2},
+        # A checkpoint after every iteration: the moved trial continues from a recent one.
+        "trials": {"num": 2, "max_concurrent": 2, "max_failures": 2, "checkpoint_seconds": 0},
         "resources": {"cpus": 1},
         "scheduler": {"name": "none"},
         "hyperparams": {

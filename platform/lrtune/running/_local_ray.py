@@ -59,8 +59,9 @@ def connect_ray_for_tune(ray_address: str | None = None) -> None:
     driver) or start the embedded loopback one, with Tune's legacy output engine selected.
 
     The legacy engine honours ``verbose=0`` (the new one prints its own banner and table);
-    lrtune's `ProgressPrinter` is the live view. Checkpointing every iteration is intended, so
-    Tune's warning about slow experiment-checkpoint syncs is off.
+    lrtune's `ProgressPrinter` is the live view. Frequent checkpoints are intended where a job
+    asks for them (``trials.checkpoint_seconds: 0``, populations), so Tune's warning about
+    frequent experiment-checkpoint syncs is off.
     """
     prepare_loopback_env()
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
