@@ -14,9 +14,13 @@ records are checked:
 - MLflow: exactly one run per trial of the summary (tag ``lrtune.trial_id``), no trial run for a
   trial the summary does not have, one parent run, and no run left RUNNING (``zombie_runs``);
 - Optuna: no trial left RUNNING in results/<name>/optuna.db (``zombie_trials``);
-- metric steps: each trial run's ``score`` history against the env steps of the trial's result
-  rows in Tune's result.json: a step logged twice (or one Tune never reported) is a duplicate
-  point, a step of result.json absent from MLflow a missing point.
+- metric steps: each trial run's ``score`` history against the trial's iterations. The job's
+  iterations are exactly 128 env steps, so a trial that reached ``E`` env steps reported every
+  multiple of 128 up to ``E``: a step logged twice, or one off that grid, is a duplicate point;
+  a step of the grid absent from MLflow, a missing point. The rows of Tune's result.json must
+  lie on the grid too. The grid, not result.json, is the reference: when a trial restarts from
+  a checkpoint, Tune's JSON logger copies result.json back from the storage path and drops
+  rows written since its last sync (Ray 2.60 ``LoggerCallback._restore_from_remote``).
 
 Last line: ``kills=<n> finished=<k>/<trials> duplicate_points=<d> missing_points=<m>
 zombie_runs=<r> zombie_trials=<t>``; the line before lists every failed check.
@@ -219,10 +223,16 @@ class ChaosReport:
 
 
 def check_records(
-    folder: Path, name: str, trials: int, env_steps: int, study: bool = True
+    folder: Path,
+    name: str,
+    trials: int,
+    env_steps: int,
+    study: bool = True,
+    iteration_steps: int = TINY_PPO["train_batch_size_per_learner"],
 ) -> ChaosReport:
     """Check summary, MLflow runs and metric steps, and (``study``) the Optuna study of
-    experiment ``name`` whose files are under ``folder`` (as `chaos_job` put them)."""
+    experiment ``name`` whose files are under ``folder`` (as `chaos_job` put them); every
+    iteration of the job is ``iteration_steps`` env steps."""
     report = ChaosReport(trials=trials)
     fail = report.failures.append
     results = folder / "results" / name
@@ -246,14 +256,19 @@ def check_records(
     if summary and summary.get("best") is None:
         fail("summary names no best trial")
 
-    _check_mlflow(folder, name, summary, ids, report)
+    _check_mlflow(folder, name, summary, ids, report, iteration_steps)
     if study:
         _check_optuna(results, name, report)
     return report
 
 
 def _check_mlflow(
-    folder: Path, name: str, summary: dict[str, Any], ids: list[str], report: ChaosReport
+    folder: Path,
+    name: str,
+    summary: dict[str, Any],
+    ids: list[str],
+    report: ChaosReport,
+    iteration_steps: int,
 ) -> None:
     from mlflow.entities import ViewType
     from mlflow.tracking import MlflowClient
@@ -283,24 +298,28 @@ def _check_mlflow(
         fail(f"MLflow runs of trials the summary does not list: {strays}")
 
     experiment_dir = Path(summary.get("experiment_dir") or folder / "ray_results" / name)
+    reached = {str(t["trial_id"]): int(t["env_steps"]) for t in summary.get("trials", [])}
     for run in kids:
         trial_id = str(run.data.tags.get("lrtune.trial_id"))
         if trial_id not in ids:
             continue
         steps = [int(m.step) for m in client.get_metric_history(run.info.run_id, "score")]
-        expected = tune_result_steps(experiment_dir / f"trial_{trial_id}" / "result.json")
+        grid = set(range(iteration_steps, reached[trial_id] + 1, iteration_steps))
+        tune_rows = tune_result_steps(experiment_dir / f"trial_{trial_id}" / "result.json")
         counts = Counter(steps)
         twice = sum(n - 1 for n in counts.values())
-        unknown = len(set(counts) - expected)
-        missing = len(expected - set(counts))
-        report.duplicate_points += twice + unknown
+        off_grid = len(set(counts) - grid)
+        missing = len(grid - set(counts))
+        report.duplicate_points += twice + off_grid
         report.missing_points += missing
-        if twice or unknown or missing:
+        if twice or off_grid or missing:
             fail(
-                f"trial {trial_id}: score steps logged twice {twice}, not in result.json "
-                f"{unknown}, missing {missing} (MLflow {sorted(counts)} vs Tune "
-                f"{sorted(expected)})"
+                f"trial {trial_id}: score steps logged twice {twice}, off the "
+                f"{iteration_steps}-step grid {off_grid}, missing {missing} (MLflow "
+                f"{sorted(counts)}, {reached[trial_id]} env steps reached)"
             )
+        if tune_rows - grid:
+            fail(f"trial {trial_id}: result.json rows off the grid {sorted(tune_rows - grid)}")
 
 
 def tune_result_steps(path: Path) -> set[int]:

@@ -6,7 +6,8 @@ print it), and during the final summary (as results/<name>/summary.json appears,
 parent run is closed and the table printed). After each kill the driver's Ray processes are
 killed by process id (`benchmarks/chaos.py`), and the same command runs again; the last run must
 end normally with every trial finished once, one MLflow run per trial and none RUNNING, no
-RUNNING Optuna trial, and each run's ``score`` steps exactly the env steps of its Tune results.
+RUNNING Optuna trial, and each run's ``score`` steps every multiple of 128 (the iteration) up
+to its final env steps, each once.
 """
 
 from __future__ import annotations

@@ -528,7 +528,7 @@ def _fit(
             callbacks=[recorder, ProgressPrinter(_finalist_label, stream)],
         ),
     )
-    trials = fitted_trials(tuner)
+    trials = fitted_trials(tuner, experiment_dir.parent / f"{job.name}-finalists-{round_id}")
     interrupted = any(t.status not in ("TERMINATED", "ERROR") for t in trials) or not trials
     tracker = Tracker(uri, job.experiment_name)
     for run_id in recorder.run_ids.values():

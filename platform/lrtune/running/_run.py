@@ -13,10 +13,12 @@ finalize shares.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import math
 import os
+import pickle
 import shutil
 import signal
 import sys
@@ -66,6 +68,9 @@ from lrtune.vocabulary import (
 
 JOB_MARKER = "lrtune_job.json"
 STUDY_FILE = "optuna.db"
+#: Free bytes under which a file system counts as full when Tune's torn files are explained:
+#: Tune's writes that failed left files cut off, and a disk this close to full caused it.
+_NEARLY_FULL_BYTES = 1 << 20
 
 
 class ExperimentConflictError(LRTuneError):
@@ -290,7 +295,32 @@ def check_experiment(job: Any, experiment_dir: Path, restart: bool) -> bool:
             "job (its resolved job hash differs). Rerun with --restart to discard them and start "
             f"over, or give this job a new name (--set name={job.name}-2)."
         )
-    return (experiment_dir / "tuner.pkl").exists()
+    resume = (experiment_dir / "tuner.pkl").exists()
+    torn = torn_tune_state(experiment_dir) if resume else None
+    if torn is not None:
+        # Tune logs "Failed to restore the run state" and starts trials afresh beside the old
+        # records (a 2-trial job came back with 1 trial): refuse rather than resume wrongly.
+        raise ExperimentConflictError(
+            f"experiment '{job.name}': Tune's experiment state {torn} is cut off (its disk "
+            "filled up, or the driver was killed, while Tune wrote it), so Tune cannot resume "
+            "the experiment's trials. Rerun with --restart to start over (free space first if "
+            "the disk is full), or give this job a new name "
+            f"(--set name={job.name}-2); the earlier run's MLflow runs stay in the store."
+        )
+    return resume
+
+
+def torn_tune_state(experiment_dir: Path) -> Path | None:
+    """Tune's newest experiment state file under ``experiment_dir`` (the one ``Tuner.restore``
+    reads) if it is not whole JSON, else None."""
+    states = sorted(experiment_dir.glob("experiment_state-*.json"))  # Tune takes the max name
+    if not states:
+        return None
+    try:
+        json.loads(states[-1].read_text())
+    except (OSError, ValueError):
+        return states[-1]
+    return None
 
 
 def run_job(
@@ -350,7 +380,7 @@ def run_job(
         )
     except OSError as exc:
         _close_after_os_error(job, uri, results_dir, opened, say)
-        raise DriverOSError(_os_error_paragraph(exc, results_dir)) from exc
+        raise DriverOSError(_os_error_paragraph(exc, results_dir, experiment_dir)) from exc
     finally:
         _LIVE_BUDGETS.pop(str(experiment_dir), None)
         lock.release()
@@ -478,10 +508,25 @@ def job_run_config(
     )
 
 
-def fitted_trials(tuner: Any) -> list[Any]:
-    """Run ``tuner.fit()`` (SIGTERM handled as Ctrl-C) and return Tune's trials."""
-    with _sigterm_as_sigint():
-        grid = tuner.fit()
+def fitted_trials(tuner: Any, experiment_dir: Path) -> list[Any]:
+    """Run ``tuner.fit()`` (SIGTERM handled as Ctrl-C) and return Tune's trials.
+
+    When the disk of the storage path fills up, Tune logs its failed uploads and goes on, and
+    ``fit`` then fails reading back a file the full disk cut off (an empty ``error.pkl``:
+    EOFError): that is raised as the `OSError` it stands for, naming ``experiment_dir``.
+    """
+    try:
+        with _sigterm_as_sigint():
+            grid = tuner.fit()
+    except (EOFError, pickle.UnpicklingError, json.JSONDecodeError) as exc:
+        where = experiment_dir if experiment_dir.exists() else experiment_dir.parent
+        full = shutil.disk_usage(where).free < _NEARLY_FULL_BYTES
+        raise OSError(
+            errno.ENOSPC if full else errno.EIO,
+            ("No space left on device" if full else "a file Tune wrote there is cut off")
+            + f" (Tune's {type(exc).__name__} reading its trial files)",
+            str(experiment_dir),
+        ) from exc
     return list(grid._experiment_analysis.trials)
 
 
@@ -682,7 +727,7 @@ def _launch(
         )
         if closed:
             say(f"closed {closed} MLflow run(s) a stopped driver had left open")
-        trials = fitted_trials(tuner)
+        trials = fitted_trials(tuner, experiment_dir)
     return _Launched(
         trials=trials, tracker=tracker, journal=journal, parent_ref=parent_ref, job_hash=job_hash
     )
@@ -846,8 +891,9 @@ def _close_after_os_error(
         )
 
 
-def _os_error_paragraph(exc: OSError, results_dir: Path) -> str:
-    """One paragraph: what could not be written, why, and the free space where it lives."""
+def _os_error_paragraph(exc: OSError, results_dir: Path, experiment_dir: Path) -> str:
+    """One paragraph: what could not be written, why, the free space where it lives, and how
+    to go on (a resume, unless Tune's experiment state was cut off too)."""
     path = Path(str(exc.filename)) if exc.filename else results_dir
     where = path
     while not where.exists() and where != where.parent:
@@ -857,11 +903,17 @@ def _os_error_paragraph(exc: OSError, results_dir: Path) -> str:
     except OSError:
         free = f"the free space of {where} cannot be read"
     reason = exc.strerror or str(exc) or type(exc).__name__
+    torn = torn_tune_state(experiment_dir) if experiment_dir.is_dir() else None
+    then = (
+        "then rerun the same command: it resumes the experiment."
+        if torn is None
+        else f"then rerun with --restart: Tune's experiment state {torn} was cut off too, so "
+        "the experiment cannot be resumed."
+    )
     return (
         f"the lrtune driver could not write {path}: {reason} ({free}). The run's MLflow runs "
         "and Optuna trials were closed as stopped and the experiment's lock released. Free "
-        "some space (or point results_dir / storage_path at a larger disk), then rerun the "
-        "same command: it resumes the experiment."
+        f"some space (or point results_dir / storage_path at a larger disk), {then}"
     )
 
 
