@@ -9,8 +9,11 @@ Per env stream the piece keeps the discounted return ``G ← γ·G + r`` (reset 
 terminates or is truncated), feeds every ``G`` of a batch to a running mean and variance, and
 divides the batch's rewards by ``√(var + ε)``, clipped to ``±clip``, as SB3 does. Its state (the
 running moments and the open episodes' returns) is part of lrtune's learner checkpoint
-(`LRPolicyLearner.get_state`), so a restored trial scales exactly as the uninterrupted one would.
-RLlib 2.60 has no such piece, and its learner checkpoint leaves learner connector state out.
+(`LRPolicyLearner.get_state`), so a restored trial scales with the moments the interrupted one
+had. The open returns come back too but go unused: RLlib does not checkpoint its envs, so the
+restored env runner starts new episodes (new ids), and the episodes the interruption cut are
+not continued by anyone. RLlib 2.60 has no such piece, and its learner checkpoint leaves learner
+connector state out.
 """
 
 from __future__ import annotations
