@@ -32,7 +32,16 @@ Same settings on both sides (CartPole-v1, MLP 64-64 tanh, Adam):
 Last line: ``ppo_ratio=<lrtune/SB3 env steps/s> dqn_ratio=<...>`` (medians over the reps;
 goal ≥ 1.0 each).
 
-Measured (2026-12-02, the project's 2-core VM, shared at the same time with other sessions'
+Measured 2026-12-04 03:27-03:35 UTC, ``--reps 3`` with the job's default cadence (a checkpoint
+once per 60 s of training: here only at each trial's end), nothing else running (load 1.0-1.7,
+the benchmark itself): PPO lrtune 1,799 / 1,854 / 1,796 env steps/s, SB3 3,125 / 3,959 /
+2,883; DQN lrtune 132 / 195 / 150, SB3 2,068 / 2,509 / 2,087.
+``ppo_ratio=0.576 dqn_ratio=0.072``. Time outside ``step()``: 0.1 s of 22-23 s (PPO), 0.1-0.4
+s of 62-92 s (DQN). The VM ran both sides about 3× slower than on 2026-12-02 (SB3 PPO 2.9-4.0k
+against 10.9-11.1k then, at lower load), so compare ratios across days, not env steps/s; the
+seeded lrtune runs reached the same returns as before (167.0 PPO, 9.3 DQN).
+
+Measured before (2026-12-02, the project's 2-core VM, shared at the same time with other sessions'
 tests and benchmarks: load average 2.6-14 on 2 cores, so single figures swing ±50%; the lrtune
 runs of one budget use the same seed and reached the same training return — 167.0 PPO, 9.3 DQN
 at 12k env steps — so only the timing moved):

@@ -252,3 +252,30 @@ def test_hash_ignores_excluded_fields_only() -> None:
         == h
     )
     assert JobSpec.model_validate({**base, "name": "h2"}).resolved_hash() != h
+
+
+#: A job that sets none of the fields added later (`HASH_LATER_FIELDS`).
+_OLD_JOB: dict[str, Any] = {
+    "version": 1,
+    "name": "old",
+    "agent": "ppo",
+    "env": {"id": "CartPole-v1"},
+    "budget": {"trial_env_steps": 4096},
+    "trials": {"num": 2},
+    "policy": {"lr": 1e-3},
+}
+
+
+def test_a_job_from_before_the_later_fields_keeps_its_hash() -> None:
+    # The literal is the hash lrtune gave this job at 69880fe, before trials.checkpoint_seconds
+    # existed (computed there): an experiment started then resumes only while it stays the
+    # same. A new job field must leave the hash alone at its default (add it to
+    # HASH_LATER_FIELDS), or this fails.
+    assert parse_job(dict(_OLD_JOB)).resolved_hash() == _OLD_JOB_HASH
+    with_params = {**_OLD_JOB, "search": {"algorithm": "optuna", "params": {}}}
+    assert parse_job(with_params).resolved_hash() == _OLD_JOB_HASH
+    cadence = {**_OLD_JOB, "trials": {"num": 2, "checkpoint_seconds": 30}}
+    assert parse_job(cadence).resolved_hash() != _OLD_JOB_HASH
+
+
+_OLD_JOB_HASH = "dc62fa5fa2931541114bcb4fee1fa55a43c017346d6531fbb9130cc92907c46a"

@@ -65,6 +65,14 @@ HASH_EXCLUDED: tuple[tuple[str, ...], ...] = (
     ("space", "description"),
     ("cluster",),  # where trials run, not what they compute
 )
+#: Fields added after jobs were first hashed, left out of the hash while unset (None or empty),
+#: so that a job written before them keeps its hash and its experiment resumes.
+HASH_LATER_FIELDS: tuple[tuple[str, ...], ...] = (
+    ("population",),
+    ("search", "params"),
+    ("scheduler", "params"),
+    ("trials", "checkpoint_seconds"),
+)
 
 
 # ---------------------------------------------------------------------------------- sections
@@ -987,23 +995,15 @@ class JobSpec(BaseModel):
         """sha256 (hex) of the canonical JSON of the resolved job (space inlined, defaults
         filled), leaving out what does not change results: `HASH_EXCLUDED` (description,
         tracking, storage_path, results_dir, trials.max_concurrent, space_path,
-        space.description, cluster)."""
+        space.description, cluster), and `HASH_LATER_FIELDS` while unset."""
         data = self.to_yaml_dict()
-        if data.get("population") is None:  # jobs from before populations keep their hash
-            data.pop("population", None)
-        for section in ("search", "scheduler"):  # and those from before searcher params too
-            if isinstance(data.get(section), dict) and not data[section].get("params"):
-                data[section].pop("params", None)
-        if (
-            isinstance(data.get("trials"), dict)
-            and data["trials"].get("checkpoint_seconds") is None
-        ):
-            data["trials"].pop("checkpoint_seconds", None)  # and those from before time cadences
-        for path in HASH_EXCLUDED:
+        for path, always in [(p, True) for p in HASH_EXCLUDED] + [
+            (p, False) for p in HASH_LATER_FIELDS
+        ]:
             node: Any = data
             for key in path[:-1]:
                 node = node.get(key) if isinstance(node, dict) else None
-            if isinstance(node, dict):
+            if isinstance(node, dict) and (always or node.get(path[-1]) in (None, {})):
                 node.pop(path[-1], None)
         text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
