@@ -1,7 +1,9 @@
-"""The source root `platform/` must never shadow the standard library's `platform` module."""
+"""The layout: the source root `platform/` never shadows the standard library's `platform`
+module, and `lrtune plugins` shows every registry slot."""
 
 from __future__ import annotations
 
+import json
 import platform
 import subprocess
 import sys
@@ -40,3 +42,32 @@ def test_package_is_installed_not_path_hacked() -> None:
     import lrtune
 
     assert Path(lrtune.__file__).resolve().is_relative_to(ROOT / "platform" / "lrtune")
+
+
+def test_lrtune_plugins_lists_every_slot_each_with_entries() -> None:
+    # The slots of the design: the LR policy's four, populations, and agents, searchers and
+    # early-stopping schedulers beside them; each entry in them passes the shared contract
+    # (tests/registry/test_plugin_contract.py, tests/learners/test_agents.py).
+    out = subprocess.run(
+        [sys.executable, "-m", "lrtune", "plugins", "--format", "json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    slots: dict[str, list[str]] = {}
+    for entry in json.loads(out.stdout):
+        slots.setdefault(entry["slot"], []).append(entry["name"])
+    assert list(slots) == [
+        "schedules",
+        "optimizers",
+        "gradients",
+        "feedback",
+        "populations",
+        "searchers",
+        "schedulers",
+        "agents",
+    ]
+    assert {"ppo", "dqn", "sac"} <= set(slots["agents"])
+    assert {"tpe", "cmaes", "gp", "qmc", "random", "grid"} <= set(slots["searchers"])
+    assert {"asha", "median", "hyperband", "none"} <= set(slots["schedulers"])

@@ -167,6 +167,18 @@ def test_analysis_refuses_a_redacted_summary_uri_with_exit_2(
     assert "hides the password" in capsys.readouterr().err
 
 
+def test_analysis_without_a_summary_uri_takes_mlflow_tracking_uri(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_tracking_env: None
+) -> None:
+    from lrtune.analysis import resolve_tracking_uri
+
+    name = str(tmp_path / "results" / "elsewhere")  # no summary.json: run on a cluster
+    assert resolve_tracking_uri(name, None) == "sqlite:///mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert resolve_tracking_uri(name, None) == "http://127.0.0.1:5999"
+    assert resolve_tracking_uri(name, "sqlite:///y.db") == "sqlite:///y.db"
+
+
 # --- end to end: a real run against a real MLflow server with basic auth ----------------------
 
 

@@ -182,6 +182,19 @@ RUN_STATUS: Final[Mapping[str, str]] = MappingProxyType(
 # --- groupings ------------------------------------------------------------------------------
 
 
+#: Grouping names, as users write them (``--by``, ``--per``) and as summaries key group labels.
+BY_FAMILY: Final = "family"
+BY_OPTIMIZER: Final = "optimizer"
+BY_GATING: Final = "gating"
+BY_FEEDBACK: Final = "feedback"
+BY_POLICY: Final = "policy"
+BY_MODEL: Final = "model"
+BY_AGENT: Final = "agent"
+BY_EXPERIMENT: Final = "experiment"
+#: The grouping ``compare`` and ``report`` use when none is given.
+DEFAULT_GROUPING: Final = BY_FAMILY
+
+
 @dataclass(frozen=True)
 class Grouping:
     """A way to group runs: the name users write, and the trial tag that holds its label."""
@@ -200,14 +213,14 @@ GROUPINGS: Final[Mapping[str, Grouping]] = MappingProxyType(
     {
         g.name: g
         for g in (
-            Grouping("family", TAG_SCHEDULE_FAMILY, "the schedule family", of_policy=True),
-            Grouping("optimizer", TAG_OPTIMIZER, "the optimizer", of_policy=True),
-            Grouping("gating", TAG_GATING, "the gradient gate", of_policy=True),
-            Grouping("feedback", TAG_FEEDBACK, "the feedback rules", of_policy=True),
-            Grouping("policy", TAG_POLICY, "the whole LR policy", of_policy=True),
-            Grouping("model", TAG_MODEL, "the agent's network"),
-            Grouping("agent", TAG_AGENT_SETTINGS, "the agent's searched settings"),
-            Grouping("experiment", None, "the experiment"),
+            Grouping(BY_FAMILY, TAG_SCHEDULE_FAMILY, "the schedule family", of_policy=True),
+            Grouping(BY_OPTIMIZER, TAG_OPTIMIZER, "the optimizer", of_policy=True),
+            Grouping(BY_GATING, TAG_GATING, "the gradient gate", of_policy=True),
+            Grouping(BY_FEEDBACK, TAG_FEEDBACK, "the feedback rules", of_policy=True),
+            Grouping(BY_POLICY, TAG_POLICY, "the whole LR policy", of_policy=True),
+            Grouping(BY_MODEL, TAG_MODEL, "the agent's network"),
+            Grouping(BY_AGENT, TAG_AGENT_SETTINGS, "the agent's searched settings"),
+            Grouping(BY_EXPERIMENT, None, "the experiment"),
         )
     }
 )
@@ -219,12 +232,17 @@ GROUPING_TAGS: Final[Mapping[str, str]] = MappingProxyType(
 
 #: Other spellings users write, → the grouping's name: the policy's YAML field names.
 GROUPING_ALIASES: Final[Mapping[str, str]] = MappingProxyType(
-    {"schedule": "family", "gradients": "gating"}
+    {"schedule": BY_FAMILY, "gradients": BY_GATING}
 )
 
 #: The policy's YAML fields (and the search space's choice parameters) → their grouping.
 POLICY_FIELD_GROUPINGS: Final[Mapping[str, str]] = MappingProxyType(
-    {"schedule": "family", "optimizer": "optimizer", "gradients": "gating", "feedback": "feedback"}
+    {
+        "schedule": BY_FAMILY,
+        "optimizer": BY_OPTIMIZER,
+        "gradients": BY_GATING,
+        "feedback": BY_FEEDBACK,
+    }
 )
 
 #: What ``finalize --per`` accepts: the groupings that follow from the LR policy alone.

@@ -36,14 +36,16 @@ from lrtune.analysis._stats import (
     iqm,
 )
 from lrtune.registry import LRTuneError
-from lrtune.vocabulary import GROUPINGS as _GROUPINGS
 from lrtune.vocabulary import (
+    BY_EXPERIMENT,
+    DEFAULT_GROUPING,
     TAG_SOURCE_TRIAL,
     RunRole,
     TrialStatus,
     groupings_help,
     parse_groupings,
 )
+from lrtune.vocabulary import GROUPINGS as _GROUPINGS
 
 #: ``--by`` names → the run tag that holds the group (``experiment``: the lrtune experiment,
 #: ""). Derived from `lrtune.vocabulary.GROUPINGS`, which also lists the aliases.
@@ -76,7 +78,9 @@ def _checked_by(names: Sequence[str], text: str) -> tuple[str, ...]:
 
 def group_of(run: RunRecord, experiment: str, by: Sequence[str]) -> str:
     """The group label of a run: its tag values for ``by``, joined by ``/``."""
-    parts = [experiment if key == "experiment" else run.tags.get(GROUPINGS[key], "?") for key in by]
+    parts = [
+        experiment if key == BY_EXPERIMENT else run.tags.get(GROUPINGS[key], "?") for key in by
+    ]
     return "/".join(parts)
 
 
@@ -199,7 +203,7 @@ def _anchors_for(
 def compare(
     experiments: Sequence[ExperimentData],
     *,
-    by: Sequence[str] = ("family",),
+    by: Sequence[str] = (DEFAULT_GROUPING,),
     reference: str | None = None,
     source: str = "auto",
     random_override: Mapping[str, float] | None = None,

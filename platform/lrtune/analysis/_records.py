@@ -209,7 +209,7 @@ def _summary(results_dir: Path | None) -> dict[str, Any]:
 
 def resolve_tracking_uri(experiment: str, tracking_uri: str | None) -> str:
     """``tracking_uri``, else the experiment's summary.json ``tracking_uri``, else
-    ``sqlite:///mlflow.db``."""
+    ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``."""
     if tracking_uri:
         return tracking_uri
     return _stored_uri(_summary(results_folder(experiment)), experiment)
@@ -221,7 +221,8 @@ def _stored_uri(summary: dict[str, Any], experiment: str) -> str:
     ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` are set."""
     uri = str(summary.get("tracking_uri") or "")
     if "***" not in uri:
-        return uri or DEFAULT_TRACKING_URI
+        # No summary (an experiment run on a cluster, or not run here): MLflow's variable.
+        return uri or os.environ.get("MLFLOW_TRACKING_URI", "").strip() or DEFAULT_TRACKING_URI
     if os.environ.get("MLFLOW_TRACKING_URI", "").strip():
         return os.environ["MLFLOW_TRACKING_URI"].strip()
     if os.environ.get("MLFLOW_TRACKING_USERNAME") and os.environ.get("MLFLOW_TRACKING_PASSWORD"):

@@ -8,7 +8,13 @@ import sys
 from typing import Any
 
 from lrtune.cli._args import positive_int
-from lrtune.vocabulary import GROUPING_ALIASES, GROUPINGS, PER_GROUPINGS, groupings_help
+from lrtune.vocabulary import (
+    DEFAULT_GROUPING,
+    GROUPING_ALIASES,
+    GROUPINGS,
+    PER_GROUPINGS,
+    groupings_help,
+)
 
 EXIT_OK = 0
 BY_HELP = (
@@ -16,7 +22,7 @@ BY_HELP = (
     + ", ".join(f"{name} ({g.doc})" for name, g in GROUPINGS.items())
     + "; join several with commas (family,optimizer); aliases: "
     + ", ".join(f"{alias} = {name}" for alias, name in GROUPING_ALIASES.items())
-    + ". Default: family"
+    + f". Default: {DEFAULT_GROUPING}"
 )
 
 
@@ -71,12 +77,12 @@ def add_analysis_parsers(subparsers: Any) -> None:
             help="results folder (results/<name>), or experiment name (under ./results or in "
             "the MLflow store)",
         )
-        p.add_argument("--by", default="family", help=BY_HELP)
+        p.add_argument("--by", default=DEFAULT_GROUPING, help=BY_HELP)
         p.add_argument("--reference", help="the group the others are compared to (P(X > ref))")
         p.add_argument(
             "--tracking-uri",
             help="MLflow tracking URI (default: the experiment's summary.json, else "
-            "sqlite:///mlflow.db)",
+            "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
         )
         p.add_argument(
             "--source",

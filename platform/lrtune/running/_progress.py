@@ -10,6 +10,8 @@ from typing import Any, TextIO
 
 from ray.tune.callback import Callback
 
+from lrtune.vocabulary import TrialStatus
+
 
 class ProgressPrinter(Callback):
     """Prints one line per trial result: trial, policy, iteration, env steps, score, lr, status."""
@@ -50,7 +52,7 @@ class ProgressPrinter(Callback):
             )
             self._header = True
         lr = result.get("lrtune", {}).get("lr", float("nan"))
-        status = "diverged" if result.get("diverged") else "running"
+        status = TrialStatus.DIVERGED if result.get("diverged") else "running"
         self._print(
             f"{time.monotonic() - self._start:>6.0f} {str(trial.trial_id)[-10:]:<10} "
             f"{self._description(trial)[:40]:<40} {result.get('training_iteration', 0):>4} "

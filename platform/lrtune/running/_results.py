@@ -16,7 +16,14 @@ from lrtune.policies import LRPolicySpec
 from lrtune.registry import LRTuneError
 from lrtune.specs._point import TrialPoint
 from lrtune.tracking._redact import redact_uri
-from lrtune.vocabulary import TrialStatus
+from lrtune.vocabulary import (
+    BY_FAMILY,
+    BY_FEEDBACK,
+    BY_GATING,
+    BY_OPTIMIZER,
+    BY_POLICY,
+    TrialStatus,
+)
 
 
 @dataclass
@@ -79,11 +86,11 @@ def policy_groups(policy: LRPolicySpec | dict[str, Any]) -> dict[str, str]:
         then = spec.schedule.params.get("then") or {}
         family = f"warmup+{then.get('name', '?')}"
     return {
-        "family": family,
-        "optimizer": spec.optimizer.name,
-        "gating": spec.gradients.name,
-        "feedback": ",".join(r.name for r in spec.feedback) or "none",
-        "policy": spec.short(),
+        BY_FAMILY: family,
+        BY_OPTIMIZER: spec.optimizer.name,
+        BY_GATING: spec.gradients.name,
+        BY_FEEDBACK: ",".join(r.name for r in spec.feedback) or "none",
+        BY_POLICY: spec.short(),
     }
 
 
