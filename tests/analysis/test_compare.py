@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -293,3 +294,33 @@ def test_compare_says_what_it_is_doing_on_stderr_unless_quiet(
         assert json.loads(out)["sources"] == {"exp": "trials"} and err == ""
     assert main(["-v", *args]) == 0  # -v: at least as much as the default
     assert "200-resample bootstrap intervals" in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    """Text written to stderr, which says it is a terminal (tqdm draws only on one)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_reading_histories_shows_progress_on_a_terminal_and_not_with_q(
+    in_tmp: Path, store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    store(in_tmp, "exp", scores=cells(adam=40.0, sgd=15.0, n=2), points=30)
+    exp = load_experiment("exp")
+    ids = [r.run_id for r in exp.trials()]
+    logger = logging.getLogger("lrtune.analysis")
+    before = logger.level
+    try:
+        for level, shown in ((logging.INFO, True), (logging.WARNING, False)):  # default, -q
+            terminal = _Terminal()
+            monkeypatch.setattr(sys, "stderr", terminal)
+            logger.setLevel(level)
+            metric_histories(exp.tracking_uri, ids, "lr")
+            text = terminal.getvalue()
+            done = "reading lr:" in text and f"/{len(ids)} [" in text
+            assert done is shown, text
+    finally:
+        logger.setLevel(before)

@@ -378,12 +378,14 @@ def metric_histories(
         return {}
     scheme = urlparse(tracking_uri).scheme.lower()
     rows: list[tuple[str, int, float]] | None = None
-    if scheme in ("http", "https"):
-        rows = _rest_bulk(tracking_uri, ids, key, max_points)
-    elif scheme and scheme.split("+")[0] in ("sqlite", "postgresql", "mysql", "mssql"):
-        rows = _store_bulk(tracking_uri, ids, key, max_points)
-    if rows is None:
-        rows = _per_run(tracking_uri, ids, key, max_points)
+    with _fetch_progress(len(ids), key) as bar:
+        if scheme in ("http", "https"):
+            rows = _rest_bulk(tracking_uri, ids, key, max_points, bar)
+        elif scheme and scheme.split("+")[0] in ("sqlite", "postgresql", "mysql", "mssql"):
+            rows = _store_bulk(tracking_uri, ids, key, max_points, bar)
+        if rows is None:
+            bar.reset()
+            rows = _per_run(tracking_uri, ids, key, max_points, bar)
     grouped: dict[str, list[tuple[int, float]]] = {}
     for run_id, step, value in rows:
         grouped.setdefault(run_id, []).append((step, value))
@@ -396,13 +398,24 @@ def metric_histories(
     return out
 
 
+def _fetch_progress(runs: int, key: str) -> Any:
+    """A progress bar over the runs whose ``key`` history is being read (tqdm, on stderr; off
+    when stderr is not a terminal, or with ``-q``)."""
+    from tqdm import tqdm
+
+    quiet = not log.isEnabledFor(logging.INFO)
+    return tqdm(
+        total=runs, desc=f"reading {key}", unit="run", leave=False, disable=True if quiet else None
+    )
+
+
 def _chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
 
 
 def _rest_bulk(
-    uri: str, run_ids: Sequence[str], key: str, max_points: int
+    uri: str, run_ids: Sequence[str], key: str, max_points: int, bar: Any
 ) -> list[tuple[str, int, float]] | None:
     """The server's ``get-history-bulk`` endpoint (the one MLflow's own UI charts with: one
     query for up to 100 runs, at most 25000 points per answer); None when it is missing."""
@@ -427,10 +440,11 @@ def _rest_bulk(
         metrics = response.json().get("metrics", [])
         if len(metrics) >= BULK_MAX_RESULTS:  # the answer was cut: ask for fewer runs at once
             if len(chunk) == 1:
-                rows.extend(_per_run(uri, chunk, key, max_points))
+                rows.extend(_per_run(uri, chunk, key, max_points, bar))
             else:
                 pending += [chunk[: len(chunk) // 2], chunk[len(chunk) // 2 :]]
             continue
+        bar.update(len(chunk))
         for m in metrics:
             per_run.setdefault(m["run_id"], []).append(
                 (int(m.get("step", 0)), int(m.get("timestamp", 0)), float(m.get("value", "nan")))
@@ -442,7 +456,7 @@ def _rest_bulk(
 
 
 def _store_bulk(
-    uri: str, run_ids: Sequence[str], key: str, max_points: int
+    uri: str, run_ids: Sequence[str], key: str, max_points: int, bar: Any
 ) -> list[tuple[str, int, float]] | None:
     """One query per 100 runs through the store's own ``get_metric_history_bulk`` (the method
     the server's ``get-history-bulk`` endpoint runs); thinned to ``max_points`` per run here.
@@ -458,6 +472,7 @@ def _store_bulk(
     for chunk in _chunks(run_ids, HISTORY_RUNS_PER_REQUEST):
         for m in bulk(run_ids=chunk, metric_key=key, max_results=2**62):
             per_run.setdefault(m.run_id, []).append((int(m.step), int(m.timestamp), float(m.value)))
+        bar.update(len(chunk))
     rows: list[tuple[str, int, float]] = []
     for run_id, points in per_run.items():
         points.sort()
@@ -476,7 +491,7 @@ def _thin(points: Sequence[Any], max_points: int) -> list[Any]:
 
 
 def _per_run(
-    uri: str, run_ids: Sequence[str], key: str, max_points: int
+    uri: str, run_ids: Sequence[str], key: str, max_points: int, bar: Any = None
 ) -> list[tuple[str, int, float]]:
     client = MlflowClient(tracking_uri=uri)
     rows: list[tuple[str, int, float]] = []
@@ -485,4 +500,6 @@ def _per_run(
             client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp)
         )
         rows.extend((run_id, int(m.step), float(m.value)) for m in _thin(history, max_points))
+        if bar is not None:
+            bar.update(1)
     return rows
