@@ -191,6 +191,21 @@ def test_recorder_writes_one_line_per_member_result(tmp_path: Path) -> None:
     assert "policy" not in second and second["incarnation"] == "a1" and second["lr"] == 1e-3
 
 
+def test_a_line_cut_off_by_a_kill_is_left_out_and_later_records_stay_whole(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "population" / "records.jsonl"
+    recorder = LineageRecorder(str(path))
+    trial = type("T", (), {"trial_id": "A"})()
+    result = {"training_iteration": 1, "env_steps": 128, "lineage": {"incarnation": "a1"}}
+    recorder.on_trial_result(1, [], trial, result)
+    whole = path.read_text()
+    path.write_text(whole + whole[: len(whole) // 2])  # the driver died mid-append
+    recorder.on_trial_result(1, [], trial, {**result, "env_steps": 256})  # after the rerun
+    assert [r["env_steps"] for r in read_records(path)] == [128, 256]
+    assert path.read_text().count("\n") == 3  # the cut-off line stays on its own
+
+
 def test_schedule_export_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lineage = build_lineage(_records(), plugin="pbt")
     lineage["best"] = "B"

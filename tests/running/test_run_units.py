@@ -54,3 +54,8 @@ def test_a_trial_is_diverged_when_any_seed_diverged_and_reports_the_seeds_lr_ran
     assert (merged["lr_min"], merged["lr_max"]) == (5e-4, 1e-3)
     assert seed_lr_metrics([healthy]) == healthy  # one seed: exactly its metrics
     assert seed_lr_metrics([broken, healthy])["diverged"] == 1.0
+    # The range reaches MLflow with the trial's other metrics.
+    from lrtune.running._run import trial_metrics
+
+    logged = trial_metrics({"score": 1.0, "lrtune": merged})
+    assert (logged["lr"], logged["lr_min"], logged["lr_max"]) == (1e-3, 5e-4, 1e-3)

@@ -75,8 +75,11 @@ class LineageRecorder(Callback):
         }
         folder = Path(self.path).parent
         folder.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(record, default=_plain) + "\n")
+        with open(self.path, "ab+") as handle:
+            # A driver killed mid-append leaves a cut-off last line: start on a line of our own.
+            torn = handle.tell() > 0 and handle.seek(-1, 2) >= 0 and handle.read(1) != b"\n"
+            line = json.dumps(record, default=_plain) + "\n"
+            handle.write(("\n" if torn else "").encode() + line.encode())
 
 
 def _plain(value: Any) -> Any:
@@ -88,14 +91,20 @@ def _plain(value: Any) -> Any:
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """The records a `LineageRecorder` wrote (empty if none)."""
+    """The records a `LineageRecorder` wrote (empty if none). A line cut off by a killed
+    driver (the recorder starts each append on a line of its own) is left out: its trial
+    reported that result again after its restore."""
     file = Path(path)
     if not file.exists():
         return []
     out = []
     for line in file.read_text().splitlines():
-        if line.strip():
+        if not line.strip():
+            continue
+        try:
             out.append(json.loads(line))
+        except ValueError:
+            continue  # a torn append (see above), never a whole record
     return out
 
 

@@ -138,6 +138,8 @@ def trial_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     }
     for key in (
         "lr",
+        "lr_min",  # over a trial's tuning seeds: feedback rules may cut one seed's rate alone
+        "lr_max",
         "lr_env_step",  # the learner's env-step count when it last set the rate
         "grad_norm_pre_gating",
         "grad_norm_post_gating",
