@@ -163,9 +163,10 @@ def _run_through_an_outage(
 ) -> None:
     from job_helpers import tiny_job, write_yaml  # type: ignore[import-not-found]
 
-    # 40 iterations a trial: they still train during the outage; whether the server is back
-    # before the run ends (replayed in the run) or not (`lrtune sync`), both paths are checked.
-    steps = 128 * 40
+    # Iterations enough that trials still train during the outage (40 when the server dies 2 s
+    # in); whether it is back before the run ends (replayed in the run) or not (`lrtune sync`),
+    # both paths are checked.
+    steps = 128 * (24 if down_at_start else 40)
     data = tiny_job(name, tmp_path, policy={"lr": 3e-4}, budget={"trial_env_steps": steps})
     data["tracking"] = {"uri": server.url}
     path = write_yaml(tmp_path, name, data)
