@@ -27,9 +27,11 @@ Run: ``.venv/bin/python benchmarks/suite.py [--only Acrobot-v1:ppo ...] [--trial
 [--scale 1.0] [--concurrent 2] [--keep DIR]`` (``--scale`` multiplies every budget; a scaled
 run says so in its output and is not the suite's figure; ``--keep`` keeps each row's records).
 
-Measured 2026-12-04 03:35-03:59 UTC, the PPO rows (``--only`` each), nothing else running (load
-1.3-2.4; the VM ran about 3× slower than on 2026-12-02, so the seconds are not comparable),
-after observation normalisation, reward scaling and separate networks entered the presets:
+Measured 2026-12-04 03:35-03:59 UTC, the PPO rows (``--only`` each), load 1.3-2.4: during the
+Pendulum-v1 and MountainCarContinuous-v0 rows unit tests of mine shared the cores (about 3
+minutes in all, the longest 92 s), so those rows' seconds are inflated; the VM also ran about
+3× slower than on 2026-12-02, so no seconds here compare with that day's. After observation
+normalisation, reward scaling and separate networks entered the presets:
 
 | row | search best | test mean (3 seeds) | solved | seconds |
 |---|---|---|---|---|
@@ -38,8 +40,9 @@ after observation normalisation, reward scaling and separate networks entered th
 | Pendulum-v1 ppo | −1230.4 | −1209.1 | no | 515 |
 | MountainCarContinuous-v0 ppo | −0.0 | −0.0 | no | 467 |
 
-``solved=1/4 seconds=1392``. Pendulum-v1 again with ``--keep`` (same figures; seeded): all 8
-trials ended between −978 and −1392 (4 completed, 4 pruned by ASHA at 28k-50k env steps); the
+``solved=1/4 seconds=1392``. Pendulum-v1 again with ``--keep``, 03:59-04:07 UTC, nothing else
+running but second-long commands of mine (same scores, the runs are seeded; 471 s): all 8 trials
+ended between −978 and −1392 (4 completed, 4 pruned by ASHA at 28k-50k env steps); the
 baseline trial, the presets with Adam 3e-4 constant, −1300 at 102k. rl-zoo3's Pendulum-v1 PPO
 (``hyperparams/ppo.yml``: lr 1e-3, γ 0.9, 4 × 1024 steps, 100k env steps) turns on gSDE
 (``use_sde: True``), as for MountainCarContinuous-v0; RLlib's PPO has no gSDE, and without it
