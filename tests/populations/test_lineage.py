@@ -223,3 +223,70 @@ def test_schedule_export_command(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["schedule", "export", str(tmp_path / "nothing")]) == 2
     assert "lineage.json" in capsys.readouterr().err
     assert main(["schedule", "export", str(tmp_path), "--trial", "Z"]) == 2
+
+
+def test_the_end_of_run_mlflow_calls_are_journalled_and_delivered_once_by_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`finish_population` with MLflow unreachable at the end of the run: its tags, exploit
+    events and artifacts stay in the journal; `lrtune sync` delivers them, twice over once."""
+    import shutil
+    import socket
+    from types import SimpleNamespace
+
+    from mlflow.tracking import MlflowClient
+
+    from lrtune.running._lineage import RECORDS_FILE, finish_population
+    from lrtune.tracking import journal_dir, open_journal
+
+    monkeypatch.setenv("LRTUNE_TRACKING_DRAIN_S", "1")
+    with socket.socket() as sock:  # a port where nothing listens: connections are refused
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    results = tmp_path / "results" / "pop"
+    records = results / "population" / RECORDS_FILE
+    records.parent.mkdir(parents=True)
+    records.write_text("".join(json.dumps(r) + "\n" for r in _records()))
+    journal, _ = open_journal(journal_dir(results), dead, "pop")
+    parent = journal.parent("pop", {"lrtune.experiment": "pop"}, {"agent": "ppo"}, resume=False)
+    for trial in ("A", "B"):
+        ref = journal.trial(trial, parent, trial, {}, {"p": trial})
+        for step in (128, 256, 384, 512):
+            journal.log_metrics(ref, {"score": step / 100}, step)
+        journal.end_run(ref, "FINISHED")
+    job = SimpleNamespace(population=SimpleNamespace(name="pbt"))
+    outcome = SimpleNamespace(best=SimpleNamespace(trial_id="B"))
+    lines = finish_population(job, results, outcome, journal, parent)
+    assert any("best member B descends from" in line for line in lines)
+    journal.end_run(parent, "FINISHED")
+    assert journal.close() > 0  # nothing reached MLflow
+    copy = tmp_path / "journal-copy"
+    shutil.copytree(journal_dir(results), copy)
+
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    argv = ["sync", "pop", "--results-dir", str(results.parent), "--tracking-uri", store]
+    for _ in range(2):  # the second time from a full copy of the journal: nothing twice
+        assert main(argv) == 0
+        client = MlflowClient(store)
+        runs = client.search_runs([client.get_experiment_by_name("pop").experiment_id])
+        by_trial = {r.data.tags.get("lrtune.trial_id"): r for r in runs}
+        assert set(by_trial) == {"A", "B", None}
+        run_b = by_trial["B"]
+        assert run_b.data.tags["lrtune.exploits"] == "1"
+        assert json.loads(run_b.data.tags["lrtune.exploit.0"])["donor"] == "A"
+        events = client.get_metric_history(run_b.info.run_id, "exploit")
+        assert [m.step for m in events] == [384]
+        assert [m.step for m in client.get_metric_history(run_b.info.run_id, "score")] == [
+            128,
+            256,
+            384,
+            512,
+        ]
+        assert "lrtune.exploits" not in by_trial["A"].data.tags
+        parent_run = by_trial[None]
+        assert parent_run.data.tags["lrtune.best_ancestry"].startswith("A")
+        artifacts = {a.path for a in client.list_artifacts(parent_run.info.run_id)}
+        assert {"lineage.json", "best_schedule.yaml"} <= artifacts
+        shutil.rmtree(journal_dir(results), ignore_errors=True)
+        shutil.copytree(copy, journal_dir(results))
+    capsys.readouterr()

@@ -375,3 +375,41 @@ def test_the_next_run_of_the_experiment_delivers_a_leftover_journal_first(
     journal.end_run(parent, "FINISHED")
     assert journal.close() == 0
     _assert_complete(store_view(store, "again"))  # the resumed parent is the same run
+
+
+def test_an_event_backfilled_at_an_earlier_step_is_logged_once_and_moves_nothing(
+    tmp_path: Path,
+) -> None:
+    """A population's exploit events are journalled at the end of the run, at steps below the
+    member's last point: each (metric, step) once, however often a resumed run journals it, and
+    an iteration re-run after a restore is still skipped afterwards."""
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    tags = {TAG_EXPERIMENT: "events", TAG_ROLE: "experiment"}
+
+    def session(*ops: tuple[str, int]) -> None:
+        journal, _ = open_journal(None, store, "events")
+        parent = journal.parent("events", tags, {"agent": "ppo"}, resume=True)
+        ref = journal.trial("a", parent, "a", {}, {"p": "a"})
+        for kind, step in ops:
+            if kind == "event":
+                journal.log_metrics(ref, {"exploit": 1.0}, step, backfill=True)
+            else:
+                journal.log_metrics(ref, {"score": float(step)}, step)
+        journal.set_tags(ref, {"lrtune.exploits": "2"})
+        assert journal.close() == 0
+
+    session(*[("score", s) for s in STEPS], ("event", 300), ("event", 300), ("event", 700))
+    # A second driver (a fresh writer reading the history back): the same events again, then
+    # an iteration Tune re-ran from a checkpoint at step 800, which must not be logged twice
+    # (the events, newer in time than the last score, do not make 700 the history's end).
+    session(("event", 700), ("event", 300), ("score", 800))
+    client = MlflowClient(store)
+    (run,) = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("events").experiment_id])
+        if r.data.tags.get("lrtune.trial_id") == "a"
+    ]
+    exploit = client.get_metric_history(run.info.run_id, "exploit")
+    assert sorted(m.step for m in exploit) == [300, 700]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "score")] == STEPS
+    assert run.data.tags["lrtune.exploits"] == "2"

@@ -105,7 +105,8 @@ PPO_CONTINUOUS: dict[str, Any] = {
 # all envs in one call (`gym_env_vectorize_mode`), and `build_algorithm_config` gives it lrtune's
 # batched module-to-env pipeline. benchmarks/recsys_train.py (PPO in training, one CPU, load
 # 0.4-2, 2026-12-02): 7,342-8,095 env steps/s with this entry against 2,848 with the agent
-# defaults in "sync". The minibatch, not the env, held the defaults back: the vector env at
+# defaults in "sync"; quiet, 2026-12-04: 10,265-11,184 against 3,466. The minibatch, not the
+# env, held the defaults back: the vector env at
 # minibatch 256 ran 2,906 (64 envs) and 3,156 (256 envs).
 _RECSYS_PPO: dict[str, Any] = {
     "gym_env_vectorize_mode": "vector_entry_point",

@@ -31,6 +31,7 @@ from lrtune.registry._errors import (
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
+
 class PluginParams(BaseModel):
     """Base of every plugin's parameter model: frozen, and unknown keys are errors.
 

@@ -34,10 +34,8 @@ from lrtune.tracking import (
     trajectory,
 )
 from lrtune.vocabulary import (
-    PARENT_TAG,
     TAG_BEST_ANCESTRY,
     TAG_EXPLOITS,
-    TAG_TRIAL_ID,
     exploit_tag,
 )
 
@@ -292,12 +290,17 @@ def load_lineage(results: str | Path) -> dict[str, Any]:
 
 
 def finish_population(
-    job: Any, results_dir: Path, outcome: Any, tracker: Any, parent: str | None
+    job: Any, results_dir: Path, outcome: Any, journal: Any, parent_ref: str | None
 ) -> list[str]:
     """After ``fit``: write ``lineage.json`` and the best member's ``best_schedule.yaml``, tag
     each member's MLflow run with its exploits (and an ``exploit`` metric at the env step of
     the first iteration after each), put the lineage on the parent run; returns the lines to
-    print (the best member's ancestry)."""
+    print (the best member's ancestry).
+
+    The MLflow calls go through the experiment's tracking journal (``journal``), like every
+    other call of the run: journalled now, delivered when MLflow answers (or by ``lrtune
+    sync``), each exploit event once however often a resumed run journals it again.
+    """
     records = read_records(results_dir / "population" / RECORDS_FILE)
     lineage = build_lineage(records, plugin=job.population.name)
     best = outcome.best.trial_id if outcome.best is not None else None
@@ -318,26 +321,21 @@ def finish_population(
             schedule_path = results_dir / "best_schedule.yaml"
             atomic_write_text(schedule_path, policy_text(policy, header))
             lines.append(f"learned schedule of {best}: {schedule_path}")
-    if parent is None:
+    if parent_ref is None:
         return lines
-    tracker.log_artifact(parent, str(path))
+    journal.log_artifact(parent_ref, str(path))
     if schedule_path is not None:
-        tracker.log_artifact(parent, str(schedule_path))
+        journal.log_artifact(parent_ref, str(schedule_path))
     if best is not None and "best_ancestry" in lineage:
-        tracker.set_tags(parent, {TAG_BEST_ANCESTRY: ancestry_text(lineage, best)})
+        journal.set_tags(parent_ref, {TAG_BEST_ANCESTRY: ancestry_text(lineage, best)})
     by_trial: dict[str, list[dict[str, Any]]] = {}
     for exploit in lineage["exploits"]:
         by_trial.setdefault(exploit["trial"], []).append(exploit)
     for trial_id, exploits in by_trial.items():
-        run_id = tracker.find_run(**{TAG_TRIAL_ID: trial_id, PARENT_TAG: parent})
-        if run_id is None:
-            continue
-        run = tracker.safe("get run", lambda run_id=run_id: tracker.client.get_run(run_id))
-        logged = dict(run.data.tags) if run is not None else {}
+        ref = f"trial:{trial_id}"
         tags = {TAG_EXPLOITS: str(len(exploits))}
         for k, e in enumerate(exploits):
-            key = exploit_tag(k)
-            tags[key] = json.dumps(
+            tags[exploit_tag(k)] = json.dumps(
                 {
                     "donor": e["donor"],
                     "donor_env_step": e["env_step"],
@@ -345,7 +343,6 @@ def finish_population(
                     "mutable_after": e["mutable_after"],
                 }
             )
-            if key not in logged:  # the event, once (a resumed run does not log it again)
-                tracker.log_metrics(run_id, {"exploit": 1.0}, e["at_env_steps"])
-        tracker.set_tags(run_id, tags)
+            journal.log_metrics(ref, {"exploit": 1.0}, e["at_env_steps"], backfill=True)
+        journal.set_tags(ref, tags)
     return lines

@@ -577,7 +577,6 @@ class _Launched:
     """What `_launch` hands `_record`: Tune's trials and the run's tracking handles."""
 
     trials: list[Any]
-    tracker: Any
     journal: Any
     parent_ref: Any
     job_hash: str
@@ -595,7 +594,7 @@ def _launch(
 
     from lrtune.running._progress import ProgressPrinter
     from lrtune.running._reconcile import reconcile_mlflow
-    from lrtune.tracking import Tracker, TrialRecorder, journal_dir, open_journal, run_context
+    from lrtune.tracking import TrialRecorder, journal_dir, open_journal, run_context
 
     job_hash = job.resolved_hash()
     experiment_dir.mkdir(parents=True, exist_ok=True)
@@ -615,7 +614,6 @@ def _launch(
     )
     write_yaml(results_dir / "job.yaml", stored_job_dict(job.to_yaml_dict()))
 
-    tracker = Tracker(uri, job.experiment_name)
     parent_tags = {TAG_EXPERIMENT: job.name, TAG_JOB_HASH: job_hash, TAG_ROLE: RunRole.EXPERIMENT}
     # Tracking goes through the experiment's journal on local disk, delivered by a background
     # thread (what an earlier driver left undelivered goes first); the parent run's MLflow id
@@ -730,9 +728,7 @@ def _launch(
         if closed:
             say(f"closed {closed} MLflow run(s) a stopped driver had left open")
         trials = fitted_trials(tuner, experiment_dir)
-    return _Launched(
-        trials=trials, tracker=tracker, journal=journal, parent_ref=parent_ref, job_hash=job_hash
-    )
+    return _Launched(trials=trials, journal=journal, parent_ref=parent_ref, job_hash=job_hash)
 
 
 def _record(job: Any, plan: RunPlan, launch: _Launched, where: _RunPlace) -> RunOutcome:
@@ -786,7 +782,7 @@ def _record(job: Any, plan: RunPlan, launch: _Launched, where: _RunPlace) -> Run
     if plan.population is not None:
         from lrtune.running._lineage import finish_population
 
-        lineage_lines = finish_population(job, results_dir, outcome, launch.tracker, parent)
+        lineage_lines = finish_population(job, results_dir, outcome, journal, launch.parent_ref)
     summary = write_summary(outcome, job, launch.job_hash)
     _finish_parent(journal, launch.parent_ref, job, outcome, summary)
     journal.close()  # bounded wait; what is left stays journalled, with the command to replay it
@@ -1119,20 +1115,20 @@ def _warm_start(job: Any, compiled: Any, storage: Any) -> list[str]:
 
 
 def _finish_parent(
-    tracker: Any, parent: str | None, job: Any, outcome: RunOutcome, summary: Path
+    journal: Any, parent: str | None, job: Any, outcome: RunOutcome, summary: Path
 ) -> None:
     if parent is None:
         return
-    tracker.log_artifact(parent, str(outcome.results_dir / "job.yaml"))
+    journal.log_artifact(parent, str(outcome.results_dir / "job.yaml"))
     for space_file in job.space_files:  # every file of a (combined) space
-        tracker.log_artifact(parent, str(space_file))
-    tracker.log_artifact(parent, str(summary))
+        journal.log_artifact(parent, str(space_file))
+    journal.log_artifact(parent, str(summary))
     if outcome.best is not None:
         best_yaml = outcome.results_dir / "best.yaml"
-        tracker.log_artifact(parent, str(best_yaml))
+        journal.log_artifact(parent, str(best_yaml))
         if outcome.best.checkpoint and Path(outcome.best.checkpoint).exists():
-            tracker.log_artifact(parent, outcome.best.checkpoint, "best_checkpoint")
-        tracker.set_tags(
+            journal.log_artifact(parent, outcome.best.checkpoint, "best_checkpoint")
+        journal.set_tags(
             parent,
             {
                 TAG_BEST_TRIAL: outcome.best.trial_id,
@@ -1142,7 +1138,7 @@ def _finish_parent(
     status = (
         "KILLED" if outcome.interrupted else ("FINISHED" if outcome.exit_code == 0 else "FAILED")
     )
-    tracker.end_run(parent, status)
+    journal.end_run(parent, status)
 
 
 @contextlib.contextmanager

@@ -242,9 +242,11 @@ class _History:
         self.points: dict[str, set[tuple[int, int]]] = {}
         self.last: tuple[int, int] | None = None  # (timestamp, step) of the latest point
 
-    def see(self, key: str, step: int, timestamp: int) -> None:
+    def see(self, key: str, step: int, timestamp: int, *, latest: bool = True) -> None:
+        """A point of ``key``; ``latest`` False: an event logged after the fact (a backfill),
+        which does not move where the run's history has reached."""
         self.points.setdefault(key, set()).add((step, timestamp))
-        if self.last is None or timestamp >= self.last[0]:
+        if latest and (self.last is None or timestamp >= self.last[0]):
             self.last = (timestamp, step)
 
 
@@ -426,10 +428,18 @@ class TrackingJournal:
         return f"trial:{trial_id}"
 
     def log_metrics(
-        self, ref: str, metrics: Mapping[str, Any], step: int, *, reset: bool = False
+        self,
+        ref: str,
+        metrics: Mapping[str, Any],
+        step: int,
+        *,
+        reset: bool = False,
+        backfill: bool = False,
     ) -> None:
         """Metrics at ``step`` (finite numbers only); ``reset``: a new segment of the history
-        starts here (a population member continuing another member's history)."""
+        starts here (a population member continuing another member's history); ``backfill``:
+        an event recorded after the fact at an earlier step than the run's latest point, logged
+        once per (metric, step) however often it is journalled."""
         values = {
             k: float(v)
             for k, v in metrics.items()
@@ -439,6 +449,8 @@ class TrackingJournal:
             op: dict[str, Any] = {"op": "metrics", "run": ref, "step": int(step), "values": values}
             if reset:
                 op["reset"] = True
+            if backfill:
+                op["backfill"] = True
             self.append(op)
 
     def set_tags(self, ref: str, tags: Mapping[str, Any]) -> None:
@@ -876,7 +888,7 @@ class TrackingJournal:
 
     # -- metrics (writer thread) -----------------------------------------------------------------
 
-    def _history(self, run_id: str, keys: Iterable[str]) -> _History:
+    def _history(self, run_id: str, keys: Iterable[str], *, backfill: bool = False) -> _History:
         history = self._histories.setdefault(run_id, _History(fresh=False))
         client = self._client_for()
         for key in keys:
@@ -887,7 +899,7 @@ class TrackingJournal:
                     "history", functools.partial(client.get_metric_history, run_id, key)
                 )
                 for point in points:
-                    history.see(key, int(point.step), int(point.timestamp))
+                    history.see(key, int(point.step), int(point.timestamp), latest=not backfill)
             history.loaded.add(key)
         return history
 
@@ -901,16 +913,21 @@ class TrackingJournal:
             return
         values: dict[str, float] = entry["values"]
         step, stamp, reset = int(entry["step"]), int(entry["at"]), bool(entry.get("reset"))
-        history = self._history(run_id, values)
+        backfill = bool(entry.get("backfill"))
+        history = self._history(run_id, values, backfill=backfill)
         high = history.last[1] if history.last is not None else None
-        if not reset and high is not None and step <= high:
-            fresh_keys: list[str] = []  # an iteration re-run after a restore (or a replay)
+        if backfill:  # an event after the fact: once per (metric, step)
+            fresh_keys = [
+                k for k in values if step not in {s for s, _ in history.points.get(k, ())}
+            ]
+        elif not reset and high is not None and step <= high:
+            fresh_keys = []  # an iteration re-run after a restore (or a replay)
         else:
             fresh_keys = [k for k in values if (step, stamp) not in history.points.get(k, ())]
         out = buffered.setdefault(run_id, [])
         for key in fresh_keys:
             out.append(Metric(key, values[key], stamp, step))
-            history.see(key, step, stamp)
+            history.see(key, step, stamp, latest=not backfill)
         if reset:  # a new segment: later points are compared with this one
             history.last = (stamp, step)
 
