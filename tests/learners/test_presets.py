@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import gymnasium
+import numpy as np
 import pytest
 import torch
 from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
@@ -29,6 +31,10 @@ from lrtune.policies import PolicyError
 POLICY = {"lr": 3e-4}
 # A few hundred env steps per iteration: smoke tests, not learning tests.
 TINY = {"train_batch_size_per_learner": 256, "minibatch_size": 64, "num_epochs": 1}
+TINY_DQN = {
+    "min_sample_timesteps_per_iteration": 128,
+    "num_steps_sampled_before_learning_starts": 64,
+}
 
 
 def sources(agent: str, env: str | None) -> dict[str, tuple[Any, str]]:
@@ -89,6 +95,12 @@ def build(env: str, model: ModelSettings, **hyperparams: Any) -> Any:
     return config.build_algo()
 
 
+def observation_pieces(algo: Any) -> list[str]:
+    """The env-to-module pieces in front of RLlib's defaults (lrtune's flattening and filter)."""
+    names = [type(piece).__name__ for piece in algo.env_runner._env_to_module.connectors]
+    return names[: names.index("AddObservationsFromEpisodesToBatch")]
+
+
 def linears(module: torch.nn.Module) -> list[torch.nn.Linear]:
     return [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
 
@@ -130,7 +142,7 @@ def test_shared_layers_torch_init_and_filter_override() -> None:
         module = algo.get_module()
         assert type(module) is DefaultPPOTorchRLModule
         assert not hasattr(module.encoder, "critic_encoder")
-        assert algo.config._env_to_module_connector is mean_std_filter
+        assert observation_pieces(algo) == ["MeanStdFilter"]  # CartPole's Box: no flattening
     finally:
         algo.stop()
 
@@ -139,7 +151,7 @@ def test_shared_layers_torch_init_and_filter_override() -> None:
 def test_continuous_defaults_train_and_the_filter_can_be_switched_off() -> None:
     algo = build("Pendulum-v1", ModelSettings(normalize_observations=False))
     try:
-        assert algo.config._env_to_module_connector is None
+        assert observation_pieces(algo) == []
         result = algo.train()
         loss = result["learners"]["default_policy"]["total_loss"]
         assert math.isfinite(float(loss))
@@ -158,3 +170,68 @@ def test_the_network_follows_the_agent_unless_the_model_says_otherwise() -> None
     chosen = build_algorithm_config("dqn", "CartPole-v1", policy=POLICY, model=mine)
     assert chosen.model_config["fcnet_hiddens"] == [32]
     assert chosen.model_config["fcnet_activation"] == "elu"
+
+
+class Grid2D(gymnasium.Env[Any, Any]):
+    """Ten steps of a 3x4 observation; reward 1 for action 1."""
+
+    observation_space = gymnasium.spaces.Box(0.0, 1.0, (3, 4), np.float32)
+    action_space = gymnasium.spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[Any, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        self.t += 1
+        return self.observation_space.sample(), float(action), self.t >= 10, False, {}
+
+
+GRID_ID = "LRTuneTest/Grid2D-v0"
+gymnasium.register(GRID_ID, entry_point=Grid2D)
+
+
+@pytest.mark.usefixtures("_ray")
+@pytest.mark.parametrize(
+    ("agent", "env", "normalize", "width"),
+    [
+        ("ppo", "FrozenLake-v1", None, 16),  # Discrete(16): one-hot
+        ("dqn", "Taxi-v3", None, 500),  # Discrete(500), through the replay buffer
+        ("ppo", "Blackjack-v1", True, 32 + 11 + 2),  # Tuple of three Discrete, then the filter
+        ("ppo", GRID_ID, None, 12),  # a 2-D Box
+    ],
+)
+def test_observations_that_are_not_a_box_are_flattened_for_every_agent(
+    agent: str, env: str, normalize: bool | None, width: int, tmp_path: Path
+) -> None:
+    """RLlib's default networks take only a Box ("No default encoder config for obs space"
+    otherwise): gymnasium's toy-text tasks train, checkpoint and restore with the flat form."""
+    tiny = TINY if agent == "ppo" else TINY_DQN
+    params = {**preset_hyperparams(agent, env), **tiny}
+    config = build_algorithm_config(
+        agent,
+        env,
+        policy=POLICY,
+        hyperparams=params,
+        model=ModelSettings(normalize_observations=normalize),
+        budget=2048,
+        seed=0,
+    )
+    algo = config.build_algo()
+    try:
+        expected = ["FlattenObservations"] + (["MeanStdFilter"] if normalize else [])
+        assert observation_pieces(algo) == expected
+        assert algo.get_module().observation_space.shape == (width,)
+        for _ in range(2):
+            result = algo.train()
+        assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 256
+        algo.save_to_path(tmp_path / "ckpt")
+    finally:
+        algo.stop()
+    again = config.build_algo()
+    try:
+        again.restore_from_path(tmp_path / "ckpt")
+        assert math.isfinite(float(again.train()["env_runners"]["num_env_steps_sampled_lifetime"]))
+    finally:
+        again.stop()

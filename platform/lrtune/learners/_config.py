@@ -13,7 +13,7 @@ from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from lrtune.agents import AgentPlugin, get_agent
 from lrtune.learners._callbacks import LRTuneCallbacks
 from lrtune.learners._learner import CONFIG_KEY
-from lrtune.learners._modules import mean_std_filter
+from lrtune.learners._modules import ObservationConnectors, mean_std_filter
 from lrtune.learners._vector import (
     VECTOR_ENTRY_POINT,
     batched_module_to_env,
@@ -237,13 +237,21 @@ def _with_observation_filter(
 
     None leaves the presets' choice; True adds RLlib's ``MeanStdFilter`` unless another
     ``env_to_module_connector`` is set; False removes the presets' filter (a job's own
-    connector stays)."""
+    connector stays). Either way the filter goes into `ObservationConnectors`, which first
+    flattens observations that are not a Box."""
     out = dict(hyperparams)
     if model.normalize_observations is True:
         out.setdefault("env_to_module_connector", mean_std_filter)
     elif model.normalize_observations is False:
         if out.get("env_to_module_connector") is mean_std_filter:
             del out["env_to_module_connector"]
+    # lrtune's pipeline (observations that are not a Box flattened first) unless a job brings
+    # its own connector.
+    connector = out.get("env_to_module_connector")
+    if connector is None or connector is mean_std_filter:
+        out["env_to_module_connector"] = ObservationConnectors(
+            normalize=connector is mean_std_filter
+        )
     return out
 
 

@@ -1,5 +1,6 @@
-"""What lrtune adds to RLlib's networks: SB3/CleanRL's orthogonal initialisation for PPO, and
-the observation filter the model section and the presets switch on.
+"""What lrtune adds to RLlib's networks: SB3/CleanRL's orthogonal initialisation for PPO, the
+observation filter the model section and the presets switch on, and the flattening that lets
+RLlib's default networks read observations that are not a Box.
 
 RLlib's ``DefaultModelConfig`` can set an initializer for the encoder's layers
 (``fcnet_kernel_initializer``) but not for the policy and value heads, which keep torch's
@@ -14,6 +15,7 @@ continuous and discrete heads, checkpoints) is unchanged.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -65,3 +67,40 @@ def mean_std_filter(env: Any = None, spaces: Any = None, device: Any = None) -> 
     from ray.rllib.connectors.env_to_module import MeanStdFilter
 
     return MeanStdFilter()
+
+
+@dataclass(frozen=True)
+class ObservationConnectors:
+    """``env_to_module_connector`` of every trial: flattening, then (when ``normalize``) the
+    observation filter.
+
+    RLlib's default networks take a 1-D Box (an MLP) or a 3-D one (a CNN); for any other
+    observation space (Discrete, MultiDiscrete, MultiBinary, Tuple, Dict: gymnasium's toy-text
+    tasks, for one; a 2-D or scalar Box) RLlib 2.60 stops with "No default encoder config for
+    obs space". RLlib's ``FlattenObservations`` one-hot encodes the discrete parts and
+    concatenates the rest into one vector, written back into the episodes, so training, replay
+    and evaluation all see the flat form. A 1-D or 3-D Box passes untouched. ``normalize`` adds `mean_std_filter`'s ``MeanStdFilter`` after it. A frozen
+    dataclass, so configs pickle.
+    """
+
+    normalize: bool = False
+
+    def __call__(self, env: Any = None, spaces: Any = None, device: Any = None) -> list[Any]:
+        """The connector pieces for ``env``'s (or ``spaces``') single observation space."""
+        from gymnasium.spaces import Box
+        from ray.rllib.connectors.env_to_module import FlattenObservations
+        from ray.rllib.env import INPUT_ENV_SINGLE_SPACES
+
+        if env is not None:
+            space = getattr(env, "single_observation_space", env.observation_space)
+        elif spaces is not None and INPUT_ENV_SINGLE_SPACES in spaces:
+            space = spaces[INPUT_ENV_SINGLE_SPACES][0]
+        else:
+            space = None
+        pieces: list[Any] = []
+        # RLlib's default encoders: an MLP for a 1-D Box, a CNN for a 3-D (image) Box.
+        if space is not None and not (isinstance(space, Box) and len(space.shape) in (1, 3)):
+            pieces.append(FlattenObservations())
+        if self.normalize:
+            pieces.append(mean_std_filter())
+        return pieces
