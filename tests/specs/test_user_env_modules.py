@@ -112,3 +112,51 @@ def test_an_agent_is_refused_on_actions_it_cannot_take_before_anything_is_writte
     assert done.returncode == 2, done.stderr[-2000:]
     assert "env.id: 'CartPole-v1' has discrete actions" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job.yaml"]
+
+
+def test_an_env_that_cannot_be_built_here_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    """Every trial would fail the same way: a package the env needs is missing (exit 2 saying
+    to install it), or its keyword arguments are refused (exit 2 naming env.config); `lrtune
+    submit`'s check (``must_build=False``) lets the cluster decide."""
+    from lrtune.specs import SpecError, require_env_id
+
+    pkg = tmp_path / "simenvs"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent(
+            """
+            import gymnasium as gym
+
+            class NeedsSim(gym.Env):
+                def __init__(self):
+                    import acme_simulator  # noqa: F401  (not installed anywhere)
+
+            gym.register("NeedsSim-v0", entry_point=NeedsSim)
+            """
+        )
+    )
+    job = _job(tmp_path, "simenvs:NeedsSim-v0")
+    done = _lrtune(tmp_path, "run", str(job))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "env.id: 'simenvs:NeedsSim-v0' cannot be built here (ModuleNotFoundError" in done.stderr
+    assert "install the package it needs" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.yaml", "simenvs"]
+
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(
+        "name: typo\nagent: ppo\nenv: {id: FrozenLake-v1, config: {map_nam: 8x8}}\n"
+        "budget: {trial_env_steps: 1000}\npolicy: {lr: 1.0e-3}\n"
+    )
+    done = _lrtune(tmp_path, "run", str(typo))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "env.config: 'FrozenLake-v1' cannot be built here (TypeError" in done.stderr
+    assert "map_nam" in done.stderr and "fix the env's keyword arguments" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.yaml", "simenvs", "typo.yaml"]
+
+    with pytest.raises(SpecError, match=r"env\.config: 'FrozenLake-v1' cannot be built"):
+        require_env_id("FrozenLake-v1", "ppo", env_config={"map_nam": "8x8"})
+    require_env_id("FrozenLake-v1", "ppo", env_config={"map_nam": "8x8"}, must_build=False)
+    require_env_id("FrozenLake-v1", "ppo", env_config={"map_name": "8x8"})

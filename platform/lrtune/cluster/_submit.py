@@ -142,8 +142,9 @@ def prepare_submission(
     if ":" not in job.env.id:
         # The agent's action kinds against the env's, here and not in the job's logs on the
         # cluster. A gymnasium or lrtune id builds here too; a user module's id
-        # (``pkg.mod:Name-v0``) may need the cluster's packages, so the run checks it there.
-        require_env_id(job.env.id, job.agent)
+        # (``pkg.mod:Name-v0``) may need the cluster's packages, so the run checks it there;
+        # likewise an env that does not build here (a package only the cluster has).
+        require_env_id(job.env.id, job.agent, env_config=job.env.config, must_build=False)
     uri = job.tracking.resolved_uri
     if _is_local_tracking(uri):
         if not allow_local_tracking:

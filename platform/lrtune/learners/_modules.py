@@ -79,8 +79,9 @@ class ObservationConnectors:
     tasks, for one; a 2-D or scalar Box) RLlib 2.60 stops with "No default encoder config for
     obs space". RLlib's ``FlattenObservations`` one-hot encodes the discrete parts and
     concatenates the rest into one vector, written back into the episodes, so training, replay
-    and evaluation all see the flat form. A 1-D or 3-D Box passes untouched. ``normalize`` adds `mean_std_filter`'s ``MeanStdFilter`` after it. A frozen
-    dataclass, so configs pickle.
+    and evaluation all see the flat form. A 1-D or 3-D Box passes untouched. ``normalize``
+    adds `mean_std_filter`'s ``MeanStdFilter`` after it. A frozen dataclass, so configs
+    pickle.
     """
 
     normalize: bool = False

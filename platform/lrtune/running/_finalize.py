@@ -306,7 +306,7 @@ def finalize(
     from lrtune.specs import load_job, require_env_id
 
     job = load_job(results_dir / "job.yaml")
-    require_env_id(job.env.id, job.agent)
+    require_env_id(job.env.id, job.agent, env_config=job.env.config)
     population = bool(summary.get("population") or getattr(job, "population", None))
     evaluation = _finalist_evaluation(job, evaluation_episodes)
     scored_on = scoring_label(evaluation)

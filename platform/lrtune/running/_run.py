@@ -350,7 +350,7 @@ def run_job(
     from lrtune.specs import require_env_id
 
     # A user's env module is first imported here, not at validation; the env is built once.
-    require_env_id(job.env.id, job.agent)
+    require_env_id(job.env.id, job.agent, env_config=job.env.config)
     stream = stream or sys.stdout
     out: TextIO = stream
     experiment_dir, results_dir = experiment_paths(job, storage_path)

@@ -1141,30 +1141,54 @@ def check_env_id(env_id: str, *, import_module: bool = False) -> str | None:
     )
 
 
-def require_env_id(env_id: str, agent: str | None = None) -> None:
+def require_env_id(
+    env_id: str,
+    agent: str | None = None,
+    *,
+    env_config: Mapping[str, Any] | None = None,
+    must_build: bool = True,
+) -> None:
     """Raise `SpecError` (exit 2) unless ``env_id`` can be built here (imports its module)
-    and, given ``agent``, has actions the agent handles (builds the env once).
+    and, given ``agent``, has actions the agent handles (builds the env once, with
+    ``env_config``).
 
-    Called where a run starts (before anything is written), not at validation.
+    ``must_build``: an env that fails to build here (a package it needs is missing, its
+    ``env.config`` is refused) is refused too, since every trial would fail the same way;
+    False where the trials run elsewhere (``lrtune submit``: the cluster may have what this
+    machine lacks). Called where a run starts (before anything is written), not at validation.
     """
-    problem = check_env_id(env_id, import_module=True)
+    field, problem = "env.id", check_env_id(env_id, import_module=True)
     if problem is None and agent is not None:
-        problem = _action_space_problem(env_id, agent)
+        field, problem = _action_space_problem(env_id, agent, env_config or {}, must_build)
     if problem:
-        raise SpecError(f"env.id: {problem}")
+        raise SpecError(f"{field}: {problem}")
 
 
-def _action_space_problem(env_id: str, agent: str) -> str | None:
-    """Why ``agent`` cannot act in ``env_id`` (its `AgentPlugin.action_spaces`), or None. Builds
-    the env once (where a run starts, never at validation)."""
+def _action_space_problem(
+    env_id: str, agent: str, env_config: Mapping[str, Any], must_build: bool
+) -> tuple[str, str | None]:
+    """(field, why ``agent`` cannot act in ``env_id`` (its `AgentPlugin.action_spaces`) or why
+    the env cannot be built here (``must_build``)), the reason None when neither. Builds the
+    env once (where a run starts, never at validation)."""
     import gymnasium
     from gymnasium import spaces
 
     kinds = SLOTS["agents"].build(agent).action_spaces
     try:
-        env = gymnasium.make(env_id)
-    except Exception:  # an id only RLlib/Tune can build: RLlib reports what is wrong
-        return None
+        env = gymnasium.make(env_id, **dict(env_config))
+    except Exception as exc:  # the trials would fail the same way
+        if not must_build:
+            return "env.id", None
+        why = f"{env_id!r} cannot be built here ({type(exc).__name__}: {str(exc)[:300]})"
+        if isinstance(exc, ImportError | gymnasium.error.DependencyNotInstalled):
+            return "env.id", (
+                f"{why}; install the package it needs in this environment (where the trials "
+                "run), or choose another env"
+            )
+        return ("env.config" if env_config else "env.id"), (
+            f"{why}; every trial would fail the same way: fix "
+            + ("the env's keyword arguments" if env_config else "the environment")
+        )
     try:
         space = env.action_space
     finally:
@@ -1177,10 +1201,10 @@ def _action_space_problem(env_id: str, agent: str) -> str | None:
         else None
     )
     if kind is None or kind in kinds:
-        return None
+        return "env.id", None
     registry = SLOTS["agents"]
     others = [name for name in registry.names() if kind in registry.build(name).action_spaces]
-    return (
+    return "env.id", (
         f"{env_id!r} has {kind} actions ({space}) and agent '{agent}' handles "
         f"{' and '.join(sorted(kinds))} ones only: choose agent {' or '.join(others)}, or "
         "another env"
