@@ -360,3 +360,35 @@ def test_sac_records_each_optimizer_roles_rate_in_mlflow_as_its_closed_form(
         steps = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "lr_env_step")}
         for m in history:
             assert m.value == pytest.approx(closed_form(int(steps[m.step])), rel=1e-9), key
+
+
+def test_trials_in_which_no_episode_ended_have_no_score_and_the_run_says_why(
+    workdir: Path, job_file: Any
+) -> None:
+    """Pendulum-v1 without its time limit: no episode ends in the budget. The worst value stands
+    in for Tune and Optuna, but the trials get no score (no best, '-' in the table, no `score`
+    points in MLflow) and one line says what to change."""
+    path = job_file(
+        workdir,
+        "endless",
+        env={"id": "Pendulum-v1", "config": {"max_episode_steps": 1_000_000}},
+        policy={"lr": 3e-4},
+        trials={"num": 1, "max_concurrent": 1},
+    )
+    job = load_job(path)
+    out = io.StringIO()
+    outcome = run_job(job, stream=out)
+    text = out.getvalue()
+    assert outcome.exit_code == 0, text
+    (trial,) = outcome.trials
+    assert trial.status == "completed" and trial.score is None and outcome.best is None
+    assert f"{trial.trial_id[-12:]:<12} completed {'-':>9}" in text, text
+    assert "warning: no episode ended in 1 trial(s)" in text
+    assert "env.config: {max_episode_steps: N}" in text
+    assert "-1000000" not in text  # the stand-in is never shown as a score
+    summary = json.loads((Path(job.results_dir) / "endless" / "summary.json").read_text())
+    assert summary["best"] is None
+    client = MlflowClient(job.tracking.resolved_uri)
+    _, (run,) = children(client, "endless")
+    assert client.get_metric_history(run.info.run_id, "score") == []
+    assert len(client.get_metric_history(run.info.run_id, "lr")) == 2

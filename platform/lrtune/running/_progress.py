@@ -53,10 +53,11 @@ class ProgressPrinter(Callback):
             self._header = True
         lr = result.get("lrtune", {}).get("lr", float("nan"))
         status = TrialStatus.DIVERGED if result.get("diverged") else "running"
+        score = result.get("score", float("nan")) if result.get("scored", 1) else float("nan")
         self._print(
             f"{time.monotonic() - self._start:>6.0f} {str(trial.trial_id)[-10:]:<10} "
             f"{self._description(trial)[:40]:<40} {result.get('training_iteration', 0):>4} "
-            f"{result.get('env_steps', 0):>9} {result.get('score', float('nan')):>8.1f} "
+            f"{result.get('env_steps', 0):>9} {score:>8.1f} "
             f"{lr:>9.2e} {status}"
         )
 

@@ -66,6 +66,7 @@ class RunOutcome:
     parent_run_id: str | None = None
     tracking_uri: str = ""
     warnings: list[str] = field(default_factory=list)
+    mode: str = "max"  # the job's metric.mode: which way the table ranks
 
     @property
     def exit_code(self) -> int:
@@ -116,7 +117,9 @@ def outcome_of(trial: Any, job: Any, ended: bool, error: str | None) -> TrialOut
     last = trial.last_result or None
     status = trial_status(last, error is not None, job.budget.trial_env_steps, ended)
     score = None
-    if last and "score" in last and math.isfinite(float(last["score"])):
+    # A trial in which no episode ended (and no evaluation scored) has no score: its reported
+    # value is only the worst value standing in for Tune and Optuna.
+    if last and "score" in last and math.isfinite(float(last["score"])) and last.get("scored", 1):
         score = float(last["score"])
     policy = LRPolicySpec.model_validate(policy_data)
     checkpoint = None
@@ -321,17 +324,20 @@ def write_summary(outcome: RunOutcome, job: Any, job_hash: str) -> Path:
 
 
 def summary_table(outcome: RunOutcome, top: int = 5) -> str:
-    """A short table of the best trials and a line per failure."""
+    """A short table of the best trials (by the job's ``mode``; trials without a score after
+    them, as ``-``) and a line per failure."""
+    sign = 1.0 if outcome.mode == "max" else -1.0
     ranked = sorted(
-        (t for t in outcome.trials if t.score is not None),
-        key=lambda t: (t.eligible_for_best(), t.score),
+        (t for t in outcome.trials if t.status != TrialStatus.FAILED),
+        key=lambda t: (t.score is not None, t.eligible_for_best(), sign * (t.score or 0.0)),
         reverse=True,
     )
     lines = [f"{'trial':<12} {'status':<9} {'score':>9} {'env steps':>9}  policy"]
     for t in ranked[:top]:
         mark = " *" if outcome.best is not None and t.trial_id == outcome.best.trial_id else ""
+        score = f"{t.score:>9.2f}" if t.score is not None else f"{'-':>9}"
         lines.append(
-            f"{t.trial_id[-12:]:<12} {t.status:<9} {t.score:>9.2f} {t.env_steps:>9}  "
+            f"{t.trial_id[-12:]:<12} {t.status:<9} {score} {t.env_steps:>9}  "
             f"{t.policy_short}{' (baseline)' if t.baseline else ''}{mark}"
         )
     for t in outcome.trials:

@@ -64,6 +64,7 @@ from lrtune.vocabulary import (
     TAG_MODEL,
     TAG_ROLE,
     RunRole,
+    TrialStatus,
 )
 
 JOB_MARKER = "lrtune_job.json"
@@ -131,7 +132,8 @@ def trial_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     lr = result.get("lrtune", {}) or {}
     out = {
         "episode_return_mean": result.get("episode_return_mean"),
-        "score": result.get("score"),
+        # Not the worst value standing in before any episode ended: no point at all.
+        "score": result.get("score") if result.get("scored", 1) else None,
         "env_steps_per_s": result.get("env_steps_per_s"),
         "diverged": result.get("diverged"),
         "evaluation_return": _finite_or_none(result.get("evaluation_return")),
@@ -777,6 +779,7 @@ def _record(job: Any, plan: RunPlan, launch: _Launched, where: _RunPlace) -> Run
         parent_run_id=parent,
         tracking_uri=uri,
         warnings=plan.warnings,
+        mode=job.metric.mode,
     )
     lineage_lines: list[str] = []
     if plan.population is not None:
@@ -789,11 +792,24 @@ def _record(job: Any, plan: RunPlan, launch: _Launched, where: _RunPlace) -> Run
     stream.write(summary_table(outcome) + "\n")
     for line in lineage_lines:
         stream.write(f"lrtune: {line}\n")
+    unscored = [t.trial_id for t in outcomes if t.score is None and t.status in _MEASURABLE]
+    if unscored:
+        stream.write(
+            f"lrtune: warning: no episode ended in {len(unscored)} trial(s) "
+            f"({', '.join(unscored[:5])}{', ...' if len(unscored) > 5 else ''}), so they have "
+            "no score (the worst value stood in for the search): the episodes outlast "
+            f"{job.budget.trial_env_steps} env steps; give the env a time limit (env.config: "
+            "{max_episode_steps: N}) or raise budget.trial_env_steps\n"
+        )
     stream.write(f"lrtune: results in {results_dir}\n")
     for line in browse_commands(uri, results_dir):
         stream.write(f"lrtune: {line}\n")
     stream.flush()
     return outcome
+
+
+# Trials that ran to their budget or a scheduler's stop: they should have a score.
+_MEASURABLE = (TrialStatus.COMPLETED, TrialStatus.PRUNED)
 
 
 def _adopt_current_settings(

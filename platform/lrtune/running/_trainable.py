@@ -8,7 +8,8 @@ as long, which is the same total work.
 
 What the trial reports each iteration (Tune's metric is ``score``, always finite):
 ``env_steps`` (lifetime env steps of each seed), ``score`` (the job's metric, mean over seeds;
-before any episode ends, the last finite value or the job's worst value), ``lrtune/...`` (the
+before any episode ends, the last finite value or the job's worst value, with ``scored`` 0
+until a value was measured), ``lrtune/...`` (the
 learner's LR metrics of the first seed), ``evaluation_return`` (the job's metric as the latest
 deterministic evaluation measured it, mean over seeds; NaN before the first or with evaluation
 off: see `lrtune.specs.EvaluationSpec`; with ``evaluation.score`` it is the score),
@@ -182,6 +183,13 @@ class LRTuneTrainable(tune.Trainable):
         evaluation = self._evaluate(results, final=done and not diverged)
         if job.evaluation.score and not diverged and evaluation is not None:
             score = evaluation
+        # Whether ``score`` measures anything yet: no episode has ended (and no evaluation
+        # scored) while it stands in as the worst value.
+        scored = (
+            diverged
+            or self.last_score is not None
+            or (job.evaluation.score and evaluation is not None)
+        )
         prev = getattr(self, "_prev_steps", 0)
         self._prev_steps = env_steps
         report: dict[str, Any] = {
@@ -190,6 +198,7 @@ class LRTuneTrainable(tune.Trainable):
             "metric_raw": raw,
             "episode_return_mean": raw,
             "diverged": int(diverged),
+            "scored": int(scored),
             "env_steps_per_s": (env_steps - prev) * len(self.algos) / max(elapsed, 1e-9),
             "trial_seconds": seconds,
             "evaluation_return": math.nan if evaluation is None else evaluation,
