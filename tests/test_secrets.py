@@ -19,12 +19,11 @@ import pytest
 import yaml
 
 from job_helpers import tiny_job, write_yaml  # type: ignore[import-not-found]
+from lrtune._stored_uri import StoredURIError, recorded_tracking_uri
 from lrtune.cli import main
 from lrtune.running._results import (
     RunOutcome,
-    StoredURIError,
     TrialOutcome,
-    recorded_tracking_uri,
     stored_job_dict,
     write_summary,
 )

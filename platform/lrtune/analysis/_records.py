@@ -34,6 +34,7 @@ import numpy as np
 import yaml
 from mlflow.tracking import MlflowClient
 
+from lrtune._stored_uri import recorded_tracking_uri
 from lrtune.registry import LRTuneError
 
 # The tag names are lrtune.vocabulary's (importing it costs nothing; lrtune.tracking would
@@ -216,22 +217,12 @@ def resolve_tracking_uri(experiment: str, tracking_uri: str | None) -> str:
 
 
 def _stored_uri(summary: dict[str, Any], experiment: str) -> str:
-    """summary.json's tracking URI; one whose password lrtune redacted (``***``) gives way to
-    ``MLFLOW_TRACKING_URI``, or to itself without credentials when MLflow's
-    ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` are set."""
-    uri = str(summary.get("tracking_uri") or "")
-    if "***" not in uri:
-        # No summary (an experiment run on a cluster, or not run here): MLflow's variable.
-        return uri or os.environ.get("MLFLOW_TRACKING_URI", "").strip() or DEFAULT_TRACKING_URI
-    if os.environ.get("MLFLOW_TRACKING_URI", "").strip():
-        return os.environ["MLFLOW_TRACKING_URI"].strip()
-    if os.environ.get("MLFLOW_TRACKING_USERNAME") and os.environ.get("MLFLOW_TRACKING_PASSWORD"):
-        scheme, _, rest = uri.partition("://")
-        return f"{scheme}://{rest.partition('@')[2]}"
-    raise ExperimentNotFoundError(
-        f"{experiment}: its stored tracking URI {uri} hides the password (lrtune never writes "
-        "one to disk). Pass the full URI with --tracking-uri, or set MLFLOW_TRACKING_URI to it, "
-        "or set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD."
+    """summary.json's tracking URI (`lrtune._stored_uri.recorded_tracking_uri`: one whose
+    password lrtune redacted gives way to ``MLFLOW_TRACKING_URI``, or to itself without
+    credentials when MLflow's username and password variables are set); no summary (an
+    experiment run on a cluster, or not here): ``MLFLOW_TRACKING_URI``, else the default."""
+    return recorded_tracking_uri(
+        None, [summary.get("tracking_uri")], DEFAULT_TRACKING_URI, experiment
     )
 
 

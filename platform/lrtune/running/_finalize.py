@@ -33,14 +33,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lrtune._files import atomic_write_text
+from lrtune._stored_uri import recorded_tracking_uri
 from lrtune.registry import LRTuneError
 from lrtune.running._local_ray import connect_ray_for_tune
-from lrtune.running._results import (
-    policy_groups,
-    recorded_tracking_uri,
-    resolved_trial_job,
-    stored_uri,
-)
+from lrtune.running._results import policy_groups, resolved_trial_job, stored_uri
 from lrtune.running._trainable import LRTuneTrainable
 from lrtune.specs._point import TrialPoint
 from lrtune.vocabulary import (

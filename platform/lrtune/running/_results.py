@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ import yaml
 
 from lrtune._files import atomic_write_text
 from lrtune.policies import LRPolicySpec
-from lrtune.registry import LRTuneError
 from lrtune.specs._point import TrialPoint
 from lrtune.tracking._redact import redact_uri
 from lrtune.vocabulary import (
@@ -221,53 +219,9 @@ def resolved_trial_job(
     return data
 
 
-REDACTED = "***"  # what stands for a password in a stored URI (``redact_uri``)
-
-
 def stored_uri(uri: str | None) -> str | None:
     """A tracking URI fit for files lrtune writes: its password shown as ``***``."""
     return redact_uri(uri) if uri else uri
-
-
-def usable_uri(uri: str | None) -> str | None:
-    """``uri`` read back from a stored file, or None when its password was redacted there (the
-    caller then takes the URI from the command, the environment or the job file)."""
-    return None if not uri or REDACTED in uri else uri
-
-
-class StoredURIError(LRTuneError):
-    """A stored tracking URI whose password was redacted, and no other URI given."""
-
-
-def recorded_tracking_uri(
-    given: str | None, stored: list[str | None], default: str, what: str
-) -> str:
-    """The tracking URI to read an experiment's records from: ``given`` (``--tracking-uri``),
-    else the first ``stored`` one that is whole, else ``MLFLOW_TRACKING_URI``, else ``default``.
-    A stored URI whose password was redacted is usable only with the password from the
-    environment (``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``, MLflow's own
-    variables); otherwise `StoredURIError` says what to pass."""
-    if given:
-        return given
-    found = [uri for uri in stored if uri]
-    whole = [uri for uri in found if REDACTED not in uri]
-    if whole:
-        return whole[0]
-    from_env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    if from_env:
-        return from_env
-    if not found:
-        return default
-    hidden = found[0]
-    if os.environ.get("MLFLOW_TRACKING_USERNAME") and os.environ.get("MLFLOW_TRACKING_PASSWORD"):
-        scheme, _, rest = hidden.partition("://")
-        return f"{scheme}://{rest.partition('@')[2]}"  # MLflow adds the credentials itself
-    raise StoredURIError(
-        f"{what}: its stored tracking URI {hidden} hides the password (lrtune never writes "
-        "one to disk). Pass the full URI with --tracking-uri, or set MLFLOW_TRACKING_URI to it, "
-        "or set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (the stored URI is "
-        "then used without its credentials)."
-    )
 
 
 def stored_job_dict(data: dict[str, Any]) -> dict[str, Any]:
