@@ -48,6 +48,24 @@ baseline trial, the presets with Adam 3e-4 constant, −1300 at 102k. rl-zoo3's 
 (``use_sde: True``), as for MountainCarContinuous-v0; RLlib's PPO has no gSDE, and without it
 this budget is too small here.
 
+DQN rows, 2026-12-04 11:02-11:37 UTC (``--only`` each, ``--keep``), on a quiet VM (load 0.1
+and 0.4 at the start, 1.1-3 during, the benchmark's own trials; nothing else of mine ran but
+second-long commands):
+
+| row | search best | test mean (3 seeds) | solved | seconds |
+|---|---|---|---|---|
+| CartPole-v1 dqn | 189.9 | 137.7 (59.7, 340.7, 12.7) | no | 1089 |
+| Acrobot-v1 dqn | −98.0 | −103.6 (−82.1, −108.3, −120.4) | no (3.6 short) | 837 |
+| MountainCar-v0 dqn | not run (120k × 8 at 150-500 env steps/s: over an hour) | — | — | — |
+
+CartPole-v1: the baseline trial (the presets with SB3's DQN rate, Adam 1e-4 constant) scored
+123.2; the best (Adam 1.2e-3, cosine, global-norm clipping, target period 2,963, exploration
+fraction 0.36) 189.9; 4 of 8 were pruned by ASHA (last scores 10-78).
+``benchmarks/presets.py`` reached 361 and 500 with the presets at lr 2e-3 (2 seeds): at 8
+trials the search does not find that rate again, and the finalists' spread (13 to 341) shows
+DQN's seed variance at 50k env steps. Per-trial speed 140-530 env steps/s (the sampled replay
+ratio sets it).
+
 Measured 2026-12-02 09:40-10:06 UTC on the project's 2-core VM (load average 1.4-1.9, nothing
 else running), full budgets, 8 trials, one run per row (search.seed 0):
 
