@@ -238,15 +238,15 @@ def _with_observation_filter(
     None leaves the presets' choice; True adds RLlib's ``MeanStdFilter`` unless another
     ``env_to_module_connector`` is set; False removes the presets' filter (a job's own
     connector stays). Either way the filter goes into `ObservationConnectors`, which first
-    flattens observations that are not a Box."""
+    flattens observations RLlib's default networks cannot read."""
     out = dict(hyperparams)
     if model.normalize_observations is True:
         out.setdefault("env_to_module_connector", mean_std_filter)
     elif model.normalize_observations is False:
         if out.get("env_to_module_connector") is mean_std_filter:
             del out["env_to_module_connector"]
-    # lrtune's pipeline (observations that are not a Box flattened first) unless a job brings
-    # its own connector.
+    # lrtune's pipeline (observations RLlib's networks cannot read flattened first) unless a
+    # job brings its own connector.
     connector = out.get("env_to_module_connector")
     if connector is None or connector is mean_std_filter:
         out["env_to_module_connector"] = ObservationConnectors(
