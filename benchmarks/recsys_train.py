@@ -86,8 +86,9 @@ steps/s in training; run 1 14:55-15:01 UTC at load 0.4-2.5, run 2 15:20-15:26 at
   of the learner 7 / 7 %. Goal (PPO >= 10,000) not met that day: the updates are compute-bound at 10
   epochs (the learner alone ran ~11k env steps/s).
 
-2026-12-04 on the same VM, quiet (load 0.8-1.9 with this benchmark's process; a lint and one
-18 s test file of mine ran during run 1's training): run 1 (default, ``--all --only
+2026-12-04 on the same VM, quiet (load 0.8-1.9 with this benchmark's process; a lint, a type
+check and four short test runs of mine, 5-18 s each, ran during run 1; run 2 ran alone): run 1
+(default, ``--all --only
 "ppo:presets now,ppo:vec1024 mb/8,dqn:presets now,profile"``) PPO 10,265 env steps/s in
 training over 1.0M env steps, the greedy scores above exactly (seeded), last line
 ``ppo_steps_per_s=10265 dqn_steps_per_s=480 best_normalised_score=1.85``; rows: vec1024 mb/8
