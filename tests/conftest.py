@@ -109,6 +109,20 @@ class PluginDistribution:
         return site
 
     @staticmethod
+    def pytest(site: Path, test_file: Path) -> subprocess.CompletedProcess[str]:
+        """pytest on ``test_file`` (a plugin author's own) in a child process whose only plugin
+        path is ``site``, without the variables this pytest set for its own run."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", str(test_file)],
+            cwd=test_file.parent,
+            env={**env, "PYTHONPATH": str(site)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    @staticmethod
     def run(site: Path, code: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """Run ``python -c code`` with the installed folder on ``PYTHONPATH``."""
         env = {**os.environ, "PYTHONPATH": str(site)}

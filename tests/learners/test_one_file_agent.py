@@ -6,9 +6,6 @@ back at every iteration, equal to the schedule's closed form. Nothing in lrtune 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -71,7 +68,7 @@ def agent_site(plugin_distribution: Any) -> Path:
 
 
 def test_the_agent_passes_the_contract_in_its_authors_test_file(
-    agent_site: Path, tmp_path: Path
+    agent_site: Path, tmp_path: Path, plugin_distribution: Any
 ) -> None:
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     test_file = tmp_path / "test_acme_a2c.py"
@@ -90,15 +87,7 @@ def test_the_agent_passes_the_contract_in_its_authors_test_file(
             """
         )
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", str(test_file)],
-        cwd=tmp_path,
-        env={**env, "PYTHONPATH": str(agent_site)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = plugin_distribution.pytest(agent_site, test_file)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     contract = ("test_declaration_fits_rllib", "test_owned_and_preset_settings_are_rllib_settings")
     for test in contract:

@@ -5,7 +5,6 @@ each broken promise, for a broken one."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -84,23 +83,6 @@ def _plugin_test_file(folder: Path, class_name: str, name: str) -> Path:
     return path
 
 
-def _run_pytest(site: Path, test_file: Path) -> subprocess.CompletedProcess[str]:
-    """pytest on ``test_file`` in a child process whose only plugin path is ``site``."""
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", str(test_file)],
-        cwd=test_file.parent,
-        env={**_child_env(), "PYTHONPATH": str(site)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def _child_env() -> dict[str, str]:
-    """This process's environment without the variables pytest sets for its own run."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-
-
 @pytest.fixture(scope="module")
 def sound_site(plugin_distribution: Any) -> Path:
     """``acme-quartering``, built and pip-installed into its own folder."""
@@ -119,8 +101,11 @@ def broken_site(plugin_distribution: Any) -> Path:
     return site
 
 
-def test_an_installed_sound_plugin_passes_the_contract(sound_site: Path, tmp_path: Path) -> None:
-    out = _run_pytest(sound_site, _plugin_test_file(tmp_path, "TestQuartering", "acme_quartering"))
+def test_an_installed_sound_plugin_passes_the_contract(
+    sound_site: Path, tmp_path: Path, plugin_distribution: Any
+) -> None:
+    test_file = _plugin_test_file(tmp_path, "TestQuartering", "acme_quartering")
+    out = plugin_distribution.pytest(sound_site, test_file)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     for test in (
         "test_entry_and_its_parameters_are_described",
@@ -134,9 +119,10 @@ def test_an_installed_sound_plugin_passes_the_contract(sound_site: Path, tmp_pat
 
 
 def test_a_broken_plugin_fails_the_contract_naming_what_is_broken(
-    broken_site: Path, tmp_path: Path
+    broken_site: Path, tmp_path: Path, plugin_distribution: Any
 ) -> None:
-    out = _run_pytest(broken_site, _plugin_test_file(tmp_path, "TestSloppy", "acme_sloppy"))
+    test_file = _plugin_test_file(tmp_path, "TestSloppy", "acme_sloppy")
+    out = plugin_distribution.pytest(broken_site, test_file)
     assert out.returncode == 1, out.stdout[-4000:] + out.stderr[-2000:]
     lines = out.stdout.splitlines()
     failed = [line for line in lines if line.startswith("FAILED ")]
@@ -159,14 +145,16 @@ def test_a_broken_plugin_fails_the_contract_naming_what_is_broken(
         assert any(test in line for line in passed), passed
 
 
-def test_a_contract_class_without_the_plugin_fixture_says_what_to_add(tmp_path: Path) -> None:
+def test_a_contract_class_without_the_plugin_fixture_says_what_to_add(
+    tmp_path: Path, plugin_distribution: Any
+) -> None:
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     test_file = tmp_path / "test_forgot.py"
     test_file.write_text(
         "from lrtune.testing import PluginContract\n\n\nclass TestForgot(PluginContract):\n"
         "    pass\n"
     )
-    out = _run_pytest(tmp_path, test_file)
+    out = plugin_distribution.pytest(tmp_path, test_file)
     assert out.returncode == 1
     assert "does not define the `plugin` fixture" in out.stdout, out.stdout[-3000:]
 

@@ -1159,12 +1159,12 @@ def require_env_id(
     """
     field, problem = "env.id", check_env_id(env_id, import_module=True)
     if problem is None and agent is not None:
-        field, problem = _action_space_problem(env_id, agent, env_config or {}, must_build)
+        field, problem = _env_problem(env_id, agent, env_config or {}, must_build)
     if problem:
         raise SpecError(f"{field}: {problem}")
 
 
-def _action_space_problem(
+def _env_problem(
     env_id: str, agent: str, env_config: Mapping[str, Any], must_build: bool
 ) -> tuple[str, str | None]:
     """(field, why ``agent`` cannot act in ``env_id`` (its `AgentPlugin.action_spaces`) or why
