@@ -28,11 +28,20 @@ os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no calls home: loopback only
 os.environ["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "0"  # a test cluster: no 30 s drain
 
 
+# Ports handed out (or given on the command line) but not bound yet: never handed out again.
+# A CI run once got the dashboard's port back as the metrics port ("already occupied").
+_TAKEN: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on now and this helper has not handed out."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _TAKEN:
+            _TAKEN.add(port)
+            return port
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temp-dir", required=True)
     parser.add_argument("--dashboard-port", type=int, required=True)
     args = parser.parse_args(argv)
+    _TAKEN.add(args.dashboard_port)
 
     # Ray's session folders and its address file (`ray_current_cluster`) both go under
     # <temp-dir>/ray, where a submitted job's supervisor looks for the cluster to hand its
