@@ -175,7 +175,9 @@ class AgentContract(PluginContract):
             f"{plugin[1]}: the learner should extend {default_learner.__name__}"
         )
         assert agent.roles and all(names for names in agent.roles.values())
-        assert agent.action_spaces and agent.action_spaces <= {"discrete", "continuous"}
+        from lrtune.agents import ACTION_KINDS
+
+        assert agent.action_spaces and agent.action_spaces <= set(ACTION_KINDS)
         assert agent.initializers and set(agent.initializers) <= {"orthogonal", "torch"}
         assert agent.loss_metrics and agent.baseline_lr > 0 and agent.hidden
         from lrtune.specs import AgentSettings

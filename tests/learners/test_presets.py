@@ -235,3 +235,72 @@ def test_observations_that_are_not_a_box_are_flattened_for_every_agent(
         assert math.isfinite(float(again.train()["env_runners"]["num_env_steps_sampled_lifetime"]))
     finally:
         again.stop()
+
+
+class Picker(gymnasium.Env[Any, Any]):
+    """Twenty steps of four random bits; the reward counts the action's parts that copy them
+    (any of the action spaces PPO takes beyond Discrete and Box)."""
+
+    observation_space = gymnasium.spaces.Box(0.0, 1.0, (4,), np.float32)
+
+    def __init__(self, action_space: gymnasium.spaces.Space[Any]) -> None:
+        self.action_space = action_space
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[Any, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.t = 0
+        self.bits = self.np_random.integers(0, 2, 4)
+        return self.bits.astype(np.float32), {}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        parts = action.values() if isinstance(action, dict) else action
+        flat = np.concatenate([np.ravel(np.asarray(part)) for part in parts])
+        reward = float(np.sum(np.round(flat[:4]) == self.bits[: len(flat[:4])]))
+        self.t += 1
+        self.bits = self.np_random.integers(0, 2, 4)
+        return self.bits.astype(np.float32), reward, False, self.t >= 20, {}
+
+
+PICKERS = {
+    "LRTuneTest/PickerMultiDiscrete-v0": gymnasium.spaces.MultiDiscrete([2, 2, 2, 2]),
+    "LRTuneTest/PickerTuple-v0": gymnasium.spaces.Tuple(
+        (gymnasium.spaces.MultiDiscrete([2, 2]), gymnasium.spaces.Box(0.0, 1.0, (2,)))
+    ),
+    "LRTuneTest/PickerDict-v0": gymnasium.spaces.Dict(
+        {"a": gymnasium.spaces.Discrete(2), "b": gymnasium.spaces.MultiDiscrete([2, 2, 2])}
+    ),
+}
+for _id, _space in PICKERS.items():
+    gymnasium.register(_id, entry_point=Picker, kwargs={"action_space": _space})
+
+
+@pytest.mark.usefixtures("_ray")
+@pytest.mark.parametrize("env", sorted(PICKERS))
+def test_ppo_acts_in_multi_discrete_and_composite_action_spaces(env: str, tmp_path: Path) -> None:
+    """PPO declares every `ACTION_KINDS` entry: each trains with lrtune's learner (the LR read
+    back is the policy's), checkpoints and restores."""
+    from lrtune.agents import action_kind, get_agent
+    from lrtune.learners import RESULT_KEY
+    from lrtune.specs import require_env_id
+
+    assert action_kind(PICKERS[env]) in get_agent("ppo").action_spaces
+    require_env_id(env, "ppo")
+    config = build_algorithm_config(
+        "ppo", env, policy=POLICY, hyperparams={**preset_hyperparams("ppo", env), **TINY}, seed=0
+    )
+    algo = config.build_algo()
+    try:
+        for _ in range(2):
+            result = algo.train()
+        assert result[RESULT_KEY]["lr"] == pytest.approx(3e-4)
+        assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 512
+        assert result["env_runners"]["episode_return_mean"] > 0
+        algo.save_to_path(tmp_path / "ckpt")
+    finally:
+        algo.stop()
+    again = config.build_algo()
+    try:
+        again.restore_from_path(tmp_path / "ckpt")
+        assert again.train()[RESULT_KEY]["lr"] == pytest.approx(3e-4)
+    finally:
+        again.stop()

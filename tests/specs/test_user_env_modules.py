@@ -160,3 +160,67 @@ def test_an_env_that_cannot_be_built_here_is_refused_before_anything_is_written(
         require_env_id("FrozenLake-v1", "ppo", env_config={"map_nam": "8x8"})
     require_env_id("FrozenLake-v1", "ppo", env_config={"map_nam": "8x8"}, must_build=False)
     require_env_id("FrozenLake-v1", "ppo", env_config={"map_name": "8x8"})
+
+
+def test_actions_no_agent_or_not_this_agent_takes_are_refused_naming_the_fix(
+    tmp_path: Path,
+) -> None:
+    """DQN and SAC take one kind of action each; MultiBinary has no RLlib action distribution
+    (the error gives the MultiDiscrete that means the same). Refused where the run starts,
+    exit 2, nothing written, instead of a traceback in every trial."""
+    from lrtune.specs import SpecError, require_env_id
+
+    pkg = tmp_path / "multienvs"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent(
+            """
+            import gymnasium as gym
+            from gymnasium import spaces
+
+            class Bits(gym.Env):
+                observation_space = spaces.Box(0.0, 1.0, (3,))
+
+                def __init__(self, action_space):
+                    self.action_space = action_space
+
+            gym.register("Multi-v0", entry_point=Bits,
+                         kwargs={"action_space": spaces.MultiDiscrete([2, 3])})
+            gym.register("Binary-v0", entry_point=Bits,
+                         kwargs={"action_space": spaces.MultiBinary(3)})
+            gym.register("TupleOfBinary-v0", entry_point=Bits, kwargs={
+                "action_space": spaces.Tuple((spaces.Discrete(2), spaces.MultiBinary(2)))})
+            """
+        )
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(
+            SpecError,
+            match=r"multi-discrete actions .* agent 'dqn' handles "
+            r"discrete ones only: choose agent ppo, or another env",
+        ):
+            require_env_id("multienvs:Multi-v0", "dqn")
+        with pytest.raises(SpecError, match=r"agent 'sac' handles continuous ones only"):
+            require_env_id("multienvs:Multi-v0", "sac")
+        require_env_id("multienvs:Multi-v0", "ppo")
+        with pytest.raises(
+            SpecError,
+            match=r"no action distribution .* declare it as "
+            r"MultiDiscrete\(\[2, 2, 2\]\) \(the same actions\)",
+        ):
+            require_env_id("multienvs:Binary-v0", "ppo")
+        with pytest.raises(SpecError, match=r"no action distribution .* change the env's"):
+            require_env_id("multienvs:TupleOfBinary-v0", "ppo")
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m.startswith("multienvs")]:
+            del sys.modules[name]
+
+    job = _job(tmp_path, "multienvs:Multi-v0").read_text().replace("agent: ppo", "agent: dqn")
+    (tmp_path / "job.yaml").write_text(job)
+    done = _lrtune(tmp_path, "run", str(tmp_path / "job.yaml"))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "env.id: 'multienvs:Multi-v0' has multi-discrete actions" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.yaml", "multienvs"]

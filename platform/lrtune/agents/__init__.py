@@ -8,10 +8,12 @@ register through the entry-point group ``lrtune.agents``.
 """
 
 from lrtune.agents._base import (
+    ACTION_KINDS,
     COMMON_OWNED,
     MODEL_ROLE,
     AgentPlugin,
     AgentPresets,
+    action_kind,
     load_attribute,
 )
 from lrtune.registry import agents
@@ -24,10 +26,12 @@ def get_agent(name: str) -> AgentPlugin:
 
 
 __all__ = [
+    "ACTION_KINDS",
     "COMMON_OWNED",
     "MODEL_ROLE",
     "AgentPlugin",
     "AgentPresets",
+    "action_kind",
     "get_agent",
     "load_attribute",
 ]

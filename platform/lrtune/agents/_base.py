@@ -40,6 +40,35 @@ COMMON_OWNED: Mapping[str, str] = {
 }
 
 
+#: The kinds of action space an agent can declare in `AgentPlugin.action_spaces`, each with
+#: the gymnasium spaces it covers (`action_kind` names an env's kind).
+ACTION_KINDS: Mapping[str, str] = {
+    "discrete": "Discrete",
+    "continuous": "Box",
+    "multi_discrete": "MultiDiscrete",
+    "composite": "Tuple or Dict of Discrete, Box and MultiDiscrete spaces",
+}
+
+
+def action_kind(space: Any) -> str | None:
+    """The `ACTION_KINDS` key of a gymnasium action space; None where no kind covers it
+    (MultiBinary, Text, a Tuple holding one of those): RLlib has no action distribution for
+    it."""
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Discrete):
+        return "discrete"
+    if isinstance(space, spaces.Box):
+        return "continuous"
+    if isinstance(space, spaces.MultiDiscrete):
+        return "multi_discrete"
+    if isinstance(space, spaces.Tuple | spaces.Dict):
+        parts = space.spaces.values() if isinstance(space, spaces.Dict) else space.spaces
+        kinds = [action_kind(part) for part in parts]
+        return "composite" if kinds and None not in kinds else None
+    return None
+
+
 @dataclass(frozen=True)
 class AgentPresets:
     """An agent's preset hyper-parameters in three layers, later ones winning: the agent's
@@ -75,7 +104,9 @@ class AgentPlugin(ABC):
             ``optimizer_name``) whose rate that role's LR policy owns. The first role is the
             one reported as ``lr``; every role is also reported as ``lr.<role>`` when there are
             several. ``("*",)`` means every optimizer of the module.
-        action_spaces: ``"discrete"`` and/or ``"continuous"`` (a Box).
+        action_spaces: the `ACTION_KINDS` the agent acts in (``"discrete"``, ``"continuous"``,
+            ``"multi_discrete"``, ``"composite"``); a run on an env with another kind is
+            refused at its start (exit 2).
         loss_metrics: learner metrics (under ``learners/<module>/``) that a diverged update
             leaves non-finite.
         owned_hyperparams: hyper-parameters lrtune owns for this agent beyond `COMMON_OWNED`

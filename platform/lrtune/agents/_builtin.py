@@ -8,19 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from lrtune.agents._base import MODEL_ROLE, AgentPlugin
+from lrtune.agents._base import ACTION_KINDS, MODEL_ROLE, AgentPlugin
 from lrtune.registry import NoParams, agents
 
 
 @agents.register("ppo", params=NoParams)
 class PPO(AgentPlugin):
-    """Proximal Policy Optimization (RLlib's PPO): discrete and continuous actions."""
+    """Proximal Policy Optimization (RLlib's PPO): discrete, continuous, multi-discrete and
+    composite (Tuple or Dict) actions."""
 
     config_class_path = "ray.rllib.algorithms.ppo:PPOConfig"
     learner_class_path = "lrtune.learners._learner:LRTunePPOLearner"
     presets_path = "lrtune.learners._presets:PPO_PRESETS"
     baseline_lr = 3e-4  # SB3's PPO default
     roles = {MODEL_ROLE: ("*",)}
+    # RLlib's catalog has a distribution for each (MultiBinary has none).
+    action_spaces = frozenset(ACTION_KINDS)
     loss_metrics = ("total_loss",)
     # SB3's ActorCriticPolicy and CleanRL's classic-control PPO: 64x64 tanh, orthogonal.
     hidden = (64, 64)

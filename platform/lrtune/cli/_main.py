@@ -312,10 +312,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     prepare_loopback_env()
     from lrtune.learners import build_algorithm_config  # noqa: F401  (validates imports early)
     from lrtune.running import IterationRecord, train_single
-    from lrtune.specs import load_policy
+    from lrtune.specs import load_policy, require_env_id
 
     spec = load_policy(args.policy)
     spec.check_agent(args.agent)
+    require_env_id(args.env, args.agent)  # before the table's header: exit 2, nothing printed
     print(f"lrtune: {args.agent} on {args.env}, {args.steps} env steps, policy {spec.short()}")
     print(f"{'iter':>5} {'env steps':>10} {'lr':>11} {'return':>9} {'s':>6}")
 

@@ -1193,21 +1193,30 @@ def _env_problem(
         space = env.action_space
     finally:
         env.close()
-    kind = (
-        "continuous"
-        if isinstance(space, spaces.Box)
-        else "discrete"
-        if isinstance(space, spaces.Discrete)
-        else None
-    )
-    if kind is None or kind in kinds:
+    from lrtune.agents import ACTION_KINDS, action_kind
+
+    kind = action_kind(space)
+    if kind is None:
+        fix = (
+            f"declare it as MultiDiscrete({[2] * int(space.n)}) (the same actions), "
+            if isinstance(space, spaces.MultiBinary) and len(space.shape) == 1
+            else "change the env's action space to one of them, "
+        )
+        return "env.id", (
+            f"{env_id!r} has actions {space}, for which RLlib has no action distribution "
+            f"(agents act in {', '.join(ACTION_KINDS.values())} spaces): {fix}or choose "
+            "another env"
+        )
+    if kind in kinds:
         return "env.id", None
     registry = SLOTS["agents"]
     others = [name for name in registry.names() if kind in registry.build(name).action_spaces]
+    choose = (
+        f"choose agent {' or '.join(others)}, or another env" if others else "choose another env"
+    )
     return "env.id", (
-        f"{env_id!r} has {kind} actions ({space}) and agent '{agent}' handles "
-        f"{' and '.join(sorted(kinds))} ones only: choose agent {' or '.join(others)}, or "
-        "another env"
+        f"{env_id!r} has {kind.replace('_', '-')} actions ({space}) and agent '{agent}' "
+        f"handles {' and '.join(k.replace('_', '-') for k in sorted(kinds))} ones only: {choose}"
     )
 
 
