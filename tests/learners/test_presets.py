@@ -304,3 +304,108 @@ def test_ppo_acts_in_multi_discrete_and_composite_action_spaces(env: str, tmp_pa
         assert again.train()[RESULT_KEY]["lr"] == pytest.approx(3e-4)
     finally:
         again.stop()
+
+
+class Pixels(gymnasium.Env[Any, Any]):
+    """Ten steps of a random image; reward 1 for action 1."""
+
+    action_space = gymnasium.spaces.Discrete(2)
+
+    def __init__(self, space: gymnasium.spaces.Box) -> None:
+        self.observation_space = space
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[Any, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.observation_space.seed(seed)
+        self.t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        self.t += 1
+        return self.observation_space.sample(), float(action), self.t >= 10, False, {}
+
+
+PIXELS = {
+    # uint8 0..255, no RLlib default for 12x12: lrtune's small-image stack, scaled to [0, 1].
+    "LRTuneTest/Pixels12-v0": (gymnasium.spaces.Box(0, 255, (12, 12, 3), np.uint8), 255.0),
+    # uint8 40x40: the Nature stack.
+    "LRTuneTest/Pixels40-v0": (gymnasium.spaces.Box(0, 255, (40, 40, 1), np.uint8), 255.0),
+    # int64 counts on RLlib's own 10x10 size: RLlib's filters, cast to float without scaling.
+    "LRTuneTest/Counts10-v0": (gymnasium.spaces.Box(0, 5, (10, 10, 2), np.int64), 1.0),
+    # A 1-D Box of integers: an MLP, cast to float.
+    "LRTuneTest/Counts-v0": (gymnasium.spaces.Box(0, 9, (6,), np.int32), 1.0),
+}
+for _id, (_space, _scale) in PIXELS.items():
+    gymnasium.register(_id, entry_point=Pixels, kwargs={"space": _space})
+
+
+def conv_channels(module: torch.nn.Module) -> list[tuple[int, int, int]]:
+    return [
+        (m.out_channels, m.kernel_size[0], m.stride[0])
+        for m in module.modules()
+        if isinstance(m, torch.nn.Conv2d)
+    ]
+
+
+@pytest.mark.usefixtures("_ray")
+@pytest.mark.parametrize("agent", ["ppo", "dqn"])
+@pytest.mark.parametrize("env", sorted(PIXELS))
+def test_integer_and_image_observations_train_with_a_cnn_for_any_image_size(
+    agent: str, env: str, tmp_path: Path
+) -> None:
+    """RLlib alone stops on these: no default CNN filters for most image sizes, and its
+    networks take float input only. lrtune casts integer Boxes to float32 (uint8 images
+    scaled to [0, 1], as SB3 does) and picks filters for sizes RLlib has none for; each builds,
+    trains, checkpoints and restores."""
+    from ray.rllib.models.utils import get_filter_config
+
+    from lrtune.learners import default_conv_filters
+    from lrtune.learners._config import NATURE_FILTERS, SMALL_IMAGE_FILTERS
+
+    space, scale = PIXELS[env]
+    shape = tuple(space.shape)
+    expected: Any = {
+        "LRTuneTest/Pixels12-v0": SMALL_IMAGE_FILTERS,
+        "LRTuneTest/Pixels40-v0": NATURE_FILTERS,
+        "LRTuneTest/Counts10-v0": None,
+        "LRTuneTest/Counts-v0": None,
+    }[env]
+    assert default_conv_filters(shape) == expected
+    if len(shape) == 3 and expected is None:  # RLlib's own default for this size
+        expected = [
+            (c, k if isinstance(k, int) else k[0], s) for c, k, s in get_filter_config(list(shape))
+        ]
+    tiny = TINY if agent == "ppo" else TINY_DQN
+    params = {**preset_hyperparams(agent, env), **tiny}
+    config = build_algorithm_config(agent, env, policy=POLICY, hyperparams=params, seed=0)
+    algo = config.build_algo()
+    try:
+        assert observation_pieces(algo) == ["FloatObservations"]
+        seen = algo.get_module().observation_space
+        assert seen.dtype == np.float32 and seen.shape == shape
+        assert float(seen.high.max()) == pytest.approx(float(space.high.max()) / scale)
+        assert conv_channels(algo.get_module()) == list(expected or [])
+        for _ in range(2):
+            result = algo.train()
+        assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 128
+        algo.save_to_path(tmp_path / "ckpt")
+    finally:
+        algo.stop()
+    again = config.build_algo()
+    try:
+        again.restore_from_path(tmp_path / "ckpt")
+        assert math.isfinite(float(again.train()["env_runners"]["num_env_steps_sampled_lifetime"]))
+    finally:
+        again.stop()
+
+
+def test_a_job_chooses_its_own_conv_filters() -> None:
+    mine = ModelSettings(conv_filters=((8, 3, 2), (8, 3, 2)))
+    config = build_algorithm_config("ppo", "LRTuneTest/Pixels40-v0", policy=POLICY, model=mine)
+    assert config.model_config["conv_filters"] == [[8, 3, 2], [8, 3, 2]]
+    rows = {row.key: row for row in resolve_presets("ppo", "LRTuneTest/Pixels12-v0")}
+    from lrtune.learners._config import SMALL_IMAGE_FILTERS
+
+    assert rows["model.conv_filters"].value == SMALL_IMAGE_FILTERS
+    assert "RLlib has no default" in rows["model.conv_filters"].source
+    assert resolve_presets("ppo", "CartPole-v1")[-1].value is None

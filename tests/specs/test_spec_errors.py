@@ -225,6 +225,27 @@ CASES: list[tuple[str, dict[str, str], str, list[str], list[str]]] = [
         ["model.initializer:", "built for PPO"],
     ),
     (
+        "model conv filter layer not a triple",
+        {"space.yaml": SPACE, "job.yaml": job(model="{conv_filters: [[16, 3]]}")},
+        "job.yaml",
+        [],
+        ["model.conv_filters.0.2:", "Field required"],
+    ),
+    (
+        "model conv filters empty",
+        {"space.yaml": SPACE, "job.yaml": job(model="{conv_filters: []}")},
+        "job.yaml",
+        [],
+        ["model.conv_filters:", "give 1 to 12 layers", "leave conv_filters out"],
+    ),
+    (
+        "model conv filter stride out of range",
+        {"space.yaml": SPACE, "job.yaml": job(model="{conv_filters: [[16, 3, 0]]}")},
+        "job.yaml",
+        [],
+        ["model.conv_filters.0.2:", "greater than or equal to 1"],
+    ),
+    (
         "model reward normalisation not a boolean",
         {"space.yaml": SPACE, "job.yaml": job(model="{normalize_rewards: yes please}")},
         "job.yaml",

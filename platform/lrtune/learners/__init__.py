@@ -5,6 +5,7 @@ from lrtune.learners._config import (
     ModelSettings,
     TrialResources,
     build_algorithm_config,
+    default_conv_filters,
 )
 from lrtune.learners._learner import (
     METRIC_KEYS,
@@ -27,4 +28,5 @@ __all__ = [
     "ModelSettings",
     "TrialResources",
     "build_algorithm_config",
+    "default_conv_filters",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,63 @@ class TrialResources:
 
 INITIALIZERS = ("orthogonal", "torch")
 
+#: A convolution stack: ``(out_channels, kernel, stride)`` per layer, RLlib's ``conv_filters``
+#: format (its CNN pads "same", so any stack fits any image size).
+ConvFilters = tuple[tuple[int, int, int], ...]
+
+#: Images of at least 36 pixels a side with no RLlib default: the Nature DQN stack (Mnih et
+#: al. 2015), RLlib's own default for 84x84 inputs.
+NATURE_FILTERS: ConvFilters = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
+#: Smaller images (grids such as MinAtar's 10x10 or MiniGrid's 7x7): 3x3 kernels, the first at
+#: stride 1 so that no cell is skipped (MinAtar's network is one 16-channel 3x3 stride-1
+#: layer), then two stride-2 layers to keep the dense layers small.
+SMALL_IMAGE_FILTERS: ConvFilters = ((16, 3, 1), (32, 3, 2), (64, 3, 2))
+
+
+def default_conv_filters(shape: tuple[int, ...]) -> ConvFilters | None:
+    """lrtune's stack for an image observation of ``shape`` (height, width, channels), None
+    where RLlib has a default of its own (its `get_filter_config` knows 10, 42, 64, 84 and 96
+    pixels square) or the observation is no image."""
+    if len(shape) != 3:
+        return None
+    from ray.rllib.models.utils import get_filter_config
+
+    try:
+        get_filter_config(list(shape))
+    except ValueError:  # "No default CNN configuration for obs shape"
+        return NATURE_FILTERS if min(shape[:2]) >= 36 else SMALL_IMAGE_FILTERS
+    return None
+
+
+# (env id, its kwargs as JSON) -> the observation shape of a Box, None otherwise.
+_OBSERVATION_SHAPES: dict[tuple[str, str], tuple[int, ...] | None] = {}
+
+
+def observation_shape(env: str, env_config: Mapping[str, Any]) -> tuple[int, ...] | None:
+    """The shape of ``env``'s observations when they are a Box, else None (built once per id
+    and kwargs)."""
+    import gymnasium
+
+    key = (env, json.dumps(dict(env_config), sort_keys=True, default=repr))
+    if key not in _OBSERVATION_SHAPES:
+        try:
+            made = gymnasium.make(env, **dict(env_config))
+        except Exception:  # an id only RLlib/Tune knows; the trial reports what fails
+            _OBSERVATION_SHAPES[key] = None
+        else:
+            space = made.observation_space
+            made.close()
+            box = isinstance(space, gymnasium.spaces.Box)
+            _OBSERVATION_SHAPES[key] = tuple(space.shape or ()) if box else None
+    return _OBSERVATION_SHAPES[key]
+
+
+def image_conv_filters(env: str, env_config: Mapping[str, Any] | None) -> ConvFilters | None:
+    """`default_conv_filters` of ``env``'s observations (None: not an image, or RLlib has a
+    default for its size)."""
+    shape = observation_shape(env, env_config or {})
+    return default_conv_filters(shape) if shape is not None else None
+
 
 @dataclass(frozen=True)
 class ModelSettings:
@@ -73,6 +131,10 @@ class ModelSettings:
             ``lrtune.learners._rewards``); episode returns and scores stay in the task's
             units. None: as the agent presets say (PPO's continuous-action family: on);
             True / False override them.
+        conv_filters: the convolution stack for image observations (a 3-D Box), as
+            ``(out_channels, kernel, stride)`` per layer. None: RLlib's default for its image
+            sizes, else `default_conv_filters`' (RLlib alone stops with "No default CNN
+            configuration" on any other size).
     """
 
     hidden: tuple[int, ...] | None = None
@@ -81,6 +143,7 @@ class ModelSettings:
     initializer: str | None = None
     normalize_observations: bool | None = None
     normalize_rewards: bool | None = None
+    conv_filters: ConvFilters | None = None
 
     def __post_init__(self) -> None:
         if self.initializer is not None and self.initializer not in INITIALIZERS:
@@ -189,6 +252,7 @@ def build_algorithm_config(
                 fcnet_hiddens=list(model.hidden_for(agent)),
                 fcnet_activation=model.activation_for(agent),
                 vf_share_layers=model.vf_share_layers,
+                conv_filters=_conv_filters(model, env, env_config),
             )
         )
         .callbacks(LRTuneCallbacks)
@@ -201,6 +265,16 @@ def build_algorithm_config(
         _set_hyperparam(config, key, value, owned)
     _use_native_vector_env(config, env, hyperparams or {})
     return config
+
+
+def _conv_filters(
+    model: ModelSettings, env: str, env_config: Mapping[str, Any] | None
+) -> list[Any] | None:
+    """RLlib's ``conv_filters``: the model's, else lrtune's default for the env's image size."""
+    filters = model.conv_filters
+    if filters is None:
+        filters = image_conv_filters(env, env_config)
+    return [list(layer) for layer in filters] if filters is not None else None
 
 
 # Settings that mean a job builds its own module-to-env pipeline: lrtune's batched one stays out.

@@ -18,8 +18,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
+from gymnasium.spaces import Box
 from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
+from ray.rllib.connectors.env_to_module.observation_preprocessor import (
+    SingleAgentObservationPreprocessor,
+)
 
 HIDDEN_GAIN = math.sqrt(2.0)  # SB3 ActorCriticPolicy / CleanRL layer_init std=np.sqrt(2)
 POLICY_OUTPUT_GAIN = 0.01  # SB3 action_net gain / CleanRL actor's last layer std=0.01
@@ -69,6 +74,43 @@ def mean_std_filter(env: Any = None, spaces: Any = None, device: Any = None) -> 
     return MeanStdFilter()
 
 
+class FloatObservations(SingleAgentObservationPreprocessor):  # type: ignore[misc]
+    """Integer Box observations as float32, uint8 images (SB3's rule: 3-D, bounds 0 and 255)
+    divided by 255 as SB3 does: RLlib's networks take float input only ("Input type (unsigned
+    char) and bias type (float) should be the same")."""
+
+    def recompute_output_observation_space(
+        self, input_observation_space: Any, input_action_space: Any
+    ) -> Any:
+        """float32 bounds and dtype for an integer Box (scaled for an image); else unchanged."""
+        space = input_observation_space
+        self.scale = 1.0
+        if not integer_box(space):
+            return space
+        image = (
+            space.dtype == np.uint8
+            and len(space.shape) == 3
+            and bool(np.all(space.low == 0))
+            and bool(np.all(space.high == 255))
+        )
+        self.scale = 1.0 / 255.0 if image else 1.0
+        return Box(
+            (space.low * self.scale).astype(np.float32),
+            (space.high * self.scale).astype(np.float32),
+            space.shape,
+            np.float32,
+        )
+
+    def preprocess(self, observation: Any, episode: Any) -> Any:
+        """The observation as float32, scaled."""
+        return np.asarray(observation, np.float32) * np.float32(self.scale)
+
+
+def integer_box(space: Any) -> bool:
+    """Whether ``space`` is a Box of integers (RLlib's networks then need `FloatObservations`)."""
+    return isinstance(space, Box) and not np.issubdtype(space.dtype, np.floating)
+
+
 @dataclass(frozen=True)
 class ObservationConnectors:
     """``env_to_module_connector`` of every trial: flattening, then (when ``normalize``) the
@@ -79,16 +121,17 @@ class ObservationConnectors:
     tasks, for one; a 2-D or scalar Box) RLlib 2.60 stops with "No default encoder config for
     obs space". RLlib's ``FlattenObservations`` one-hot encodes the discrete parts and
     concatenates the rest into one vector, written back into the episodes, so training, replay
-    and evaluation all see the flat form. A 1-D or 3-D Box passes untouched. ``normalize``
-    adds `mean_std_filter`'s ``MeanStdFilter`` after it. A frozen dataclass, so configs
-    pickle.
+    and evaluation all see the flat form. A 1-D or 3-D Box passes untouched. A Box of integers
+    (uint8 images, above all) is then cast to float32 (`FloatObservations`; images scaled to
+    [0, 1]): RLlib's networks take float input only. The episodes then hold float32, four
+    times the bytes of uint8 images in a replay buffer. ``normalize`` adds
+    `mean_std_filter`'s ``MeanStdFilter`` last. A frozen dataclass, so configs pickle.
     """
 
     normalize: bool = False
 
     def __call__(self, env: Any = None, spaces: Any = None, device: Any = None) -> list[Any]:
         """The connector pieces for ``env``'s (or ``spaces``') single observation space."""
-        from gymnasium.spaces import Box
         from ray.rllib.connectors.env_to_module import FlattenObservations
         from ray.rllib.env import INPUT_ENV_SINGLE_SPACES
 
@@ -102,6 +145,8 @@ class ObservationConnectors:
         # RLlib's default encoders: an MLP for a 1-D Box, a CNN for a 3-D (image) Box.
         if space is not None and not (isinstance(space, Box) and len(space.shape) in (1, 3)):
             pieces.append(FlattenObservations())
+        if integer_box(space):
+            pieces.append(FloatObservations())
         if self.normalize:
             pieces.append(mean_std_filter())
         return pieces

@@ -320,8 +320,27 @@ def resolve_presets(agent: str, env: str | None = None) -> list[PresetSetting]:
         elif field.name == "normalize_rewards":
             value = bool(family_model.get(field.name, False))
             source = CONTINUOUS_FAMILY if field.name in family_model else MODEL_DEFAULT
+        elif field.name == "conv_filters" and env is not None:
+            value, source = _conv_filters_row(env)
         rows.append(PresetSetting(f"model.{field.name}", value, source))
     return rows
+
+
+def _conv_filters_row(env: str) -> tuple[Any, str]:
+    """``model.conv_filters`` of ``env`` (built without its kwargs): RLlib's default for its
+    image size, lrtune's for other sizes, None where the observations are no image."""
+    from ray.rllib.models.utils import get_filter_config
+
+    from lrtune.learners._config import default_conv_filters, observation_shape
+
+    shape = observation_shape(env, {})
+    if shape is None or len(shape) != 3:
+        return None, MODEL_DEFAULT
+    ours = default_conv_filters(shape)
+    if ours is not None:
+        return ours, f"model default ({shape[0]}x{shape[1]} images: RLlib has no default)"
+    rllib = tuple(tuple(layer) for layer in get_filter_config(list(shape)))
+    return rllib, f"RLlib default ({shape[0]}x{shape[1]} images)"
 
 
 def preset_model_setting(agent: str, env: str | None, name: str) -> Any:

@@ -72,6 +72,7 @@ HASH_LATER_FIELDS: tuple[tuple[str, ...], ...] = (
     ("search", "params"),
     ("scheduler", "params"),
     ("trials", "checkpoint_seconds"),
+    ("model", "conv_filters"),
 )
 
 
@@ -116,6 +117,30 @@ class ModelSpec(BaseModel):
     # PPO: rewards over the running std of the discounted return (SB3's VecNormalize); None:
     # as the presets say (on for PPO's continuous-action family).
     normalize_rewards: StrictBool | None = None
+    # Image observations: [out_channels, kernel, stride] per convolution layer (RLlib's
+    # conv_filters). None: RLlib's default for its image sizes, else lrtune's
+    # (`lrtune.learners.default_conv_filters`).
+    conv_filters: (
+        tuple[
+            tuple[
+                Annotated[Whole, Field(ge=1, le=2048)],
+                Annotated[Whole, Field(ge=1, le=32)],
+                Annotated[Whole, Field(ge=1, le=16)],
+            ],
+            ...,
+        ]
+        | None
+    ) = None
+
+    @field_validator("conv_filters")
+    @classmethod
+    def _some_layers(cls, value: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+        if value is not None and not 1 <= len(value) <= 12:
+            raise ValueError(
+                f"give 1 to 12 layers of [out_channels, kernel, stride] (got {len(value)}), "
+                "or leave conv_filters out for the default"
+            )
+        return value
 
 
 class BudgetSpec(BaseModel):
