@@ -252,3 +252,23 @@ def test_a_policy_entry_that_does_not_support_the_agent_is_refused() -> None:
     with pytest.raises(PolicyError, match=r"hyperparams\.gama"):
         build_algorithm_config("ppo", "CartPole-v1", policy={"lr": 1e-3}, hyperparams={"gama": 1})
     assert LRPolicySpec.model_validate({"lr": 1e-3}).optimizer.name == "adam"
+
+
+def test_a_setting_goes_to_the_section_that_takes_it_and_deprecated_names_are_refused() -> None:
+    """RLlib's ``env_runners`` still lists ``restart_failed_sub_environments`` as a deprecated
+    keyword (it raises when given one): the setting goes to ``fault_tolerance``, where it
+    lives now. A name that is only deprecated (``num_rollout_workers``) is refused, by name."""
+    from lrtune.learners._config import check_hyperparam_names
+    from lrtune.policies import PolicyError
+
+    config = build_algorithm_config(
+        "ppo",
+        "CartPole-v1",
+        policy={"lr": 1e-3},
+        hyperparams={"restart_failed_sub_environments": True},
+    )
+    assert config.restart_failed_sub_environments is True
+    for agent in ("ppo", "dqn", "sac"):
+        with pytest.raises(PolicyError, match=r"hyperparams\.num_rollout_workers: not a setting"):
+            check_hyperparam_names(agent, ["gamma", "num_rollout_workers"])
+    check_hyperparam_names("dqn", ["gamma", "target_network_update_freq", "n_step"])

@@ -224,3 +224,34 @@ def test_actions_no_agent_or_not_this_agent_takes_are_refused_naming_the_fix(
     assert "env.id: 'multienvs:Multi-v0' has multi-discrete actions" in done.stderr
     assert "Traceback" not in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job.yaml", "multienvs"]
+
+
+def test_a_misspelt_rllib_setting_is_refused_where_the_run_starts(tmp_path: Path) -> None:
+    """Validation is Ray-free, so RLlib's names are checked where a run starts: a misspelt
+    setting in the job or in its space exits 2 naming it, before Ray starts or anything is
+    written (it used to fail every trial)."""
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "name: typo\nagent: ppo\nenv: {id: CartPole-v1}\nbudget: {trial_env_steps: 1000}\n"
+        "policy: {lr: 1.0e-3}\nhyperparams: {gama: 0.99}\n"
+    )
+    done = _lrtune(tmp_path, "run", str(job))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "hyperparams.gama: not a setting of RLlib's PPOConfig" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.yaml"]
+
+    (tmp_path / "space.yaml").write_text(
+        "schedule: {constant: {}}\noptimizer: {adam: {}}\n"
+        "lr: {distribution: log_uniform, low: 1.0e-4, high: 1.0e-3}\n"
+        "hyperparams: {lambda_: {distribution: uniform, low: 0.9, high: 0.99},"
+        " entropy_coef: {distribution: uniform, low: 0.0, high: 0.01}}\n"
+    )
+    job.write_text(
+        "name: typo\nagent: ppo\nenv: {id: CartPole-v1}\nbudget: {trial_env_steps: 1000}\n"
+        "trials: {num: 2}\nspace: space.yaml\n"
+    )
+    done = _lrtune(tmp_path, "run", str(job))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "space.hyperparams.entropy_coef: not a setting of RLlib's PPOConfig" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.yaml", "space.yaml"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
 from lrtune.agents import AgentPlugin, get_agent
@@ -25,7 +25,15 @@ from lrtune.policies import LRPolicySpec, PolicyError
 from lrtune.registry import LRTuneError
 
 # Where a hyper-parameter goes, in the order tried.
-SECTIONS = ("training", "env_runners", "rl_module", "evaluation", "reporting", "debugging")
+SECTIONS = (
+    "training",
+    "env_runners",
+    "rl_module",
+    "evaluation",
+    "reporting",
+    "debugging",
+    "fault_tolerance",
+)
 
 
 @dataclass(frozen=True)
@@ -347,21 +355,15 @@ def _rates(plugin: AgentPlugin, spec: LRPolicySpec) -> dict[str, float | None]:
 def _set_hyperparam(
     config: AlgorithmConfig, key: str, value: Any, owned: Mapping[str, str]
 ) -> None:
-    if key in owned:
-        raise PolicyError(f"hyperparams.{key}: lrtune sets this itself ({owned[key]}).")
-    for section in SECTIONS:
-        if key in section_parameters(type(config), section):
-            getattr(config, section)(**{key: value})
-            return
-    raise PolicyError(
-        f"hyperparams.{key}: not a setting of RLlib's {type(config).__name__} (looked in its "
-        f"{', '.join(SECTIONS)} sections). Check the spelling against RLlib's documentation."
-    )
+    getattr(config, _section_of(type(config), key, owned))(**{key: value})
 
 
 def section_parameters(cls: type[AlgorithmConfig], section: str) -> set[str]:
     """Names a config section method accepts, across the class hierarchy (subclasses add some
-    and pass the rest on through ``**kwargs``)."""
+    and pass the rest on through ``**kwargs``). A parameter whose default is not RLlib's
+    ``NotProvided`` is a deprecated one (RLlib raises when it is passed, e.g.
+    ``env_runners(restart_failed_sub_environments=...)``, now a ``fault_tolerance`` setting),
+    so it is left out and the next section is tried."""
     names: set[str] = set()
     for klass in cls.__mro__:
         method = klass.__dict__.get(section)
@@ -369,6 +371,30 @@ def section_parameters(cls: type[AlgorithmConfig], section: str) -> set[str]:
             names.update(
                 name
                 for name, p in inspect.signature(method).parameters.items()
-                if p.kind is not inspect.Parameter.VAR_KEYWORD and name != "self"
+                if p.kind is not inspect.Parameter.VAR_KEYWORD
+                and name != "self"
+                and p.default is NotProvided
             )
     return names
+
+
+def check_hyperparam_names(agent: str, names: Iterable[str]) -> None:
+    """Raise `PolicyError` naming the first of ``names`` that is no RLlib setting of
+    ``agent``'s config (in `SECTIONS`) or that lrtune owns (values are not checked: a space
+    samples them)."""
+    plugin = get_agent(agent)
+    config_class, owned = plugin.config_class(), plugin.owned()
+    for key in names:
+        _section_of(config_class, key, owned)
+
+
+def _section_of(config_class: type[AlgorithmConfig], key: str, owned: Mapping[str, str]) -> str:
+    if key in owned:
+        raise PolicyError(f"hyperparams.{key}: lrtune sets this itself ({owned[key]}).")
+    for section in SECTIONS:
+        if key in section_parameters(config_class, section):
+            return section
+    raise PolicyError(
+        f"hyperparams.{key}: not a setting of RLlib's {config_class.__name__} (looked in its "
+        f"{', '.join(SECTIONS)} sections). Check the spelling against RLlib's documentation."
+    )

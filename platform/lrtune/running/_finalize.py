@@ -37,7 +37,7 @@ from lrtune._stored_uri import recorded_tracking_uri
 from lrtune.registry import LRTuneError
 from lrtune.running._local_ray import connect_ray_for_tune
 from lrtune.running._results import policy_groups, resolved_trial_job, stored_uri
-from lrtune.running._trainable import LRTuneTrainable
+from lrtune.running._trainable import LRTuneTrainable, check_trial_settings
 from lrtune.specs._point import TrialPoint
 from lrtune.vocabulary import (
     PER_GROUPINGS,
@@ -303,6 +303,7 @@ def finalize(
 
     job = load_job(results_dir / "job.yaml")
     require_env_id(job.env.id, job.agent, env_config=job.env.config)
+    check_trial_settings(job)
     population = bool(summary.get("population") or getattr(job, "population", None))
     evaluation = _finalist_evaluation(job, evaluation_episodes)
     scored_on = scoring_label(evaluation)

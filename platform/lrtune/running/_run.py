@@ -48,7 +48,7 @@ from lrtune.running._results import (
     write_summary,
     write_yaml,
 )
-from lrtune.running._trainable import LRTuneTrainable
+from lrtune.running._trainable import LRTuneTrainable, check_trial_settings
 from lrtune.specs._point import TrialPoint
 from lrtune.tracking._redact import redact_uri
 from lrtune.vocabulary import (
@@ -353,6 +353,7 @@ def run_job(
 
     # A user's env module is first imported here, not at validation; the env is built once.
     require_env_id(job.env.id, job.agent, env_config=job.env.config)
+    check_trial_settings(job)  # RLlib's names for the hyper-parameters, before Ray starts
     stream = stream or sys.stdout
     out: TextIO = stream
     experiment_dir, results_dir = experiment_paths(job, storage_path)

@@ -48,7 +48,7 @@ from lrtune._files import atomic_write_text
 from lrtune.learners import RESULT_KEY, ModelSettings, TrialResources, build_algorithm_config
 from lrtune.learners._presets import preset_hyperparams
 from lrtune.specs._compile import trial_model
-from lrtune.specs._job import EVALUATED_METRIC_PREFIX
+from lrtune.specs._job import EVALUATED_METRIC_PREFIX, JobSpec
 from lrtune.specs._point import TrialPoint
 
 STATE_FILE = "lrtune_trial.json"
@@ -362,6 +362,36 @@ def load_replay_buffer(algo: Any, directory: str) -> bool:
 # RLlib evaluates only when `evaluation_interval` is set; scoring on a final evaluation alone
 # (evaluation.interval 0) needs the evaluation env runner built but never run along the way.
 _NEVER = 2**31 - 1
+
+
+def check_trial_settings(job: JobSpec) -> None:
+    """Build one trial's RLlib config from what every trial of ``job`` shares (presets, the
+    job's and the space's fixed hyper-parameters, model, evaluation) and check the names of
+    the hyper-parameters its space samples. Called where a run starts, before Ray does: a
+    misspelt, deprecated or owned setting exits 2 naming it (`PolicyError`) instead of failing
+    every trial."""
+    from lrtune.learners._config import check_hyperparam_names
+    from lrtune.policies import PolicyError
+
+    hyperparams = {**preset_hyperparams(job.agent, job.env.id), **job.fixed_hyperparams}
+    if job.evaluation.enabled:
+        hyperparams.update(evaluation_hyperparams(job.evaluation))
+    build_algorithm_config(
+        job.agent,
+        job.env.id,
+        policy=job.policy if job.policy is not None else {"lr": job.agent_plugin.baseline_lr},
+        env_config=job.env.config,
+        hyperparams=hyperparams,
+        resources=TrialResources(cpus=job.resources.cpus, gpus=job.resources.gpus),
+        model=ModelSettings(**job.model.model_dump()),
+        budget=job.budget.trial_env_steps,
+        seed=0,
+    )
+    if job.space is not None:
+        try:
+            check_hyperparam_names(job.agent, job.space.hyperparams)
+        except PolicyError as exc:
+            raise PolicyError(f"space.{exc}") from None
 
 
 def evaluation_hyperparams(evaluation: Any) -> dict[str, Any]:
