@@ -137,6 +137,43 @@ def test_scoring_on_the_evaluation_reports_the_deterministic_evaluation_of_the_f
     ]
 
 
+def test_an_evaluation_on_an_env_without_a_time_limit_ends_and_says_where_it_cuts(
+    ray_session: Any, workdir: Path, job_file: Any
+) -> None:
+    """CliffWalking-v1 has no time limit and its episodes end only at the goal, which an
+    untrained greedy policy does not reach: RLlib's evaluation, which plays whole episodes,
+    would never return. Evaluation episodes are cut at budget.trial_env_steps, and the run
+    says so under its header."""
+    path = job_file(
+        workdir,
+        "endless",
+        env={"id": "CliffWalking-v1"},
+        policy={"lr": 3e-4},
+        budget={"trial_env_steps": 256},
+        trials={"num": 1},
+        evaluation={"episodes": 2, "score": True},
+    )
+    stream = io.StringIO()
+    outcome = run_job(load_job(path), stream=stream)
+    assert (
+        "warning: env.id 'CliffWalking-v1' has no time limit (max_episode_steps), so "
+        "evaluation episodes are cut at 256 env steps"
+    ) in stream.getvalue()
+    (trial,) = outcome.trials
+    assert trial.status == "completed" and trial.checkpoint is not None
+    from ray.rllib.algorithms.algorithm import Algorithm
+
+    # The final policy, evaluated again: both greedy episodes run into the cut (seeded).
+    algo = Algorithm.from_checkpoint(str(Path(trial.checkpoint) / "seed0"))
+    try:
+        again = algo.evaluate()["env_runners"]
+    finally:
+        algo.stop()
+    assert again["num_episodes"] == 2 and again["episode_len_min"] == 256
+    assert again["episode_return_mean"] == pytest.approx(trial.score, rel=1e-12)
+    assert trial.score <= -256
+
+
 @pytest.mark.slow
 def test_finalize_scores_finalists_on_the_deterministic_evaluation_when_asked(
     ray_session: Any, workdir: Path, job_file: Any

@@ -82,27 +82,46 @@ def default_conv_filters(shape: tuple[int, ...]) -> ConvFilters | None:
     return None
 
 
-# (env id, its kwargs as JSON) -> the observation shape of a Box, None otherwise.
-_OBSERVATION_SHAPES: dict[tuple[str, str], tuple[int, ...] | None] = {}
+@dataclass(frozen=True)
+class EnvFacts:
+    """What lrtune reads from one build of an env: its observations' shape (a Box's; None for
+    other spaces) and its time limit (gymnasium's ``max_episode_steps``; None when it has
+    none)."""
+
+    observation_shape: tuple[int, ...] | None
+    max_episode_steps: int | None
+
+
+# (env id, its kwargs as JSON) -> its facts; None where it cannot be built here.
+_ENV_FACTS: dict[tuple[str, str], EnvFacts | None] = {}
+
+
+def env_facts(env: str, env_config: Mapping[str, Any] | None) -> EnvFacts | None:
+    """`EnvFacts` of ``env`` built with ``env_config`` (built once per id and kwargs), None
+    where it cannot be built here (an id only RLlib/Tune knows; the trial reports what
+    fails)."""
+    import gymnasium
+
+    config = dict(env_config or {})
+    key = (env, json.dumps(config, sort_keys=True, default=repr))
+    if key not in _ENV_FACTS:
+        try:
+            made = gymnasium.make(env, **config)
+        except Exception:
+            _ENV_FACTS[key] = None
+        else:
+            space = made.observation_space
+            limit = made.spec.max_episode_steps if made.spec is not None else None
+            made.close()
+            box = isinstance(space, gymnasium.spaces.Box)
+            _ENV_FACTS[key] = EnvFacts(tuple(space.shape or ()) if box else None, limit)
+    return _ENV_FACTS[key]
 
 
 def observation_shape(env: str, env_config: Mapping[str, Any]) -> tuple[int, ...] | None:
-    """The shape of ``env``'s observations when they are a Box, else None (built once per id
-    and kwargs)."""
-    import gymnasium
-
-    key = (env, json.dumps(dict(env_config), sort_keys=True, default=repr))
-    if key not in _OBSERVATION_SHAPES:
-        try:
-            made = gymnasium.make(env, **dict(env_config))
-        except Exception:  # an id only RLlib/Tune knows; the trial reports what fails
-            _OBSERVATION_SHAPES[key] = None
-        else:
-            space = made.observation_space
-            made.close()
-            box = isinstance(space, gymnasium.spaces.Box)
-            _OBSERVATION_SHAPES[key] = tuple(space.shape or ()) if box else None
-    return _OBSERVATION_SHAPES[key]
+    """The shape of ``env``'s observations when they are a Box, else None."""
+    facts = env_facts(env, env_config)
+    return facts.observation_shape if facts is not None else None
 
 
 def image_conv_filters(env: str, env_config: Mapping[str, Any] | None) -> ConvFilters | None:

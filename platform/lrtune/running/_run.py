@@ -48,7 +48,11 @@ from lrtune.running._results import (
     write_summary,
     write_yaml,
 )
-from lrtune.running._trainable import LRTuneTrainable, check_trial_settings
+from lrtune.running._trainable import (
+    LRTuneTrainable,
+    check_trial_settings,
+    evaluation_time_limit,
+)
 from lrtune.specs._point import TrialPoint
 from lrtune.tracking._redact import redact_uri
 from lrtune.vocabulary import (
@@ -1001,6 +1005,22 @@ def start_warnings(job: Any) -> list[str]:
         *([searcher] if searcher else []),
         *grid_count_warnings(job),
         *schedule_resolution_warnings(job),
+        *evaluation_limit_warnings(job),
+    ]
+
+
+def evaluation_limit_warnings(job: Any) -> list[str]:
+    """A note when evaluation episodes get a time limit the env lacks (see
+    `evaluation_time_limit`): scores then count at most that many env steps per episode."""
+    if not job.evaluation.enabled:
+        return []
+    limit = evaluation_time_limit(job)
+    if limit is None:
+        return []
+    return [
+        f"env.id {job.env.id!r} has no time limit (max_episode_steps), so evaluation episodes "
+        f"are cut at {limit} env steps (budget.trial_env_steps); give the env a limit "
+        "(env.config: {max_episode_steps: N}) to choose another"
     ]
 
 

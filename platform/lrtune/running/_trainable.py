@@ -38,6 +38,7 @@ import os
 import pickle
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from ray.tune.result import SHOULD_CHECKPOINT
 from lrtune._files import atomic_write_text
 from lrtune.learners import RESULT_KEY, ModelSettings, TrialResources, build_algorithm_config
 from lrtune.learners._presets import preset_hyperparams
+from lrtune.learners._vector import VECTOR_ENTRY_POINT
 from lrtune.specs._compile import trial_model
 from lrtune.specs._job import EVALUATED_METRIC_PREFIX, JobSpec
 from lrtune.specs._point import TrialPoint
@@ -110,7 +112,7 @@ class LRTuneTrainable(tune.Trainable):
             **point.hyperparams,
         }
         if job.evaluation.enabled:
-            self.hyperparams.update(evaluation_hyperparams(job.evaluation))
+            self.hyperparams.update(evaluation_hyperparams(job, self.hyperparams))
         resources = TrialResources(cpus=job.resources.cpus, gpus=job.resources.gpus)
         # The job's model with the trial's searched model settings (a space's `model:`) over it.
         model = ModelSettings(**trial_model(job, point).model_dump())
@@ -375,7 +377,7 @@ def check_trial_settings(job: JobSpec) -> None:
 
     hyperparams = {**preset_hyperparams(job.agent, job.env.id), **job.fixed_hyperparams}
     if job.evaluation.enabled:
-        hyperparams.update(evaluation_hyperparams(job.evaluation))
+        hyperparams.update(evaluation_hyperparams(job, hyperparams))
     build_algorithm_config(
         job.agent,
         job.env.id,
@@ -394,21 +396,50 @@ def check_trial_settings(job: JobSpec) -> None:
             raise PolicyError(f"space.{exc}") from None
 
 
-def evaluation_hyperparams(evaluation: Any) -> dict[str, Any]:
-    """RLlib settings of an `EvaluationSpec`: greedy (``explore=False``) whole episodes on the
-    evaluation env runner of the trial's own process, one env at a time, the mean taken over
-    exactly this evaluation's episodes (the smoothing window is the episode count)."""
+def evaluation_hyperparams(job: JobSpec, hyperparams: Mapping[str, Any]) -> dict[str, Any]:
+    """RLlib settings of the job's `EvaluationSpec`: greedy (``explore=False``) whole episodes
+    on the evaluation env runner of the trial's own process, one env at a time, the mean taken
+    over exactly this evaluation's episodes (the smoothing window is the episode count).
+
+    An env without a time limit (no ``max_episode_steps`` in its registration or in
+    ``env.config``) gets one in evaluation only: ``budget.trial_env_steps``
+    (`evaluation_time_limit`). RLlib plays evaluation episodes to their end, so an episode that
+    never ends would hold the trial forever. Not for a native vector env (``hyperparams``'
+    ``gym_env_vectorize_mode: vector_entry_point``, lrtune's recommender): gymnasium passes
+    ``max_episode_steps`` to its constructor, and such an env ends its own episodes."""
+    evaluation = job.evaluation
+    settings: dict[str, Any] = {
+        "explore": False,
+        "num_envs_per_env_runner": 1,
+        "metrics_num_episodes_for_smoothing": evaluation.episodes,
+    }
+    limit = evaluation_time_limit(job, hyperparams)
+    if limit is not None:
+        settings["env_config"] = {**job.env.config, "max_episode_steps": limit}
     return {
         "evaluation_interval": evaluation.interval or _NEVER,
         "evaluation_duration": evaluation.episodes,
         "evaluation_duration_unit": "episodes",
         "evaluation_num_env_runners": 0,
-        "evaluation_config": {
-            "explore": False,
-            "num_envs_per_env_runner": 1,
-            "metrics_num_episodes_for_smoothing": evaluation.episodes,
-        },
+        "evaluation_config": settings,
     }
+
+
+def evaluation_time_limit(job: JobSpec, hyperparams: Mapping[str, Any] | None = None) -> int | None:
+    """The time limit evaluation episodes get (``budget.trial_env_steps``) where the job's env
+    has none of its own; None where it has one, cannot be built here, or is a native vector
+    env (``hyperparams``; default: the presets with the job's fixed ones over them)."""
+    from lrtune.learners._config import env_facts
+
+    if hyperparams is None:
+        hyperparams = {**preset_hyperparams(job.agent, job.env.id), **job.fixed_hyperparams}
+    mode = hyperparams.get("gym_env_vectorize_mode", "")
+    if str(getattr(mode, "value", mode)).lower() == VECTOR_ENTRY_POINT:
+        return None
+    facts = env_facts(job.env.id, job.env.config)
+    if facts is None or facts.max_episode_steps is not None:
+        return None
+    return int(job.budget.trial_env_steps)
 
 
 def evaluated_metric(name: str) -> str:
