@@ -212,6 +212,44 @@ def test_reference_scores_and_overrides(in_tmp: Path) -> None:
         parse_overrides(["x=y"])
 
 
+def test_a_task_without_anchors_compares_in_its_own_units_and_alone(
+    in_tmp: Path, store: Any
+) -> None:
+    """Pendulum-v1's spec has no reward_threshold, so there is no reference score: one such
+    task compares on its raw scores (and says so); with another task, whose scores are
+    normalised, the two share no scale and compare refuses, naming the fix."""
+    store(in_tmp, "pend", scores=cells(adam=-300.0, sgd=-900.0), env="Pendulum-v1")
+    pend = load_experiment("pend")
+    result = compare([pend], by=("optimizer",), reference="sgd", resamples=300)
+    groups = {g.group: g for g in result.groups}
+    assert groups["adam"].iqm.value == pytest.approx(groups["adam"].raw_iqm, rel=1e-12)
+    assert groups["adam"].improvement.value == pytest.approx(1.0)
+    (anchors,) = result.anchors.values()
+    assert not anchors.normalised
+    text = format_table(result)
+    assert "in the task's own units (not normalised" in text
+    assert "pend: scores are not normalised: no reference score for Pendulum-v1" in text
+    assert "random 0 (none)" not in text
+    assert anchor_levels(result, normalised=False) == {}
+
+    store(in_tmp, "recsys", scores=cells(adam=40.0, sgd=15.0))
+    with pytest.raises(CompareError, match=r"2 tasks, and Pendulum-v1 has no normalisation"):
+        compare([pend, load_experiment("recsys")], by=("optimizer",), resamples=300)
+    given = compare(
+        [pend, load_experiment("recsys")],
+        by=("optimizer",),
+        random_override={"Pendulum-v1": -1200.0},
+        reference_override={"Pendulum-v1": -200.0},
+        resamples=300,
+    )
+    assert all(a.normalised for a in given.anchors.values())
+
+
+def test_a_random_score_that_cannot_be_measured_here_names_the_override() -> None:
+    with pytest.raises(AnchorError, match=r"cannot be measured here, .* --random-score Thing-v0="):
+        task_anchors("nosuchpkg.envs:Thing-v0", reference_override={"*": 1.0})
+
+
 def test_parse_by_refuses_unknown_names() -> None:
     assert parse_by("family, optimizer") == ("family", "optimizer")
     with pytest.raises(CompareError):

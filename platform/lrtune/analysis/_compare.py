@@ -26,7 +26,13 @@ import numpy as np
 
 from lrtune.analysis._importance import Importance, parameter_importance
 from lrtune.analysis._records import ExperimentData, RunRecord
-from lrtune.analysis._reference import TaskAnchors, task_anchors, task_key
+from lrtune.analysis._reference import (
+    UNNORMALISED,
+    AnchorError,
+    TaskAnchors,
+    task_anchors,
+    task_key,
+)
 from lrtune.analysis._stats import (
     CONFIDENCE,
     RESAMPLES,
@@ -191,13 +197,18 @@ def _anchors_for(
             f"{experiment.name}: metric {experiment.metric_name} is not an episode return, so "
             "its scores are not normalised (give --random-score and --reference-score)"
         )
-        return TaskAnchors(task_key(env_id, config), env_id, 0.0, 1.0, "none", "none")
-    return task_anchors(
-        env_id,
-        config,
-        random_override=random_override,
-        reference_override=reference_override,
-    )
+        return TaskAnchors(task_key(env_id, config), env_id, 0.0, 1.0, UNNORMALISED, UNNORMALISED)
+    try:
+        return task_anchors(
+            env_id,
+            config,
+            random_override=random_override,
+            reference_override=reference_override,
+        )
+    except AnchorError as exc:
+        # One task compares on its own scale; several need anchors (checked in `compare`).
+        notes.append(f"{experiment.name}: scores are not normalised: {exc}")
+        return TaskAnchors(task_key(env_id, config), env_id, 0.0, 1.0, UNNORMALISED, UNNORMALISED)
 
 
 def compare(
@@ -265,6 +276,14 @@ def compare(
                     config=run.tags.get(TAG_SOURCE_TRIAL) or run.trial_id,
                 )
             )
+    raw_tasks = sorted(a.env_id for a in anchors.values() if not a.normalised)
+    if raw_tasks and len(anchors) > 1:
+        raise CompareError(
+            f"the experiments cover {len(anchors)} tasks, and {', '.join(raw_tasks)} has no "
+            "normalisation anchors, so their scores share no scale; give "
+            "--random-score ENV=NUMBER and --reference-score ENV=NUMBER for it, or compare "
+            "one task at a time"
+        )
     if not samples:
         raise CompareError(
             "no completed runs to compare (every run is still running, pruned, failed or stopped)"
@@ -391,13 +410,19 @@ def format_table(result: Comparison) -> str:
     lines.append("")
     which = " and ".join(sorted(set(result.sources.values())))
     per_exp = ", ".join(f"{k}: {v}" for k, v in result.sources.items())
+    scale = (
+        "normalised per task (random policy → 0, reference → 1); IQM, median, mean and "
+        "optimality gap on normalised scores"
+        if all(a.normalised for a in result.anchors.values())
+        else "in the task's own units (not normalised: see the notes); IQM, median and mean "
+        "on those (the optimality gap, the mean shortfall below 1, assumes normalised scores)"
+    )
     lines.append(
-        f"scores: {which} ({per_exp}); normalised per task (random policy → 0, reference → 1); "
-        f"IQM, median, mean and optimality gap on normalised scores; "
+        f"scores: {which} ({per_exp}); {scale}; "
         f"{result.confidence * 100:g}% stratified-bootstrap intervals "
         f"({result.resamples} resamples)"
     )
-    for a in result.anchors.values():
+    for a in (a for a in result.anchors.values() if a.normalised):
         lines.append(
             f"task {a.task}: random {a.random:g} ({a.random_source}), reference {a.reference:g} "
             f"({a.reference_source})"

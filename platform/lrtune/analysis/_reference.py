@@ -79,9 +79,14 @@ class AnchorError(LRTuneError):
     """No reference (or random) score is known for an environment."""
 
 
+#: The anchor source of a task compared in its own units (no anchors: random 0, reference 1).
+UNNORMALISED = "none"
+
+
 @dataclass(frozen=True)
 class TaskAnchors:
-    """The normalisation anchors of one task (env id + env config)."""
+    """The normalisation anchors of one task (env id + env config); sources `UNNORMALISED`
+    (random 0, reference 1) where the task's scores stay in its own units."""
 
     task: str
     env_id: str
@@ -92,6 +97,11 @@ class TaskAnchors:
     #: A score shown as the ceiling (the recommender's oracle), or None where none is known.
     ceiling: float | None = None
     ceiling_source: str = ""
+
+    @property
+    def normalised(self) -> bool:
+        """Whether scores are normalised (False: the task's own units, see `UNNORMALISED`)."""
+        return self.random_source != UNNORMALISED
 
     def normalise(self, score: float) -> float:
         """``score`` on the normalised scale: random → 0, reference → 1."""
@@ -170,9 +180,6 @@ def task_anchors(
     random_source = "--random-score"
     if random is None and builtin is not None:
         random, random_source = builtin.random, f"{BUILTIN_RANDOM}, {_BUILTIN_SOURCE}"
-    if random is None and measure:
-        random = measure_random_score(env_id, env_config)
-        random_source = f"measured: random actions, {RANDOM_EPISODES} episodes (cached)"
     reference = _override(reference_override or {}, env_id)
     reference_source = "--reference-score"
     if reference is None and builtin is not None:
@@ -191,6 +198,17 @@ def task_anchors(
             + ": gymnasium's spec sets no reward_threshold. Give one with --reference-score "
             f"{bare}=NUMBER (the score that counts as solved; it normalises to 1)."
         )
+    # Measured last (it builds and plays the env), once the reference is known.
+    if random is None and measure:
+        try:
+            random = measure_random_score(env_id, env_config)
+        except Exception as exc:  # the env's module or package is missing here, or it fails
+            raise AnchorError(
+                f"no random-policy score for {env_id}: it cannot be measured here, since the "
+                f"env fails to build or play ({type(exc).__name__}: {str(exc)[:200]}). Give one "
+                f"with --random-score {bare}=NUMBER."
+            ) from None
+        random_source = f"measured: random actions, {RANDOM_EPISODES} episodes (cached)"
     if random is None:
         raise AnchorError(
             f"no random-policy score for {env_id}: give one with --random-score {bare}=NUMBER."

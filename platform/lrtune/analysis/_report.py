@@ -200,8 +200,11 @@ def anchor_levels(comparison: Comparison, *, normalised: bool) -> dict[str, floa
 
     Raw scores (one task): that task's anchors as they are. Normalised (several tasks): random
     0 and reference 1, and each task's ceiling (the recommender's oracle) at its normalised value.
+    No lines where a task is compared in its own units (no anchors are known).
     """
     anchors = list(comparison.anchors.values())
+    if not all(a.normalised for a in anchors):
+        return {}  # a task without anchors (compare's note says why): no lines to draw
     if not normalised and len(anchors) == 1:
         a = anchors[0]
         levels = {"random": a.random, "reference": a.reference}
