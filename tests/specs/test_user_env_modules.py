@@ -255,3 +255,31 @@ def test_a_misspelt_rllib_setting_is_refused_where_the_run_starts(tmp_path: Path
     assert done.returncode == 2, done.stderr[-2000:]
     assert "space.hyperparams.entropy_coef: not a setting of RLlib's PPOConfig" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job.yaml", "space.yaml"]
+
+
+def test_a_trial_the_local_ray_could_never_start_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    """On the embedded Ray, a trial asking for more CPUs than the machine has, or for a GPU
+    that torch cannot see, would stay pending forever (Tune only warns each minute)."""
+    import os
+
+    import torch
+
+    from lrtune.running._local_ray import local_resource_problem
+
+    too_many = (os.cpu_count() or 1) + 1
+    assert "resources.cpus" in str(local_resource_problem(too_many, 0, None))
+    assert local_resource_problem(too_many, 0, "ray://head:10001") is None  # a cluster may scale
+    assert local_resource_problem(0.5, 0, None) is None
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the refusal is for machines without one")
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "name: gpu\nagent: ppo\nenv: {id: CartPole-v1}\nbudget: {trial_env_steps: 1000}\n"
+        "policy: {lr: 1.0e-3}\nresources: {cpus: 1, gpus: 0.5}\n"
+    )
+    done = _lrtune(tmp_path, "run", str(job))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "resources.gpus: 0.5 GPU per trial, but torch here sees no GPU" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.yaml"]

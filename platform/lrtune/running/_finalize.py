@@ -35,7 +35,7 @@ from typing import Any, TextIO
 from lrtune._files import atomic_write_text
 from lrtune._stored_uri import recorded_tracking_uri
 from lrtune.registry import LRTuneError
-from lrtune.running._local_ray import connect_ray_for_tune
+from lrtune.running._local_ray import connect_ray_for_tune, local_resource_problem
 from lrtune.running._results import policy_groups, resolved_trial_job, stored_uri
 from lrtune.running._trainable import LRTuneTrainable, check_trial_settings
 from lrtune.specs._point import TrialPoint
@@ -304,6 +304,9 @@ def finalize(
     job = load_job(results_dir / "job.yaml")
     require_env_id(job.env.id, job.agent, env_config=job.env.config)
     check_trial_settings(job)
+    problem = local_resource_problem(job.resources.cpus, job.resources.gpus, ray_address)
+    if problem is not None:
+        raise FinalizeError(problem)
     population = bool(summary.get("population") or getattr(job, "population", None))
     evaluation = _finalist_evaluation(job, evaluation_episodes)
     scored_on = scoring_label(evaluation)

@@ -54,6 +54,33 @@ def init_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, **k
     )
 
 
+def local_resource_problem(cpus: float, gpus: float, ray_address: str | None) -> str | None:
+    """Why a trial asking for ``cpus`` and ``gpus`` could never start on the embedded Ray of
+    this machine (None where it can, or where the run joins a cluster: ``ray_address`` or
+    ``RAY_ADDRESS``, which may add nodes). Tune would otherwise keep such trials pending
+    forever, with only a warning every minute."""
+    if ray_address or os.environ.get("RAY_ADDRESS"):
+        return None
+    have = os.cpu_count() or 1
+    if cpus > have:
+        return (
+            f"resources.cpus: {cpus:g} CPUs per trial, but this machine has {have}, so no trial "
+            f"could start on the local Ray; ask for at most {have} (fractions allowed), or run "
+            "the job on a cluster (lrtune submit)"
+        )
+    if gpus > 0:
+        import torch
+
+        if not torch.cuda.is_available():
+            return (
+                f"resources.gpus: {gpus:g} GPU per trial, but torch here sees no GPU "
+                "(torch.cuda.is_available() is False), so no trial could start on the local "
+                "Ray; set resources.gpus: 0 here, or run the job on a cluster with GPUs "
+                "(lrtune submit)"
+            )
+    return None
+
+
 def connect_ray_for_tune(ray_address: str | None = None) -> None:
     """Before a Tune run: join the Ray at ``ray_address`` (or ``RAY_ADDRESS``; a cluster job's
     driver) or start the embedded loopback one, with Tune's legacy output engine selected.

@@ -34,7 +34,7 @@ from ray.tune.stopper import Stopper
 from lrtune._files import atomic_write_text
 from lrtune.registry import LRTuneError
 from lrtune.registry._errors import DriverOSError
-from lrtune.running._local_ray import connect_ray_for_tune
+from lrtune.running._local_ray import connect_ray_for_tune, local_resource_problem
 from lrtune.running._results import (
     RunOutcome,
     agent_label,
@@ -353,11 +353,14 @@ def run_job(
     synthetic trainable through this same path); it takes the same ``job`` parameter.
     """
     from lrtune.running._lock import ExperimentLock
-    from lrtune.specs import require_env_id
+    from lrtune.specs import SpecError, require_env_id
 
     # A user's env module is first imported here, not at validation; the env is built once.
     require_env_id(job.env.id, job.agent, env_config=job.env.config)
     check_trial_settings(job)  # RLlib's names for the hyper-parameters, before Ray starts
+    problem = local_resource_problem(job.resources.cpus, job.resources.gpus, ray_address)
+    if problem is not None:
+        raise SpecError(problem)
     stream = stream or sys.stdout
     out: TextIO = stream
     experiment_dir, results_dir = experiment_paths(job, storage_path)
