@@ -7,7 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from lrtune.running import start_warnings
-from lrtune.running._run import grid_count_warnings, schedule_resolution_warnings
+from lrtune.running._run import (
+    budget_warnings,
+    grid_count_warnings,
+    schedule_resolution_warnings,
+)
 from lrtune.specs import load_job, parse_job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +47,30 @@ def test_the_iteration_is_the_jobs_batch_and_only_batch_sampling_agents_are_chec
     # DQN updates every few env steps: no iteration-sized granularity to warn about.
     dqn = parse_job({**base, "agent": "dqn", "policy": policy}, "<test>")
     assert schedule_resolution_warnings(dqn) == []
+
+
+def test_a_budget_below_one_iteration_is_named_with_what_a_trial_runs_instead() -> None:
+    base = {"name": "b", "env": {"id": "CartPole-v1"}, "policy": {"lr": 1e-3}}
+    short = parse_job({**base, "agent": "ppo", "budget": {"trial_env_steps": 100}}, "<test>")
+    (warning,) = budget_warnings(short)
+    assert "budget.trial_env_steps (100) is less than one ppo training iteration" in warning
+    assert "(train_batch_size_per_learner = 2048 env steps)" in warning
+    assert "each trial runs one iteration: 2048 env steps" in warning
+    assert warning in start_warnings(short)
+    enough = parse_job({**base, "agent": "ppo", "budget": {"trial_env_steps": 2048}}, "<test>")
+    assert budget_warnings(enough) == []
+    smaller = parse_job(
+        {
+            **base,
+            "agent": "ppo",
+            "budget": {"trial_env_steps": 100},
+            "hyperparams": {"train_batch_size_per_learner": 64, "minibatch_size": 32},
+        },
+        "<test>",
+    )
+    assert budget_warnings(smaller) == []
+    dqn = parse_job({**base, "agent": "dqn", "budget": {"trial_env_steps": 100}}, "<test>")
+    assert budget_warnings(dqn) == []  # no iteration-sized batch
 
 
 def test_a_trial_count_the_grid_does_not_honour_is_named_and_the_grid_counted() -> None:

@@ -410,7 +410,7 @@ CASES: list[tuple[str, dict[str, str], str, list[str], list[str]]] = [
         {"space.yaml": SPACE, "job.yaml": job(name="'has space'")},
         "job.yaml",
         [],
-        ["name:", "pattern"],
+        ["name: 'has space' is not a usable name", "letters, digits, '_', '.' and '-' only"],
     ),
     (
         "bad version",

@@ -1007,6 +1007,7 @@ def start_warnings(job: Any) -> list[str]:
     return [
         *([searcher] if searcher else []),
         *grid_count_warnings(job),
+        *budget_warnings(job),
         *schedule_resolution_warnings(job),
         *evaluation_limit_warnings(job),
     ]
@@ -1041,23 +1042,47 @@ def grid_count_warnings(job: Any) -> list[str]:
     ]
 
 
+def _iteration_env_steps(job: Any) -> tuple[str | None, int | None]:
+    """The hyper-parameter fixing one training iteration's env steps (PPO's
+    ``train_batch_size_per_learner``) and its value for every trial; None where the agent has
+    none or the space searches it."""
+    from lrtune.learners._presets import preset_hyperparams
+
+    key = job.agent_plugin.iteration_batch_key
+    if key is None:
+        return None, None
+    batch = job.fixed_hyperparams.get(key)
+    if batch is None:
+        batch = preset_hyperparams(job.agent, job.env.id).get(key)
+    if not isinstance(batch, int | float) or isinstance(batch, bool) or batch <= 1:
+        return key, None  # searched (a dimension) or unknown: nothing certain to say
+    return key, int(batch)
+
+
+def budget_warnings(job: Any) -> list[str]:
+    """A warning when ``budget.trial_env_steps`` is less than one training iteration: a trial
+    cannot stop inside an iteration, so each runs one whole iteration, more than its budget."""
+    key, iteration = _iteration_env_steps(job)
+    budget = int(job.budget.trial_env_steps)
+    if iteration is None or budget >= iteration:
+        return []
+    return [
+        f"budget.trial_env_steps ({budget}) is less than one {job.agent} training iteration "
+        f"({key} = {iteration} env steps), so each trial runs one iteration: {iteration} env "
+        f"steps. Raise the budget, or lower {key} in hyperparams"
+    ]
+
+
 def schedule_resolution_warnings(job: Any) -> list[str]:
     """Warnings for schedule durations (a warm-up, a decay interval, a cycle) shorter than one
     training iteration of an agent that samples a whole iteration before its updates (PPO):
     lrtune sets the LR before each update from the env steps sampled so far, so such a
     schedule moves only once per iteration and a shorter duration never shows."""
-    from lrtune.learners._presets import preset_hyperparams
     from lrtune.policies.schedules import short_durations
 
-    key = job.agent_plugin.iteration_batch_key
-    if key is None:
+    key, iteration = _iteration_env_steps(job)
+    if iteration is None:
         return []
-    batch = job.fixed_hyperparams.get(key)
-    if batch is None:
-        batch = preset_hyperparams(job.agent, job.env.id).get(key)
-    if not isinstance(batch, int | float) or isinstance(batch, bool) or batch <= 1:
-        return []  # searched (a dimension) or unknown: nothing certain to say
-    iteration = int(batch)
     found: list[str] = []
     if job.policy is not None:
         refs = [("policy.schedule", job.policy.schedule)] + [

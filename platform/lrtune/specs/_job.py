@@ -532,7 +532,19 @@ class JobSpec(BaseModel):
     model_config = FROZEN
 
     version: Literal[1] = 1
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_folder_name(cls, value: str) -> str:
+        # It names the results folder, the MLflow experiment and the Optuna study.
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", value):
+            raise ValueError(
+                f"{value!r} is not a usable name: use letters, digits, '_', '.' and '-' only, "
+                "starting with a letter or digit, at most 100 characters (it names the results "
+                "folder, the MLflow experiment and the Optuna study)"
+            )
+        return value
     description: str = ""
     agent: str
     env: EnvSpec
