@@ -362,6 +362,27 @@ def test_sac_records_each_optimizer_roles_rate_in_mlflow_as_its_closed_form(
             assert m.value == pytest.approx(closed_form(int(steps[m.step])), rel=1e-9), key
 
 
+def test_a_metric_name_in_no_result_fails_the_trial_saying_so(workdir: Path, job_file: Any) -> None:
+    """A misspelt metric.name used to leave every trial unscored, and the run's warning
+    blamed the episodes' length; once episodes have ended and the name is in no result, the
+    trial fails naming metric.name."""
+    path = job_file(
+        workdir,
+        "typo",
+        policy={"lr": 3e-4},
+        metric={"name": "env_runners/episode_reward_mean"},  # RLlib's old name
+        budget={"trial_env_steps": 1024},  # 64 steps of each of 16 envs: episodes end
+        trials={"num": 1, "max_concurrent": 1, "max_failures": 0},
+    )
+    out = io.StringIO()
+    outcome = run_job(load_job(path), stream=out)
+    text = out.getvalue()
+    (trial,) = outcome.trials
+    assert trial.status == "failed", text
+    assert "MetricNameError: metric.name: 'env_runners/episode_reward_mean' has no value" in text
+    assert "no episode ended" not in text
+
+
 def test_trials_in_which_no_episode_ended_have_no_score_and_the_run_says_why(
     workdir: Path, job_file: Any
 ) -> None:

@@ -49,6 +49,7 @@ from lrtune._files import atomic_write_text
 from lrtune.learners import RESULT_KEY, ModelSettings, TrialResources, build_algorithm_config
 from lrtune.learners._presets import preset_hyperparams
 from lrtune.learners._vector import VECTOR_ENTRY_POINT
+from lrtune.registry import LRTuneError
 from lrtune.specs._compile import trial_model
 from lrtune.specs._job import EVALUATED_METRIC_PREFIX, JobSpec
 from lrtune.specs._point import TrialPoint
@@ -146,6 +147,27 @@ class LRTuneTrainable(tune.Trainable):
         self.restored_from: dict[str, Any] | None = None
         self._announced = False
 
+    def _check_metric_name(self, results: list[dict[str, Any]], values: list[Any]) -> None:
+        """Fail the trial, naming ``metric.name``, when episodes have ended but the metric has
+        had no finite value in any result (a misspelt name, or one of RLlib's old names such as
+        ``episode_reward_mean`` that it still reports as NaN, would otherwise leave every
+        trial unscored, blamed on episode length)."""
+        name = self.job.metric.name
+        if any(_finite(v) for v in values):  # RLlib keeps some old names, always NaN
+            self._metric_seen = True
+            return
+        if name.startswith("evaluation/"):  # RLlib's evaluation results: not every iteration
+            return
+        ended = any(nested_get(r, "env_runners/num_episodes_lifetime") for r in results)
+        if getattr(self, "_metric_seen", False) or not ended:
+            return
+        raise MetricNameError(
+            f"metric.name: {name!r} has no value in this trial's results, although episodes "
+            "have ended: fix metric.name, a '/'-joined path of RLlib's result (the default "
+            "env_runners/episode_return_mean; others such as env_runners/episode_len_mean or "
+            "env_runners/episode_return_max)"
+        )
+
     def step(self) -> dict[str, Any]:
         """Train every seed one iteration; report the aggregate."""
         job = self.job
@@ -157,6 +179,7 @@ class LRTuneTrainable(tune.Trainable):
         ]
         env_steps = min(steps)
         values = [nested_get(r, job.metric.name) for r in results]
+        self._check_metric_name(results, values)
         finite_values = [float(v) for v in values if _finite(v)]
         raw = sum(finite_values) / len(finite_values) if finite_values else math.nan
         lr_metrics = seed_lr_metrics([r.get(RESULT_KEY, {}) for r in results])
@@ -364,6 +387,10 @@ def load_replay_buffer(algo: Any, directory: str) -> bool:
 # RLlib evaluates only when `evaluation_interval` is set; scoring on a final evaluation alone
 # (evaluation.interval 0) needs the evaluation env runner built but never run along the way.
 _NEVER = 2**31 - 1
+
+
+class MetricNameError(LRTuneError):
+    """``metric.name`` has no value in a trial's results although episodes have ended."""
 
 
 def check_trial_settings(job: JobSpec) -> None:

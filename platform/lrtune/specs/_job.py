@@ -545,6 +545,7 @@ class JobSpec(BaseModel):
                 "folder, the MLflow experiment and the Optuna study)"
             )
         return value
+
     description: str = ""
     agent: str
     env: EnvSpec
