@@ -279,3 +279,13 @@ def test_a_job_from_before_the_later_fields_keeps_its_hash() -> None:
 
 
 _OLD_JOB_HASH = "dc62fa5fa2931541114bcb4fee1fa55a43c017346d6531fbb9130cc92907c46a"
+
+
+def test_an_env_given_by_its_id_alone_is_the_same_job() -> None:
+    """``env: CartPole-v1`` is short for ``env: {id: CartPole-v1}``: the same spec and hash
+    (a resume finds the experiment either way)."""
+    base = {"name": "short", "agent": "ppo", "budget": {"trial_env_steps": 1000}}
+    short = parse_job({**base, "env": "CartPole-v1", "policy": {"lr": 1e-3}}, "<test>")
+    long = parse_job({**base, "env": {"id": "CartPole-v1"}, "policy": {"lr": 1e-3}}, "<test>")
+    assert short == long and short.resolved_hash() == long.resolved_hash()
+    assert short.to_yaml_dict()["env"] == {"id": "CartPole-v1", "config": {}}

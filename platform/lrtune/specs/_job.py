@@ -580,6 +580,12 @@ class JobSpec(BaseModel):
         raise_problems("JobSpec", problems)
         return out
 
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_id_alone(cls, value: Any) -> Any:
+        """``env: CartPole-v1`` is short for ``env: {id: CartPole-v1}``."""
+        return {"id": value} if isinstance(value, str) else value
+
     @field_validator("agent")
     @classmethod
     def _known_agent(cls, value: str) -> str:
