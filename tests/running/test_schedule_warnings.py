@@ -10,6 +10,7 @@ from lrtune.running import start_warnings
 from lrtune.running._run import (
     budget_warnings,
     grid_count_warnings,
+    population_warnings,
     schedule_resolution_warnings,
 )
 from lrtune.specs import load_job, parse_job
@@ -69,8 +70,33 @@ def test_a_budget_below_one_iteration_is_named_with_what_a_trial_runs_instead() 
         "<test>",
     )
     assert budget_warnings(smaller) == []
+    # DQN and SAC sample at least min_sample_timesteps_per_iteration per iteration (RLlib's
+    # default where the presets leave it out).
     dqn = parse_job({**base, "agent": "dqn", "budget": {"trial_env_steps": 100}}, "<test>")
-    assert budget_warnings(dqn) == []  # no iteration-sized batch
+    (warning,) = budget_warnings(dqn)
+    assert "(min_sample_timesteps_per_iteration = 1000 env steps)" in warning
+
+
+def test_a_population_interval_shorter_than_an_iteration_is_named() -> None:
+    job = {
+        "name": "p",
+        "agent": "sac",
+        "env": {"id": "Pendulum-v1"},
+        "budget": {"trial_env_steps": 4000},
+        "policy": {"lr": 1e-3},
+        "scheduler": {"name": "none"},
+        "population": {
+            "name": "pbt",
+            "size": 2,
+            "interval": 400,
+            "mutable": {"lr": {"low": 3e-4, "high": 5e-3}},
+        },
+    }
+    (warning,) = population_warnings(parse_job(job, "<test>"))
+    assert "population.interval (400) is shorter than one sac training iteration" in warning
+    assert "(min_sample_timesteps_per_iteration = 1000 env steps)" in warning
+    job["population"] = {**job["population"], "interval": 2000}
+    assert population_warnings(parse_job(job, "<test>")) == []
 
 
 def test_a_trial_count_the_grid_does_not_honour_is_named_and_the_grid_counted() -> None:

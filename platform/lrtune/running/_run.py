@@ -1008,6 +1008,7 @@ def start_warnings(job: Any) -> list[str]:
         *([searcher] if searcher else []),
         *grid_count_warnings(job),
         *budget_warnings(job),
+        *population_warnings(job),
         *schedule_resolution_warnings(job),
         *evaluation_limit_warnings(job),
     ]
@@ -1042,18 +1043,27 @@ def grid_count_warnings(job: Any) -> list[str]:
     ]
 
 
-def _iteration_env_steps(job: Any) -> tuple[str | None, int | None]:
-    """The hyper-parameter fixing one training iteration's env steps (PPO's
-    ``train_batch_size_per_learner``) and its value for every trial; None where the agent has
-    none or the space searches it."""
+# RLlib's setting for the env steps an off-policy iteration samples at least (DQN, SAC).
+_MIN_SAMPLE_KEY = "min_sample_timesteps_per_iteration"
+
+
+def _iteration_env_steps(job: Any, *, any_agent: bool = False) -> tuple[str | None, int | None]:
+    """The hyper-parameter fixing one training iteration's env steps and its value for every
+    trial: PPO's ``train_batch_size_per_learner`` (the agent's ``iteration_batch_key``), and,
+    with ``any_agent``, an off-policy agent's ``min_sample_timesteps_per_iteration`` (the job's,
+    the presets' or RLlib's default). None where there is none or the space searches it."""
     from lrtune.learners._presets import preset_hyperparams
 
     key = job.agent_plugin.iteration_batch_key
+    if key is None and any_agent:
+        key = _MIN_SAMPLE_KEY
     if key is None:
         return None, None
     batch = job.fixed_hyperparams.get(key)
     if batch is None:
         batch = preset_hyperparams(job.agent, job.env.id).get(key)
+    if batch is None and key == _MIN_SAMPLE_KEY:
+        batch = getattr(job.agent_plugin.config_class()(), key, None)
     if not isinstance(batch, int | float) or isinstance(batch, bool) or batch <= 1:
         return key, None  # searched (a dimension) or unknown: nothing certain to say
     return key, int(batch)
@@ -1062,7 +1072,7 @@ def _iteration_env_steps(job: Any) -> tuple[str | None, int | None]:
 def budget_warnings(job: Any) -> list[str]:
     """A warning when ``budget.trial_env_steps`` is less than one training iteration: a trial
     cannot stop inside an iteration, so each runs one whole iteration, more than its budget."""
-    key, iteration = _iteration_env_steps(job)
+    key, iteration = _iteration_env_steps(job, any_agent=True)
     budget = int(job.budget.trial_env_steps)
     if iteration is None or budget >= iteration:
         return []
@@ -1070,6 +1080,22 @@ def budget_warnings(job: Any) -> list[str]:
         f"budget.trial_env_steps ({budget}) is less than one {job.agent} training iteration "
         f"({key} = {iteration} env steps), so each trial runs one iteration: {iteration} env "
         f"steps. Raise the budget, or lower {key} in hyperparams"
+    ]
+
+
+def population_warnings(job: Any) -> list[str]:
+    """A warning when ``population.interval`` is shorter than one training iteration: members
+    report (and so can exploit) only once per iteration, so the interval never shows."""
+    if job.population is None:
+        return []
+    key, iteration = _iteration_env_steps(job, any_agent=True)
+    interval = int(job.population.interval)
+    if iteration is None or interval >= iteration:
+        return []
+    return [
+        f"population.interval ({interval}) is shorter than one {job.agent} training iteration "
+        f"({key} = {iteration} env steps): members report, and so can be perturbed, once per "
+        f"iteration at most; make the interval a multiple of {iteration}"
     ]
 
 
