@@ -59,3 +59,18 @@ def test_a_trial_is_diverged_when_any_seed_diverged_and_reports_the_seeds_lr_ran
 
     logged = trial_metrics({"score": 1.0, "lrtune": merged})
     assert (logged["lr"], logged["lr_min"], logged["lr_max"]) == (1e-3, 5e-4, 1e-3)
+
+
+def test_the_summary_table_says_how_many_trials_it_leaves_out() -> None:
+    from pathlib import Path
+
+    from lrtune.running._results import RunOutcome, summary_table
+
+    trials = [_outcome(f"t{i}", "completed", float(i)) for i in range(7)]
+    trials.append(_outcome("f", "failed", None))
+    run = RunOutcome("x", Path("."), Path("."), trials, pick_best(trials, "max"), False, False)
+    lines = summary_table(run, top=5).splitlines()
+    assert [line.split()[0] for line in lines[1:6]] == ["t6", "t5", "t4", "t3", "t2"]
+    assert lines[6] == "… 2 more (every trial is in summary.json and MLflow)"
+    assert lines[7].startswith("f") and "failed" in lines[7]
+    assert "more" not in summary_table(run, top=7)

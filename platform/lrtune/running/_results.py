@@ -278,8 +278,8 @@ def write_summary(outcome: RunOutcome, job: Any, job_hash: str) -> Path:
 
 
 def summary_table(outcome: RunOutcome, top: int = 5) -> str:
-    """A short table of the best trials (by the job's ``mode``; trials without a score after
-    them, as ``-``) and a line per failure."""
+    """A short table of the ``top`` best trials (by the job's ``mode``; trials without a score
+    after them, as ``-``), a line saying how many more there are, and a line per failure."""
     sign = 1.0 if outcome.mode == "max" else -1.0
     ranked = sorted(
         (t for t in outcome.trials if t.status != TrialStatus.FAILED),
@@ -294,6 +294,8 @@ def summary_table(outcome: RunOutcome, top: int = 5) -> str:
             f"{t.trial_id[-12:]:<12} {t.status:<9} {score} {t.env_steps:>9}  "
             f"{t.policy_short}{' (baseline)' if t.baseline else ''}{mark}"
         )
+    if len(ranked) > top:
+        lines.append(f"… {len(ranked) - top} more (every trial is in summary.json and MLflow)")
     for t in outcome.trials:
         if t.status == TrialStatus.FAILED:
             lines.append(f"{t.trial_id[-12:]:<12} failed: {t.error}")
