@@ -101,6 +101,25 @@ def observation_pieces(algo: Any) -> list[str]:
     return names[: names.index("AddObservationsFromEpisodesToBatch")]
 
 
+def train_save_restore(config: Any, folder: Path, iterations: int = 2) -> dict[str, Any]:
+    """Train ``iterations`` iterations of a fresh algorithm, save it, restore it into another
+    and train that once; the first algorithm's last result."""
+    algo = config.build_algo()
+    try:
+        for _ in range(iterations):
+            result: dict[str, Any] = algo.train()
+        algo.save_to_path(folder / "ckpt")
+    finally:
+        algo.stop()
+    again = config.build_algo()
+    try:
+        again.restore_from_path(folder / "ckpt")
+        assert math.isfinite(float(again.train()["env_runners"]["num_env_steps_sampled_lifetime"]))
+    finally:
+        again.stop()
+    return result
+
+
 def linears(module: torch.nn.Module) -> list[torch.nn.Linear]:
     return [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
 
@@ -223,18 +242,10 @@ def test_observations_that_are_not_a_box_are_flattened_for_every_agent(
         expected = ["FlattenObservations"] + (["MeanStdFilter"] if normalize else [])
         assert observation_pieces(algo) == expected
         assert algo.get_module().observation_space.shape == (width,)
-        for _ in range(2):
-            result = algo.train()
-        assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 256
-        algo.save_to_path(tmp_path / "ckpt")
     finally:
         algo.stop()
-    again = config.build_algo()
-    try:
-        again.restore_from_path(tmp_path / "ckpt")
-        assert math.isfinite(float(again.train()["env_runners"]["num_env_steps_sampled_lifetime"]))
-    finally:
-        again.stop()
+    result = train_save_restore(config, tmp_path)
+    assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 256
 
 
 class Picker(gymnasium.Env[Any, Any]):
@@ -288,22 +299,10 @@ def test_ppo_acts_in_multi_discrete_and_composite_action_spaces(env: str, tmp_pa
     config = build_algorithm_config(
         "ppo", env, policy=POLICY, hyperparams={**preset_hyperparams("ppo", env), **TINY}, seed=0
     )
-    algo = config.build_algo()
-    try:
-        for _ in range(2):
-            result = algo.train()
-        assert result[RESULT_KEY]["lr"] == pytest.approx(3e-4)
-        assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 512
-        assert result["env_runners"]["episode_return_mean"] > 0
-        algo.save_to_path(tmp_path / "ckpt")
-    finally:
-        algo.stop()
-    again = config.build_algo()
-    try:
-        again.restore_from_path(tmp_path / "ckpt")
-        assert again.train()[RESULT_KEY]["lr"] == pytest.approx(3e-4)
-    finally:
-        again.stop()
+    result = train_save_restore(config, tmp_path)
+    assert result[RESULT_KEY]["lr"] == pytest.approx(3e-4)
+    assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 512
+    assert result["env_runners"]["episode_return_mean"] > 0
 
 
 class Pixels(gymnasium.Env[Any, Any]):
@@ -385,18 +384,10 @@ def test_integer_and_image_observations_train_with_a_cnn_for_any_image_size(
         assert seen.dtype == np.float32 and seen.shape == shape
         assert float(seen.high.max()) == pytest.approx(float(space.high.max()) / scale)
         assert conv_channels(algo.get_module()) == list(expected or [])
-        for _ in range(2):
-            result = algo.train()
-        assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 128
-        algo.save_to_path(tmp_path / "ckpt")
     finally:
         algo.stop()
-    again = config.build_algo()
-    try:
-        again.restore_from_path(tmp_path / "ckpt")
-        assert math.isfinite(float(again.train()["env_runners"]["num_env_steps_sampled_lifetime"]))
-    finally:
-        again.stop()
+    result = train_save_restore(config, tmp_path)
+    assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 128
 
 
 def test_a_job_chooses_its_own_conv_filters() -> None:

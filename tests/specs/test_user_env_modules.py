@@ -55,6 +55,18 @@ def _lrtune(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _run_is_refused(folder: Path, job: Path, *messages: str) -> None:
+    """``lrtune run JOB`` in ``folder`` exits 2 with each of ``messages`` on stderr and no
+    traceback, and writes nothing in ``folder``."""
+    before = sorted(p.name for p in folder.iterdir())
+    done = _lrtune(folder, "run", str(job))
+    assert done.returncode == 2, done.stderr[-2000:]
+    for message in messages:
+        assert message in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
 def test_validation_finds_the_module_without_running_it(user_package: Path) -> None:
     done = _lrtune(user_package, "validate", str(_job(user_package, "userenvs.envs:Thing-v0")))
     assert done.returncode == 0, done.stderr
@@ -108,10 +120,7 @@ def test_an_agent_is_refused_on_actions_it_cannot_take_before_anything_is_writte
         "name: sac-cartpole\nagent: sac\nenv: {id: CartPole-v1}\n"
         "budget: {trial_env_steps: 1000}\npolicy: {lr: 1e-3}\n"
     )
-    done = _lrtune(tmp_path, "run", str(job))
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert "env.id: 'CartPole-v1' has discrete actions" in done.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.yaml"]
+    _run_is_refused(tmp_path, job, "env.id: 'CartPole-v1' has discrete actions")
 
 
 def test_an_env_that_cannot_be_built_here_is_refused_before_anything_is_written(
@@ -138,23 +147,25 @@ def test_an_env_that_cannot_be_built_here_is_refused_before_anything_is_written(
         )
     )
     job = _job(tmp_path, "simenvs:NeedsSim-v0")
-    done = _lrtune(tmp_path, "run", str(job))
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert "env.id: 'simenvs:NeedsSim-v0' cannot be built here (ModuleNotFoundError" in done.stderr
-    assert "install the package it needs" in done.stderr
-    assert "Traceback" not in done.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.yaml", "simenvs"]
+    _run_is_refused(
+        tmp_path,
+        job,
+        "env.id: 'simenvs:NeedsSim-v0' cannot be built here (ModuleNotFoundError",
+        "install the package it needs",
+    )
 
     typo = tmp_path / "typo.yaml"
     typo.write_text(
         "name: typo\nagent: ppo\nenv: {id: FrozenLake-v1, config: {map_nam: 8x8}}\n"
         "budget: {trial_env_steps: 1000}\npolicy: {lr: 1.0e-3}\n"
     )
-    done = _lrtune(tmp_path, "run", str(typo))
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert "env.config: 'FrozenLake-v1' cannot be built here (TypeError" in done.stderr
-    assert "map_nam" in done.stderr and "fix the env's keyword arguments" in done.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.yaml", "simenvs", "typo.yaml"]
+    _run_is_refused(
+        tmp_path,
+        typo,
+        "env.config: 'FrozenLake-v1' cannot be built here (TypeError",
+        "map_nam",
+        "fix the env's keyword arguments",
+    )
 
     with pytest.raises(SpecError, match=r"env\.config: 'FrozenLake-v1' cannot be built"):
         require_env_id("FrozenLake-v1", "ppo", env_config={"map_nam": "8x8"})
@@ -219,11 +230,11 @@ def test_actions_no_agent_or_not_this_agent_takes_are_refused_naming_the_fix(
 
     job = _job(tmp_path, "multienvs:Multi-v0").read_text().replace("agent: ppo", "agent: dqn")
     (tmp_path / "job.yaml").write_text(job)
-    done = _lrtune(tmp_path, "run", str(tmp_path / "job.yaml"))
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert "env.id: 'multienvs:Multi-v0' has multi-discrete actions" in done.stderr
-    assert "Traceback" not in done.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.yaml", "multienvs"]
+    _run_is_refused(
+        tmp_path,
+        tmp_path / "job.yaml",
+        "env.id: 'multienvs:Multi-v0' has multi-discrete actions",
+    )
 
 
 def test_a_misspelt_rllib_setting_is_refused_where_the_run_starts(tmp_path: Path) -> None:
@@ -235,11 +246,11 @@ def test_a_misspelt_rllib_setting_is_refused_where_the_run_starts(tmp_path: Path
         "name: typo\nagent: ppo\nenv: {id: CartPole-v1}\nbudget: {trial_env_steps: 1000}\n"
         "policy: {lr: 1.0e-3}\nhyperparams: {gama: 0.99}\n"
     )
-    done = _lrtune(tmp_path, "run", str(job))
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert "hyperparams.gama: not a setting of RLlib's PPOConfig" in done.stderr
-    assert "Traceback" not in done.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.yaml"]
+    _run_is_refused(
+        tmp_path,
+        job,
+        "hyperparams.gama: not a setting of RLlib's PPOConfig",
+    )
 
     (tmp_path / "space.yaml").write_text(
         "schedule: {constant: {}}\noptimizer: {adam: {}}\n"
@@ -251,10 +262,11 @@ def test_a_misspelt_rllib_setting_is_refused_where_the_run_starts(tmp_path: Path
         "name: typo\nagent: ppo\nenv: {id: CartPole-v1}\nbudget: {trial_env_steps: 1000}\n"
         "trials: {num: 2}\nspace: space.yaml\n"
     )
-    done = _lrtune(tmp_path, "run", str(job))
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert "space.hyperparams.entropy_coef: not a setting of RLlib's PPOConfig" in done.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.yaml", "space.yaml"]
+    _run_is_refused(
+        tmp_path,
+        job,
+        "space.hyperparams.entropy_coef: not a setting of RLlib's PPOConfig",
+    )
 
 
 def test_a_trial_the_local_ray_could_never_start_is_refused_before_anything_is_written(
@@ -279,7 +291,4 @@ def test_a_trial_the_local_ray_could_never_start_is_refused_before_anything_is_w
         "name: gpu\nagent: ppo\nenv: {id: CartPole-v1}\nbudget: {trial_env_steps: 1000}\n"
         "policy: {lr: 1.0e-3}\nresources: {cpus: 1, gpus: 0.5}\n"
     )
-    done = _lrtune(tmp_path, "run", str(job))
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert "resources.gpus: 0.5 GPU per trial, but torch here sees no GPU" in done.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.yaml"]
+    _run_is_refused(tmp_path, job, "resources.gpus: 0.5 GPU per trial, but torch here sees no GPU")
