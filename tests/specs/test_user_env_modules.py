@@ -201,6 +201,8 @@ def test_actions_no_agent_or_not_this_agent_takes_are_refused_naming_the_fix(
                          kwargs={"action_space": spaces.MultiBinary(3)})
             gym.register("TupleOfBinary-v0", entry_point=Bits, kwargs={
                 "action_space": spaces.Tuple((spaces.Discrete(2), spaces.MultiBinary(2)))})
+            gym.register("Grid-v0", entry_point=Bits,
+                         kwargs={"action_space": spaces.Box(-1.0, 1.0, (2, 3))})
             """
         )
     )
@@ -223,6 +225,9 @@ def test_actions_no_agent_or_not_this_agent_takes_are_refused_naming_the_fix(
             require_env_id("multienvs:Binary-v0", "ppo")
         with pytest.raises(SpecError, match=r"no action distribution .* change the env's"):
             require_env_id("multienvs:TupleOfBinary-v0", "ppo")
+        for agent in ("ppo", "sac"):  # RLlib: "Action space has multiple dimensions"
+            with pytest.raises(SpecError, match=r"1-D Box of shape \(6,\) and reshape"):
+                require_env_id("multienvs:Grid-v0", agent)
     finally:
         sys.path.remove(str(tmp_path))
         for name in [m for m in sys.modules if m.startswith("multienvs")]:

@@ -44,22 +44,23 @@ COMMON_OWNED: Mapping[str, str] = {
 #: the gymnasium spaces it covers (`action_kind` names an env's kind).
 ACTION_KINDS: Mapping[str, str] = {
     "discrete": "Discrete",
-    "continuous": "Box",
+    "continuous": "Box (1-D)",
     "multi_discrete": "MultiDiscrete",
-    "composite": "Tuple or Dict of Discrete, Box and MultiDiscrete spaces",
+    "composite": "Tuple or Dict of those",
 }
 
 
 def action_kind(space: Any) -> str | None:
     """The `ACTION_KINDS` key of a gymnasium action space; None where no kind covers it
-    (MultiBinary, Text, a Tuple holding one of those): RLlib has no action distribution for
-    it."""
+    (MultiBinary, Text, a Box of more than one dimension, a Tuple holding one of those): RLlib
+    has no action distribution for it."""
     from gymnasium import spaces
 
     if isinstance(space, spaces.Discrete):
         return "discrete"
     if isinstance(space, spaces.Box):
-        return "continuous"
+        # RLlib's distributions take a 1-D Box ("Action space has multiple dimensions").
+        return "continuous" if len(space.shape) <= 1 else None
     if isinstance(space, spaces.MultiDiscrete):
         return "multi_discrete"
     if isinstance(space, spaces.Tuple | spaces.Dict):

@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import math
 import os
 import re
 import sys
@@ -1241,14 +1242,16 @@ def _env_problem(
 
     kind = action_kind(space)
     if kind is None:
-        fix = (
-            f"declare it as MultiDiscrete({[2] * int(space.n)}) (the same actions), "
-            if isinstance(space, spaces.MultiBinary) and len(space.shape) == 1
-            else "change the env's action space to one of them, "
-        )
+        if isinstance(space, spaces.MultiBinary) and len(space.shape) == 1:
+            fix = f"declare it as MultiDiscrete({[2] * int(space.n)}) (the same actions), "
+        elif isinstance(space, spaces.Box) and len(space.shape) > 1:
+            size = math.prod(space.shape)
+            fix = f"declare it as a 1-D Box of shape ({size},) and reshape in the env, "
+        else:
+            fix = "change the env's action space to one of them, "
         return "env.id", (
             f"{env_id!r} has actions {space}, for which RLlib has no action distribution "
-            f"(agents act in {', '.join(ACTION_KINDS.values())} spaces): {fix}or choose "
+            f"(agents act in {', '.join(ACTION_KINDS.values())}): {fix}or choose "
             "another env"
         )
     if kind in kinds:
