@@ -85,11 +85,12 @@ def default_conv_filters(shape: tuple[int, ...]) -> ConvFilters | None:
 @dataclass(frozen=True)
 class EnvFacts:
     """What lrtune reads from one build of an env: its observations' shape (a Box's; None for
-    other spaces) and its time limit (gymnasium's ``max_episode_steps``; None when it has
-    none)."""
+    other spaces), its time limit (gymnasium's ``max_episode_steps``; None when it has none)
+    and whether its actions are a Box (the presets' continuous-action family)."""
 
     observation_shape: tuple[int, ...] | None
     max_episode_steps: int | None
+    continuous_actions: bool
 
 
 # (env id, its kwargs as JSON) -> its facts; None where it cannot be built here.
@@ -99,22 +100,28 @@ _ENV_FACTS: dict[tuple[str, str], EnvFacts | None] = {}
 def env_facts(env: str, env_config: Mapping[str, Any] | None) -> EnvFacts | None:
     """`EnvFacts` of ``env`` built with ``env_config`` (built once per id and kwargs), None
     where it cannot be built here (an id only RLlib/Tune knows; the trial reports what
-    fails)."""
+    fails). ``lrtune/...`` ids import `lrtune.envs`, which registers them."""
     import gymnasium
 
     config = dict(env_config or {})
     key = (env, json.dumps(config, sort_keys=True, default=repr))
     if key not in _ENV_FACTS:
+        if env.partition(":")[2 if ":" in env else 0].startswith("lrtune/"):
+            import lrtune.envs  # noqa: F401  (registers the ids)
         try:
             made = gymnasium.make(env, **config)
         except Exception:
             _ENV_FACTS[key] = None
         else:
-            space = made.observation_space
+            space, actions = made.observation_space, made.action_space
             limit = made.spec.max_episode_steps if made.spec is not None else None
             made.close()
             box = isinstance(space, gymnasium.spaces.Box)
-            _ENV_FACTS[key] = EnvFacts(tuple(space.shape or ()) if box else None, limit)
+            _ENV_FACTS[key] = EnvFacts(
+                tuple(space.shape or ()) if box else None,
+                limit,
+                isinstance(actions, gymnasium.spaces.Box),
+            )
     return _ENV_FACTS[key]
 
 

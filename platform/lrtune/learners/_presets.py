@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -236,25 +235,13 @@ def env_name(env: str) -> str:
     return env.partition(":")[2] if ":" in env else env
 
 
-@functools.lru_cache(maxsize=64)
 def has_continuous_actions(env: str) -> bool | None:
-    """Whether ``env``'s action space is a ``gymnasium.spaces.Box`` (None: cannot tell).
+    """Whether ``env``'s action space is a ``gymnasium.spaces.Box`` (None: cannot tell), from
+    the one cached build of the env that `lrtune.learners._config.env_facts` makes."""
+    from lrtune.learners._config import env_facts
 
-    Builds the environment once (cached) with ``gymnasium.make``; ``lrtune/...`` ids import
-    `lrtune.envs`, which registers them."""
-    import gymnasium
-    from gymnasium import spaces
-
-    if env_name(env).startswith("lrtune/"):
-        import lrtune.envs  # noqa: F401  (registers the ids)
-    try:
-        made = gymnasium.make(env)
-    except Exception:  # an id only RLlib/Tune knows, or one that fails to build here
-        return None
-    try:
-        return isinstance(made.action_space, spaces.Box)
-    finally:
-        made.close()
+    facts = env_facts(env, None)
+    return facts.continuous_actions if facts is not None else None
 
 
 AGENT_DEFAULT = "agent default"

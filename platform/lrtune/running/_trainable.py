@@ -146,6 +146,8 @@ class LRTuneTrainable(tune.Trainable):
         ]
         self.restored_from: dict[str, Any] | None = None
         self._announced = False
+        # Whether metric.name has had a finite value in this process (`_check_metric_name`).
+        self._metric_seen = False
 
     def _check_metric_name(self, results: list[dict[str, Any]], values: list[Any]) -> None:
         """Fail the trial, naming ``metric.name``, when episodes have ended but the metric has
@@ -159,7 +161,7 @@ class LRTuneTrainable(tune.Trainable):
         if name.startswith("evaluation/"):  # RLlib's evaluation results: not every iteration
             return
         ended = any(nested_get(r, "env_runners/num_episodes_lifetime") for r in results)
-        if getattr(self, "_metric_seen", False) or not ended:
+        if self._metric_seen or not ended:
             return
         raise MetricNameError(
             f"metric.name: {name!r} has no value in this trial's results, although episodes "
