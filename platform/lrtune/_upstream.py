@@ -119,6 +119,16 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "out. RLlib has no public accessor for the pipeline.",
     ),
     PrivateAPI(
+        "ray.rllib.env.single_agent_env_runner",
+        "SingleAgentEnvRunner._ongoing_episodes",
+        "instance_attribute",
+        ("learners/_callbacks.py",),
+        "the episodes a failed `sample()` was stepping: a NaN or infinite observation from the "
+        "env stops RLlib inside the action distribution (torch's 'invalid multinomial "
+        "distribution'), before any callback sees the episodes; `sampling_problem` reads them "
+        "after the failure to name the env's fault instead. No public accessor exists.",
+    ),
+    PrivateAPI(
         "ray.tune.search.optuna.optuna_search",
         "OptunaSearch._ot_trials",
         "instance_attribute",

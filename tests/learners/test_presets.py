@@ -5,6 +5,7 @@ Learning claims live in benchmarks/presets.py; these only check what the setting
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
+from gymnasium.envs.classic_control import CartPoleEnv
 from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
 
 from lrtune.learners import ModelSettings, build_algorithm_config
@@ -388,6 +390,80 @@ def test_integer_and_image_observations_train_with_a_cnn_for_any_image_size(
         algo.stop()
     result = train_save_restore(config, tmp_path)
     assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 128
+
+
+class _FaultyCartPole(CartPoleEnv):
+    """CartPole whose 5th step returns a NaN ``fault`` ("reward" or "observation")."""
+
+    def __init__(self, fault: str) -> None:
+        super().__init__()
+        self.fault, self.steps = fault, 0
+
+    def step(self, action: Any) -> Any:
+        obs, reward, terminated, truncated, info = super().step(action)
+        self.steps += 1
+        if self.steps == 5:
+            if self.fault == "reward":
+                reward = math.nan
+            else:
+                obs = obs.copy()
+                obs[2] = -math.inf
+        return obs, reward, terminated, truncated, info
+
+
+for _fault in ("reward", "observation"):
+    gymnasium.register(
+        f"LRTuneTest/Faulty{_fault.title()}-v0",
+        entry_point=_FaultyCartPole,
+        kwargs={"fault": _fault},
+        max_episode_steps=200,
+    )
+
+
+@pytest.mark.usefixtures("_ray")
+@pytest.mark.parametrize("agent", ["ppo", "dqn"])
+@pytest.mark.parametrize(("fault", "value"), [("reward", "nan"), ("observation", "-inf")])
+def test_a_non_finite_reward_or_observation_is_named_as_the_envs_fault(
+    agent: str, fault: str, value: str
+) -> None:
+    """A NaN reward used to reach the loss, and the trial was reported as diverged: the LR
+    policy was blamed and the search told the region was bad. It is now caught when the
+    sample ends, before the episodes are trained on (`LRTuneCallbacks.on_sample_end`). A NaN
+    observation stops RLlib's sampling inside the action distribution (torch's "invalid
+    multinomial distribution"); `sampling_problem` then finds it in the episodes being
+    sampled, and the trainable raises `EnvOutputError` with it (tests/running/test_run.py)."""
+    from lrtune.learners import EnvOutputError
+    from lrtune.learners._callbacks import sampling_problem
+
+    env = f"LRTuneTest/Faulty{fault.title()}-v0"
+    tiny = TINY if agent == "ppo" else TINY_DQN
+    params = {**preset_hyperparams(agent, env), **tiny}
+    config = build_algorithm_config(agent, env, policy=POLICY, hyperparams=params, seed=0)
+    algo = config.build_algo()
+    message = rf"env\.id: the env returned an? {fault} holding {value}"
+    crashed = False
+    try:
+        try:
+            algo.train()
+        except EnvOutputError as exc:  # caught when the sample ended
+            text = str(exc)
+        except RuntimeError:  # torch, inside the action distribution
+            crashed, text = True, sampling_problem(algo) or ""
+        else:
+            pytest.fail("the trial trained on a non-finite env output")
+    finally:
+        algo.stop()
+    assert re.match(message, text)
+    # DQN's ReLU Q-network turns -inf into NaN and stops in the epsilon-greedy draw; PPO's tanh
+    # saturates, so its sample ends and the callback finds the value.
+    assert crashed == (agent == "dqn" and fault == "observation")
+    healthy = build_algorithm_config("ppo", "CartPole-v1", policy=POLICY, hyperparams=TINY)
+    algo = healthy.build_algo()
+    try:
+        algo.train()
+        assert sampling_problem(algo) is None
+    finally:
+        algo.stop()
 
 
 def test_a_job_chooses_its_own_conv_filters() -> None:

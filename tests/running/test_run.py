@@ -383,6 +383,29 @@ def test_a_metric_name_in_no_result_fails_the_trial_saying_so(workdir: Path, job
     assert "no episode ended" not in text
 
 
+def test_a_non_finite_env_output_fails_the_trial_naming_the_env(
+    workdir: Path, job_file: Any
+) -> None:
+    """Pendulum-v1 with gravity NaN returns NaN observations from its first step. PPO used to
+    stop inside torch's Normal ("found invalid values"), or, for a NaN reward, be reported as
+    diverged; the trial now fails with `EnvOutputError`, which says it is the env's fault."""
+    path = job_file(
+        workdir,
+        "nanenv",
+        env={"id": "Pendulum-v1", "config": {"g": math.nan}},
+        policy={"lr": 3e-4},
+        budget={"trial_env_steps": 1024},
+        trials={"num": 1, "max_concurrent": 1, "max_failures": 0},
+    )
+    out = io.StringIO()
+    outcome = run_job(load_job(path), stream=out)
+    text = out.getvalue()
+    (trial,) = outcome.trials
+    assert trial.status == "failed" and outcome.exit_code == 1, text
+    assert "EnvOutputError: env.id: the env returned an observation holding nan" in text
+    assert "diverged" not in text
+
+
 def test_trials_in_which_no_episode_ended_have_no_score_and_the_run_says_why(
     workdir: Path, job_file: Any
 ) -> None:

@@ -113,6 +113,28 @@ def test_a_trial_count_the_grid_does_not_honour_is_named_and_the_grid_counted() 
     assert stored.trials.num == 8 and stored.trial_count == 20
 
 
+def test_a_fixed_policy_runs_one_trial_unless_told_and_repeats_are_named() -> None:
+    """A job with `policy:` and no space used to run trials.num's default (8) identical trials:
+    the same policy with the same seeds, computing the same thing 8 times."""
+    data = {
+        "name": "fixed",
+        "agent": "ppo",
+        "env": "CartPole-v1",
+        "budget": {"trial_env_steps": 4096},
+        "policy": {"lr": 1.0e-3},
+    }
+    fixed = parse_job(data, "<job>")
+    assert fixed.trial_count == 1 and fixed.concurrent_trials == 1
+    assert grid_count_warnings(fixed) == []
+    three = parse_job({**data, "trials": {"num": 3}}, "<job>")
+    assert three.trial_count == 3
+    (warning,) = grid_count_warnings(three)
+    assert "trials.num is 3, but the job has no space" in warning
+    assert "compute the same thing 3 times" in warning
+    searched = parse_job({**data, "space": "search_spaces/lr_policies.yaml"}, "<job>", ROOT)
+    assert searched.trial_count == 8
+
+
 def test_a_dry_run_lists_the_warnings_the_run_would_print(
     tmp_path: Path, capsys: Any, monkeypatch: Any
 ) -> None:

@@ -242,6 +242,63 @@ def test_actions_no_agent_or_not_this_agent_takes_are_refused_naming_the_fix(
     )
 
 
+def test_spaces_that_do_not_start_at_zero_are_refused_naming_the_part(tmp_path: Path) -> None:
+    """gymnasium's ``Discrete(n, start=s)``: RLlib ignores ``start``, so PPO sent action 0 to
+    an env whose actions were 1..3 (an assertion in every trial) and one-hot encoding of such
+    observations failed ("The max. index of `x` (5) is larger than depth (5)"). Refused where
+    the run starts, naming the part of the space, for actions and observations alike."""
+    from lrtune.specs import SpecError, require_env_id
+
+    pkg = tmp_path / "offsetenvs"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent(
+            """
+            import gymnasium as gym
+            from gymnasium import spaces
+
+            class Offset(gym.Env):
+                def __init__(self, action_space, observation_space):
+                    self.action_space = action_space
+                    self.observation_space = observation_space
+
+            box = spaces.Box(0.0, 1.0, (3,))
+            gym.register("Act-v0", entry_point=Offset, kwargs={
+                "action_space": spaces.Discrete(3, start=1), "observation_space": box})
+            gym.register("TupleAct-v0", entry_point=Offset, kwargs={
+                "action_space": spaces.Tuple((spaces.Discrete(2),
+                                              spaces.MultiDiscrete([3, 2], start=[0, -1]))),
+                "observation_space": box})
+            gym.register("Obs-v0", entry_point=Offset, kwargs={
+                "action_space": spaces.Discrete(2),
+                "observation_space": spaces.Dict({"cell": spaces.Discrete(5, start=3)})})
+            gym.register("Zero-v0", entry_point=Offset, kwargs={
+                "action_space": spaces.Discrete(2, start=0),
+                "observation_space": spaces.MultiDiscrete([4, 4])})
+            """
+        )
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(SpecError, match=r"actions Discrete\(3, start=1\), whose values do "):
+            require_env_id("offsetenvs:Act-v0", "dqn")
+        with pytest.raises(SpecError, match=r"actions \[1\] MultiDiscrete\(\[3 2\], start="):
+            require_env_id("offsetenvs:TupleAct-v0", "ppo")
+        with pytest.raises(SpecError, match=r"observations \['cell'\] Discrete\(5, start=3\)"):
+            require_env_id("offsetenvs:Obs-v0", "ppo")
+        require_env_id("offsetenvs:Zero-v0", "ppo")
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m.startswith("offsetenvs")]:
+            del sys.modules[name]
+    _run_is_refused(
+        tmp_path,
+        _job(tmp_path, "offsetenvs:Act-v0"),
+        "env.id: 'offsetenvs:Act-v0' has actions Discrete(3, start=1)",
+        "declare the space with start 0",
+    )
+
+
 def test_a_misspelt_rllib_setting_is_refused_where_the_run_starts(tmp_path: Path) -> None:
     """Validation is Ray-free, so RLlib's names are checked where a run starts: a misspelt
     setting in the job or in its space exits 2 naming it, before Ray starts or anything is

@@ -15,6 +15,7 @@ from lrtune.agents._base import (
     AgentPresets,
     action_kind,
     load_attribute,
+    offset_part,
 )
 from lrtune.registry import agents
 
@@ -34,4 +35,5 @@ __all__ = [
     "action_kind",
     "get_agent",
     "load_attribute",
+    "offset_part",
 ]

@@ -70,6 +70,28 @@ def action_kind(space: Any) -> str | None:
     return None
 
 
+def offset_part(space: Any, path: str = "") -> str | None:
+    """The first Discrete or MultiDiscrete in ``space`` (Tuple and Dict parts included) whose
+    values do not start at 0 (gymnasium's ``start``), as ``"<path> <part>"``; None where there
+    is none. RLlib ignores ``start``: it samples actions 0..n-1 and one-hot encodes
+    observations as if they began at 0, so every trial sends invalid actions or fails to
+    encode its observations (SB3 refuses such spaces too)."""
+    import numpy as np
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Discrete | spaces.MultiDiscrete) and bool(
+        np.any(np.asarray(space.start) != 0)
+    ):
+        return f"{path} {space}".strip()
+    if isinstance(space, spaces.Tuple | spaces.Dict):
+        items = space.spaces.items() if isinstance(space, spaces.Dict) else enumerate(space.spaces)
+        for key, part in items:
+            found = offset_part(part, f"{path}[{key!r}]")
+            if found is not None:
+                return found
+    return None
+
+
 @dataclass(frozen=True)
 class AgentPresets:
     """An agent's preset hyper-parameters in three layers, later ones winning: the agent's

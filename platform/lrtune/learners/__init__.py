@@ -1,6 +1,6 @@
 """Where lrtune meets RLlib: learners that own the learning rate, and the config builder."""
 
-from lrtune.learners._callbacks import RESULT_KEY, LRTuneCallbacks
+from lrtune.learners._callbacks import RESULT_KEY, EnvOutputError, LRTuneCallbacks
 from lrtune.learners._config import (
     ModelSettings,
     TrialResources,
@@ -19,6 +19,7 @@ from lrtune.learners._learner import (
 __all__ = [
     "METRIC_KEYS",
     "RESULT_KEY",
+    "EnvOutputError",
     "LRMismatchError",
     "LRPolicyLearner",
     "LRTuneCallbacks",

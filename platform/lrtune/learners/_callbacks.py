@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.core import ALL_MODULES
+
+from lrtune.registry import LRTuneError
 
 #: Top-level key of lrtune's metrics in every training result (Tune flattens to ``lrtune/lr``).
 RESULT_KEY = "lrtune"
@@ -16,6 +19,63 @@ def _end_iteration(learner: Any, episode_return: float | None) -> dict[str, floa
     return learner.end_iteration(episode_return)  # type: ignore[no-any-return]
 
 
+class EnvOutputError(LRTuneError):
+    """The env returned a NaN or infinite reward or observation (`env_output_problem`)."""
+
+
+def _first_non_finite(value: Any) -> float | None:
+    """The first NaN or infinite number in ``value`` (an array, a number, or a list, tuple or
+    dict of them: an episode's observations, composite spaces); None where all are finite."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        if value and all(isinstance(v, np.ndarray | float | int) for v in value):
+            value = np.asarray(value)  # one call for an episode of plain arrays
+        else:
+            for part in value:
+                found = _first_non_finite(part)
+                if found is not None:
+                    return found
+            return None
+    array = np.asarray(value)
+    if array.dtype.kind != "f" or np.isfinite(array).all():
+        return None
+    return float(array[~np.isfinite(array)].flat[0])
+
+
+def env_output_problem(episodes: Any) -> str | None:
+    """Why ``episodes`` (one `EnvRunner.sample()` call's) cannot be trained on: a NaN or
+    infinite reward or observation from the env; None when there is none."""
+    for episode in episodes:
+        for what, values in (
+            ("reward", episode.get_rewards()),
+            ("observation", episode.get_observations()),
+        ):
+            found = _first_non_finite(values)
+            if found is not None:
+                article = "an" if what == "observation" else "a"
+                return (
+                    f"env.id: the env returned {article} {what} holding {found}: a non-finite "
+                    f"{what} reaches the network and every trial fails or diverges on it, "
+                    "whatever its LR policy. Fix the env (gymnasium's check_env tests a few "
+                    "steps), or clip or replace the value in a wrapper."
+                )
+    return None
+
+
+def sampling_problem(algo: Any) -> str | None:
+    """After ``algo.train()`` raised: `env_output_problem` of the episodes its local env
+    runner was sampling (a NaN observation stops RLlib's sampling inside the action
+    distribution, before `LRTuneCallbacks.on_sample_end`); None where there is none or the env
+    runners are remote."""
+    try:
+        runner = algo.env_runner
+    except Exception:  # no local env runner
+        return None
+    episodes = getattr(runner, "_ongoing_episodes", None)
+    return env_output_problem(episodes) if episodes else None
+
+
 class LRTuneCallbacks(RLlibCallback):
     """Feeds iteration signals to the learners' feedback rules and surfaces lrtune's metrics.
 
@@ -23,7 +83,24 @@ class LRTuneCallbacks(RLlibCallback):
     iteration's updates: it sends the mean episode return to every learner (which combine it
     with the KL they measured) and copies the learners' ``lrtune_*`` metrics into
     ``result["lrtune"]``.
+
+    `on_sample_end` runs once per `EnvRunner.sample()` call, before its episodes are trained
+    on: it fails the trial with `EnvOutputError` when the env returned a NaN or infinite
+    reward or observation. Without it a NaN reward reached the loss and the trial was reported
+    as diverged, blaming the LR policy and telling the search that region was bad. A NaN
+    observation that the agent acts on stops sampling before this, with torch's "invalid
+    multinomial distribution" or "probability tensor contains either inf, nan"; the trainable
+    then asks `sampling_problem`. Checking whole episodes once per call costs nothing per env
+    step.
     """
+
+    def on_sample_end(
+        self, *, env_runner: Any = None, metrics_logger: Any = None, samples: Any, **kwargs: Any
+    ) -> None:
+        """Called by RLlib at the end of every `EnvRunner.sample()` call."""
+        problem = env_output_problem(samples)
+        if problem is not None:
+            raise EnvOutputError(problem)
 
     def on_train_result(
         self, *, algorithm: Any, metrics_logger: Any = None, result: dict[str, Any], **kwargs: Any

@@ -652,7 +652,7 @@ def _launch(
     opened["parent"] = parent
     stream.write(
         f"lrtune: experiment '{job.name}' ({'resuming' if resume else 'new'}), "
-        f"{job.trial_count} trials × "
+        f"{job.trial_count} trial{'s' if job.trial_count != 1 else ''} × "
         f"{job.budget.trial_env_steps} env steps, tracking {redact_uri(uri)}\n"
     )
     for warning in plan.warnings:
@@ -1031,7 +1031,17 @@ def evaluation_limit_warnings(job: Any) -> list[str]:
 
 def grid_count_warnings(job: Any) -> list[str]:
     """A warning when a job's ``trials.num`` differs from its grid: Tune runs each grid point
-    once (the header and the concurrency limit count the grid's trials)."""
+    once (the header and the concurrency limit count the grid's trials); and when a fixed
+    policy (no space) is given more than one trial, which would all compute the same thing."""
+    if job.space is None and job.population is None and job.trials.num > 1:
+        if "num" not in job.trials.model_fields_set:
+            return []  # a fixed policy runs one trial (`JobSpec.trial_count`)
+        return [
+            f"trials.num is {job.trials.num}, but the job has no space: its trials run the "
+            f"same policy with the same seeds (seeds.tuning), so they compute the same thing "
+            f"{job.trials.num} times; leave trials.num out for one trial, list more "
+            "seeds.tuning for repeats within a trial, or give a space to search"
+        ]
     if job.search.kind != "grid" or job.space is None or job.population is not None:
         return []
     if "num" not in job.trials.model_fields_set or job.trials.num == job.trial_count:
@@ -1142,7 +1152,7 @@ def _search_setup(job: Any, results_dir: Path) -> tuple[dict[str, Any], Any, int
         point = TrialPoint(
             policy=job.policy.model_dump(mode="json"), hyperparams=job.fixed_hyperparams
         )
-        return point.to_config(), None, job.trials.num, warnings
+        return point.to_config(), None, job.trial_count, warnings
     from lrtune.specs import compile_space, make_sampler
 
     compiled = compile_space(job)

@@ -46,7 +46,14 @@ from ray import tune
 from ray.tune.result import SHOULD_CHECKPOINT
 
 from lrtune._files import atomic_write_text
-from lrtune.learners import RESULT_KEY, ModelSettings, TrialResources, build_algorithm_config
+from lrtune.learners import (
+    RESULT_KEY,
+    EnvOutputError,
+    ModelSettings,
+    TrialResources,
+    build_algorithm_config,
+)
+from lrtune.learners._callbacks import sampling_problem
 from lrtune.learners._presets import preset_hyperparams
 from lrtune.learners._vector import VECTOR_ENTRY_POINT
 from lrtune.registry import LRTuneError
@@ -174,7 +181,13 @@ class LRTuneTrainable(tune.Trainable):
         """Train every seed one iteration; report the aggregate."""
         job = self.job
         start = time.perf_counter()
-        results = [algo.train() for algo in self.algos]
+        try:
+            results = [algo.train() for algo in self.algos]
+        except Exception as exc:
+            problem = next(filter(None, map(sampling_problem, self.algos)), None)
+            if problem is not None:  # the env's fault, not RLlib's: say so
+                raise EnvOutputError(problem) from exc
+            raise
         elapsed = time.perf_counter() - start
         steps = [
             int(nested_get(r, "env_runners/num_env_steps_sampled_lifetime") or 0) for r in results

@@ -978,9 +978,13 @@ class JobSpec(BaseModel):
     @property
     def trial_count(self) -> int:
         """How many trials a run starts: the population's size, the grid's size (each point
-        once, plus the baseline with ``search.baseline_first``), else ``trials.num``."""
+        once, plus the baseline with ``search.baseline_first``), one for a fixed policy (no
+        space) unless ``trials.num`` is given (its trials share the policy and the seeds, so
+        they compute the same thing), else ``trials.num``."""
         if self.population is not None:
             return int(self.population.size)
+        if self.space is None and "num" not in self.trials.model_fields_set:
+            return 1
         if self.search.kind == "grid" and self.space is not None:
             return int(self.space.grid_size()) + (1 if self.search.baseline_first else 0)
         return int(self.trials.num)
@@ -1235,11 +1239,22 @@ def _env_problem(
             + ("the env's keyword arguments" if env_config else "the environment")
         )
     try:
-        space = env.action_space
+        space, observations = env.action_space, env.observation_space
     finally:
         env.close()
-    from lrtune.agents import ACTION_KINDS, action_kind
+    from lrtune.agents import ACTION_KINDS, action_kind, offset_part
 
+    for what, part in (
+        ("actions", offset_part(space)),
+        ("observations", offset_part(observations)),
+    ):
+        if part is not None:
+            return "env.id", (
+                f"{env_id!r} has {what} {part}, whose values do not start at 0; RLlib ignores a "
+                f"space's start (it acts with 0..n-1 and one-hot encodes from 0), so every "
+                f"trial would fail: declare the space with start 0 and add the offset in the "
+                f"env (or a gymnasium wrapper), or choose another env"
+            )
     kind = action_kind(space)
     if kind is None:
         if isinstance(space, spaces.MultiBinary) and len(space.shape) == 1:
