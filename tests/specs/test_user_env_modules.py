@@ -195,6 +195,12 @@ def test_actions_no_agent_or_not_this_agent_takes_are_refused_naming_the_fix(
                 def __init__(self, action_space):
                     self.action_space = action_space
 
+                def reset(self, *, seed=None, options=None):
+                    return self.observation_space.sample(), {}
+
+                def step(self, action):
+                    return self.observation_space.sample(), 0.0, False, True, {}
+
             gym.register("Multi-v0", entry_point=Bits,
                          kwargs={"action_space": spaces.MultiDiscrete([2, 3])})
             gym.register("Binary-v0", entry_point=Bits,
@@ -262,6 +268,12 @@ def test_spaces_that_do_not_start_at_zero_are_refused_naming_the_part(tmp_path: 
                     self.action_space = action_space
                     self.observation_space = observation_space
 
+                def reset(self, *, seed=None, options=None):
+                    return self.observation_space.sample(), {}
+
+                def step(self, action):
+                    return self.observation_space.sample(), 0.0, False, True, {}
+
             box = spaces.Box(0.0, 1.0, (3,))
             gym.register("Act-v0", entry_point=Offset, kwargs={
                 "action_space": spaces.Discrete(3, start=1), "observation_space": box})
@@ -297,6 +309,54 @@ def test_spaces_that_do_not_start_at_zero_are_refused_naming_the_part(tmp_path: 
         "env.id: 'offsetenvs:Act-v0' has actions Discrete(3, start=1)",
         "declare the space with start 0",
     )
+
+
+def test_an_env_whose_first_reset_or_step_breaks_gymnasiums_api_is_refused(
+    tmp_path: Path,
+) -> None:
+    """An env written for gym's old API (reset returning the observation alone) failed every
+    trial inside RLlib's vector env with "too many values to unpack (expected 2)"; one reset
+    and one step where the run starts find it (tests/envs/test_env_check.py has the cases),
+    and `lrtune submit` (``must_build=False``) leaves it to the cluster."""
+    from lrtune.specs import require_env_id
+
+    pkg = tmp_path / "oldenvs"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent(
+            """
+            import numpy as np
+            import gymnasium as gym
+            from gymnasium import spaces
+
+            class Old(gym.Env):
+                observation_space = spaces.Box(-1.0, 1.0, (3,))
+                action_space = spaces.Discrete(2)
+
+                def reset(self, *, seed=None, options=None):
+                    return np.zeros(3, np.float32)
+
+                def step(self, action):
+                    return np.zeros(3, np.float32), 1.0, False, {}
+
+            gym.register("Old-v0", entry_point=Old)
+            """
+        )
+    )
+    _run_is_refused(
+        tmp_path,
+        _job(tmp_path, "oldenvs:Old-v0"),
+        "env.id: 'oldenvs:Old-v0': reset() returned an array of shape (3,), not (observation, "
+        "info): the env follows gym's old API",
+        "every trial would fail the same way",
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        require_env_id("oldenvs:Old-v0", "ppo", must_build=False)
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m.startswith("oldenvs")]:
+            del sys.modules[name]
 
 
 def test_a_misspelt_rllib_setting_is_refused_where_the_run_starts(tmp_path: Path) -> None:

@@ -1198,10 +1198,11 @@ def require_env_id(
     must_build: bool = True,
 ) -> None:
     """Raise `SpecError` (exit 2) unless ``env_id`` can be built here (imports its module)
-    and, given ``agent``, has actions the agent handles (builds the env once, with
-    ``env_config``).
+    and, given ``agent``, has actions the agent handles, spaces that start at 0 and a first
+    reset and step that follow gymnasium's API (`lrtune.envs.check.api_problem`): builds the
+    env once, with ``env_config``, and steps it once.
 
-    ``must_build``: an env that fails to build here (a package it needs is missing, its
+    ``must_build``: an env that fails to build or step here (a package it needs is missing, its
     ``env.config`` is refused) is refused too, since every trial would fail the same way;
     False where the trials run elsewhere (``lrtune submit``: the cluster may have what this
     machine lacks). Called where a run starts (before anything is written), not at validation.
@@ -1217,8 +1218,8 @@ def _env_problem(
     env_id: str, agent: str, env_config: Mapping[str, Any], must_build: bool
 ) -> tuple[str, str | None]:
     """(field, why ``agent`` cannot act in ``env_id`` (its `AgentPlugin.action_spaces`) or why
-    the env cannot be built here (``must_build``)), the reason None when neither. Builds the
-    env once (where a run starts, never at validation)."""
+    the env cannot be built or stepped here (``must_build``)), the reason None when neither.
+    Builds the env once (where a run starts, never at validation)."""
     import gymnasium
     from gymnasium import spaces
 
@@ -1240,6 +1241,7 @@ def _env_problem(
         )
     try:
         space, observations = env.action_space, env.observation_space
+        api = _api_problem(env) if must_build else None
     finally:
         env.close()
     from lrtune.agents import ACTION_KINDS, action_kind, offset_part
@@ -1270,7 +1272,7 @@ def _env_problem(
             "another env"
         )
     if kind in kinds:
-        return "env.id", None
+        return "env.id", f"{env_id!r}: {api}; every trial would fail the same way" if api else None
     registry = SLOTS["agents"]
     others = [name for name in registry.names() if kind in registry.build(name).action_spaces]
     choose = (
@@ -1280,6 +1282,16 @@ def _env_problem(
         f"{env_id!r} has {kind.replace('_', '-')} actions ({space}) and agent '{agent}' "
         f"handles {' and '.join(k.replace('_', '-') for k in sorted(kinds))} ones only: {choose}"
     )
+
+
+def _api_problem(env: Any) -> str | None:
+    """`lrtune.envs.check.api_problem` of ``env``, or what its reset or step raised."""
+    from lrtune.envs.check import api_problem
+
+    try:
+        return api_problem(env)
+    except Exception as exc:  # any failure of a user's reset or step
+        return f"its first reset or step raised {type(exc).__name__}: {str(exc)[:300]}"
 
 
 def _module_on_path(dotted: str) -> bool:
