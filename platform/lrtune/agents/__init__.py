@@ -17,6 +17,7 @@ from lrtune.agents._base import (
     load_attribute,
     offset_part,
 )
+from lrtune.agents._envs import env_problem
 from lrtune.registry import agents
 
 
@@ -33,6 +34,7 @@ __all__ = [
     "AgentPlugin",
     "AgentPresets",
     "action_kind",
+    "env_problem",
     "get_agent",
     "load_attribute",
     "offset_part",

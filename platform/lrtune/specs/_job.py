@@ -12,7 +12,6 @@ import hashlib
 import importlib
 import importlib.util
 import json
-import math
 import os
 import re
 import sys
@@ -1209,89 +1208,11 @@ def require_env_id(
     """
     field, problem = "env.id", check_env_id(env_id, import_module=True)
     if problem is None and agent is not None:
-        field, problem = _env_problem(env_id, agent, env_config or {}, must_build)
+        from lrtune.agents import env_problem
+
+        field, problem = env_problem(env_id, agent, env_config or {}, must_build)
     if problem:
         raise SpecError(f"{field}: {problem}")
-
-
-def _env_problem(
-    env_id: str, agent: str, env_config: Mapping[str, Any], must_build: bool
-) -> tuple[str, str | None]:
-    """(field, why ``agent`` cannot act in ``env_id`` (its `AgentPlugin.action_spaces`) or why
-    the env cannot be built or stepped here (``must_build``)), the reason None when neither.
-    Builds the env once (where a run starts, never at validation)."""
-    import gymnasium
-    from gymnasium import spaces
-
-    kinds = SLOTS["agents"].build(agent).action_spaces
-    try:
-        env = gymnasium.make(env_id, **dict(env_config))
-    except Exception as exc:  # the trials would fail the same way
-        if not must_build:
-            return "env.id", None
-        why = f"{env_id!r} cannot be built here ({type(exc).__name__}: {str(exc)[:300]})"
-        if isinstance(exc, ImportError | gymnasium.error.DependencyNotInstalled):
-            return "env.id", (
-                f"{why}; install the package it needs in this environment (where the trials "
-                "run), or choose another env"
-            )
-        return ("env.config" if env_config else "env.id"), (
-            f"{why}; every trial would fail the same way: fix "
-            + ("the env's keyword arguments" if env_config else "the environment")
-        )
-    try:
-        space, observations = env.action_space, env.observation_space
-        api = _api_problem(env) if must_build else None
-    finally:
-        env.close()
-    from lrtune.agents import ACTION_KINDS, action_kind, offset_part
-
-    for what, part in (
-        ("actions", offset_part(space)),
-        ("observations", offset_part(observations)),
-    ):
-        if part is not None:
-            return "env.id", (
-                f"{env_id!r} has {what} {part}, whose values do not start at 0; RLlib ignores a "
-                f"space's start (it acts with 0..n-1 and one-hot encodes from 0), so every "
-                f"trial would fail: declare the space with start 0 and add the offset in the "
-                f"env (or a gymnasium wrapper), or choose another env"
-            )
-    kind = action_kind(space)
-    if kind is None:
-        if isinstance(space, spaces.MultiBinary) and len(space.shape) == 1:
-            fix = f"declare it as MultiDiscrete({[2] * int(space.n)}) (the same actions), "
-        elif isinstance(space, spaces.Box) and len(space.shape) > 1:
-            size = math.prod(space.shape)
-            fix = f"declare it as a 1-D Box of shape ({size},) and reshape in the env, "
-        else:
-            fix = "change the env's action space to one of them, "
-        return "env.id", (
-            f"{env_id!r} has actions {space}, for which RLlib has no action distribution "
-            f"(agents act in {', '.join(ACTION_KINDS.values())}): {fix}or choose "
-            "another env"
-        )
-    if kind in kinds:
-        return "env.id", f"{env_id!r}: {api}; every trial would fail the same way" if api else None
-    registry = SLOTS["agents"]
-    others = [name for name in registry.names() if kind in registry.build(name).action_spaces]
-    choose = (
-        f"choose agent {' or '.join(others)}, or another env" if others else "choose another env"
-    )
-    return "env.id", (
-        f"{env_id!r} has {kind.replace('_', '-')} actions ({space}) and agent '{agent}' "
-        f"handles {' and '.join(k.replace('_', '-') for k in sorted(kinds))} ones only: {choose}"
-    )
-
-
-def _api_problem(env: Any) -> str | None:
-    """`lrtune.envs.check.api_problem` of ``env``, or what its reset or step raised."""
-    from lrtune.envs.check import api_problem
-
-    try:
-        return api_problem(env)
-    except Exception as exc:  # any failure of a user's reset or step
-        return f"its first reset or step raised {type(exc).__name__}: {str(exc)[:300]}"
 
 
 def _module_on_path(dotted: str) -> bool:

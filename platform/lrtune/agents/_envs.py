@@ -1,0 +1,90 @@
+"""Whether an agent can act in an env, checked where a run starts: the env is built once with
+the job's ``env.config`` (and reset and stepped once), never at validation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from lrtune.agents._base import ACTION_KINDS, action_kind, offset_part
+from lrtune.registry import agents as agent_registry
+
+
+def env_problem(
+    env_id: str, agent: str, env_config: Mapping[str, Any], must_build: bool
+) -> tuple[str, str | None]:
+    """(field, why ``agent`` cannot act in ``env_id`` (its `AgentPlugin.action_spaces`) or why
+    the env cannot be built or stepped here (``must_build``)), the reason None when neither.
+    Builds the env once (where a run starts, never at validation)."""
+    import gymnasium
+    from gymnasium import spaces
+
+    kinds = agent_registry.build(agent).action_spaces
+    try:
+        env = gymnasium.make(env_id, **dict(env_config))
+    except Exception as exc:  # the trials would fail the same way
+        if not must_build:
+            return "env.id", None
+        why = f"{env_id!r} cannot be built here ({type(exc).__name__}: {str(exc)[:300]})"
+        if isinstance(exc, ImportError | gymnasium.error.DependencyNotInstalled):
+            return "env.id", (
+                f"{why}; install the package it needs in this environment (where the trials "
+                "run), or choose another env"
+            )
+        return ("env.config" if env_config else "env.id"), (
+            f"{why}; every trial would fail the same way: fix "
+            + ("the env's keyword arguments" if env_config else "the environment")
+        )
+    try:
+        space, observations = env.action_space, env.observation_space
+        api = _api_problem(env) if must_build else None
+    finally:
+        env.close()
+    for what, part in (
+        ("actions", offset_part(space)),
+        ("observations", offset_part(observations)),
+    ):
+        if part is not None:
+            return "env.id", (
+                f"{env_id!r} has {what} {part}, whose values do not start at 0; RLlib ignores a "
+                f"space's start (it acts with 0..n-1 and one-hot encodes from 0), so every "
+                f"trial would fail: declare the space with start 0 and add the offset in the "
+                f"env (or a gymnasium wrapper), or choose another env"
+            )
+    kind = action_kind(space)
+    if kind is None:
+        if isinstance(space, spaces.MultiBinary) and len(space.shape) == 1:
+            fix = f"declare it as MultiDiscrete({[2] * int(space.n)}) (the same actions), "
+        elif isinstance(space, spaces.Box) and len(space.shape) > 1:
+            size = math.prod(space.shape)
+            fix = f"declare it as a 1-D Box of shape ({size},) and reshape in the env, "
+        else:
+            fix = "change the env's action space to one of them, "
+        return "env.id", (
+            f"{env_id!r} has actions {space}, for which RLlib has no action distribution "
+            f"(agents act in {', '.join(ACTION_KINDS.values())}): {fix}or choose "
+            "another env"
+        )
+    if kind in kinds:
+        return "env.id", f"{env_id!r}: {api}; every trial would fail the same way" if api else None
+    others = [
+        name for name in agent_registry.names() if kind in agent_registry.build(name).action_spaces
+    ]
+    choose = (
+        f"choose agent {' or '.join(others)}, or another env" if others else "choose another env"
+    )
+    return "env.id", (
+        f"{env_id!r} has {kind.replace('_', '-')} actions ({space}) and agent '{agent}' "
+        f"handles {' and '.join(k.replace('_', '-') for k in sorted(kinds))} ones only: {choose}"
+    )
+
+
+def _api_problem(env: Any) -> str | None:
+    """`lrtune.envs.check.api_problem` of ``env``, or what its reset or step raised."""
+    from lrtune.envs.check import api_problem
+
+    try:
+        return api_problem(env)
+    except Exception as exc:  # any failure of a user's reset or step
+        return f"its first reset or step raised {type(exc).__name__}: {str(exc)[:300]}"
