@@ -248,11 +248,12 @@ def test_actions_no_agent_or_not_this_agent_takes_are_refused_naming_the_fix(
     )
 
 
-def test_spaces_that_do_not_start_at_zero_are_refused_naming_the_part(tmp_path: Path) -> None:
+def test_spaces_rllib_cannot_use_are_refused_naming_the_part(tmp_path: Path) -> None:
     """gymnasium's ``Discrete(n, start=s)``: RLlib ignores ``start``, so PPO sent action 0 to
     an env whose actions were 1..3 (an assertion in every trial) and one-hot encoding of such
-    observations failed ("The max. index of `x` (5) is larger than depth (5)"). Refused where
-    the run starts, naming the part of the space, for actions and observations alike."""
+    observations failed ("The max. index of `x` (5) is larger than depth (5)"). Text and
+    Sequence observations failed every trial too ("could not convert string to float", "list
+    index out of range"). Refused where the run starts, naming the part of the space."""
     from lrtune.specs import SpecError, require_env_id
 
     pkg = tmp_path / "offsetenvs"
@@ -284,6 +285,11 @@ def test_spaces_that_do_not_start_at_zero_are_refused_naming_the_part(tmp_path: 
             gym.register("Obs-v0", entry_point=Offset, kwargs={
                 "action_space": spaces.Discrete(2),
                 "observation_space": spaces.Dict({"cell": spaces.Discrete(5, start=3)})})
+            gym.register("Text-v0", entry_point=Offset, kwargs={
+                "action_space": spaces.Discrete(2), "observation_space": spaces.Text(5)})
+            gym.register("SeqInDict-v0", entry_point=Offset, kwargs={
+                "action_space": spaces.Discrete(2), "observation_space": spaces.Dict(
+                    {"pos": box, "seen": spaces.Sequence(spaces.Discrete(3))})})
             gym.register("Zero-v0", entry_point=Offset, kwargs={
                 "action_space": spaces.Discrete(2, start=0),
                 "observation_space": spaces.MultiDiscrete([4, 4])})
@@ -298,6 +304,10 @@ def test_spaces_that_do_not_start_at_zero_are_refused_naming_the_part(tmp_path: 
             require_env_id("offsetenvs:TupleAct-v0", "ppo")
         with pytest.raises(SpecError, match=r"observations \['cell'\] Discrete\(5, start=3\)"):
             require_env_id("offsetenvs:Obs-v0", "ppo")
+        with pytest.raises(SpecError, match=r"observations Text\(1, 5, .* networks cannot read"):
+            require_env_id("offsetenvs:Text-v0", "ppo")
+        with pytest.raises(SpecError, match=r"observations \['seen'\] Sequence\(Discrete\(3\)"):
+            require_env_id("offsetenvs:SeqInDict-v0", "dqn")
         require_env_id("offsetenvs:Zero-v0", "ppo")
     finally:
         sys.path.remove(str(tmp_path))

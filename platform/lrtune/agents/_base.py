@@ -92,6 +92,28 @@ def offset_part(space: Any, path: str = "") -> str | None:
     return None
 
 
+#: Observation spaces RLlib's default networks read (after lrtune's flattening).
+READABLE_OBSERVATIONS = "Box, Discrete, MultiDiscrete, MultiBinary and Tuple or Dict of those"
+
+
+def unreadable_part(space: Any, path: str = "") -> str | None:
+    """The first part of an observation space that RLlib's networks cannot read (Text,
+    Sequence, Graph, OneOf: anything but `READABLE_OBSERVATIONS`), as ``"<path> <part>"``;
+    None where every part is readable. RLlib fails every trial on them ("could not convert
+    string to float", "list index out of range")."""
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Tuple | spaces.Dict):
+        items = space.spaces.items() if isinstance(space, spaces.Dict) else enumerate(space.spaces)
+        for key, part in items:
+            found = unreadable_part(part, f"{path}[{key!r}]")
+            if found is not None:
+                return found
+        return None
+    readable = spaces.Box | spaces.Discrete | spaces.MultiDiscrete | spaces.MultiBinary
+    return None if isinstance(space, readable) else f"{path} {space}".strip()
+
+
 @dataclass(frozen=True)
 class AgentPresets:
     """An agent's preset hyper-parameters in three layers, later ones winning: the agent's

@@ -7,7 +7,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from lrtune.agents._base import ACTION_KINDS, action_kind, offset_part
+from lrtune.agents._base import (
+    ACTION_KINDS,
+    READABLE_OBSERVATIONS,
+    action_kind,
+    offset_part,
+    unreadable_part,
+)
 from lrtune.registry import agents as agent_registry
 
 
@@ -52,6 +58,14 @@ def env_problem(
                 f"trial would fail: declare the space with start 0 and add the offset in the "
                 f"env (or a gymnasium wrapper), or choose another env"
             )
+    unreadable = unreadable_part(observations)
+    if unreadable is not None:
+        return "env.id", (
+            f"{env_id!r} has observations {unreadable}, which RLlib's networks cannot read "
+            f"(they read {READABLE_OBSERVATIONS}), so every trial would fail: encode them as "
+            "one of those in the env (text as token ids in a MultiDiscrete, a sequence padded "
+            "to a Box), or choose another env"
+        )
     kind = action_kind(space)
     if kind is None:
         if isinstance(space, spaces.MultiBinary) and len(space.shape) == 1:
