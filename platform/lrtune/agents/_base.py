@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -70,48 +70,55 @@ def action_kind(space: Any) -> str | None:
     return None
 
 
-def offset_part(space: Any, path: str = "") -> str | None:
+def _first_leaf(space: Any, is_bad: Callable[[Any], bool], path: str = "") -> str | None:
+    """The first leaf of ``space`` (Tuple and Dict parts walked) for which ``is_bad`` holds,
+    as ``"<path> <leaf>"`` (``"['cell'] Discrete(5, start=3)"``); None where there is none."""
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Tuple | spaces.Dict):
+        items = space.spaces.items() if isinstance(space, spaces.Dict) else enumerate(space.spaces)
+        for key, part in items:
+            found = _first_leaf(part, is_bad, f"{path}[{key!r}]")
+            if found is not None:
+                return found
+        return None
+    return f"{path} {space}".strip() if is_bad(space) else None
+
+
+def _starts_off_zero(space: Any) -> bool:
+    import numpy as np
+    from gymnasium import spaces
+
+    discrete = isinstance(space, spaces.Discrete | spaces.MultiDiscrete)
+    return discrete and bool(np.any(np.asarray(space.start) != 0))
+
+
+def offset_part(space: Any) -> str | None:
     """The first Discrete or MultiDiscrete in ``space`` (Tuple and Dict parts included) whose
     values do not start at 0 (gymnasium's ``start``), as ``"<path> <part>"``; None where there
     is none. RLlib ignores ``start``: it samples actions 0..n-1 and one-hot encodes
     observations as if they began at 0, so every trial sends invalid actions or fails to
     encode its observations (SB3 refuses such spaces too)."""
-    import numpy as np
-    from gymnasium import spaces
-
-    if isinstance(space, spaces.Discrete | spaces.MultiDiscrete) and bool(
-        np.any(np.asarray(space.start) != 0)
-    ):
-        return f"{path} {space}".strip()
-    if isinstance(space, spaces.Tuple | spaces.Dict):
-        items = space.spaces.items() if isinstance(space, spaces.Dict) else enumerate(space.spaces)
-        for key, part in items:
-            found = offset_part(part, f"{path}[{key!r}]")
-            if found is not None:
-                return found
-    return None
+    return _first_leaf(space, _starts_off_zero)
 
 
 #: Observation spaces RLlib's default networks read (after lrtune's flattening).
 READABLE_OBSERVATIONS = "Box, Discrete, MultiDiscrete, MultiBinary and Tuple or Dict of those"
 
 
-def unreadable_part(space: Any, path: str = "") -> str | None:
+def _unreadable(space: Any) -> bool:
+    from gymnasium import spaces
+
+    readable = spaces.Box | spaces.Discrete | spaces.MultiDiscrete | spaces.MultiBinary
+    return not isinstance(space, readable)
+
+
+def unreadable_part(space: Any) -> str | None:
     """The first part of an observation space that RLlib's networks cannot read (Text,
     Sequence, Graph, OneOf: anything but `READABLE_OBSERVATIONS`), as ``"<path> <part>"``;
     None where every part is readable. RLlib fails every trial on them ("could not convert
     string to float", "list index out of range")."""
-    from gymnasium import spaces
-
-    if isinstance(space, spaces.Tuple | spaces.Dict):
-        items = space.spaces.items() if isinstance(space, spaces.Dict) else enumerate(space.spaces)
-        for key, part in items:
-            found = unreadable_part(part, f"{path}[{key!r}]")
-            if found is not None:
-                return found
-        return None
-    readable = spaces.Box | spaces.Discrete | spaces.MultiDiscrete | spaces.MultiBinary
-    return None if isinstance(space, readable) else f"{path} {space}".strip()
+    return _first_leaf(space, _unreadable)
 
 
 @dataclass(frozen=True)
