@@ -9,9 +9,9 @@ from typing import Any
 from lrtune.running import start_warnings
 from lrtune.running._run import (
     budget_warnings,
-    grid_count_warnings,
     population_warnings,
     schedule_resolution_warnings,
+    trial_count_warnings,
 )
 from lrtune.specs import load_job, parse_job
 
@@ -103,12 +103,12 @@ def test_a_trial_count_the_grid_does_not_honour_is_named_and_the_grid_counted() 
     evidence = ROOT / "jobs" / "evidence_recsys.yaml"
     two = load_job(evidence, ["trials.num=2"])
     assert two.trial_count == 100  # 5 schedules x 5 optimizers x 4 rates: every point runs
-    (warning,) = grid_count_warnings(two)
+    (warning,) = trial_count_warnings(two)
     assert "trials.num is 2" in warning and "each of its 100 points" in warning
-    assert grid_count_warnings(load_job(evidence)) == []  # trials.num: 100
+    assert trial_count_warnings(load_job(evidence)) == []  # trials.num: 100
     # A results folder's job.yaml carries the default trials.num (8) and loads (finalize).
     unset = load_job(ROOT / "jobs" / "evidence_recsys_gating.yaml")
-    assert unset.trial_count == 20 and grid_count_warnings(unset) == []
+    assert unset.trial_count == 20 and trial_count_warnings(unset) == []
     stored = parse_job(unset.to_yaml_dict(), "<results job.yaml>")
     assert stored.trials.num == 8 and stored.trial_count == 20
 
@@ -125,10 +125,10 @@ def test_a_fixed_policy_runs_one_trial_unless_told_and_repeats_are_named() -> No
     }
     fixed = parse_job(data, "<job>")
     assert fixed.trial_count == 1 and fixed.concurrent_trials == 1
-    assert grid_count_warnings(fixed) == []
+    assert trial_count_warnings(fixed) == []
     three = parse_job({**data, "trials": {"num": 3}}, "<job>")
     assert three.trial_count == 3
-    (warning,) = grid_count_warnings(three)
+    (warning,) = trial_count_warnings(three)
     assert "trials.num is 3, but the job has no space" in warning
     assert "compute the same thing 3 times" in warning
     searched = parse_job({**data, "space": "search_spaces/lr_policies.yaml"}, "<job>", ROOT)

@@ -29,9 +29,9 @@ def _first_non_finite(value: Any) -> float | None:
     if isinstance(value, dict):
         value = list(value.values())
     if isinstance(value, list | tuple):
-        if value and all(isinstance(v, np.ndarray | float | int) for v in value):
-            value = np.asarray(value)  # one call for an episode of plain arrays
-        else:
+        try:  # one call for an episode of equal-shaped arrays or numbers
+            value = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):  # parts of composite spaces, or ragged
             for part in value:
                 found = _first_non_finite(part)
                 if found is not None:

@@ -1006,7 +1006,7 @@ def start_warnings(job: Any) -> list[str]:
     searcher = sampler_warning(job)
     return [
         *([searcher] if searcher else []),
-        *grid_count_warnings(job),
+        *trial_count_warnings(job),
         *budget_warnings(job),
         *population_warnings(job),
         *schedule_resolution_warnings(job),
@@ -1029,7 +1029,7 @@ def evaluation_limit_warnings(job: Any) -> list[str]:
     ]
 
 
-def grid_count_warnings(job: Any) -> list[str]:
+def trial_count_warnings(job: Any) -> list[str]:
     """A warning when a job's ``trials.num`` differs from its grid: Tune runs each grid point
     once (the header and the concurrency limit count the grid's trials); and when a fixed
     policy (no space) is given more than one trial, which would all compute the same thing."""
