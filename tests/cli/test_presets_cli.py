@@ -48,6 +48,14 @@ def test_table_names_each_source_and_an_unbuildable_env() -> None:
     assert init.split()[1:] == ['"torch"', "model", "default"]
     unknown = run_cli("ppo", "--env", "NoSuchEnv-v0")
     assert unknown.returncode == 0 and "cannot build 'NoSuchEnv-v0'" in unknown.stdout
+    # An env a run would refuse for this agent says so (the run-start check's message).
+    refused = run_cli("sac", "--env", "CartPole-v1")
+    assert refused.returncode == 0, refused.stderr
+    assert (
+        "lrtune: warning: a run of sac on this env is refused: 'CartPole-v1' has discrete "
+        "actions (Discrete(2)) and agent 'sac' handles continuous ones only"
+    ) in refused.stdout
+    assert "refused" not in run_cli("ppo", "--env", "CartPole-v1").stdout
 
 
 def test_unknown_agent_exits_2() -> None:

@@ -358,6 +358,12 @@ def _cmd_presets(args: argparse.Namespace) -> int:
             f"lrtune: gymnasium cannot build {args.env!r} here, so its action-space family "
             "is unknown and not applied"
         )
+    elif args.env:
+        from lrtune.agents import env_problem
+
+        _, problem = env_problem(args.env, args.agent, {}, must_build=True)
+        if problem is not None:  # the same check as where a run starts
+            print(f"lrtune: warning: a run of {args.agent} on this env is refused: {problem}")
     width = max(len(k) for k, _, _ in shown)
     value_width = max(len(json.dumps(v)) for _, v, _ in shown)
     for key, value, source in shown:
