@@ -20,11 +20,22 @@ from lrtune.registry import agents as agent_registry
 def env_problem(
     env_id: str, agent: str, env_config: Mapping[str, Any], must_build: bool
 ) -> tuple[str, str | None]:
-    """(field, why ``agent`` cannot act in ``env_id`` (its `AgentPlugin.action_spaces`) or why
-    the env cannot be built or stepped here (``must_build``)), the reason None when neither.
-    Builds the env once (where a run starts, never at validation)."""
+    """(field, why a run of ``agent`` on ``env_id`` would fail every trial), the reason None
+    when nothing is found. Builds the env once with ``env_config`` and checks, in order:
+
+    * that it builds here (``must_build``; False where the trials run elsewhere);
+    * that its action and observation spaces start at 0 (`offset_part`) and its observations
+      are readable (`unreadable_part`);
+    * that ``agent`` acts in its kind of actions (`AgentPlugin.action_spaces`);
+    * that its first reset and step follow gymnasium's API (`lrtune.envs.check.api_problem`;
+      ``must_build`` only).
+
+    Called where a run starts and by ``lrtune presets``, never at validation."""
     import gymnasium
     from gymnasium import spaces
+
+    if env_id.partition(":")[2 if ":" in env_id else 0].startswith("lrtune/"):
+        import lrtune.envs  # noqa: F401  (registers the ids)
 
     kinds = agent_registry.build(agent).action_spaces
     try:
