@@ -402,7 +402,10 @@ def test_a_non_finite_env_output_fails_the_trial_naming_the_env(
     text = out.getvalue()
     (trial,) = outcome.trials
     assert trial.status == "failed" and outcome.exit_code == 1, text
-    assert "EnvOutputError: env.id: the env returned an observation holding nan" in text
+    assert (
+        "lrtune.learners.EnvOutputError: env.id: the env returned an observation holding nan"
+        in text
+    )
     assert "diverged" not in text
 
 

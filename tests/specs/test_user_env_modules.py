@@ -328,7 +328,7 @@ def test_an_env_whose_first_reset_or_step_breaks_gymnasiums_api_is_refused(
     trial inside RLlib's vector env with "too many values to unpack (expected 2)"; one reset
     and one step where the run starts find it (tests/envs/test_env_check.py has the cases),
     and `lrtune submit` (``must_build=False``) leaves it to the cluster."""
-    from lrtune.specs import require_env_id
+    from lrtune.specs import SpecError, require_env_id
 
     pkg = tmp_path / "oldenvs"
     pkg.mkdir()
@@ -350,6 +350,20 @@ def test_an_env_whose_first_reset_or_step_breaks_gymnasiums_api_is_refused(
                     return np.zeros(3, np.float32), 1.0, False, {}
 
             gym.register("Old-v0", entry_point=Old)
+
+            class Sim(Old):
+                def __init__(self, scene="flat"):
+                    self.scene = scene
+
+                def reset(self, *, seed=None, options=None):
+                    if self.scene != "flat":
+                        raise RuntimeError(f"no scene {self.scene!r}")
+                    return np.zeros(3, np.float32), {}
+
+                def step(self, action):
+                    return np.zeros(3, np.float32), 1.0, False, True, {}
+
+            gym.register("Sim-v0", entry_point=Sim)
             """
         )
     )
@@ -363,6 +377,14 @@ def test_an_env_whose_first_reset_or_step_breaks_gymnasiums_api_is_refused(
     sys.path.insert(0, str(tmp_path))
     try:
         require_env_id("oldenvs:Old-v0", "ppo", must_build=False)
+        # A reset that raises only with the job's keyword arguments names env.config.
+        require_env_id("oldenvs:Sim-v0", "ppo", env_config={"scene": "flat"})
+        with pytest.raises(
+            SpecError,
+            match=r"^env\.config: 'oldenvs:Sim-v0': its first reset or step raised "
+            r"RuntimeError: no scene 'hills'",
+        ):
+            require_env_id("oldenvs:Sim-v0", "ppo", env_config={"scene": "hills"})
     finally:
         sys.path.remove(str(tmp_path))
         for name in [m for m in sys.modules if m.startswith("oldenvs")]:

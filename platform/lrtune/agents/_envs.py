@@ -92,7 +92,11 @@ def env_problem(
             "another env"
         )
     if kind in kinds:
-        return "env.id", f"{env_id!r}: {api}; every trial would fail the same way" if api else None
+        if api is None:
+            return "env.id", None
+        # A reset or step that raised with keyword arguments given: they are the likelier cause.
+        field = "env.config" if env_config and api.startswith(_RAISED) else "env.id"
+        return field, f"{env_id!r}: {api}; every trial would fail the same way"
     others = [
         name for name in agent_registry.names() if kind in agent_registry.build(name).action_spaces
     ]
@@ -105,6 +109,9 @@ def env_problem(
     )
 
 
+_RAISED = "its first reset or step raised"
+
+
 def _api_problem(env: Any) -> str | None:
     """`lrtune.envs.check.api_problem` of ``env``, or what its reset or step raised."""
     from lrtune.envs.check import api_problem
@@ -112,4 +119,4 @@ def _api_problem(env: Any) -> str | None:
     try:
         return api_problem(env)
     except Exception as exc:  # any failure of a user's reset or step
-        return f"its first reset or step raised {type(exc).__name__}: {str(exc)[:300]}"
+        return f"{_RAISED} {type(exc).__name__}: {str(exc)[:300]}"

@@ -23,6 +23,10 @@ class EnvOutputError(LRTuneError):
     """The env returned a NaN or infinite reward or observation (`env_output_problem`)."""
 
 
+# A failed trial's table line shows the class by module: the public one, not this file.
+EnvOutputError.__module__ = "lrtune.learners"
+
+
 def _first_non_finite(value: Any) -> float | None:
     """The first NaN or infinite number in ``value`` (an array, a number, or a list, tuple or
     dict of them: an episode's observations, composite spaces); None where all are finite."""
