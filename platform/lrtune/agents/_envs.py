@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from lrtune._env_ids import register_lrtune_envs
 from lrtune.agents._base import (
     ACTION_KINDS,
     READABLE_OBSERVATIONS,
@@ -34,8 +35,7 @@ def env_problem(
     import gymnasium
     from gymnasium import spaces
 
-    if env_id.partition(":")[2 if ":" in env_id else 0].startswith("lrtune/"):
-        import lrtune.envs  # noqa: F401  (registers the ids)
+    register_lrtune_envs(env_id)
 
     kinds = agent_registry.build(agent).action_spaces
     try:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from lrtune._env_ids import register_lrtune_envs
 from lrtune._files import atomic_write_text
 from lrtune.registry import LRTuneError
 
@@ -270,10 +271,8 @@ def measure_random_score(
         return cache[key]
     import gymnasium
 
-    make_id = env_id
-    if env_id.startswith("lrtune/"):
-        make_id = f"lrtune.envs:{env_id}"  # gymnasium imports the module that registers it
-    env = gymnasium.make(make_id, **dict(env_config or {}))
+    register_lrtune_envs(env_id)
+    env = gymnasium.make(env_id, **dict(env_config or {}))
     try:
         env.action_space.seed(seed)
         returns: list[float] = []

@@ -11,6 +11,7 @@ from typing import Any
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
+from lrtune._env_ids import register_lrtune_envs
 from lrtune.agents import AgentPlugin, get_agent
 from lrtune.learners._callbacks import LRTuneCallbacks
 from lrtune.learners._learner import CONFIG_KEY
@@ -106,8 +107,7 @@ def env_facts(env: str, env_config: Mapping[str, Any] | None) -> EnvFacts | None
     config = dict(env_config or {})
     key = (env, json.dumps(config, sort_keys=True, default=repr))
     if key not in _ENV_FACTS:
-        if env.partition(":")[2 if ":" in env else 0].startswith("lrtune/"):
-            import lrtune.envs  # noqa: F401  (registers the ids)
+        register_lrtune_envs(env)
         try:
             made = gymnasium.make(env, **config)
         except Exception:

@@ -31,6 +31,8 @@ from ray.rllib.connectors.connector_v2 import ConnectorV2
 from ray.rllib.connectors.module_to_env import GetActions, TensorToNumpy
 from ray.rllib.core.columns import Columns
 
+from lrtune._env_ids import register_lrtune_envs
+
 VECTOR_ENTRY_POINT = "vector_entry_point"
 
 __all__ = [
@@ -44,8 +46,7 @@ __all__ = [
 
 def _spec(env: str) -> Any:
     """gymnasium's spec of ``env`` (``module:Id`` imports the module), or None."""
-    if env.partition(":")[2].startswith("lrtune/") or env.startswith("lrtune/"):
-        import lrtune.envs  # noqa: F401  (registers the ids)
+    register_lrtune_envs(env)
     try:
         return gym.spec(env)
     except Exception:  # not a gymnasium id: a Tune-registered name, a typo RLlib will report

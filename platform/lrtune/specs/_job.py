@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from lrtune._env_ids import register_lrtune_envs
 from lrtune.policies import LRPolicySpec
 from lrtune.registry import SLOTS, LRTuneError
 from lrtune.specs._cluster import ClusterSpec
@@ -1174,8 +1175,7 @@ def check_env_id(env_id: str, *, import_module: bool = False) -> str | None:
                 f"importing {module!r} (the part before ':') failed: "
                 f"{type(exc).__name__}: {str(exc)[:200]}"
             )
-    if name.startswith("lrtune/") and importlib.util.find_spec("lrtune.envs") is not None:
-        importlib.import_module("lrtune.envs")
+    register_lrtune_envs(name)
     try:
         gymnasium.spec(name)
         return None
