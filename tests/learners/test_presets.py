@@ -466,6 +466,60 @@ def test_a_non_finite_reward_or_observation_is_named_as_the_envs_fault(
         algo.stop()
 
 
+class _FlakyCartPole(CartPoleEnv):
+    """CartPole whose 40th step in this process raises, once: a simulator losing its link."""
+
+    steps = 0
+
+    def step(self, action: Any) -> Any:
+        _FlakyCartPole.steps += 1
+        if _FlakyCartPole.steps == 40:
+            raise ConnectionError("simulator connection lost")
+        return super().step(action)
+
+
+gymnasium.register("LRTuneTest/Flaky-v0", entry_point=_FlakyCartPole, max_episode_steps=200)
+
+
+@pytest.mark.usefixtures("_ray")
+@pytest.mark.parametrize("agent", ["ppo", "dqn"])
+def test_an_env_that_raises_mid_trial_is_named_with_rllibs_remedy(agent: str) -> None:
+    """The env's own step raising used to fail the trial with RLlib's bare ``RuntimeError``
+    (raised from the env's, three frames of wrappers below); `env_raised` finds the env's
+    method, class and line on the chained traceback, and names the RLlib setting that
+    rebuilds a failed env, with which the same env trains through the failure."""
+    from lrtune.learners._callbacks import env_raised
+
+    env = "LRTuneTest/Flaky-v0"
+    tiny = TINY if agent == "ppo" else TINY_DQN
+    params = {**preset_hyperparams(agent, env), **tiny}
+    _FlakyCartPole.steps = 0
+    algo = build_algorithm_config(agent, env, policy=POLICY, hyperparams=params).build_algo()
+    try:
+        with pytest.raises(Exception) as failed:
+            algo.train()
+    finally:
+        algo.stop()
+    text = env_raised(failed.value) or ""
+    assert re.match(
+        r"env\.id: the env's step\(\) \(_FlakyCartPole\) raised ConnectionError: simulator "
+        r"connection lost \(test_presets\.py line \d+\)\. If it fails only now and then",
+        text,
+    ), text
+    assert "hyperparams: {restart_failed_sub_environments: true}" in text
+    assert env_raised(RuntimeError("inside RLlib")) is None
+
+    _FlakyCartPole.steps = 0
+    params["restart_failed_sub_environments"] = True
+    algo = build_algorithm_config(agent, env, policy=POLICY, hyperparams=params).build_algo()
+    try:
+        result = algo.train()
+    finally:
+        algo.stop()
+    assert _FlakyCartPole.steps > 40  # it failed, was rebuilt and sampled on
+    assert result["env_runners"]["num_env_steps_sampled_lifetime"] > 0
+
+
 def test_a_job_chooses_its_own_conv_filters() -> None:
     mine = ModelSettings(conv_filters=((8, 3, 2), (8, 3, 2)))
     config = build_algorithm_config("ppo", "LRTuneTest/Pixels40-v0", policy=POLICY, model=mine)

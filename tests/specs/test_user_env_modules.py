@@ -446,3 +446,55 @@ def test_a_trial_the_local_ray_could_never_start_is_refused_before_anything_is_w
         "policy: {lr: 1.0e-3}\nresources: {cpus: 1, gpus: 0.5}\n"
     )
     _run_is_refused(tmp_path, job, "resources.gpus: 0.5 GPU per trial, but torch here sees no GPU")
+
+
+@pytest.mark.slow
+def test_an_env_module_in_the_current_folder_runs_and_its_mid_trial_failure_is_named(
+    tmp_path: Path,
+) -> None:
+    """The ``lrtune`` console script, run in the folder that holds the user's env module, with
+    no PYTHONPATH: Ray puts that folder on every trial's import path, and the driver's checks
+    now find the module there too (they refused it as "no module on the import path"). The
+    env's step raises at its 20th call, after the run-start probe; the trial's line names the
+    env's method, its class and RLlib's setting that rebuilds a failed env (`env_raised`)."""
+    (tmp_path / "lostlink.py").write_text(
+        textwrap.dedent(
+            """
+            import gymnasium as gym
+            from gymnasium.envs.classic_control import CartPoleEnv
+
+            class LostLink(CartPoleEnv):
+                def __init__(self):
+                    super().__init__()
+                    self.steps = 0
+
+                def step(self, action):
+                    self.steps += 1
+                    if self.steps == 20:
+                        raise ConnectionError("simulator connection lost")
+                    return super().step(action)
+
+            gym.register("LostLink-v0", entry_point=LostLink, max_episode_steps=200)
+            """
+        )
+    )
+    (tmp_path / "job.yaml").write_text(
+        "name: lostlink\nagent: ppo\nenv: {id: 'lostlink:LostLink-v0'}\n"
+        "budget: {trial_env_steps: 512}\npolicy: {lr: 1.0e-3}\n"
+        "hyperparams: {train_batch_size_per_learner: 256, minibatch_size: 64, num_epochs: 1}\n"
+        "trials: {max_failures: 0}\n"
+    )
+    script = Path(sys.executable).with_name("lrtune")
+    done = subprocess.run(
+        [str(script), "run", "job.yaml"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": f"{script.parent}:/usr/bin:/bin", "HOME": str(tmp_path)},
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert (
+        "failed: lrtune.learners.EnvRaisedError: env.id: the env's step() (LostLink) raised "
+        "ConnectionError: simulator connection lost (lostlink.py line 13)" in done.stdout
+    ), done.stdout[-3000:] + done.stderr[-3000:]

@@ -298,7 +298,7 @@ def load_experiment(experiment: str, tracking_uri: str | None = None) -> Experim
         for run in search_all(client, [exp_id], f"tags.`{PARENT_TAG}` = '{parent_run_id}'")
     ]
     job, notes = _job_of(client, parent_run_id, results_dir)
-    log.info("read experiment %s: %d runs", name, len(runs))
+    log.info("read experiment %s: %d run%s", name, len(runs), "" if len(runs) == 1 else "s")
     return ExperimentData(
         name=name if summary else parent.data.tags.get(TAG_EXPERIMENT, name),
         tracking_uri=uri,

@@ -107,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(getattr(args, "verbose", 0), getattr(args, "quiet", 0))
+    _import_from_current_folder()
     try:
         code: int = args.func(args)
         return code
@@ -124,6 +125,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+
+
+def _import_from_current_folder() -> None:
+    """Put the current folder on this process's import path, after the installed packages.
+
+    Ray puts the folder a run starts in on every worker's path (``ray.init`` records it, as
+    ``python -m`` does for its own process), but the console script leaves it off the
+    driver's: a user's env module beside the job was imported by the trials and refused by
+    the driver's checks as "no module on the import path"."""
+    import os
+
+    here = os.getcwd()
+    if "" not in sys.path and here not in sys.path:
+        sys.path.append(here)
 
 
 def _version() -> str:

@@ -1,6 +1,11 @@
 """Where lrtune meets RLlib: learners that own the learning rate, and the config builder."""
 
-from lrtune.learners._callbacks import RESULT_KEY, EnvOutputError, LRTuneCallbacks
+from lrtune.learners._callbacks import (
+    RESULT_KEY,
+    EnvOutputError,
+    EnvRaisedError,
+    LRTuneCallbacks,
+)
 from lrtune.learners._config import (
     ModelSettings,
     TrialResources,
@@ -20,6 +25,7 @@ __all__ = [
     "METRIC_KEYS",
     "RESULT_KEY",
     "EnvOutputError",
+    "EnvRaisedError",
     "LRMismatchError",
     "LRPolicyLearner",
     "LRTuneCallbacks",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,8 +24,12 @@ class EnvOutputError(LRTuneError):
     """The env returned a NaN or infinite reward or observation (`env_output_problem`)."""
 
 
+class EnvRaisedError(LRTuneError):
+    """The env's own reset or step raised while a trial sampled (`env_raised`)."""
+
+
 # A failed trial's table line shows the class by module: the public one, not this file.
-EnvOutputError.__module__ = "lrtune.learners"
+EnvOutputError.__module__ = EnvRaisedError.__module__ = "lrtune.learners"
 
 
 def _first_non_finite(value: Any) -> float | None:
@@ -64,6 +69,41 @@ def env_output_problem(episodes: Any) -> str | None:
                     "whatever its LR policy. Fix the env (gymnasium's check_env tests a few "
                     "steps), or clip or replace the value in a wrapper."
                 )
+    return None
+
+
+def env_raised(exc: BaseException) -> str | None:
+    """Why a trial failed when ``exc`` was raised inside the env's own code (its ``reset``,
+    ``step`` or constructor, below gymnasium's and RLlib's wrappers), naming the method, the
+    line and RLlib's setting that rebuilds a failed env; None where no env method is on the
+    traceback (an RLlib or lrtune fault). Reads the traceback of the local env runner: a
+    remote one's arrives as text."""
+    import gymnasium
+
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:  # RLlib raises its own from the env's
+        seen.add(id(error))
+        tb, entered, last = error.__traceback__, None, None
+        while tb is not None:
+            owner = tb.tb_frame.f_locals.get("self")
+            if (
+                entered is None
+                and isinstance(owner, gymnasium.Env)
+                and not isinstance(owner, gymnasium.Wrapper)
+            ):
+                entered = tb.tb_frame.f_code.co_name, type(owner).__qualname__
+            last, tb = tb, tb.tb_next
+        if entered is not None and last is not None:
+            where = f"{Path(last.tb_frame.f_code.co_filename).name} line {last.tb_lineno}"
+            return (
+                f"env.id: the env's {entered[0]}() ({entered[1]}) raised "
+                f"{type(error).__name__}: {str(error)[:200]} ({where}). If it fails only now "
+                "and then (a simulator that drops its connection, an unstable physics step), "
+                "set hyperparams: {restart_failed_sub_environments: true}: RLlib then rebuilds "
+                "the env and drops the unfinished episodes; otherwise fix the env."
+            )
+        error = error.__cause__ or error.__context__
     return None
 
 

@@ -1166,7 +1166,9 @@ def check_env_id(env_id: str, *, import_module: bool = False) -> str | None:
                 return None  # the name is checked where the env is built
             return (
                 f"no module {module!r} (the part before ':') on the import path; install the "
-                "package that registers the environment, or fix the id"
+                "package that registers the environment, run lrtune from the folder that "
+                "holds the module (lrtune and its trials import from the current folder), or "
+                "fix the id"
             )
         try:
             importlib.import_module(module)
