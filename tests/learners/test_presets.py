@@ -520,6 +520,44 @@ def test_an_env_that_raises_mid_trial_is_named_with_rllibs_remedy(agent: str) ->
     assert result["env_runners"]["num_env_steps_sampled_lifetime"] > 0
 
 
+class _Dose(gymnasium.Env):  # type: ignore[type-arg]
+    """A half-bounded action (a dose: 0 or more) that raises on one outside its space."""
+
+    observation_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gymnasium.spaces.Box(0.0, np.inf, (1,), np.float32)
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> Any:
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action: Any) -> Any:
+        if not self.action_space.contains(np.asarray(action, np.float32)):
+            raise ValueError(f"action {action} outside {self.action_space}")
+        return np.zeros(2, np.float32), -abs(float(action[0]) - 3.0), False, False, {}
+
+
+gymnasium.register("LRTuneTest/Dose-v0", entry_point=_Dose, max_episode_steps=20)
+
+
+@pytest.mark.usefixtures("_ray")
+def test_actions_of_a_box_with_an_infinite_bound_are_clipped_into_it() -> None:
+    """RLlib maps a policy's [-1, 1] onto a Box only where both bounds are finite, and skips
+    its clip with it: PPO sent a Box(0, inf) env negative actions (about half of them). lrtune
+    turns RLlib's normalisation off for such a Box and clips to its bounds (SB3's PPO does);
+    a bounded Box keeps RLlib's rescaling."""
+    env = "LRTuneTest/Dose-v0"
+    params = {**preset_hyperparams("ppo", env), **TINY}
+    config = build_algorithm_config("ppo", env, policy=POLICY, hyperparams=params, seed=0)
+    assert (config.normalize_actions, config.clip_actions) == (False, True)
+    algo = config.build_algo()
+    try:
+        result = algo.train()  # _Dose raises on the first action outside [0, inf)
+    finally:
+        algo.stop()
+    assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 256
+    bounded = build_algorithm_config("ppo", "Pendulum-v1", policy=POLICY, hyperparams=TINY)
+    assert (bounded.normalize_actions, bounded.clip_actions) == (True, False)
+
+
 def test_a_job_chooses_its_own_conv_filters() -> None:
     mine = ModelSettings(conv_filters=((8, 3, 2), (8, 3, 2)))
     config = build_algorithm_config("ppo", "LRTuneTest/Pixels40-v0", policy=POLICY, model=mine)

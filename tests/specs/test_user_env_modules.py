@@ -176,9 +176,10 @@ def test_an_env_that_cannot_be_built_here_is_refused_before_anything_is_written(
 def test_actions_no_agent_or_not_this_agent_takes_are_refused_naming_the_fix(
     tmp_path: Path,
 ) -> None:
-    """DQN and SAC take one kind of action each; MultiBinary has no RLlib action distribution
-    (the error gives the MultiDiscrete that means the same). Refused where the run starts,
-    exit 2, nothing written, instead of a traceback in every trial."""
+    """DQN and SAC take one kind of action each, SAC within finite bounds; MultiBinary has no
+    RLlib action distribution (the error gives the MultiDiscrete that means the same).
+    Refused where the run starts, exit 2, nothing written, instead of a traceback in every
+    trial."""
     from lrtune.specs import SpecError, require_env_id
 
     pkg = tmp_path / "multienvs"
@@ -209,6 +210,8 @@ def test_actions_no_agent_or_not_this_agent_takes_are_refused_naming_the_fix(
                 "action_space": spaces.Tuple((spaces.Discrete(2), spaces.MultiBinary(2)))})
             gym.register("Grid-v0", entry_point=Bits,
                          kwargs={"action_space": spaces.Box(-1.0, 1.0, (2, 3))})
+            gym.register("Dose-v0", entry_point=Bits,
+                         kwargs={"action_space": spaces.Box(0.0, float("inf"), (2,))})
             """
         )
     )
@@ -234,6 +237,15 @@ def test_actions_no_agent_or_not_this_agent_takes_are_refused_naming_the_fix(
         for agent in ("ppo", "sac"):  # RLlib: "Action space has multiple dimensions"
             with pytest.raises(SpecError, match=r"1-D Box of shape \(6,\) and reshape"):
                 require_env_id("multienvs:Grid-v0", agent)
+        # SAC's tanh never left [-1, 1] on a Box RLlib cannot rescale (PPO's actions are
+        # clipped to the bounds instead: tests/learners/test_presets.py).
+        with pytest.raises(
+            SpecError,
+            match=r"has actions Box\(0\.0, inf, \(2,\), float32\), with an infinite bound; "
+            r"agent 'sac' squashes .* or choose agent ppo$",
+        ):
+            require_env_id("multienvs:Dose-v0", "sac")
+        require_env_id("multienvs:Dose-v0", "ppo")
     finally:
         sys.path.remove(str(tmp_path))
         for name in [m for m in sys.modules if m.startswith("multienvs")]:

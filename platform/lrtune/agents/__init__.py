@@ -16,6 +16,7 @@ from lrtune.agents._base import (
     action_kind,
     load_attribute,
     offset_part,
+    unbounded_part,
 )
 from lrtune.agents._envs import env_problem
 from lrtune.registry import agents
@@ -38,4 +39,5 @@ __all__ = [
     "get_agent",
     "load_attribute",
     "offset_part",
+    "unbounded_part",
 ]

@@ -102,6 +102,23 @@ def offset_part(space: Any) -> str | None:
     return _first_leaf(space, _starts_off_zero)
 
 
+def _not_bounded(space: Any) -> bool:
+    import numpy as np
+    from gymnasium import spaces
+
+    return isinstance(space, spaces.Box) and not bool(
+        np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))
+    )
+
+
+def unbounded_part(space: Any) -> str | None:
+    """The first Box in an action space (Tuple and Dict parts included) with an infinite bound,
+    as ``"<path> <part>"``; None where every Box is bounded on both sides. RLlib maps a policy's
+    [-1, 1] onto a Box's bounds only where both are finite: elsewhere its actions go to the env
+    as they are (a squashing agent's never leave [-1, 1]), unclipped."""
+    return _first_leaf(space, _not_bounded)
+
+
 #: Observation spaces RLlib's default networks read (after lrtune's flattening).
 READABLE_OBSERVATIONS = "Box, Discrete, MultiDiscrete, MultiBinary and Tuple or Dict of those"
 
@@ -170,6 +187,10 @@ class AgentPlugin(ABC):
         scales_rewards: whether ``model.normalize_rewards`` can be on (PPO: its learner scales
             the rewards of on-policy batches; a replay buffer's order is not a return stream).
         reports_kl: whether the learner reports the policy's KL (feedback ``kl_adaptive``).
+        squashes_actions: whether the policy squashes its actions into a Box's bounds (SAC's
+            tanh): a run on actions with an infinite bound (`unbounded_part`) is refused at its
+            start, as such an agent would only ever act in [-1, 1]. Other agents' actions are
+            clipped to such a Box's bounds instead (Stable-Baselines3's PPO does the same).
         iteration_batch_key: the hyper-parameter that fixes one training iteration's env steps
             (PPO's ``train_batch_size_per_learner``), or None.
         agent_settings: the fields of a space's ``agent_settings`` (`lrtune.specs.AgentSettings`)
@@ -190,6 +211,7 @@ class AgentPlugin(ABC):
     separate_value_network: ClassVar[bool] = False
     scales_rewards: ClassVar[bool] = False
     reports_kl: ClassVar[bool] = False
+    squashes_actions: ClassVar[bool] = False
     iteration_batch_key: ClassVar[str | None] = None
     agent_settings: ClassVar[frozenset[str]] = frozenset()
 

@@ -78,6 +78,7 @@ class SAC(AgentPlugin):
     # RLlib's SACTorchLearner registers these optimizer names per module.
     roles = {"actor": ("policy",), "critic": ("qf", "qf_twin"), "alpha": ("alpha",)}
     action_spaces = frozenset({"continuous"})
+    squashes_actions = True
     loss_metrics = ("qf_loss", "policy_loss", "alpha_loss")
     owned_hyperparams = {
         "actor_lr": "the actor's rate is the LR policy's (role `actor` in policy.roles)",

@@ -13,6 +13,7 @@ from lrtune.agents._base import (
     READABLE_OBSERVATIONS,
     action_kind,
     offset_part,
+    unbounded_part,
     unreadable_part,
 )
 from lrtune.registry import agents as agent_registry
@@ -27,7 +28,8 @@ def env_problem(
     * that it builds here (``must_build``; False where the trials run elsewhere);
     * that its action and observation spaces start at 0 (`offset_part`) and its observations
       are readable (`unreadable_part`);
-    * that ``agent`` acts in its kind of actions (`AgentPlugin.action_spaces`);
+    * that ``agent`` acts in its kind of actions (`AgentPlugin.action_spaces`), within finite
+      bounds where it squashes them (`AgentPlugin.squashes_actions`, `unbounded_part`);
     * that its first reset and step follow gymnasium's API (`lrtune.envs.check.api_problem`;
       ``must_build`` only).
 
@@ -37,7 +39,8 @@ def env_problem(
 
     register_lrtune_envs(env_id)
 
-    kinds = agent_registry.build(agent).action_spaces
+    plugin = agent_registry.build(agent)
+    kinds = plugin.action_spaces
     try:
         env = gymnasium.make(env_id, **dict(env_config))
     except Exception as exc:  # the trials would fail the same way
@@ -90,6 +93,21 @@ def env_problem(
             f"{env_id!r} has actions {space}, for which RLlib has no action distribution "
             f"(agents act in {', '.join(ACTION_KINDS.values())}): {fix}or choose "
             "another env"
+        )
+    unbounded = unbounded_part(space) if plugin.squashes_actions else None
+    if kind in kinds and unbounded is not None:
+        others = [
+            name
+            for name in agent_registry.names()
+            if kind in agent_registry.build(name).action_spaces
+            and not agent_registry.build(name).squashes_actions
+        ]
+        return "env.id", (
+            f"{env_id!r} has actions {unbounded}, with an infinite bound; agent '{agent}' "
+            "squashes its actions into a Box's bounds, and RLlib leaves those of a Box without "
+            "finite bounds in [-1, 1], so no trial could act outside them: declare the finite "
+            "range the env accepts (or rescale in a gymnasium wrapper)"
+            + (f", or choose agent {' or '.join(others)}" if others else "")
         )
     if kind in kinds:
         if api is None:

@@ -12,7 +12,7 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
 from lrtune._env_ids import register_lrtune_envs
-from lrtune.agents import AgentPlugin, get_agent
+from lrtune.agents import AgentPlugin, get_agent, unbounded_part
 from lrtune.learners._callbacks import LRTuneCallbacks
 from lrtune.learners._learner import CONFIG_KEY
 from lrtune.learners._modules import ObservationConnectors, mean_std_filter
@@ -86,12 +86,14 @@ def default_conv_filters(shape: tuple[int, ...]) -> ConvFilters | None:
 @dataclass(frozen=True)
 class EnvFacts:
     """What lrtune reads from one build of an env: its observations' shape (a Box's; None for
-    other spaces), its time limit (gymnasium's ``max_episode_steps``; None when it has none)
-    and whether its actions are a Box (the presets' continuous-action family)."""
+    other spaces), its time limit (gymnasium's ``max_episode_steps``; None when it has none),
+    whether its actions are a Box (the presets' continuous-action family) and whether a Box
+    in its actions has an infinite bound (`lrtune.agents.unbounded_part`)."""
 
     observation_shape: tuple[int, ...] | None
     max_episode_steps: int | None
     continuous_actions: bool
+    unbounded_actions: bool = False
 
 
 # (env id, its kwargs as JSON) -> its facts; None where it cannot be built here.
@@ -121,6 +123,7 @@ def env_facts(env: str, env_config: Mapping[str, Any] | None) -> EnvFacts | None
                 tuple(space.shape or ()) if box else None,
                 limit,
                 isinstance(actions, gymnasium.spaces.Box),
+                unbounded_part(actions) is not None,
             )
     return _ENV_FACTS[key]
 
@@ -298,6 +301,12 @@ def build_algorithm_config(
     for key, value in _with_observation_filter(hyperparams or {}, model).items():
         _set_hyperparam(config, key, value, owned)
     _use_native_vector_env(config, env, hyperparams or {})
+    facts = env_facts(env, env_config)
+    if facts is not None and facts.unbounded_actions and not plugin.squashes_actions:
+        # RLlib maps [-1, 1] onto a Box's bounds only where both are finite, and then skips the
+        # clip too: a Box(0, inf) got negative actions. Act in the env's units and clip to its
+        # bounds, as Stable-Baselines3's PPO does (squashing agents are refused such spaces).
+        config = config.environment(normalize_actions=False, clip_actions=True)
     return config
 
 
