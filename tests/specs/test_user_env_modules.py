@@ -210,6 +210,8 @@ def test_actions_no_agent_or_not_this_agent_takes_are_refused_naming_the_fix(
                 "action_space": spaces.Tuple((spaces.Discrete(2), spaces.MultiBinary(2)))})
             gym.register("Grid-v0", entry_point=Bits,
                          kwargs={"action_space": spaces.Box(-1.0, 1.0, (2, 3))})
+            gym.register("Counts-v0", entry_point=Bits,
+                         kwargs={"action_space": spaces.Box(1, 4, (2,), "int64")})
             gym.register("Dose-v0", entry_point=Bits,
                          kwargs={"action_space": spaces.Box(0.0, float("inf"), (2,))})
             """
@@ -237,6 +239,13 @@ def test_actions_no_agent_or_not_this_agent_takes_are_refused_naming_the_fix(
         for agent in ("ppo", "sac"):  # RLlib: "Action space has multiple dimensions"
             with pytest.raises(SpecError, match=r"1-D Box of shape \(6,\) and reshape"):
                 require_env_id("multienvs:Grid-v0", agent)
+        # RLlib: "Box(..., `int`) action spaces are not supported", in every trial.
+        with pytest.raises(
+            SpecError,
+            match=r"no action distribution .* declare it as MultiDiscrete\(\[4, 4\]\) \(the "
+            r"same actions\) and add the Box's low in the env",
+        ):
+            require_env_id("multienvs:Counts-v0", "ppo")
         # SAC's tanh never left [-1, 1] on a Box RLlib cannot rescale (PPO's actions are
         # clipped to the bounds instead: tests/learners/test_presets.py).
         with pytest.raises(

@@ -44,7 +44,7 @@ COMMON_OWNED: Mapping[str, str] = {
 #: the gymnasium spaces it covers (`action_kind` names an env's kind).
 ACTION_KINDS: Mapping[str, str] = {
     "discrete": "Discrete",
-    "continuous": "Box (1-D)",
+    "continuous": "Box (1-D, floats)",
     "multi_discrete": "MultiDiscrete",
     "composite": "Tuple or Dict of those",
 }
@@ -52,15 +52,18 @@ ACTION_KINDS: Mapping[str, str] = {
 
 def action_kind(space: Any) -> str | None:
     """The `ACTION_KINDS` key of a gymnasium action space; None where no kind covers it
-    (MultiBinary, Text, a Box of more than one dimension, a Tuple holding one of those): RLlib
-    has no action distribution for it."""
+    (MultiBinary, Text, a Box of integers or of more than one dimension, a Tuple holding one of
+    those): RLlib has no action distribution for it."""
+    import numpy as np
     from gymnasium import spaces
 
     if isinstance(space, spaces.Discrete):
         return "discrete"
     if isinstance(space, spaces.Box):
-        # RLlib's distributions take a 1-D Box ("Action space has multiple dimensions").
-        return "continuous" if len(space.shape) <= 1 else None
+        # RLlib's distributions take a 1-D Box ("Action space has multiple dimensions") of
+        # floats ("Box(..., `int`) action spaces are not supported").
+        floats = np.issubdtype(space.dtype, np.floating)
+        return "continuous" if len(space.shape) <= 1 and floats else None
     if isinstance(space, spaces.MultiDiscrete):
         return "multi_discrete"
     if isinstance(space, spaces.Tuple | spaces.Dict):

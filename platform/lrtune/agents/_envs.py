@@ -35,6 +35,7 @@ def env_problem(
 
     Called where a run starts and by ``lrtune presets``, never at validation."""
     import gymnasium
+    import numpy as np
     from gymnasium import spaces
 
     register_lrtune_envs(env_id)
@@ -84,6 +85,10 @@ def env_problem(
     if kind is None:
         if isinstance(space, spaces.MultiBinary) and len(space.shape) == 1:
             fix = f"declare it as MultiDiscrete({[2] * int(space.n)}) (the same actions), "
+        elif isinstance(space, spaces.Box) and np.issubdtype(space.dtype, np.integer):
+            counts = (space.high - space.low + 1).ravel().tolist()
+            shift = "" if not space.low.any() else " and add the Box's low in the env"
+            fix = f"declare it as MultiDiscrete({counts}) (the same actions){shift}, "
         elif isinstance(space, spaces.Box) and len(space.shape) > 1:
             size = math.prod(space.shape)
             fix = f"declare it as a 1-D Box of shape ({size},) and reshape in the env, "
