@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from lrtune.running._results import TrialOutcome, pick_best, trial_status
-from lrtune.running._run import ExperimentEnvStepBudget
+from lrtune.running._run import ExperimentEnvStepBudget, unscored_warning
 
 
 def test_experiment_env_step_budget_stops_all_trials_once_their_sum_reaches_it() -> None:
@@ -74,3 +77,35 @@ def test_the_summary_table_says_how_many_trials_it_leaves_out() -> None:
     assert lines[6] == "… 2 more (every trial is in summary.json and MLflow)"
     assert lines[7].startswith("f") and "failed" in lines[7]
     assert "more" not in summary_table(run, top=7)
+
+
+def test_the_unscored_warning_blames_what_stopped_the_trials(tmp_path: Path, job_file: Any) -> None:
+    """Trials that ran their whole env-step budget without an episode ending: the env's time
+    limit. Trials a time budget stopped sooner (at 0 env steps, by budget.experiment_seconds)
+    were blamed on the time limit too; the warning now names the budgets that can stop them."""
+    from lrtune.specs import load_job
+
+    job = load_job(
+        job_file(
+            tmp_path,
+            "unscored",
+            budget={"trial_env_steps": 4096, "trial_seconds": 25, "experiment_seconds": 70},
+            scheduler={"name": "asha"},
+            space={"version": 1, "lr": {"distribution": "log_uniform", "low": 1e-4, "high": 1e-3}},
+        )
+    )
+    ran = TrialOutcome("a", "completed", None, 4096, {}, {}, "")
+    cut = TrialOutcome("b", "pruned", None, 0, {}, {}, "")
+    scored = TrialOutcome("c", "completed", 1.0, 4096, {}, {}, "")
+    assert unscored_warning([scored], job) is None
+    whole = unscored_warning([ran, scored], job)
+    assert whole is not None and whole.startswith("no episode ended in 1 trial(s) (a)")
+    assert "the episodes outlast 4096 env steps; give the env a time limit" in whole
+    short = unscored_warning([ran, cut], job)
+    assert short is not None
+    assert (
+        "1 of them stopped after at most 0 env steps, short of budget.trial_env_steps (4096), "
+        "ended by budget.trial_seconds (25) or budget.experiment_seconds (70) or scheduler "
+        "asha before any episode ended; raise that budget" in short
+    )
+    assert "outlast" not in short

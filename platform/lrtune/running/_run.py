@@ -37,6 +37,7 @@ from lrtune.registry._errors import DriverOSError
 from lrtune.running._local_ray import connect_ray_for_tune, local_resource_problem
 from lrtune.running._results import (
     RunOutcome,
+    TrialOutcome,
     agent_label,
     model_label,
     outcome_of,
@@ -800,15 +801,9 @@ def _record(job: Any, plan: RunPlan, launch: _Launched, where: _RunPlace) -> Run
     stream.write(summary_table(outcome) + "\n")
     for line in lineage_lines:
         stream.write(f"lrtune: {line}\n")
-    unscored = [t.trial_id for t in outcomes if t.score is None and t.status in _MEASURABLE]
-    if unscored:
-        stream.write(
-            f"lrtune: warning: no episode ended in {len(unscored)} trial(s) "
-            f"({', '.join(unscored[:5])}{', ...' if len(unscored) > 5 else ''}), so they have "
-            "no score (the worst value stood in for the search): the episodes outlast "
-            f"{job.budget.trial_env_steps} env steps; give the env a time limit (env.config: "
-            "{max_episode_steps: N}) or raise budget.trial_env_steps\n"
-        )
+    warning = unscored_warning(outcomes, job)
+    if warning is not None:
+        stream.write(f"lrtune: warning: {warning}\n")
     stream.write(f"lrtune: results in {results_dir}\n")
     for line in browse_commands(uri, results_dir):
         stream.write(f"lrtune: {line}\n")
@@ -818,6 +813,42 @@ def _record(job: Any, plan: RunPlan, launch: _Launched, where: _RunPlace) -> Run
 
 # Trials that ran to their budget or a scheduler's stop: they should have a score.
 _MEASURABLE = (TrialStatus.COMPLETED, TrialStatus.PRUNED)
+
+
+def unscored_warning(outcomes: list[TrialOutcome], job: Any) -> str | None:
+    """The run's closing warning on trials that ended with no score (no episode ended in
+    them), naming what to change: the env's time limit where they ran their whole env-step
+    budget; else the budget or scheduler that stopped them sooner (the time limit alone used
+    to be blamed, even for a trial the experiment's time budget stopped at 0 env steps)."""
+    unscored = [t for t in outcomes if t.score is None and t.status in _MEASURABLE]
+    if not unscored:
+        return None
+    ids = ", ".join(t.trial_id for t in unscored[:5]) + (", ..." if len(unscored) > 5 else "")
+    head = (
+        f"no episode ended in {len(unscored)} trial(s) ({ids}), so they have no score (the "
+        "worst value stood in for the search): "
+    )
+    budget = job.budget
+    limit = "give the env a time limit (env.config: {max_episode_steps: N})"
+    short = [t for t in unscored if t.env_steps < budget.trial_env_steps]
+    if not short:
+        return (
+            f"{head}the episodes outlast {budget.trial_env_steps} env steps; {limit} or raise "
+            "budget.trial_env_steps"
+        )
+    stoppers = [
+        f"budget.{name} ({getattr(budget, name):g})"
+        for name in ("trial_seconds", "experiment_seconds", "experiment_env_steps")
+        if getattr(budget, name) is not None
+    ]
+    if job.scheduler.name != "none":
+        stoppers.append(f"scheduler {job.scheduler.name}")
+    by = " or ".join(stoppers) if stoppers else "the run's end"
+    return (
+        f"{head}{len(short)} of them stopped after at most {max(t.env_steps for t in short)} "
+        f"env steps, short of budget.trial_env_steps ({budget.trial_env_steps}), ended by "
+        f"{by} before any episode ended; raise that budget, or {limit}"
+    )
 
 
 def _adopt_current_settings(
