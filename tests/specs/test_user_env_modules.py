@@ -476,6 +476,8 @@ def test_an_env_module_in_the_current_folder_runs_and_its_mid_trial_failure_is_n
     """The ``lrtune`` console script, run in the folder that holds the user's env module, with
     no PYTHONPATH: Ray puts that folder on every trial's import path, and the driver's checks
     now find the module there too (they refused it as "no module on the import path"). The
+    env reads a file by a path relative to that folder, which trials now keep as theirs (Tune
+    moved them into their trial folders: FileNotFoundError in every trial). The
     env's step raises at its 20th call, after the run-start probe; the trial's line names the
     env's method, its class and RLlib's setting that rebuilds a failed env (`env_raised`)."""
     (tmp_path / "lostlink.py").write_text(
@@ -487,7 +489,7 @@ def test_an_env_module_in_the_current_folder_runs_and_its_mid_trial_failure_is_n
             class LostLink(CartPoleEnv):
                 def __init__(self):
                     super().__init__()
-                    self.steps = 0
+                    self.steps = int(open("maps/start.txt").read())
 
                 def step(self, action):
                     self.steps += 1
@@ -499,6 +501,8 @@ def test_an_env_module_in_the_current_folder_runs_and_its_mid_trial_failure_is_n
             """
         )
     )
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / "start.txt").write_text("0")
     (tmp_path / "job.yaml").write_text(
         "name: lostlink\nagent: ppo\nenv: {id: 'lostlink:LostLink-v0'}\n"
         "budget: {trial_env_steps: 512}\npolicy: {lr: 1.0e-3}\n"

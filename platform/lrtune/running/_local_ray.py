@@ -89,8 +89,15 @@ def connect_ray_for_tune(ray_address: str | None = None) -> None:
     lrtune's `ProgressPrinter` is the live view. Frequent checkpoints are intended where a job
     asks for them (``trials.checkpoint_seconds: 0``, populations), so Tune's warning about
     frequent experiment-checkpoint syncs is off.
+
+    Trials keep the run's working folder (``RAY_CHDIR_TO_TRIAL_DIR=0``, which Tune passes to
+    its trial actors): Tune's default moves each into its trial folder, so an env reading
+    ``maps/level.txt`` built at the run-start check and then failed every trial with
+    FileNotFoundError. lrtune writes nothing by relative path; on a cluster the folder is the
+    uploaded project's root. A value the user set stands.
     """
     prepare_loopback_env()
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     address = ray_address or os.environ.get("RAY_ADDRESS")
