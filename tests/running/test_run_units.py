@@ -81,8 +81,9 @@ def test_the_summary_table_says_how_many_trials_it_leaves_out() -> None:
 
 def test_the_unscored_warning_blames_what_stopped_the_trials(tmp_path: Path, job_file: Any) -> None:
     """Trials that ran their whole env-step budget without an episode ending: the env's time
-    limit. Trials a time budget stopped sooner (at 0 env steps, by budget.experiment_seconds)
-    were blamed on the time limit too; the warning now names the budgets that can stop them."""
+    limit, with the steps each of a trial's parallel envs ran (not the trial's total). Trials
+    a time budget stopped sooner (at 0 env steps, by budget.experiment_seconds) were blamed on
+    the time limit too; the warning now names the budgets that can stop them."""
     from lrtune.specs import load_job
 
     job = load_job(
@@ -100,7 +101,16 @@ def test_the_unscored_warning_blames_what_stopped_the_trials(tmp_path: Path, job
     assert unscored_warning([scored], job) is None
     whole = unscored_warning([ran, scored], job)
     assert whole is not None and whole.startswith("no episode ended in 1 trial(s) (a)")
-    assert "the episodes outlast 4096 env steps; give the env a time limit" in whole
+    assert "the episodes outlast the 4096 env steps the trials ran; give the env a time" in whole
+    # 16 envs side by side: each ran 256 steps, which is what the episodes outlast.
+    vector = TrialOutcome("v", "completed", None, 4096, {}, {"num_envs_per_env_runner": 16}, "")
+    shared = unscored_warning([vector], job)
+    assert shared is not None and (
+        "a trial's env steps are shared by its 16 parallel envs (num_envs_per_env_runner), and "
+        "the episodes outlast the 256 steps each env ran; give the env a time limit (env.config: "
+        "{max_episode_steps: N}), raise budget.trial_env_steps or lower num_envs_per_env_runner "
+        "in hyperparams" in shared
+    )
     short = unscored_warning([ran, cut], job)
     assert short is not None
     assert (

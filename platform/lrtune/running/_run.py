@@ -815,6 +815,21 @@ def _record(job: Any, plan: RunPlan, launch: _Launched, where: _RunPlace) -> Run
 _MEASURABLE = (TrialStatus.COMPLETED, TrialStatus.PRUNED)
 
 
+_ENVS_KEY = "num_envs_per_env_runner"
+
+
+def _parallel_envs(job: Any, trial: TrialOutcome) -> int:
+    """How many envs ``trial`` stepped side by side: its sampled value, the job's, the
+    presets', else 1."""
+    from lrtune.learners._presets import preset_hyperparams
+
+    for source in (trial.hyperparams, job.fixed_hyperparams):
+        if isinstance(source.get(_ENVS_KEY), int):
+            return max(1, int(source[_ENVS_KEY]))
+    preset = preset_hyperparams(job.agent, job.env.id).get(_ENVS_KEY)
+    return max(1, int(preset)) if isinstance(preset, int) else 1
+
+
 def unscored_warning(outcomes: list[TrialOutcome], job: Any) -> str | None:
     """The run's closing warning on trials that ended with no score (no episode ended in
     them), naming what to change: the env's time limit where they ran their whole env-step
@@ -832,9 +847,17 @@ def unscored_warning(outcomes: list[TrialOutcome], job: Any) -> str | None:
     limit = "give the env a time limit (env.config: {max_episode_steps: N})"
     short = [t for t in unscored if t.env_steps < budget.trial_env_steps]
     if not short:
+        envs = max(_parallel_envs(job, t) for t in unscored)
+        if envs == 1:
+            return (
+                f"{head}the episodes outlast the {max(t.env_steps for t in unscored)} env steps "
+                f"the trials ran; {limit} or raise budget.trial_env_steps"
+            )
+        per_env = max(t.env_steps // _parallel_envs(job, t) for t in unscored)
         return (
-            f"{head}the episodes outlast {budget.trial_env_steps} env steps; {limit} or raise "
-            "budget.trial_env_steps"
+            f"{head}a trial's env steps are shared by its {envs} parallel envs "
+            f"({_ENVS_KEY}), and the episodes outlast the {per_env} steps each env ran; "
+            f"{limit}, raise budget.trial_env_steps or lower {_ENVS_KEY} in hyperparams"
         )
     stoppers = [
         f"budget.{name} ({getattr(budget, name):g})"
