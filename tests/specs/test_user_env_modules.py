@@ -217,44 +217,47 @@ def test_actions_no_agent_or_not_this_agent_takes_are_refused_naming_the_fix(
             """
         )
     )
-    sys.path.insert(0, str(tmp_path))
-    try:
-        with pytest.raises(
-            SpecError,
-            match=r"multi-discrete actions .* agent 'dqn' handles "
-            r"discrete ones only: choose agent ppo, or another env",
-        ):
-            require_env_id("multienvs:Multi-v0", "dqn")
-        with pytest.raises(SpecError, match=r"agent 'sac' handles continuous ones only"):
-            require_env_id("multienvs:Multi-v0", "sac")
-        require_env_id("multienvs:Multi-v0", "ppo")
-        with pytest.raises(
-            SpecError,
-            match=r"no action distribution .* declare it as "
+    refused = [  # (env, agent, the error's pattern)
+        (
+            "Multi-v0",
+            "dqn",
+            r"multi-discrete actions .* agent 'dqn' handles discrete ones only: "
+            r"choose agent ppo, or another env",
+        ),
+        ("Multi-v0", "sac", r"agent 'sac' handles continuous ones only"),
+        (
+            "Binary-v0",
+            "ppo",
+            r"no action distribution .* declare it as "
             r"MultiDiscrete\(\[2, 2, 2\]\) \(the same actions\)",
-        ):
-            require_env_id("multienvs:Binary-v0", "ppo")
-        with pytest.raises(SpecError, match=r"no action distribution .* change the env's"):
-            require_env_id("multienvs:TupleOfBinary-v0", "ppo")
-        for agent in ("ppo", "sac"):  # RLlib: "Action space has multiple dimensions"
-            with pytest.raises(SpecError, match=r"1-D Box of shape \(6,\) and reshape"):
-                require_env_id("multienvs:Grid-v0", agent)
+        ),
+        ("TupleOfBinary-v0", "ppo", r"no action distribution .* change the env's"),
+        # RLlib: "Action space has multiple dimensions", in every trial.
+        ("Grid-v0", "ppo", r"1-D Box of shape \(6,\) and reshape"),
+        ("Grid-v0", "sac", r"1-D Box of shape \(6,\) and reshape"),
         # RLlib: "Box(..., `int`) action spaces are not supported", in every trial.
-        with pytest.raises(
-            SpecError,
-            match=r"no action distribution .* declare it as MultiDiscrete\(\[4, 4\]\) \(the "
-            r"same actions\) and add the Box's low in the env",
-        ):
-            require_env_id("multienvs:Counts-v0", "ppo")
+        (
+            "Counts-v0",
+            "ppo",
+            r"no action distribution .* declare it as MultiDiscrete\(\[4, 4\]\) "
+            r"\(the same actions\) and add the Box's low in the env",
+        ),
         # SAC's tanh never left [-1, 1] on a Box RLlib cannot rescale (PPO's actions are
         # clipped to the bounds instead: tests/learners/test_presets.py).
-        with pytest.raises(
-            SpecError,
-            match=r"has actions Box\(0\.0, inf, \(2,\), float32\), with an infinite bound; "
-            r"agent 'sac' squashes .* or choose agent ppo$",
-        ):
-            require_env_id("multienvs:Dose-v0", "sac")
-        require_env_id("multienvs:Dose-v0", "ppo")
+        (
+            "Dose-v0",
+            "sac",
+            r"has actions Box\(0\.0, inf, \(2,\), float32\), with an infinite "
+            r"bound; agent 'sac' squashes .* or choose agent ppo$",
+        ),
+    ]
+    sys.path.insert(0, str(tmp_path))
+    try:
+        for env, agent, pattern in refused:
+            with pytest.raises(SpecError, match=pattern):
+                require_env_id(f"multienvs:{env}", agent)
+        for env in ("Multi-v0", "Dose-v0"):
+            require_env_id(f"multienvs:{env}", "ppo")
     finally:
         sys.path.remove(str(tmp_path))
         for name in [m for m in sys.modules if m.startswith("multienvs")]:
