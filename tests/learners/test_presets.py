@@ -520,6 +520,18 @@ def test_an_env_that_raises_mid_trial_is_named_with_rllibs_remedy(agent: str) ->
     assert result["env_runners"]["num_env_steps_sampled_lifetime"] > 0
 
 
+@pytest.mark.usefixtures("_ray")
+def test_lrtune_train_names_an_env_that_raises_as_a_trial_does() -> None:
+    """`lrtune train` builds its algorithm in its own process; the env's fault is named the
+    same way (`env_fault`), which the command prints as its error (exit 2)."""
+    from lrtune.learners import EnvRaisedError
+    from lrtune.running._single import train_single
+
+    _FlakyCartPole.steps = 0
+    with pytest.raises(EnvRaisedError, match=r"^env\.id: the env's step\(\) \(_FlakyCartPole\)"):
+        train_single(POLICY, env="LRTuneTest/Flaky-v0", env_steps=512, hyperparams=TINY)
+
+
 class _Dose(gymnasium.Env):  # type: ignore[type-arg]
     """A half-bounded action (a dose: 0 or more) that raises on one outside its space."""
 

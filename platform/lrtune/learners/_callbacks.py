@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +101,8 @@ def env_raised(exc: BaseException) -> str | None:
                 f"env.id: the env's {entered[0]}() ({entered[1]}) raised "
                 f"{type(error).__name__}: {str(error)[:200]} ({where}). If it fails only now "
                 "and then (a simulator that drops its connection, an unstable physics step), "
-                "set hyperparams: {restart_failed_sub_environments: true}: RLlib then rebuilds "
-                "the env and drops the unfinished episodes; otherwise fix the env."
+                "set hyperparams: {restart_failed_sub_environments: true} in the job: RLlib "
+                "then rebuilds the env and drops the unfinished episodes; otherwise fix the env."
             )
         error = error.__cause__ or error.__context__
     return None
@@ -118,6 +119,17 @@ def sampling_problem(algo: Any) -> str | None:
         return None
     episodes = getattr(runner, "_ongoing_episodes", None)
     return env_output_problem(episodes) if episodes else None
+
+
+def env_fault(algos: Iterable[Any], exc: BaseException) -> LRTuneError | None:
+    """The env's fault behind ``exc``, raised by ``algo.train()`` of one of ``algos``: a
+    non-finite output in the episodes being sampled (`sampling_problem`), else the env's own
+    code raising (`env_raised`); None where neither is found (RLlib's or lrtune's error)."""
+    problem = next(filter(None, map(sampling_problem, algos)), None)
+    if problem is not None:
+        return EnvOutputError(problem)
+    raised = env_raised(exc)
+    return EnvRaisedError(raised) if raised is not None else None
 
 
 class LRTuneCallbacks(RLlibCallback):

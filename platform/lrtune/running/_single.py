@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lrtune.learners import RESULT_KEY, ModelSettings, TrialResources, build_algorithm_config
+from lrtune.learners._callbacks import env_fault
 from lrtune.learners._presets import preset_hyperparams
 from lrtune.policies import LRPolicySpec
 from lrtune.running._local_ray import init_local_ray
@@ -58,7 +59,13 @@ def train_single(
         steps = 0
         while steps < env_steps:
             start = time.perf_counter()
-            result = algo.train()
+            try:
+                result = algo.train()
+            except Exception as exc:
+                fault = env_fault([algo], exc)
+                if fault is not None:  # the env's fault: say which, as a trial's line does
+                    raise fault from exc
+                raise
             steps = int(result["env_runners"]["num_env_steps_sampled_lifetime"])
             ret = result["env_runners"].get("episode_return_mean", math.nan)
             record = IterationRecord(

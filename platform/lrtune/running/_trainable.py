@@ -48,13 +48,11 @@ from ray.tune.result import SHOULD_CHECKPOINT
 from lrtune._files import atomic_write_text
 from lrtune.learners import (
     RESULT_KEY,
-    EnvOutputError,
-    EnvRaisedError,
     ModelSettings,
     TrialResources,
     build_algorithm_config,
 )
-from lrtune.learners._callbacks import env_raised, sampling_problem
+from lrtune.learners._callbacks import env_fault
 from lrtune.learners._presets import preset_hyperparams
 from lrtune.learners._vector import VECTOR_ENTRY_POINT
 from lrtune.registry import LRTuneError
@@ -185,12 +183,9 @@ class LRTuneTrainable(tune.Trainable):
         try:
             results = [algo.train() for algo in self.algos]
         except Exception as exc:
-            problem = next(filter(None, map(sampling_problem, self.algos)), None)
-            if problem is not None:  # the env's fault, not RLlib's: say so
-                raise EnvOutputError(problem) from exc
-            raised = env_raised(exc)
-            if raised is not None:  # the env's own code raised: name it and RLlib's remedy
-                raise EnvRaisedError(raised) from exc
+            fault = env_fault(self.algos, exc)
+            if fault is not None:  # the env's fault, not RLlib's: say so
+                raise fault from exc
             raise
         elapsed = time.perf_counter() - start
         steps = [
