@@ -532,6 +532,35 @@ def test_lrtune_train_names_an_env_that_raises_as_a_trial_does() -> None:
         train_single(POLICY, env="LRTuneTest/Flaky-v0", env_steps=512, hyperparams=TINY)
 
 
+class _Switch(gymnasium.Env):  # type: ignore[type-arg]
+    """Discrete(2) actions, or a Box with ``continuous=True`` (as LunarLander's keyword does)."""
+
+    observation_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    def __init__(self, continuous: bool = False) -> None:
+        box = gymnasium.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.action_space = box if continuous else gymnasium.spaces.Discrete(2)
+
+
+gymnasium.register("LRTuneTest/Switch-v0", entry_point=_Switch)
+
+
+def test_the_presets_family_follows_the_jobs_env_config() -> None:
+    """An env whose keyword chooses its kind of actions: the presets were read from the env
+    built without the job's ``env.config``, so a continuous-action job got the discrete
+    presets (no observation or reward normalisation for PPO), silently."""
+    from lrtune.learners._presets import PPO_CONTINUOUS, preset_model_setting
+
+    env = "LRTuneTest/Switch-v0"
+    continuous = preset_hyperparams("ppo", env, {"continuous": True})
+    assert all(continuous[key] == value for key, value in PPO_CONTINUOUS.items())
+    assert preset_model_setting("ppo", env, "normalize_rewards", {"continuous": True}) is True
+    discrete = preset_hyperparams("ppo", env, {"continuous": False})
+    assert discrete == preset_hyperparams("ppo", env)
+    assert "env_to_module_connector" not in discrete
+    assert preset_model_setting("ppo", env, "normalize_rewards") is False
+
+
 class _Dose(gymnasium.Env):  # type: ignore[type-arg]
     """A half-bounded action (a dose: 0 or more) that raises on one outside its space."""
 

@@ -253,7 +253,7 @@ def build_algorithm_config(
     if normalize_rewards is None:
         from lrtune.learners._presets import preset_model_setting
 
-        normalize_rewards = bool(preset_model_setting(agent, env, "normalize_rewards"))
+        normalize_rewards = bool(preset_model_setting(agent, env, "normalize_rewards", env_config))
     if normalize_rewards and not plugin.scales_rewards:
         raise PolicyError(
             f"model.normalize_rewards: {agent} cannot scale rewards (only PPO can); leave it "

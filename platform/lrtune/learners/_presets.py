@@ -60,6 +60,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from lrtune._env_ids import env_name
 from lrtune.agents import AgentPresets, get_agent
 from lrtune.learners._config import ModelSettings
 from lrtune.learners._modules import mean_std_filter
@@ -230,17 +231,14 @@ DQN_PRESETS = AgentPresets(DQN_DEFAULTS, {}, DQN_BY_ENV)
 SAC_PRESETS = AgentPresets(SAC_DEFAULTS, {}, SAC_BY_ENV)
 
 
-def env_name(env: str) -> str:
-    """The gymnasium id without a module prefix (``pkg.mod:Name-v0`` -> ``Name-v0``)."""
-    return env.partition(":")[2] if ":" in env else env
-
-
-def has_continuous_actions(env: str) -> bool | None:
-    """Whether ``env``'s action space is a ``gymnasium.spaces.Box`` (None: cannot tell), from
-    the one cached build of the env that `lrtune.learners._config.env_facts` makes."""
+def has_continuous_actions(env: str, env_config: Mapping[str, Any] | None = None) -> bool | None:
+    """Whether ``env``'s action space, built with ``env_config`` (a job's ``env.config``: it
+    can choose the kind, as LunarLander's ``continuous`` does), is a ``gymnasium.spaces.Box``
+    (None: cannot tell), from the one cached build that `lrtune.learners._config.env_facts`
+    makes."""
     from lrtune.learners._config import env_facts
 
-    facts = env_facts(env, None)
+    facts = env_facts(env, env_config)
     return facts.continuous_actions if facts is not None else None
 
 
@@ -262,8 +260,11 @@ class PresetSetting(NamedTuple):
     source: str
 
 
-def resolve_presets(agent: str, env: str | None = None) -> list[PresetSetting]:
-    """What ``agent`` runs with on ``env`` before a job overrides anything, with sources.
+def resolve_presets(
+    agent: str, env: str | None = None, env_config: Mapping[str, Any] | None = None
+) -> list[PresetSetting]:
+    """What ``agent`` runs with on ``env`` (built with ``env_config``) before a job overrides
+    anything, with sources.
 
     First the hyper-parameters (agent default < continuous-action family < per-env entry, in
     the agent defaults' key order, then keys only later layers add), then the model settings
@@ -279,7 +280,7 @@ def resolve_presets(agent: str, env: str | None = None) -> list[PresetSetting]:
     layers: list[tuple[str, Mapping[str, Any]]] = [(AGENT_DEFAULT, defaults)]
     family_model: Mapping[str, Any] = {}
     if env is not None:
-        if (continuous or presets.continuous_model) and has_continuous_actions(env):
+        if (continuous or presets.continuous_model) and has_continuous_actions(env, env_config):
             layers.append((CONTINUOUS_FAMILY, continuous))
             family_model = presets.continuous_model
         layers.append((env_entry_source(env), by_env.get(env_name(env), {})))
@@ -330,19 +331,24 @@ def _conv_filters_row(env: str) -> tuple[Any, str]:
     return rllib, f"RLlib default ({shape[0]}x{shape[1]} images)"
 
 
-def preset_model_setting(agent: str, env: str | None, name: str) -> Any:
+def preset_model_setting(
+    agent: str, env: str | None, name: str, env_config: Mapping[str, Any] | None = None
+) -> Any:
     """The preset value of model setting ``name`` (a `ModelSettings` field) of ``agent`` on
-    ``env``, as `resolve_presets` lists it."""
+    ``env`` built with ``env_config``, as `resolve_presets` lists it."""
     key = f"model.{name}"
-    return next(row.value for row in resolve_presets(agent, env) if row.key == key)
+    return next(row.value for row in resolve_presets(agent, env, env_config) if row.key == key)
 
 
-def preset_hyperparams(agent: str, env: str | None = None) -> dict[str, Any]:
-    """The preset hyper-parameters of ``agent`` on ``env`` (a fresh copy; jobs override any).
+def preset_hyperparams(
+    agent: str, env: str | None = None, env_config: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The preset hyper-parameters of ``agent`` on ``env`` built with ``env_config`` (a fresh
+    copy; jobs override any).
 
     Layers, later ones winning: the agent's defaults, the continuous-action family (when
     ``env``'s action space is a Box), the entry of ``env``'s id (see `resolve_presets`)."""
-    rows = resolve_presets(agent, env)
+    rows = resolve_presets(agent, env, env_config)
     # Deep copy the plain data (the connector function is shared, as functions are).
     return {
         row.key: row.value if callable(row.value) else copy.deepcopy(row.value)

@@ -61,7 +61,7 @@ def iteration_env_steps(job: Any) -> int | None:
         return None
     from lrtune.learners._presets import preset_hyperparams
 
-    hyper = {**preset_hyperparams(job.agent, job.env.id), **job.fixed_hyperparams}
+    hyper = {**preset_hyperparams(job.agent, job.env.id, job.env.config), **job.fixed_hyperparams}
     value = hyper.get(key)
     return int(value) if value else None
 

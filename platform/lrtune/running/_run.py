@@ -826,7 +826,7 @@ def _parallel_envs(job: Any, trial: TrialOutcome) -> int:
     for source in (trial.hyperparams, job.fixed_hyperparams):
         if isinstance(source.get(_ENVS_KEY), int):
             return max(1, int(source[_ENVS_KEY]))
-    preset = preset_hyperparams(job.agent, job.env.id).get(_ENVS_KEY)
+    preset = preset_hyperparams(job.agent, job.env.id, job.env.config).get(_ENVS_KEY)
     return max(1, int(preset)) if isinstance(preset, int) else 1
 
 
@@ -1125,7 +1125,7 @@ def _iteration_env_steps(job: Any, *, any_agent: bool = False) -> tuple[str | No
         return None, None
     batch = job.fixed_hyperparams.get(key)
     if batch is None:
-        batch = preset_hyperparams(job.agent, job.env.id).get(key)
+        batch = preset_hyperparams(job.agent, job.env.id, job.env.config).get(key)
     if batch is None and key == _MIN_SAMPLE_KEY:
         batch = getattr(job.agent_plugin.config_class()(), key, None)
     if not isinstance(batch, int | float) or isinstance(batch, bool) or batch <= 1:

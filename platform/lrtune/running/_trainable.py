@@ -114,7 +114,7 @@ class LRTuneTrainable(tune.Trainable):
             self.mutable_values = self.population.values(dict(point.mutable))
         self.policy = point.policy_spec(job)
         self.hyperparams = {
-            **preset_hyperparams(job.agent, job.env.id),
+            **preset_hyperparams(job.agent, job.env.id, job.env.config),
             **job.hyperparams,
             **point.hyperparams,
         }
@@ -416,7 +416,10 @@ def check_trial_settings(job: JobSpec) -> None:
     from lrtune.learners._config import check_hyperparam_names
     from lrtune.policies import PolicyError
 
-    hyperparams = {**preset_hyperparams(job.agent, job.env.id), **job.fixed_hyperparams}
+    hyperparams = {
+        **preset_hyperparams(job.agent, job.env.id, job.env.config),
+        **job.fixed_hyperparams,
+    }
     if job.evaluation.enabled:
         hyperparams.update(evaluation_hyperparams(job, hyperparams))
     build_algorithm_config(
@@ -473,7 +476,10 @@ def evaluation_time_limit(job: JobSpec, hyperparams: Mapping[str, Any] | None = 
     from lrtune.learners._config import env_facts
 
     if hyperparams is None:
-        hyperparams = {**preset_hyperparams(job.agent, job.env.id), **job.fixed_hyperparams}
+        hyperparams = {
+            **preset_hyperparams(job.agent, job.env.id, job.env.config),
+            **job.fixed_hyperparams,
+        }
     mode = hyperparams.get("gym_env_vectorize_mode", "")
     if str(getattr(mode, "value", mode)).lower() == VECTOR_ENTRY_POINT:
         return None

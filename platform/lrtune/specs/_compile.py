@@ -415,7 +415,7 @@ def _base_hyperparams(job: JobSpec, hyperparams: Mapping[str, Any]) -> dict[str,
     """
     from lrtune.learners._presets import preset_hyperparams
 
-    return {**preset_hyperparams(job.agent, job.env.id), **hyperparams}
+    return {**preset_hyperparams(job.agent, job.env.id, job.env.config), **hyperparams}
 
 
 def agent_hyperparams(
