@@ -61,3 +61,37 @@ def test_table_names_each_source_and_an_unbuildable_env() -> None:
 def test_unknown_agent_exits_2() -> None:
     out = run_cli("td3")
     assert out.returncode == 2 and "invalid choice: 'td3'" in out.stderr
+
+
+def test_env_config_chooses_the_family_where_it_chooses_the_actions(tmp_path: Path) -> None:
+    """An env whose keyword chooses its kind of actions (as LunarLander's ``continuous``
+    does): ``--env-config`` builds it as a job's ``env.config`` would, so the continuous-action
+    family shows; without it the env's defaults (discrete) count. A value that is not a
+    mapping exits 2."""
+    (tmp_path / "switchenv.py").write_text(
+        "import numpy as np, gymnasium as gym\n"
+        "class Switch(gym.Env):\n"
+        "    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)\n"
+        "    def __init__(self, continuous=False):\n"
+        "        self.action_space = (gym.spaces.Box(-1.0, 1.0, (1,), np.float32)\n"
+        "                             if continuous else gym.spaces.Discrete(2))\n"
+        "gym.register('Switch-v0', entry_point=Switch)\n"
+    )
+
+    def families(*extra: str) -> set[str]:
+        command = [sys.executable, "-m", "lrtune", "presets", "ppo"]
+        out = subprocess.run(
+            [*command, "--env", "switchenv:Switch-v0", *extra, "--format", "json"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        return {row["source"] for row in json.loads(out.stdout)}
+
+    assert "continuous-action family" in families("--env-config", "{continuous: true}")
+    assert "continuous-action family" not in families()
+    bad = run_cli("ppo", "--env", "CartPole-v1", "--env-config", "[1, 2]")
+    assert bad.returncode == 2
+    assert "--env-config: '[1, 2]' is not a mapping of keyword arguments" in bad.stderr

@@ -84,12 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--env", default="CartPole-v1", help="gymnasium id (default CartPole-v1)")
     t.add_argument("--steps", type=positive_int, default=60_000, help="env-step budget")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--env-config", metavar="YAML", help=_ENV_CONFIG_HELP)
     t.set_defaults(func=_cmd_train)
     pr = sub.add_parser(
         "presets", help="the settings an agent runs with before a job overrides any, by source"
     )
     pr.add_argument("agent", choices=agents.names())
     pr.add_argument("--env", help="a gymnasium id: adds its action-space family and entry")
+    pr.add_argument("--env-config", metavar="YAML", help=_ENV_CONFIG_HELP)
     pr.add_argument("--format", choices=("table", "json"), default="table")
     pr.set_defaults(func=_cmd_presets)
     add_validate_parser(sub)
@@ -321,6 +323,28 @@ def _plot_schedule(title: str, policy: Any, last_step: int, out: str) -> None:
 # --- train ----------------------------------------------------------------------------------
 
 
+_ENV_CONFIG_HELP = (
+    "the env's keyword arguments, as a job's env.config (inline YAML, e.g. "
+    "'{continuous: true}'): some choose the env's kind of actions, and so its presets"
+)
+
+
+def _env_config(args: argparse.Namespace) -> dict[str, Any]:
+    """``--env-config`` as a mapping ({} when not given); `SpecError` (exit 2) otherwise."""
+    from lrtune.specs import SpecError
+    from lrtune.specs._load import parse_override_value
+
+    if args.env_config is None:
+        return {}
+    value = parse_override_value(args.env_config, "--env-config", args.env_config)
+    if not isinstance(value, dict):
+        raise SpecError(
+            f"--env-config: {args.env_config!r} is not a mapping of keyword arguments; give "
+            "one in YAML, e.g. --env-config '{continuous: true}'"
+        )
+    return value
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from lrtune.running import prepare_loopback_env
 
@@ -331,7 +355,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     spec = load_policy(args.policy)
     spec.check_agent(args.agent)
-    require_env_id(args.env, args.agent)  # before the table's header: exit 2, nothing printed
+    env_config = _env_config(args)
+    # Before the table's header: exit 2, nothing printed.
+    require_env_id(args.env, args.agent, env_config=env_config)
     print(f"lrtune: {args.agent} on {args.env}, {args.steps} env steps, policy {spec.short()}")
     print(f"{'iter':>5} {'env steps':>10} {'lr':>11} {'return':>9} {'s':>6}")
 
@@ -346,6 +372,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         spec,
         agent=args.agent,
         env=args.env,
+        env_config=env_config,
         env_steps=args.steps,
         seed=args.seed,
         on_iteration=show,
@@ -361,14 +388,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_presets(args: argparse.Namespace) -> int:
     from lrtune.learners._presets import has_continuous_actions, resolve_presets
 
-    rows = resolve_presets(args.agent, args.env)
+    env_config = _env_config(args)
+    rows = resolve_presets(args.agent, args.env, env_config)
     shown = [(row.key, _preset_value(row.value), row.source) for row in rows]
     if args.format == "json":
         print(json.dumps([{"key": k, "value": v, "source": src} for k, v, src in shown]))
         return EXIT_OK
     where = f" on {args.env}" if args.env else " (no --env: agent defaults only)"
     print(f"lrtune: {args.agent} presets{where}; a job's hyperparams and model override any")
-    if args.env and has_continuous_actions(args.env) is None:
+    if args.env and has_continuous_actions(args.env, env_config) is None:
         print(
             f"lrtune: gymnasium cannot build {args.env!r} here, so its action-space family "
             "is unknown and not applied"
@@ -376,7 +404,7 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     elif args.env:
         from lrtune.agents import env_problem
 
-        _, problem = env_problem(args.env, args.agent, {}, must_build=True)
+        _, problem = env_problem(args.env, args.agent, env_config, must_build=True)
         if problem is not None:  # the same check as where a run starts
             print(f"lrtune: warning: a run of {args.agent} on this env is refused: {problem}")
     width = max(len(k) for k, _, _ in shown)

@@ -31,22 +31,25 @@ def train_single(
     *,
     agent: str = "ppo",
     env: str = "CartPole-v1",
+    env_config: Mapping[str, Any] | None = None,
     env_steps: int = 30_000,
     seed: int = 0,
     hyperparams: Mapping[str, Any] | None = None,
     model: ModelSettings | None = None,
     on_iteration: Callable[[IterationRecord], None] | None = None,
 ) -> list[IterationRecord]:
-    """Train until ``env_steps`` lifetime env steps; call ``on_iteration`` after each iteration."""
+    """Train until ``env_steps`` lifetime env steps on ``env`` built with ``env_config`` (a
+    job's ``env.config``); call ``on_iteration`` after each iteration."""
     from lrtune.specs import require_env_id
 
-    require_env_id(env, agent)  # a bad id is bad input (exit 2), not a failed trial
+    require_env_id(env, agent, env_config=env_config)  # bad input (exit 2), not a failure
     init_local_ray(num_cpus=1)
-    params = {**preset_hyperparams(agent, env), **(hyperparams or {})}
+    params = {**preset_hyperparams(agent, env, env_config), **(hyperparams or {})}
     config = build_algorithm_config(
         agent,
         env,
         policy=policy,
+        env_config=env_config,
         hyperparams=params,
         resources=TrialResources(cpus=1),
         model=model,
