@@ -101,12 +101,7 @@ def env_problem(
         )
     unbounded = unbounded_part(space) if plugin.squashes_actions else None
     if kind in kinds and unbounded is not None:
-        others = [
-            name
-            for name in agent_registry.names()
-            if kind in agent_registry.build(name).action_spaces
-            and not agent_registry.build(name).squashes_actions
-        ]
+        others = _agents_for(kind, unbounded=True)
         return "env.id", (
             f"{env_id!r} has actions {unbounded}, with an infinite bound; agent '{agent}' "
             "squashes its actions into a Box's bounds, and RLlib leaves those of a Box without "
@@ -120,9 +115,7 @@ def env_problem(
         # A reset or step that raised with keyword arguments given: they are the likelier cause.
         field = "env.config" if env_config and api.startswith(_RAISED) else "env.id"
         return field, f"{env_id!r}: {api}; every trial would fail the same way"
-    others = [
-        name for name in agent_registry.names() if kind in agent_registry.build(name).action_spaces
-    ]
+    others = _agents_for(kind)
     choose = (
         f"choose agent {' or '.join(others)}, or another env" if others else "choose another env"
     )
@@ -133,6 +126,17 @@ def env_problem(
 
 
 _RAISED = "its first reset or step raised"
+
+
+def _agents_for(kind: str, *, unbounded: bool = False) -> list[str]:
+    """The registered agents that act in ``kind`` of actions (`ACTION_KINDS`), leaving out,
+    for a Box with an infinite bound (``unbounded``), those that squash their actions."""
+    found = []
+    for name in agent_registry.names():
+        entry = agent_registry.build(name)
+        if kind in entry.action_spaces and not (unbounded and entry.squashes_actions):
+            found.append(name)
+    return found
 
 
 def _api_problem(env: Any) -> str | None:

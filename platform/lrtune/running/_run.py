@@ -847,13 +847,14 @@ def unscored_warning(outcomes: list[TrialOutcome], job: Any) -> str | None:
     limit = "give the env a time limit (env.config: {max_episode_steps: N})"
     short = [t for t in unscored if t.env_steps < budget.trial_env_steps]
     if not short:
-        envs = max(_parallel_envs(job, t) for t in unscored)
+        envs_of = {t.trial_id: _parallel_envs(job, t) for t in unscored}
+        envs = max(envs_of.values())
         if envs == 1:
             return (
                 f"{head}the episodes outlast the {max(t.env_steps for t in unscored)} env steps "
                 f"the trials ran; {limit} or raise budget.trial_env_steps"
             )
-        per_env = max(t.env_steps // _parallel_envs(job, t) for t in unscored)
+        per_env = max(t.env_steps // envs_of[t.trial_id] for t in unscored)
         return (
             f"{head}a trial's env steps are shared by its {envs} parallel envs "
             f"({_ENVS_KEY}), and the episodes outlast the {per_env} steps each env ran; "
