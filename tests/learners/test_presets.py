@@ -15,10 +15,13 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.envs.classic_control import CartPoleEnv
-from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
 
 from lrtune.learners import ModelSettings, build_algorithm_config
-from lrtune.learners._modules import OrthogonalPPOTorchRLModule, mean_std_filter
+from lrtune.learners._modules import (
+    LRTunePPOTorchRLModule,
+    OrthogonalPPOTorchRLModule,
+    mean_std_filter,
+)
 from lrtune.learners._presets import (
     AGENT_DEFAULT,
     CONTINUOUS_FAMILY,
@@ -161,7 +164,7 @@ def test_shared_layers_torch_init_and_filter_override() -> None:
     algo = build("CartPole-v1", model)
     try:
         module = algo.get_module()
-        assert type(module) is DefaultPPOTorchRLModule
+        assert type(module) is LRTunePPOTorchRLModule
         assert not hasattr(module.encoder, "critic_encoder")
         assert observation_pieces(algo) == ["MeanStdFilter"]  # CartPole's Box: no flattening
     finally:
@@ -348,6 +351,14 @@ def conv_channels(module: torch.nn.Module) -> list[tuple[int, int, int]]:
     ]
 
 
+def network_outputs(module: Any, observations: np.ndarray) -> torch.Tensor:
+    """PPO's action logits or DQN's Q-values for a batch of observations."""
+    batch = {"obs": torch.as_tensor(observations)}
+    if hasattr(module, "compute_q_values"):
+        return module.compute_q_values(batch)["qf_preds"]
+    return module.forward_inference(batch)["action_dist_inputs"]
+
+
 @pytest.mark.usefixtures("_ray")
 @pytest.mark.parametrize("agent", ["ppo", "dqn"])
 @pytest.mark.parametrize("env", sorted(PIXELS))
@@ -355,9 +366,10 @@ def test_integer_and_image_observations_train_with_a_cnn_for_any_image_size(
     agent: str, env: str, tmp_path: Path
 ) -> None:
     """RLlib alone stops on these: no default CNN filters for most image sizes, and its
-    networks take float input only. lrtune casts integer Boxes to float32 (uint8 images
-    scaled to [0, 1], as SB3 does) and picks filters for sizes RLlib has none for; each builds,
-    trains, checkpoints and restores."""
+    networks take float input only. lrtune's modules cast integer Boxes to float32 (uint8
+    images scaled to [0, 1], as SB3 does), so episodes and replay keep the integers, and lrtune
+    picks filters for sizes RLlib has none for; each builds, trains, checkpoints and
+    restores."""
     from ray.rllib.models.utils import get_filter_config
 
     from lrtune.learners import default_conv_filters
@@ -381,11 +393,23 @@ def test_integer_and_image_observations_train_with_a_cnn_for_any_image_size(
     config = build_algorithm_config(agent, env, policy=POLICY, hyperparams=params, seed=0)
     algo = config.build_algo()
     try:
-        assert observation_pieces(algo) == ["FloatObservations"]
-        seen = algo.get_module().observation_space
-        assert seen.dtype == np.float32 and seen.shape == shape
-        assert float(seen.high.max()) == pytest.approx(float(space.high.max()) / scale)
-        assert conv_channels(algo.get_module()) == list(expected or [])
+        # The module casts (and scales) integer input itself: no connector piece writes
+        # float32 copies into the episodes.
+        assert observation_pieces(algo) == []
+        module = algo.get_module()
+        assert module.observation_space == space
+        assert conv_channels(module) == list(expected or [])
+        observations = np.stack([space.sample() for _ in range(4)])
+        as_floats = observations.astype(np.float32) / np.float32(scale)
+        assert torch.allclose(
+            network_outputs(module, observations), network_outputs(module, as_floats), atol=1e-5
+        )
+        algo.train()  # DQN's loss: the target network too reads uint8 replay
+        if agent == "dqn":  # the replay buffer keeps the env's dtype
+            stored = algo.local_replay_buffer.episodes
+            assert stored and {np.asarray(e.get_observations()).dtype for e in stored} == {
+                space.dtype
+            }
     finally:
         algo.stop()
     result = train_save_restore(config, tmp_path)
@@ -609,3 +633,21 @@ def test_a_job_chooses_its_own_conv_filters() -> None:
     assert rows["model.conv_filters"].value == SMALL_IMAGE_FILTERS
     assert "RLlib has no default" in rows["model.conv_filters"].source
     assert resolve_presets("ppo", "CartPole-v1")[-1].value is None
+
+
+@pytest.mark.parametrize(
+    ("module_casts", "normalize", "pieces"),
+    [
+        (True, False, []),
+        (False, False, ["FloatObservations"]),  # SAC, third-party agents
+        (True, True, ["FloatObservations", "MeanStdFilter"]),  # the filter needs floats first
+    ],
+)
+def test_the_connector_casts_integer_observations_only_for_modules_that_cannot(
+    module_casts: bool, normalize: bool, pieces: list[str]
+) -> None:
+    from lrtune.learners._modules import ObservationConnectors
+
+    env = Pixels(gymnasium.spaces.Box(0, 255, (12, 12, 3), np.uint8))
+    built = ObservationConnectors(normalize=normalize, module_casts=module_casts)(env)
+    assert [type(piece).__name__ for piece in built] == pieces

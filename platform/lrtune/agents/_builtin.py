@@ -35,16 +35,19 @@ class PPO(AgentPlugin):
     iteration_batch_key = "train_batch_size_per_learner"
     agent_settings = frozenset({"num_minibatches"})
 
+    module_casts_observations = True
+
     def configure(self, config: Any, *, initializer: str) -> Any:
-        """Use SB3/CleanRL's orthogonally initialised module when asked (the default)."""
-        if initializer != "orthogonal":
-            return config
+        """lrtune's PPO module (integer observations cast inside it), initialised as SB3/CleanRL
+        do when asked (the default)."""
         from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-        from lrtune.learners._modules import OrthogonalPPOTorchRLModule
+        from lrtune.learners._modules import LRTunePPOTorchRLModule, OrthogonalPPOTorchRLModule
 
-        spec = RLModuleSpec(module_class=OrthogonalPPOTorchRLModule)
-        return config.rl_module(rl_module_spec=spec)
+        module_class = (
+            OrthogonalPPOTorchRLModule if initializer == "orthogonal" else LRTunePPOTorchRLModule
+        )
+        return config.rl_module(rl_module_spec=RLModuleSpec(module_class=module_class))
 
 
 @agents.register("dqn", params=NoParams)
@@ -65,6 +68,15 @@ class DQN(AgentPlugin):
     activation = "relu"
     initializers = ("torch",)
     agent_settings = frozenset({"exploration_fraction", "exploration_final_eps", "buffer_size"})
+    module_casts_observations = True
+
+    def configure(self, config: Any, *, initializer: str) -> Any:
+        """lrtune's DQN module: integer observations cast inside it, so replay keeps uint8."""
+        from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+        from lrtune.learners._modules import LRTuneDQNTorchRLModule
+
+        return config.rl_module(rl_module_spec=RLModuleSpec(module_class=LRTuneDQNTorchRLModule))
 
 
 @agents.register("sac", params=NoParams)

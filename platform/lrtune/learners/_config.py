@@ -298,7 +298,10 @@ def build_algorithm_config(
     if seed is not None:
         config = config.debugging(seed=seed)
     owned = plugin.owned()
-    for key, value in _with_observation_filter(hyperparams or {}, model).items():
+    filtered = _with_observation_filter(
+        hyperparams or {}, model, module_casts=plugin.module_casts_observations
+    )
+    for key, value in filtered.items():
         _set_hyperparam(config, key, value, owned)
     _use_native_vector_env(config, env, hyperparams or {})
     facts = env_facts(env, env_config)
@@ -348,7 +351,7 @@ def _use_native_vector_env(
 
 
 def _with_observation_filter(
-    hyperparams: Mapping[str, Any], model: ModelSettings
+    hyperparams: Mapping[str, Any], model: ModelSettings, *, module_casts: bool
 ) -> dict[str, Any]:
     """``hyperparams`` with the observation filter the model section asks for.
 
@@ -367,7 +370,7 @@ def _with_observation_filter(
     connector = out.get("env_to_module_connector")
     if connector is None or connector is mean_std_filter:
         out["env_to_module_connector"] = ObservationConnectors(
-            normalize=connector is mean_std_filter
+            normalize=connector is mean_std_filter, module_casts=module_casts
         )
     return out
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium.spaces import Box
+from ray.rllib.algorithms.dqn.torch.default_dqn_torch_rl_module import DefaultDQNTorchRLModule
 from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
 from ray.rllib.connectors.env_to_module.observation_preprocessor import (
     SingleAgentObservationPreprocessor,
@@ -44,7 +45,53 @@ def _linears(module: torch.nn.Module) -> list[torch.nn.Linear]:
     return [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
 
 
-class OrthogonalPPOTorchRLModule(DefaultPPOTorchRLModule):
+class IntegerObservationsAsFloat:
+    """Forward pre-hook of a network's layers: an integer input tensor becomes float32, times
+    ``scale`` (1/255 for uint8 images). Only the first layer ever sees integer input.
+
+    Installed on the modules of agents whose ``module_casts_observations`` is set, so that the
+    episodes and the replay buffer keep the env's integer observations (a quarter of float32's
+    bytes for uint8 images) and the network still gets floats. A small class, so the hook
+    survives the deep copy that makes a target network and pickles with the module.
+    """
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+    def __call__(self, layer: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """``args`` with an integer first tensor cast; None (unchanged) otherwise."""
+        first = args[0] if args else None
+        if not isinstance(first, torch.Tensor) or first.is_floating_point():
+            return None
+        return (first.to(torch.float32) * self.scale, *args[1:])
+
+    def __repr__(self) -> str:
+        return f"IntegerObservationsAsFloat(scale={self.scale!r})"
+
+
+def cast_integer_observations(module: torch.nn.Module, observation_space: Any) -> None:
+    """Make ``module``'s layers (linear and convolutional) take ``observation_space``'s integer
+    observations as float32 (`IntegerObservationsAsFloat`); nothing when the space is not an
+    integer Box. Called by lrtune's modules at the end of ``setup``."""
+    if not integer_box(observation_space):
+        return
+    hook = IntegerObservationsAsFloat(observation_scale(observation_space))
+    for layer in module.modules():
+        if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)):
+            layer.register_forward_pre_hook(hook)
+
+
+class LRTunePPOTorchRLModule(DefaultPPOTorchRLModule):
+    """RLlib's default PPO torch module, reading integer observations as float32
+    (`cast_integer_observations`)."""
+
+    def setup(self) -> None:
+        """Build the network as RLlib does, then cast integer observations in its layers."""
+        super().setup()
+        cast_integer_observations(self, self.observation_space)
+
+
+class OrthogonalPPOTorchRLModule(LRTunePPOTorchRLModule):
     """RLlib's default PPO torch module, initialised as SB3 / CleanRL initialise theirs."""
 
     def setup(self) -> None:
@@ -62,6 +109,16 @@ class OrthogonalPPOTorchRLModule(DefaultPPOTorchRLModule):
                 _orthogonal(_linears(vf), VALUE_OUTPUT_GAIN)
 
 
+class LRTuneDQNTorchRLModule(DefaultDQNTorchRLModule):
+    """RLlib's default DQN torch module, reading integer observations as float32
+    (`cast_integer_observations`): the replay buffer keeps uint8 images as uint8."""
+
+    def setup(self) -> None:
+        """Build the network as RLlib does, then cast integer observations in its layers."""
+        super().setup()
+        cast_integer_observations(self, self.observation_space)
+
+
 def mean_std_filter(env: Any = None, spaces: Any = None, device: Any = None) -> Any:
     """``env_to_module_connector`` that normalises observations with running mean and std.
 
@@ -75,9 +132,10 @@ def mean_std_filter(env: Any = None, spaces: Any = None, device: Any = None) -> 
 
 
 class FloatObservations(SingleAgentObservationPreprocessor):  # type: ignore[misc]
-    """Integer Box observations as float32, uint8 images (SB3's rule: 3-D, bounds 0 and 255)
-    divided by 255 as SB3 does: RLlib's networks take float input only ("Input type (unsigned
-    char) and bias type (float) should be the same")."""
+    """Integer Box observations as float32, uint8 images divided by 255
+    (`observation_scale`): RLlib's networks take float input only ("Input type (unsigned
+    char) and bias type (float) should be the same"). Written back into the episodes, so for
+    agents whose modules cannot cast (`cast_integer_observations`) only."""
 
     def recompute_output_observation_space(
         self, input_observation_space: Any, input_action_space: Any
@@ -87,13 +145,7 @@ class FloatObservations(SingleAgentObservationPreprocessor):  # type: ignore[mis
         self.scale = 1.0
         if not integer_box(space):
             return space
-        image = (
-            space.dtype == np.uint8
-            and len(space.shape) == 3
-            and bool(np.all(space.low == 0))
-            and bool(np.all(space.high == 255))
-        )
-        self.scale = 1.0 / 255.0 if image else 1.0
+        self.scale = observation_scale(space)
         return Box(
             (space.low * self.scale).astype(np.float32),
             (space.high * self.scale).astype(np.float32),
@@ -104,6 +156,17 @@ class FloatObservations(SingleAgentObservationPreprocessor):  # type: ignore[mis
     def preprocess(self, observation: Any, episode: Any) -> Any:
         """The observation as float32, scaled."""
         return np.asarray(observation, np.float32) * np.float32(self.scale)
+
+
+def observation_scale(space: Box) -> float:
+    """1/255 for a uint8 image (SB3's rule: 3-D, bounds 0 and 255; SB3 divides by 255), else 1."""
+    image = (
+        space.dtype == np.uint8
+        and len(space.shape) == 3
+        and bool(np.all(space.low == 0))
+        and bool(np.all(space.high == 255))
+    )
+    return 1.0 / 255.0 if image else 1.0
 
 
 def integer_box(space: Any) -> bool:
@@ -121,14 +184,17 @@ class ObservationConnectors:
     tasks, for one; a 2-D or scalar Box) RLlib 2.60 stops with "No default encoder config for
     obs space". RLlib's ``FlattenObservations`` one-hot encodes the discrete parts and
     concatenates the rest into one vector, written back into the episodes, so training, replay
-    and evaluation all see the flat form. A 1-D or 3-D Box passes untouched. A Box of integers
-    (uint8 images, above all) is then cast to float32 (`FloatObservations`; images scaled to
-    [0, 1]): RLlib's networks take float input only. The episodes then hold float32, four
-    times the bytes of uint8 images in a replay buffer. ``normalize`` adds
-    `mean_std_filter`'s ``MeanStdFilter`` last. A frozen dataclass, so configs pickle.
+    and evaluation all see the flat form. A 1-D or 3-D Box passes untouched. RLlib's networks
+    take float input only: when ``module_casts`` (the agent's module casts integer input
+    itself, `cast_integer_observations`), a Box of integers (uint8 images, above all) stays as
+    it is in the episodes and the replay buffer; otherwise, or when ``normalize``, it is cast
+    to float32 here (`FloatObservations`; images scaled to [0, 1]), and the episodes hold four
+    times the bytes of uint8 images. ``normalize`` adds `mean_std_filter`'s ``MeanStdFilter``
+    last. A frozen dataclass, so configs pickle.
     """
 
     normalize: bool = False
+    module_casts: bool = False
 
     def __call__(self, env: Any = None, spaces: Any = None, device: Any = None) -> list[Any]:
         """The connector pieces for ``env``'s (or ``spaces``') single observation space."""
@@ -145,7 +211,7 @@ class ObservationConnectors:
         # RLlib's default encoders: an MLP for a 1-D Box, a CNN for a 3-D (image) Box.
         if space is not None and not (isinstance(space, Box) and len(space.shape) in (1, 3)):
             pieces.append(FlattenObservations())
-        if integer_box(space):
+        if integer_box(space) and (self.normalize or not self.module_casts):
             pieces.append(FloatObservations())
         if self.normalize:
             pieces.append(mean_std_filter())
