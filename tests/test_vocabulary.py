@@ -29,6 +29,7 @@ def test_statuses_round_trip_as_strings_and_map_to_mlflow_run_statuses() -> None
     assert [s.value for s in v.TrialStatus] == [
         "completed",
         "pruned",
+        "out_of_budget",
         "diverged",
         "failed",
         "stopped",
@@ -44,7 +45,7 @@ def test_statuses_round_trip_as_strings_and_map_to_mlflow_run_statuses() -> None
     assert v.TrialStatus.DIVERGED.run_status == "FINISHED"
     assert v.TrialStatus.FAILED.run_status == "FAILED"
     assert v.TrialStatus.STOPPED.run_status == "KILLED"
-    assert [s for s in v.TrialStatus if s.finished] == ["completed", "pruned"]
+    assert [s for s in v.TrialStatus if s.finished] == ["completed", "pruned", "out_of_budget"]
     with pytest.raises(ValueError):
         v.TrialStatus("running")
     assert [r.value for r in v.RunRole] == ["experiment", "trial", "finalist"]
@@ -58,7 +59,8 @@ def test_trial_status_of_results_is_a_vocabulary_status() -> None:
         trial_status(None, False, 100, False),
         trial_status({"diverged": True}, False, 100, True),
         trial_status({"env_steps": 100}, False, 100, True),
-        trial_status({"env_steps": 10}, False, 100, True),
+        trial_status({"env_steps": 10, "done": True}, False, 100, True),
+        trial_status({"env_steps": 10, "done": False}, False, 100, True, True),
     }
     assert all(type(s) is v.TrialStatus for s in seen)
     assert seen == set(v.TrialStatus)

@@ -152,6 +152,9 @@ class TrialStatus(enum.StrEnum):
 
     COMPLETED = "completed"  # trained its whole budget
     PRUNED = "pruned"  # stopped early by the scheduler (scored on fewer env steps)
+    # Stopped (or never started) when the experiment's budget.experiment_env_steps or
+    # budget.experiment_seconds ran out; scored on the env steps it had.
+    OUT_OF_BUDGET = "out_of_budget"
     DIVERGED = "diverged"  # its divergence persisted: scored the job's worst value
     FAILED = "failed"  # raised, its retries spent
     STOPPED = "stopped"  # interrupted (Ctrl-C, a killed driver) before it ended
@@ -163,8 +166,8 @@ class TrialStatus(enum.StrEnum):
 
     @property
     def finished(self) -> bool:
-        """Whether the trial ended on its own with a real score (completed or pruned)."""
-        return self in (TrialStatus.COMPLETED, TrialStatus.PRUNED)
+        """Whether the trial ended with a real score (completed, pruned, or out of budget)."""
+        return self in (TrialStatus.COMPLETED, TrialStatus.PRUNED, TrialStatus.OUT_OF_BUDGET)
 
 
 #: lrtune status → MLflow run status (``FINISHED``, ``FAILED``, ``KILLED``).
@@ -172,6 +175,7 @@ RUN_STATUS: Final[Mapping[str, str]] = MappingProxyType(
     {
         TrialStatus.COMPLETED: "FINISHED",
         TrialStatus.PRUNED: "FINISHED",
+        TrialStatus.OUT_OF_BUDGET: "FINISHED",
         TrialStatus.DIVERGED: "FINISHED",
         TrialStatus.FAILED: "FAILED",
         TrialStatus.STOPPED: "KILLED",

@@ -176,6 +176,12 @@ def test_ctrl_c_stops_gracefully_and_the_same_command_resumes_with_the_budget_co
     assert not [r for r in runs if r.info.status == "RUNNING"], closed
     assert all(r.info.status == "FINISHED" for r in resumed), (closed, summary["trials"])
     assert all(r.data.tags["lrtune.status"] == "completed" for r in resumed), closed
+    # The third trial, stopped by the experiment's budget (not by a scheduler, nor by a
+    # Ctrl-C), says so in the summary and in MLflow alike.
+    statuses = {t["trial_id"][-10:]: t["status"] for t in summary["trials"]}
+    assert statuses[third] == "out_of_budget", statuses
+    (cut,) = [r for r in kids_after if r.data.tags["lrtune.trial_id"][-10:] == third]
+    assert (cut.info.status, cut.data.tags["lrtune.status"]) == ("FINISHED", "out_of_budget")
     for run in resumed:
         lr_steps = [m.step for m in client.get_metric_history(run.info.run_id, "lr")]
         assert lr_steps[-1] == 512 and lr_steps == sorted(set(lr_steps)), lr_steps

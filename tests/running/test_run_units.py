@@ -25,6 +25,17 @@ def test_trial_status_from_the_last_result() -> None:
     assert trial_status({"env_steps": 5, "diverged": 1}, False, 10, True) == "diverged"
     assert trial_status({"env_steps": 5}, False, 10, False) == "stopped"
     assert trial_status(None, True, 10, True) == "failed"
+    # Tune marks a result `done` when its scheduler stops the trial; the experiment's budget
+    # (Tune's stop_all) stops the running trials unmarked, and Tune's trials that never started
+    # keep a placeholder result holding only their id.
+    assert trial_status({"env_steps": 5, "done": False}, False, 10, True, True) == "out_of_budget"
+    assert trial_status({"env_steps": 5, "done": True}, False, 10, True, True) == "pruned"
+    assert trial_status({"trial_id": "x"}, False, 10, True, True) == "out_of_budget"
+    assert trial_status({"trial_id": "x"}, False, 10, True, False) == "failed"
+    assert trial_status({"env_steps": 5, "done": False}, False, 10, False, True) == "stopped"
+    # Without an experiment budget, Tune ends no trial unmarked but a synchronous population
+    # member left waiting: pruned, as before.
+    assert trial_status({"env_steps": 5, "done": False}, False, 10, True, False) == "pruned"
 
 
 def _outcome(trial_id: str, status: str, score: float | None) -> TrialOutcome:
@@ -83,7 +94,7 @@ def test_the_unscored_warning_blames_what_stopped_the_trials(tmp_path: Path, job
     """Trials that ran their whole env-step budget without an episode ending: the env's time
     limit, with the steps each of a trial's parallel envs ran (not the trial's total). Trials
     a time budget stopped sooner (at 0 env steps, by budget.experiment_seconds) were blamed on
-    the time limit too; the warning now names the budgets that can stop them."""
+    the time limit too; the warning now names what stopped them, by their status."""
     from lrtune.specs import load_job
 
     job = load_job(
@@ -96,7 +107,7 @@ def test_the_unscored_warning_blames_what_stopped_the_trials(tmp_path: Path, job
         )
     )
     ran = TrialOutcome("a", "completed", None, 4096, {}, {}, "")
-    cut = TrialOutcome("b", "pruned", None, 0, {}, {}, "")
+    cut = TrialOutcome("b", "out_of_budget", None, 0, {}, {}, "")
     scored = TrialOutcome("c", "completed", 1.0, 4096, {}, {}, "")
     assert unscored_warning([scored], job) is None
     whole = unscored_warning([ran, scored], job)
@@ -115,7 +126,37 @@ def test_the_unscored_warning_blames_what_stopped_the_trials(tmp_path: Path, job
     assert short is not None
     assert (
         "1 of them stopped after at most 0 env steps, short of budget.trial_env_steps (4096), "
-        "ended by budget.trial_seconds (25) or budget.experiment_seconds (70) or scheduler "
-        "asha before any episode ended; raise that budget" in short
+        "ended by budget.experiment_seconds (70) before any episode ended; raise that budget"
+        in short
     )
     assert "outlast" not in short
+    pruned = TrialOutcome("p", "pruned", None, 512, {}, {}, "")
+    timed = TrialOutcome("t", "completed", None, 1024, {}, {}, "")  # budget.trial_seconds
+    every = unscored_warning([cut, pruned, timed], job)
+    assert every is not None and (
+        "3 of them stopped after at most 1024 env steps, short of budget.trial_env_steps (4096), "
+        "ended by budget.trial_seconds (25) or budget.experiment_seconds (70) or scheduler asha "
+        "before any episode ended" in every
+    )
+
+
+def test_tunes_warning_on_trials_without_result_files_is_dropped_and_others_kept() -> None:
+    """A trial the experiment's budget ended before it started has no result file; Tune's
+    ResultGrid then logs a FileNotFoundError per such trial, which read as a fault under the
+    run's summary (where the trial shows as out_of_budget)."""
+    import logging
+
+    from lrtune.running._run import _NoResultFilesFilter
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("ray.tune", logging.WARNING, __file__, 1, message, None, None)
+
+    missing = (
+        "- LRTuneTrainable_bb39650d: FileNotFoundError('Could not fetch metrics for "
+        "LRTuneTrainable_bb39650d: both result.json and progress.csv were not found at /x')"
+    )
+    keep = _NoResultFilesFilter().filter
+    assert not keep(record(f"Failed to fetch metrics for 1 trial(s):\n{missing}"))
+    broken = "- LRTuneTrainable_c: JSONDecodeError('Expecting value: line 1 column 1')"
+    assert keep(record(f"Failed to fetch metrics for 2 trial(s):\n{missing}\n{broken}"))
+    assert keep(record("something else"))

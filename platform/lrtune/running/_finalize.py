@@ -127,11 +127,12 @@ def select_finalists(
     """``[(group, trial)]``: the ``top`` best trials (of every group of ``per``), best first.
 
     Only trials that reached their budget compete (a trial stopped early was scored on fewer
-    env steps); if none did, the pruned ones.
+    env steps); if none did, the ones the scheduler or the experiment's budget stopped.
     """
     scored = [t for t in trials if t.get("score") is not None and math.isfinite(t["score"])]
+    early = (TrialStatus.PRUNED, TrialStatus.OUT_OF_BUDGET)
     eligible = [t for t in scored if t.get("status") == TrialStatus.COMPLETED] or [
-        t for t in scored if t.get("status") == TrialStatus.PRUNED
+        t for t in scored if t.get("status") in early
     ]
     sign = 1.0 if mode == "max" else -1.0
     ranked = sorted(eligible, key=lambda t: -sign * float(t["score"]))
@@ -507,7 +508,7 @@ def _fit(
             describe_finalist, jobs, meta, round_id, str(results_dir / "finalists")
         ),
         metrics_of=trial_metrics,
-        status_of=functools.partial(recorder_status, job.budget.trial_env_steps),
+        status_of=functools.partial(recorder_status, job),
     )
     tuner = tune.Tuner(
         job_trainable(job, FinalistTrainable, jobs=jobs),

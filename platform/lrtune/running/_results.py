@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ class TrialOutcome:
     """One trial's end state, as the summary reports it."""
 
     trial_id: str
-    status: str  # a TrialStatus: completed | pruned | diverged | failed | stopped
+    status: str  # a TrialStatus: completed | pruned | out_of_budget | diverged | failed | stopped
     score: float | None
     env_steps: int
     policy: dict[str, Any]
@@ -47,7 +48,7 @@ class TrialOutcome:
 
     def eligible_for_best(self) -> bool:
         """Diverged, failed and stopped trials are never chosen as best."""
-        return self.status in (TrialStatus.COMPLETED, TrialStatus.PRUNED) and self.score is not None
+        return TrialStatus(self.status).finished and self.score is not None
 
 
 @dataclass
@@ -71,8 +72,11 @@ class RunOutcome:
         """0 when at least one trial finished, 1 when all failed, 130 when interrupted."""
         if self.interrupted:
             return 130
-        ended = (TrialStatus.COMPLETED, TrialStatus.PRUNED, TrialStatus.DIVERGED)
-        finished = [t for t in self.trials if t.status in ended]
+        finished = [
+            t
+            for t in self.trials
+            if TrialStatus(t.status).finished or t.status == TrialStatus.DIVERGED
+        ]
         return 0 if finished else 1
 
 
@@ -94,18 +98,42 @@ def policy_groups(policy: LRPolicySpec | dict[str, Any]) -> dict[str, str]:
 
 
 def trial_status(
-    last: dict[str, Any] | None, errored: bool, budget: int, ended: bool
+    last: Mapping[str, Any] | None,
+    errored: bool,
+    budget: int,
+    ended: bool,
+    experiment_budget: bool = False,
 ) -> TrialStatus:
-    """lrtune's status of a trial from its last result."""
+    """lrtune's status of a trial from its last result.
+
+    ``ended``: Tune ended the trial (not an interrupted run); ``experiment_budget``: the job
+    has ``budget.experiment_env_steps`` or ``budget.experiment_seconds``. A trial short of its
+    budget whose last result is marked ``done`` was stopped by the scheduler (Tune marks it;
+    the trainable marks only its budget and divergence): pruned. One Tune stopped with the
+    whole experiment (its budget spent: Tune's ``stop_all``) is unmarked: out of budget, as is
+    one that never reported (Tune made it, then the budget ran out before it started).
+    """
     if errored:
         return TrialStatus.FAILED
-    if last is None:
-        return TrialStatus.STOPPED if not ended else TrialStatus.FAILED
+    if not last or set(last) <= {"trial_id"}:  # never reported (Tune's placeholder holds the id)
+        if not ended:
+            return TrialStatus.STOPPED
+        return TrialStatus.OUT_OF_BUDGET if experiment_budget else TrialStatus.FAILED
     if last.get("diverged"):
         return TrialStatus.DIVERGED
     if int(last.get("env_steps", 0)) >= budget or last.get("budget_reached"):
         return TrialStatus.COMPLETED
-    return TrialStatus.PRUNED if ended else TrialStatus.STOPPED
+    if not ended:
+        return TrialStatus.STOPPED
+    if experiment_budget and not last.get("done"):
+        return TrialStatus.OUT_OF_BUDGET
+    return TrialStatus.PRUNED
+
+
+def has_experiment_budget(job: Any) -> bool:
+    """Whether the job's experiment can run out of budget (env steps or seconds)."""
+    budget = job.budget
+    return budget.experiment_env_steps is not None or budget.experiment_seconds is not None
 
 
 def outcome_of(trial: Any, job: Any, ended: bool, error: str | None) -> TrialOutcome:
@@ -113,7 +141,9 @@ def outcome_of(trial: Any, job: Any, ended: bool, error: str | None) -> TrialOut
     point = TrialPoint.from_config(trial.config)
     policy_data = point.member_policy(job)  # a population member's current values applied
     last = trial.last_result or None
-    status = trial_status(last, error is not None, job.budget.trial_env_steps, ended)
+    status = trial_status(
+        last, error is not None, job.budget.trial_env_steps, ended, has_experiment_budget(job)
+    )
     score = None
     # A trial in which no episode ended (and no evaluation scored) has no score: its reported
     # value is only the worst value standing in for Tune and Optuna.
@@ -286,12 +316,12 @@ def summary_table(outcome: RunOutcome, top: int = 5) -> str:
         key=lambda t: (t.score is not None, t.eligible_for_best(), sign * (t.score or 0.0)),
         reverse=True,
     )
-    lines = [f"{'trial':<12} {'status':<9} {'score':>9} {'env steps':>9}  policy"]
+    lines = [f"{'trial':<12} {'status':<13} {'score':>9} {'env steps':>9}  policy"]
     for t in ranked[:top]:
         mark = " *" if outcome.best is not None and t.trial_id == outcome.best.trial_id else ""
         score = f"{t.score:>9.2f}" if t.score is not None else f"{'-':>9}"
         lines.append(
-            f"{t.trial_id[-12:]:<12} {t.status:<9} {score} {t.env_steps:>9}  "
+            f"{t.trial_id[-12:]:<12} {t.status:<13} {score} {t.env_steps:>9}  "
             f"{t.policy_short}{' (baseline)' if t.baseline else ''}{mark}"
         )
     if len(ranked) > top:

@@ -16,6 +16,7 @@ import contextlib
 import errno
 import functools
 import json
+import logging
 import math
 import os
 import pickle
@@ -175,13 +176,17 @@ def _finite_or_none(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def recorder_status(
-    budget: int, trial: Any, result: Mapping[str, Any] | None, errored: bool
-) -> str:
-    """lrtune status of a trial Tune reports complete."""
-    from lrtune.running._results import trial_status
+def recorder_status(job: Any, trial: Any, result: Mapping[str, Any] | None, errored: bool) -> str:
+    """lrtune status of a trial Tune reports complete (stopped, when the run was interrupted)."""
+    from lrtune.running._results import has_experiment_budget, trial_status
 
-    return trial_status(dict(result) if result else None, errored, budget, ended=True)
+    return trial_status(
+        result or None,
+        errored,
+        job.budget.trial_env_steps,
+        ended=not _INTERRUPTED.is_set(),
+        experiment_budget=has_experiment_budget(job),
+    )
 
 
 def policy_label(trial: Any, job: Any = None) -> str:
@@ -521,6 +526,20 @@ def job_run_config(
     )
 
 
+class _NoResultFilesFilter(logging.Filter):
+    """Drops Tune's "Failed to fetch metrics" warning when every trial it lists simply never
+    wrote a result (a trial the experiment's budget ended before it started, or one that failed
+    first): the run's own summary lists those trials with their status, and Tune's lines (a
+    ``FileNotFoundError`` per trial) read as a fault. Any other failure still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False (drop) for a warning whose every listed failure is a missing result file."""
+        lines = record.getMessage().splitlines()
+        if not lines or not lines[0].startswith("Failed to fetch metrics"):
+            return True
+        return not all("were not found at" in line for line in lines[1:])
+
+
 def fitted_trials(tuner: Any, experiment_dir: Path) -> list[Any]:
     """Run ``tuner.fit()`` (SIGTERM handled as Ctrl-C) and return Tune's trials.
 
@@ -528,6 +547,9 @@ def fitted_trials(tuner: Any, experiment_dir: Path) -> list[Any]:
     ``fit`` then fails reading back a file the full disk cut off (an empty ``error.pkl``:
     EOFError): that is raised as the `OSError` it stands for, naming ``experiment_dir``.
     """
+    analysis_log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    quiet = _NoResultFilesFilter()
+    analysis_log.addFilter(quiet)
     try:
         with _sigterm_as_sigint():
             grid = tuner.fit()
@@ -540,6 +562,8 @@ def fitted_trials(tuner: Any, experiment_dir: Path) -> list[Any]:
             + f" (Tune's {type(exc).__name__} reading its trial files)",
             str(experiment_dir),
         ) from exc
+    finally:
+        analysis_log.removeFilter(quiet)
     return list(grid._experiment_analysis.trials)
 
 
@@ -672,7 +696,7 @@ def _launch(
         parent_ref=parent_ref,
         describe=functools.partial(describe_trial, job, str(results_dir)),
         metrics_of=trial_metrics,
-        status_of=functools.partial(recorder_status, job.budget.trial_env_steps),
+        status_of=functools.partial(recorder_status, job),
     )
     budget = ExperimentEnvStepBudget(job.budget.experiment_env_steps, key=str(experiment_dir))
     run_config = job_run_config(
@@ -811,8 +835,9 @@ def _record(job: Any, plan: RunPlan, launch: _Launched, where: _RunPlace) -> Run
     return outcome
 
 
-# Trials that ran to their budget or a scheduler's stop: they should have a score.
-_MEASURABLE = (TrialStatus.COMPLETED, TrialStatus.PRUNED)
+# Trials that ran to their budget, a scheduler's stop or the experiment's: they should have a
+# score (once they ran at all).
+_MEASURABLE = (TrialStatus.COMPLETED, TrialStatus.PRUNED, TrialStatus.OUT_OF_BUDGET)
 
 
 _ENVS_KEY = "num_envs_per_env_runner"
@@ -860,12 +885,21 @@ def unscored_warning(outcomes: list[TrialOutcome], job: Any) -> str | None:
             f"({_ENVS_KEY}), and the episodes outlast the {per_env} steps each env ran; "
             f"{limit}, raise budget.trial_env_steps or lower {_ENVS_KEY} in hyperparams"
         )
+    # Each status says what stopped its trials: a completed one short of its env steps ran out
+    # of budget.trial_seconds; a pruned one, the scheduler; one out of budget, the experiment's.
+    statuses = {t.status for t in short}
+    names = {
+        TrialStatus.COMPLETED: ("trial_seconds",),
+        TrialStatus.OUT_OF_BUDGET: ("experiment_seconds", "experiment_env_steps"),
+    }
     stoppers = [
         f"budget.{name} ({getattr(budget, name):g})"
-        for name in ("trial_seconds", "experiment_seconds", "experiment_env_steps")
+        for status in (TrialStatus.COMPLETED, TrialStatus.OUT_OF_BUDGET)
+        if status in statuses
+        for name in names[status]
         if getattr(budget, name) is not None
     ]
-    if job.scheduler.name != "none":
+    if TrialStatus.PRUNED in statuses:
         stoppers.append(f"scheduler {job.scheduler.name}")
     by = " or ".join(stoppers) if stoppers else "the run's end"
     return (
@@ -905,9 +939,7 @@ def _adopt_current_settings(
         last = trial.last_result or {}
         budget.steps[str(trial.trial_id)] = int(last.get("env_steps", 0) or 0)
         if trial.status in ("TERMINATED", "ERROR"):
-            ended[str(trial.trial_id)] = recorder_status(
-                job.budget.trial_env_steps, trial, last, trial.status == "ERROR"
-            )
+            ended[str(trial.trial_id)] = recorder_status(job, trial, last, trial.status == "ERROR")
         else:
             live.add(str(trial.trial_id))
     return live, ended

@@ -359,7 +359,11 @@ class TrialRecorder(Callback):
                 # result, before Tune told the trial complete; any other open trial stopped.
                 last = self.last_results.get(trial_id) or trial.last_result or None
                 status = self._status_of(trial, last, False)
-                if status not in (TrialStatus.COMPLETED, TrialStatus.DIVERGED):
+                if status not in (
+                    TrialStatus.COMPLETED,
+                    TrialStatus.DIVERGED,
+                    TrialStatus.OUT_OF_BUDGET,
+                ):
                     status = TrialStatus.STOPPED
                 self._finish(trial, status)
         if self._owns_journal:
