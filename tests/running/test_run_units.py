@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from lrtune.running._results import TrialOutcome, pick_best, trial_status
-from lrtune.running._run import ExperimentEnvStepBudget, unscored_warning
+from lrtune.running._run import ExperimentEnvStepBudget, unscored_warning, unstarted_warning
 
 
 def test_experiment_env_step_budget_stops_all_trials_once_their_sum_reaches_it() -> None:
@@ -106,15 +106,17 @@ def test_the_unscored_warning_blames_what_stopped_the_trials(tmp_path: Path, job
             space={"version": 1, "lr": {"distribution": "log_uniform", "low": 1e-4, "high": 1e-3}},
         )
     )
-    ran = TrialOutcome("a", "completed", None, 4096, {}, {}, "")
-    cut = TrialOutcome("b", "out_of_budget", None, 0, {}, {}, "")
+    ran = TrialOutcome("a", "completed", None, 4096, {}, {}, "", iterations=8)
+    cut = TrialOutcome("b", "out_of_budget", None, 128, {}, {}, "", iterations=1)
     scored = TrialOutcome("c", "completed", 1.0, 4096, {}, {}, "")
     assert unscored_warning([scored], job) is None
     whole = unscored_warning([ran, scored], job)
     assert whole is not None and whole.startswith("no episode ended in 1 trial(s) (a)")
     assert "the episodes outlast the 4096 env steps the trials ran; give the env a time" in whole
     # 16 envs side by side: each ran 256 steps, which is what the episodes outlast.
-    vector = TrialOutcome("v", "completed", None, 4096, {}, {"num_envs_per_env_runner": 16}, "")
+    vector = TrialOutcome(
+        "v", "completed", None, 4096, {}, {"num_envs_per_env_runner": 16}, "", iterations=8
+    )
     shared = unscored_warning([vector], job)
     assert shared is not None and (
         "a trial's env steps are shared by its 16 parallel envs (num_envs_per_env_runner), and "
@@ -125,13 +127,22 @@ def test_the_unscored_warning_blames_what_stopped_the_trials(tmp_path: Path, job
     short = unscored_warning([ran, cut], job)
     assert short is not None
     assert (
-        "1 of them stopped after at most 0 env steps, short of budget.trial_env_steps (4096), "
+        "1 of them stopped after at most 128 env steps, short of budget.trial_env_steps (4096), "
         "ended by budget.experiment_seconds (70) before any episode ended; raise that budget"
         in short
     )
+    # A trial the budget ended before its first iteration: its own warning, not "no episode
+    # ended" (none ran).
+    unstarted = TrialOutcome("u", "out_of_budget", None, 0, {}, {}, "")
+    assert unscored_warning([ran, unstarted], job) == unscored_warning([ran], job)
+    assert unstarted_warning([ran, cut], job) is None
+    assert unstarted_warning([ran, unstarted], job) == (
+        "1 trial(s) (u) ended before their first iteration: budget.experiment_seconds (70) ran "
+        "out first; raise it, or lower trials.num"
+    )
     assert "outlast" not in short
-    pruned = TrialOutcome("p", "pruned", None, 512, {}, {}, "")
-    timed = TrialOutcome("t", "completed", None, 1024, {}, {}, "")  # budget.trial_seconds
+    pruned = TrialOutcome("p", "pruned", None, 512, {}, {}, "", iterations=2)
+    timed = TrialOutcome("t", "completed", None, 1024, {}, {}, "", iterations=4)  # trial_seconds
     every = unscored_warning([cut, pruned, timed], job)
     assert every is not None and (
         "3 of them stopped after at most 1024 env steps, short of budget.trial_env_steps (4096), "

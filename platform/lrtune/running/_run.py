@@ -825,9 +825,9 @@ def _record(job: Any, plan: RunPlan, launch: _Launched, where: _RunPlace) -> Run
     stream.write(summary_table(outcome) + "\n")
     for line in lineage_lines:
         stream.write(f"lrtune: {line}\n")
-    warning = unscored_warning(outcomes, job)
-    if warning is not None:
-        stream.write(f"lrtune: warning: {warning}\n")
+    for warning in (unscored_warning(outcomes, job), unstarted_warning(outcomes, job)):
+        if warning is not None:
+            stream.write(f"lrtune: warning: {warning}\n")
     stream.write(f"lrtune: results in {results_dir}\n")
     for line in browse_commands(uri, results_dir):
         stream.write(f"lrtune: {line}\n")
@@ -855,12 +855,33 @@ def _parallel_envs(job: Any, trial: TrialOutcome) -> int:
     return max(1, int(preset)) if isinstance(preset, int) else 1
 
 
+def unstarted_warning(outcomes: list[TrialOutcome], job: Any) -> str | None:
+    """The run's closing warning on trials the experiment's budget ended before their first
+    iteration (Tune had made them, or they were still in it): what ran out, and the fix."""
+    unstarted = [t for t in outcomes if t.status == TrialStatus.OUT_OF_BUDGET and t.iterations == 0]
+    if not unstarted:
+        return None
+    ids = ", ".join(t.trial_id for t in unstarted[:5]) + (", ..." if len(unstarted) > 5 else "")
+    budget = job.budget
+    spent = " or ".join(
+        f"budget.{name} ({getattr(budget, name):g})"
+        for name in ("experiment_env_steps", "experiment_seconds")
+        if getattr(budget, name) is not None
+    )
+    return (
+        f"{len(unstarted)} trial(s) ({ids}) ended before their first iteration: {spent} ran "
+        "out first; raise it, or lower trials.num"
+    )
+
+
 def unscored_warning(outcomes: list[TrialOutcome], job: Any) -> str | None:
     """The run's closing warning on trials that ended with no score (no episode ended in
     them), naming what to change: the env's time limit where they ran their whole env-step
     budget; else the budget or scheduler that stopped them sooner (the time limit alone used
     to be blamed, even for a trial the experiment's time budget stopped at 0 env steps)."""
-    unscored = [t for t in outcomes if t.score is None and t.status in _MEASURABLE]
+    unscored = [
+        t for t in outcomes if t.score is None and t.status in _MEASURABLE and t.iterations > 0
+    ]
     if not unscored:
         return None
     ids = ", ".join(t.trial_id for t in unscored[:5]) + (", ..." if len(unscored) > 5 else "")
