@@ -20,6 +20,8 @@ from lrtune.learners import ModelSettings, build_algorithm_config
 from lrtune.learners._modules import (
     LRTunePPOTorchRLModule,
     OrthogonalPPOTorchRLModule,
+    channels_first,
+    channels_last_shape,
     mean_std_filter,
 )
 from lrtune.learners._presets import (
@@ -334,6 +336,9 @@ PIXELS = {
     "LRTuneTest/Pixels12-v0": (gymnasium.spaces.Box(0, 255, (12, 12, 3), np.uint8), 255.0),
     # uint8 40x40: the Nature stack.
     "LRTuneTest/Pixels40-v0": (gymnasium.spaces.Box(0, 255, (40, 40, 1), np.uint8), 255.0),
+    # Channels first, as gymnasium's FrameStackObservation stacks 4 grayscale frames: the
+    # network reads (40, 40, 4), 4 input channels.
+    "LRTuneTest/Frames40-v0": (gymnasium.spaces.Box(0, 255, (4, 40, 40), np.uint8), 255.0),
     # int64 counts on RLlib's own 10x10 size: RLlib's filters, cast to float without scaling.
     "LRTuneTest/Counts10-v0": (gymnasium.spaces.Box(0, 5, (10, 10, 2), np.int64), 1.0),
     # A 1-D Box of integers: an MLP, cast to float.
@@ -380,6 +385,7 @@ def test_integer_and_image_observations_train_with_a_cnn_for_any_image_size(
     expected: Any = {
         "LRTuneTest/Pixels12-v0": SMALL_IMAGE_FILTERS,
         "LRTuneTest/Pixels40-v0": NATURE_FILTERS,
+        "LRTuneTest/Frames40-v0": NATURE_FILTERS,
         "LRTuneTest/Counts10-v0": None,
         "LRTuneTest/Counts-v0": None,
     }[env]
@@ -394,12 +400,18 @@ def test_integer_and_image_observations_train_with_a_cnn_for_any_image_size(
     algo = config.build_algo()
     try:
         # The module casts (and scales) integer input itself: no connector piece writes
-        # float32 copies into the episodes.
-        assert observation_pieces(algo) == []
+        # float32 copies into the episodes. A channels-first image has its axes moved.
+        moved = channels_first(shape)
+        assert observation_pieces(algo) == (["ChannelsLastObservations"] if moved else [])
         module = algo.get_module()
-        assert module.observation_space == space
+        seen = module.observation_space
+        assert seen.dtype == space.dtype and seen.shape == channels_last_shape(shape)
         assert conv_channels(module) == list(expected or [])
+        first = next((m for m in module.modules() if isinstance(m, torch.nn.Conv2d)), None)
+        assert first is None or first.in_channels == seen.shape[-1]
         observations = np.stack([space.sample() for _ in range(4)])
+        if moved:
+            observations = np.moveaxis(observations, 1, -1)
         as_floats = observations.astype(np.float32) / np.float32(scale)
         assert torch.allclose(
             network_outputs(module, observations), network_outputs(module, as_floats), atol=1e-5
@@ -651,3 +663,23 @@ def test_the_connector_casts_integer_observations_only_for_modules_that_cannot(
     env = Pixels(gymnasium.spaces.Box(0, 255, (12, 12, 3), np.uint8))
     built = ObservationConnectors(normalize=normalize, module_casts=module_casts)(env)
     assert [type(piece).__name__ for piece in built] == pieces
+
+
+@pytest.mark.parametrize(
+    ("shape", "first"),
+    [
+        ((4, 84, 84), True),  # FrameStackObservation of grayscale frames
+        ((3, 64, 64), True),
+        ((1, 28, 28), True),
+        ((84, 84, 4), False),
+        ((210, 160, 3), False),
+        ((64, 3, 64), False),  # smallest in the middle: left as it is (SB3 warns)
+        ((4, 4, 4), False),  # a tie: left as it is
+        ((4, 84), False),
+    ],
+)
+def test_channels_first_is_the_strictly_smallest_first_dimension(
+    shape: tuple[int, ...], first: bool
+) -> None:
+    assert channels_first(shape) is first
+    assert channels_last_shape(shape) == ((*shape[1:], shape[0]) if first else shape)

@@ -15,7 +15,7 @@ from lrtune._env_ids import register_lrtune_envs
 from lrtune.agents import AgentPlugin, get_agent, unbounded_part
 from lrtune.learners._callbacks import LRTuneCallbacks
 from lrtune.learners._learner import CONFIG_KEY
-from lrtune.learners._modules import ObservationConnectors, mean_std_filter
+from lrtune.learners._modules import ObservationConnectors, channels_last_shape, mean_std_filter
 from lrtune.learners._vector import (
     VECTOR_ENTRY_POINT,
     batched_module_to_env,
@@ -69,12 +69,15 @@ SMALL_IMAGE_FILTERS: ConvFilters = ((16, 3, 1), (32, 3, 2), (64, 3, 2))
 
 
 def default_conv_filters(shape: tuple[int, ...]) -> ConvFilters | None:
-    """lrtune's stack for an image observation of ``shape`` (height, width, channels), None
-    where RLlib has a default of its own (its `get_filter_config` knows 10, 42, 64, 84 and 96
-    pixels square) or the observation is no image."""
+    """lrtune's stack for an image observation of ``shape`` (height, width, channels; a
+    channels-first shape is read as the network gets it, `channels_last_shape`), None where
+    RLlib has a default of its own (its `get_filter_config` knows 10, 42, 64, 84 and 96 pixels
+    square) or the observation is no image."""
     if len(shape) != 3:
         return None
     from ray.rllib.models.utils import get_filter_config
+
+    shape = channels_last_shape(shape)  # what the network reads
 
     try:
         get_filter_config(list(shape))

@@ -158,6 +158,50 @@ class FloatObservations(SingleAgentObservationPreprocessor):  # type: ignore[mis
         return np.asarray(observation, np.float32) * np.float32(self.scale)
 
 
+def channels_first(shape: tuple[int, ...]) -> bool:
+    """Whether a 3-D observation ``shape`` is channels-first (C, H, W): its first dimension is
+    strictly the smallest, as gymnasium's ``FrameStackObservation`` over grayscale frames
+    gives (4, 84, 84). SB3's rule (``is_image_space_channels_first``: the smallest dimension
+    first), without its tie-break: (4, 4, 4) stays channels-last."""
+    return len(shape) == 3 and shape[0] < min(shape[1], shape[2])
+
+
+def channels_last_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``shape`` as RLlib's CNN reads it (H, W, C): a channels-first one moved, any other as
+    it is."""
+    return (shape[1], shape[2], shape[0]) if channels_first(shape) else tuple(shape)
+
+
+class ChannelsLastObservations(SingleAgentObservationPreprocessor):  # type: ignore[misc]
+    """A channels-first (C, H, W) image Box as (H, W, C), the layout RLlib's CNN reads (it
+    permutes its input from (B, H, W, C)). Without it a (4, 84, 84) frame stack trains a CNN
+    whose 84 "channels" are image rows and whose kernels slide over the 4 frames. The dtype
+    stays (uint8 images keep their bytes); written back into the episodes."""
+
+    def recompute_output_observation_space(
+        self, input_observation_space: Any, input_action_space: Any
+    ) -> Any:
+        """The Box with its axes moved; any other space unchanged."""
+        space = input_observation_space
+        if not (isinstance(space, Box) and channels_first(tuple(space.shape))):
+            self.moved = False
+            return space
+        self.moved = True
+        dtype: Any = space.dtype  # the env's (uint8 stays uint8)
+        return Box(
+            np.moveaxis(space.low, 0, -1),
+            np.moveaxis(space.high, 0, -1),
+            channels_last_shape(tuple(space.shape)),
+            dtype,
+        )
+
+    def preprocess(self, observation: Any, episode: Any) -> Any:
+        """The observation with its channel axis last."""
+        if not self.moved:
+            return observation
+        return np.ascontiguousarray(np.moveaxis(np.asarray(observation), 0, -1))
+
+
 def observation_scale(space: Box) -> float:
     """1/255 for a uint8 image (SB3's rule: 3-D, bounds 0 and 255; SB3 divides by 255), else 1."""
     image = (
@@ -184,7 +228,9 @@ class ObservationConnectors:
     tasks, for one; a 2-D or scalar Box) RLlib 2.60 stops with "No default encoder config for
     obs space". RLlib's ``FlattenObservations`` one-hot encodes the discrete parts and
     concatenates the rest into one vector, written back into the episodes, so training, replay
-    and evaluation all see the flat form. A 1-D or 3-D Box passes untouched. RLlib's networks
+    and evaluation all see the flat form. A 1-D or 3-D Box passes untouched, but for a
+    channels-first image (`channels_first`), whose axes `ChannelsLastObservations` moves to
+    the (H, W, C) RLlib's CNN reads. RLlib's networks
     take float input only: when ``module_casts`` (the agent's module casts integer input
     itself, `cast_integer_observations`), a Box of integers (uint8 images, above all) stays as
     it is in the episodes and the replay buffer; otherwise, or when ``normalize``, it is cast
@@ -211,6 +257,8 @@ class ObservationConnectors:
         # RLlib's default encoders: an MLP for a 1-D Box, a CNN for a 3-D (image) Box.
         if space is not None and not (isinstance(space, Box) and len(space.shape) in (1, 3)):
             pieces.append(FlattenObservations())
+        if isinstance(space, Box) and channels_first(tuple(space.shape)):
+            pieces.append(ChannelsLastObservations())
         if integer_box(space) and (self.normalize or not self.module_casts):
             pieces.append(FloatObservations())
         if self.normalize:

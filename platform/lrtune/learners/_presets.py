@@ -320,10 +320,12 @@ def _conv_filters_row(env: str) -> tuple[Any, str]:
     from ray.rllib.models.utils import get_filter_config
 
     from lrtune.learners._config import default_conv_filters, observation_shape
+    from lrtune.learners._modules import channels_last_shape
 
     shape = observation_shape(env, {})
     if shape is None or len(shape) != 3:
         return None, MODEL_DEFAULT
+    shape = channels_last_shape(shape)  # as the network reads it
     ours = default_conv_filters(shape)
     if ours is not None:
         return ours, f"model default ({shape[0]}x{shape[1]} images: RLlib has no default)"
