@@ -95,7 +95,7 @@ class RunRecord:
 
     @property
     def status(self) -> str:
-        """lrtune's status: completed, pruned, diverged, failed, stopped ('' while running)."""
+        """lrtune's status: a `TrialStatus` value ('' while running)."""
         return self.tags.get(TAG_STATUS, "")
 
     @property
