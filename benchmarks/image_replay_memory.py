@@ -4,7 +4,7 @@ the connector cast it replaced, side by side in one run.
 RLlib's networks take float input only. lrtune used to cast integer observations to float32
 in the env-to-module connector (`FloatObservations`), which writes the cast copy back into the
 episodes, so a replay buffer held float32 images: four times the bytes of the env's uint8.
-PPO's and DQN's modules now cast inside the network (`cast_integer_observations`), and the
+PPO's and DQN's modules now cast inside the network (`cast_observations_to_float32`), and the
 episodes keep uint8.
 
 Both configs are lrtune's DQN (`build_algorithm_config`, presets for the env, constant LR) on

@@ -343,6 +343,8 @@ PIXELS = {
     "LRTuneTest/Counts10-v0": (gymnasium.spaces.Box(0, 5, (10, 10, 2), np.int64), 1.0),
     # A 1-D Box of integers: an MLP, cast to float.
     "LRTuneTest/Counts-v0": (gymnasium.spaces.Box(0, 9, (6,), np.int32), 1.0),
+    # 16-bit floats: RLlib casts only float64 ("got Half and Float").
+    "LRTuneTest/Half-v0": (gymnasium.spaces.Box(-1, 1, (6,), np.float16), 1.0),
 }
 for _id, (_space, _scale) in PIXELS.items():
     gymnasium.register(_id, entry_point=Pixels, kwargs={"space": _space})
@@ -371,7 +373,8 @@ def test_integer_and_image_observations_train_with_a_cnn_for_any_image_size(
     agent: str, env: str, tmp_path: Path
 ) -> None:
     """RLlib alone stops on these: no default CNN filters for most image sizes, and its
-    networks take float input only. lrtune's modules cast integer Boxes to float32 (uint8
+    networks take float32 input only. lrtune's modules cast integer (and 16-bit float) Boxes
+    to float32 (uint8
     images scaled to [0, 1], as SB3 does), so episodes and replay keep the integers, and lrtune
     picks filters for sizes RLlib has none for; each builds, trains, checkpoints and
     restores."""
@@ -388,6 +391,7 @@ def test_integer_and_image_observations_train_with_a_cnn_for_any_image_size(
         "LRTuneTest/Frames40-v0": NATURE_FILTERS,
         "LRTuneTest/Counts10-v0": None,
         "LRTuneTest/Counts-v0": None,
+        "LRTuneTest/Half-v0": None,
     }[env]
     assert default_conv_filters(shape) == expected
     if len(shape) == 3 and expected is None:  # RLlib's own default for this size

@@ -194,10 +194,11 @@ class AgentPlugin(ABC):
             tanh): a run on actions with an infinite bound (`unbounded_part`) is refused at its
             start, as such an agent would only ever act in [-1, 1]. Other agents' actions are
             clipped to such a Box's bounds instead (Stable-Baselines3's PPO does the same).
-        module_casts_observations: whether the agent's RLlib module casts integer observations
-            to float itself (`lrtune.learners._modules.cast_integer_observations`), so episodes
-            and replay keep uint8 images as uint8. Otherwise lrtune's connector casts them
-            before they are stored (float32: four times the bytes).
+        module_casts_observations: whether the agent's RLlib module casts integer (or 16-bit
+            float) observations to float32 itself
+            (`lrtune.learners._modules.cast_observations_to_float32`), so episodes and replay
+            keep uint8 images as uint8. Otherwise lrtune's connector casts them before they are
+            stored (float32: four times the bytes).
         iteration_batch_key: the hyper-parameter that fixes one training iteration's env steps
             (PPO's ``train_batch_size_per_learner``), or None.
         agent_settings: the fields of a space's ``agent_settings`` (`lrtune.specs.AgentSettings`)

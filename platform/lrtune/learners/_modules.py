@@ -45,50 +45,53 @@ def _linears(module: torch.nn.Module) -> list[torch.nn.Linear]:
     return [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
 
 
-class IntegerObservationsAsFloat:
-    """Forward pre-hook of a network's layers: an integer input tensor becomes float32, times
-    ``scale`` (1/255 for uint8 images). Only the first layer ever sees integer input.
+class ObservationsAsFloat32:
+    """Forward pre-hook of a network's layers: an input tensor of integers or 16-bit floats
+    becomes float32, times ``scale`` (1/255 for uint8 images). Only the first layer ever sees
+    such input.
 
     Installed on the modules of agents whose ``module_casts_observations`` is set, so that the
-    episodes and the replay buffer keep the env's integer observations (a quarter of float32's
-    bytes for uint8 images) and the network still gets floats. A small class, so the hook
-    survives the deep copy that makes a target network and pickles with the module.
+    episodes and the replay buffer keep the env's observations as they are (a quarter of
+    float32's bytes for uint8 images) and the network still gets float32. A small class, so
+    the hook survives the deep copy that makes a target network and pickles with the module.
     """
 
     def __init__(self, scale: float) -> None:
         self.scale = scale
 
     def __call__(self, layer: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        """``args`` with an integer first tensor cast; None (unchanged) otherwise."""
+        """``args`` with a first tensor of another dtype than float32 (or float64, which RLlib
+        casts itself) cast; None (unchanged) otherwise."""
         first = args[0] if args else None
-        if not isinstance(first, torch.Tensor) or first.is_floating_point():
+        if not isinstance(first, torch.Tensor) or first.dtype in (torch.float32, torch.float64):
             return None
-        return (first.to(torch.float32) * self.scale, *args[1:])
+        cast = first.to(torch.float32)
+        return (cast * self.scale if self.scale != 1.0 else cast, *args[1:])
 
     def __repr__(self) -> str:
-        return f"IntegerObservationsAsFloat(scale={self.scale!r})"
+        return f"ObservationsAsFloat32(scale={self.scale!r})"
 
 
-def cast_integer_observations(module: torch.nn.Module, observation_space: Any) -> None:
-    """Make ``module``'s layers (linear and convolutional) take ``observation_space``'s integer
-    observations as float32 (`IntegerObservationsAsFloat`); nothing when the space is not an
-    integer Box. Called by lrtune's modules at the end of ``setup``."""
-    if not integer_box(observation_space):
+def cast_observations_to_float32(module: torch.nn.Module, observation_space: Any) -> None:
+    """Make ``module``'s layers (linear and convolutional) take ``observation_space``'s
+    observations as float32 (`ObservationsAsFloat32`) where they are not (`needs_float32`).
+    Called by lrtune's modules at the end of ``setup``."""
+    if not needs_float32(observation_space):
         return
-    hook = IntegerObservationsAsFloat(observation_scale(observation_space))
+    hook = ObservationsAsFloat32(observation_scale(observation_space))
     for layer in module.modules():
         if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)):
             layer.register_forward_pre_hook(hook)
 
 
 class LRTunePPOTorchRLModule(DefaultPPOTorchRLModule):
-    """RLlib's default PPO torch module, reading integer observations as float32
-    (`cast_integer_observations`)."""
+    """RLlib's default PPO torch module, reading integer (or 16-bit float) observations as float32
+    (`cast_observations_to_float32`)."""
 
     def setup(self) -> None:
-        """Build the network as RLlib does, then cast integer observations in its layers."""
+        """Build the network as RLlib does, then cast observations to float32 in its layers."""
         super().setup()
-        cast_integer_observations(self, self.observation_space)
+        cast_observations_to_float32(self, self.observation_space)
 
 
 class OrthogonalPPOTorchRLModule(LRTunePPOTorchRLModule):
@@ -110,13 +113,13 @@ class OrthogonalPPOTorchRLModule(LRTunePPOTorchRLModule):
 
 
 class LRTuneDQNTorchRLModule(DefaultDQNTorchRLModule):
-    """RLlib's default DQN torch module, reading integer observations as float32
-    (`cast_integer_observations`): the replay buffer keeps uint8 images as uint8."""
+    """RLlib's default DQN torch module, reading integer (or 16-bit float) observations as float32
+    (`cast_observations_to_float32`): the replay buffer keeps uint8 images as uint8."""
 
     def setup(self) -> None:
-        """Build the network as RLlib does, then cast integer observations in its layers."""
+        """Build the network as RLlib does, then cast observations to float32 in its layers."""
         super().setup()
-        cast_integer_observations(self, self.observation_space)
+        cast_observations_to_float32(self, self.observation_space)
 
 
 def mean_std_filter(env: Any = None, spaces: Any = None, device: Any = None) -> Any:
@@ -132,18 +135,18 @@ def mean_std_filter(env: Any = None, spaces: Any = None, device: Any = None) -> 
 
 
 class FloatObservations(SingleAgentObservationPreprocessor):  # type: ignore[misc]
-    """Integer Box observations as float32, uint8 images divided by 255
+    """Integer (or 16-bit float) Box observations as float32, uint8 images divided by 255
     (`observation_scale`): RLlib's networks take float input only ("Input type (unsigned
     char) and bias type (float) should be the same"). Written back into the episodes, so for
-    agents whose modules cannot cast (`cast_integer_observations`) only."""
+    agents whose modules cannot cast (`cast_observations_to_float32`) only."""
 
     def recompute_output_observation_space(
         self, input_observation_space: Any, input_action_space: Any
     ) -> Any:
-        """float32 bounds and dtype for an integer Box (scaled for an image); else unchanged."""
+        """float32 bounds and dtype for such a Box (scaled for an image); else unchanged."""
         space = input_observation_space
         self.scale = 1.0
-        if not integer_box(space):
+        if not needs_float32(space):
             return space
         self.scale = observation_scale(space)
         return Box(
@@ -213,9 +216,11 @@ def observation_scale(space: Box) -> float:
     return 1.0 / 255.0 if image else 1.0
 
 
-def integer_box(space: Any) -> bool:
-    """Whether ``space`` is a Box of integers (RLlib's networks then need `FloatObservations`)."""
-    return isinstance(space, Box) and not np.issubdtype(space.dtype, np.floating)
+def needs_float32(space: Any) -> bool:
+    """Whether ``space`` is a Box RLlib's float32 networks cannot read as it is: integers
+    (uint8 images above all) or 16-bit floats ("mat1 and mat2 must have the same dtype, but
+    got Half and Float"). RLlib casts float64 to float32 itself."""
+    return isinstance(space, Box) and space.dtype not in (np.float32, np.float64)
 
 
 @dataclass(frozen=True)
@@ -232,7 +237,8 @@ class ObservationConnectors:
     channels-first image (`channels_first`), whose axes `ChannelsLastObservations` moves to
     the (H, W, C) RLlib's CNN reads. RLlib's networks
     take float input only: when ``module_casts`` (the agent's module casts integer input
-    itself, `cast_integer_observations`), a Box of integers (uint8 images, above all) stays as
+    itself, `cast_observations_to_float32`), a Box of integers (uint8 images, above all) or
+    16-bit floats stays as
     it is in the episodes and the replay buffer; otherwise, or when ``normalize``, it is cast
     to float32 here (`FloatObservations`; images scaled to [0, 1]), and the episodes hold four
     times the bytes of uint8 images. ``normalize`` adds `mean_std_filter`'s ``MeanStdFilter``
@@ -259,7 +265,7 @@ class ObservationConnectors:
             pieces.append(FlattenObservations())
         if isinstance(space, Box) and channels_first(tuple(space.shape)):
             pieces.append(ChannelsLastObservations())
-        if integer_box(space) and (self.normalize or not self.module_casts):
+        if needs_float32(space) and (self.normalize or not self.module_casts):
             pieces.append(FloatObservations())
         if self.normalize:
             pieces.append(mean_std_filter())
