@@ -687,3 +687,39 @@ def test_channels_first_is_the_strictly_smallest_first_dimension(
 ) -> None:
     assert channels_first(shape) is first
     assert channels_last_shape(shape) == ((*shape[1:], shape[0]) if first else shape)
+
+
+class _CountedCartPole(CartPoleEnv):
+    """CartPole that counts its builds (a heavy simulator's cost is one per build)."""
+
+    builds = 0
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        type(self).builds += 1
+
+
+gymnasium.register("LRTuneTest/Counted-v0", entry_point=_CountedCartPole, max_episode_steps=50)
+
+
+def test_the_env_is_built_once_for_the_run_start_check_and_not_again_in_a_trial() -> None:
+    """The run-start check (`env_problem`) builds the env; the presets and the trial's config
+    read its facts from that build, and a trial's process takes the driver's facts
+    (`adopt_env_facts`) instead of building the env once more (before: 2 builds in the driver,
+    and one per trial on top of RLlib's own)."""
+    from lrtune.agents._envs import env_problem
+    from lrtune.learners import _config
+
+    env, config = "LRTuneTest/Counted-v0", {"render_mode": None}
+    _CountedCartPole.builds = 0
+    assert env_problem(env, "ppo", config, must_build=True) == ("env.id", None)
+    facts = _config.env_facts(env, config)
+    assert facts is not None and facts.max_episode_steps == 50
+    assert facts.observation_shape == (4,) and not facts.continuous_actions
+    assert _CountedCartPole.builds == 1
+    known = _config.known_env_facts()
+    for key in known:  # a trial's process: a fresh cache, then the driver's facts
+        _config._ENV_FACTS.pop(key)
+    _config.adopt_env_facts(known)
+    assert _config.env_facts(env, config) == facts and _CountedCartPole.builds == 1
+    assert _config.env_facts(env, {}) == facts and _CountedCartPole.builds == 2  # other kwargs

@@ -57,8 +57,11 @@ def env_problem(
             f"{why}; every trial would fail the same way: fix "
             + ("the env's keyword arguments" if env_config else "the environment")
         )
+    from lrtune.learners._config import remember_env_facts
+
     try:
         space, observations = env.action_space, env.observation_space
+        remember_env_facts(env_id, env_config, env)  # the presets and trials read them
         api = _api_problem(env) if must_build else None
     finally:
         env.close()

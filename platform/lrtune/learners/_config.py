@@ -103,31 +103,56 @@ class EnvFacts:
 _ENV_FACTS: dict[tuple[str, str], EnvFacts | None] = {}
 
 
-def env_facts(env: str, env_config: Mapping[str, Any] | None) -> EnvFacts | None:
-    """`EnvFacts` of ``env`` built with ``env_config`` (built once per id and kwargs), None
-    where it cannot be built here (an id only RLlib/Tune knows; the trial reports what
-    fails). ``lrtune/...`` ids import `lrtune.envs`, which registers them."""
+def _facts_key(env: str, env_config: Mapping[str, Any] | None) -> tuple[str, str]:
+    return (env, json.dumps(dict(env_config or {}), sort_keys=True, default=repr))
+
+
+def remember_env_facts(env: str, env_config: Mapping[str, Any] | None, made: Any) -> None:
+    """Keep the `EnvFacts` of ``made``, an env just built from ``env`` and ``env_config``, so
+    `env_facts` does not build it again (the run-start check builds it anyway)."""
     import gymnasium
 
-    config = dict(env_config or {})
-    key = (env, json.dumps(config, sort_keys=True, default=repr))
+    space, actions = made.observation_space, made.action_space
+    box = isinstance(space, gymnasium.spaces.Box)
+    _ENV_FACTS[_facts_key(env, env_config)] = EnvFacts(
+        tuple(space.shape or ()) if box else None,
+        made.spec.max_episode_steps if made.spec is not None else None,
+        isinstance(actions, gymnasium.spaces.Box),
+        unbounded_part(actions) is not None,
+    )
+
+
+def known_env_facts() -> dict[tuple[str, str], EnvFacts]:
+    """The `EnvFacts` this process has read, for the trials' processes (`adopt_env_facts`):
+    each trial would otherwise build its env once more just to read them."""
+    return {key: facts for key, facts in _ENV_FACTS.items() if facts is not None}
+
+
+def adopt_env_facts(known: Mapping[tuple[str, str], EnvFacts] | None) -> None:
+    """Take the driver's `known_env_facts` (a trial's setup); facts read here stay."""
+    for key, facts in (known or {}).items():
+        _ENV_FACTS.setdefault(key, facts)
+
+
+def env_facts(env: str, env_config: Mapping[str, Any] | None) -> EnvFacts | None:
+    """`EnvFacts` of ``env`` built with ``env_config`` (built once per id and kwargs, and not
+    at all where the run-start check or the driver already read them), None where it cannot
+    be built here (an id only RLlib/Tune knows; the trial reports what fails). ``lrtune/...``
+    ids import `lrtune.envs`, which registers them."""
+    import gymnasium
+
+    key = _facts_key(env, env_config)
     if key not in _ENV_FACTS:
         register_lrtune_envs(env)
         try:
-            made = gymnasium.make(env, **config)
+            made = gymnasium.make(env, **dict(env_config or {}))
         except Exception:
             _ENV_FACTS[key] = None
         else:
-            space, actions = made.observation_space, made.action_space
-            limit = made.spec.max_episode_steps if made.spec is not None else None
-            made.close()
-            box = isinstance(space, gymnasium.spaces.Box)
-            _ENV_FACTS[key] = EnvFacts(
-                tuple(space.shape or ()) if box else None,
-                limit,
-                isinstance(actions, gymnasium.spaces.Box),
-                unbounded_part(actions) is not None,
-            )
+            try:
+                remember_env_facts(env, env_config, made)
+            finally:
+                made.close()
     return _ENV_FACTS[key]
 
 

@@ -225,11 +225,13 @@ def population_finalists(
 class FinalistTrainable(LRTuneTrainable):
     """`LRTuneTrainable` whose job (one test seed, one finalist) is picked by the trial's key."""
 
-    def setup(self, config: dict[str, Any], job: Any = None, jobs: Any = None) -> None:
+    def setup(
+        self, config: dict[str, Any], job: Any = None, env_facts: Any = None, jobs: Any = None
+    ) -> None:
         """Train the finalist ``config["point"]["finalist"]`` of ``jobs``."""
         key = TrialPoint.from_config(config).finalist
         assert key is not None, "a finalize trial's config names its finalist"
-        super().setup(config, job=jobs[key])
+        super().setup(config, job=jobs[key], env_facts=env_facts)
 
 
 def describe_finalist(
@@ -480,6 +482,7 @@ def _fit(
     from ray import tune
     from ray.tune import CheckpointConfig, TuneConfig
 
+    from lrtune.learners._config import known_env_facts
     from lrtune.running._progress import ProgressPrinter
     from lrtune.running._run import (
         experiment_paths,
@@ -511,7 +514,7 @@ def _fit(
         status_of=functools.partial(recorder_status, job),
     )
     tuner = tune.Tuner(
-        job_trainable(job, FinalistTrainable, jobs=jobs),
+        job_trainable(job, FinalistTrainable, jobs=jobs, env_facts=known_env_facts()),
         param_space={"point": tune.grid_search(points)},
         tune_config=TuneConfig(
             metric="score",

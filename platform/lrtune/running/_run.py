@@ -728,7 +728,10 @@ def _launch(
         reuse_actors=_resets_itself(trainable_class),
         trial_dirname_creator=trial_dirname,
     )
-    trainable = job_trainable(job, trainable_class, job=job)
+    from lrtune.learners._config import known_env_facts
+
+    facts = {"env_facts": known_env_facts()} if issubclass(trainable_class, LRTuneTrainable) else {}
+    trainable = job_trainable(job, trainable_class, job=job, **facts)
     live: set[str] = set()
     ended: dict[str, str] = {}
     with _sigterm_as_sigint():

@@ -100,10 +100,15 @@ def _finite(value: Any) -> bool:
 class LRTuneTrainable(tune.Trainable):
     """One trial: build one RLlib algorithm per tuning seed, train them in lockstep."""
 
-    def setup(self, config: dict[str, Any], job: Any = None) -> None:
-        """Build the algorithms from the job and this trial's sampled policy and params."""
+    def setup(self, config: dict[str, Any], job: Any = None, env_facts: Any = None) -> None:
+        """Build the algorithms from the job and this trial's sampled policy and params;
+        ``env_facts``: the driver's `known_env_facts`, so the trial builds its env only where
+        RLlib does."""
         if job is None:
             raise ValueError("LRTuneTrainable needs the job: tune.with_parameters(..., job=job)")
+        from lrtune.learners._config import adopt_env_facts
+
+        adopt_env_facts(env_facts)
         self.job = job
         if job.env.id.startswith(("lrtune/", "lrtune.envs:")):
             import lrtune.envs  # noqa: F401  (registers lrtune's ids in this worker process)
