@@ -101,6 +101,12 @@ STUDY_STATUS_ATTR: Final = "lrtune_status"
 #: ``True`` on a study trial told again after a resume.
 STUDY_RESUMED_ATTR: Final = "lrtune_resumed"
 
+# --- Tune trial configs (Tune's experiment state holds them; a resume reads them back) -------
+
+#: The key under which the grid, populations and finalize list one `lrtune.specs.TrialPoint`
+#: per trial (one ``tune.grid_search``); Optuna's trials hold the point at the top level.
+CONFIG_POINT_KEY: Final = "point"
+
 # --- Ray job metadata (``lrtune submit``; not MLflow tags) ---------------------------------
 
 #: The job's name, its resolved hash, Tune's storage path, the MLflow experiment, the tracking
@@ -286,6 +292,7 @@ def groupings_help(allowed: Iterable[str] = GROUPINGS) -> str:
 
 
 __all__ = [
+    "CONFIG_POINT_KEY",
     "GROUPINGS",
     "GROUPING_ALIASES",
     "GROUPING_TAGS",

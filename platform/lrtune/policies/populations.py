@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from lrtune.registry import PluginParams, populations
+from lrtune.vocabulary import CONFIG_POINT_KEY
 
 if TYPE_CHECKING:
     from ray.tune.schedulers import TrialScheduler
@@ -59,12 +60,12 @@ class PopulationSetup:
     @staticmethod
     def nest(leaf: Mapping[str, Any]) -> dict[str, Any]:
         """``leaf`` placed where the mutable coordinates sit in a trial config."""
-        return {"point": {MUTABLE_KEY: dict(leaf)}}
+        return {CONFIG_POINT_KEY: {MUTABLE_KEY: dict(leaf)}}
 
     @staticmethod
     def coords_of(config: Mapping[str, Any]) -> dict[str, Any]:
         """The mutable coordinates of a trial config (the dict itself, to update in place)."""
-        coords: dict[str, Any] = config["point"][MUTABLE_KEY]
+        coords: dict[str, Any] = config[CONFIG_POINT_KEY][MUTABLE_KEY]
         return coords
 
     def clamp(self, config: dict[str, Any]) -> dict[str, Any]:

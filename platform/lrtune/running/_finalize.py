@@ -501,7 +501,7 @@ def _fit(
             policy=jobs[key].policy.model_dump(mode="json"),
             hyperparams=dict(jobs[key].hyperparams),
             finalist=key,
-        ).to_config()
+        )
         for key in jobs
     ]
     recorder = TrialRecorder(
@@ -515,7 +515,7 @@ def _fit(
     )
     tuner = tune.Tuner(
         job_trainable(job, FinalistTrainable, jobs=jobs, env_facts=known_env_facts()),
-        param_space={"point": tune.grid_search(points)},
+        param_space=TrialPoint.grid_space(points),
         tune_config=TuneConfig(
             metric="score",
             mode=job.metric.mode,

@@ -68,7 +68,6 @@ def iteration_env_steps(job: Any) -> int | None:
 
 def population_plan(job: Any) -> PopulationPlan:
     """The param space (one grid point per member), scheduler and checkpoint settings."""
-    from ray import tune
 
     # Tune suggests reuse_actors for PBT; RLlib algorithms cannot reset their config, and
     # exploited trials fail with reuse_actors=True (measured), so lrtune restarts actors.
@@ -79,7 +78,7 @@ def population_plan(job: Any) -> PopulationPlan:
     points = [
         TrialPoint(
             policy=member["policy"], hyperparams=job.fixed_hyperparams, mutable=member["mutable"]
-        ).to_config()
+        )
         for member in members
     ]
     setup = PopulationSetup(
@@ -88,7 +87,7 @@ def population_plan(job: Any) -> PopulationPlan:
     per_iteration = iteration_env_steps(job)
     frequency = max(1, math.ceil(spec.checkpoint_interval / per_iteration)) if per_iteration else 1
     return PopulationPlan(
-        param_space={"point": tune.grid_search(points)},
+        param_space=TrialPoint.grid_space(points),
         scheduler=plugin.scheduler(setup),
         checkpoint_frequency=frequency,
         num_to_keep=spec.checkpoint.num_to_keep,

@@ -1255,7 +1255,6 @@ def schedule_resolution_warnings(job: Any) -> list[str]:
 
 def _search_setup(job: Any, results_dir: Path) -> tuple[dict[str, Any], Any, int, list[str]]:
     """(param_space, search_alg, num_samples, warnings) of a job."""
-    from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
     warnings: list[str] = []
@@ -1268,8 +1267,7 @@ def _search_setup(job: Any, results_dir: Path) -> tuple[dict[str, Any], Any, int
 
     compiled = compile_space(job)
     if job.search.kind == "grid":
-        points = [point.to_config() for point in compiled.grid_points()]
-        return {"point": tune.grid_search(points)}, None, 1, warnings
+        return TrialPoint.grid_space(compiled.grid_points()), None, 1, warnings
 
     if job.search.kind == "tune":  # another Tune searcher (hyperopt): no Optuna study
         from lrtune.running._searchers import tune_searcher

@@ -12,12 +12,13 @@ saved by earlier versions that a resume reads back.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from lrtune.policies import LRPolicySpec
 from lrtune.policies.populations import MUTABLE_KEY
+from lrtune.vocabulary import CONFIG_POINT_KEY
 
 #: Key of lrtune's part of a trial config (inside ``config["point"]`` or at the top level).
 POINT_KEY = "lrtune"
@@ -80,7 +81,7 @@ class TrialPoint:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TrialPoint:
         """Read the point of a Tune trial config (any of the shapes above)."""
-        point = config.get("point", config)
+        point = config.get(CONFIG_POINT_KEY, config)
         data = point[POINT_KEY]
         coords = point.get(MUTABLE_KEY) or {}
         return cls(
@@ -93,6 +94,14 @@ class TrialPoint:
             finalist=point.get(FINALIST_KEY),
             searched=dict(point.get(SEARCHED_KEY) or {}),
         )
+
+    @staticmethod
+    def grid_space(points: Sequence[TrialPoint]) -> dict[str, Any]:
+        """Tune's ``param_space`` that runs one trial per point, in order (the grid,
+        populations, finalize): ``{"point": tune.grid_search([...])}``. Imports Ray."""
+        from ray import tune
+
+        return {CONFIG_POINT_KEY: tune.grid_search([point.to_config() for point in points])}
 
     def member_policy(self, job: Any) -> dict[str, Any]:
         """The policy the trial runs: a population member's mutable values applied to it."""
