@@ -723,3 +723,21 @@ def test_the_env_is_built_once_for_the_run_start_check_and_not_again_in_a_trial(
     _config.adopt_env_facts(known)
     assert _config.env_facts(env, config) == facts and _CountedCartPole.builds == 1
     assert _config.env_facts(env, {}) == facts and _CountedCartPole.builds == 2  # other kwargs
+
+
+def test_the_presets_conv_filters_follow_the_env_config_and_a_channels_first_shape() -> None:
+    """`lrtune presets --env-config` builds the env with the job's keyword arguments, so the
+    filters shown are the ones a trial gets; a channels-first shape is read as the network
+    gets it."""
+    from lrtune.learners._config import NATURE_FILTERS, SMALL_IMAGE_FILTERS
+    from lrtune.learners._presets import resolve_presets
+
+    def filters(env_config: dict[str, Any] | None) -> Any:
+        rows = resolve_presets("dqn", "LRTuneTest/Pixels40-v0", env_config)
+        return next(r.value for r in rows if r.key == "model.conv_filters")
+
+    assert filters(None) == NATURE_FILTERS  # (40, 40, 1) as registered
+    small = gymnasium.spaces.Box(0, 255, (12, 12, 3), np.uint8)
+    assert filters({"space": small}) == SMALL_IMAGE_FILTERS
+    frames = gymnasium.spaces.Box(0, 255, (4, 40, 40), np.uint8)  # read as (40, 40, 4)
+    assert filters({"space": frames}) == NATURE_FILTERS

@@ -309,20 +309,20 @@ def resolve_presets(
             value = bool(family_model.get(field.name, False))
             source = CONTINUOUS_FAMILY if field.name in family_model else MODEL_DEFAULT
         elif field.name == "conv_filters" and env is not None:
-            value, source = _conv_filters_row(env)
+            value, source = _conv_filters_row(env, env_config)
         rows.append(PresetSetting(f"model.{field.name}", value, source))
     return rows
 
 
-def _conv_filters_row(env: str) -> tuple[Any, str]:
-    """``model.conv_filters`` of ``env`` (built without its kwargs): RLlib's default for its
+def _conv_filters_row(env: str, env_config: Mapping[str, Any] | None) -> tuple[Any, str]:
+    """``model.conv_filters`` of ``env`` built with ``env_config``: RLlib's default for its
     image size, lrtune's for other sizes, None where the observations are no image."""
     from ray.rllib.models.utils import get_filter_config
 
     from lrtune.learners._config import default_conv_filters, observation_shape
     from lrtune.learners._modules import channels_last_shape
 
-    shape = observation_shape(env, {})
+    shape = observation_shape(env, env_config or {})
     if shape is None or len(shape) != 3:
         return None, MODEL_DEFAULT
     shape = channels_last_shape(shape)  # as the network reads it
