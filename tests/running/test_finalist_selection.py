@@ -61,3 +61,19 @@ def test_groups_whose_best_rate_is_an_edge_of_their_range_are_named() -> None:
     assert "smallest one searched in 1 of 1 group(s) (all)" in overall
     inside = [t for t in TRIALS if t["policy"]["optimizer"]["name"] == "adagrad"]
     assert rates_at_range_edge(select_finalists(inside, 1, "max"), inside) == []
+
+
+def test_trials_stopped_early_compete_only_when_none_completed() -> None:
+    """A completed trial beats any trial stopped early (scored on fewer env steps); with none
+    completed, the scheduler's and the experiment budget's early stops compete alike."""
+    completed = trial("adam", 1e-3, 5.0)
+    pruned = {**trial("adam", 1e-4, 9.0), "status": "pruned"}
+    cut = {**trial("sgd", 1e-2, 8.0), "status": "out_of_budget"}
+    failed = {**trial("sgd", 1e-1, 99.0), "status": "failed"}
+    everything = [completed, pruned, cut, failed]
+    assert [t["trial_id"] for _, t in select_finalists(everything, 3, "max")] == ["adam-0.001"]
+    early = [pruned, cut, failed]
+    assert [t["trial_id"] for _, t in select_finalists(early, 3, "max")] == [
+        "adam-0.0001",
+        "sgd-0.01",
+    ]
