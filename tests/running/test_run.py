@@ -429,7 +429,7 @@ def test_trials_in_which_no_episode_ended_have_no_score_and_the_run_says_why(
     assert outcome.exit_code == 0, text
     (trial,) = outcome.trials
     assert trial.status == "completed" and trial.score is None and outcome.best is None
-    assert f"{trial.trial_id[-12:]:<12} completed {'-':>9}" in text, text
+    assert f"{trial.trial_id[-12:]:<12} {'completed':<13} {'-':>9}" in text, text
     assert "warning: no episode ended in 1 trial(s)" in text
     assert "env.config: {max_episode_steps: N}" in text
     assert "-1000000" not in text  # the stand-in is never shown as a score
