@@ -165,11 +165,12 @@ class PB2Population(PopulationPlugin):
     params: PB2Params
 
     def scheduler(self, setup: PopulationSetup) -> TrialScheduler:
-        """Tune's `PB2` with the coordinates' linear bounds (log10 for log-scaled parameters)."""
-        from ray.tune.schedulers.pb2 import PB2
+        """Tune's `PB2` with the coordinates' linear bounds (log10 for log-scaled parameters),
+        without sklearn's warnings from its GP fits (`QuietPB2`)."""
+        from lrtune.policies._tune_pb2 import QuietPB2
 
         bounds = {path: [low, high] for path, (low, high) in setup.bounds.items()}
-        return PB2(
+        return QuietPB2(
             time_attr=setup.time_attr,
             perturbation_interval=setup.interval,
             hyperparam_bounds=setup.nest(bounds),
