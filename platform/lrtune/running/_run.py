@@ -924,7 +924,11 @@ def unscored_warning(outcomes: list[TrialOutcome], job: Any) -> str | None:
         if getattr(budget, name) is not None
     ]
     if TrialStatus.PRUNED in statuses:
-        stoppers.append(f"scheduler {job.scheduler.name}")
+        population = getattr(job, "population", None)
+        if job.scheduler.name != "none" or population is None:
+            stoppers.append(f"scheduler {job.scheduler.name}")
+        else:  # a synchronous population's member left waiting
+            stoppers.append(f"population {population.name}")
     by = " or ".join(stoppers) if stoppers else "the run's end"
     return (
         f"{head}{len(short)} of them stopped after at most {max(t.env_steps for t in short)} "
