@@ -344,3 +344,18 @@ def test_pb2_gets_linear_bounds_in_coordinates_and_clamps(make_job: Any, tmp_pat
 def test_pyproject_declares_scikit_learn_for_pb2() -> None:
     text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert '"scikit-learn' in text
+
+
+def test_the_unscored_warning_names_the_population_for_its_pruned_members(
+    make_job: Any, tmp_path: Path
+) -> None:
+    """A synchronous population's member left waiting ends short of its budget, marked as
+    pruned; the closing warning names the population, not a scheduler the job has none of."""
+    from lrtune.running._results import TrialOutcome
+    from lrtune.running._run import unscored_warning
+
+    job = _job(make_job, tmp_path, synch=True)
+    waiting = TrialOutcome("m", "pruned", None, 256, {}, {}, "", iterations=2)
+    warning = unscored_warning([waiting], job)
+    assert warning is not None and "ended by population pbt before any episode" in warning
+    assert "scheduler none" not in warning
