@@ -376,10 +376,8 @@ def test_integer_and_image_observations_train_with_a_cnn_for_any_image_size(
     networks take float32 input only. lrtune's modules cast integer (and 16-bit float) Boxes
     to float32 (uint8
     images scaled to [0, 1], as SB3 does), so episodes and replay keep the integers, and lrtune
-    picks filters for sizes RLlib has none for; each builds, trains, checkpoints and
+    picks the filters for every image size; each builds, trains, checkpoints and
     restores."""
-    from ray.rllib.models.utils import get_filter_config
-
     from lrtune.learners import default_conv_filters
     from lrtune.learners._config import NATURE_FILTERS, SMALL_IMAGE_FILTERS
 
@@ -389,15 +387,11 @@ def test_integer_and_image_observations_train_with_a_cnn_for_any_image_size(
         "LRTuneTest/Pixels12-v0": SMALL_IMAGE_FILTERS,
         "LRTuneTest/Pixels40-v0": NATURE_FILTERS,
         "LRTuneTest/Frames40-v0": NATURE_FILTERS,
-        "LRTuneTest/Counts10-v0": None,
+        "LRTuneTest/Counts10-v0": SMALL_IMAGE_FILTERS,  # a size RLlib has filters for
         "LRTuneTest/Counts-v0": None,
         "LRTuneTest/Half-v0": None,
     }[env]
     assert default_conv_filters(shape) == expected
-    if len(shape) == 3 and expected is None:  # RLlib's own default for this size
-        expected = [
-            (c, k if isinstance(k, int) else k[0], s) for c, k, s in get_filter_config(list(shape))
-        ]
     tiny = TINY if agent == "ppo" else TINY_DQN
     params = {**preset_hyperparams(agent, env), **tiny}
     config = build_algorithm_config(agent, env, policy=POLICY, hyperparams=params, seed=0)
@@ -647,7 +641,7 @@ def test_a_job_chooses_its_own_conv_filters() -> None:
     from lrtune.learners._config import SMALL_IMAGE_FILTERS
 
     assert rows["model.conv_filters"].value == SMALL_IMAGE_FILTERS
-    assert "RLlib has no default" in rows["model.conv_filters"].source
+    assert rows["model.conv_filters"].source == "model default (12x12 images)"
     assert resolve_presets("ppo", "CartPole-v1")[-1].value is None
 
 
@@ -741,3 +735,28 @@ def test_the_presets_conv_filters_follow_the_env_config_and_a_channels_first_sha
     assert filters({"space": small}) == SMALL_IMAGE_FILTERS
     frames = gymnasium.spaces.Box(0, 255, (4, 40, 40), np.uint8)  # read as (40, 40, 4)
     assert filters({"space": frames}) == NATURE_FILTERS
+
+
+@pytest.mark.parametrize(
+    ("shape", "nature"),
+    [
+        ((84, 84, 4), True),
+        ((4, 84, 84), True),
+        ((42, 42, 4), True),
+        ((96, 96, 3), True),
+        ((64, 64, 3), True),
+        ((36, 50, 1), True),
+        ((10, 10, 2), False),
+        ((7, 7, 3), False),
+    ],
+)
+def test_every_image_size_gets_lrtunes_filters_not_rllibs_legacy_ones(
+    shape: tuple[int, ...], nature: bool
+) -> None:
+    """RLlib's defaults for 10, 42, 64, 84 and 96 pixels were written for the old API stack's
+    unpadded last layer; its new-stack CNN pads every layer, so 84x84's [256, 11, 1] kept
+    11x11 outputs (about 120M multiply-adds per frame). lrtune's stacks serve every size."""
+    from lrtune.learners import default_conv_filters
+    from lrtune.learners._config import NATURE_FILTERS, SMALL_IMAGE_FILTERS
+
+    assert default_conv_filters(shape) == (NATURE_FILTERS if nature else SMALL_IMAGE_FILTERS)

@@ -59,8 +59,8 @@ INITIALIZERS = ("orthogonal", "torch")
 #: format (its CNN pads "same", so any stack fits any image size).
 ConvFilters = tuple[tuple[int, int, int], ...]
 
-#: Images of at least 36 pixels a side with no RLlib default: the Nature DQN stack (Mnih et
-#: al. 2015), RLlib's own default for 84x84 inputs.
+#: Images of at least 36 pixels a side: the Nature DQN stack (Mnih et al. 2015; SB3's
+#: NatureCNN), padded "same" as RLlib's new-stack CNN pads every layer.
 NATURE_FILTERS: ConvFilters = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
 #: Smaller images (grids such as MinAtar's 10x10 or MiniGrid's 7x7): 3x3 kernels, the first at
 #: stride 1 so that no cell is skipped (MinAtar's network is one 16-channel 3x3 stride-1
@@ -71,19 +71,19 @@ SMALL_IMAGE_FILTERS: ConvFilters = ((16, 3, 1), (32, 3, 2), (64, 3, 2))
 def default_conv_filters(shape: tuple[int, ...]) -> ConvFilters | None:
     """lrtune's stack for an image observation of ``shape`` (height, width, channels; a
     channels-first shape is read as the network gets it, `channels_last_shape`), None where
-    RLlib has a default of its own (its `get_filter_config` knows 10, 42, 64, 84 and 96 pixels
-    square) or the observation is no image."""
+    the observation is no image.
+
+    Every size gets lrtune's stacks, also those RLlib has defaults for (its
+    `get_filter_config`: 10, 42, 64, 84 and 96 pixels square). Those were written for the old
+    API stack, whose last conv layer was unpadded: 84x84's ``[256, 11, 1]`` reduced 11x11 to
+    1x1. RLlib's new-stack CNN pads every layer "same", so that layer keeps 11x11: 256 x 121
+    outputs of 11 x 11 x 32 products each (about 120M multiply-adds per frame, against about
+    12M for the whole Nature stack) and 30,976 features into the first dense layer.
+    """
     if len(shape) != 3:
         return None
-    from ray.rllib.models.utils import get_filter_config
-
-    shape = channels_last_shape(shape)  # what the network reads
-
-    try:
-        get_filter_config(list(shape))
-    except ValueError:  # "No default CNN configuration for obs shape"
-        return NATURE_FILTERS if min(shape[:2]) >= 36 else SMALL_IMAGE_FILTERS
-    return None
+    height, width, _ = channels_last_shape(shape)  # what the network reads
+    return NATURE_FILTERS if min(height, width) >= 36 else SMALL_IMAGE_FILTERS
 
 
 @dataclass(frozen=True)
@@ -197,9 +197,9 @@ class ModelSettings:
             units. None: as the agent presets say (PPO's continuous-action family: on);
             True / False override them.
         conv_filters: the convolution stack for image observations (a 3-D Box), as
-            ``(out_channels, kernel, stride)`` per layer. None: RLlib's default for its image
-            sizes, else `default_conv_filters`' (RLlib alone stops with "No default CNN
-            configuration" on any other size).
+            ``(out_channels, kernel, stride)`` per layer. None: `default_conv_filters`' for
+            the image's size (RLlib alone stops with "No default CNN configuration" on most
+            sizes, and its defaults for the others are costly on its new stack).
     """
 
     hidden: tuple[int, ...] | None = None

@@ -315,10 +315,8 @@ def resolve_presets(
 
 
 def _conv_filters_row(env: str, env_config: Mapping[str, Any] | None) -> tuple[Any, str]:
-    """``model.conv_filters`` of ``env`` built with ``env_config``: RLlib's default for its
-    image size, lrtune's for other sizes, None where the observations are no image."""
-    from ray.rllib.models.utils import get_filter_config
-
+    """``model.conv_filters`` of ``env`` built with ``env_config``: lrtune's stack for its
+    image size (`default_conv_filters`), None where the observations are no image."""
     from lrtune.learners._config import default_conv_filters, observation_shape
     from lrtune.learners._modules import channels_last_shape
 
@@ -326,11 +324,7 @@ def _conv_filters_row(env: str, env_config: Mapping[str, Any] | None) -> tuple[A
     if shape is None or len(shape) != 3:
         return None, MODEL_DEFAULT
     shape = channels_last_shape(shape)  # as the network reads it
-    ours = default_conv_filters(shape)
-    if ours is not None:
-        return ours, f"model default ({shape[0]}x{shape[1]} images: RLlib has no default)"
-    rllib = tuple(tuple(layer) for layer in get_filter_config(list(shape)))
-    return rllib, f"RLlib default ({shape[0]}x{shape[1]} images)"
+    return default_conv_filters(shape), f"model default ({shape[0]}x{shape[1]} images)"
 
 
 def preset_model_setting(

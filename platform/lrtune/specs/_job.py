@@ -119,7 +119,7 @@ class ModelSpec(BaseModel):
     # as the presets say (on for PPO's continuous-action family).
     normalize_rewards: StrictBool | None = None
     # Image observations: [out_channels, kernel, stride] per convolution layer (RLlib's
-    # conv_filters). None: RLlib's default for its image sizes, else lrtune's
+    # conv_filters). None: lrtune's for the image's size
     # (`lrtune.learners.default_conv_filters`).
     conv_filters: (
         tuple[
