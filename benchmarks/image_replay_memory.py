@@ -21,9 +21,11 @@ from the connector into the network.
 Last lines: ``<mode> bytes_per_step=<b> at_50k_GB=<g> steps_per_s=<s>`` for each mode, then
 ``memory_ratio=<connector / module bytes>``.
 
-Measured 2026-12-04 23:28 UTC on the 2-core VM, nothing else running, ``--steps 3000``:
-module 28,371 bytes per step (1.42 GB at 50k), 288 env steps/s; connector 113,484 bytes
-(5.67 GB), 232 env steps/s; ``memory_ratio=4.00``. The speeds are one run each.
+Measured 2026-12-05 00:33 UTC on the 2-core VM, nothing else running, ``--steps 3000``, with
+lrtune's Nature filters (36a12c6): module 28,371 bytes per step (1.42 GB at 50k), 1,040 env
+steps/s; connector 113,484 bytes (5.67 GB), 533 env steps/s; ``memory_ratio=4.00``. The
+speeds are one run each. Before 36a12c6 (RLlib's 84x84 filters; 2026-12-04 23:28 UTC) the
+bytes were the same and the speeds 288 and 232 env steps/s.
 
 Run: ``.venv/bin/python benchmarks/image_replay_memory.py [--steps 3000]``
 """
