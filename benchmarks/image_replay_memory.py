@@ -12,20 +12,25 @@ Both configs are lrtune's DQN (`build_algorithm_config` with the DQN presets' hy
 84x84x4 uint8 (the Atari wrappers' shape); the ``connector`` one only swaps in
 ``ObservationConnectors(module_casts=False)``, the pipeline before this change.
 Learning never starts (``num_steps_sampled_before_learning_starts`` above the run), so each
-``train()`` only samples into the buffer, until it holds ``--steps`` env steps. The figure is
-the bytes of every observation array in the buffer's episodes, per stored env step, and its
-projection at DQN's default 50,000-step capacity (RLlib stores each episode's T+1
-observations). Sampling speed (env steps per second) is printed beside it, as the cast moved
+``train()`` only samples into the buffer, until it holds ``--steps`` env steps. Since
+2026-12-05 the presets' buffer is lrtune's `TransitionReplayBuffer`, which allocates its
+``capacity`` slots on the first add, each holding one observation in the dtype the episodes
+carry plus its action, reward and links; the figure is those bytes per slot
+(`TransitionReplayBuffer.bytes_per_slot`) and their total at DQN's default 50,000-slot
+capacity. Sampling speed (env steps per second) is printed beside it, as the cast moved
 from the connector into the network.
 
 Last lines: ``<mode> bytes_per_step=<b> at_50k_GB=<g> steps_per_s=<s>`` for each mode, then
 ``memory_ratio=<connector / module bytes>``.
 
-Measured 2026-12-05 00:33 UTC on the 2-core VM, nothing else running, ``--steps 3000``, with
-lrtune's Nature filters (36a12c6): module 28,371 bytes per step (1.42 GB at 50k), 1,040 env
-steps/s; connector 113,484 bytes (5.67 GB), 533 env steps/s; ``memory_ratio=4.00``. The
-speeds are one run each. Before 36a12c6 (RLlib's 84x84 filters; 2026-12-04 23:28 UTC) the
-bytes were the same and the speeds 288 and 232 env steps/s.
+Measured 2026-12-05 01:42 UTC on the 2-core VM, nothing else running, ``--steps 3000``, with
+the flat buffer: module 28,253 bytes per slot (28,224 of them the frame; 1.41 GB at 50k),
+1,337 env steps/s; connector 112,925 bytes (5.65 GB), 702 env steps/s; ``memory_ratio=4.00``.
+Before it, with RLlib's ``EpisodeReplayBuffer`` (the bytes of every observation array in its
+episodes per stored step; 2026-12-05 00:33 UTC, lrtune's Nature filters): module 28,371,
+1,040 env steps/s; connector 113,484, 533 env steps/s; ``memory_ratio=4.00``. With RLlib's
+84x84 filters (before 36a12c6; 2026-12-04 23:28 UTC) the bytes were the same and the speeds
+288 and 232 env steps/s. The speeds are one run each.
 
 Run: ``.venv/bin/python benchmarks/image_replay_memory.py [--steps 3000]``
 """
@@ -82,14 +87,16 @@ def fill(mode: str, steps: int) -> tuple[float, float]:
     try:
         start = time.perf_counter()
         buffer = algo.local_replay_buffer
-        while buffer.get_num_timesteps() < steps:
+        while buffer.added_env_steps < steps:
             algo.train()
         elapsed = time.perf_counter() - start
-        stored = buffer.get_num_timesteps()
-        nbytes = sum(np.asarray(e.get_observations()).nbytes for e in buffer.episodes)
+        stored = buffer.added_env_steps
+        # Each slot holds one observation in the dtype the episodes carried, its action,
+        # reward and links; the buffer allocates `capacity` slots.
+        per_slot = buffer.bytes_per_slot
     finally:
         algo.stop()
-    return nbytes / stored, stored / elapsed
+    return per_slot, stored / elapsed
 
 
 def main() -> None:

@@ -122,6 +122,29 @@ steps) for 120k steps, ~8x this replay ratio, which in RLlib 2.60 costs ~20 ms p
 intensity 8 never reached the flag in 100k, with rl-zoo3's γ 0.98, target period 600 and
 ε 1 → 0.07 over 24k steps (``--set``) or without.
 
+DQN since 2026-12-05 replays from lrtune's `TransitionReplayBuffer` (the presets' buffer type),
+which computes what RLlib's uniform episode buffer computes except at a terminated episode's
+end: RLlib 2.60 bootstraps the last ``n_step - 1`` transitions from the terminal observation
+(``lrtune.learners._replay``), lrtune does not. Same presets (n_step 3), 50k env steps,
+``--every 10``, two runs at a time on the 2-core VM (so env steps/s are not comparable between
+rows; returns do not depend on load); final training return (ε 0.02, last episodes), mean over
+seeds, each seed's in brackets:
+
+* CartPole-v1, lr 2e-3: lrtune's buffer 302 (seeds 0-5: 199, 255, 458, 211, 336, 356);
+  RLlib's ``EpisodeReplayBuffer`` 431 (seeds 0-3: 292, 500, 447, 484); lrtune's buffer with
+  RLlib's terminal bootstrap 404 (seeds 0-3: 452, 353, 312, 500).
+* Acrobot-v1, lr 1e-3: lrtune's buffer −139 (seeds 0-3: −122, −228, −90, −115); RLlib's
+  −109 (seeds 0-1: −100, −118); the third not run.
+
+The third (a scratch patch of the sampled batch, not shipped) learns like RLlib's
+buffer, so the two buffers differ in that one correction, not in their plumbing; on CartPole
+the presets did better with RLlib's bootstrap from terminal states in these seeds. lrtune
+keeps the correct targets (Stable-Baselines3's n-step buffer and the n-step return's
+definition treat a terminal as terminal): the presets were tuned on RLlib's, and retuning
+them was not done. With ``n_step: 1`` (where both agree) CartPole-v1 reached 233 and 96
+(seeds 0, 1). Runs took 1,000-1,150 env steps/s with lrtune's buffer, 430-480 with RLlib's,
+two at a time.
+
 SAC, 2026-12-03 (the presets alone: RLlib's tuned ``pendulum_sac.py``, 1,000 env steps per
 iteration; Pendulum-v1, 20k env steps, ``--lr 1e-3`` constant for actor, critics and
 temperature, ``--every 1``; seeds 0, 1, 2 one after another under ``nice -n 5`` on the shared

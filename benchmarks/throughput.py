@@ -27,10 +27,32 @@ Same settings on both sides (CartPole-v1, MLP 64-64 tanh, Adam):
   (SB3 ``train_freq=4, gradient_steps=2``; RLlib ``rollout_fragment_length=4``,
   ``training_intensity=16``), uniform replay of 50k, learning starts at 1,000 env steps, hard
   target update every 2,000 env steps, 3-step returns, ε 1 → 0.05 over 10k env steps, plain
-  Q network (no double Q, no dueling heads: SB3 has neither).
+  Q network (no double Q, no dueling heads: SB3 has neither). lrtune replays from its
+  `TransitionReplayBuffer` (the presets' buffer since 2026-12-05); a third DQN run per rep
+  uses RLlib's ``EpisodeReplayBuffer`` instead (``--no-episode-buffer`` leaves it out), the
+  buffer lrtune's DQN used before, measured side by side.
 
-Last line: ``ppo_ratio=<lrtune/SB3 env steps/s> dqn_ratio=<...>`` (medians over the reps;
-goal ≥ 1.0 each).
+Last lines: ``... flat_over_episode=<lrtune's buffer / RLlib's, env steps/s>``, then
+``ppo_ratio=<lrtune/SB3 env steps/s> dqn_ratio=<...>`` (medians over the reps; goal ≥ 1.0
+each).
+
+Measured 2026-12-05 01:36-01:42 UTC, ``--reps 3``, the job's default checkpoint cadence,
+nothing else running (load 1.2-2.0, the benchmark itself): PPO lrtune 4,890 / 4,868 / 4,442
+env steps/s, SB3 9,305 / 9,153 / 9,335; DQN lrtune 1,463 / 1,487 / 1,361, SB3 5,560 / 5,577 /
+5,513, lrtune on RLlib's episode buffer 398 / 384 / 393. ``flat_over_episode=3.73``,
+``ppo_ratio=0.523 dqn_ratio=0.263``. The VM was about 2-3× faster than on 2026-12-04 (SB3
+PPO 9.2-9.3k against 2.9-4.0k); the episode buffer's ratio to SB3 (393 / 5,560 = 0.071) is
+the day before's 0.072. An earlier DQN-only run the same hour (01:18-01:22 UTC, load 0.3-1.1)
+gave lrtune 1,680 / 1,533 / 1,487, episode buffer 423 / 402 / 400, SB3 5,606 / 5,530 / 5,632:
+``flat_over_episode=3.82 dqn_ratio=0.273``. What is left of a DQN training step of 16 env steps
+and 2 updates (cProfile, the presets' settings): about half RLlib's env runner (~0.3 ms per env
+step: connectors, the module's exploration forward, episode bookkeeping) and half the two
+updates through RLlib's learner (~3.5 ms each, ~1 ms of it the gradient step). SB3 takes
+~2.9 ms for all of it, so RLlib's env runner alone costs more than SB3's whole step: ≥ 1.0 is
+out of reach without replacing it. The lrtune returns (10.0 flat, 9.3 episode buffer, SB3
+not printed) are near-random play at this budget and lr 1e-4; they differ because the flat
+buffer is seeded and samples differently, not in what it computes (see
+`lrtune.learners._replay`).
 
 Measured 2026-12-04 03:27-03:35 UTC, ``--reps 3`` with the job's default cadence (a checkpoint
 once per 60 s of training: here only at each trial's end), nothing else running (load 1.0-1.7,
@@ -122,7 +144,7 @@ DQN_HYPERPARAMS: dict[str, Any] = {
     "dueling": False,
     "n_step": 3,
     "target_network_update_freq": 2_000,
-    "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 50_000},
+    "replay_buffer_config": {"type": "lrtune.learners.TransitionReplayBuffer", "capacity": 50_000},
     "epsilon": [[0, 1.0], [DQN_EPSILON_STEPS, 0.05]],
     "num_steps_sampled_before_learning_starts": 1_000,
     "gamma": 0.99,
@@ -131,13 +153,21 @@ LR = {"ppo": 3e-4, "dqn": 1e-4}
 
 
 def lrtune_run(
-    agent: str, env_steps: int, folder: Path, name: str, cadence: dict[str, float]
+    agent: str,
+    env_steps: int,
+    folder: Path,
+    name: str,
+    cadence: dict[str, float],
+    replay: str | None = None,
 ) -> dict[str, float]:
-    """One trial through `run_job`: env steps, trial seconds, seconds inside ``step()``."""
+    """One trial through `run_job`: env steps, trial seconds, seconds inside ``step()``.
+    ``replay`` swaps DQN's replay buffer type (RLlib's ``EpisodeReplayBuffer``)."""
     from lrtune.running import run_job
     from lrtune.specs import JobSpec
 
-    hyperparams = PPO_HYPERPARAMS if agent == "ppo" else DQN_HYPERPARAMS
+    hyperparams = dict(PPO_HYPERPARAMS if agent == "ppo" else DQN_HYPERPARAMS)
+    if replay is not None:
+        hyperparams["replay_buffer_config"] = {"type": replay, "capacity": 50_000}
     data: dict[str, Any] = {
         "version": 1,
         "name": name,
@@ -255,6 +285,11 @@ def main() -> None:
         help="trials.checkpoint_env_steps of the lrtune job",
     )
     parser.add_argument("--agents", default="ppo,dqn")
+    parser.add_argument(
+        "--no-episode-buffer",
+        action="store_true",
+        help="leave out the DQN run on RLlib's EpisodeReplayBuffer",
+    )
     args = parser.parse_args()
     agents = [a for a in args.agents.split(",") if a]
     cadence = {
@@ -275,6 +310,22 @@ def main() -> None:
                 theirs = sb3_run(agent, steps[agent], seed=rep)
                 rates[agent]["lrtune"].append(rate(ours))
                 rates[agent]["sb3"].append(rate(theirs))
+                if agent == "dqn" and not args.no_episode_buffer:
+                    rllib = lrtune_run(
+                        agent,
+                        steps[agent],
+                        Path(tmp),
+                        f"tp-er-{rep}",
+                        cadence,
+                        replay="EpisodeReplayBuffer",
+                    )
+                    rates[agent].setdefault("episode_buffer", []).append(rate(rllib))
+                    print(
+                        f"rep={rep} agent=dqn replay=EpisodeReplayBuffer "
+                        f"lrtune={rate(rllib):.0f}/s "
+                        f"(return {rllib['return']:.1f})",
+                        flush=True,
+                    )
                 outside = ours["seconds"] - ours["step_seconds"]
                 print(
                     f"rep={rep} agent={agent} lrtune={rate(ours):.0f}/s "
@@ -293,6 +344,13 @@ def main() -> None:
         print(
             f"{agent}: lrtune median {statistics.median(r['lrtune']):.0f}/s, "
             f"sb3 median {statistics.median(r['sb3']):.0f}/s"
+        )
+    episode = rates.get("dqn", {}).get("episode_buffer")
+    if episode:
+        flat = statistics.median(rates["dqn"]["lrtune"]) / statistics.median(episode)
+        print(
+            f"dqn on RLlib's EpisodeReplayBuffer: median {statistics.median(episode):.0f}/s; "
+            f"flat_over_episode={flat:.2f}"
         )
     print(" ".join(f"{agent}_ratio={ratio:.3f}" for agent, ratio in ratios.items()))
 

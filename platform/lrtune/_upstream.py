@@ -119,6 +119,46 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "out. RLlib has no public accessor for the pipeline.",
     ),
     PrivateAPI(
+        "ray.rllib.algorithms.dqn.dqn",
+        "DQN._training_step_new_api_stack",
+        "override",
+        ("learners/_replay.py",),
+        "DQN's training step on the new API stack: `LRTuneDQN` overrides it to train from "
+        "`TransitionReplayBuffer` (a flat-array batch handed to the learner, no learner "
+        "connector) and calls RLlib's for any other buffer. `training_step`, the public hook, "
+        "also dispatches to the old stack, which lrtune never runs.",
+        parameters=("self",),
+    ),
+    PrivateAPI(
+        "ray.rllib.execution.rollout_ops",
+        "synchronous_parallel_sample",
+        "attribute",
+        ("learners/_replay.py",),
+        "public, but the new stack's episodes and env-runner metrics come back only through "
+        "its private keywords `_uses_new_env_runners` and `_return_metrics`, which `LRTuneDQN`'s "
+        "training step passes as RLlib's own DQN does.",
+        parameters=(
+            "worker_set",
+            "max_agent_steps",
+            "max_env_steps",
+            "concat",
+            "sample_timeout_s",
+            "random_actions",
+            "_uses_new_env_runners",
+            "_return_metrics",
+        ),
+    ),
+    PrivateAPI(
+        "ray.rllib.algorithms.algorithm",
+        "Algorithm._create_local_replay_buffer_if_necessary",
+        "override",
+        ("learners/_replay.py",),
+        "where an algorithm builds its replay buffer from `replay_buffer_config`: `LRTuneDQN` "
+        "builds `TransitionReplayBuffer` with the trial's seed there (RLlib's `from_config` "
+        "passes no seed) and leaves every other type to RLlib.",
+        parameters=("self", "config"),
+    ),
+    PrivateAPI(
         "ray.rllib.env.single_agent_env_runner",
         "SingleAgentEnvRunner._ongoing_episodes",
         "instance_attribute",

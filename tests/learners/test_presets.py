@@ -30,12 +30,14 @@ from lrtune.learners._presets import (
     MODEL_DEFAULT,
     PPO_BY_ENV,
     PPO_DEFAULTS,
+    over_presets,
     preset_hyperparams,
     resolve_presets,
 )
 from lrtune.policies import PolicyError
 
 POLICY = {"lr": 3e-4}
+PRESET_N_STEP = 3  # DQN_DEFAULTS["n_step"]
 # A few hundred env steps per iteration: smoke tests, not learning tests.
 TINY = {"train_batch_size_per_learner": 256, "minibatch_size": 64, "num_epochs": 1}
 TINY_DQN = {
@@ -79,6 +81,23 @@ def test_preset_hyperparams_are_the_non_model_rows_as_fresh_copies() -> None:
     assert params == {r.key: r.value for r in rows if not r.key.startswith("model.")}
     params["replay_buffer_config"]["capacity"] = 1
     assert preset_hyperparams("dqn", "CartPole-v1")["replay_buffer_config"]["capacity"] != 1
+
+
+def test_a_partial_replay_buffer_config_updates_the_presets_one_not_rllibs_default() -> None:
+    job = {"replay_buffer_config": {"capacity": 10_000}, "gamma": 0.98}
+    point = {"replay_buffer_config": {"capacity": 2_000}}
+    merged = over_presets("dqn", "CartPole-v1", None, job, point)
+    assert merged["replay_buffer_config"] == {
+        "type": "lrtune.learners.TransitionReplayBuffer",
+        "capacity": 2_000,
+    }
+    assert merged["gamma"] == 0.98 and merged["n_step"] == PRESET_N_STEP
+    config = build_algorithm_config("dqn", "CartPole-v1", policy=POLICY, hyperparams=merged)
+    assert config.replay_buffer_config["type"] == "lrtune.learners.TransitionReplayBuffer"
+    # A whole buffer of another type is the job's (RLlib's own types stay available).
+    other = {"replay_buffer_config": {"type": "PrioritizedEpisodeReplayBuffer", "alpha": 0.6}}
+    merged = over_presets("dqn", "CartPole-v1", None, other)
+    assert merged["replay_buffer_config"]["type"] == "PrioritizedEpisodeReplayBuffer"
 
 
 def test_model_settings_refuse_an_unknown_initializer_and_ppo_only_settings_on_dqn() -> None:
@@ -416,10 +435,8 @@ def test_integer_and_image_observations_train_with_a_cnn_for_any_image_size(
         )
         algo.train()  # DQN's loss: the target network too reads uint8 replay
         if agent == "dqn":  # the replay buffer keeps the env's dtype
-            stored = algo.local_replay_buffer.episodes
-            assert stored and {np.asarray(e.get_observations()).dtype for e in stored} == {
-                space.dtype
-            }
+            replayed = algo.local_replay_buffer.sample(4, n_step=1)
+            assert replayed["obs"].dtype == replayed["new_obs"].dtype == space.dtype
     finally:
         algo.stop()
     result = train_save_restore(config, tmp_path)

@@ -71,11 +71,14 @@ class DQN(AgentPlugin):
     module_casts_observations = True
 
     def configure(self, config: Any, *, initializer: str) -> Any:
-        """lrtune's DQN module: integer observations cast inside it, so replay keeps uint8."""
+        """lrtune's DQN module (integer observations cast inside it, so replay keeps uint8)
+        and lrtune's DQN algorithm (flat-array replay when the buffer type asks for it)."""
         from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
         from lrtune.learners._modules import LRTuneDQNTorchRLModule
+        from lrtune.learners._replay import LRTuneDQN
 
+        config.algo_class = LRTuneDQN
         return config.rl_module(rl_module_spec=RLModuleSpec(module_class=LRTuneDQNTorchRLModule))
 
 

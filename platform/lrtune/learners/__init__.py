@@ -20,6 +20,7 @@ from lrtune.learners._learner import (
     LRTunePPOLearner,
     LRTuneSACLearner,
 )
+from lrtune.learners._replay import LRTuneDQN, TransitionReplayBuffer
 
 __all__ = [
     "METRIC_KEYS",
@@ -29,10 +30,12 @@ __all__ = [
     "LRMismatchError",
     "LRPolicyLearner",
     "LRTuneCallbacks",
+    "LRTuneDQN",
     "LRTuneDQNLearner",
     "LRTunePPOLearner",
     "LRTuneSACLearner",
     "ModelSettings",
+    "TransitionReplayBuffer",
     "TrialResources",
     "build_algorithm_config",
     "default_conv_filters",

@@ -64,6 +64,7 @@ from lrtune._env_ids import env_name
 from lrtune.agents import AgentPresets, get_agent
 from lrtune.learners._config import ModelSettings
 from lrtune.learners._modules import mean_std_filter
+from lrtune.learners._replay import TRANSITION_REPLAY_TYPE
 
 # ------------------------------------------------------------------------------------- PPO
 
@@ -135,13 +136,13 @@ PPO_BY_ENV: dict[str, dict[str, Any]] = {
 # ------------------------------------------------------------------------------------- DQN
 
 DQN_DEFAULTS: dict[str, Any] = {
-    # Cost model, from cProfile and same-process timings on CartPole-v1 (RLlib 2.60, one CPU,
-    # shared machine): the CPU goes to replayed items, not env steps. Per replayed item
-    # ~0.25 ms in EpisodeReplayBuffer.sample
-    # (one SingleAgentEpisode slice per item) plus ~0.1 ms in the learner connector pipeline;
-    # per update a fixed ~5 ms; sampling ~0.5-0.8 ms per env step. So env steps/s ~
-    # 1 / (sampling + training_intensity x item cost + updates per env step x 5 ms): the replay
-    # ratio, not the iteration layout, sets throughput (benchmarks/presets.py docstring).
+    # Cost model. With RLlib's EpisodeReplayBuffer (cProfile, CartPole-v1, RLlib 2.60, one
+    # CPU) the CPU went to replayed items: ~0.25 ms each in the buffer's sample (one
+    # SingleAgentEpisode slice per item) plus ~0.1 ms in the learner connector, a fixed ~5 ms
+    # per update, ~0.5-0.8 ms per sampled env step, so the replay ratio set throughput.
+    # lrtune's TransitionReplayBuffer (learners/_replay.py) makes an item nearly free: the
+    # same 3,069 env steps and 352 updates profiled 2.9 s against 10.8 s, half of it RLlib's
+    # env runner and half the updates (~3.5 ms each, gradient step included).
     # 8 envs x 4 steps = 32 env steps per training step: the per-call cost of sampling and of
     # a training step spreads over twice the steps of 4 envs (not measured apart from the
     # other changes below). rl-zoo3 dqn.yml uses 1 env.
@@ -164,9 +165,10 @@ DQN_DEFAULTS: dict[str, Any] = {
     # 300. 500 env steps (62 updates) measured about the same on CartPole-v1 (batch 32,
     # intensity 4: greedy 165 against 155 at 30k).
     "target_network_update_freq": 1000,
-    # Uniform replay as rl-zoo3 and CleanRL (RLlib's prioritized episode buffer costs more per
-    # sample); capacity between CleanRL's 10k and rl-zoo3's 100k.
-    "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 50_000},
+    # Uniform replay as rl-zoo3 and CleanRL, over lrtune's flat arrays (learners/_replay.py:
+    # RLlib's EpisodeReplayBuffer slices an episode per replayed transition); capacity between
+    # CleanRL's 10k and rl-zoo3's 100k.
+    "replay_buffer_config": {"type": TRANSITION_REPLAY_TYPE, "capacity": 50_000},
     # Epsilon 1.0 -> 0.02 over the first 10k env steps (RLlib's tuned cartpole_dqn.py;
     # rl-zoo3: 8k steps to 0.04 on CartPole-v1, 12k to 0.1 on Acrobot-v1). The training
     # return is measured with this epsilon: at 0.05 a run whose greedy return was 500 at 30k
@@ -351,3 +353,25 @@ def preset_hyperparams(
         for row in rows
         if not row.key.startswith("model.")
     }
+
+
+def over_presets(
+    agent: str,
+    env: str | None,
+    env_config: Mapping[str, Any] | None,
+    *layers: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The preset hyper-parameters of ``agent`` on ``env`` with ``layers`` over them, later
+    layers winning. A setting whose value is a mapping in both (``replay_buffer_config``) is
+    updated key by key, as RLlib updates its own defaults with a config's: a job's
+    ``replay_buffer_config: {capacity: 10000}`` keeps the presets' buffer type, where a
+    plain replacement would leave RLlib to fill the type in with its prioritized default."""
+    merged = preset_hyperparams(agent, env, env_config)
+    for layer in layers:
+        for key, value in (layer or {}).items():
+            base = merged.get(key)
+            if isinstance(value, Mapping) and isinstance(base, Mapping):
+                merged[key] = {**base, **value}
+            else:
+                merged[key] = value
+    return merged

@@ -59,9 +59,9 @@ def iteration_env_steps(job: Any) -> int | None:
     key = job.agent_plugin.iteration_batch_key
     if key is None:
         return None
-    from lrtune.learners._presets import preset_hyperparams
+    from lrtune.learners._presets import over_presets
 
-    hyper = {**preset_hyperparams(job.agent, job.env.id, job.env.config), **job.fixed_hyperparams}
+    hyper = over_presets(job.agent, job.env.id, job.env.config, job.fixed_hyperparams)
     value = hyper.get(key)
     return int(value) if value else None
 

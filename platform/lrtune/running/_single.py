@@ -10,7 +10,7 @@ from typing import Any
 
 from lrtune.learners import RESULT_KEY, ModelSettings, TrialResources, build_algorithm_config
 from lrtune.learners._callbacks import env_fault
-from lrtune.learners._presets import preset_hyperparams
+from lrtune.learners._presets import over_presets
 from lrtune.policies import LRPolicySpec
 from lrtune.running._local_ray import init_local_ray
 
@@ -44,7 +44,7 @@ def train_single(
 
     require_env_id(env, agent, env_config=env_config)  # bad input (exit 2), not a failure
     init_local_ray(num_cpus=1)
-    params = {**preset_hyperparams(agent, env, env_config), **(hyperparams or {})}
+    params = over_presets(agent, env, env_config, hyperparams)
     config = build_algorithm_config(
         agent,
         env,

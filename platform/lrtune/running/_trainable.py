@@ -53,7 +53,7 @@ from lrtune.learners import (
     build_algorithm_config,
 )
 from lrtune.learners._callbacks import env_fault
-from lrtune.learners._presets import preset_hyperparams
+from lrtune.learners._presets import over_presets
 from lrtune.learners._vector import VECTOR_ENTRY_POINT
 from lrtune.registry import LRTuneError
 from lrtune.specs._compile import trial_model
@@ -118,11 +118,9 @@ class LRTuneTrainable(tune.Trainable):
         if self.population is not None:
             self.mutable_values = self.population.values(dict(point.mutable))
         self.policy = point.policy_spec(job)
-        self.hyperparams = {
-            **preset_hyperparams(job.agent, job.env.id, job.env.config),
-            **job.hyperparams,
-            **point.hyperparams,
-        }
+        self.hyperparams = over_presets(
+            job.agent, job.env.id, job.env.config, job.hyperparams, point.hyperparams
+        )
         if job.evaluation.enabled:
             self.hyperparams.update(evaluation_hyperparams(job, self.hyperparams))
         resources = TrialResources(cpus=job.resources.cpus, gpus=job.resources.gpus)
@@ -421,10 +419,7 @@ def check_trial_settings(job: JobSpec) -> None:
     from lrtune.learners._config import check_hyperparam_names
     from lrtune.policies import PolicyError
 
-    hyperparams = {
-        **preset_hyperparams(job.agent, job.env.id, job.env.config),
-        **job.fixed_hyperparams,
-    }
+    hyperparams = over_presets(job.agent, job.env.id, job.env.config, job.fixed_hyperparams)
     if job.evaluation.enabled:
         hyperparams.update(evaluation_hyperparams(job, hyperparams))
     build_algorithm_config(
@@ -481,10 +476,7 @@ def evaluation_time_limit(job: JobSpec, hyperparams: Mapping[str, Any] | None = 
     from lrtune.learners._config import env_facts
 
     if hyperparams is None:
-        hyperparams = {
-            **preset_hyperparams(job.agent, job.env.id, job.env.config),
-            **job.fixed_hyperparams,
-        }
+        hyperparams = over_presets(job.agent, job.env.id, job.env.config, job.fixed_hyperparams)
     mode = hyperparams.get("gym_env_vectorize_mode", "")
     if str(getattr(mode, "value", mode)).lower() == VECTOR_ENTRY_POINT:
         return None

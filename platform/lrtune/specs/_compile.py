@@ -413,9 +413,9 @@ def _base_hyperparams(job: JobSpec, hyperparams: Mapping[str, Any]) -> dict[str,
     Imported here, only for spaces with ``agent_settings``: the presets live with the learners,
     which import RLlib.
     """
-    from lrtune.learners._presets import preset_hyperparams
+    from lrtune.learners._presets import over_presets
 
-    return {**preset_hyperparams(job.agent, job.env.id, job.env.config), **hyperparams}
+    return over_presets(job.agent, job.env.id, job.env.config, hyperparams)
 
 
 def agent_hyperparams(

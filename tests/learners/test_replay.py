@@ -1,0 +1,279 @@
+"""`TransitionReplayBuffer`: every sampled transition against its closed-form n-step return,
+fed by real RLlib episode chunks cut as RLlib's env runner cuts them; eviction, uniformity,
+checkpoint state, and lrtune's DQN training from it."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+import pytest
+from ray.rllib.env.single_agent_episode import SingleAgentEpisode
+from ray.rllib.utils.replay_buffers.episode_replay_buffer import EpisodeReplayBuffer
+
+from lrtune.learners import TransitionReplayBuffer, build_algorithm_config
+from lrtune.learners._presets import preset_hyperparams
+
+OBS_SPACE = gymnasium.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+ACTION_SPACE = gymnasium.spaces.Discrete(3)
+
+
+@dataclass
+class TrueEpisode:
+    """Ground truth of one simulated episode: its rewards and actions so far, how it ended."""
+
+    uid: int
+    rewards: list[float] = field(default_factory=list)
+    actions: list[int] = field(default_factory=list)
+    terminated: bool = False
+    truncated: bool = False
+
+
+class ChunkedEnvs:
+    """``envs`` simulated environments stepped ``fragment`` steps at a time, returning RLlib
+    `SingleAgentEpisode` chunks the way RLlib's env runner does (``cut`` a running episode,
+    ``to_numpy`` each chunk). Observation ``[uid, t]`` names its episode and step."""
+
+    def __init__(self, envs: int, fragment: int, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.fragment = fragment
+        self.truth: dict[int, TrueEpisode] = {}
+        self.running: list[SingleAgentEpisode] = [self._reset() for _ in range(envs)]
+
+    def _reset(self) -> SingleAgentEpisode:
+        uid = len(self.truth)
+        self.truth[uid] = TrueEpisode(uid)
+        episode = SingleAgentEpisode(observation_space=OBS_SPACE, action_space=ACTION_SPACE)
+        episode.add_env_reset(observation=np.array([uid, 0], np.float32))
+        return episode
+
+    def sample(self) -> list[SingleAgentEpisode]:
+        done: list[SingleAgentEpisode] = []
+        for index in range(len(self.running)):
+            for _ in range(self.fragment):
+                episode = self.running[index]
+                true = self.truth[int(episode.get_observations(-1)[0])]
+                t = len(true.rewards) + 1
+                reward, action = float(self.rng.normal()), int(self.rng.integers(3))
+                terminated = bool(self.rng.random() < 0.08)
+                truncated = not terminated and t >= 15
+                true.rewards.append(reward)
+                true.actions.append(action)
+                true.terminated, true.truncated = terminated, truncated
+                episode.add_env_step(
+                    observation=np.array([true.uid, t], np.float32),
+                    action=action,
+                    reward=reward,
+                    terminated=terminated,
+                    truncated=truncated,
+                )
+                if episode.is_done:
+                    done.append(episode)
+                    self.running[index] = self._reset()
+        chunks = done + [e for e in self.running if len(e) > 0]
+        self.running = [e.cut() if len(e) > 0 else e for e in self.running]
+        for chunk in chunks:
+            chunk.to_numpy()
+        return chunks
+
+
+def expected(truth: dict[int, TrueEpisode], uid: int, t: int, n: int, gamma: float) -> Any:
+    """The n-step transition from step ``t`` of episode ``uid``: return, steps, last obs step,
+    terminated."""
+    true = truth[uid]
+    steps = min(n, len(true.rewards) - t)
+    ret = sum(gamma**j * true.rewards[t + j] for j in range(steps))
+    ends = t + steps == len(true.rewards)
+    return ret, steps, t + steps, ends and true.terminated
+
+
+def check_batch(batch: dict[str, Any], truth: dict[int, TrueEpisode], n: Any, gamma: float) -> None:
+    low, high = (n, n + 1) if isinstance(n, int) else n
+    for i in range(len(batch["actions"])):
+        uid, t = (int(x) for x in batch["obs"][i])
+        spanned = int(batch["n_step"][i])
+        ret, steps, last, terminated = expected(truth, uid, t, spanned, gamma)
+        # The steps spanned: the drawn n, or fewer where the data stops.
+        assert 1 <= spanned < high and steps == spanned
+        if spanned < low:
+            assert last == len(truth[uid].rewards)  # cut short only by the stored data's end
+        assert batch["actions"][i] == truth[uid].actions[t]
+        assert batch["rewards"][i] == pytest.approx(ret, rel=1e-5, abs=1e-5)
+        assert tuple(int(x) for x in batch["new_obs"][i]) == (uid, last)
+        assert bool(batch["terminateds"][i]) == terminated
+        assert batch["weights"][i] == 1.0
+
+
+@pytest.mark.parametrize("n_step", [1, 3, (2, 5)])
+def test_every_sampled_transition_is_its_closed_form_n_step_return(n_step: Any) -> None:
+    envs = ChunkedEnvs(envs=3, fragment=4)
+    buffer = TransitionReplayBuffer(capacity=100_000, seed=0)
+    for _ in range(40):
+        buffer.add(envs.sample())
+        check_batch(buffer.sample(64, n_step=n_step, gamma=0.9), envs.truth, n_step, 0.9)
+    # Every step added once, chunk boundaries included; a running episode's newest
+    # observation begins no transition yet.
+    assert buffer.added_env_steps == sum(len(e.rewards) for e in envs.truth.values()) == 480
+    assert len(buffer) == 480
+
+
+def test_a_running_episode_bootstraps_from_its_newest_step_until_the_next_chunk_arrives() -> None:
+    envs = ChunkedEnvs(envs=1, fragment=2, seed=3)
+    buffer = TransitionReplayBuffer(capacity=1000, seed=0)
+    buffer.add(envs.sample())
+    batch = buffer.sample(200, n_step=5, gamma=0.5)
+    check_batch(batch, envs.truth, 5, 0.5)
+    assert set(batch["n_step"].tolist()) <= {1, 2}  # only two steps stored so far
+
+
+def test_eviction_keeps_every_sampled_transition_whole_and_sampling_uniform() -> None:
+    envs = ChunkedEnvs(envs=2, fragment=4, seed=1)
+    buffer = TransitionReplayBuffer(capacity=50, seed=0)
+    for _ in range(30):
+        buffer.add(envs.sample())
+    batch = buffer.sample(20_000, n_step=3, gamma=0.99)
+    check_batch(batch, envs.truth, 3, 0.99)
+    starts = [tuple(int(x) for x in o) for o in batch["obs"]]
+    # Only the newest 50 observations are kept, each live transition drawn about equally.
+    counts = np.array(list({s: starts.count(s) for s in set(starts)}.values()))
+    assert len(counts) == len(buffer) <= 49
+    assert counts.min() > 0.7 * counts.mean() and counts.max() < 1.3 * counts.mean()
+    newest = max(uid for uid, _ in starts)
+    assert newest >= len(envs.truth) - 3
+
+
+def test_state_round_trip_replays_the_same_transitions(tmp_path: Path) -> None:
+    envs = ChunkedEnvs(envs=2, fragment=4, seed=2)
+    buffer = TransitionReplayBuffer(capacity=64, seed=7)
+    for _ in range(12):
+        buffer.add(envs.sample())
+    path = tmp_path / "buffer.pkl"
+    path.write_bytes(pickle.dumps(buffer.get_state()))
+    restored = TransitionReplayBuffer(capacity=64)
+    restored.set_state(pickle.loads(path.read_bytes()))
+    # The running episodes continue across the restore, linked to their stored steps.
+    more = envs.sample()
+    buffer.add(more)
+    restored.add(more)
+    one, two = buffer.sample(256, n_step=3), restored.sample(256, n_step=3)
+    for key in one:
+        np.testing.assert_array_equal(one[key], two[key])
+    check_batch(two, envs.truth, 3, 0.99)
+    with pytest.raises(ValueError, match="capacity"):
+        TransitionReplayBuffer(capacity=65).set_state(buffer.get_state())
+
+
+def test_an_episode_replay_buffer_state_from_an_older_checkpoint_is_read() -> None:
+    envs = ChunkedEnvs(envs=2, fragment=4, seed=4)
+    rllib = EpisodeReplayBuffer(capacity=10_000)
+    for _ in range(10):
+        rllib.add(envs.sample())
+    buffer = TransitionReplayBuffer(capacity=10_000, seed=0)
+    buffer.set_state(rllib.get_state())
+    assert buffer.added_env_steps == rllib.get_num_timesteps() == 80
+    check_batch(buffer.sample(500, n_step=2, gamma=0.99), envs.truth, 2, 0.99)
+
+
+def test_images_stay_in_their_dtype_and_nested_observations_keep_their_structure() -> None:
+    space = gymnasium.spaces.Dict(
+        {"frame": gymnasium.spaces.Box(0, 255, (6, 6, 2), np.uint8), "t": OBS_SPACE}
+    )
+    episode = SingleAgentEpisode(observation_space=space, action_space=ACTION_SPACE)
+    episode.add_env_reset(observation=space.sample())
+    for step in range(5):
+        episode.add_env_step(observation=space.sample(), action=1, reward=1.0, terminated=step == 4)
+    episode.to_numpy()
+    buffer = TransitionReplayBuffer(capacity=100, seed=0)
+    buffer.add([episode])
+    batch = buffer.sample(8, n_step=2, gamma=1.0)
+    assert batch["obs"]["frame"].dtype == np.uint8 and batch["obs"]["frame"].shape == (8, 6, 6, 2)
+    assert batch["new_obs"]["t"].dtype == np.float32
+    assert buffer.bytes_per_slot > 6 * 6 * 2 + 2 * 4
+    np.testing.assert_array_equal(batch["rewards"], np.minimum(batch["n_step"], 2))
+
+
+def test_settings_it_cannot_honour_are_refused() -> None:
+    with pytest.raises(TypeError, match="alpha"):
+        TransitionReplayBuffer(capacity=100, alpha=0.6)
+    with pytest.raises(ValueError, match="at least 2"):
+        TransitionReplayBuffer(capacity=1)
+    envs = ChunkedEnvs(envs=1, fragment=8)
+    with pytest.raises(ValueError, match="raise the capacity"):
+        TransitionReplayBuffer(capacity=5).add(envs.sample())
+    with pytest.raises(ValueError, match="no complete transition"):
+        TransitionReplayBuffer(capacity=5).sample(4)
+
+
+@pytest.mark.slow
+def test_lrtune_dqn_trains_and_checkpoints_from_the_flat_buffer(
+    ray_session: Any, tmp_path: Path
+) -> None:
+    from lrtune.running._trainable import load_replay_buffer, save_replay_buffer
+
+    hyperparams = {
+        **preset_hyperparams("dqn", "CartPole-v1"),
+        "min_sample_timesteps_per_iteration": 256,
+        "num_steps_sampled_before_learning_starts": 64,
+    }
+
+    def build() -> Any:
+        return build_algorithm_config(
+            "dqn", "CartPole-v1", policy={"lr": 1e-3}, hyperparams=hyperparams, seed=0
+        ).build_algo()
+
+    trained, fresh = build(), build()
+    try:
+        assert isinstance(trained.local_replay_buffer, TransitionReplayBuffer)
+        first = trained.train()
+        second = trained.train()
+        learner = second["learners"]["default_policy"]
+        # 8 envs x 4 steps per training step, 64 x 4 replayed (training_intensity 8): four
+        # minibatch updates per training step, through lrtune's learner.
+        steps = second["env_runners"]["num_env_steps_sampled_lifetime"]
+        assert steps >= 512 and trained.local_replay_buffer.added_env_steps == steps
+        assert np.isfinite(learner["total_loss"])
+        updates = learner["num_module_steps_trained_lifetime"]
+        assert updates > first["learners"]["default_policy"]["num_module_steps_trained_lifetime"]
+        # Real CartPole chunks, 8 envs cut every 4 steps: each stored transition follows the
+        # env's Euler step (x' = x + 0.02 x_dot, theta' = theta + 0.02 theta_dot), chunk
+        # boundaries and episode ends included.
+        replayed = trained.local_replay_buffer.sample(4000, n_step=1)
+        x, x_dot, theta, theta_dot = replayed["obs"].T
+        x_next, _, theta_next, _ = replayed["new_obs"].T
+        np.testing.assert_allclose(x_next, x + 0.02 * x_dot, atol=1e-5)
+        np.testing.assert_allclose(theta_next, theta + 0.02 * theta_dot, atol=1e-5)
+        assert replayed["terminateds"].any() and (replayed["n_step"] == 1).all()
+        trained.save_to_path(str(tmp_path))
+        save_replay_buffer(trained, str(tmp_path))
+        fresh.restore_from_path(str(tmp_path))
+        assert load_replay_buffer(fresh, str(tmp_path))
+        assert len(fresh.local_replay_buffer) == len(trained.local_replay_buffer)
+        fresh.train()  # learns on from the restored buffer
+    finally:
+        trained.stop()
+        fresh.stop()
+
+
+def test_rllib_episode_buffer_still_bootstraps_from_terminal_observations() -> None:
+    """The first correction in the module docstring: RLlib 2.60's n-step sampling marks a
+    transition cut short by a terminated episode's end as not terminated. When this fails,
+    RLlib fixed it: drop the correction's paragraph."""
+    envs = ChunkedEnvs(envs=2, fragment=4, seed=5)
+    rllib = EpisodeReplayBuffer(capacity=10_000)
+    for _ in range(20):
+        rllib.add(envs.sample())
+    sampled = rllib.sample(
+        num_items=2000, n_step=3, gamma=0.9, batch_length_T=0, sample_episodes=True
+    )
+    wrong = 0
+    for item in sampled:
+        uid, t = (int(x) for x in item.get_observations(0))
+        true = envs.truth[uid]
+        if true.terminated and len(true.rewards) - t < 3:  # cut short by a terminal end
+            assert tuple(int(x) for x in item.get_observations(-1)) == (uid, len(true.rewards))
+            wrong += not item.is_terminated
+    assert wrong > 0
