@@ -277,3 +277,15 @@ def test_rllib_episode_buffer_still_bootstraps_from_terminal_observations() -> N
             assert tuple(int(x) for x in item.get_observations(-1)) == (uid, len(true.rewards))
             wrong += not item.is_terminated
     assert wrong > 0
+
+
+def test_running_episodes_that_never_continue_are_forgotten() -> None:
+    """An env runner restart (or a restore) abandons running episodes; the buffer's memory of
+    them stays bounded and their transitions stay sampleable."""
+    from lrtune.learners._replay import _OPEN_LIMIT
+
+    buffer = TransitionReplayBuffer(capacity=20_000, seed=0)
+    for _ in range(3):
+        buffer.add(ChunkedEnvs(envs=2_000, fragment=1, seed=0).sample())
+    assert len(buffer._open) <= _OPEN_LIMIT
+    assert len(buffer) == buffer.added_env_steps == 6_000

@@ -54,6 +54,8 @@ from ray.rllib.utils.metrics import (
 )
 
 STATE_FORMAT = "lrtune.TransitionReplayBuffer/1"
+# Running episodes remembered for linking their next chunk (far above any env count).
+_OPEN_LIMIT = 4096
 
 
 class TransitionReplayBuffer:
@@ -156,6 +158,16 @@ class TransitionReplayBuffer:
             if not (episode.is_terminated or episode.is_truncated):
                 self._open[episode.id_] = (last, int(self._generation[last]))
             self._added += steps
+        if len(self._open) > _OPEN_LIMIT:
+            # Episodes that never continued (the env runner restarted, a restore) or whose
+            # newest slot was overwritten can no longer be linked to.
+            self._open = {
+                key: (slot, generation)
+                for key, (slot, generation) in self._open.items()
+                if self._generation[slot] == generation
+            }
+            while len(self._open) > _OPEN_LIMIT:  # oldest first (dicts keep insertion order)
+                del self._open[next(iter(self._open))]
 
     def _allocate(self, observations: Any, actions: np.ndarray) -> None:
         def ring(array: Any) -> np.ndarray:
