@@ -113,7 +113,7 @@ sets the throughput, and no RLlib setting makes an item cheaper. Same process, s
 ones 572-710 (561 with the 256 x 256 network). Replay ratio against learning, CartPole-v1 at
 load 6-9 (greedy = mean of 10 greedy episodes after training): intensity 4 ran 470-760 env
 steps/s and reached greedy 155-225 at 30-40k; intensity 16 (batch 64) reached greedy 500 at
-30k at 157 env steps/s; intensity 8 (the presets; lr 2e-3) ran 221 env steps/s at load 8.5
+30k at 157 env steps/s; intensity 8 (the presets then; lr 2e-3) ran 221 env steps/s at load 8.5
 and ended at a training return of 256 but greedy 134 at 40k: one greedy snapshot of one seed
 is noisy; at 51k the table's runs end at 361 (seed 0) and 500 (seed 1). MountainCar-v0 is not
 solved within these budgets: rl-zoo3 replays 64 items per env step there (8 x 128 per 16
@@ -144,6 +144,17 @@ definition treat a terminal as terminal): the presets were tuned on RLlib's, and
 them was not done. With ``n_step: 1`` (where both agree) CartPole-v1 reached 233 and 96
 (seeds 0, 1). Runs took 1,000-1,150 env steps/s with lrtune's buffer, 430-480 with RLlib's,
 two at a time.
+
+The replay ratio, then (same day, same way; lrtune's buffer; ``--set training_intensity=N``;
+8 was the presets' value, chosen when a replayed item cost ~0.35 ms):
+
+* CartPole-v1, lr 2e-3: 8 → 302 (6 seeds, above); 16 → 382 (500, 145, 500; every seed's best
+  500); 32 → 467 (500, 500, 402; every seed's best 500).
+* Acrobot-v1, lr 1e-3: 8 → −139 (4 seeds, above); 16 → −122 (−86, −163, −117); 32 → −101
+  (−109, −88, −107).
+* Speed, two runs at a time: ~780-810 env steps/s at 16, ~485-525 at 32 (~1,050 at 8).
+
+The presets now run at 32 (rl-zoo3's CartPole-v1 ratio).
 
 SAC, 2026-12-03 (the presets alone: RLlib's tuned ``pendulum_sac.py``, 1,000 env steps per
 iteration; Pendulum-v1, 20k env steps, ``--lr 1e-3`` constant for actor, critics and

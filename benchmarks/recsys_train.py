@@ -86,6 +86,13 @@ steps/s in training; run 1 14:55-15:01 UTC at load 0.4-2.5, run 2 15:20-15:26 at
   of the learner 7 / 7 %. Goal (PPO >= 10,000) not met that day: the updates are compute-bound at 10
   epochs (the learner alone ran ~11k env steps/s).
 
+2026-12-05, DQN rows only, after DQN moved to lrtune's replay buffer and the presets' replay
+ratio to 32 (``--all --only "dqn:presets@sync8,dqn:vec8,dqn:vec64,dqn:vec256,dqn:presets now"
+--train-steps 16384 --eval-every 16384``, load 0.9, nothing else running; the PPO figures that
+run printed are at 16k env steps and not comparable): presets@sync8 536, vec8 551, vec64 609,
+vec256 674, presets now (= vec8) 535 and 557: four times the updates per env step of the rows
+above, at about 1.4-1.9× their env steps/s. The updates still set DQN's rate, the env does not.
+
 2026-12-04 on the same VM, quiet (load 0.8-1.9 with this benchmark's process; a lint, a type
 check and four short test runs of mine, 5-18 s each, ran during run 1; run 2 ran alone): run 1
 (default, ``--all --only

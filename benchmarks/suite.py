@@ -48,6 +48,24 @@ baseline trial, the presets with Adam 3e-4 constant, −1300 at 102k. rl-zoo3's 
 (``use_sde: True``), as for MountainCarContinuous-v0; RLlib's PPO has no gSDE, and without it
 this budget is too small here.
 
+DQN rows, 2026-12-05, after DQN moved to lrtune's `TransitionReplayBuffer` (3.7× the env
+steps/s; correct targets at terminated episodes' ends, see ``lrtune.learners._replay``): one
+run of ``--only CartPole-v1:dqn --only Acrobot-v1:dqn`` (02:02-02:09 UTC, load 0.6-1.9,
+nothing else of mine running), then Acrobot-v1 again with ``--keep`` (02:09-02:13 UTC):
+
+| row | search best | test mean (3 seeds) | solved | seconds |
+|---|---|---|---|---|
+| CartPole-v1 dqn | 345.3 | 127.8 | no | 227 |
+| Acrobot-v1 dqn, first run | −500.0 | −500.0 | no | 184 |
+| Acrobot-v1 dqn, second run | −89.4 | −103.4 | no (3.4 short) | 244 |
+
+The rows now take a quarter of the time (1,089 and 837 s before). The two Acrobot-v1 runs
+of one seeded job differ; I did not trace why (the order in which two concurrent trials
+report moves ASHA's rungs and TPE's proposals, a likely cause, unchecked). One seed per
+trial at 50k env steps leaves greedy evaluations at either about −100 or −500 (the second
+run's trials: −103, −89 and −500 completed; the five pruned at 13k at −468 to −500). The
+first run's records were not kept.
+
 DQN rows, 2026-12-04 11:02-11:37 UTC (``--only`` each, ``--keep``), on a quiet VM (load 0.1
 and 0.4 at the start, 1.1-3 during, the benchmark's own trials; nothing else of mine ran but
 second-long commands):

@@ -231,8 +231,8 @@ def test_lrtune_dqn_trains_and_checkpoints_from_the_flat_buffer(
         first = trained.train()
         second = trained.train()
         learner = second["learners"]["default_policy"]
-        # 8 envs x 4 steps per training step, 64 x 4 replayed (training_intensity 8): four
-        # minibatch updates per training step, through lrtune's learner.
+        # 8 envs x 4 steps per training step, 64 x 16 replayed (training_intensity 32):
+        # sixteen minibatch updates per training step, through lrtune's learner.
         steps = second["env_runners"]["num_env_steps_sampled_lifetime"]
         assert steps >= 512 and trained.local_replay_buffer.added_env_steps == steps
         assert np.isfinite(learner["total_loss"])

@@ -149,14 +149,15 @@ DQN_DEFAULTS: dict[str, Any] = {
     "num_envs_per_env_runner": 8,
     "rollout_fragment_length": 4,  # >= n_step (RLlib requires it)
     "train_batch_size_per_learner": 64,  # rl-zoo3 CartPole-v1 batch_size 64
-    # Replayed / sampled env steps 8 -> 4 updates of 64 per 32 env steps (one per 8 env
-    # steps, as before, at half the items). rl-zoo3: CartPole-v1 32, MountainCar-v0 64,
-    # Acrobot-v1 128; CleanRL 12.8; Nature DQN 8 (batch 32 every 4 steps). Measured here on
-    # CartPole-v1, one process, same load (3.2): 288-327 env steps/s with the old presets
-    # (intensity 16, batch 128, 4 envs, target 2000) against 572-710 with these; intensity 4
-    # ran faster again but plateaued (greedy 155-225 at 30-40k), intensity 16 (batch 64)
-    # reached a greedy 500 at 30k but at 157 env steps/s (load 8.7).
-    "training_intensity": 8,
+    # Replayed / sampled env steps 32 -> 16 updates of 64 per 32 env steps (one per 2 env
+    # steps): rl-zoo3's CartPole-v1 value (MountainCar-v0 64, Acrobot-v1 128; CleanRL 12.8;
+    # Nature DQN 8). It was 8 while RLlib's episode buffer cost ~0.35 ms per replayed item;
+    # with TransitionReplayBuffer an item costs ~0.05 ms. Measured 2026-12-05, these presets
+    # otherwise, 50k env steps, final training return (benchmarks/presets.py docstring):
+    # CartPole-v1 (lr 2e-3) 302 at 8 (6 seeds), 382 at 16, 467 at 32 (3 seeds each);
+    # Acrobot-v1 (lr 1e-3) -139 at 8 (4 seeds), -122 at 16, -101 at 32 (3 seeds each);
+    # ~500 env steps/s at 32 against ~1,050 at 8 (two runs at a time on 2 cores).
+    "training_intensity": 32,
     "double_q": True,  # Double DQN (van Hasselt et al.; RLlib's tuned cartpole_dqn.py)
     "dueling": True,  # dueling heads (Wang et al.; RLlib's tuned cartpole_dqn.py)
     "n_step": 3,  # n-step returns (Rainbow's 3; RLlib's tuned cartpole_dqn.py samples 2..5)
