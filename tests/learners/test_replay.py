@@ -289,3 +289,31 @@ def test_running_episodes_that_never_continue_are_forgotten() -> None:
         buffer.add(ChunkedEnvs(envs=2_000, fragment=1, seed=0).sample())
     assert len(buffer._open) <= _OPEN_LIMIT
     assert len(buffer) == buffer.added_env_steps == 6_000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tau", [1.0, 0.5])
+def test_target_updates_per_training_step_are_rllibs(ray_session: Any, tau: float) -> None:
+    """RLlib's DQN checks its target network once per learner call, one call per update: a
+    hard copy (tau 1) happens at most once per training step, Polyak averaging once per
+    update. lrtune's single call of 16 minibatches must keep both counts."""
+    hyperparams = {
+        **preset_hyperparams("dqn", "CartPole-v1"),
+        "min_sample_timesteps_per_iteration": 256,
+        "num_steps_sampled_before_learning_starts": 64,
+        "tau": tau,
+        "target_network_update_freq": 0,  # check passes at every call
+    }
+    algo = build_algorithm_config(
+        "dqn", "CartPole-v1", policy={"lr": 1e-3}, hyperparams=hyperparams, seed=0
+    ).build_algo()
+    try:
+        result = algo.train()
+    finally:
+        algo.stop()
+    learner = result["learners"]["default_policy"]
+    updates = learner["num_module_steps_trained_lifetime"] / 64
+    training_steps = updates / 16  # 32 replayed per env step, 32 env steps per training step
+    assert updates >= 16 and updates == int(updates)
+    expected = training_steps if tau == 1.0 else updates
+    assert learner["num_target_updates"] == expected

@@ -333,7 +333,9 @@ TRANSITION_REPLAY_TYPE = "lrtune.learners.TransitionReplayBuffer"
 class FlatReplayTraining:
     """The training step of RLlib's DQN over a `TransitionReplayBuffer`:
     sample, store, draw ``updates x train_batch_size`` transitions at once and run them as
-    that many minibatch updates in one learner call. With any other buffer type the
+    that many minibatch updates in one learner call (one call per update when the target
+    network is Polyak-averaged, ``tau < 1``, as RLlib steps it once per call). With any other
+    buffer type the
     algorithm trains as RLlib's does. Mixed in before the RLlib algorithm class. (RLlib's SAC,
     a DQN subclass, would take it too, but its config validation accepts only RLlib's own
     episode buffer type names.)"""
@@ -390,26 +392,36 @@ class FlatReplayTraining:
         size = config.total_train_batch_size
         with self.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
             columns = buffer.sample(size * updates, n_step=config.n_step, gamma=config.gamma)
-        # RLlib's minibatch iterator gives every minibatch the whole batch's `env_steps`, which
-        # the learner counts as env steps trained: one minibatch's size keeps that count at
-        # the items replayed, as RLlib's one update call per minibatch counts them.
-        batch = MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(columns)}, env_steps=size)
-        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
-            learner_results = self.learner_group.update(
-                batch=batch,
-                minibatch_size=size,
-                num_epochs=1,
-                timesteps={
-                    NUM_ENV_STEPS_SAMPLED_LIFETIME: env_steps,
-                    NUM_AGENT_STEPS_SAMPLED_LIFETIME: agent_steps,
-                },
-            )
-            # Per-transition TD errors feed prioritised buffers only; never log them.
-            for result in learner_results:
-                for module_results in result.values():
-                    if isinstance(module_results, dict):
-                        module_results.pop(TD_ERROR_KEY, None)
-            self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
+        timesteps = {
+            NUM_ENV_STEPS_SAMPLED_LIFETIME: env_steps,
+            NUM_AGENT_STEPS_SAMPLED_LIFETIME: agent_steps,
+        }
+        # RLlib's DQN checks its target network once per learner call, and each of its calls
+        # is one update. A hard copy (tau 1) at most once per training step is the same in
+        # one call of `updates` minibatches; Polyak averaging (tau < 1) steps once per call,
+        # so it keeps one call per update.
+        calls = 1 if config.tau >= 1.0 else updates
+        for call in range(calls):
+            part = {
+                key: tree.map_structure(
+                    lambda a, c=call: a[c * len(a) // calls : (c + 1) * len(a) // calls], value
+                )
+                for key, value in columns.items()
+            }
+            # RLlib's minibatch iterator gives every minibatch the whole batch's `env_steps`,
+            # which the learner counts as env steps trained: one minibatch's size keeps that
+            # count at the items replayed, as RLlib's calls count them.
+            batch = MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(part)}, env_steps=size)
+            with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+                learner_results = self.learner_group.update(
+                    batch=batch, minibatch_size=size, num_epochs=1, timesteps=timesteps
+                )
+                # Per-transition TD errors feed prioritised buffers only; never log them.
+                for result in learner_results:
+                    for module_results in result.values():
+                        if isinstance(module_results, dict):
+                            module_results.pop(TD_ERROR_KEY, None)
+                self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
 
         with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
             self.env_runner_group.sync_weights(
