@@ -53,7 +53,7 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
-STATE_FORMAT = "lrtune.TransitionReplayBuffer/1"
+STATE_FORMAT = "TransitionReplayBuffer/1"
 # Running episodes remembered for linking their next chunk (far above any env count).
 _OPEN_LIMIT = 4096
 
