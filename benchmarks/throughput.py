@@ -44,12 +44,13 @@ env steps/s, SB3 9,305 / 9,153 / 9,335; DQN lrtune 1,463 / 1,487 / 1,361, SB3 5,
 PPO 9.2-9.3k against 2.9-4.0k); the episode buffer's ratio to SB3 (393 / 5,560 = 0.071) is
 the day before's 0.072. An earlier DQN-only run the same hour (01:18-01:22 UTC, load 0.3-1.1)
 gave lrtune 1,680 / 1,533 / 1,487, episode buffer 423 / 402 / 400, SB3 5,606 / 5,530 / 5,632:
-``flat_over_episode=3.82 dqn_ratio=0.273``. What is left of a DQN training step of 16 env steps
-and 2 updates (cProfile, the presets' settings): about half RLlib's env runner (~0.3 ms per env
-step: connectors, the module's exploration forward, episode bookkeeping) and half the two
-updates through RLlib's learner (~3.5 ms each, ~1 ms of it the gradient step). SB3 takes
-~2.9 ms for all of it, so RLlib's env runner alone costs more than SB3's whole step: ≥ 1.0 is
-out of reach without replacing it. The lrtune returns (10.0 flat, 9.3 episode buffer, SB3
+``flat_over_episode=3.82 dqn_ratio=0.273``. What is left of a training step of this DQN (16 env
+steps, 2 updates; RLlib's own timers after 8 iterations, one process, 03:15 UTC, load 0.9):
+11.2 ms, of which sampling 5.1 ms (RLlib's env runner: connectors, the module's exploration
+forward, episode bookkeeping), the two updates through RLlib's learner 4.6 ms, the weight sync
+to the env runner 1.1 ms and lrtune's buffer (add and sample) 0.3 ms. SB3 takes ~2.9 ms for
+all of it (16 / 5,560 s), so RLlib's env runner alone costs more than SB3's whole step: ≥ 1.0
+is out of reach without replacing it. The lrtune returns (10.0 flat, 9.3 episode buffer, SB3
 not printed) are near-random play at this budget and lr 1e-4; they differ because the flat
 buffer is seeded and samples differently, not in what it computes (see
 `lrtune.learners._replay`).
