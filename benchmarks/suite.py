@@ -66,6 +66,12 @@ trial at 50k env steps leaves greedy evaluations at either about −100 or −50
 run's trials: −103, −89 and −500 completed; the five pruned at 13k at −468 to −500). The
 first run's records were not kept.
 
+CartPole-v1 dqn again after the presets' replay ratio went from 8 to 32 and the agent space's
+cap from 32 to 64 (03:16-03:23 UTC, ``--keep``, load 0.8-1.4, nothing else of mine running):
+search best 296.8 (a TPE trial, replay ratio 21.0), the baseline trial (the presets, ratio 32)
+287.5, test mean **237.7** (221.4, 203.0, 288.7; was 127.8), 403 s, not solved. Trials ran
+200-2,400 env steps/s, the sampled replay ratio setting it (ratio 52.7 the slowest).
+
 DQN rows, 2026-12-04 11:02-11:37 UTC (``--only`` each, ``--keep``), on a quiet VM (load 0.1
 and 0.4 at the start, 1.1-3 during, the benchmark's own trials; nothing else of mine ran but
 second-long commands):
