@@ -72,6 +72,12 @@ search best 296.8 (a TPE trial, replay ratio 21.0), the baseline trial (the pres
 287.5, test mean **237.7** (221.4, 203.0, 288.7; was 127.8), 403 s, not solved. Trials ran
 200-2,400 env steps/s, the sampled replay ratio setting it (ratio 52.7 the slowest).
 
+Acrobot-v1 dqn the same way (03:25-03:32 UTC, ``--keep``, load 1.3): search best −74.3, the
+baseline trial (the presets, replay ratio 32, Adam 1e-4 constant); test mean **−90.4** (−94.0,
+−86.0, −91.3), **solved**, 419 s. Every sampled trial ended at −387 to −500 (one completed
+at −500, six pruned at 13k or 25k): the row is solved by the presets, not by what the
+search proposed.
+
 DQN rows, 2026-12-04 11:02-11:37 UTC (``--only`` each, ``--keep``), on a quiet VM (load 0.1
 and 0.4 at the start, 1.1-3 during, the benchmark's own trials; nothing else of mine ran but
 second-long commands):
