@@ -197,10 +197,11 @@ def test_images_stay_in_their_dtype_and_nested_observations_keep_their_structure
 
 
 def test_settings_it_cannot_honour_are_refused() -> None:
-    with pytest.raises(TypeError, match="alpha"):
+    with pytest.raises(ValueError, match="remove alpha"):
         TransitionReplayBuffer(capacity=100, alpha=0.6)
-    with pytest.raises(ValueError, match="at least 2"):
-        TransitionReplayBuffer(capacity=1)
+    for capacity in (1, 2.5, "big", True):
+        with pytest.raises(ValueError, match="capacity: a whole number"):
+            TransitionReplayBuffer(capacity=capacity)
     envs = ChunkedEnvs(envs=1, fragment=8)
     with pytest.raises(ValueError, match="raise the capacity"):
         TransitionReplayBuffer(capacity=5).add(envs.sample())
@@ -282,12 +283,13 @@ def test_rllib_episode_buffer_still_bootstraps_from_terminal_observations() -> N
 def test_running_episodes_that_never_continue_are_forgotten() -> None:
     """An env runner restart (or a restore) abandons running episodes; the buffer's memory of
     them stays bounded and their transitions stay sampleable."""
-    from lrtune.learners._replay import _OPEN_LIMIT
-
     buffer = TransitionReplayBuffer(capacity=20_000, seed=0)
-    for _ in range(3):
+    chunk = ChunkedEnvs(envs=2_000, fragment=1, seed=0).sample()
+    buffer.add(chunk)
+    assert buffer.running_episodes == sum(not e.is_done for e in chunk) > 1_000
+    for _ in range(2):
         buffer.add(ChunkedEnvs(envs=2_000, fragment=1, seed=0).sample())
-    assert len(buffer._open) <= _OPEN_LIMIT
+    assert buffer.running_episodes == 4_096
     assert len(buffer) == buffer.added_env_steps == 6_000
 
 

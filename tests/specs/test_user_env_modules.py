@@ -446,6 +446,18 @@ def test_a_misspelt_rllib_setting_is_refused_where_the_run_starts(tmp_path: Path
         "space.hyperparams.entropy_coef: not a setting of RLlib's PPOConfig",
     )
 
+    # A buffer setting merged over the presets' buffer that the buffer cannot honour.
+    job.write_text(
+        "name: typo\nagent: dqn\nenv: {id: CartPole-v1}\nbudget: {trial_env_steps: 1000}\n"
+        "policy: {lr: 1.0e-3}\nhyperparams: {replay_buffer_config: {alpha: 0.6}}\n"
+    )
+    _run_is_refused(
+        tmp_path,
+        job,
+        "hyperparams.replay_buffer_config: TransitionReplayBuffer takes capacity only; "
+        "remove alpha",
+    )
+
 
 def test_a_trial_the_local_ray_could_never_start_is_refused_before_anything_is_written(
     tmp_path: Path,

@@ -86,7 +86,7 @@ class DQN(AgentPlugin):
 class SAC(AgentPlugin):
     """Soft Actor-Critic (RLlib's SAC, twin Q): continuous actions; three optimizer roles."""
 
-    config_class_path = "ray.rllib.algorithms.sac:SACConfig"
+    config_class_path = "lrtune.learners._replay:LRTuneSACConfig"
     learner_class_path = "lrtune.learners._learner:LRTuneSACLearner"
     presets_path = "lrtune.learners._presets:SAC_PRESETS"
     baseline_lr = 3e-4  # SB3's SAC default (one rate for actor, critics and temperature)

@@ -16,6 +16,7 @@ from lrtune.agents import AgentPlugin, get_agent, unbounded_part
 from lrtune.learners._callbacks import LRTuneCallbacks
 from lrtune.learners._learner import CONFIG_KEY
 from lrtune.learners._modules import ObservationConnectors, channels_last_shape, mean_std_filter
+from lrtune.learners._replay import TRANSITION_REPLAY_TYPE, TransitionReplayBuffer
 from lrtune.learners._vector import (
     VECTOR_ENTRY_POINT,
     batched_module_to_env,
@@ -332,6 +333,7 @@ def build_algorithm_config(
     for key, value in filtered.items():
         _set_hyperparam(config, key, value, owned)
     _use_native_vector_env(config, env, hyperparams or {})
+    _check_flat_replay(config)
     facts = env_facts(env, env_config)
     if facts is not None and facts.unbounded_actions and not plugin.squashes_actions:
         # RLlib maps [-1, 1] onto a Box's bounds only where both are finite, and then skips the
@@ -339,6 +341,24 @@ def build_algorithm_config(
         # bounds, as Stable-Baselines3's PPO does (squashing agents are refused such spaces).
         config = config.environment(normalize_actions=False, clip_actions=True)
     return config
+
+
+def _check_flat_replay(config: AlgorithmConfig) -> None:
+    """Check the merged ``replay_buffer_config`` of a config that replays from lrtune's
+    `TransitionReplayBuffer` here, where a bad setting exits 2, rather than in every trial
+    where the buffer is built."""
+    settings = dict(getattr(config, "replay_buffer_config", None) or {})
+    if settings.pop("type", None) != TRANSITION_REPLAY_TYPE:
+        return
+    try:
+        TransitionReplayBuffer.check_settings(settings)
+    except ValueError as exc:
+        raise PolicyError(f"hyperparams.{exc}") from None
+    if config.is_multi_agent or config.model_config.get("use_lstm"):
+        raise PolicyError(
+            "hyperparams.replay_buffer_config.type: TransitionReplayBuffer replays "
+            "single-agent, memoryless modules only; name RLlib's EpisodeReplayBuffer instead."
+        )
 
 
 def _conv_filters(

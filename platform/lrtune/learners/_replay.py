@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import tree  # dm-tree, RLlib's own dependency: observations may be nested (Dict, Tuple)
 from ray.rllib.algorithms.dqn.dqn import DQN, calculate_rr_weights
+from ray.rllib.algorithms.sac.sac import SAC, SACConfig
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
@@ -75,17 +76,33 @@ class TransitionReplayBuffer:
     """
 
     def __init__(self, capacity: int = 50_000, *, seed: int | None = None, **unknown: Any) -> None:
-        if unknown:
-            raise TypeError(
-                "replay_buffer_config: TransitionReplayBuffer takes capacity only; "
-                f"remove {', '.join(sorted(unknown))}."
-            )
-        capacity = int(capacity)
-        if capacity < 2:
-            raise ValueError(f"replay_buffer_config.capacity must be at least 2, not {capacity}.")
-        self.capacity = capacity
+        self.check_settings({"capacity": capacity, **unknown})
+        self.capacity = int(capacity)
         self.rng = np.random.default_rng(seed)
         self._clear()
+
+    @staticmethod
+    def check_settings(settings: Mapping[str, Any]) -> None:
+        """Raise ValueError, its message starting with the field, unless ``settings`` (a
+        job's ``replay_buffer_config`` without ``type``) is one this buffer takes. Called
+        where a run's settings are checked, before Ray starts, and by the constructor."""
+        unknown = sorted(set(settings) - {"capacity"})
+        if unknown:
+            raise ValueError(
+                "replay_buffer_config: TransitionReplayBuffer takes capacity only; remove "
+                f"{', '.join(unknown)} (or name another buffer type, e.g. RLlib's "
+                "PrioritizedEpisodeReplayBuffer, whose settings these are)."
+            )
+        capacity = settings.get("capacity", 50_000)
+        if (
+            isinstance(capacity, bool)
+            or not isinstance(capacity, int | float)
+            or (capacity != int(capacity) or capacity < 2)
+        ):
+            raise ValueError(
+                "replay_buffer_config.capacity: a whole number of observation slots, at least "
+                f"2, not {capacity!r}."
+            )
 
     def _clear(self) -> None:
         capacity = self.capacity
@@ -119,6 +136,12 @@ class TransitionReplayBuffer:
     def added_env_steps(self) -> int:
         """Env steps added over the buffer's life (evicted ones included)."""
         return self._added
+
+    @property
+    def running_episodes(self) -> int:
+        """Running episodes whose next chunk the buffer would link to their last slot (the
+        newest 4,096 at most: an abandoned episode is forgotten, its transitions kept)."""
+        return len(self._open)
 
     # --- adding -------------------------------------------------------------------------------
 
@@ -435,3 +458,33 @@ class FlatReplayTraining:
 
 class LRTuneDQN(FlatReplayTraining, DQN):  # type: ignore[misc]
     """RLlib's DQN, trained from a `TransitionReplayBuffer` when its config names one."""
+
+
+class LRTuneSACConfig(SACConfig):
+    """RLlib's `SACConfig` that also accepts ``replay_buffer_config.type:
+    lrtune.learners.TransitionReplayBuffer`` (RLlib's validation accepts only its own episode
+    buffer names) and builds `LRTuneSAC`."""
+
+    def __init__(self, algo_class: type | None = None) -> None:
+        super().__init__(algo_class=algo_class or LRTuneSAC)
+
+    def validate(self) -> None:
+        """RLlib's checks, with the flat buffer standing in for RLlib's uniform episode buffer
+        while its buffer-type check runs (the settings are checked by lrtune beforehand)."""
+        settings = self.replay_buffer_config
+        if settings.get("type") != TRANSITION_REPLAY_TYPE:
+            return super().validate()
+        self.replay_buffer_config = {"type": "EpisodeReplayBuffer"}
+        try:
+            super().validate()
+        finally:
+            self.replay_buffer_config = settings
+
+
+class LRTuneSAC(FlatReplayTraining, SAC):  # type: ignore[misc]
+    """RLlib's SAC, trained from a `TransitionReplayBuffer` when its config names one."""
+
+    @classmethod
+    def get_default_config(cls) -> LRTuneSACConfig:  # type: ignore[override]
+        """lrtune's SAC config (RLlib's, accepting the flat buffer)."""
+        return LRTuneSACConfig()
