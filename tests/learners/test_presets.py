@@ -97,7 +97,11 @@ def test_a_partial_replay_buffer_config_updates_the_presets_one_not_rllibs_defau
     # A whole buffer of another type is the job's (RLlib's own types stay available).
     other = {"replay_buffer_config": {"type": "PrioritizedEpisodeReplayBuffer", "alpha": 0.6}}
     merged = over_presets("dqn", "CartPole-v1", None, other)
-    assert merged["replay_buffer_config"]["type"] == "PrioritizedEpisodeReplayBuffer"
+    assert merged["replay_buffer_config"] == other["replay_buffer_config"]
+    # ...and back: the flat buffer over SAC's prioritized presets keeps no alpha or beta.
+    flat = {"replay_buffer_config": {"type": "lrtune.learners.TransitionReplayBuffer"}}
+    merged = over_presets("sac", "Pendulum-v1", None, other, flat)
+    assert merged["replay_buffer_config"] == flat["replay_buffer_config"]
 
 
 def test_model_settings_refuse_an_unknown_initializer_and_ppo_only_settings_on_dqn() -> None:

@@ -211,12 +211,11 @@ SAC_DEFAULTS: dict[str, Any] = {
     "tau": 0.005,  # Polyak averaging of the target critics every update (SB3's default)
     "target_network_update_freq": 1,
     "train_batch_size_per_learner": 256,  # SB3 / rl-zoo3 batch_size 256
-    "replay_buffer_config": {
-        "type": "PrioritizedEpisodeReplayBuffer",
-        "capacity": 100_000,
-        "alpha": 1.0,
-        "beta": 0.0,
-    },
+    # Uniform replay from lrtune's flat buffer, as SB3's SAC (RLlib's example: prioritized,
+    # alpha 1, beta 0). Pendulum-v1, lr 1e-3, 20k env steps, seeds 0-2 (benchmarks/presets.py
+    # docstring): final -238, -202, -195 against RLlib's buffer's -259, -193, -198, at 1.33x
+    # the env steps/s side by side.
+    "replay_buffer_config": {"type": TRANSITION_REPLAY_TYPE, "capacity": 100_000},
     "num_steps_sampled_before_learning_starts": 256,
     # 1,000 env steps per training iteration: one Tune result each, not one per 5 steps.
     "min_sample_timesteps_per_iteration": 1000,
@@ -366,12 +365,18 @@ def over_presets(
     layers winning. A setting whose value is a mapping in both (``replay_buffer_config``) is
     updated key by key, as RLlib updates its own defaults with a config's: a job's
     ``replay_buffer_config: {capacity: 10000}`` keeps the presets' buffer type, where a
-    plain replacement would leave RLlib to fill the type in with its prioritized default."""
+    plain replacement would leave RLlib to fill the type in with its prioritized default. A
+    mapping that names another ``type`` replaces the one below it whole, as RLlib's does (the
+    settings of one buffer type mean nothing to another)."""
     merged = preset_hyperparams(agent, env, env_config)
     for layer in layers:
         for key, value in (layer or {}).items():
             base = merged.get(key)
-            if isinstance(value, Mapping) and isinstance(base, Mapping):
+            if (
+                isinstance(value, Mapping)
+                and isinstance(base, Mapping)
+                and value.get("type", base.get("type")) == base.get("type")
+            ):
                 merged[key] = {**base, **value}
             else:
                 merged[key] = value

@@ -358,10 +358,9 @@ class FlatReplayTraining:
     sample, store, draw ``updates x train_batch_size`` transitions at once and run them as
     that many minibatch updates in one learner call (one call per update when the target
     network is Polyak-averaged, ``tau < 1``, as RLlib steps it once per call). With any other
-    buffer type the
-    algorithm trains as RLlib's does. Mixed in before the RLlib algorithm class. (RLlib's SAC,
-    a DQN subclass, would take it too, but its config validation accepts only RLlib's own
-    episode buffer type names.)"""
+    buffer type the algorithm trains as RLlib's does. Mixed in before the RLlib algorithm
+    class: `LRTuneDQN`, and `LRTuneSAC` (RLlib's SAC is a DQN subclass with DQN's training
+    step; `LRTuneSACConfig` lets its validation accept this buffer's type)."""
 
     # Set by RLlib's `Algorithm` (declared for the type checker).
     config: Any
