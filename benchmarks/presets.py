@@ -174,6 +174,27 @@ Every seed was at −1063…−1259 for its first 5k env steps, crossed −250 a
 moved between −102 and −494 per iteration (seed 0: −494 at 10k, −395 at 16k, −259 at the end;
 seed 2: −395 at 9k): the 5-episode window is noisy, and one iteration's value is not a
 converged return.
+
+SAC with lrtune's flat uniform replay (the presets since 2026-12-05: ``replay_buffer_config``
+``{type: lrtune.learners.TransitionReplayBuffer, capacity: 100000}`` in place of RLlib's
+prioritized buffer with alpha 1, beta 0; everything else as above), 2026-12-05, the same
+command with that ``--set`` (the presets' value now); seeds 0 and 1 two at a time, then seed 2
+beside a run of RLlib's buffer on the same seed:
+
+| seed | first ≥ −250 at | final (20k) | best | env steps/s |
+|---|---|---|---|---|
+| 0 | 11k (−166) | −238 | −118 at 15k | 53 |
+| 1 | 7k (−151) | −202 | −105 at 15k | 55 |
+| 2 | 6k (−177) | −195 | −105 at 18k | 54 |
+
+When the flat run of seed 2 reached 20k env steps, RLlib's buffer's run of the same seed,
+started with it, was at 15k: 1.33× the env steps/s side by side (that run ended at −197,
+best −101, 37 env steps/s over the whole run, its last 5k alone). Both spend most of an
+iteration in the SAC update itself (cProfile, one iteration of 1,000 env steps after
+warm-up: 14.6 s of 19.5 s in the learner's update with the flat buffer; RLlib's buffer adds
+its episode sampling and learner connector). Finals −238, −202, −195 against −259, −193,
+−198 with RLlib's buffer (three seeds each, runs on different days): no sign that dropping the
+prioritization costs learning at this budget.
 """
 
 from __future__ import annotations

@@ -140,6 +140,13 @@ def test_the_unscored_warning_blames_what_stopped_the_trials(tmp_path: Path, job
         "1 trial(s) (u) ended before their first iteration: budget.experiment_seconds (70) ran "
         "out first; raise it, or lower trials.num"
     )
+    # A population's members are its trials: its size is the count to lower.
+    from types import SimpleNamespace
+
+    population_job = SimpleNamespace(budget=job.budget, population=SimpleNamespace(size=4))
+    assert str(unstarted_warning([unstarted], population_job)).endswith(
+        "raise it, or lower population.size"
+    )
     assert "outlast" not in short
     pruned = TrialOutcome("p", "pruned", None, 512, {}, {}, "", iterations=2)
     timed = TrialOutcome("t", "completed", None, 1024, {}, {}, "", iterations=4)  # trial_seconds

@@ -871,9 +871,10 @@ def unstarted_warning(outcomes: list[TrialOutcome], job: Any) -> str | None:
         for name in ("experiment_env_steps", "experiment_seconds")
         if getattr(budget, name) is not None
     )
+    count = "population.size" if getattr(job, "population", None) is not None else "trials.num"
     return (
         f"{len(unstarted)} trial(s) ({ids}) ended before their first iteration: {spent} ran "
-        "out first; raise it, or lower trials.num"
+        f"out first; raise it, or lower {count}"
     )
 
 
