@@ -12,6 +12,7 @@ import pytest
 
 from lrtune.agents import get_agent
 from lrtune.learners import build_algorithm_config
+from lrtune.learners._replay import TRANSITION_REPLAY_TYPE
 from lrtune.registry import agents
 from lrtune.testing import AgentContract
 
@@ -26,11 +27,11 @@ TINY: dict[str, dict[str, Any]] = {
         "min_sample_timesteps_per_iteration": 100,
         "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 5000},
     },
-    "sac": {
+    "sac": {  # the presets' flat buffer (DQN's entry above keeps RLlib's path under test)
         "train_batch_size_per_learner": 32,
         "num_steps_sampled_before_learning_starts": 64,
         "min_sample_timesteps_per_iteration": 100,
-        "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 5000},
+        "replay_buffer_config": {"type": TRANSITION_REPLAY_TYPE, "capacity": 5000},
     },
 }
 BUDGET = 1000

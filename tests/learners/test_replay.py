@@ -259,6 +259,55 @@ def test_lrtune_dqn_trains_and_checkpoints_from_the_flat_buffer(
         fresh.stop()
 
 
+@pytest.mark.slow
+def test_lrtune_sac_trains_and_checkpoints_from_the_flat_buffer(
+    ray_session: Any, tmp_path: Path
+) -> None:
+    """SAC's presets replay from the flat buffer through `LRTuneSAC` (RLlib's SAC config
+    validation would refuse the type): continuous actions stored as the module emitted them,
+    n-step draws within the presets' 2..4, and a checkpoint that carries the buffer."""
+    from lrtune.learners._replay import LRTuneSAC
+    from lrtune.running._trainable import load_replay_buffer, save_replay_buffer
+
+    hyperparams = {
+        **preset_hyperparams("sac", "Pendulum-v1"),
+        "train_batch_size_per_learner": 32,
+        "min_sample_timesteps_per_iteration": 200,
+        "num_steps_sampled_before_learning_starts": 64,
+    }
+
+    def build() -> Any:
+        return build_algorithm_config(
+            "sac", "Pendulum-v1", policy={"lr": 1e-3}, hyperparams=hyperparams, seed=0
+        ).build_algo()
+
+    trained, fresh = build(), build()
+    try:
+        assert isinstance(trained, LRTuneSAC)
+        assert isinstance(trained.local_replay_buffer, TransitionReplayBuffer)
+        trained.train()
+        second = trained.train()
+        learner = second["learners"]["default_policy"]
+        assert all(np.isfinite(learner[key]) for key in ("qf_loss", "policy_loss", "alpha_loss"))
+        steps = second["env_runners"]["num_env_steps_sampled_lifetime"]
+        assert steps >= 400 and trained.local_replay_buffer.added_env_steps == steps
+        replayed = trained.local_replay_buffer.sample(2000, n_step=(2, 5), gamma=0.99)
+        assert replayed["actions"].shape == (2000, 1) and replayed["actions"].dtype == np.float32
+        # 2..4 steps; fewer only where an episode's stored steps run out (truncated, or
+        # still running).
+        assert {2, 3, 4} <= set(np.unique(replayed["n_step"]).tolist()) <= {1, 2, 3, 4}
+        assert not replayed["terminateds"].any()  # Pendulum-v1 only truncates
+        trained.save_to_path(str(tmp_path))
+        save_replay_buffer(trained, str(tmp_path))
+        fresh.restore_from_path(str(tmp_path))
+        assert load_replay_buffer(fresh, str(tmp_path))
+        assert len(fresh.local_replay_buffer) == len(trained.local_replay_buffer)
+        fresh.train()  # learns on from the restored buffer
+    finally:
+        trained.stop()
+        fresh.stop()
+
+
 def test_rllib_episode_buffer_still_bootstraps_from_terminal_observations() -> None:
     """The first correction in the module docstring: RLlib 2.60's n-step sampling marks a
     transition cut short by a terminated episode's end as not terminated. When this fails,

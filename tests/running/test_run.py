@@ -335,7 +335,7 @@ def test_sac_records_each_optimizer_roles_rate_in_mlflow_as_its_closed_form(
             "train_batch_size_per_learner": 32,
             "num_steps_sampled_before_learning_starts": 64,
             "min_sample_timesteps_per_iteration": 100,
-            "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 2000},
+            "replay_buffer_config": {"capacity": 2000},  # the presets' flat buffer
         },
     )
     outcome = run_job(load_job(path), stream=io.StringIO())
