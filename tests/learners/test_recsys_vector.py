@@ -77,16 +77,24 @@ def test_recsys_configs_use_the_vector_entry_point(agent: str, env: str) -> None
     assert module_to_env_pieces(config) == [GetActions, TensorToNumpy, BatchedOutputsCheck]
 
 
-def test_cartpole_keeps_sync_and_the_default_pipeline() -> None:
+def test_discrete_actions_get_the_batched_pipeline_in_sync_mode_too() -> None:
     # CartPole-v1 does register a vector entry point in gymnasium 1.2 (CartPoleVectorEnv), but
-    # has no per-env entry asking for it: its presets, measured in "sync", stay as they were.
+    # has no per-env entry asking for it: its presets, measured in "sync", stay there, with the
+    # batched pipeline (its actions are Discrete).
     assert vector_entry_point("CartPole-v1") is True
     for agent in ("ppo", "dqn"):
         params = preset_hyperparams(agent, "CartPole-v1")
         assert "gym_env_vectorize_mode" not in params
         config = build_algorithm_config(agent, "CartPole-v1", policy=POLICY, hyperparams=params)
         assert config.gym_env_vectorize_mode == "sync"
-        assert UnBatchToIndividualItems in module_to_env_pieces(config)
+        assert module_to_env_pieces(config) == [GetActions, TensorToNumpy, BatchedOutputsCheck]
+    # Box actions (RLlib rescales and clips them per item) and LSTM modules keep RLlib's.
+    pendulum = build_algorithm_config("ppo", "Pendulum-v1", policy=POLICY)
+    assert UnBatchToIndividualItems in module_to_env_pieces(pendulum)
+    lstm = build_algorithm_config(
+        "ppo", "CartPole-v1", policy=POLICY, hyperparams={"model_config": {"use_lstm": True}}
+    )
+    assert UnBatchToIndividualItems in module_to_env_pieces(lstm)
 
 
 def test_vector_mode_needs_a_vector_entry_point() -> None:
@@ -141,14 +149,22 @@ def test_one_iteration_counts_the_env_steps_the_vector_env_took() -> None:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("_ray")
-def test_batched_pipeline_samples_what_the_default_pipeline_samples() -> None:
-    """Same seed, same episodes: observations, actions, their log-probabilities, rewards."""
+@pytest.mark.parametrize(
+    ("agent", "env"), [("ppo", RECSYS_ID), ("ppo", "CartPole-v1"), ("dqn", "CartPole-v1")]
+)
+def test_batched_pipeline_samples_what_the_default_pipeline_samples(agent: str, env: str) -> None:
+    """Same seed, same episodes: observations, actions, their log-probabilities, rewards; on
+    a native vector env and on RLlib's "sync" one (CartPole-v1), sampling (PPO) or ε-greedy
+    (DQN)."""
     samples = []
     for default_pipeline in (False, True):
-        params = {**preset_hyperparams("ppo", RECSYS_ID), **TINY}
+        params = {**preset_hyperparams(agent, env), "num_envs_per_env_runner": 32}
+        if agent == "ppo":
+            params.update(TINY)
         if default_pipeline:  # RLlib's own, per-item module-to-env pipeline
             params["add_default_connectors_to_module_to_env_pipeline"] = True
-        config = build_algorithm_config("ppo", RECSYS_ID, policy=POLICY, hyperparams=params, seed=0)
+        config = build_algorithm_config(agent, env, policy=POLICY, hyperparams=params, seed=0)
+        assert (BatchedOutputsCheck in module_to_env_pieces(config)) is not default_pipeline
         algo = config.build_algo()
         try:
             torch.manual_seed(0)
@@ -162,6 +178,8 @@ def test_batched_pipeline_samples_what_the_default_pipeline_samples() -> None:
         assert np.array_equal(a.get_observations(), b.get_observations())
         assert np.array_equal(a.get_actions(), b.get_actions())
         assert np.array_equal(a.get_rewards(), b.get_rewards())
-        assert np.allclose(
-            a.get_extra_model_outputs("action_logp"), b.get_extra_model_outputs("action_logp")
-        )
+        if agent == "ppo":
+            assert np.allclose(
+                a.get_extra_model_outputs("action_logp"),
+                b.get_extra_model_outputs("action_logp"),
+            )

@@ -91,13 +91,15 @@ def default_conv_filters(shape: tuple[int, ...]) -> ConvFilters | None:
 class EnvFacts:
     """What lrtune reads from one build of an env: its observations' shape (a Box's; None for
     other spaces), its time limit (gymnasium's ``max_episode_steps``; None when it has none),
-    whether its actions are a Box (the presets' continuous-action family) and whether a Box
-    in its actions has an infinite bound (`lrtune.agents.unbounded_part`)."""
+    whether its actions are a Box (the presets' continuous-action family), whether a Box
+    in its actions has an infinite bound (`lrtune.agents.unbounded_part`) and whether they
+    are one ``Discrete`` (the batched module-to-env pipeline)."""
 
     observation_shape: tuple[int, ...] | None
     max_episode_steps: int | None
     continuous_actions: bool
     unbounded_actions: bool = False
+    discrete_actions: bool = False
 
 
 # (env id, its kwargs as JSON) -> its facts; None where it cannot be built here.
@@ -120,6 +122,7 @@ def remember_env_facts(env: str, env_config: Mapping[str, Any] | None, made: Any
         made.spec.max_episode_steps if made.spec is not None else None,
         isinstance(actions, gymnasium.spaces.Box),
         unbounded_part(actions) is not None,
+        isinstance(actions, gymnasium.spaces.Discrete),
     )
 
 
@@ -332,9 +335,14 @@ def build_algorithm_config(
     )
     for key, value in filtered.items():
         _set_hyperparam(config, key, value, owned)
-    _use_native_vector_env(config, env, hyperparams or {})
-    _check_flat_replay(config)
+    native = _use_native_vector_env(config, env)
     facts = env_facts(env, env_config)
+    _batch_module_outputs(
+        config,
+        facts.discrete_actions if facts is not None else native and discrete_actions(env),
+        hyperparams or {},
+    )
+    _check_flat_replay(config)
     if facts is not None and facts.unbounded_actions and not plugin.squashes_actions:
         # RLlib maps [-1, 1] onto a Box's bounds only where both are finite, and then skips the
         # clip too: a Box(0, inf) got negative actions. Act in the env's units and clip to its
@@ -375,15 +383,13 @@ def _conv_filters(
 _OWN_MODULE_TO_ENV = ("module_to_env_connector", "add_default_connectors_to_module_to_env_pipeline")
 
 
-def _use_native_vector_env(
-    config: AlgorithmConfig, env: str, hyperparams: Mapping[str, Any]
-) -> None:
-    """Check ``gym_env_vectorize_mode: vector_entry_point`` against ``env``; give it the batched
-    module-to-env pipeline (`lrtune.learners._vector`) when the actions are discrete."""
+def _use_native_vector_env(config: AlgorithmConfig, env: str) -> bool:
+    """Check ``gym_env_vectorize_mode: vector_entry_point`` against ``env``; whether the config
+    asks for it."""
     if str(getattr(config.gym_env_vectorize_mode, "value", config.gym_env_vectorize_mode)) != (
         VECTOR_ENTRY_POINT
     ):
-        return
+        return False
     if vector_entry_point(env) is False:
         raise PolicyError(
             f"hyperparams.gym_env_vectorize_mode: {VECTOR_ENTRY_POINT!r} needs an env whose "
@@ -391,7 +397,21 @@ def _use_native_vector_env(
             f"{env!r} has none. Leave the setting out (RLlib's 'sync') or register the env "
             "with gymnasium.register(..., vector_entry_point=...)."
         )
-    if discrete_actions(env) and not any(key in hyperparams for key in _OWN_MODULE_TO_ENV):
+    return True
+
+
+def _batch_module_outputs(
+    config: AlgorithmConfig, discrete: bool, hyperparams: Mapping[str, Any]
+) -> None:
+    """Give a single-agent, memoryless module acting in a ``Discrete`` action space the batched
+    module-to-env pipeline (`lrtune.learners._vector`: the same actions, without RLlib's
+    per-episode split and re-stack), unless the job builds its own pipeline."""
+    if (
+        discrete
+        and not config.is_multi_agent
+        and not config.model_config.get("use_lstm")
+        and not any(key in hyperparams for key in _OWN_MODULE_TO_ENV)
+    ):
         config.env_runners(
             module_to_env_connector=batched_module_to_env,
             add_default_connectors_to_module_to_env_pipeline=False,

@@ -8,7 +8,10 @@ steps all of them in one call (``lrtune/RecSys-v0``: 182k env steps/s single, 6.
 ``"vector_entry_point"``.
 
 `batched_module_to_env` replaces RLlib's default module-to-env connector pipeline for
-discrete-action envs. The default splits every batched model output into one item per
+``Discrete``-action envs, natively vectorised or not (``build_algorithm_config``; since
+2026-12-05 for every such env: PPO on CartPole-v1 with 16 "sync" envs samples in 0.141 s
+instead of 0.176 s per 2,048 env steps, and a seeded run reaches the same returns). The
+default splits every batched model output into one item per
 episode (``UnBatchToIndividualItems``), deep-copies the actions and passes each one through
 ``NormalizeAndClipActions`` (a no-op for ``Discrete`` spaces), then re-stacks them by env index
 (``ListifyDataForVectorEnv``). On ``lrtune/RecSys-v0`` with 256 envs that was about a third of
@@ -100,9 +103,9 @@ class BatchedOutputsCheck(ConnectorV2):
         """Return ``batch`` unchanged, or raise if a stateful module produced it."""
         if Columns.STATE_OUT in batch:
             raise ValueError(
-                "lrtune's batched module-to-env pipeline (the vector_entry_point fast path) "
-                "does not support stateful RL modules; set hyperparams "
-                "gym_env_vectorize_mode: sync to use RLlib's default pipeline."
+                "lrtune's batched module-to-env pipeline does not support stateful RL "
+                "modules; set hyperparams add_default_connectors_to_module_to_env_pipeline: "
+                "true to use RLlib's default pipeline."
             )
         return batch
 
