@@ -32,9 +32,27 @@ Same settings on both sides (CartPole-v1, MLP 64-64 tanh, Adam):
   uses RLlib's ``EpisodeReplayBuffer`` instead (``--no-episode-buffer`` leaves it out), the
   buffer lrtune's DQN used before, measured side by side.
 
-Last lines: ``... flat_over_episode=<lrtune's buffer / RLlib's, env steps/s>``, then
+A third PPO run per rep gives the env runner RLlib's default, per-item module-to-env
+pipeline (``add_default_connectors_to_module_to_env_pipeline: true``) in place of lrtune's
+batched one, which every ``Discrete``-action env gets since 2026-12-05
+(``--no-default-pipeline`` leaves it out).
+
+Last lines: ``... flat_over_episode=<lrtune's buffer / RLlib's, env steps/s>``,
+``... batched_over_default=<lrtune's pipeline / RLlib's>``, then
 ``ppo_ratio=<lrtune/SB3 env steps/s> dqn_ratio=<...>`` (medians over the reps; goal ≥ 1.0
 each).
+
+Measured 2026-12-05 after the batched pipeline reached every Discrete-action env, nothing
+else running (load 0.7-1.7, the benchmark itself):
+
+* ``--reps 3`` (04:58-05:03 UTC, before the third PPO run existed): PPO lrtune 4,643 / 3,773
+  / 4,397 env steps/s, SB3 9,060 / 8,742 / 8,292; DQN lrtune 1,282 / 1,271 / 1,132, SB3
+  3,220 / 4,240 / 4,957, RLlib's episode buffer 322 / 283 / (median 322).
+  ``flat_over_episode=3.95``, ``ppo_ratio=0.503 dqn_ratio=0.300``. SB3's DQN swung 3.2-5.0k
+  (5.5-5.6k at 01:36 UTC), so the DQN ratio's rise from 0.263 is not all lrtune's.
+* ``--reps 3 --agents ppo`` (05:04-05:06 UTC): lrtune 4,848 / 4,801 / 5,133, RLlib's pipeline
+  4,480 / 4,328 / 4,357, SB3 8,565 / 8,875 / 9,330: ``batched_over_default=1.11``,
+  ``ppo_ratio=0.546``. Both pipelines reached return 167.0: the same episodes.
 
 Measured 2026-12-05 01:36-01:42 UTC, ``--reps 3``, the job's default checkpoint cadence,
 nothing else running (load 1.2-2.0, the benchmark itself): PPO lrtune 4,890 / 4,868 / 4,442
@@ -160,15 +178,20 @@ def lrtune_run(
     name: str,
     cadence: dict[str, float],
     replay: str | None = None,
+    default_pipeline: bool = False,
 ) -> dict[str, float]:
     """One trial through `run_job`: env steps, trial seconds, seconds inside ``step()``.
-    ``replay`` swaps DQN's replay buffer type (RLlib's ``EpisodeReplayBuffer``)."""
+    ``replay`` swaps DQN's replay buffer type (RLlib's ``EpisodeReplayBuffer``);
+    ``default_pipeline`` gives the env runner RLlib's per-item module-to-env pipeline in place
+    of lrtune's batched one."""
     from lrtune.running import run_job
     from lrtune.specs import JobSpec
 
     hyperparams = dict(PPO_HYPERPARAMS if agent == "ppo" else DQN_HYPERPARAMS)
     if replay is not None:
         hyperparams["replay_buffer_config"] = {"type": replay, "capacity": 50_000}
+    if default_pipeline:
+        hyperparams["add_default_connectors_to_module_to_env_pipeline"] = True
     data: dict[str, Any] = {
         "version": 1,
         "name": name,
@@ -291,6 +314,11 @@ def main() -> None:
         action="store_true",
         help="leave out the DQN run on RLlib's EpisodeReplayBuffer",
     )
+    parser.add_argument(
+        "--no-default-pipeline",
+        action="store_true",
+        help="leave out the PPO run on RLlib's default module-to-env pipeline",
+    )
     args = parser.parse_args()
     agents = [a for a in args.agents.split(",") if a]
     cadence = {
@@ -327,6 +355,21 @@ def main() -> None:
                         f"(return {rllib['return']:.1f})",
                         flush=True,
                     )
+                if agent == "ppo" and not args.no_default_pipeline:
+                    per_item = lrtune_run(
+                        agent,
+                        steps[agent],
+                        Path(tmp),
+                        f"tp-dp-{rep}",
+                        cadence,
+                        default_pipeline=True,
+                    )
+                    rates[agent].setdefault("default_pipeline", []).append(rate(per_item))
+                    print(
+                        f"rep={rep} agent=ppo pipeline=default lrtune={rate(per_item):.0f}/s "
+                        f"(return {per_item['return']:.1f})",
+                        flush=True,
+                    )
                 outside = ours["seconds"] - ours["step_seconds"]
                 print(
                     f"rep={rep} agent={agent} lrtune={rate(ours):.0f}/s "
@@ -352,6 +395,13 @@ def main() -> None:
         print(
             f"dqn on RLlib's EpisodeReplayBuffer: median {statistics.median(episode):.0f}/s; "
             f"flat_over_episode={flat:.2f}"
+        )
+    per_item = rates.get("ppo", {}).get("default_pipeline")
+    if per_item:
+        batched = statistics.median(rates["ppo"]["lrtune"]) / statistics.median(per_item)
+        print(
+            f"ppo on RLlib's default module-to-env pipeline: median "
+            f"{statistics.median(per_item):.0f}/s; batched_over_default={batched:.2f}"
         )
     print(" ".join(f"{agent}_ratio={ratio:.3f}" for agent, ratio in ratios.items()))
 
