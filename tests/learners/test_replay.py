@@ -14,6 +14,9 @@ import numpy as np
 import pytest
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.utils.replay_buffers.episode_replay_buffer import EpisodeReplayBuffer
+from ray.rllib.utils.replay_buffers.prioritized_episode_buffer import (
+    PrioritizedEpisodeReplayBuffer,
+)
 
 from lrtune.learners import TransitionReplayBuffer, build_algorithm_config
 from lrtune.learners._presets import preset_hyperparams
@@ -167,9 +170,12 @@ def test_state_round_trip_replays_the_same_transitions(tmp_path: Path) -> None:
         TransitionReplayBuffer(capacity=65).set_state(buffer.get_state())
 
 
-def test_an_episode_replay_buffer_state_from_an_older_checkpoint_is_read() -> None:
+@pytest.mark.parametrize("kind", [EpisodeReplayBuffer, PrioritizedEpisodeReplayBuffer])
+def test_an_episode_replay_buffer_state_from_an_older_checkpoint_is_read(kind: type) -> None:
+    """DQN checkpoints before 2026-12-05 hold RLlib's uniform buffer, SAC's its prioritized
+    one (the SAC presets' until that day)."""
     envs = ChunkedEnvs(envs=2, fragment=4, seed=4)
-    rllib = EpisodeReplayBuffer(capacity=10_000)
+    rllib = kind(capacity=10_000)
     for _ in range(10):
         rllib.add(envs.sample())
     buffer = TransitionReplayBuffer(capacity=10_000, seed=0)

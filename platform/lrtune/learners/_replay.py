@@ -303,8 +303,9 @@ class TransitionReplayBuffer:
         }
 
     def set_state(self, state: Mapping[str, Any]) -> None:
-        """Restore `get_state`'s data; RLlib's ``EpisodeReplayBuffer`` state (a checkpoint
-        written before lrtune used this buffer) is read episode by episode."""
+        """Restore `get_state`'s data; the state of RLlib's ``EpisodeReplayBuffer`` or its
+        prioritized subclass (a DQN or SAC checkpoint written before lrtune used this buffer)
+        is read episode by episode, priorities dropped."""
         if state.get("format") != STATE_FORMAT:
             self._adopt_episode_buffer_state(state)
             return
