@@ -268,7 +268,10 @@ def test_a_setting_goes_to_the_section_that_takes_it_and_deprecated_names_are_re
         hyperparams={"restart_failed_sub_environments": True},
     )
     assert config.restart_failed_sub_environments is True
-    for agent in ("ppo", "dqn", "sac"):
-        with pytest.raises(PolicyError, match=r"hyperparams\.num_rollout_workers: not a setting"):
+    for agent, rllib in (("ppo", "PPOConfig"), ("dqn", "DQNConfig"), ("sac", "SACConfig")):
+        with pytest.raises(
+            PolicyError,
+            match=rf"hyperparams\.num_rollout_workers: not a setting of RLlib's {rllib} ",
+        ):
             check_hyperparam_names(agent, ["gamma", "num_rollout_workers"])
     check_hyperparam_names("dqn", ["gamma", "target_network_update_freq", "n_step"])

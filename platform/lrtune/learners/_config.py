@@ -500,7 +500,11 @@ def _section_of(config_class: type[AlgorithmConfig], key: str, owned: Mapping[st
     for section in SECTIONS:
         if key in section_parameters(config_class, section):
             return section
+    # lrtune's subclasses (LRTuneSACConfig) add no settings: name the RLlib class users know.
+    rllib_class = next(
+        (k for k in config_class.__mro__ if k.__module__.startswith("ray.")), config_class
+    )
     raise PolicyError(
-        f"hyperparams.{key}: not a setting of RLlib's {config_class.__name__} (looked in its "
+        f"hyperparams.{key}: not a setting of RLlib's {rllib_class.__name__} (looked in its "
         f"{', '.join(SECTIONS)} sections). Check the spelling against RLlib's documentation."
     )
