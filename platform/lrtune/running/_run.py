@@ -622,38 +622,61 @@ def _launch(
 ) -> _Launched:
     """Write the experiment's marker, open its MLflow parent run, build (or restore) the
     tuner with this command's settings, close what a killed driver left open, and fit."""
-    resume, uri, stream, say = where.resume, where.uri, where.stream, where.say
-    experiment_dir, results_dir = where.experiment_dir, where.results_dir
-    from ray import tune
-    from ray.tune import TuneConfig
+    job_hash = _write_markers(job, where)
+    journal, parent_ref, parent = _open_parent(job, where, job_hash)
+    opened["parent"] = parent
+    where.stream.write(
+        f"lrtune: experiment '{job.name}' ({'resuming' if where.resume else 'new'}), "
+        f"{job.trial_count} trial{'s' if job.trial_count != 1 else ''} × "
+        f"{job.budget.trial_env_steps} env steps, tracking {redact_uri(where.uri)}\n"
+    )
+    for warning in plan.warnings:
+        where.stream.write(f"lrtune: warning: {warning}\n")
+    where.stream.flush()
+    run_config, tune_config, budget = _tune_settings(
+        job, plan, where, trainable_class, parent=parent, parent_ref=parent_ref
+    )
+    trials = _fit(job, plan, where, trainable_class, run_config, tune_config, budget, parent)
+    return _Launched(trials=trials, journal=journal, parent_ref=parent_ref, job_hash=job_hash)
 
-    from lrtune.running._progress import ProgressPrinter
-    from lrtune.running._reconcile import reconcile_mlflow
-    from lrtune.tracking import TrialRecorder, journal_dir, open_journal, run_context
 
-    job_hash = job.resolved_hash()
-    experiment_dir.mkdir(parents=True, exist_ok=True)
+def _write_markers(job: Any, where: _RunPlace) -> str:
+    """Write the experiment's marker (what a resume checks) and the results' ``job.yaml``;
+    return the job's hash."""
+    job_hash = str(job.resolved_hash())
+    where.experiment_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(
-        experiment_dir / JOB_MARKER,
+        where.experiment_dir / JOB_MARKER,
         json.dumps(
             {
                 "hash": job_hash,
                 "job": stored_job_dict(job.to_yaml_dict()),
                 # What the hash leaves out but a resume must keep (see _check_resume_settings).
-                "tracking_uri": redact_uri(uri),  # never a password on disk
+                "tracking_uri": redact_uri(where.uri),  # never a password on disk
                 "mlflow_experiment": job.experiment_name,
-                "results_dir": str(results_dir),
+                "results_dir": str(where.results_dir),
             },
             default=str,
         ),
     )
-    write_yaml(results_dir / "job.yaml", stored_job_dict(job.to_yaml_dict()))
+    write_yaml(where.results_dir / "job.yaml", stored_job_dict(job.to_yaml_dict()))
+    return job_hash
+
+
+def _open_parent(job: Any, where: _RunPlace, job_hash: str) -> tuple[Any, Any, Any]:
+    """Open the experiment's journal and its MLflow parent run: (journal, the parent's
+    journal reference, its MLflow id or None while MLflow is down).
+
+    Tracking goes through the experiment's journal on local disk, delivered by a background
+    thread (what an earlier driver left undelivered goes first); the parent run's MLflow id
+    is known once delivered (a short wait, cut short when MLflow is down: it is created
+    late)."""
+    from lrtune.tracking import journal_dir, open_journal, run_context
 
     parent_tags = {TAG_EXPERIMENT: job.name, TAG_JOB_HASH: job_hash, TAG_ROLE: RunRole.EXPERIMENT}
-    # Tracking goes through the experiment's journal on local disk, delivered by a background
-    # thread (what an earlier driver left undelivered goes first); the parent run's MLflow id
-    # is known once delivered (a short wait, cut short when MLflow is down: it is created late).
-    journal, _ = open_journal(journal_dir(results_dir), uri, job.experiment_name, stream=stream)
+    journal, _ = open_journal(
+        journal_dir(where.results_dir), where.uri, job.experiment_name, stream=where.stream
+    )
     parent_ref = journal.parent(
         job.name,
         parent_tags,
@@ -669,44 +692,53 @@ def _launch(
             else job.search.label,
             "scheduler": job.scheduler.name,
         },
-        resume=resume,
+        resume=where.resume,
         context=run_context(),
     )
     journal.drain(10.0, while_up=True, budgeted=False)
-    parent = journal.run_id(parent_ref)
-    opened["parent"] = parent
-    stream.write(
-        f"lrtune: experiment '{job.name}' ({'resuming' if resume else 'new'}), "
-        f"{job.trial_count} trial{'s' if job.trial_count != 1 else ''} × "
-        f"{job.budget.trial_env_steps} env steps, tracking {redact_uri(uri)}\n"
-    )
-    for warning in plan.warnings:
-        stream.write(f"lrtune: warning: {warning}\n")
-    stream.flush()
+    return journal, parent_ref, journal.run_id(parent_ref)
+
+
+def _tune_settings(
+    job: Any,
+    plan: RunPlan,
+    where: _RunPlace,
+    trainable_class: type,
+    *,
+    parent: Any,
+    parent_ref: Any,
+) -> tuple[Any, Any, ExperimentEnvStepBudget]:
+    """This command's Tune settings: the run config (callbacks: MLflow recorder, progress,
+    lineage; the experiment budget as stopper), the tune config and the budget stopper."""
+    from ray.tune import TuneConfig
+
+    from lrtune.running._progress import ProgressPrinter
+    from lrtune.tracking import TrialRecorder, journal_dir
 
     extra_callbacks: list[Callback] = []
     if plan.population is not None:
         from lrtune.running._lineage import RECORDS_FILE, LineageRecorder
 
-        extra_callbacks.append(LineageRecorder(str(results_dir / "population" / RECORDS_FILE)))
+        records = str(where.results_dir / "population" / RECORDS_FILE)
+        extra_callbacks.append(LineageRecorder(records))
     recorder = TrialRecorder(
-        tracker_args=(uri, job.experiment_name),
+        tracker_args=(where.uri, job.experiment_name),
         parent_run_id=parent,
-        journal_dir=str(journal_dir(results_dir)),
+        journal_dir=str(journal_dir(where.results_dir)),
         parent_ref=parent_ref,
-        describe=functools.partial(describe_trial, job, str(results_dir)),
+        describe=functools.partial(describe_trial, job, str(where.results_dir)),
         metrics_of=trial_metrics,
         status_of=functools.partial(recorder_status, job),
     )
-    budget = ExperimentEnvStepBudget(job.budget.experiment_env_steps, key=str(experiment_dir))
+    budget = ExperimentEnvStepBudget(job.budget.experiment_env_steps, key=str(where.experiment_dir))
     run_config = job_run_config(
         job,
         name=job.name,
-        experiment_dir=experiment_dir,
+        experiment_dir=where.experiment_dir,
         checkpoint_config=plan.checkpoint_config,
         callbacks=[
             recorder,
-            ProgressPrinter(functools.partial(policy_label, job=job), stream),
+            ProgressPrinter(functools.partial(policy_label, job=job), where.stream),
             *extra_callbacks,
         ],
         stop=budget,
@@ -728,16 +760,34 @@ def _launch(
         reuse_actors=_resets_itself(trainable_class),
         trial_dirname_creator=trial_dirname,
     )
+    return run_config, tune_config, budget
+
+
+def _fit(
+    job: Any,
+    plan: RunPlan,
+    where: _RunPlace,
+    trainable_class: type,
+    run_config: Any,
+    tune_config: Any,
+    budget: ExperimentEnvStepBudget,
+    parent: Any,
+) -> list[Any]:
+    """Build the tuner (or restore it with this command's settings), close the MLflow runs a
+    killed driver left open, fit, and return Tune's trials."""
+    from ray import tune
+
     from lrtune.learners._config import known_env_facts
+    from lrtune.running._reconcile import reconcile_mlflow
 
     facts = {"env_facts": known_env_facts()} if issubclass(trainable_class, LRTuneTrainable) else {}
     trainable = job_trainable(job, trainable_class, job=job, **facts)
     live: set[str] = set()
     ended: dict[str, str] = {}
     with _sigterm_as_sigint():
-        if resume:
+        if where.resume:
             tuner = tune.Tuner.restore(
-                str(experiment_dir),
+                str(where.experiment_dir),
                 trainable=trainable,
                 resume_unfinished=True,
                 resume_errored=False,
@@ -754,19 +804,18 @@ def _launch(
             )
         # What a killed driver left open, before Tune re-attaches to what it resumes.
         closed = reconcile_mlflow(
-            uri,
+            where.uri,
             job.experiment_name,
             job.name,
             live=live,
             ended=ended,
             keep_parent=parent,
             parent_status=None,
-            say=say,
+            say=where.say,
         )
         if closed:
-            say(f"closed {closed} MLflow run(s) a stopped driver had left open")
-        trials = fitted_trials(tuner, experiment_dir)
-    return _Launched(trials=trials, journal=journal, parent_ref=parent_ref, job_hash=job_hash)
+            where.say(f"closed {closed} MLflow run(s) a stopped driver had left open")
+        return fitted_trials(tuner, where.experiment_dir)
 
 
 def _record(job: Any, plan: RunPlan, launch: _Launched, where: _RunPlace) -> RunOutcome:
