@@ -339,35 +339,25 @@ def main() -> None:
                 theirs = sb3_run(agent, steps[agent], seed=rep)
                 rates[agent]["lrtune"].append(rate(ours))
                 rates[agent]["sb3"].append(rate(theirs))
+                # The same trial on RLlib's component that lrtune replaces, side by side.
+                variant: tuple[str, str, dict[str, Any]] | None = None
                 if agent == "dqn" and not args.no_episode_buffer:
-                    rllib = lrtune_run(
-                        agent,
-                        steps[agent],
-                        Path(tmp),
-                        f"tp-er-{rep}",
-                        cadence,
-                        replay="EpisodeReplayBuffer",
+                    variant = (
+                        "episode_buffer",
+                        "replay=EpisodeReplayBuffer",
+                        {"replay": "EpisodeReplayBuffer"},
                     )
-                    rates[agent].setdefault("episode_buffer", []).append(rate(rllib))
+                elif agent == "ppo" and not args.no_default_pipeline:
+                    variant = ("default_pipeline", "pipeline=default", {"default_pipeline": True})
+                if variant is not None:
+                    key, label, options = variant
+                    other = lrtune_run(
+                        agent, steps[agent], Path(tmp), f"tp-{key}-{rep}", cadence, **options
+                    )
+                    rates[agent].setdefault(key, []).append(rate(other))
                     print(
-                        f"rep={rep} agent=dqn replay=EpisodeReplayBuffer "
-                        f"lrtune={rate(rllib):.0f}/s "
-                        f"(return {rllib['return']:.1f})",
-                        flush=True,
-                    )
-                if agent == "ppo" and not args.no_default_pipeline:
-                    per_item = lrtune_run(
-                        agent,
-                        steps[agent],
-                        Path(tmp),
-                        f"tp-dp-{rep}",
-                        cadence,
-                        default_pipeline=True,
-                    )
-                    rates[agent].setdefault("default_pipeline", []).append(rate(per_item))
-                    print(
-                        f"rep={rep} agent=ppo pipeline=default lrtune={rate(per_item):.0f}/s "
-                        f"(return {per_item['return']:.1f})",
+                        f"rep={rep} agent={agent} {label} lrtune={rate(other):.0f}/s "
+                        f"(return {other['return']:.1f})",
                         flush=True,
                     )
                 outside = ours["seconds"] - ours["step_seconds"]
@@ -389,20 +379,21 @@ def main() -> None:
             f"{agent}: lrtune median {statistics.median(r['lrtune']):.0f}/s, "
             f"sb3 median {statistics.median(r['sb3']):.0f}/s"
         )
-    episode = rates.get("dqn", {}).get("episode_buffer")
-    if episode:
-        flat = statistics.median(rates["dqn"]["lrtune"]) / statistics.median(episode)
-        print(
-            f"dqn on RLlib's EpisodeReplayBuffer: median {statistics.median(episode):.0f}/s; "
-            f"flat_over_episode={flat:.2f}"
-        )
-    per_item = rates.get("ppo", {}).get("default_pipeline")
-    if per_item:
-        batched = statistics.median(rates["ppo"]["lrtune"]) / statistics.median(per_item)
-        print(
-            f"ppo on RLlib's default module-to-env pipeline: median "
-            f"{statistics.median(per_item):.0f}/s; batched_over_default={batched:.2f}"
-        )
+    for agent, key, what, figure in (
+        ("dqn", "episode_buffer", "RLlib's EpisodeReplayBuffer", "flat_over_episode"),
+        (
+            "ppo",
+            "default_pipeline",
+            "RLlib's default module-to-env pipeline",
+            "batched_over_default",
+        ),
+    ):
+        theirs = rates.get(agent, {}).get(key)
+        if theirs:
+            ours = statistics.median(rates[agent]["lrtune"]) / statistics.median(theirs)
+            print(
+                f"{agent} on {what}: median {statistics.median(theirs):.0f}/s; {figure}={ours:.2f}"
+            )
     print(" ".join(f"{agent}_ratio={ratio:.3f}" for agent, ratio in ratios.items()))
 
 

@@ -4,7 +4,9 @@ checkpoint state, and lrtune's DQN training from it."""
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,25 +217,46 @@ def test_settings_it_cannot_honour_are_refused() -> None:
         TransitionReplayBuffer(capacity=5).sample(4)
 
 
+@contextlib.contextmanager
+def _two_algos(agent: str, env: str, hyperparams: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
+    """Two algorithms built alike (lr 1e-3, seed 0): one to train, one to restore into."""
+
+    def build() -> Any:
+        return build_algorithm_config(
+            agent, env, policy={"lr": 1e-3}, hyperparams=hyperparams, seed=0
+        ).build_algo()
+
+    trained, fresh = build(), build()
+    try:
+        yield trained, fresh
+    finally:
+        trained.stop()
+        fresh.stop()
+
+
+def _restore_and_train_on(trained: Any, fresh: Any, folder: Path) -> None:
+    """Checkpoint ``trained`` with its replay buffer, restore both into ``fresh`` (the same
+    number of transitions) and train it on."""
+    from lrtune.running._trainable import load_replay_buffer, save_replay_buffer
+
+    trained.save_to_path(str(folder))
+    save_replay_buffer(trained, str(folder))
+    fresh.restore_from_path(str(folder))
+    assert load_replay_buffer(fresh, str(folder))
+    assert len(fresh.local_replay_buffer) == len(trained.local_replay_buffer)
+    fresh.train()  # learns on from the restored buffer
+
+
 @pytest.mark.slow
 def test_lrtune_dqn_trains_and_checkpoints_from_the_flat_buffer(
     ray_session: Any, tmp_path: Path
 ) -> None:
-    from lrtune.running._trainable import load_replay_buffer, save_replay_buffer
-
     hyperparams = {
         **preset_hyperparams("dqn", "CartPole-v1"),
         "min_sample_timesteps_per_iteration": 256,
         "num_steps_sampled_before_learning_starts": 64,
     }
-
-    def build() -> Any:
-        return build_algorithm_config(
-            "dqn", "CartPole-v1", policy={"lr": 1e-3}, hyperparams=hyperparams, seed=0
-        ).build_algo()
-
-    trained, fresh = build(), build()
-    try:
+    with _two_algos("dqn", "CartPole-v1", hyperparams) as (trained, fresh):
         assert isinstance(trained.local_replay_buffer, TransitionReplayBuffer)
         first = trained.train()
         second = trained.train()
@@ -254,15 +277,7 @@ def test_lrtune_dqn_trains_and_checkpoints_from_the_flat_buffer(
         np.testing.assert_allclose(x_next, x + 0.02 * x_dot, atol=1e-5)
         np.testing.assert_allclose(theta_next, theta + 0.02 * theta_dot, atol=1e-5)
         assert replayed["terminateds"].any() and (replayed["n_step"] == 1).all()
-        trained.save_to_path(str(tmp_path))
-        save_replay_buffer(trained, str(tmp_path))
-        fresh.restore_from_path(str(tmp_path))
-        assert load_replay_buffer(fresh, str(tmp_path))
-        assert len(fresh.local_replay_buffer) == len(trained.local_replay_buffer)
-        fresh.train()  # learns on from the restored buffer
-    finally:
-        trained.stop()
-        fresh.stop()
+        _restore_and_train_on(trained, fresh, tmp_path)
 
 
 @pytest.mark.slow
@@ -273,7 +288,6 @@ def test_lrtune_sac_trains_and_checkpoints_from_the_flat_buffer(
     validation would refuse the type): continuous actions stored as the module emitted them,
     n-step draws within the presets' 2..4, and a checkpoint that carries the buffer."""
     from lrtune.learners._replay import LRTuneSAC
-    from lrtune.running._trainable import load_replay_buffer, save_replay_buffer
 
     hyperparams = {
         **preset_hyperparams("sac", "Pendulum-v1"),
@@ -281,14 +295,7 @@ def test_lrtune_sac_trains_and_checkpoints_from_the_flat_buffer(
         "min_sample_timesteps_per_iteration": 200,
         "num_steps_sampled_before_learning_starts": 64,
     }
-
-    def build() -> Any:
-        return build_algorithm_config(
-            "sac", "Pendulum-v1", policy={"lr": 1e-3}, hyperparams=hyperparams, seed=0
-        ).build_algo()
-
-    trained, fresh = build(), build()
-    try:
+    with _two_algos("sac", "Pendulum-v1", hyperparams) as (trained, fresh):
         assert isinstance(trained, LRTuneSAC)
         assert isinstance(trained.local_replay_buffer, TransitionReplayBuffer)
         trained.train()
@@ -303,15 +310,7 @@ def test_lrtune_sac_trains_and_checkpoints_from_the_flat_buffer(
         # still running).
         assert {2, 3, 4} <= set(np.unique(replayed["n_step"]).tolist()) <= {1, 2, 3, 4}
         assert not replayed["terminateds"].any()  # Pendulum-v1 only truncates
-        trained.save_to_path(str(tmp_path))
-        save_replay_buffer(trained, str(tmp_path))
-        fresh.restore_from_path(str(tmp_path))
-        assert load_replay_buffer(fresh, str(tmp_path))
-        assert len(fresh.local_replay_buffer) == len(trained.local_replay_buffer)
-        fresh.train()  # learns on from the restored buffer
-    finally:
-        trained.stop()
-        fresh.stop()
+        _restore_and_train_on(trained, fresh, tmp_path)
 
 
 def test_rllib_episode_buffer_still_bootstraps_from_terminal_observations() -> None:
