@@ -26,3 +26,21 @@ def test_finalize_top_and_train_steps_agree() -> None:
     finalize = parser.parse_args(["finalize", "exp", "--top", "1e1", "--seeds", "2"])
     train = parser.parse_args(["train", "lr: 1e-3", "--steps", "1e1"])
     assert finalize.top == train.steps == 10
+
+
+def test_train_reports_the_best_return_among_iterations_where_an_episode_ended() -> None:
+    """An iteration before the first episode's end reports NaN; ``max`` over the returns
+    gave NaN when it came first (Taxi-v3, PPO: "best mean return nan" after −766.1)."""
+    from lrtune.cli._main import train_summary
+    from lrtune.running import IterationRecord
+
+    nan = float("nan")
+    records = [
+        IterationRecord(1, 2048, 1e-3, nan, 0.7),
+        IterationRecord(2, 4096, 1e-3, -766.1, 0.7),
+    ]
+    assert train_summary(records) == "lrtune: done, best mean return -766.1"
+    assert train_summary(records[:1]) == (
+        "lrtune: done, no episode ended in 2048 env steps (no return to report); give the env "
+        "a time limit (--env-config '{max_episode_steps: N}') or raise --steps"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -377,9 +378,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         on_iteration=show,
     )
-    best = max((r.episode_return for r in records), default=float("nan"))
-    print(f"lrtune: done, best mean return {best:.1f}")
+    print(train_summary(records))
     return EXIT_OK
+
+
+def train_summary(records: list[Any]) -> str:
+    """`lrtune train`'s last line: the best mean return over the iterations where an episode
+    had ended (an iteration before the first episode's end reports NaN, which ``max`` would
+    return if it came first), or what to change when no episode ended."""
+    returns = [r.episode_return for r in records if math.isfinite(r.episode_return)]
+    if returns:
+        return f"lrtune: done, best mean return {max(returns):.1f}"
+    steps = records[-1].env_steps if records else 0
+    return (
+        f"lrtune: done, no episode ended in {steps} env steps (no return to report); give the "
+        "env a time limit (--env-config '{max_episode_steps: N}') or raise --steps"
+    )
 
 
 # --- presets --------------------------------------------------------------------------------
