@@ -95,6 +95,19 @@ def test_discrete_actions_get_the_batched_pipeline_in_sync_mode_too() -> None:
         "ppo", "CartPole-v1", policy=POLICY, hyperparams={"model_config": {"use_lstm": True}}
     )
     assert UnBatchToIndividualItems in module_to_env_pieces(lstm)
+    # A job's own module may be stateful: RLlib's pipeline, which strips state per item.
+    from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import (
+        DefaultPPOTorchRLModule,
+    )
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    own = build_algorithm_config(
+        "ppo",
+        "CartPole-v1",
+        policy=POLICY,
+        hyperparams={"rl_module_spec": RLModuleSpec(module_class=DefaultPPOTorchRLModule)},
+    )
+    assert UnBatchToIndividualItems in module_to_env_pieces(own)
 
 
 def test_vector_mode_needs_a_vector_entry_point() -> None:

@@ -379,8 +379,13 @@ def _conv_filters(
     return [list(layer) for layer in filters] if filters is not None else None
 
 
-# Settings that mean a job builds its own module-to-env pipeline: lrtune's batched one stays out.
-_OWN_MODULE_TO_ENV = ("module_to_env_connector", "add_default_connectors_to_module_to_env_pipeline")
+# Settings that mean a job builds its own module-to-env pipeline, or brings its own module
+# (which may be stateful): lrtune's batched pipeline stays out.
+_OWN_MODULE_TO_ENV = (
+    "module_to_env_connector",
+    "add_default_connectors_to_module_to_env_pipeline",
+    "rl_module_spec",
+)
 
 
 def _use_native_vector_env(config: AlgorithmConfig, env: str) -> bool:
@@ -405,7 +410,7 @@ def _batch_module_outputs(
 ) -> None:
     """Give a single-agent, memoryless module acting in a ``Discrete`` action space the batched
     module-to-env pipeline (`lrtune.learners._vector`: the same actions, without RLlib's
-    per-episode split and re-stack), unless the job builds its own pipeline."""
+    per-episode split and re-stack), unless the job builds its own pipeline or module."""
     if (
         discrete
         and not config.is_multi_agent
