@@ -16,7 +16,7 @@ from lrtune.agents import AgentPlugin, get_agent, unbounded_part
 from lrtune.learners._callbacks import LRTuneCallbacks
 from lrtune.learners._learner import CONFIG_KEY
 from lrtune.learners._modules import ObservationConnectors, channels_last_shape, mean_std_filter
-from lrtune.learners._replay import TRANSITION_REPLAY_TYPE, TransitionReplayBuffer
+from lrtune.learners._replay import check_flat_replay
 from lrtune.learners._vector import (
     VECTOR_ENTRY_POINT,
     batched_module_to_env,
@@ -352,21 +352,12 @@ def build_algorithm_config(
 
 
 def _check_flat_replay(config: AlgorithmConfig) -> None:
-    """Check the merged ``replay_buffer_config`` of a config that replays from lrtune's
-    `TransitionReplayBuffer` here, where a bad setting exits 2, rather than in every trial
+    """`check_flat_replay` here, where a bad setting exits 2, rather than in every trial
     where the buffer is built."""
-    settings = dict(getattr(config, "replay_buffer_config", None) or {})
-    if settings.pop("type", None) != TRANSITION_REPLAY_TYPE:
-        return
     try:
-        TransitionReplayBuffer.check_settings(settings)
+        check_flat_replay(config)
     except ValueError as exc:
         raise PolicyError(f"hyperparams.{exc}") from None
-    if config.is_multi_agent or config.model_config.get("use_lstm"):
-        raise PolicyError(
-            "hyperparams.replay_buffer_config.type: TransitionReplayBuffer replays "
-            "single-agent, memoryless modules only; name RLlib's EpisodeReplayBuffer instead."
-        )
 
 
 def _conv_filters(

@@ -354,6 +354,23 @@ class TransitionReplayBuffer:
 TRANSITION_REPLAY_TYPE = "lrtune.learners.TransitionReplayBuffer"
 
 
+def check_flat_replay(config: Any) -> None:
+    """Raise ValueError, its message starting with the field, when ``config`` (an RLlib
+    ``AlgorithmConfig``) names `TransitionReplayBuffer` with settings it does not take or for
+    a module it cannot serve (multi-agent, or with memory: an LSTM). Called where a run's
+    settings are checked (`lrtune.learners.build_algorithm_config`) and where the algorithm
+    builds its buffer (a config built by hand)."""
+    settings = dict(getattr(config, "replay_buffer_config", None) or {})
+    if settings.pop("type", None) != TRANSITION_REPLAY_TYPE:
+        return
+    TransitionReplayBuffer.check_settings(settings)
+    if config.is_multi_agent or config.model_config.get("use_lstm"):
+        raise ValueError(
+            "replay_buffer_config.type: TransitionReplayBuffer replays single-agent, "
+            "memoryless modules only; name RLlib's EpisodeReplayBuffer instead."
+        )
+
+
 class FlatReplayTraining:
     """The training step of RLlib's DQN over a `TransitionReplayBuffer`:
     sample, store, draw ``updates x train_batch_size`` transitions at once and run them as
@@ -374,11 +391,7 @@ class FlatReplayTraining:
         buffer_config = dict(config.get("replay_buffer_config") or {})
         if buffer_config.get("type") != TRANSITION_REPLAY_TYPE:
             return super()._create_local_replay_buffer_if_necessary(config)  # type: ignore[misc]
-        if self.config.is_multi_agent or self.config.model_config.get("use_lstm"):
-            raise ValueError(
-                "replay_buffer_config.type: TransitionReplayBuffer replays single-agent, "
-                "memoryless modules only; use EpisodeReplayBuffer for this job."
-            )
+        check_flat_replay(self.config)
         buffer_config.pop("type")
         return TransitionReplayBuffer(**buffer_config, seed=self.config.seed)
 
