@@ -22,6 +22,7 @@ from ray.rllib.utils.replay_buffers.prioritized_episode_buffer import (
 
 from lrtune.learners import TransitionReplayBuffer, build_algorithm_config
 from lrtune.learners._presets import preset_hyperparams
+from lrtune.policies import PolicyError
 
 OBS_SPACE = gymnasium.spaces.Box(-np.inf, np.inf, (2,), np.float32)
 ACTION_SPACE = gymnasium.spaces.Discrete(3)
@@ -207,7 +208,7 @@ def test_images_stay_in_their_dtype_and_nested_observations_keep_their_structure
 def test_settings_it_cannot_honour_are_refused() -> None:
     with pytest.raises(ValueError, match="remove alpha"):
         TransitionReplayBuffer(capacity=100, alpha=0.6)
-    for capacity in (1, 2.5, "big", True):
+    for capacity in (1, 2.5, "big", True, float("inf"), float("nan")):
         with pytest.raises(ValueError, match="capacity: a whole number"):
             TransitionReplayBuffer(capacity=capacity)
     envs = ChunkedEnvs(envs=1, fragment=8)
@@ -215,6 +216,13 @@ def test_settings_it_cannot_honour_are_refused() -> None:
         TransitionReplayBuffer(capacity=5).add(envs.sample())
     with pytest.raises(ValueError, match="no complete transition"):
         TransitionReplayBuffer(capacity=5).sample(4)
+    # A module with memory: refused where the run's settings are checked (exit 2).
+    lstm = {
+        **preset_hyperparams("dqn", "CartPole-v1"),
+        "model_config": {"use_lstm": True},
+    }
+    with pytest.raises(PolicyError, match=r"replay_buffer_config\.type: .* memoryless"):
+        build_algorithm_config("dqn", "CartPole-v1", policy={"lr": 1e-3}, hyperparams=lstm)
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ which check every transition of a sampled batch against the closed form of its n
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -97,6 +98,7 @@ class TransitionReplayBuffer:
         if (
             isinstance(capacity, bool)
             or not isinstance(capacity, int | float)
+            or not math.isfinite(capacity)  # int() of inf or NaN raises its own error
             or (capacity != int(capacity) or capacity < 2)
         ):
             raise ValueError(
