@@ -276,6 +276,23 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "its weights (AGC clips relative to the weights' norm) and checks the weights stay finite.",
     ),
     PrivateAPI(
+        "ray.rllib.core.learner.torch.torch_learner",
+        "TorchLearner._lr_scheduler_classes",
+        "instance_attribute",
+        ("learners/_learner.py",),
+        "whether RLlib's apply_gradients has torch LR schedulers to build and step; lrtune "
+        "steps the optimizers itself (without RLlib's per-tensor NaN checks) only when none "
+        "are set. The config's public side is the private `_torch_lr_scheduler_classes` too.",
+    ),
+    PrivateAPI(
+        "ray.rllib.core.learner.torch.torch_learner",
+        "TorchLearner._grad_scalers",
+        "instance_attribute",
+        ("learners/_learner.py",),
+        "whether RLlib's apply_gradients steps through mixed-precision grad scalers; lrtune "
+        "steps the optimizers itself only when there are none.",
+    ),
+    PrivateAPI(
         "ray.rllib.core.learner.learner",
         "Learner._module",
         "instance_attribute",

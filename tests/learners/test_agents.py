@@ -117,3 +117,38 @@ def test_an_unknown_role_is_refused_naming_the_roles(agent: str) -> None:
         build_algorithm_config(
             agent, _env_for(agent), policy={"lr": 1e-3, "roles": {"nope": {"lr": 1e-4}}}
         )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("agent", AGENTS)
+def test_lrtunes_own_optimizer_step_gives_rllibs_weights(agent: str) -> None:
+    """With finite gradients the learner steps its optimizers itself (no per-tensor NaN checks);
+    the weights after two iterations equal those of RLlib's `apply_gradients`, bit for bit."""
+    weights = {}
+    for steps_itself in (True, False):
+        policy, _ = _policy_for(agent)
+        policy["gradients"] = {"name": "clip_global_norm", "params": {"max_norm": 0.5}}
+        hyperparams = dict(TINY[agent])
+        if "replay_buffer_config" in hyperparams:  # lrtune's buffer is seeded, RLlib's is not
+            hyperparams["replay_buffer_config"] = {"type": TRANSITION_REPLAY_TYPE, "capacity": 5000}
+        config = build_algorithm_config(
+            agent,
+            _env_for(agent),
+            policy=policy,
+            hyperparams=hyperparams,
+            budget=BUDGET,
+            seed=3,
+        )
+        algo = config.build_algo()
+        try:
+            learner = algo.learner_group._learner
+            assert learner._lrtune_steps_itself  # no torch LR scheduler, no grad scaler
+            learner._lrtune_steps_itself = steps_itself
+            algo.train()
+            algo.train()
+            weights[steps_itself] = [p.detach().clone() for p in learner._params.values()]
+        finally:
+            algo.stop()
+    assert len(weights[True]) == len(weights[False]) > 0
+    for own, rllibs in zip(weights[True], weights[False], strict=True):
+        assert bool((own == rllibs).all())

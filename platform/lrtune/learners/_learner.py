@@ -128,7 +128,19 @@ class LRPolicyLearner(TorchLearner):
         self._norm_post_sum: Any = 0.0
         self._norm_count = 0
         self._last_pre_norm: Any = torch.zeros(())
+        self._last_post_norm: Any = torch.zeros(())
+        # Without a gate that changes gradients, the norm after gating is the one before it.
+        self._lrtune_gates_change = any(
+            role.policy.gate.changes_gradients for role in self._lrtune_roles.values()
+        )
         super().build()
+        # RLlib's apply_gradients checks every gradient tensor for NaN/inf, twice, per update;
+        # lrtune has the global norm already, which is finite iff they all are. Its own step
+        # (see apply_gradients) skips those checks unless RLlib has more to do there: torch LR
+        # schedulers (which lrtune must see change the rate) or mixed-precision grad scalers.
+        self._lrtune_steps_itself = self._lr_scheduler_classes is None and (
+            self._grad_scalers is None
+        )
         self._apply_lr()
 
     def role_for(self, optimizer_name: str) -> _Role:
@@ -251,11 +263,12 @@ class LRPolicyLearner(TorchLearner):
                 role.policy.gate.apply(
                     [gradients_dict[ref] for ref in mine], [self._params[ref] for ref in mine]
                 )
-        post = _global_norm(grads)
+        post = _global_norm(grads) if self._lrtune_gates_change else pre
         self._norm_pre_sum = self._norm_pre_sum + pre
         self._norm_post_sum = self._norm_post_sum + post
         self._norm_count += 1
         self._last_pre_norm = pre
+        self._last_post_norm = post
         return gradients_dict
 
     def apply_gradients(self, gradients_dict: dict[Any, Any]) -> None:
@@ -284,7 +297,19 @@ class LRPolicyLearner(TorchLearner):
                     param.grad = None
                 return
         self._check_lr()
-        super().apply_gradients(gradients_dict)
+        if (
+            self._lrtune_steps_itself
+            and self._norm_count
+            and bool(torch.isfinite(self._last_post_norm))
+        ):
+            # Every gradient is finite: what RLlib's apply_gradients would do, minus its
+            # per-tensor NaN/inf checks (~0.3 ms of a ~3.5 ms PPO minibatch update on CPU).
+            for ref, grad in gradients_dict.items():
+                self._params[ref].grad = grad
+            for optimizer in self._named_optimizers.values():
+                optimizer.step()
+        else:
+            super().apply_gradients(gradients_dict)
         self._check_lr()
 
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:

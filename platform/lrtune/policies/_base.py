@@ -12,7 +12,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from lrtune.registry import PluginParams
 
@@ -87,7 +87,13 @@ class GradientGate(ABC):
 
     `apply` is called once per update (minibatch) with the gradients and their parameters in
     the same order; it must not allocate per-parameter Python state (gates are stateless).
+    A gate that never changes the gradients sets `changes_gradients` to False, so the learner
+    need not measure their norm a second time after it.
     """
+
+    #: Whether `apply` may change the gradients (False only for a gate that leaves them as they
+    #: are: the learner then reads the norm after gating as the norm before it).
+    changes_gradients: ClassVar[bool] = True
 
     def __init__(self, params: PluginParams) -> None:
         self.params = params

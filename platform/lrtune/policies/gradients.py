@@ -59,6 +59,8 @@ def _scale_all(grads: Sequence[torch.Tensor], scale: torch.Tensor) -> None:
 class NoGating(GradientGate):
     """Leave gradients as they are."""
 
+    changes_gradients = False
+
     def apply(self, grads: Sequence[torch.Tensor], params: Sequence[torch.Tensor]) -> None:
         return None
 
