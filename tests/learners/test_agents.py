@@ -152,3 +152,47 @@ def test_lrtunes_own_optimizer_step_gives_rllibs_weights(agent: str) -> None:
     assert len(weights[True]) == len(weights[False]) > 0
     for own, rllibs in zip(weights[True], weights[False], strict=True):
         assert bool((own == rllibs).all())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("agent", ["ppo", "dqn"])
+def test_modes_set_once_give_the_weights_of_rllibs_flips(
+    agent: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """lrtune's modules set train/eval mode when it changes (`ModeSetOnce`), not around every
+    forward pass as RLlib's `TorchRLModule` does: the env runner's copy stays in eval mode, the
+    learner's in train mode, and two iterations give RLlib's weights bit for bit."""
+    from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
+
+    from lrtune.learners._modules import ModeSetOnce
+
+    weights = {}
+    for set_once in (True, False):
+        if not set_once:
+            for name in ("forward_train", "forward_exploration", "forward_inference"):
+                monkeypatch.setattr(ModeSetOnce, name, TorchRLModule.__dict__[name])
+        hyperparams = dict(TINY[agent])
+        if "replay_buffer_config" in hyperparams:  # lrtune's buffer is seeded, RLlib's is not
+            hyperparams["replay_buffer_config"] = {"type": TRANSITION_REPLAY_TYPE, "capacity": 5000}
+        config = build_algorithm_config(
+            agent,
+            "CartPole-v1",
+            policy={"lr": 1e-3},
+            hyperparams=hyperparams,
+            budget=BUDGET,
+            seed=5,
+        )
+        algo = config.build_algo()
+        try:
+            algo.train()
+            algo.train()
+            learner = algo.learner_group._learner
+            if set_once:
+                assert algo.env_runner.module.inference_only
+                assert not algo.env_runner.module.training
+                assert learner.module["default_policy"].training
+            weights[set_once] = [p.detach().clone() for p in learner._params.values()]
+        finally:
+            algo.stop()
+    for own, rllibs in zip(weights[True], weights[False], strict=True):
+        assert bool((own == rllibs).all())

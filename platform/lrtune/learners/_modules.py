@@ -26,6 +26,7 @@ from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPP
 from ray.rllib.connectors.env_to_module.observation_preprocessor import (
     SingleAgentObservationPreprocessor,
 )
+from ray.rllib.core.rl_module.rl_module import RLModule
 
 HIDDEN_GAIN = math.sqrt(2.0)  # SB3 ActorCriticPolicy / CleanRL layer_init std=np.sqrt(2)
 POLICY_OUTPUT_GAIN = 0.01  # SB3 action_net gain / CleanRL actor's last layer std=0.01
@@ -84,7 +85,45 @@ def cast_observations_to_float32(module: torch.nn.Module, observation_space: Any
             layer.register_forward_pre_hook(hook)
 
 
-class LRTunePPOTorchRLModule(DefaultPPOTorchRLModule):
+class ModeSetOnce:
+    """Train/eval mode set when it changes, not on every forward pass.
+
+    RLlib's ``TorchRLModule`` calls ``self.train()`` before every training forward pass and
+    ``self.eval()``, then ``self.train()`` again, around every exploration or inference pass;
+    each call walks every submodule (about 40 on a two-layer PPO or DQN network), a few tenths of
+    a millisecond per minibatch update and per vector env step on one CPU. Here the learner's
+    module is put in train mode once, and an inference-only module (an env runner's copy, which
+    never trains) is left in eval mode after its first pass. The modes every layer sees are
+    RLlib's; only the repeated walks are gone. A module that is not inference-only keeps
+    RLlib's flip around exploration and inference, as it may train next.
+    """
+
+    training: bool
+
+    def forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """RLlib's training pass, in train mode (set only if the module is not in it)."""
+        if not self.training:
+            self.train()  # type: ignore[attr-defined]
+        return RLModule.forward_train(self, batch, **kwargs)  # type: ignore[arg-type]
+
+    def forward_exploration(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """RLlib's exploration pass, in eval mode."""
+        if not self.inference_only:  # type: ignore[attr-defined]
+            return super().forward_exploration(batch, **kwargs)  # type: ignore[misc,no-any-return]
+        if self.training:
+            self.eval()  # type: ignore[attr-defined]
+        return self._forward_exploration(batch, **kwargs)  # type: ignore[attr-defined,no-any-return]
+
+    def forward_inference(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """RLlib's inference pass, in eval mode."""
+        if not self.inference_only:  # type: ignore[attr-defined]
+            return super().forward_inference(batch, **kwargs)  # type: ignore[misc,no-any-return]
+        if self.training:
+            self.eval()  # type: ignore[attr-defined]
+        return self._forward_inference(batch, **kwargs)  # type: ignore[attr-defined,no-any-return]
+
+
+class LRTunePPOTorchRLModule(ModeSetOnce, DefaultPPOTorchRLModule):
     """RLlib's default PPO torch module, reading integer (or 16-bit float) observations as float32
     (`cast_observations_to_float32`)."""
 
@@ -112,7 +151,7 @@ class OrthogonalPPOTorchRLModule(LRTunePPOTorchRLModule):
                 _orthogonal(_linears(vf), VALUE_OUTPUT_GAIN)
 
 
-class LRTuneDQNTorchRLModule(DefaultDQNTorchRLModule):
+class LRTuneDQNTorchRLModule(ModeSetOnce, DefaultDQNTorchRLModule):
     """RLlib's default DQN torch module, reading integer (or 16-bit float) observations as float32
     (`cast_observations_to_float32`): the replay buffer keeps uint8 images as uint8."""
 
