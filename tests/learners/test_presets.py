@@ -208,6 +208,43 @@ def test_continuous_defaults_train_and_the_filter_can_be_switched_off() -> None:
         algo.stop()
 
 
+def _filter_count(env_runner: Any) -> int:
+    """Observations the env runner's observation filter (RLlib's ``MeanStdFilter``) has seen."""
+    (piece,) = [
+        p for p in env_runner._env_to_module.connectors if type(p).__name__ == "MeanStdFilter"
+    ]
+    (stats,) = piece._filters.values()
+    return int(stats.running_stats.n)
+
+
+@pytest.mark.usefixtures("_ray")
+def test_the_evaluation_normalises_observations_with_the_training_statistics() -> None:
+    """RLlib 2.60 hands the observation filter's statistics to remote evaluation env runners
+    only; lrtune evaluates in the trial's process, and its callback hands them over there
+    (`share_connector_states_with_evaluation`). Without it the evaluation's filter starts
+    from nothing and a trained Pendulum-v1 policy evaluated at about random play's return."""
+    evaluation = {
+        "evaluation_interval": 1000,  # only when asked (algo.evaluate() below)
+        "evaluation_duration": 1,
+        "evaluation_duration_unit": "episodes",
+        "evaluation_num_env_runners": 0,
+        "evaluation_config": {"explore": False, "num_envs_per_env_runner": 1},
+    }
+    algo = build("Pendulum-v1", ModelSettings(), **evaluation)
+    try:
+        algo.train()
+        trained = _filter_count(algo.env_runner)
+        assert trained >= 256
+        algo.evaluate()
+        # The training statistics, then the evaluation episode's 201 observations (reset + 200).
+        assert _filter_count(algo.eval_env_runner) == trained + 201
+        algo.train()
+        algo.evaluate()  # handed over again: the training runner's count, not a sum of both
+        assert _filter_count(algo.eval_env_runner) == _filter_count(algo.env_runner) + 201
+    finally:
+        algo.stop()
+
+
 def test_the_network_follows_the_agent_unless_the_model_says_otherwise() -> None:
     dqn = build_algorithm_config("dqn", "CartPole-v1", policy=POLICY)
     assert dqn.model_config["fcnet_hiddens"] == [256, 256]
