@@ -276,6 +276,25 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "its weights (AGC clips relative to the weights' norm) and checks the weights stay finite.",
     ),
     PrivateAPI(
+        "ray.rllib.core.rl_module.rl_module",
+        "RLModule._forward_exploration",
+        "attribute",
+        ("learners/_modules.py",),
+        "the exploration forward pass itself (RLlib's documented extension point, marked "
+        "OverrideToImplementCustomLogic): `ModeSetOnce.forward_exploration` calls it directly "
+        "once an inference-only module is in eval mode, instead of RLlib's public wrapper, "
+        "which walks every submodule twice per call to set the mode.",
+        parameters=("self", "batch", "kwargs"),
+    ),
+    PrivateAPI(
+        "ray.rllib.core.rl_module.rl_module",
+        "RLModule._forward_inference",
+        "attribute",
+        ("learners/_modules.py",),
+        "as `_forward_exploration`, for greedy (evaluation) passes.",
+        parameters=("self", "batch", "kwargs"),
+    ),
+    PrivateAPI(
         "ray.rllib.core.learner.torch.torch_learner",
         "TorchLearner._lr_scheduler_classes",
         "instance_attribute",
