@@ -51,17 +51,9 @@ class EntrypointResources(BaseModel):
     resources: dict[str, Annotated[Real, Field(ge=0)]] = Field(default_factory=dict)
 
     def submit_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of `JobSubmissionClient.submit_job` (only those that are set)."""
-        out: dict[str, Any] = {}
-        if self.num_cpus is not None:
-            out["entrypoint_num_cpus"] = self.num_cpus
-        if self.num_gpus is not None:
-            out["entrypoint_num_gpus"] = self.num_gpus
-        if self.memory is not None:
-            out["entrypoint_memory"] = self.memory
-        if self.resources:
-            out["entrypoint_resources"] = dict(self.resources)
-        return out
+        """Keyword arguments of `JobSubmissionClient.submit_job`, ``entrypoint_<field>``
+        (only those that are set)."""
+        return {f"entrypoint_{k}": v for k, v in self.model_dump().items() if v not in (None, {})}
 
 
 class SecretEnvRef(BaseModel):
@@ -92,12 +84,16 @@ _SECRET_FORM_HINT = (
 )
 
 
+def _scalar_text(value: Any) -> Any:
+    """A YAML boolean or number as the text an environment variable holds; else ``value``."""
+    if isinstance(value, bool | int | float):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    return value
+
+
 def _env_value(name: str, item: Any) -> EnvValue:
     """One ``env_vars`` entry in its typed form; messages never repeat the value given."""
-    if isinstance(item, bool):
-        item = "true" if item else "false"
-    elif isinstance(item, int | float):
-        item = str(item)
+    item = _scalar_text(item)
     if isinstance(item, str):
         if SECRET_NAME.search(name):
             raise ValueError(
@@ -121,9 +117,7 @@ def _env_value(name: str, item: Any) -> EnvValue:
                 )
             return SecretEnvRef(secret=secret, key=key)
         if keys == {"value", "secret"} and item.get("secret") is False:
-            value = item["value"]
-            if isinstance(value, bool | int | float):
-                value = str(value).lower() if isinstance(value, bool) else str(value)
+            value = _scalar_text(item["value"])
             if not isinstance(value, str):
                 raise ValueError(f"{name}.value: must be a string")
             return PlainEnvValue(value=value)
@@ -189,13 +183,11 @@ class ClusterSpec(BaseModel):
 
     def plain_env(self) -> dict[str, str]:
         """The env vars that travel as plain values (in Ray's runtime environment)."""
-        out: dict[str, str] = {}
-        for name, item in self.env_vars.items():
-            if isinstance(item, str):
-                out[name] = item
-            elif isinstance(item, PlainEnvValue):
-                out[name] = item.value
-        return out
+        return {
+            name: item if isinstance(item, str) else item.value
+            for name, item in self.env_vars.items()
+            if isinstance(item, str | PlainEnvValue)
+        }
 
     def secret_env(self) -> dict[str, SecretEnvRef]:
         """The env vars read from Kubernetes Secrets (pods' ``valueFrom.secretKeyRef``)."""

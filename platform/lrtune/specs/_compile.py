@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lrtune.policies import LRPolicySpec, PluginRef
-from lrtune.specs._job import MAX_GRID_POINTS, JobSpec
+from lrtune.specs._job import JobSpec
 from lrtune.specs._point import TrialPoint
 from lrtune.specs._space import (
     AGENT_SECTIONS,
@@ -100,26 +100,11 @@ class _Param:
             return trial.suggest_float(self.name, dist.low, dist.high, step=dist.step, log=dist.log)
         return self.from_label(trial.suggest_categorical(self.name, self.labels()))
 
-    def grid(self) -> list[tuple[Any, Any]]:
-        """``(Optuna-form param value, actual value)`` for each grid value."""
-        values = self.dim.values
-        if values is None:
-            raise SpecError(
-                f"{self.name}: a grid search needs a `values` list for every dimension."
-            )
-        out = []
-        for v in values:
-            if self.dim.is_int:
-                v = int(v)
-            out.append((choice_label(v) if self.options is not None else v, v))
-        return out
-
 
 @dataclass(frozen=True)
 class _Family:
     """One family of a slot: plugin name, constants, dimensions (sorted by name)."""
 
-    slot: str
     name: str
     constants: Mapping[str, Any]
     params: tuple[_Param, ...]
@@ -133,7 +118,7 @@ def _family(slot: str, name: str, raw: Mapping[str, Any]) -> _Family:
         own = raw.pop("lr")
         lr = _Param(f"optimizer.{name}.lr", own) if isinstance(own, Dimension) else own
     params = tuple(_Param(f"{slot}.{name}.{key}", dim) for key, dim in sorted(dims_of(raw).items()))
-    return _Family(slot, name, constants_of(raw), params, lr)
+    return _Family(name, constants_of(raw), params, lr)
 
 
 # ---------------------------------------------------------------------------------- compiled
@@ -227,12 +212,6 @@ class CompiledSpace:
         Families of a slot are alternatives (their own grids added up); slots, feedback and
         hyper-parameters are crossed. Each point's ``searched`` holds the values it chose.
         """
-        size = self.grid_size()
-        if size > MAX_GRID_POINTS:
-            raise SpecError(
-                f"search.algorithm: the grid has {size} points, more than {MAX_GRID_POINTS}; "
-                "list fewer values."
-            )
         points = []
         for combo in self._grid_combos():
             chosen: dict[str, Any] = {}
@@ -246,35 +225,20 @@ class CompiledSpace:
         """Number of grid points (without the baseline): the space's `grid_size`."""
         return self.job.space.grid_size() if self.job.space is not None else 1
 
-    def _grid_combos(self) -> Any:
-        # A combo is the full dict of param name -> (optuna value, actual value) of one point,
-        # built slot by slot: each slot's options are (family choice + its params' values).
-        per_slot: list[list[dict[str, tuple[Any, Any]]]] = []
-        for slot, families in self.families.items():
-            options: list[dict[str, tuple[Any, Any]]] = []
-            for fam in families:
-                params = list(fam.params)
-                if slot == "optimizer":
-                    if isinstance(fam.lr, _Param):
-                        params.append(fam.lr)
-                    elif fam.lr is None and isinstance(self.base_lr, _Param):
-                        params.append(self.base_lr)
-                head = {slot: (fam.name, fam.name)} if len(families) > 1 else {}
-                for values in itertools.product(*(p.grid() for p in params)):
-                    options.append(
-                        {**head, **{p.name: v for p, v in zip(params, values, strict=True)}}
-                    )
-            per_slot.append(options)
-        if "optimizer" not in self.families and isinstance(self.base_lr, _Param):
-            per_slot.append([{"lr": v} for v in self.base_lr.grid()])
-        if self.feedback is not None and len(self.feedback) > 1:
-            per_slot.append([{"feedback": (k, k)} for k in sorted(self.feedback)])
-        for p in self.agent_params:
-            per_slot.append([{p.name: v} for v in p.grid()])
-        return (
-            {k: v for part in combo for k, v in part.items()}
-            for combo in itertools.product(*per_slot)
-        )
+    def _grid_combos(self) -> Iterator[dict[str, tuple[Any, Any]]]:
+        # A combo is the full dict of param name -> (Optuna value, actual value) of one point:
+        # an alternative of each of the space's grid axes, with values of its dimensions.
+        per_axis: list[list[dict[str, tuple[Any, Any]]]] = []
+        for axis in self.job.space.grid_axes() if self.job.space is not None else []:
+            options = []
+            for picks, dims in axis:
+                head = {k: (v, v) for k, v in picks.items()}
+                names = [name for name, _ in dims]
+                for values in itertools.product(*(dim.grid() for _, dim in dims)):
+                    options.append({**head, **dict(zip(names, values, strict=True))})
+            per_axis.append(options)
+        for combo in itertools.product(*per_axis):
+            yield {k: v for part in combo for k, v in part.items()}
 
     # ---- one point
 
@@ -421,15 +385,9 @@ def _base_hyperparams(job: JobSpec, hyperparams: Mapping[str, Any]) -> dict[str,
 def agent_hyperparams(
     job: JobSpec, settings: Mapping[str, Any], hyperparams: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """``hyperparams`` with the RLlib settings that a trial's `AgentSettings` stand for.
-
-    * ``num_minibatches`` -> ``minibatch_size = train_batch_size_per_learner // n`` (the trial's
-      batch: its hyper-parameters, else the agent's presets);
-    * ``exploration_fraction`` / ``exploration_final_eps`` -> ``epsilon = [[0, 1.0],
-      [round(fraction * budget.trial_env_steps), final_eps]]`` (the one left out from the end
-      of the trial's own ``epsilon`` ramp);
-    * ``buffer_size`` -> ``replay_buffer_config`` with that ``capacity`` (the rest as the trial's).
-    """
+    """``hyperparams`` with the RLlib settings that a trial's `AgentSettings` stand for (as
+    documented there), derived from the trial's own (its hyper-parameters over the agent's
+    presets): ``minibatch_size``, ``epsilon``, ``replay_buffer_config``."""
     out = dict(hyperparams)
     if not settings:
         return out

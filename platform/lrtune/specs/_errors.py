@@ -3,10 +3,10 @@ joined into one-paragraph spec errors that name file and field."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError, model_validator
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from lrtune.registry import SLOTS
@@ -52,7 +52,7 @@ def spec_error(label: str, kind: str, exc: ValidationError) -> SpecError:
     return SpecError(f"{label}: invalid {kind}: " + "; ".join(describe_validation_error(exc)))
 
 
-def raise_problems(title: str, problems: Sequence[Problem]) -> None:
+def raise_problems(title: str, problems: Iterable[Problem]) -> None:
     """Raise a pydantic `ValidationError` with one error per ``(loc, message)``.
 
     Raised inside a validator, pydantic prefixes each ``loc`` with the validator's own position,
@@ -66,19 +66,26 @@ def raise_problems(title: str, problems: Sequence[Problem]) -> None:
         raise ValidationError.from_exception_data(title, details)
 
 
-def plugin_params(
-    slot: str,
-    name: str,
-    params: Mapping[str, Any],
-    prefix: Loc = ("params",),
-    *,
-    defaults: bool = False,
-) -> tuple[dict[str, Any], list[Problem]]:
-    """``params`` of entry ``name`` of ``slot`` validated by its parameter model (the keys given,
-    typed; with ``defaults``, every parameter), and one problem per bad key, under ``prefix``."""
+def problem_check(check: Callable[[Any], Iterable[Problem]]) -> Any:
+    """A pydantic after-validator from a model's check written as a generator of ``(loc,
+    message)`` problems: it raises them all, each located at its field (`raise_problems`)."""
+
+    def validate(self: BaseModel) -> BaseModel:
+        raise_problems(type(self).__name__, check(self))
+        return self
+
+    return model_validator(mode="after")(validate)
+
+
+def complete_params(
+    spec: Any, slot: str, name: str, prefix: Loc = ("params",), *, defaults: bool = False
+) -> list[Problem]:
+    """Validate ``spec.params`` by the parameter model of entry ``name`` of ``slot`` and store
+    them typed (the keys given; with ``defaults``, every parameter); else one problem per bad
+    key, under ``prefix``."""
     model = SLOTS[slot].get(name).params_model
     try:
-        validated = model.model_validate(dict(params))
+        validated = model.model_validate(dict(spec.params))
     except ValidationError as exc:
         problems: list[Problem] = []
         for err in exc.errors():
@@ -89,5 +96,7 @@ def plugin_params(
                     f"{', '.join(model.model_fields) or 'none'}; see `lrtune plugins {slot}`)"
                 )
             problems.append(((*prefix, *err["loc"]), msg))
-        return dict(params), problems
-    return validated.model_dump(mode="json", exclude_unset=not defaults), []
+        return problems
+    dumped = validated.model_dump(mode="json", exclude_unset=not defaults)
+    object.__setattr__(spec, "params", dumped)  # the spec is frozen
+    return []

@@ -15,7 +15,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -33,7 +33,7 @@ from lrtune._env_ids import register_lrtune_envs
 from lrtune.policies import LRPolicySpec
 from lrtune.registry import SLOTS, LRTuneError
 from lrtune.specs._cluster import ClusterSpec
-from lrtune.specs._errors import Loc, Problem, plugin_params, raise_problems
+from lrtune.specs._errors import Loc, Problem, complete_params, problem_check, raise_problems
 from lrtune.specs._population import PopulationSpec
 from lrtune.specs._space import (
     AGENT_SETTING_REPLACES,
@@ -43,7 +43,7 @@ from lrtune.specs._space import (
     constants_of,
     merge_space_parts,
 )
-from lrtune.specs._yaml import FROZEN, Real, Settings, SpecError, Whole, load_yaml
+from lrtune.specs._yaml import FROZEN, Real, Settings, SpecError, Whole, is_file, load_yaml
 
 if TYPE_CHECKING:
     from lrtune.agents import AgentPlugin
@@ -154,24 +154,15 @@ class BudgetSpec(BaseModel):
     experiment_env_steps: Whole | None = Field(default=None, gt=0)
     experiment_seconds: Real | None = Field(default=None, gt=0)
 
-    @model_validator(mode="after")
-    def _experiment_covers_a_trial(self) -> BudgetSpec:
-        if self.experiment_env_steps is not None and (
-            self.experiment_env_steps < self.trial_env_steps
-        ):
-            raise_problems(
-                "BudgetSpec",
-                [
-                    (
-                        ("experiment_env_steps",),
-                        (
-                            f"{self.experiment_env_steps} is less than one trial's trial_env_steps "
-                            f"({self.trial_env_steps}): raise it or leave it out"
-                        ),
-                    )
-                ],
+    @problem_check
+    def _experiment_covers_a_trial(self) -> Iterator[Problem]:
+        steps = self.experiment_env_steps
+        if steps is not None and steps < self.trial_env_steps:
+            yield (
+                ("experiment_env_steps",),
+                f"{steps} is less than one trial's trial_env_steps ({self.trial_env_steps}): "
+                "raise it or leave it out",
             )
-        return self
 
 
 #: A trial's checkpoint cadence when the job gives none (``trials.checkpoint_seconds``).
@@ -202,20 +193,14 @@ class TrialsSpec(BaseModel):
     checkpoint_seconds: Real | None = Field(default=None, ge=0)
     checkpoint_env_steps: Whole | None = Field(default=None, ge=1)
 
-    @model_validator(mode="after")
-    def _one_cadence(self) -> TrialsSpec:
+    @problem_check
+    def _one_cadence(self) -> Iterator[Problem]:
         if self.checkpoint_seconds is not None and self.checkpoint_env_steps is not None:
-            raise_problems(
-                "TrialsSpec",
-                [
-                    (
-                        ("checkpoint_seconds",),
-                        "give one checkpoint cadence: checkpoint_seconds (time) or "
-                        "checkpoint_env_steps (env steps), not both; remove one of them",
-                    )
-                ],
+            yield (
+                ("checkpoint_seconds",),
+                "give one checkpoint cadence: checkpoint_seconds (time) or checkpoint_env_steps "
+                "(env steps), not both; remove one of them",
             )
-        return self
 
     @property
     def checkpoints_every_iteration(self) -> bool:
@@ -244,24 +229,19 @@ class SeedsSpec(BaseModel):
     tuning: tuple[Whole, ...] = Field(default=(0,), min_length=1, max_length=64)
     test: tuple[Whole, ...] = Field(default=(1000, 1001, 1002), max_length=1000)
 
-    @model_validator(mode="after")
-    def _disjoint(self) -> SeedsSpec:
-        problems: list[Problem] = []
+    @problem_check
+    def _disjoint(self) -> Iterator[Problem]:
         for field in ("tuning", "test"):
             values = getattr(self, field)
             if len(set(values)) != len(values):
-                problems.append(((field,), "lists a seed twice: list each seed once"))
+                yield (field,), "lists a seed twice: list each seed once"
         shared = sorted(set(self.tuning) & set(self.test))
         if shared:
-            problems.append(
-                (
-                    ("test",),
-                    f"seeds {shared} are also tuning seeds: test seeds must "
-                    "differ from seeds.tuning (held-out seeds measure generalisation)",
-                )
+            yield (
+                ("test",),
+                f"seeds {shared} are also tuning seeds: test seeds must differ from seeds.tuning "
+                "(held-out seeds measure generalisation)",
             )
-        raise_problems("SeedsSpec", problems)
-        return self
 
 
 class MetricSpec(BaseModel):
@@ -363,45 +343,33 @@ class SearchSpec(BaseModel):
     warm_start: str | None = Field(default=None, min_length=1)
     params: Settings = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _searcher(self) -> SearchSpec:
+    @problem_check
+    def _searcher(self) -> Iterator[Problem]:
         optuna_driven = self.algorithm == "optuna"
         name, loc = (self.sampler, "sampler") if optuna_driven else (self.algorithm, "algorithm")
         try:
             kind = _plugin_class("searchers", name).kind
         except LRTuneError as exc:
-            raise_problems("SearchSpec", [((loc,), str(exc))])
-            return self
-        problems: list[Problem] = []
+            yield (loc,), str(exc)
+            return
         if optuna_driven and kind != "optuna":
-            problems.append(
-                (
-                    ("sampler",),
-                    f"{name} is not an Optuna sampler: write `algorithm: {name}` and leave "
-                    "sampler out",
-                )
+            yield (
+                ("sampler",),
+                f"{name} is not an Optuna sampler: write `algorithm: {name}` and leave sampler out",
             )
         elif not optuna_driven and kind == "optuna":
-            problems.append(
-                (
-                    ("algorithm",),
-                    f"{name} is an Optuna sampler: write `algorithm: optuna, sampler: {name}`",
-                )
+            yield (
+                ("algorithm",),
+                f"{name} is an Optuna sampler: write `algorithm: optuna, sampler: {name}`",
             )
         elif kind == "tune" and self.sampler != SearchSpec.model_fields["sampler"].default:
-            problems.append(
-                (
-                    ("sampler",),
-                    f"searcher {name} is not driven by Optuna, so a sampler would be ignored: "
-                    "leave sampler out, or use algorithm: optuna",
-                )
+            yield (
+                ("sampler",),
+                f"searcher {name} is not driven by Optuna, so a sampler would be ignored: leave "
+                "sampler out, or use algorithm: optuna",
             )
-        if not problems:
-            params, bad = plugin_params("searchers", name, self.params)
-            problems.extend(bad)
-            object.__setattr__(self, "params", params)
-        raise_problems("SearchSpec", problems)
-        return self
+        else:
+            yield from complete_params(self, "searchers", name)
 
     @property
     def searcher(self) -> str:
@@ -455,41 +423,32 @@ class SchedulerSpec(BaseModel):
     reduction_factor: Real = Field(default=2.0, gt=1)
     params: Settings = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _one_grace(self) -> SchedulerSpec:
-        problems: list[Problem] = []
+    @problem_check
+    def _one_grace(self) -> Iterator[Problem]:
         try:
             plugin = _plugin_class("schedulers", self.name)
         except LRTuneError as exc:
-            raise_problems("SchedulerSpec", [(("name",), str(exc))])
-            return self
+            yield ("name",), str(exc)
+            return
         if self.grace_period is not None and self.grace_fraction is not None:
-            problems.append(
-                (
-                    ("grace_fraction",),
-                    "give the grace period once: grace_period (env steps) or "
-                    "grace_fraction (of budget.trial_env_steps), not both",
-                )
+            yield (
+                ("grace_fraction",),
+                "give the grace period once: grace_period (env steps) or grace_fraction (of "
+                "budget.trial_env_steps), not both",
             )
         elif not plugin.uses_grace:
             why = plugin.no_grace_reason or f"scheduler {self.name} has no grace period"
             graced = [
                 n for n in SLOTS["schedulers"].names() if _plugin_class("schedulers", n).uses_grace
             ]
-            problems.extend(
-                (
-                    (key,),
-                    f"{why}, so a grace period would be ignored: leave it out, or use "
-                    f"name: {_or_list(graced)}",
-                )
-                for key in ("grace_period", "grace_fraction")
-                if getattr(self, key) is not None
-            )
-        params, bad = plugin_params("schedulers", self.name, self.params)
-        problems.extend(bad)
-        object.__setattr__(self, "params", params)
-        raise_problems("SchedulerSpec", problems)
-        return self
+            for key in ("grace_period", "grace_fraction"):
+                if getattr(self, key) is not None:
+                    yield (
+                        (key,),
+                        f"{why}, so a grace period would be ignored: leave it out, or use "
+                        f"name: {_or_list(graced)}",
+                    )
+        yield from complete_params(self, "schedulers", self.name)
 
     def plugin(self) -> Any:
         """The scheduler entry built with ``params`` (a `lrtune.search.SchedulerPlugin`)."""
@@ -538,7 +497,6 @@ class JobSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_is_a_folder_name(cls, value: str) -> str:
-        # It names the results folder, the MLflow experiment and the Optuna study.
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", value):
             raise ValueError(
                 f"{value!r} is not a usable name: use letters, digits, '_', '.' and '-' only, "
@@ -610,41 +568,31 @@ class JobSpec(BaseModel):
             return data
         return {**data, "trials": {**(trials or {}), "num": size}}
 
-    @model_validator(mode="after")
-    def _cross_check(self) -> JobSpec:
-        problems: list[Problem] = []
+    # ---- cross-field checks (each yields its problems)
+
+    @problem_check
+    def _cross_check(self) -> Iterator[Problem]:
         space, policy = self.space, self.policy
         if space is None and policy is None and self.population is None:
-            problems.append(
-                (
-                    ("policy",),
-                    "give a policy or a space: `space: search_spaces/"
-                    "lr_policies.yaml` to search, or `policy: {lr: 3e-4}` to run one "
-                    "fixed LR policy",
-                )
+            yield (
+                ("policy",),
+                "give a policy or a space: `space: search_spaces/lr_policies.yaml` to search, "
+                "or `policy: {lr: 3e-4}` to run one fixed LR policy",
             )
         if space is not None and policy is None and space.lr is None and space.needs_base_lr():
-            problems.append(
-                (
-                    ("space", "lr"),
-                    "no base learning rate: set `lr` in the space (a "
-                    "number or a range), give every optimizer family its own `lr`, or "
-                    "give the job a `policy:` with an lr",
-                )
+            yield (
+                ("space", "lr"),
+                "no base learning rate: set `lr` in the space (a number or a range), give every "
+                "optimizer family its own `lr`, or give the job a `policy:` with an lr",
             )
-        problems.extend(self._agent_problems())
-        problems.extend(self._hyperparam_problems())
-        problems.extend(self._budget_problems())
-        problems.extend(self._search_problems())
-        problems.extend(self._population_problems())
-        problems.extend(self._evaluation_problems())
-        raise_problems("JobSpec", problems)
-        return self
+        yield from self._agent_problems()
+        yield from self._hyperparam_problems()
+        yield from self._budget_problems()
+        yield from self._search_problems()
+        yield from self._population_problems()
+        yield from self._evaluation_problems()
 
-    # ---- cross-field checks
-
-    def _agent_problems(self) -> list[Problem]:
-        problems: list[Problem] = []
+    def _agent_problems(self) -> Iterator[Problem]:
         refs: list[tuple[Loc, str, str]] = []
         if self.policy is not None:
             p = self.policy
@@ -663,26 +611,21 @@ class JobSpec(BaseModel):
         for loc, slot, name in refs:
             capabilities = SLOTS[slot].get(name).capabilities
             if not capabilities.supports(self.agent):
-                problems.append(
-                    (
-                        loc,
-                        f"{slot} '{name}' does not support agent '{self.agent}' "
-                        f"(it supports {capabilities.agents_text()}): remove it or "
-                        "choose another agent",
-                    )
+                yield (
+                    loc,
+                    f"{slot} '{name}' does not support agent '{self.agent}' (it supports "
+                    f"{capabilities.agents_text()}): remove it or choose another agent",
                 )
         plugin = self.agent_plugin
-        if self.policy is not None:
-            for role in self.policy.roles:
-                if role not in plugin.roles:
-                    problems.append(
-                        (
-                            ("policy", "roles", role),
-                            f"agent '{self.agent}' has no optimizer role {role!r}; its roles "
-                            f"are {', '.join(plugin.roles)}",
-                        )
-                    )
-        problems += [(("model", field), msg) for field, msg in self._model_fit(self.model)]
+        for role in self.policy.roles if self.policy is not None else {}:
+            if role not in plugin.roles:
+                yield (
+                    ("policy", "roles", role),
+                    f"agent '{self.agent}' has no optimizer role {role!r}; its roles are "
+                    f"{', '.join(plugin.roles)}",
+                )
+        for field, msg in self._model_fit(self.model):
+            yield ("model", field), msg
         # The space's model settings over the job's model, at every check point of each (a
         # categorical at each choice): an unsupported one is bad input here, not a trial error.
         space_model = (self.space.model or {}) if self.space is not None else {}
@@ -692,118 +635,90 @@ class JobSpec(BaseModel):
             for field, msg in self._model_fit(merged):
                 if field in space_model and field not in reported and moved in (None, field):
                     reported.add(field)
-                    problems.append((("space", "model", field), msg))
-        return problems
+                    yield ("space", "model", field), msg
 
-    def _model_fit(self, model: ModelSpec) -> list[tuple[str, str]]:
+    def _model_fit(self, model: ModelSpec) -> Iterator[tuple[str, str]]:
         """(field, message) for each model setting this job's agent cannot run."""
-        plugin, agent, found = self.agent_plugin, self.agent, []
+        plugin, agent = self.agent_plugin, self.agent
         if model.initializer is not None and model.initializer not in plugin.initializers:
-            found.append(
-                (
-                    "initializer",
-                    f"agent '{agent}' supports {', '.join(plugin.initializers)} "
-                    "initialisation (orthogonal is built for PPO's policy and value networks); "
-                    "leave it out for the agent's default",
-                )
+            yield (
+                "initializer",
+                f"agent '{agent}' supports {', '.join(plugin.initializers)} initialisation "
+                "(orthogonal is built for PPO's policy and value networks); leave it out for "
+                "the agent's default",
             )
         if model.normalize_rewards and not plugin.scales_rewards:
-            found.append(
-                (
-                    "normalize_rewards",
-                    f"{agent} cannot scale rewards (only PPO, whose batches are whole "
-                    f"return streams, can); leave it out or set it to false for {agent}",
-                )
+            yield (
+                "normalize_rewards",
+                f"{agent} cannot scale rewards (only PPO, whose batches are whole return "
+                f"streams, can); leave it out or set it to false for {agent}",
             )
         if model.vf_share_layers and not plugin.separate_value_network:
-            found.append(
-                (
-                    "vf_share_layers",
-                    f"{agent} has no value network to share layers with; leave it out for {agent}",
-                )
+            yield (
+                "vf_share_layers",
+                f"{agent} has no value network to share layers with; leave it out for {agent}",
             )
-        return found
 
-    def _agent_setting_problems(self) -> list[Problem]:
+    def _agent_setting_problems(self) -> Iterator[Problem]:
         """The space's ``agent_settings``: for this job's agent, and not beside the RLlib
         setting they replace (in the job's or the space's ``hyperparams``)."""
         settings = (self.space.agent_settings or {}) if self.space is not None else {}
-        problems: list[Problem] = []
         takes = self.agent_plugin.agent_settings if settings else frozenset()
         for key in settings:
-            replaced = AGENT_SETTING_REPLACES[key]
+            loc = ("space", "agent_settings", key)
             if key not in takes:
                 owners = [
                     name.upper()
                     for name in SLOTS["agents"].names()
                     if key in SLOTS["agents"].build(name).agent_settings
                 ]
-                problems.append(
-                    (
-                        ("space", "agent_settings", key),
-                        f"a {'/'.join(owners) or 'no agent'}'s setting, and this job's agent is "
-                        f"{self.agent}: remove it or use an agent space for {self.agent}",
-                    )
+                yield (
+                    loc,
+                    f"a {'/'.join(owners) or 'no agent'}'s setting, and this job's agent is "
+                    f"{self.agent}: remove it or use an agent space for {self.agent}",
                 )
+            replaced = AGENT_SETTING_REPLACES[key]
             for where, hyper in (
                 ("hyperparams", self.hyperparams),
                 ("space.hyperparams", self.space.hyperparams if self.space else {}),
             ):
                 if replaced in hyper:
-                    problems.append(
-                        (
-                            ("space", "agent_settings", key),
-                            f"sets {replaced}, which {where}.{replaced} sets too: keep one",
-                        )
-                    )
-        return problems
+                    yield loc, f"sets {replaced}, which {where}.{replaced} sets too: keep one"
 
-    def _hyperparam_problems(self) -> list[Problem]:
-        problems: list[Problem] = self._agent_setting_problems()
+    def _hyperparam_problems(self) -> Iterator[Problem]:
+        yield from self._agent_setting_problems()
         searched = self.space.hyperparams if self.space is not None else {}
         owned = self.agent_plugin.owned()
         for key in self.hyperparams:
             if key in owned:
-                problems.append((("hyperparams", key), f"lrtune sets this itself ({owned[key]})"))
+                yield ("hyperparams", key), f"lrtune sets this itself ({owned[key]})"
             elif key in searched:
-                problems.append(
-                    (
-                        ("hyperparams", key),
-                        f"the space also sets it (space.hyperparams.{key}): keep one of the two",
-                    )
+                yield (
+                    ("hyperparams", key),
+                    f"the space also sets it (space.hyperparams.{key}): keep one of the two",
                 )
-        return problems
 
-    def _budget_problems(self) -> list[Problem]:
-        problems: list[Problem] = []
+    def _budget_problems(self) -> Iterator[Problem]:
         budget = self.budget.trial_env_steps
         grace = self.scheduler.grace_period
         if grace is not None and grace > budget:
-            problems.append(
-                (
-                    ("scheduler", "grace_period"),
-                    f"{grace} env steps is more than "
-                    f"budget.trial_env_steps ({budget}): lower it or leave it out",
-                )
+            yield (
+                ("scheduler", "grace_period"),
+                f"{grace} env steps is more than budget.trial_env_steps ({budget}): lower it "
+                "or leave it out",
             )
-        schedules = SLOTS["schedules"]
         if self.policy is not None:
             try:
-                self.policy.schedule.build(schedules, budget=budget)
+                self.policy.schedule.build(SLOTS["schedules"], budget=budget)
             except (ValueError, TypeError, LRTuneError) as exc:
-                problems.append(
-                    (("policy", "schedule"), f"{exc} (budget.trial_env_steps is {budget})")
-                )
-        if self.space is not None:
-            for name, params in (self.space.schedule or {}).items():
-                problems.extend(_schedule_builds(name, params, budget))
-        return problems
+                yield ("policy", "schedule"), f"{exc} (budget.trial_env_steps is {budget})"
+        for name, params in ((self.space.schedule or {}) if self.space is not None else {}).items():
+            yield from _schedule_builds(name, params, budget)
 
-    def _search_problems(self) -> list[Problem]:
+    def _search_problems(self) -> Iterator[Problem]:
         """The searcher against the rest of the job: startup trials only for a model,
         modules it needs installed, a warm start only into an Optuna study, a grid only over
         ``values``."""
-        problems: list[Problem] = []
         search = self.search
         plugin = search.plugin_class()
         startup = search.startup_trials
@@ -817,146 +732,108 @@ class JobSpec(BaseModel):
                 if _plugin_class("searchers", n).model_based
                 and _plugin_class("searchers", n).kind == "optuna"
             ]
-            problems.append(
-                (
-                    ("search", "startup_trials"),
-                    f"{what} has no model to start after random trials: leave "
-                    f"startup_trials out, or use sampler {_or_list(with_model)}",
-                )
+            yield (
+                ("search", "startup_trials"),
+                f"{what} has no model to start after random trials: leave startup_trials out, "
+                f"or use sampler {_or_list(with_model)}",
             )
         elif startup is not None and self.space is not None and startup > self.trials.num:
-            problems.append(
-                (
-                    ("search", "startup_trials"),
-                    f"{startup} is more than trials.num ({self.trials.num}): the model would "
-                    "propose no trial; lower it or raise trials.num",
-                )
+            yield (
+                ("search", "startup_trials"),
+                f"{startup} is more than trials.num ({self.trials.num}): the model would "
+                "propose no trial; lower it or raise trials.num",
             )
         absent = [m for m in plugin.requires if importlib.util.find_spec(m) is None]
         if absent:
             install = plugin.install or f"pip install {' '.join(absent)}"
-            problems.append(
-                (
-                    ("search", "algorithm" if plugin.kind != "optuna" else "sampler"),
-                    f"{search.searcher} needs the `{'`, `'.join(absent)}` package, which is "
-                    f"not installed ({install}), or choose another searcher (`lrtune plugins "
-                    "searchers`)",
-                )
+            yield (
+                ("search", "algorithm" if plugin.kind != "optuna" else "sampler"),
+                f"{search.searcher} needs the `{'`, `'.join(absent)}` package, which is not "
+                f"installed ({install}), or choose another searcher (`lrtune plugins "
+                "searchers`)",
             )
         if search.warm_start is not None and plugin.kind != "optuna":
-            problems.append(
-                (
-                    ("search", "warm_start"),
-                    f"a warm start copies an earlier experiment's Optuna trials, and "
-                    f"{search.searcher} keeps no Optuna study: leave warm_start out or use "
-                    "algorithm: optuna",
-                )
+            yield (
+                ("search", "warm_start"),
+                f"a warm start copies an earlier experiment's Optuna trials, and "
+                f"{search.searcher} keeps no Optuna study: leave warm_start out or use "
+                "algorithm: optuna",
             )
-        if (
-            plugin.kind == "tune"
-            and self.space is not None
-            and not self.space.dimensions()
-            and not self.space.is_conditional
-        ):
-            problems.append(
-                (
-                    ("search", "algorithm"),
-                    f"the space has nothing to search (no range, no choice), and searcher "
-                    f"{search.searcher} needs a dimension: add one, or give the job a `policy:` "
-                    "instead of a space",
-                )
+        space = self.space
+        if space is None:
+            return
+        if plugin.kind == "tune" and not space.dimensions() and not space.is_conditional:
+            yield (
+                ("search", "algorithm"),
+                f"the space has nothing to search (no range, no choice), and searcher "
+                f"{search.searcher} needs a dimension: add one, or give the job a `policy:` "
+                "instead of a space",
             )
-        if plugin.kind != "grid" or self.space is None:
-            return problems
-        missing = False
-        for loc, dim in self.space.dimensions():
-            if dim.values is None:
-                missing = True
-                problems.append(
-                    (
-                        ("space", *loc),
-                        "search.algorithm is grid: give this "
-                        "dimension a `values` list (its grid points), or use "
-                        "search.algorithm: optuna",
-                    )
-                )
-        if not missing:
-            size = self.space.grid_size()
-            if size > MAX_GRID_POINTS:
-                problems.append(
-                    (
-                        ("search", "algorithm"),
-                        f"the grid has {size} points, more "
-                        f"than {MAX_GRID_POINTS}: list fewer values or use optuna",
-                    )
-                )
-        return problems
+        if plugin.kind != "grid":
+            return
+        missing = [loc for loc, dim in space.dimensions() if dim.values is None]
+        for loc in missing:
+            yield (
+                ("space", *loc),
+                "search.algorithm is grid: give this dimension a `values` list (its grid "
+                "points), or use search.algorithm: optuna",
+            )
+        size = space.grid_size() if not missing else 0
+        if size > MAX_GRID_POINTS:
+            yield (
+                ("search", "algorithm"),
+                f"the grid has {size} points, more than {MAX_GRID_POINTS}: list fewer values or "
+                "use optuna",
+            )
 
-    def _evaluation_problems(self) -> list[Problem]:
+    def _evaluation_problems(self) -> Iterator[Problem]:
         """Scoring on the evaluation reads the metric under ``evaluation/``, which RLlib fills
         only with env-runner metrics (episode returns and lengths)."""
-        if not self.evaluation.score or self.metric.name.startswith(EVALUATED_METRIC_PREFIX):
-            return []
-        return [
-            (
+        if self.evaluation.score and not self.metric.name.startswith(EVALUATED_METRIC_PREFIX):
+            yield (
                 ("evaluation", "score"),
                 f"scoring on the evaluation needs an episode metric (metric.name under "
                 f"`{EVALUATED_METRIC_PREFIX}`, e.g. env_runners/episode_return_mean), not "
                 f"{self.metric.name!r}: change metric.name or set evaluation.score: false",
             )
-        ]
 
-    def _population_problems(self) -> list[Problem]:
+    def _population_problems(self) -> Iterator[Problem]:
         """A population replaces the search: no space, default search and trial count, no
         early-stopping scheduler; its mutable parameters must exist in the policy."""
         population = self.population
         if population is None:
-            return []
-        problems: list[Problem] = []
+            return
         why = "a population job learns its LR policy with `population:`, not a search algorithm"
         if self.space is not None:
-            problems.append(
-                (
-                    ("space",),
-                    f"{why}: remove `space:` (use population.mutable and "
-                    "population.choices) or remove `population:`",
-                )
+            yield (
+                ("space",),
+                f"{why}: remove `space:` (use population.mutable and population.choices) or "
+                "remove `population:`",
             )
         default_search = SearchSpec.model_validate({})
         for key in SearchSpec.model_fields:
             if getattr(self.search, key) != getattr(default_search, key):
-                problems.append(
-                    (("search", key), f"{why}: leave `search:` out (it is ignored otherwise)")
-                )
+                yield ("search", key), f"{why}: leave `search:` out (it is ignored otherwise)"
         if self.scheduler != SchedulerSpec.model_validate({}) and self.scheduler.name != "none":
-            problems.append(
-                (
-                    ("scheduler", "name"),
-                    "the population is the trial scheduler: leave "
-                    "`scheduler:` out or set `name: none`",
-                )
+            yield (
+                ("scheduler", "name"),
+                "the population is the trial scheduler: leave `scheduler:` out or set `name: none`",
             )
         if self.trials.num != population.size:
-            problems.append(
-                (
-                    ("trials", "num"),
-                    f"a population job runs population.size "
-                    f"({population.size}) trials: leave trials.num out or make it equal",
-                )
+            yield (
+                ("trials", "num"),
+                f"a population job runs population.size ({population.size}) trials: leave "
+                "trials.num out or make it equal",
             )
         for key in ("checkpoint_seconds", "checkpoint_env_steps"):
             if getattr(self.trials, key) is not None:
-                problems.append(
-                    (
-                        ("trials", key),
-                        "a population's members save checkpoints every "
-                        "population.checkpoint.interval env steps (and when the scheduler "
-                        "asks), which the population's donors rely on: remove it and set "
-                        "population.checkpoint.interval instead",
-                    )
+                yield (
+                    ("trials", key),
+                    "a population's members save checkpoints every population.checkpoint."
+                    "interval env steps (and when the scheduler asks), which the population's "
+                    "donors rely on: remove it and set population.checkpoint.interval instead",
                 )
-        problems.extend(population.problems(self.policy, self.agent, self.budget.trial_env_steps))
-        return problems
+        yield from population.problems(self.policy, self.agent, self.budget.trial_env_steps)
 
     # ---- views
 
@@ -1042,9 +919,8 @@ class JobSpec(BaseModel):
 
     def resolved_hash(self) -> str:
         """sha256 (hex) of the canonical JSON of the resolved job (space inlined, defaults
-        filled), leaving out what does not change results: `HASH_EXCLUDED` (description,
-        tracking, storage_path, results_dir, trials.max_concurrent, space_path,
-        space.description, cluster), and `HASH_LATER_FIELDS` while unset."""
+        filled), leaving out what does not change results (`HASH_EXCLUDED`), and
+        `HASH_LATER_FIELDS` while unset."""
         data = self.to_yaml_dict()
         for path, always in [(p, True) for p in HASH_EXCLUDED] + [
             (p, False) for p in HASH_LATER_FIELDS
@@ -1246,30 +1122,13 @@ def _module_on_path(dotted: str) -> bool:
     return True
 
 
-def resolve_path(value: str, base_dir: str | Path | None) -> tuple[Path | None, list[Path]]:
-    """``(the file, the paths tried)``: relative paths try ``base_dir`` then the cwd."""
-    raw = Path(value).expanduser()
-    if raw.is_absolute():
-        candidates = [raw]
-    else:
-        candidates = [Path(base_dir).absolute() / raw] if base_dir is not None else []
-        candidates.append(Path.cwd() / raw)
-    tried: list[Path] = []
-    for candidate in candidates:
-        if candidate in tried:
-            continue
-        tried.append(candidate)
-        try:
-            if candidate.is_file():
-                return candidate.resolve(), tried
-        except (OSError, ValueError):
-            continue
-    return None, tried
-
-
 def load_referenced(value: str, base_dir: str | Path | None, what: str) -> tuple[Path, Any]:
-    """Load the YAML file a job refers to (its ``space`` or ``policy``); ValueError if not."""
-    path, tried = resolve_path(value, base_dir)
+    """Load the YAML file a job refers to (its ``space`` or ``policy``), a relative path tried
+    against ``base_dir`` then the current directory; ValueError if not."""
+    raw = Path(value).expanduser()
+    bases = [Path(base_dir).absolute()] if base_dir is not None else []
+    tried = list(dict.fromkeys(base / raw for base in (*bases, Path.cwd())))  # absolute: raw
+    path = next((candidate.resolve() for candidate in tried if is_file(candidate)), None)
     if path is None:
         raise ValueError(
             f"no such file {value!r} (tried {', '.join(str(t) for t in tried)}); "

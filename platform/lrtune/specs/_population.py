@@ -30,7 +30,7 @@ import copy
 import itertools
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -45,9 +45,9 @@ from lrtune.registry import SLOTS, LRTuneError
 from lrtune.specs._errors import (
     Loc,
     Problem,
+    complete_params,
     describe_validation_error,
-    plugin_params,
-    raise_problems,
+    problem_check,
 )
 from lrtune.specs._space import PLUGIN_SLOTS, annotation_types
 from lrtune.specs._yaml import FROZEN, Real, Settings, Whole
@@ -74,15 +74,12 @@ class MutableParam(BaseModel):
         default=None, min_length=1, max_length=16
     )
 
-    @model_validator(mode="after")
-    def _ordered(self) -> MutableParam:
-        problems: list[Problem] = []
+    @problem_check
+    def _ordered(self) -> Iterator[Problem]:
         if not self.low < self.high:
-            problems.append((("high",), f"must be above low ({self.low}); got {self.high}"))
+            yield ("high",), f"must be above low ({self.low}); got {self.high}"
         if self.scale == "log" and self.low <= 0:
-            problems.append((("low",), f"a log-scaled parameter needs low > 0 (got {self.low})"))
-        raise_problems("MutableParam", problems)
-        return self
+            yield ("low",), f"a log-scaled parameter needs low > 0 (got {self.low})"
 
     def is_log(self, path: str) -> bool:
         """Whether the parameter is searched in log10 space (default: only ``lr``)."""
@@ -158,65 +155,53 @@ class PopulationSpec(BaseModel):
         out["params"] = params
         return out
 
-    @model_validator(mode="after")
-    def _check(self) -> PopulationSpec:
+    @problem_check
+    def _check(self) -> Iterator[Problem]:
         try:
             entry = SLOTS["populations"].get(self.name)
         except LRTuneError as exc:
-            raise_problems("PopulationSpec", [(("name",), str(exc))])
-            return self
-        params, problems = plugin_params("populations", self.name, self.params, (), defaults=True)
-        object.__setattr__(self, "params", params)
+            yield ("name",), str(exc)
+            return
+        yield from complete_params(self, "populations", self.name, (), defaults=True)
         if self.size < 2:
-            problems.append((("size",), f"a population needs at least 2 members (got {self.size})"))
+            yield ("size",), f"a population needs at least 2 members (got {self.size})"
         by_factors = bool(getattr(entry.factory, "perturbs_by_factors", False))
         for path, param in self.mutable.items():
             if param.factors is not None and not by_factors:
-                problems.append(
-                    (
-                        ("mutable", path, "factors"),
-                        f"population '{self.name}' does not perturb by factors (it picks new "
-                        "values within the bounds): remove `factors`",
-                    )
+                yield (
+                    ("mutable", path, "factors"),
+                    f"population '{self.name}' does not perturb by factors (it picks new values "
+                    "within the bounds): remove `factors`",
                 )
         if len(self.members) > self.size:
-            problems.append(
-                (
-                    ("members",),
-                    f"{len(self.members)} members listed for a population of {self.size}",
-                )
+            yield (
+                ("members",),
+                f"{len(self.members)} members listed for a population of {self.size}",
             )
         for i, member in enumerate(self.members):
             for path, value in member.items():
-                if path not in self.mutable:
-                    problems.append(
-                        (
-                            ("members", i, path),
-                            f"not a mutable parameter (mutable: {', '.join(self.mutable)})",
-                        )
+                bounds = self.mutable.get(path)
+                if bounds is None:
+                    yield (
+                        ("members", i, path),
+                        f"not a mutable parameter (mutable: {', '.join(self.mutable)})",
                     )
-                    continue
-                bounds = self.mutable[path]
-                if not bounds.low <= value <= bounds.high:
-                    problems.append(
-                        (
-                            ("members", i, path),
-                            f"{value} is outside the bounds [{bounds.low}, {bounds.high}]",
-                        )
+                elif not bounds.low <= value <= bounds.high:
+                    yield (
+                        ("members", i, path),
+                        f"{value} is outside the bounds [{bounds.low}, {bounds.high}]",
                     )
         resolved: dict[str, tuple[PluginRef, ...]] = {}
         for slot, refs in self.choices.items():
             if not refs:
-                problems.append((("choices", slot), "list at least one entry"))
+                yield ("choices", slot), "list at least one entry"
             resolved[slot] = ()
             for i, ref in enumerate(refs):
                 try:
                     resolved[slot] += (ref.resolved(SLOTS[PLUGIN_SLOTS[slot]]),)
                 except ValueError as exc:
-                    problems.append((("choices", slot, i), str(exc)))
-        raise_problems("PopulationSpec", problems)
+                    yield ("choices", slot, i), str(exc)
         object.__setattr__(self, "choices", resolved)
-        return self
 
     # ---- views
 
@@ -299,48 +284,41 @@ class PopulationSpec(BaseModel):
             out.append((where, policy))
         return out or [(("policy",), base)]
 
-    def problems(self, base_policy: LRPolicySpec | None, agent: str, budget: int) -> list[Problem]:
+    def problems(
+        self, base_policy: LRPolicySpec | None, agent: str, budget: int
+    ) -> Iterator[Problem]:
         """What makes this population impossible for a job (locations under the job)."""
-        problems: list[Problem] = []
         here: Loc = ("population",)
         if base_policy is None:
-            return [
-                (
-                    ("policy",),
-                    "a population starts every member from the job's `policy:` (give one, "
-                    "e.g. `policy: {lr: 3e-4}`); the mutable parameters are set on it",
-                )
-            ]
+            yield (
+                ("policy",),
+                "a population starts every member from the job's `policy:` (give one, e.g. "
+                "`policy: {lr: 3e-4}`); the mutable parameters are set on it",
+            )
+            return
         burn_in = int(self.params.get("burn_in", 0) or 0)
         for key, steps in (("interval", self.interval), ("burn_in", burn_in)):
             if steps >= budget:
-                problems.append(
-                    (
-                        (*here, key),
-                        f"{steps} env steps is not below budget.trial_env_steps ({budget}): "
-                        "no member would ever be perturbed: lower it",
-                    )
+                yield (
+                    (*here, key),
+                    f"{steps} env steps is not below budget.trial_env_steps ({budget}): no "
+                    "member would ever be perturbed: lower it",
                 )
         needed = math.ceil(self.interval / self.checkpoint_interval) + 2
         if self.checkpoint.num_to_keep < needed:
-            problems.append(
-                (
-                    (*here, "checkpoint", "num_to_keep"),
-                    f"{self.checkpoint.num_to_keep} cannot serve a perturbation interval of "
-                    f"{self.interval} env steps with a checkpoint every "
-                    f"{self.checkpoint_interval}: a donor's checkpoint would be deleted before "
-                    f"a weaker member restores it: keep at least {needed}",
-                )
+            yield (
+                (*here, "checkpoint", "num_to_keep"),
+                f"{self.checkpoint.num_to_keep} cannot serve a perturbation interval of "
+                f"{self.interval} env steps with a checkpoint every {self.checkpoint_interval}: "
+                "a donor's checkpoint would be deleted before a weaker member restores it: "
+                f"keep at least {needed}",
             )
         for slot, refs in self.choices.items():
             for i, ref in enumerate(refs):
-                capabilities = SLOTS[PLUGIN_SLOTS[slot]].get(ref.name).capabilities
-                if not capabilities.supports(agent):
-                    problems.append(
-                        (
-                            (*here, "choices", slot, i),
-                            f"'{ref.name}' does not support agent '{agent}'",
-                        )
+                if not SLOTS[PLUGIN_SLOTS[slot]].get(ref.name).capabilities.supports(agent):
+                    yield (
+                        (*here, "choices", slot, i),
+                        f"'{ref.name}' does not support agent '{agent}'",
                     )
         base = base_policy.model_dump(mode="json")
         for path, param in self.mutable.items():
@@ -350,7 +328,7 @@ class PopulationSpec(BaseModel):
                     at, kind = locate(policy, path)  # the same in every copy of policy
                 except ValueError as exc:
                     origin = "" if where == ("policy",) else f" (with {'.'.join(map(str, where))})"
-                    problems.append((loc, f"{exc}{origin}"))
+                    yield loc, f"{exc}{origin}"
                     break
                 bad = False
                 for bound in ("low", "high"):
@@ -359,16 +337,13 @@ class PopulationSpec(BaseModel):
                     _set(trial, at, round(value) if kind is int else value)
                     message = _policy_problem(trial, budget)
                     if message is not None:
-                        problems.append(
-                            (
-                                (*loc, bound),
-                                f"{value} is outside what the plugin accepts: {message}",
-                            )
-                        )
                         bad = True
+                        yield (
+                            (*loc, bound),
+                            f"{value} is outside what the plugin accepts: {message}",
+                        )
                 if bad:
                     break
-        return problems
 
 
 # ------------------------------------------------------------------------------- policy paths

@@ -56,8 +56,9 @@ from lrtune.registry import SLOTS, LRTuneError
 from lrtune.specs._errors import Loc, Problem, error_message, raise_problems, short
 from lrtune.specs._yaml import Real, Whole, yaml_number
 
-DISTRIBUTIONS = ("uniform", "log_uniform", "int", "log_int", "categorical")
-NUMERIC_DISTRIBUTIONS = ("uniform", "log_uniform", "int", "log_int")
+Distribution = Literal["uniform", "log_uniform", "int", "log_int", "categorical"]
+DISTRIBUTIONS: tuple[str, ...] = typing.get_args(Distribution)
+NUMERIC_DISTRIBUTIONS = tuple(d for d in DISTRIBUTIONS if d != "categorical")
 
 # Space slot -> registry slot. Feedback is separate: its keys are free labels.
 PLUGIN_SLOTS: dict[str, str] = {
@@ -65,7 +66,6 @@ PLUGIN_SLOTS: dict[str, str] = {
     "optimizer": "optimizers",
     "gradients": "gradients",
 }
-SLOT_NAMES = ("schedule", "optimizer", "gradients", "feedback")
 #: Sections of a space that search the agent around the LR policy (flat keys, no families).
 AGENT_SECTIONS = ("hyperparams", "model", "agent_settings")
 
@@ -109,7 +109,7 @@ class Dimension(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    distribution: Literal["uniform", "log_uniform", "int", "log_int", "categorical"] | None = None
+    distribution: Distribution | None = None
     low: Real | None = None
     high: Real | None = None
     step: Real | None = None
@@ -121,7 +121,7 @@ class Dimension(BaseModel):
     def _lists(cls, value: Any) -> Any:
         if value is None:
             return None
-        if isinstance(value, str | bytes) or not isinstance(value, Iterable | Sequence):
+        if isinstance(value, str | bytes) or not isinstance(value, Iterable):
             raise ValueError(f"must be a list (got {short(value)})")
         if isinstance(value, Mapping):
             raise ValueError("must be a list, not a mapping")
@@ -228,6 +228,13 @@ class Dimension(BaseModel):
             return self.values
         return None
 
+    def grid(self) -> list[tuple[Any, Any]]:
+        """``(Optuna-form value, actual value)`` for each of ``values`` (grid points)."""
+        values = [int(v) if self.is_int else v for v in self.values or ()]
+        if self.sampled_options() is None:
+            return [(v, v) for v in values]
+        return [(choice_label(v), v) for v in values]
+
     def check_points(self) -> list[tuple[str, Any]]:
         """``(what, value)`` for every point that must be a valid parameter value: the range's
         low and high, every choice and every value."""
@@ -257,6 +264,10 @@ def _param_value(value: Any) -> Any:
         return Dimension.model_validate(dict(value))
     return yaml_number(value)
 
+
+#: One axis of a grid search: its alternatives, each ``(what it picks by name, the dimensions
+#: it adds by parameter name)`` (`SearchSpaceSpec.grid_axes`).
+GridAxis = list[tuple[dict[str, str], list[tuple[str, Dimension]]]]
 
 ParamValue = Annotated[Any, BeforeValidator(_param_value)]
 """A constant, or a `Dimension`."""
@@ -361,18 +372,18 @@ AGENT_SETTING_REPLACES: dict[str, str] = {
 }
 
 
-def check_settings(model: type[BaseModel], params: Mapping[str, Any], what: str) -> list[Problem]:
+def check_settings(
+    model: type[BaseModel], params: Mapping[str, Any], what: str
+) -> Iterator[Problem]:
     """Check a section of constants and dimensions against a settings model (`ModelSpec`,
     `AgentSettings`): unknown keys, and every point of every dimension (the others at their
     first point) validated by the model. Locations are the keys of ``params``."""
     fields = model.model_fields
-    problems: list[Problem] = [
-        ((key,), f"not a {what} setting; the settings are {', '.join(fields)}")
-        for key in params
-        if key not in fields
-    ]
-    if problems:
-        return problems
+    unknown = [key for key in params if key not in fields]
+    for extra in unknown:
+        yield (extra,), f"not a {what} setting; the settings are {', '.join(fields)}"
+    if unknown:
+        return
     seen: set[Loc] = set()
     for key, where, point, candidate in check_candidates(params):
         try:
@@ -386,8 +397,7 @@ def check_settings(model: type[BaseModel], params: Mapping[str, Any], what: str)
                 seen.add(loc)
                 at = f" at {where} {short(point)}" if key == field and key is not None else ""
                 msg = str(err["msg"]).removeprefix("Value error, ")
-                problems.append((loc, f"{msg}{at} (got {short(err.get('input'))})"))
-    return problems
+                yield loc, f"{msg}{at} (got {short(err.get('input'))})"
 
 
 # ------------------------------------------------------------------------------------- space
@@ -429,19 +439,15 @@ class SearchSpaceSpec(BaseModel):
     ) -> dict[str, dict[str, Any]] | None:
         if value is None:
             return None
-        slot = str(info.field_name)
-        problems: list[Problem] = []
         if not value:
-            problems.append(
-                (
-                    (),
-                    "lists no family: list at least one, or leave the slot out to use the "
-                    "job's policy for it",
-                )
+            raise ValueError(
+                "lists no family: list at least one, or leave the slot out to use the job's "
+                "policy for it"
             )
-        for name, params in value.items():
-            problems.extend(check_family(slot, name, params))
-        raise_problems(slot, problems)
+        slot = str(info.field_name)
+        raise_problems(
+            slot, (p for name, ps in value.items() for p in check_family(slot, name, ps))
+        )
         return value
 
     @field_validator("feedback")
@@ -451,15 +457,12 @@ class SearchSpaceSpec(BaseModel):
     ) -> dict[str, tuple[PluginRef, ...]] | None:
         if value is None:
             return None
-        problems: list[Problem] = []
         if not value:
-            problems.append(
-                (
-                    (),
-                    "lists no alternative: give at least one (e.g. `off: []`), or leave the "
-                    "slot out to use the job's policy",
-                )
+            raise ValueError(
+                "lists no alternative: give at least one (e.g. `off: []`), or leave the slot out "
+                "to use the job's policy"
             )
+        problems: list[Problem] = []
         resolved: dict[str, tuple[PluginRef, ...]] = {}
         for label, refs in value.items():  # names checked, defaults filled
             names = [r.name for r in refs]
@@ -491,20 +494,19 @@ class SearchSpaceSpec(BaseModel):
         raise_problems("hyperparams", problems)
         return value
 
-    @field_validator("model")
+    @field_validator("model", "agent_settings")
     @classmethod
-    def _check_model(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _check_settings(
+        cls, value: dict[str, Any] | None, info: ValidationInfo
+    ) -> dict[str, Any] | None:
         from lrtune.specs._job import ModelSpec  # here: specs/_job.py imports this module
 
+        section = str(info.field_name)
+        model, what = (
+            (ModelSpec, "model") if section == "model" else (AgentSettings, "lrtune agent")
+        )
         if value is not None:
-            raise_problems("model", check_settings(ModelSpec, value, "model"))
-        return value
-
-    @field_validator("agent_settings")
-    @classmethod
-    def _check_agent(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:
-            raise_problems("agent_settings", check_settings(AgentSettings, value, "lrtune agent"))
+            raise_problems(section, check_settings(model, value, what))
         return value
 
     # ---- views
@@ -517,7 +519,7 @@ class SearchSpaceSpec(BaseModel):
     @property
     def is_conditional(self) -> bool:
         """Whether some slot chooses among more than one family (conditional parameters)."""
-        return any(len(self.slot(s) or {}) > 1 for s in SLOT_NAMES)
+        return any(len(self.slot(s) or {}) > 1 for s in (*PLUGIN_SLOTS, "feedback"))
 
     def needs_base_lr(self) -> bool:
         """Whether some trial uses the base ``lr`` (an optimizer family without its own)."""
@@ -538,30 +540,43 @@ class SearchSpaceSpec(BaseModel):
             out += [((section, k), d) for k, d in dims_of(getattr(self, section) or {}).items()]
         return out
 
-    def grid_size(self) -> int:
-        """Number of points of a grid search over the ``values`` of every dimension (families
-        of a slot add up, slots multiply; `CompiledSpace.grid_points` lists them)."""
-
-        def count(dims: Mapping[str, Dimension]) -> int:
-            return math.prod(len(d.values or ()) for d in dims.values())
-
-        base = len(self.lr.values or ()) if isinstance(self.lr, Dimension) else 1
-        total = 1
-        for slot in ("schedule", "gradients"):
-            families = self.slot(slot)
-            if families:
-                total *= sum(count(dims_of(p)) for p in families.values())
-        if self.optimizer:
-            total *= sum(
-                count(dims_of(p)) * (1 if "lr" in p else base) for p in self.optimizer.values()
-            )
-        else:
-            total *= base
-        if self.feedback:
-            total *= len(self.feedback)
+    def grid_axes(self) -> list[GridAxis]:
+        """The axes a grid search crosses: per slot its families (the base ``lr`` with each
+        optimizer family that has no ``lr`` of its own), then the feedback labels, then each
+        agent dimension alone. `grid_size` counts the points, `CompiledSpace.grid_points` lists
+        them."""
+        base = [("lr", self.lr)] if isinstance(self.lr, Dimension) else []
+        axes: list[GridAxis] = []
+        for slot in PLUGIN_SLOTS:
+            families = self.slot(slot) or {}
+            axis = []
+            for name in sorted(families):
+                params = dict(families[name])
+                own_lr = params.pop("lr", None) if slot == "optimizer" else None
+                dims = [(f"{slot}.{name}.{k}", d) for k, d in sorted(dims_of(params).items())]
+                if isinstance(own_lr, Dimension):
+                    dims.append((f"optimizer.{name}.lr", own_lr))
+                elif slot == "optimizer" and "lr" not in families[name]:
+                    dims += base
+                axis.append(({slot: name} if len(families) > 1 else {}, dims))
+            if axis:
+                axes.append(axis)
+        if not self.optimizer and base:
+            axes.append([({}, base)])
+        if self.feedback and len(self.feedback) > 1:
+            axes.append([({"feedback": label}, []) for label in sorted(self.feedback)])
         for section in AGENT_SECTIONS:
-            total *= count(dims_of(getattr(self, section) or {}))
-        return total
+            dims = sorted(dims_of(getattr(self, section) or {}).items())
+            axes += [[({}, [(f"{section}.{key}", dim)])] for key, dim in dims]
+        return axes
+
+    def grid_size(self) -> int:
+        """Number of points of a grid search over the ``values`` of every dimension (the
+        alternatives of an axis add up, axes multiply)."""
+        return math.prod(
+            sum(math.prod(len(d.values or ()) for _, d in dims) for _, dims in axis)
+            for axis in self.grid_axes()
+        )
 
     def to_yaml_dict(self) -> dict[str, Any]:
         """Plain data (YAML-ready) that loads back to an equal space."""
@@ -603,7 +618,7 @@ def _allowed(params_model: type[BaseModel], key: str) -> str:
     return f" (allowed: {text})" if text else ""
 
 
-def check_family(slot: str, name: str, params: Mapping[str, Any]) -> list[Problem]:
+def check_family(slot: str, name: str, params: Mapping[str, Any]) -> Iterator[Problem]:
     """Check one family of a plugin slot against its registry entry and parameter model.
 
     Every point of every dimension (low, high, each value and choice) is substituted, with the
@@ -613,41 +628,34 @@ def check_family(slot: str, name: str, params: Mapping[str, Any]) -> list[Proble
     are located inside the slot (``cosine.min_factor``).
     """
     registry = SLOTS[PLUGIN_SLOTS[slot]]
-    loc: Loc = (name,)
     try:
         entry = registry.get(name)
     except LRTuneError as exc:
-        return [(loc, str(exc))]
-    problems: list[Problem] = []
+        yield (name,), str(exc)
+        return
     params = dict(params)
     if slot == "optimizer" and "lr" in params:
-        problems.extend(check_lr(params.pop("lr"), (*loc, "lr")))
+        yield from check_lr(params.pop("lr"), (name, "lr"))
     model = entry.params_model
-    fields = model.model_fields
-    takes = ", ".join(fields) or "no parameters"
-    unknown = [k for k in params if k not in fields]
-    for unknown_key in unknown:
-        problems.append(
-            (
-                (*loc, unknown_key),
-                f"not a parameter of {registry.slot} '{name}', which takes "
-                f"{takes} (see `lrtune plugins {registry.slot}`)",
-            )
+    takes = ", ".join(model.model_fields) or "no parameters"
+    unknown = [k for k in params if k not in model.model_fields]
+    for extra in unknown:
+        yield (
+            (name, extra),
+            f"not a parameter of {registry.slot} '{name}', which takes {takes} (see `lrtune "
+            f"plugins {registry.slot}`)",
         )
     if unknown:
-        return problems
+        return
     dims = dims_of(params)
     for key, what, point, candidate in check_candidates(params):
         try:
             model.model_validate(candidate)
         except ValidationError as exc:
             for err in exc.errors():
-                problems.append(
-                    _param_problem(registry.slot, name, model, err, dims, key, what, point)
-                )
+                yield _param_problem(registry.slot, name, model, err, dims, key, what, point)
             if key is None:  # every other point shares the base's problem
-                return problems
-    return problems
+                return
 
 
 def _param_problem(

@@ -86,17 +86,21 @@ def positive_whole(text: str) -> int:
         ) from None
 
 
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, False for names the OS refuses (too long, with NUL bytes)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def read_source(source: str | Path) -> tuple[str, str]:
     """Return ``(label, text)`` for a path to a YAML file, or for inline YAML text.
 
     A string that names an existing file is read from it; any other string is inline YAML.
     """
     path = Path(source)
-    try:
-        is_file = path.is_file()
-    except (OSError, ValueError):  # names too long or with NUL bytes are inline text
-        is_file = False
-    if is_file:
+    if is_file(path):
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise SpecError(
