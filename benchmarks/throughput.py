@@ -42,6 +42,20 @@ Last lines: ``... flat_over_episode=<lrtune's buffer / RLlib's, env steps/s>``,
 ``ppo_ratio=<lrtune/SB3 env steps/s> dqn_ratio=<...>`` (medians over the reps; goal ≥ 1.0
 each).
 
+Measured 2026-12-05 08:21-08:26 UTC, ``--reps 3``, nothing else running (load 0.3-1.2, the
+benchmark itself), after lrtune's learner began stepping its optimizers itself when the
+gradients are finite and lrtune's PPO and DQN modules stopped resetting train/eval mode
+around every forward pass (see `lrtune.learners._learner`, `lrtune.learners._modules`; the
+same weights bit for bit): PPO lrtune 5,865 / 4,978 / 6,002 env steps/s, SB3 9,508 / 9,170 /
+9,500; RLlib's default pipeline 5,302 / 5,411 / 5,031 (it gets the learner and module changes
+too); DQN lrtune 1,802 / 1,625 / 1,487, SB3 5,615 / 5,438 / 5,474, RLlib's episode buffer
+399 / 398 / 393. ``flat_over_episode=4.08``, ``batched_over_default=1.11``,
+``ppo_ratio=0.617 dqn_ratio=0.297``. The same seeded returns as before (167.0 PPO, 10.0 and
+9.3 DQN). Side by side in one process (alternating iterations, load 6-8), the two changes
+gave PPO 1.075× and 1.065× per iteration and DQN 1.038× (the module change); DQN's ratio did
+not move because SB3's DQN ran faster this time than in the runs below (5.4-5.6k against
+3.2-5.0k).
+
 Measured 2026-12-05 after the batched pipeline reached every Discrete-action env, nothing
 else running (load 0.7-1.7, the benchmark itself):
 
