@@ -25,6 +25,14 @@ Run: ``.venv/bin/python benchmarks/vs_zoo.py [--task Acrobot-v1] [--agent ppo] [
 [--steps 50000] [--concurrent 2] [--target -100] [--seed 0]`` (set up with
 ``.venv/bin/pip install -e '.[bench]'``).
 
+Measured again with the defaults on 2026-12-05 08:33-08:42 UTC (lrtune's code as at bd5e10d;
+load 0.2 at the start, 1.6 at the end, nothing else running):
+``task=Acrobot-v1 agent=ppo zoo_best=-84.2 zoo_s=188 lrtune_best=-87.6 lrtune_s=25
+ratio_s=0.13``. rl-zoo3: 8 trials finished, its whole search 271 s; lrtune: 4 finished (the
+rest stopped by ASHA), the first trial at the target 25 s after `lrtune run` started, the
+whole search 77 s. lrtune's best is the 2026-12-02 run's value again (the first trials are
+proposed before any result, and the run is seeded).
+
 Measured with the defaults (PPO, Acrobot-v1, 8 trials × 50k env steps, 2 at a time, target
 −100, seed 0) on the project's 2-core VM, 2026-12-02 09:22-09:31 UTC, load average 2.1 (other
 sessions' work was winding down; one run, one seed of each search):
