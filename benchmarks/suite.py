@@ -68,11 +68,11 @@ figure is one run at a budget chosen after seeing the smaller one fail. rl-zoo3 
 Pendulum-v1 PPO for 100k env steps with gSDE, which RLlib's PPO does not have.
 
 Measured 2026-12-05 06:59-08:13 UTC with ``--lr-only`` (the LR-policy space alone, presets
-fixed), one run per row, ``--keep``. Load 1.3-8: a unit-test run of a helper (about 55
-minutes) and short A/B timings of mine shared the cores, so the seconds are inflated. The
-first two rows ran on c95c311 plus the learner changes of this session (same weights bit for
-bit), the others on aa1109f (the evaluation fixed); the first Pendulum-v1 attempt, on the old
-evaluation, is left out.
+fixed), one run per row, ``--keep``. Load 1.3-8: a helper's refactoring work with its unit-test
+runs and short A/B timings of mine shared the cores throughout, so the seconds are inflated.
+The first two rows ran from the working tree from c95c311 on while this session's learner
+change (the same weights bit for bit) was being made, the others on aa1109f (the evaluation
+fixed); the first Pendulum-v1 attempt, on the old evaluation, is left out.
 
 | row | search best | test mean (3 seeds) | solved | seconds |
 |---|---|---|---|---|
