@@ -31,11 +31,12 @@ multiplies every budget; a scaled run says so in its output and is not the suite
 ``--keep`` keeps each row's records).
 
 Where the rows stand (2026-12-05; no single run of the whole suite since the evaluation fix,
-so this is per row, each from its latest valid run below): solved CartPole-v1 ppo (486.2,
-combined space, 2026-12-04), Acrobot-v1 dqn (−90.4, both spaces), Pendulum-v1 ppo (−223.0 at
-200k); not solved Acrobot-v1 ppo (−103.1 combined, −170.3 LR only), CartPole-v1 dqn (473.4 LR
-only, 237.7 combined), MountainCar-v0 dqn (−200.0, 2026-12-04), MountainCarContinuous-v0 ppo
-(−0.0). Three of seven rows, from runs of either space.
+so this is per row, from the runs below): solved CartPole-v1 ppo (500.0 with 2 tuning seeds,
+457.8 LR only, 486.2 combined on 2026-12-04), Acrobot-v1 dqn (−90.4, both spaces),
+Pendulum-v1 ppo (−223.0 at 200k); not solved Acrobot-v1 ppo (−103.1 combined, −170.3 LR only,
+−201.6 with 2 tuning seeds), CartPole-v1 dqn (473.4 LR only, 237.7 combined), MountainCar-v0
+dqn (−200.0, 2026-12-04), MountainCarContinuous-v0 ppo (−0.0). Three of seven rows, each
+solved in at least one of its runs; CartPole-v1 ppo failed in one of its three.
 
 **Evaluations before 2026-12-05 ~07:30 UTC (commit aa1109f) were wrong for agents with the
 observation filter**, which the presets give continuous-action PPO: the evaluation env
