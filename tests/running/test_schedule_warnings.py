@@ -102,10 +102,10 @@ def test_a_population_interval_shorter_than_an_iteration_is_named() -> None:
 def test_a_trial_count_the_grid_does_not_honour_is_named_and_the_grid_counted() -> None:
     evidence = ROOT / "jobs" / "evidence_recsys.yaml"
     two = load_job(evidence, ["trials.num=2"])
-    assert two.trial_count == 100  # 5 schedules x 5 optimizers x 4 rates: every point runs
+    assert two.trial_count == 150  # 5 schedules x 5 optimizers x 6 rates: every point runs
     (warning,) = trial_count_warnings(two)
-    assert "trials.num is 2" in warning and "each of its 100 points" in warning
-    assert trial_count_warnings(load_job(evidence)) == []  # trials.num: 100
+    assert "trials.num is 2" in warning and "each of its 150 points" in warning
+    assert trial_count_warnings(load_job(evidence)) == []  # trials.num: 150
     # A results folder's job.yaml carries the default trials.num (8) and loads (finalize).
     unset = load_job(ROOT / "jobs" / "evidence_recsys_gating.yaml")
     assert unset.trial_count == 20 and trial_count_warnings(unset) == []
@@ -155,7 +155,7 @@ def test_a_dry_run_lists_the_warnings_the_run_would_print(
     (warning,) = plan["warnings"]
     assert "policy.schedule.params.step_size = 1500" in warning and "never shows" in warning
     assert plan["warnings"] == start_warnings(load_job(job))
-    evidence = ROOT / "jobs" / "evidence_recsys.yaml"  # a grid of 100 points
+    evidence = ROOT / "jobs" / "evidence_recsys.yaml"  # a grid of 150 points
     assert main(["run", str(evidence), "--set", "trials.num=2", "--dry-run"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert any("trials.num is 2" in w for w in plan["warnings"]), plan["warnings"]
