@@ -680,7 +680,7 @@ def test_actions_of_a_box_with_an_infinite_bound_are_clipped_into_it() -> None:
     env = "LRTuneTest/Dose-v0"
     params = {**preset_hyperparams("ppo", env), **TINY}
     config = build_algorithm_config("ppo", env, policy=POLICY, hyperparams=params, seed=0)
-    assert (config.normalize_actions, config.clip_actions) == (False, True)
+    assert (config.normalize_actions, config.clip_actions) == (False, False)  # lrtune's piece
     algo = config.build_algo()
     try:
         result = algo.train()  # _Dose raises on the first action outside [0, inf)
@@ -689,6 +689,59 @@ def test_actions_of_a_box_with_an_infinite_bound_are_clipped_into_it() -> None:
     assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 256
     bounded = build_algorithm_config("ppo", "Pendulum-v1", policy=POLICY, hyperparams=TINY)
     assert (bounded.normalize_actions, bounded.clip_actions) == (True, False)
+
+
+class _DoseAndAngle(gymnasium.Env):  # type: ignore[type-arg]
+    """A Dict of actions: a dose (0 or more) beside an angle bounded on both sides (10..20).
+    Raises on an action outside its space and keeps the angles it was sent."""
+
+    observation_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gymnasium.spaces.Dict(
+        {
+            "dose": gymnasium.spaces.Box(0.0, np.inf, (1,), np.float32),
+            "angle": gymnasium.spaces.Box(10.0, 20.0, (1,), np.float32),
+        }
+    )
+    angles: list[float] = []
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> Any:
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action: Any) -> Any:
+        action = {key: np.asarray(value, np.float32) for key, value in action.items()}
+        if not self.action_space.contains(action):
+            raise ValueError(f"action {action} outside {self.action_space}")
+        _DoseAndAngle.angles.append(float(action["angle"][0]))
+        return np.zeros(2, np.float32), -abs(float(action["angle"][0]) - 15.0), False, False, {}
+
+
+gymnasium.register("LRTuneTest/DoseAndAngle-v0", entry_point=_DoseAndAngle, max_episode_steps=20)
+
+
+@pytest.mark.usefixtures("_ray")
+def test_a_bounded_box_beside_a_half_bounded_one_keeps_its_rescaling() -> None:
+    """RLlib rescales all of an action space or none of it: with a Box(0, inf) in a Dict,
+    turning its rescaling off (for the clip) sent the Box(10, 20) beside it only 10.0 (the
+    policy's actions around 0, clipped). lrtune's `ActionsIntoBounds` rescales the bounded
+    part and clips both."""
+    env = "LRTuneTest/DoseAndAngle-v0"
+    params = {**preset_hyperparams("ppo", env), **TINY}
+    _DoseAndAngle.angles.clear()
+    config = build_algorithm_config("ppo", env, policy=POLICY, hyperparams=params, seed=0)
+    algo = config.build_algo()
+    try:
+        algo.train()  # raises on the first dose below 0
+    finally:
+        algo.stop()
+    angles = np.asarray(_DoseAndAngle.angles)
+    assert len(angles) >= 256
+    assert angles.min() >= 10.0 and angles.max() <= 20.0
+    # A first policy's N(0, 1) actions, rescaled: about 16 % below -1 clip to 10 (all of them
+    # did without the rescaling), the median near the middle.
+    assert np.mean(angles == 10.0) < 0.3 and 13.0 < np.median(angles) < 17.0
+    own = {**params, "add_default_connectors_to_module_to_env_pipeline": True}
+    config = build_algorithm_config("ppo", env, policy=POLICY, hyperparams=own)
+    assert (config.normalize_actions, config.clip_actions) == (False, True)  # RLlib's clip
 
 
 def test_a_job_chooses_its_own_conv_filters() -> None:

@@ -19,6 +19,7 @@ from lrtune.learners._modules import ObservationConnectors, channels_last_shape,
 from lrtune.learners._replay import check_flat_replay
 from lrtune.learners._vector import (
     VECTOR_ENTRY_POINT,
+    ActionsIntoBounds,
     batched_module_to_env,
     discrete_actions,
     vector_entry_point,
@@ -344,11 +345,27 @@ def build_algorithm_config(
     )
     _check_flat_replay(config)
     if facts is not None and facts.unbounded_actions and not plugin.squashes_actions:
-        # RLlib maps [-1, 1] onto a Box's bounds only where both are finite, and then skips the
-        # clip too: a Box(0, inf) got negative actions. Act in the env's units and clip to its
-        # bounds, as Stable-Baselines3's PPO does (squashing agents are refused such spaces).
-        config = config.environment(normalize_actions=False, clip_actions=True)
+        _actions_into_bounds(config, hyperparams or {})
     return config
+
+
+def _actions_into_bounds(config: AlgorithmConfig, hyperparams: Mapping[str, Any]) -> None:
+    """RLlib maps [-1, 1] onto a Box's bounds only where both are finite, and then skips the
+    clip too: a Box(0, inf) got negative actions. Clip such a Box to its bounds (acting in the
+    env's units, as Stable-Baselines3's PPO does) and rescale the bounded Boxes beside it
+    (`ActionsIntoBounds`); squashing agents are refused such spaces. A job that builds its own
+    module-to-env pipeline gets RLlib's clip alone (its bounded Boxes are not rescaled)."""
+    if any(key in hyperparams for key in _OWN_PIPELINE):
+        config.environment(normalize_actions=False, clip_actions=True)
+        return
+    config.environment(normalize_actions=False, clip_actions=False)  # RLlib's piece: a no-op
+    config.env_runners(module_to_env_connector=_actions_into_bounds_pipeline)
+
+
+def _actions_into_bounds_pipeline(env: Any = None, spaces: Any = None) -> list[Any]:
+    """``module_to_env_connector`` for `_actions_into_bounds` (a module-level function, so the
+    config pickles)."""
+    return [ActionsIntoBounds()]
 
 
 def _check_flat_replay(config: AlgorithmConfig) -> None:
@@ -370,13 +387,10 @@ def _conv_filters(
     return [list(layer) for layer in filters] if filters is not None else None
 
 
-# Settings that mean a job builds its own module-to-env pipeline, or brings its own module
-# (which may be stateful): lrtune's batched pipeline stays out.
-_OWN_MODULE_TO_ENV = (
-    "module_to_env_connector",
-    "add_default_connectors_to_module_to_env_pipeline",
-    "rl_module_spec",
-)
+# Settings that mean a job builds its own module-to-env pipeline: lrtune adds no piece to it.
+_OWN_PIPELINE = ("module_to_env_connector", "add_default_connectors_to_module_to_env_pipeline")
+# ... or brings its own module (which may be stateful): lrtune's batched pipeline stays out.
+_OWN_MODULE_TO_ENV = (*_OWN_PIPELINE, "rl_module_spec")
 
 
 def _use_native_vector_env(config: AlgorithmConfig, env: str) -> bool:

@@ -22,10 +22,14 @@ reaches the module-to-env pipeline already has one row per env, in env order (th
 pipeline adds one observation per ongoing episode, and the single-agent env runner keeps one
 episode per env index), so keeping the outputs batched hands the env runner the same values:
 it indexes each column by env index either way.
+
+`ActionsIntoBounds` is the module-to-env piece for action spaces with a Box that has an
+infinite bound (see its docstring).
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 from typing import Any
 
@@ -33,6 +37,11 @@ import gymnasium as gym
 from ray.rllib.connectors.connector_v2 import ConnectorV2
 from ray.rllib.connectors.module_to_env import GetActions, TensorToNumpy
 from ray.rllib.core.columns import Columns
+from ray.rllib.utils.spaces.space_utils import (
+    clip_action,
+    get_base_struct_from_space,
+    unsquash_action,
+)
 
 from lrtune._env_ids import register_lrtune_envs
 
@@ -40,6 +49,7 @@ VECTOR_ENTRY_POINT = "vector_entry_point"
 
 __all__ = [
     "VECTOR_ENTRY_POINT",
+    "ActionsIntoBounds",
     "BatchedOutputsCheck",
     "batched_module_to_env",
     "discrete_actions",
@@ -118,3 +128,56 @@ def batched_module_to_env(env: Any = None, spaces: Any = None) -> list[Connector
     distribution inputs (``GetActions``), convert to numpy (``TensorToNumpy``), and stop there;
     the env runner indexes each ``(num_envs, ...)`` column by env index."""
     return [GetActions(), TensorToNumpy(), BatchedOutputsCheck()]
+
+
+class ActionsIntoBounds(ConnectorV2):
+    """Module-to-env piece for action spaces holding a Box with an infinite bound: each Box
+    bounded on both sides gets a policy's [-1, 1] mapped onto its bounds (RLlib's
+    ``unsquash_action``), then every Box is clipped to its bounds (``clip_action``).
+
+    RLlib's own `NormalizeAndClipActions` does one or the other for the whole space: with
+    normalisation on, a Box(0, inf) is neither rescaled nor clipped (PPO sent it negative
+    actions); with it off, a bounded Box beside it in a Dict or Tuple is not rescaled either
+    (a Box(10, 20) got only 10: the policy's actions around 0, clipped). This piece does both,
+    part by part; `build_algorithm_config` puts it in the pipeline and turns RLlib's piece off.
+    Like RLlib's, it writes ``ACTIONS_FOR_ENV`` and leaves the sampled ``ACTIONS`` (what the
+    loss reads) as they are."""
+
+    def __init__(
+        self,
+        input_observation_space: gym.Space | None = None,
+        input_action_space: gym.Space | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._action_struct: Any = None
+        super().__init__(input_observation_space, input_action_space, **kwargs)
+
+    def recompute_output_action_space(
+        self, input_observation_space: gym.Space, input_action_space: gym.Space
+    ) -> gym.Space:
+        """Keep the action space's structure (called by RLlib when the spaces are set)."""
+        self._action_struct = get_base_struct_from_space(input_action_space)
+        return input_action_space
+
+    def __call__(
+        self,
+        *,
+        rl_module: Any,
+        batch: dict[str, Any],
+        episodes: list[Any],
+        explore: bool | None = None,
+        shared_data: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Write each item's env action into ``ACTIONS_FOR_ENV``: rescaled where bounded,
+        then clipped."""
+
+        def into_bounds(action: Any, env_id: Any, agent_id: Any, module_id: Any) -> Any:
+            struct = self._action_struct if agent_id is None else self._action_struct[agent_id]
+            return clip_action(unsquash_action(action, struct), struct)
+
+        batch[Columns.ACTIONS_FOR_ENV] = copy.deepcopy(batch[Columns.ACTIONS])
+        self.foreach_batch_item_change_in_place(
+            batch=batch, column=Columns.ACTIONS_FOR_ENV, func=into_bounds
+        )
+        return batch
