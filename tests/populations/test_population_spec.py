@@ -257,6 +257,23 @@ def test_dry_run_shows_the_population(
     plan = json.loads(capsys.readouterr().out)
     assert plan["search"] == "population" and plan["trials"] == 2
     assert plan["population"]["name"] == "pbt" and plan["population"]["interval"] == 256
+    assert plan["max_concurrent"] == 2  # every member: the size
+
+
+def test_every_member_counts_as_running_at_once(make_job: Any, tmp_path: Path) -> None:
+    """A population has no concurrency limiter (its scheduler time-shares the members), so the
+    dry run and the KubeRay worker sizing count every member, whatever trials.max_concurrent
+    says (they counted 2 of 6 before)."""
+    from lrtune.cluster._k8s import plan_workers
+
+    data = make_job(tmp_path, "six")
+    data["population"]["size"] = 6
+    data["trials"] = {"max_concurrent": 2}
+    data["resources"] = {"cpus": 1}
+    job = parse_job(data)
+    assert job.trial_count == 6 and job.concurrent_trials == 6
+    workers = plan_workers(job.resources.cpus, 0.0, job.concurrent_trials)
+    assert workers.replicas * workers.trials_per_pod >= 6
 
 
 # ------------------------------------------------------------------------------ schedulers

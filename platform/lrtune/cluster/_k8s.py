@@ -2,11 +2,11 @@
 when asked, a standalone RayCluster to submit to with `lrtune submit`.
 
 Worker groups are sized from the job: concurrent trials = `JobSpec.concurrent_trials`
-(``trials.max_concurrent``, at most the trials the run starts), each holding ``resources.cpus``
-CPUs and ``resources.gpus`` GPUs (a fraction packs several trials on one GPU). A KubeRay
-retry (``backoffLimit``) starts a fresh cluster, so Tune's storage lives on a ReadWriteMany volume
-and MLflow on its own server (``k8s/mlflow.yaml``): the retried ``lrtune run`` resumes the
-experiment from there.
+(``trials.max_concurrent``, at most the trials the run starts; every member of a population),
+each holding ``resources.cpus`` CPUs and ``resources.gpus`` GPUs (a fraction packs several
+trials on one GPU). A KubeRay retry (``backoffLimit``) starts a fresh cluster, so Tune's
+storage lives on a ReadWriteMany volume and MLflow on its own server (``k8s/mlflow.yaml``): the
+retried ``lrtune run`` resumes the experiment from there.
 """
 
 from __future__ import annotations

@@ -868,7 +868,11 @@ class JobSpec(BaseModel):
 
     @property
     def concurrent_trials(self) -> int:
-        """How many trials run at once: ``trials.max_concurrent``, at most `trial_count`."""
+        """How many trials run at once: ``trials.max_concurrent``, at most `trial_count`; a
+        population's every member (Tune's population schedulers time-share them, and no
+        limiter stands in front: ``trials.max_concurrent`` does not apply)."""
+        if self.population is not None:
+            return self.trial_count
         return min(int(self.trials.max_concurrent), self.trial_count)
 
     @property
