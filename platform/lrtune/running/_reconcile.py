@@ -23,6 +23,7 @@ from lrtune.vocabulary import (
     TAG_DIVERGED,
     TAG_EXPERIMENT,
     TAG_LOST,
+    TAG_PARENT_KEY,
     TAG_ROLE,
     TAG_STATUS,
     TAG_TRIAL_ID,
@@ -59,14 +60,18 @@ def reconcile_mlflow(
     keep_parent: str | None,
     parent_status: str | None,
     say: Callable[[str], None],
+    keep_parent_key: str | None = None,
 ) -> int | None:
     """Close the RUNNING runs of a job's MLflow experiment that no live trial owns.
 
     ``live``: trial ids Tune runs or will resume (left open). ``ended``: trial id → lrtune
     status of trials Tune knows as ended (closed with it); any other trial run ends ``stopped``.
-    Parent runs of the job other than ``keep_parent`` end KILLED; ``keep_parent`` itself ends
-    with ``parent_status`` when that is given. Returns how many runs were closed, or None when
-    MLflow could not be asked (one line is said; the next run reconciles).
+    Parent runs of the job other than this run's own end KILLED; its own (run id
+    ``keep_parent``, or tagged with ``keep_parent_key``, the journal's key for it) ends with
+    ``parent_status`` when that is given. The key matters where the journal created the parent
+    after the driver stopped waiting for its id (a slow or late store): by id alone, the run
+    killed its own parent. Returns how many runs were closed, or None when MLflow could not be
+    asked (one line is said; the next run reconciles).
     """
     from mlflow.tracking import MlflowClient
 
@@ -106,7 +111,11 @@ def reconcile_mlflow(
                     closed += 1
                 if parent.info.status != "RUNNING":
                     continue
-                if run_id != keep_parent:
+                own = run_id == keep_parent or (
+                    keep_parent_key is not None
+                    and parent.data.tags.get(TAG_PARENT_KEY) == keep_parent_key
+                )
+                if not own:
                     client.set_terminated(run_id, status="KILLED")
                     closed += 1
                 elif parent_status is not None:

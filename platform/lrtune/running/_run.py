@@ -56,6 +56,7 @@ from lrtune.running._trainable import (
     evaluation_time_limit,
 )
 from lrtune.specs._point import TrialPoint
+from lrtune.tracking._journal import parent_key
 from lrtune.tracking._redact import redact_uri
 from lrtune.vocabulary import (
     GROUPING_TAGS,
@@ -625,6 +626,7 @@ def _launch(
     job_hash = _write_markers(job, where)
     journal, parent_ref, parent = _open_parent(job, where, job_hash)
     opened["parent"] = parent
+    opened["parent_key"] = parent_key(parent_ref)
     where.stream.write(
         f"lrtune: experiment '{job.name}' ({'resuming' if where.resume else 'new'}), "
         f"{job.trial_count} trial{'s' if job.trial_count != 1 else ''} × "
@@ -636,7 +638,9 @@ def _launch(
     run_config, tune_config, budget = _tune_settings(
         job, plan, where, trainable_class, parent=parent, parent_ref=parent_ref
     )
-    trials = _fit(job, plan, where, trainable_class, run_config, tune_config, budget, parent)
+    trials = _fit(
+        job, plan, where, trainable_class, run_config, tune_config, budget, parent, parent_ref
+    )
     return _Launched(trials=trials, journal=journal, parent_ref=parent_ref, job_hash=job_hash)
 
 
@@ -772,6 +776,7 @@ def _fit(
     tune_config: Any,
     budget: ExperimentEnvStepBudget,
     parent: Any,
+    parent_ref: str,
 ) -> list[Any]:
     """Build the tuner (or restore it with this command's settings), close the MLflow runs a
     killed driver left open, fit, and return Tune's trials."""
@@ -810,6 +815,7 @@ def _fit(
             live=live,
             ended=ended,
             keep_parent=parent,
+            keep_parent_key=parent_key(parent_ref),
             parent_status=None,
             say=where.say,
         )
@@ -850,6 +856,7 @@ def _record(job: Any, plan: RunPlan, launch: _Launched, where: _RunPlace) -> Run
         live=set(),
         ended={t.trial_id: t.status for t in outcomes},
         keep_parent=parent,
+        keep_parent_key=parent_key(launch.parent_ref),
         parent_status=None,
         say=say,
     )
@@ -1073,6 +1080,7 @@ def _close_after_os_error(
             live=set(),
             ended={},
             keep_parent=opened["parent"],
+            keep_parent_key=opened.get("parent_key"),
             parent_status="FAILED",
             say=say,
         )

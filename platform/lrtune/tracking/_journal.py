@@ -250,6 +250,13 @@ class _History:
             self.last = (timestamp, step)
 
 
+def parent_key(ref: str) -> str | None:
+    """The key a parent reference (`TrackingJournal.parent`'s return) tags its run with
+    (``lrtune.parent_key``); None for another reference."""
+    kind, _, key = ref.partition(":")
+    return key if kind == "parent" else None
+
+
 class TrackingJournal:
     """The per-experiment tracking journal and the thread that delivers it to MLflow.
 
