@@ -108,9 +108,9 @@ def test_a_trial_count_the_grid_does_not_honour_is_named_and_the_grid_counted() 
     assert trial_count_warnings(load_job(evidence)) == []  # trials.num: 150
     # A results folder's job.yaml carries the default trials.num (8) and loads (finalize).
     unset = load_job(ROOT / "jobs" / "evidence_recsys_gating.yaml")
-    assert unset.trial_count == 20 and trial_count_warnings(unset) == []
+    assert unset.trial_count == 30 and trial_count_warnings(unset) == []
     stored = parse_job(unset.to_yaml_dict(), "<results job.yaml>")
-    assert stored.trials.num == 8 and stored.trial_count == 20
+    assert stored.trials.num == 8 and stored.trial_count == 30
 
 
 def test_a_fixed_policy_runs_one_trial_unless_told_and_repeats_are_named() -> None:
