@@ -1,14 +1,28 @@
-"""Tracking URIs read back from what lrtune stored (summaries, markers, job files): a password
-lrtune redacted there is never used as ``***``. Without Ray, for `lrtune.analysis` and the
-drivers alike."""
+"""Tracking URIs as lrtune stores them (summaries, markers, pickled jobs: the password redacted,
+`redact_uri`) and as it reads them back (a redacted password is never used as ``***``).
+Without Ray, for `lrtune.specs`, `lrtune.analysis` and the drivers alike."""
 
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 from lrtune.registry import LRTuneError
 
 REDACTED = "***"  # what stands for a password in a stored URI (``redact_uri``)
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` with the password of a ``user:password@host`` part shown as ``***``."""
+    try:
+        parts = urlsplit(uri)
+        password = parts.password
+    except ValueError:  # a malformed port or netloc: show the scheme only, never the rest
+        return uri.partition("://")[0] + "://" + REDACTED
+    if not password:
+        return uri
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:{REDACTED}@{host}"))
 
 
 class StoredURIError(LRTuneError):

@@ -357,9 +357,8 @@ for _id, _space in PICKERS.items():
 def test_ppo_acts_in_multi_discrete_and_composite_action_spaces(env: str, tmp_path: Path) -> None:
     """PPO declares every `ACTION_KINDS` entry: each trains with lrtune's learner (the LR read
     back is the policy's), checkpoints and restores."""
-    from lrtune.agents import action_kind, get_agent
+    from lrtune.agents import action_kind, get_agent, require_env_id
     from lrtune.learners import RESULT_KEY
-    from lrtune.specs import require_env_id
 
     assert action_kind(PICKERS[env]) in get_agent("ppo").action_spaces
     require_env_id(env, "ppo")

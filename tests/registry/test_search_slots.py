@@ -32,8 +32,9 @@ from lrtune.search import (
     SchedulerSetup,
     SearchSetup,
     TuneSearcherPlugin,
+    make_sampler,
 )
-from lrtune.specs import compile_space, make_sampler, parse_job
+from lrtune.specs import compile_space, parse_job
 
 ROOT = Path(__file__).resolve().parents[2]
 SPACE = {"version": 1, "lr": {"distribution": "log_uniform", "low": 1e-4, "high": 1e-2}}

@@ -14,7 +14,8 @@ from ray.tune.search import ConcurrencyLimiter as TuneConcurrencyLimiter
 from job_helpers import tiny_job  # type: ignore[import-not-found]
 from lrtune.running._run import ExperimentEnvStepBudget
 from lrtune.running._search import ConcurrencyLimiter, LRTuneOptunaSearch, VariantGenerator
-from lrtune.specs import compile_space, make_sampler, parse_job
+from lrtune.search import make_sampler
+from lrtune.specs import compile_space, parse_job
 
 SPACE = {
     "version": 1,

@@ -13,7 +13,8 @@ from optuna.trial import TrialState
 
 from job_helpers import tiny_job  # type: ignore[import-not-found]
 from lrtune.running._search import LRTuneOptunaSearch, study_storage
-from lrtune.specs import compile_space, make_sampler, parse_job
+from lrtune.search import make_sampler
+from lrtune.specs import compile_space, parse_job
 
 SPACE = {"version": 1, "lr": {"distribution": "log_uniform", "low": 1e-4, "high": 1e-2}}
 

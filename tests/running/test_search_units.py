@@ -14,7 +14,8 @@ from optuna.trial import TrialState
 from job_helpers import tiny_job  # type: ignore[import-not-found]
 from lrtune.running._results import TrialOutcome, pick_best
 from lrtune.running._search import LRTuneOptunaSearch, make_scheduler
-from lrtune.specs import compile_space, make_sampler, parse_job
+from lrtune.search import make_sampler
+from lrtune.specs import compile_space, parse_job
 
 TPE_PROPOSAL = "tpe:relative_params:0"  # what Optuna 5's TPE records for a model-based proposal
 SPACE = {

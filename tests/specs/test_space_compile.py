@@ -10,14 +10,8 @@ import optuna
 import pytest
 
 from lrtune.policies import LRPolicySpec
-from lrtune.specs import (
-    JobSpec,
-    SearchSpec,
-    compile_space,
-    make_sampler,
-    parse_job,
-    sampler_warning,
-)
+from lrtune.search import make_sampler, sampler_warning
+from lrtune.specs import JobSpec, SearchSpec, compile_space, parse_job
 
 ROOT = Path(__file__).resolve().parents[2]
 BUDGET = 40_000

@@ -83,7 +83,8 @@ def test_a_missing_module_is_refused_at_validation(user_package: Path) -> None:
 def test_where_the_run_starts_the_module_is_imported_and_the_name_checked(
     user_package: Path,
 ) -> None:
-    from lrtune.specs import SpecError, require_env_id
+    from lrtune.agents import require_env_id
+    from lrtune.specs import SpecError
 
     sys.path.insert(0, str(user_package))
     try:
@@ -108,7 +109,8 @@ def test_lrtune_train_refuses_an_unregistered_name_before_starting_ray(
 def test_an_agent_is_refused_on_actions_it_cannot_take_before_anything_is_written(
     tmp_path: Path,
 ) -> None:
-    from lrtune.specs import SpecError, require_env_id
+    from lrtune.agents import require_env_id
+    from lrtune.specs import SpecError
 
     with pytest.raises(SpecError, match=r"'CartPole-v1' has discrete actions .* choose agent"):
         require_env_id("CartPole-v1", "sac")
@@ -129,7 +131,8 @@ def test_an_env_that_cannot_be_built_here_is_refused_before_anything_is_written(
     """Every trial would fail the same way: a package the env needs is missing (exit 2 saying
     to install it), or its keyword arguments are refused (exit 2 naming env.config); `lrtune
     submit`'s check (``must_build=False``) lets the cluster decide."""
-    from lrtune.specs import SpecError, require_env_id
+    from lrtune.agents import require_env_id
+    from lrtune.specs import SpecError
 
     pkg = tmp_path / "simenvs"
     pkg.mkdir()
@@ -180,7 +183,8 @@ def test_actions_no_agent_or_not_this_agent_takes_are_refused_naming_the_fix(
     RLlib action distribution (the error gives the MultiDiscrete that means the same).
     Refused where the run starts, exit 2, nothing written, instead of a traceback in every
     trial."""
-    from lrtune.specs import SpecError, require_env_id
+    from lrtune.agents import require_env_id
+    from lrtune.specs import SpecError
 
     pkg = tmp_path / "multienvs"
     pkg.mkdir()
@@ -278,7 +282,8 @@ def test_spaces_rllib_cannot_use_are_refused_naming_the_part(tmp_path: Path) -> 
     observations failed ("The max. index of `x` (5) is larger than depth (5)"). Text and
     Sequence observations failed every trial too ("could not convert string to float", "list
     index out of range"). Refused where the run starts, naming the part of the space."""
-    from lrtune.specs import SpecError, require_env_id
+    from lrtune.agents import require_env_id
+    from lrtune.specs import SpecError
 
     pkg = tmp_path / "offsetenvs"
     pkg.mkdir()
@@ -352,7 +357,8 @@ def test_an_env_whose_first_reset_or_step_breaks_gymnasiums_api_is_refused(
     trial inside RLlib's vector env with "too many values to unpack (expected 2)"; one reset
     and one step where the run starts find it (tests/envs/test_env_check.py has the cases),
     and `lrtune submit` (``must_build=False``) leaves it to the cluster."""
-    from lrtune.specs import SpecError, require_env_id
+    from lrtune.agents import require_env_id
+    from lrtune.specs import SpecError
 
     pkg = tmp_path / "oldenvs"
     pkg.mkdir()

@@ -18,7 +18,7 @@ from lrtune.agents._base import (
     offset_part,
     unbounded_part,
 )
-from lrtune.agents._envs import env_problem
+from lrtune.agents._envs import env_problem, require_env_id
 from lrtune.registry import agents
 
 
@@ -39,5 +39,6 @@ __all__ = [
     "get_agent",
     "load_attribute",
     "offset_part",
+    "require_env_id",
     "unbounded_part",
 ]

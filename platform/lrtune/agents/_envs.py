@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from lrtune._env_ids import register_lrtune_envs
+from lrtune._env_ids import check_env_id, register_lrtune_envs
 from lrtune.agents._base import (
     ACTION_KINDS,
     READABLE_OBSERVATIONS,
@@ -16,6 +16,7 @@ from lrtune.agents._base import (
     unbounded_part,
     unreadable_part,
 )
+from lrtune.registry import SpecError
 from lrtune.registry import agents as agent_registry
 
 
@@ -150,3 +151,27 @@ def _api_problem(env: Any) -> str | None:
         return api_problem(env)
     except Exception as exc:  # any failure of a user's reset or step
         return f"{_RAISED} {type(exc).__name__}: {str(exc)[:300]}"
+
+
+def require_env_id(
+    env_id: str,
+    agent: str | None = None,
+    *,
+    env_config: Mapping[str, Any] | None = None,
+    must_build: bool = True,
+) -> None:
+    """Raise `SpecError` (exit 2) unless ``env_id`` can be built here (imports its module)
+    and, given ``agent``, has actions the agent handles, spaces that start at 0 and a first
+    reset and step that follow gymnasium's API (`lrtune.envs.check.api_problem`): builds the
+    env once, with ``env_config``, and steps it once.
+
+    ``must_build``: an env that fails to build or step here (a package it needs is missing, its
+    ``env.config`` is refused) is refused too, since every trial would fail the same way;
+    False where the trials run elsewhere (``lrtune submit``: the cluster may have what this
+    machine lacks). Called where a run starts (before anything is written), not at validation.
+    """
+    field, problem = "env.id", check_env_id(env_id, import_module=True)
+    if problem is None and agent is not None:
+        field, problem = env_problem(env_id, agent, env_config or {}, must_build)
+    if problem:
+        raise SpecError(f"{field}: {problem}")

@@ -350,9 +350,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from lrtune.running import prepare_loopback_env
 
     prepare_loopback_env()
+    from lrtune.agents import require_env_id
     from lrtune.learners import build_algorithm_config  # noqa: F401  (validates imports early)
     from lrtune.running import IterationRecord, train_single
-    from lrtune.specs import load_policy, require_env_id
+    from lrtune.specs import load_policy
 
     spec = load_policy(args.policy)
     spec.check_agent(args.agent)

@@ -69,8 +69,8 @@ def validate_file(path: str, overrides: Sequence[str] = ()) -> tuple[str, str | 
     A mapping with ``agent`` is a job, one whose slots are single references an LR policy,
     anything else a search space.
     """
+    from lrtune.search import sampler_warning
     from lrtune.specs import SpecError, load_yaml, parse_job, parse_policy, parse_space
-    from lrtune.specs._compile import sampler_warning
 
     file = Path(path)
     try:

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lrtune.agents import require_env_id
 from lrtune.cluster._client import ClusterClient, resolve_address
 from lrtune.cluster._package import StagedPackage, lrtune_source_root, stage_lrtune
 from lrtune.cluster._package import stage_user_package as _stage_user_package
 from lrtune.cluster._spec import ClusterError, ClusterSpec, parse_cluster
-from lrtune.specs import JobSpec, load_job, load_yaml, require_env_id
+from lrtune.specs import JobSpec, load_job, load_yaml
 from lrtune.tracking._redact import has_password, redact_uri
 from lrtune.vocabulary import (
     META_EXPERIMENT,

@@ -11,6 +11,7 @@ from lrtune.registry._errors import (
     LRTuneError,
     PluginLoadError,
     PluginParamsError,
+    SpecError,
     UnknownPluginError,
 )
 from lrtune.registry._registry import (
@@ -44,6 +45,7 @@ __all__ = [
     "PluginParams",
     "PluginParamsError",
     "Registry",
+    "SpecError",
     "UnknownPluginError",
     "agents",
     "feedback",

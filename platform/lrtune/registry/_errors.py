@@ -10,6 +10,12 @@ class LRTuneError(Exception):
     """
 
 
+class SpecError(LRTuneError, ValueError):
+    """A spec file (policy, job, search space) or a setting in it that cannot be used; the
+    message says why. (Here, beside `LRTuneError`, so that the rooms below `lrtune.specs` that
+    check a job's settings where they are used, such as `lrtune.agents`, raise it too.)"""
+
+
 class DriverOSError(Exception):
     """The driver itself could not read or write a file (a full disk, a lost mount).
 

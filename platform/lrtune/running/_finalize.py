@@ -302,7 +302,8 @@ def finalize(
         )
     results_dir = find_results_dir(experiment)
     summary = json.loads((results_dir / "summary.json").read_text())
-    from lrtune.specs import load_job, require_env_id
+    from lrtune.agents import require_env_id
+    from lrtune.specs import load_job
 
     job = load_job(results_dir / "job.yaml")
     require_env_id(job.env.id, job.agent, env_config=job.env.config)

@@ -359,8 +359,9 @@ def run_job(
     ``trainable_class`` replaces `LRTuneTrainable` (benchmarks of the driver's own cost run a
     synthetic trainable through this same path); it takes the same ``job`` parameter.
     """
+    from lrtune.agents import require_env_id
     from lrtune.running._lock import ExperimentLock
-    from lrtune.specs import SpecError, require_env_id
+    from lrtune.specs import SpecError
 
     # A user's env module is first imported here, not at validation; the env is built once.
     require_env_id(job.env.id, job.agent, env_config=job.env.config)
@@ -1174,7 +1175,7 @@ def start_warnings(job: Any) -> list[str]:
     prints them under the run's header and ``lrtune run --dry-run`` lists them; warnings that
     need the run's state (a warm start's earlier study, resuming a synchronous population) come
     only with a run."""
-    from lrtune.specs import sampler_warning
+    from lrtune.search import sampler_warning
 
     searcher = sampler_warning(job)
     return [
@@ -1325,7 +1326,8 @@ def _search_setup(job: Any, results_dir: Path) -> tuple[dict[str, Any], Any, int
             policy=job.policy.model_dump(mode="json"), hyperparams=job.fixed_hyperparams
         )
         return point.to_config(), None, job.trial_count, warnings
-    from lrtune.specs import compile_space, make_sampler
+    from lrtune.search import make_sampler
+    from lrtune.specs import compile_space
 
     compiled = compile_space(job)
     if job.search.kind == "grid":

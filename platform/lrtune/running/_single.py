@@ -40,7 +40,7 @@ def train_single(
 ) -> list[IterationRecord]:
     """Train until ``env_steps`` lifetime env steps on ``env`` built with ``env_config`` (a
     job's ``env.config``); call ``on_iteration`` after each iteration."""
-    from lrtune.specs import require_env_id
+    from lrtune.agents import require_env_id
 
     require_env_id(env, agent, env_config=env_config)  # bad input (exit 2), not a failure
     init_local_ray(num_cpus=1)

@@ -17,6 +17,8 @@ from lrtune.search.searchers import (
     SearcherPlugin,
     SearchSetup,
     TuneSearcherPlugin,
+    make_sampler,
+    sampler_warning,
 )
 
 __all__ = [
@@ -27,4 +29,6 @@ __all__ = [
     "SearchSetup",
     "SearcherPlugin",
     "TuneSearcherPlugin",
+    "make_sampler",
+    "sampler_warning",
 ]

@@ -1,7 +1,7 @@
 """Spec files: safe YAML loading, LR policy files, search spaces and jobs."""
 
 from lrtune.specs._cluster import ClusterSpec, EntrypointResources
-from lrtune.specs._compile import CompiledSpace, compile_space, make_sampler, sampler_warning
+from lrtune.specs._compile import CompiledSpace, compile_space
 from lrtune.specs._errors import describe_validation_error, spec_error
 from lrtune.specs._job import (
     BudgetSpec,
@@ -16,7 +16,6 @@ from lrtune.specs._job import (
     SeedsSpec,
     TrackingSpec,
     TrialsSpec,
-    require_env_id,
 )
 from lrtune.specs._load import apply_overrides, load_job, load_space, parse_job, parse_space
 from lrtune.specs._point import TrialPoint
@@ -63,12 +62,9 @@ __all__ = [
     "load_policy",
     "load_space",
     "load_yaml",
-    "make_sampler",
     "parse_job",
     "parse_policy",
     "parse_space",
     "read_source",
-    "require_env_id",
-    "sampler_warning",
     "spec_error",
 ]

@@ -454,57 +454,10 @@ def trial_model(job: JobSpec, point: TrialPoint) -> Any:
     return type(job.model).model_validate({**job.model.model_dump(), **overrides})
 
 
-def make_sampler(job: JobSpec) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler of ``job.search`` (an ``optuna`` entry of the ``searchers`` slot, see
-    `lrtune.search.searchers`), built with ``search.params``, seeded with ``search.seed`` and
-    with `JobSpec.startup_trials` random trials before a model proposes."""
-    from lrtune.search import OptunaSamplerPlugin, SearchSetup
-
-    plugin = job.search.plugin()
-    if not isinstance(plugin, OptunaSamplerPlugin):
-        raise SpecError(
-            f"search.algorithm: {job.search.searcher} is not an Optuna sampler; only "
-            "`algorithm: optuna` jobs have one."
-        )
-    setup = SearchSetup("score", job.metric.mode, job.search.seed, job.startup_trials)
-    return plugin.sampler(setup)
-
-
-def sampler_warning(job: JobSpec) -> str | None:
-    """A warning for samplers that cannot model a conditional space, and for GP with the
-    default worst value of diverged trials (None when fine)."""
-    name = job.search.searcher
-    if job.search.kind == "grid" or job.space is None:
-        return None
-    warnings_: list[str] = []
-    if not job.search.plugin_class().models_conditional and job.space.is_conditional:
-        how = (
-            "(Optuna's RandomSampler)"
-            if job.search.kind == "optuna"
-            else "(every family's parameters are drawn; the chosen family's are used)"
-        )
-        what = "sampler" if job.search.kind == "optuna" else "searcher"
-        warnings_.append(
-            f"{what} {name} cannot model a conditional space; it samples the conditional "
-            f"parameters independently {how}"
-        )
-    if name == "gp" and job.metric.worst is None:
-        # GPSampler standardises values by their mean and spread: one diverged trial at -1e6
-        # would squeeze every other trial's value together.
-        warnings_.append(
-            f"sampler gp fits the values: a diverged trial is told as metric.worst, by default "
-            f"{job.metric.worst_value:g}, which flattens its model; set metric.worst near the "
-            "task's worst plausible score (e.g. the random policy's)"
-        )
-    return "; ".join(warnings_) or None
-
-
 __all__ = [
     "BASELINE_ATTR",
     "CompiledSpace",
     "agent_hyperparams",
     "compile_space",
-    "make_sampler",
-    "sampler_warning",
     "trial_model",
 ]

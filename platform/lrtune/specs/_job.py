@@ -7,18 +7,15 @@ and/or a fixed LR policy that supplies every slot the space leaves out.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib
 import importlib.util
 import json
 import os
 import re
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -29,7 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from lrtune._env_ids import register_lrtune_envs
+from lrtune._env_ids import check_env_id
+from lrtune._stored_uri import redact_uri
 from lrtune.policies import LRPolicySpec
 from lrtune.registry import SLOTS, LRTuneError
 from lrtune.specs._cluster import ClusterSpec
@@ -911,8 +909,8 @@ class JobSpec(BaseModel):
         fields = dict(state["__dict__"])
         tracking = fields.get("tracking")
         uri = getattr(tracking, "uri", None)
-        if tracking is not None and uri and _password_free(uri) != uri:
-            fields["tracking"] = tracking.model_copy(update={"uri": _password_free(uri)})
+        if tracking is not None and uri and redact_uri(uri) != uri:
+            fields["tracking"] = tracking.model_copy(update={"uri": redact_uri(uri)})
             state["__dict__"] = fields
         return state
 
@@ -939,20 +937,6 @@ class JobSpec(BaseModel):
 
 
 # ------------------------------------------------------------------------------------ helpers
-
-
-def _password_free(uri: str) -> str:
-    """``uri`` with the password of a ``user:password@host`` part shown as ``***`` (the same
-    form as `lrtune.tracking.redact_uri`, which lives above this room)."""
-    try:
-        parts = urlsplit(uri)
-        password = parts.password
-    except ValueError:
-        return uri.partition("://")[0] + "://***"
-    if not password:
-        return uri
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def resolve_reference(data: dict[str, Any], key: str, base_dir: str | Path | None) -> list[Problem]:
@@ -1020,110 +1004,6 @@ def _schedule_builds(name: str, params: Mapping[str, Any], budget: int) -> list[
             at = f" at {key}={point!r}" if key else ""
             return [(loc, f"{exc}{at} (budget.trial_env_steps is {budget})")]
     return []
-
-
-_MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-
-
-def check_env_id(env_id: str, *, import_module: bool = False) -> str | None:
-    """Why ``env_id`` is not a registered gymnasium id (None when it is). Never builds the env.
-
-    ``pkg.mod:Name-v0``: validation (the default) only finds ``pkg.mod`` on the import path,
-    without running it, so checking a job never executes a user's code; the name is then
-    checked where the env is built (``import_module=True``: the module is imported, as
-    gymnasium.make does, and the name must be registered by it). Ids under ``lrtune/`` import
-    `lrtune.envs`, which registers them.
-    """
-    import gymnasium
-    from gymnasium import error as gym_error
-
-    module, _, name = env_id.partition(":") if ":" in env_id else ("", "", env_id)
-    if module:
-        if not _MODULE.match(module):
-            return f"{module!r} is not a module name (ids read `package.module:Name-v0`)"
-        if not import_module:
-            if module in sys.modules or _module_on_path(module):
-                return None  # the name is checked where the env is built
-            return (
-                f"no module {module!r} (the part before ':') on the import path; install the "
-                "package that registers the environment, run lrtune from the folder that "
-                "holds the module (lrtune and its trials import from the current folder), or "
-                "fix the id"
-            )
-        try:
-            importlib.import_module(module)
-        except Exception as exc:  # any failure of a user module to import
-            return (
-                f"importing {module!r} (the part before ':') failed: "
-                f"{type(exc).__name__}: {str(exc)[:200]}"
-            )
-    register_lrtune_envs(name)
-    try:
-        gymnasium.spec(name)
-        return None
-    except gym_error.Error as exc:
-        detail = str(exc).split(". ")[0]
-    close = difflib.get_close_matches(name, list(gymnasium.registry), n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return (
-        f"no gymnasium environment {name!r} ({detail}){hint} Ids of other packages read "
-        "`package.module:Name-v0`"
-    )
-
-
-def require_env_id(
-    env_id: str,
-    agent: str | None = None,
-    *,
-    env_config: Mapping[str, Any] | None = None,
-    must_build: bool = True,
-) -> None:
-    """Raise `SpecError` (exit 2) unless ``env_id`` can be built here (imports its module)
-    and, given ``agent``, has actions the agent handles, spaces that start at 0 and a first
-    reset and step that follow gymnasium's API (`lrtune.envs.check.api_problem`): builds the
-    env once, with ``env_config``, and steps it once.
-
-    ``must_build``: an env that fails to build or step here (a package it needs is missing, its
-    ``env.config`` is refused) is refused too, since every trial would fail the same way;
-    False where the trials run elsewhere (``lrtune submit``: the cluster may have what this
-    machine lacks). Called where a run starts (before anything is written), not at validation.
-    """
-    field, problem = "env.id", check_env_id(env_id, import_module=True)
-    if problem is None and agent is not None:
-        from lrtune.agents import env_problem
-
-        field, problem = env_problem(env_id, agent, env_config or {}, must_build)
-    if problem:
-        raise SpecError(f"{field}: {problem}")
-
-
-def _module_on_path(dotted: str) -> bool:
-    """Whether ``dotted`` can be imported, found without executing it or its parent packages.
-
-    `importlib.util.find_spec` imports the parents of a submodule; this asks the import
-    system's finders level by level instead, handing each the parent's search locations.
-    """
-    path: Any = None
-    parts = dotted.split(".")
-    for depth in range(1, len(parts) + 1):
-        name = ".".join(parts[:depth])
-        loaded = sys.modules.get(name)
-        if loaded is not None:
-            path = getattr(loaded, "__path__", None)
-        else:
-            spec = None
-            for finder in sys.meta_path:
-                find = getattr(finder, "find_spec", None)
-                if find is not None:
-                    spec = find(name, path, None)
-                    if spec is not None:
-                        break
-            if spec is None:
-                return False
-            path = spec.submodule_search_locations
-        if path is None and depth < len(parts):
-            return False  # a plain module has no submodules
-    return True
 
 
 def load_referenced(value: str, base_dir: str | Path | None, what: str) -> tuple[Path, Any]:

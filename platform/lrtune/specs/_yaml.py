@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
-from lrtune.registry import LRTuneError
+from lrtune.registry import SpecError
 
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 100
@@ -23,10 +23,6 @@ MAX_NODES = 200_000
 YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 #: The configuration of a spec file's sections: unknown keys refused, frozen, defaults validated.
 FROZEN = ConfigDict(extra="forbid", frozen=True, validate_default=True)
-
-
-class SpecError(LRTuneError, ValueError):
-    """A spec file (policy, job, search space) that cannot be used; the message says why."""
 
 
 # ------------------------------------------------------------------------------------ numbers

@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-
-def redact_uri(uri: str) -> str:
-    """``uri`` with the password of a ``user:password@host`` part shown as ``***``."""
-    try:
-        parts = urlsplit(uri)
-        password = parts.password
-    except ValueError:  # a malformed port or netloc: show the scheme only, never the rest
-        return uri.partition("://")[0] + "://***"
-    if not password:
-        return uri
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+from lrtune._stored_uri import redact_uri
 
 
 def has_password(uri: str) -> bool:
