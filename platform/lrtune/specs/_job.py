@@ -328,7 +328,7 @@ class SearchSpec(BaseModel):
     worst value). Searchers without a model (``random``, ``qmc``, the grid) refuse it. GP fits
     the values themselves, so with ``sampler: gp`` a diverged trial's default worst value (-1e6)
     flattens its model: set ``metric.worst`` near the task's worst plausible score
-    (`sampler_warning` says so).
+    (`lrtune.search.sampler_warning` says so).
     """
 
     model_config = FROZEN
