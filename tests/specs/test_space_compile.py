@@ -119,7 +119,7 @@ def test_baseline_uses_the_job_policy_and_dqn_default() -> None:
         },
         "<dqn>",
     )
-    assert compile_space(dqn).baseline_point().policy["lr"] == 1e-4
+    assert compile_space(dqn).baseline_point().policy["lr"] == 1e-3
 
 
 def test_fixed_policy_fills_the_slots_the_space_leaves_out() -> None:

@@ -896,7 +896,7 @@ class JobSpec(BaseModel):
 
     def baseline_policy(self) -> LRPolicySpec:
         """The baseline: the job's policy, else a constant LR with Adam at the agent's
-        `AgentPlugin.baseline_lr` (SB3's default: PPO 3e-4, DQN 1e-4, SAC 3e-4)."""
+        `AgentPlugin.baseline_lr` (PPO 3e-4 and SAC 3e-4, SB3's defaults; DQN 1e-3)."""
         if self.policy is not None:
             return self.policy
         return LRPolicySpec(lr=self.agent_plugin.baseline_lr)
