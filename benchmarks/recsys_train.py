@@ -17,7 +17,8 @@ Default run (what the last line reports; about 8-10 minutes on the 2-core VM):
    ceiling.
 2. DQN: lrtune's presets for the recommender (8 envs x 4 steps per iteration, 32 replayed
    items per env step, 3-step double/dueling Q on 256x256 ReLU; Adam, constant ``--dqn-lr``,
-   default 1e-4, SB3's DQN default and lrtune's DQN baseline; seed 0) trained for
+   default 1e-4, SB3's DQN default and lrtune's DQN baseline until 2026-12-05, 1e-3 since;
+   seed 0) trained for
    ``--dqn-train-steps`` env steps (default: the evidence's budget), its greedy policy (argmax
    of the Q-values) evaluated at the end as PPO's is. Env steps/s in training as PPO's (the
    first 1,000 env steps, before learning starts, are in the timed part).
