@@ -53,8 +53,10 @@ tuning seed was −200 (7 completed, one diverged at 102k), so the baseline tria
 stayed at −200 once: 14.6 short of −120 on the mean, the row's best so far (−200 at 1e-4). The
 same configuration on the same three seeds scored −169.6 as one grid trial that trained them
 in lockstep (below), against this −134.6 with one trial per seed: training seeds in lockstep
-in one process does not reproduce each seed's single-seed run (unchecked why; the seeds
-probably share a process-wide random stream).
+in one process does not reproduce each seed's single-seed run. A likely cause, read in the
+code and not tested: the seeds' algorithms share torch's process-wide generator, from which
+RLlib's DQN module draws its ε-greedy coin (``torch.rand``), so each seed's draws depend on
+the others'.
 
 Where the rows stand (2026-12-05): solved in the run above CartPole-v1 ppo, Pendulum-v1 ppo
 (−223.0 at 200k) and CartPole-v1 dqn (487.2 with DQN's baseline rate at 1e-3; 473.4 LR only
