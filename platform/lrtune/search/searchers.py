@@ -352,8 +352,8 @@ class HyperOpt(TuneSearcherPlugin):
 
 
 def make_sampler(job: JobSpec) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler of ``job.search`` (an ``optuna`` entry of the ``searchers`` slot, see
-    `lrtune.search.searchers`), built with ``search.params``, seeded with ``search.seed`` and
+    """The Optuna sampler of ``job.search`` (an `OptunaSamplerPlugin` entry of the ``searchers``
+    slot), built with ``search.params``, seeded with ``search.seed`` and
     with `JobSpec.startup_trials` random trials before a model proposes."""
     plugin = job.search.plugin()
     if not isinstance(plugin, OptunaSamplerPlugin):
