@@ -119,15 +119,6 @@ def test_an_unknown_role_is_refused_naming_the_roles(agent: str) -> None:
         )
 
 
-def _seeded_tiny(agent: str) -> dict[str, Any]:
-    """``TINY[agent]`` on lrtune's replay buffer, which is seeded (RLlib's is not), so that two
-    builds of one seeded config train alike."""
-    hyperparams = dict(TINY[agent])
-    if "replay_buffer_config" in hyperparams:
-        hyperparams["replay_buffer_config"] = {"type": TRANSITION_REPLAY_TYPE, "capacity": 5000}
-    return hyperparams
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("agent", AGENTS)
 def test_lrtunes_own_optimizer_step_gives_rllibs_weights(agent: str) -> None:
@@ -137,7 +128,7 @@ def test_lrtunes_own_optimizer_step_gives_rllibs_weights(agent: str) -> None:
     for steps_itself in (True, False):
         policy, _ = _policy_for(agent)
         policy["gradients"] = {"name": "clip_global_norm", "params": {"max_norm": 0.5}}
-        hyperparams = _seeded_tiny(agent)
+        hyperparams = dict(TINY[agent])
         config = build_algorithm_config(
             agent,
             _env_for(agent),
@@ -178,7 +169,7 @@ def test_modes_set_once_give_the_weights_of_rllibs_flips(
         if not set_once:
             for name in ("forward_train", "forward_exploration", "forward_inference"):
                 monkeypatch.setattr(ModeSetOnce, name, TorchRLModule.__dict__[name])
-        hyperparams = _seeded_tiny(agent)
+        hyperparams = dict(TINY[agent])
         config = build_algorithm_config(
             agent,
             "CartPole-v1",

@@ -219,6 +219,9 @@ SAC_DEFAULTS: dict[str, Any] = {
     "num_steps_sampled_before_learning_starts": 256,
     # 1,000 env steps per training iteration: one Tune result each, not one per 5 steps.
     "min_sample_timesteps_per_iteration": 1000,
+    # No wall-clock floor (RLlib's SAC default: 1 s): an iteration is its env steps, so a seeded
+    # run is the same run on any machine (a fast one would add steps to fill the second).
+    "min_time_s_per_iteration": 0,
     "metrics_num_episodes_for_smoothing": 5,
 }
 

@@ -392,7 +392,12 @@ class FlatReplayTraining:
     def _create_local_replay_buffer_if_necessary(self, config: Any) -> Any:
         buffer_config = dict(config.get("replay_buffer_config") or {})
         if buffer_config.get("type") != TRANSITION_REPLAY_TYPE:
-            return super()._create_local_replay_buffer_if_necessary(config)  # type: ignore[misc]
+            buffer = super()._create_local_replay_buffer_if_necessary(config)  # type: ignore[misc]
+            # RLlib's episode buffers draw from `default_rng(seed=None)`: seeded runs would
+            # replay different transitions every time.
+            if isinstance(getattr(buffer, "rng", None), np.random.Generator):
+                buffer.rng = np.random.default_rng(self.config.seed)
+            return buffer
         check_flat_replay(self.config)
         buffer_config.pop("type")
         return TransitionReplayBuffer(**buffer_config, seed=self.config.seed)

@@ -4,7 +4,8 @@ Why the seeds of one configuration run inside one trial rather than as K grouped
 Optuna, the early-stopping scheduler and MLflow then all see one unit per configuration (one
 Optuna trial, one ASHA rung entry, one MLflow run), so a configuration is judged on the mean over
 its seeds without a custom searcher that groups trials; the cost is that a trial takes K times
-as long, which is the same total work.
+as long, which is the same total work. Each seed draws from its own copy of the process-wide
+random generators (`SeedStreams`), so seed s trained beside others is the run it is alone.
 
 What the trial reports each iteration (Tune's metric is ``score``, always finite):
 ``env_steps`` (lifetime env steps of each seed), ``score`` (the job's metric, mean over seeds;
@@ -56,6 +57,7 @@ from lrtune.learners._callbacks import env_fault
 from lrtune.learners._presets import over_presets
 from lrtune.learners._vector import VECTOR_ENTRY_POINT
 from lrtune.registry import LRTuneError
+from lrtune.running._seed_streams import SeedStreams
 from lrtune.specs._compile import trial_model
 from lrtune.specs._job import EVALUATED_METRIC_PREFIX, JobSpec
 from lrtune.specs._point import TrialPoint
@@ -126,8 +128,11 @@ class LRTuneTrainable(tune.Trainable):
         resources = TrialResources(cpus=job.resources.cpus, gpus=job.resources.gpus)
         # The job's model with the trial's searched model settings (a space's `model:`) over it.
         model = ModelSettings(**trial_model(job, point).model_dump())
-        self.algos = [
-            build_algorithm_config(
+        # Each seed keeps its own process-wide random streams (`SeedStreams`: why).
+        self.streams = SeedStreams()
+        self.algos: list[Any] = []
+        for seed in job.seeds.tuning:
+            algo_config = build_algorithm_config(
                 job.agent,
                 job.env.id,
                 policy=self.policy,
@@ -137,9 +142,9 @@ class LRTuneTrainable(tune.Trainable):
                 model=model,
                 budget=job.budget.trial_env_steps,
                 seed=seed,
-            ).build_algo()
-            for seed in job.seeds.tuning
-        ]
+            )
+            self.algos.append(algo_config.build_algo())
+            self.streams.built()
         self.last_score: float | None = None
         self.last_evaluation: float | None = None
         self.bad_loss_iterations = 0
@@ -184,7 +189,10 @@ class LRTuneTrainable(tune.Trainable):
         job = self.job
         start = time.perf_counter()
         try:
-            results = [algo.train() for algo in self.algos]
+            results = []
+            for index, algo in enumerate(self.algos):
+                with self.streams.active(index):
+                    results.append(algo.train())
         except Exception as exc:
             fault = env_fault(self.algos, exc)
             if fault is not None:  # the env's fault, not RLlib's: say so
@@ -275,11 +283,12 @@ class LRTuneTrainable(tune.Trainable):
         name = evaluated_metric(self.job.metric.name)
         interval = evaluation.interval
         values: list[Any] = []
-        for algo, result in zip(self.algos, results, strict=True):
+        for index, (algo, result) in enumerate(zip(self.algos, results, strict=True)):
             if interval and algo.iteration % interval == 0:  # RLlib's own rule, after train()
                 values.append(nested_get(result, f"evaluation/{name}"))
             elif final and evaluation.score:
-                values.append(nested_get(algo.evaluate(), name))
+                with self.streams.active(index):
+                    values.append(nested_get(algo.evaluate(), name))
             else:
                 return self.last_evaluation
         finite = [float(v) for v in values if _finite(v)]
