@@ -259,6 +259,14 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "carry no trial status.",
     ),
     PrivateAPI(
+        "ray.rllib.core.learner.learner_group",
+        "LearnerGroup._learner",
+        "instance_attribute",
+        ("learners/_replay.py",),
+        "the local learner, read once per training step by the in-process weight copy to the "
+        "env runner; the public `foreach_learner` wraps every call in result objects.",
+    ),
+    PrivateAPI(
         "ray.rllib.core.learner.learner",
         "Learner._named_optimizers",
         "instance_attribute",

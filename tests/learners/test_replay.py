@@ -14,6 +14,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 import pytest
+from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.utils.replay_buffers.episode_replay_buffer import EpisodeReplayBuffer
 from ray.rllib.utils.replay_buffers.prioritized_episode_buffer import (
@@ -381,3 +382,45 @@ def test_target_updates_per_training_step_are_rllibs(ray_session: Any, tau: floa
     assert updates >= 16 and updates == int(updates)
     expected = training_steps if tau == 1.0 else updates
     assert learner["num_target_updates"] == expected
+
+
+def _module_weights(module: Any) -> dict[str, np.ndarray]:
+    return {name: t.detach().cpu().numpy().copy() for name, t in module.state_dict().items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("agent", "env"), [("dqn", "CartPole-v1"), ("sac", "Pendulum-v1")])
+def test_the_local_weight_copy_is_rllibs_sync_bit_for_bit(
+    ray_session: Any, agent: str, env: str
+) -> None:
+    """After every training step the env runner acts with the learner's weights: copied tensor
+    by tensor in this process, the same weights (and so the same run) as RLlib's
+    `sync_weights` gives."""
+    hyperparams = {
+        **preset_hyperparams(agent, env),
+        "train_batch_size_per_learner": 32,
+        "min_sample_timesteps_per_iteration": 128,
+        "num_steps_sampled_before_learning_starts": 64,
+    }
+    weights = []
+    for local_copy in (True, False):
+        algo = build_algorithm_config(
+            agent, env, policy={"lr": 1e-3}, hyperparams=hyperparams, seed=0
+        ).build_algo()
+        algo.local_weight_copy = local_copy
+        try:
+            for _ in range(3):
+                algo.train()
+                learner = _module_weights(algo.learner_group._learner.module[DEFAULT_MODULE_ID])
+                acting = _module_weights(algo.env_runner_group.local_env_runner.module)
+                assert acting.keys() < learner.keys()  # inference-only: no target networks
+                for name, value in acting.items():
+                    np.testing.assert_array_equal(value, learner[name])
+            # RLlib's sync numbers the weights it sends; the local copy never called it.
+            assert (algo.env_runner_group.local_env_runner._weights_seq_no == 0) == local_copy
+            weights.append(acting)
+        finally:
+            algo.stop()
+    assert weights[0].keys() == weights[1].keys()
+    for name, value in weights[0].items():
+        np.testing.assert_array_equal(value, weights[1][name])
