@@ -52,11 +52,12 @@ tuning seed was −200 (7 completed, one diverged at 102k), so the baseline tria
 1e-3) was the finalist, and on the test seeds it beat the target twice (−101.1, −102.6) and
 stayed at −200 once: 14.6 short of −120 on the mean, the row's best so far (−200 at 1e-4). The
 same configuration on the same three seeds scored −169.6 as one grid trial that trained them
-in lockstep (below), against this −134.6 with one trial per seed: training seeds in lockstep
-in one process does not reproduce each seed's single-seed run. A likely cause, read in the
-code and not tested: the seeds' algorithms share torch's process-wide generator, from which
-RLlib's DQN module draws its ε-greedy coin (``torch.rand``), so each seed's draws depend on
-the others'.
+in lockstep (below), against this −134.6 with one trial per seed: the seeds' algorithms
+shared the process-wide generators (python's, numpy's, torch's; RLlib's DQN module draws its
+ε-greedy coin with ``torch.rand``), so each seed's draws depended on the others'. Since commit
+a6a44c2 each seed of a trial draws from its own saved streams (``lrtune.running._seed_streams``,
+tested for every agent), and the grid re-run on that code (below) scored this configuration
+−134.57: this row's −134.6, the same three runs.
 
 Where the rows stand (2026-12-05): solved in the run above CartPole-v1 ppo, Pendulum-v1 ppo
 (−223.0 at 200k) and CartPole-v1 dqn (487.2 with DQN's baseline rate at 1e-3; 473.4 LR only
@@ -67,7 +68,23 @@ MountainCarContinuous-v0 ppo (−0.0). Four of seven rows solved in at least one
 the one run of the whole suite; CartPole-v1 ppo failed in one of its runs.
 
 DQN's baseline rate (the baseline trial's Adam rate, `AgentPlugin.baseline_lr`) went from 1e-4
-(SB3's DQN default, written for Atari) to 1e-3 on 2026-12-05, from this measurement: the
+(SB3's DQN default, written for Atari) to 1e-3 on 2026-12-05. Re-run on commit 6361083 (each
+seed on its own random streams, so each cell is the mean of the runs its 3 seeds give alone),
+the same jobs with only their paths changed, 19:37-20:17 UTC from a worktree, 2 trials at a
+time; my unit tests and a profiler ran beside it for part of the time (load 2-3.2), which moves
+only the seconds:
+
+| task (env steps per seed) | 1e-4 | 3e-4 | 1e-3 | 3e-3 | seconds |
+|---|---|---|---|---|---|
+| CartPole-v1 (50k) | 317.2 | 215.1 | 487.2 | **500.0** | 513 |
+| Acrobot-v1 (50k) | **−90.4** | −109.5 | −229.1 | −226.0 | 519 |
+| MountainCar-v0 (120k) | −200.0 | −145.4 | **−134.6** | −200.0 | 1344 |
+
+Normalised as below and averaged: 1e-4 0.56, 3e-4 0.70, 1e-3 0.84, 3e-3 0.58, so 1e-3 stays.
+Three cells repeat single-seed runs of the suite on the same seeds exactly: CartPole-v1 at 1e-3
+(487.2, the whole-suite run's test mean), MountainCar-v0 at 1e-3 (−134.6, the same) and
+Acrobot-v1 at 1e-4 (−90.4, that row's earlier solved run, whose finalist was the baseline at
+1e-4). The first measurement, with the seeds sharing the generators: the
 presets alone (no search) at four constant Adam rates, one grid job per task (``search:
 {algorithm: grid}``, ``scheduler: none``, ``evaluation.score``), each trial training seeds
 1000-1002 in lockstep and scored by the mean of their greedy evaluations (10 episodes per

@@ -42,6 +42,19 @@ Last lines: ``... flat_over_episode=<lrtune's buffer / RLlib's, env steps/s>``,
 ``ppo_ratio=<lrtune/SB3 env steps/s> dqn_ratio=<...>`` (medians over the reps; goal ≥ 1.0
 each).
 
+Measured 2026-12-05 20:17-20:22 UTC, ``--reps 3``, nothing else running (load 1.1-1.6, the
+benchmark itself), after the flat-replay DQN's training step began copying the learner's
+weights into the env runner in place instead of RLlib's ``sync_weights`` (numpy, ``ray.put``,
+``load_state_dict``: 1.5 ms of each 16-env-step training step, 0.15 ms now; the same weights
+bit for bit, ``tests/learners/test_replay.py``): PPO lrtune 5,647 / 5,790 / 5,871 env steps/s,
+SB3 9,432 / 9,496 / 9,503; RLlib's default pipeline 5,443 / 5,385 / 5,303; DQN lrtune 1,845 /
+1,934 / 2,045, SB3 5,554 / 5,374 / 5,523, RLlib's episode buffer 412 / 403 / 407.
+``flat_over_episode=4.75``, ``batched_over_default=1.08``, ``ppo_ratio=0.610
+dqn_ratio=0.350``. The same returns as before (167.0 PPO, 10.0 and 9.3 DQN). PPO's path did not
+change (its one sync per iteration is RLlib's); side by side in one process (alternating
+iterations, load 3.2: the DQN grid of ``benchmarks/suite.py``'s docstring beside it) the copy
+gave DQN 1.23x the env steps/s of RLlib's sync.
+
 Measured 2026-12-05 08:21-08:26 UTC, ``--reps 3``, nothing else running (load 0.3-1.2, the
 benchmark itself), after lrtune's learner began stepping its optimizers itself when the
 gradients are finite and lrtune's PPO and DQN modules stopped resetting train/eval mode
