@@ -67,10 +67,12 @@ def test_each_entry_is_still_used_where_it_is_listed() -> None:
 
 
 def _own_private_names() -> set[str]:
-    """Underscore names lrtune defines itself: its private modules, functions, classes, and the
-    attributes it assigns (``self._x = ...``, module-level ``_X = ...``)."""
-    names = {p.stem for p in SOURCES if p.stem.startswith("_")}
-    names |= {p.name for p in PACKAGE.rglob("_*") if p.is_dir()}
+    """Underscore names lrtune defines itself: its functions, classes, and the attributes it
+    assigns (``self._x = ...``, module-level ``_X = ...``). Not its private module names: an
+    upstream attribute may share one (RLlib's ``LearnerGroup._learner`` and lrtune's
+    ``learners/_learner.py``); a path into lrtune itself (``lrtune.x._y``) is skipped where it
+    is read instead."""
+    names: set[str] = set()
     for path in SOURCES:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -89,6 +91,14 @@ def _own_private_names() -> set[str]:
     return {n for n in names if n.startswith("_")}
 
 
+def _inside_lrtune(node: ast.Attribute) -> bool:
+    """Whether ``node`` is a dotted path from the name ``lrtune`` (``lrtune.learners._x``)."""
+    value: ast.expr = node.value
+    while isinstance(value, ast.Attribute):
+        value = value.value
+    return isinstance(value, ast.Name) and value.id == "lrtune"
+
+
 def _private_names_used() -> dict[str, set[str]]:
     """Underscore names (not dunders) that lrtune's code reads: attributes, imported names and
     private module segments of imports from other libraries, ``getattr(x, "_name")`` strings;
@@ -102,7 +112,7 @@ def _private_names_used() -> dict[str, set[str]]:
         where = str(path.relative_to(PACKAGE))
         for node in ast.walk(ast.parse(path.read_text())):
             found: list[str] = []
-            if isinstance(node, ast.Attribute):
+            if isinstance(node, ast.Attribute) and not _inside_lrtune(node):
                 found.append(node.attr)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 if not node.module.startswith("lrtune"):
