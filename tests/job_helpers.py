@@ -17,6 +17,35 @@ TINY_PPO = {
 }
 
 
+#: A tiny RLlib set-up per agent (one or two updates per iteration). DQN keeps RLlib's own
+#: episode buffer under test; SAC replays from the presets' flat buffer.
+TINY_AGENT: dict[str, dict[str, Any]] = {
+    "ppo": {"train_batch_size_per_learner": 128, "minibatch_size": 64, "num_epochs": 1},
+    "dqn": {
+        "train_batch_size_per_learner": 32,
+        "num_steps_sampled_before_learning_starts": 64,
+        "min_sample_timesteps_per_iteration": 100,
+        "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 5000},
+    },
+    "sac": {
+        "train_batch_size_per_learner": 32,
+        "num_steps_sampled_before_learning_starts": 64,
+        "min_sample_timesteps_per_iteration": 100,
+        "replay_buffer_config": {
+            "type": "lrtune.learners.TransitionReplayBuffer",
+            "capacity": 5000,
+        },
+    },
+}
+
+
+def env_for_agent(agent: str) -> str:
+    """CartPole-v1 for an agent with discrete actions, Pendulum-v1 otherwise."""
+    from lrtune.agents import get_agent
+
+    return "CartPole-v1" if "discrete" in get_agent(agent).action_spaces else "Pendulum-v1"
+
+
 def tiny_job(name: str, store: Path, **fields: Any) -> dict[str, Any]:
     """A tiny PPO CartPole job as plain data: results, Ray storage and the MLflow sqlite file
     under ``store``; ``fields`` replace top-level keys."""

@@ -10,30 +10,14 @@ from typing import Any
 
 import pytest
 
+from job_helpers import TINY_AGENT, env_for_agent
 from lrtune.agents import get_agent
 from lrtune.learners import build_algorithm_config
-from lrtune.learners._replay import TRANSITION_REPLAY_TYPE
 from lrtune.registry import agents
 from lrtune.testing import AgentContract
 
 AGENTS = agents.names()
 
-# A tiny set-up per action-space family (one or two updates per iteration).
-TINY: dict[str, dict[str, Any]] = {
-    "ppo": {"train_batch_size_per_learner": 128, "minibatch_size": 64, "num_epochs": 1},
-    "dqn": {
-        "train_batch_size_per_learner": 32,
-        "num_steps_sampled_before_learning_starts": 64,
-        "min_sample_timesteps_per_iteration": 100,
-        "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 5000},
-    },
-    "sac": {  # the presets' flat buffer (DQN's entry above keeps RLlib's path under test)
-        "train_batch_size_per_learner": 32,
-        "num_steps_sampled_before_learning_starts": 64,
-        "min_sample_timesteps_per_iteration": 100,
-        "replay_buffer_config": {"type": TRANSITION_REPLAY_TYPE, "capacity": 5000},
-    },
-}
 BUDGET = 1000
 
 
@@ -44,10 +28,6 @@ class TestAgentEntry(AgentContract):
     def plugin(self, request: pytest.FixtureRequest) -> tuple[str, str]:
         """Each ``("agents", name)`` in turn."""
         return ("agents", str(request.param))
-
-
-def _env_for(agent: str) -> str:
-    return "CartPole-v1" if "discrete" in get_agent(agent).action_spaces else "Pendulum-v1"
 
 
 def _policy_for(agent: str) -> tuple[dict[str, Any], dict[str, float]]:
@@ -72,7 +52,11 @@ def _ray(ray_session: Any) -> Iterator[None]:
 def test_each_role_applies_its_own_closed_form_rate(agent: str) -> None:
     policy, rates = _policy_for(agent)
     config = build_algorithm_config(
-        agent, _env_for(agent), policy=policy, hyperparams=TINY.get(agent, {}), budget=BUDGET
+        agent,
+        env_for_agent(agent),
+        policy=policy,
+        hyperparams=TINY_AGENT.get(agent, {}),
+        budget=BUDGET,
     )
     algo = config.build_algo()
     try:
@@ -115,7 +99,7 @@ def test_an_unknown_role_is_refused_naming_the_roles(agent: str) -> None:
 
     with pytest.raises(PolicyError, match=r"roles\.nope: agent .* roles are"):
         build_algorithm_config(
-            agent, _env_for(agent), policy={"lr": 1e-3, "roles": {"nope": {"lr": 1e-4}}}
+            agent, env_for_agent(agent), policy={"lr": 1e-3, "roles": {"nope": {"lr": 1e-4}}}
         )
 
 
@@ -128,10 +112,10 @@ def test_lrtunes_own_optimizer_step_gives_rllibs_weights(agent: str) -> None:
     for steps_itself in (True, False):
         policy, _ = _policy_for(agent)
         policy["gradients"] = {"name": "clip_global_norm", "params": {"max_norm": 0.5}}
-        hyperparams = dict(TINY[agent])
+        hyperparams = dict(TINY_AGENT[agent])
         config = build_algorithm_config(
             agent,
-            _env_for(agent),
+            env_for_agent(agent),
             policy=policy,
             hyperparams=hyperparams,
             budget=BUDGET,
@@ -169,7 +153,7 @@ def test_modes_set_once_give_the_weights_of_rllibs_flips(
         if not set_once:
             for name in ("forward_train", "forward_exploration", "forward_inference"):
                 monkeypatch.setattr(ModeSetOnce, name, TorchRLModule.__dict__[name])
-        hyperparams = dict(TINY[agent])
+        hyperparams = dict(TINY_AGENT[agent])
         config = build_algorithm_config(
             agent,
             "CartPole-v1",

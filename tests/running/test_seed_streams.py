@@ -14,26 +14,13 @@ import pytest
 import torch
 from ray import tune
 
-from job_helpers import tiny_job
-from lrtune.agents import get_agent
+from job_helpers import TINY_AGENT, env_for_agent, tiny_job
 from lrtune.registry import agents
 from lrtune.running._seed_streams import SeedStreams
 from lrtune.running._trainable import LRTuneTrainable, state_hash
 from lrtune.specs._load import parse_job
 from lrtune.specs._point import TrialPoint
 
-REPLAY = {
-    "train_batch_size_per_learner": 32,
-    "num_steps_sampled_before_learning_starts": 64,
-    "min_sample_timesteps_per_iteration": 100,
-}
-# RLlib's own episode buffer for DQN (its generator is unseeded until lrtune seeds it); SAC
-# keeps its presets' flat buffer.
-TINY: dict[str, dict[str, Any]] = {
-    "ppo": {"train_batch_size_per_learner": 128, "minibatch_size": 64, "num_epochs": 1},
-    "dqn": {**REPLAY, "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 5000}},
-    "sac": dict(REPLAY),
-}
 ITERATIONS = 4
 
 
@@ -44,13 +31,12 @@ def _ray(ray_session: Any) -> Iterator[None]:
 
 def _weights_after(agent: str, seeds: list[int], store: Path) -> list[str]:
     """The weights' hash of each seed after `ITERATIONS` iterations of one trial."""
-    discrete = "discrete" in get_agent(agent).action_spaces
     data = tiny_job(
         "streams",
         store,
         agent=agent,
-        env={"id": "CartPole-v1" if discrete else "Pendulum-v1"},
-        hyperparams=TINY.get(agent, {}),
+        env={"id": env_for_agent(agent)},
+        hyperparams=TINY_AGENT.get(agent, {}),
         budget={"trial_env_steps": 100_000},
         seeds={"tuning": seeds, "test": [7]},
         policy={"lr": 1e-3},

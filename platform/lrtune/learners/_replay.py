@@ -480,10 +480,9 @@ class FlatReplayTraining:
         RLlib's `sync_weights` turns the weights into numpy, puts them into Ray's object store
         (even with no remote env runner to read them) and loads them back as torch tensors:
         1.1-1.5 ms of a DQN training step of about 11 ms on CartPole (`benchmarks/throughput.py`,
-        0.15 ms with the copy). With
-        the learner and the only env runner in this process, each of the env runner's
-        (inference-only) tensors is copied in place from the learner's tensor of the same
-        name instead: the same values, bit for bit."""
+        0.15 ms with the copy). With the learner and the only env runner in this process, each
+        of the env runner's (inference-only) tensors is copied in place from the learner's
+        tensor of the same name instead: the same values, bit for bit."""
         group = self.env_runner_group
         runner = group.local_env_runner
         pairs = None
