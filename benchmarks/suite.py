@@ -68,7 +68,7 @@ MountainCarContinuous-v0 ppo (−0.0). Four of seven rows solved in at least one
 the one run of the whole suite; CartPole-v1 ppo failed in one of its runs.
 
 DQN's baseline rate (the baseline trial's Adam rate, `AgentPlugin.baseline_lr`) went from 1e-4
-(SB3's DQN default, written for Atari) to 1e-3 on 2026-12-05. Re-run on commit 6361083 (each
+(SB3's DQN default, written for Atari) to 1e-3 on 2026-12-05. Re-run on commit a6a44c2 (each
 seed on its own random streams, so each cell is the mean of the runs its 3 seeds give alone),
 the same jobs with only their paths changed, 19:37-20:17 UTC from a worktree, 2 trials at a
 time; my unit tests and a profiler ran beside it for part of the time (load 2-3.2), which moves
