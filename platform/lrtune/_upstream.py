@@ -55,6 +55,15 @@ class PrivateAPI:
         return f"{self.module}.{self.path}"
 
 
+# What the local env runner keeps between two `sample()` calls besides its public ``env``.
+_SAMPLING = (
+    ("_shared_data", "data the env runner's connectors share across steps"),
+    ("_cached_to_module", "the env-to-module output the next action is computed from"),
+    ("_needs_initial_reset", "whether the next `sample()` resets (and re-seeds) the envs"),
+    ("_ongoing_episodes_for_metrics", "the chunks of running episodes already returned"),
+)
+
+
 def _foreach(name: str, why: str) -> PrivateAPI:
     return PrivateAPI("torch", name, "attribute", ("policies/gradients.py",), why)
 
@@ -162,11 +171,24 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "ray.rllib.env.single_agent_env_runner",
         "SingleAgentEnvRunner._ongoing_episodes",
         "instance_attribute",
-        ("learners/_callbacks.py",),
+        ("learners/_callbacks.py", "running/_sampling_state.py"),
         "the episodes a failed `sample()` was stepping: a NaN or infinite observation from the "
         "env stops RLlib inside the action distribution (torch's 'invalid multinomial "
         "distribution'), before any callback sees the episodes; `sampling_problem` reads them "
-        "after the failure to name the env's fault instead. No public accessor exists.",
+        "after the failure to name the env's fault instead. No public accessor exists. Also "
+        "saved with a trial's checkpoint and set back on its restore (`_SAMPLING`, below).",
+    ),
+    *(
+        PrivateAPI(
+            "ray.rllib.env.single_agent_env_runner",
+            f"SingleAgentEnvRunner.{name}",
+            "instance_attribute",
+            ("running/_sampling_state.py",),
+            f"{what}: saved with a trial's checkpoint and set back on its restore, so a "
+            "resumed trial takes the steps the uninterrupted one takes. RLlib's checkpoint "
+            "leaves the env runner's envs and episodes out and has no hook to add them.",
+        )
+        for name, what in _SAMPLING
     ),
     PrivateAPI(
         "ray.tune.search.optuna.optuna_search",
@@ -393,7 +415,8 @@ def check(api: PrivateAPI) -> str | None:
 
 def _check_instance_attribute(cls: type, name: str) -> str | None:
     """An attribute set per instance is found where the class (or a base) assigns it."""
-    assignment = re.compile(rf"self\.{re.escape(name)}\s*(:[^=\n]+)?=[^=]")
+    # An annotation may span lines (``self._x: DefaultDict[\n    K, V\n] = ...``).
+    assignment = re.compile(rf"self\.{re.escape(name)}\s*(:[^=]+?)?=[^=]")
     for klass in cls.__mro__:
         if klass is object:
             continue

@@ -491,3 +491,27 @@ class LRTuneSACLearner(LRPolicyLearner, SACTorchLearner):  # type: ignore[misc]
         actor = params_of(module.pi_encoder, module.pi)
         self.register_role_optimizer(module_id, "policy", actor)
         self.register_role_optimizer(module_id, "alpha", [self.curr_log_alpha[module_id]])
+
+    # RLlib 2.60's SAC learner keeps the temperature (``curr_log_alpha``) out of its state:
+    # its optimizer's moments come back from a checkpoint, the value itself would restart at
+    # ``initial_alpha``.
+    def get_state(
+        self, components: Any = None, *, not_components: Any = None, **kwargs: Any
+    ) -> Any:
+        """The learner state plus each module's ``log_alpha``."""
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        state[STATE_KEY]["log_alpha"] = {
+            module_id: float(torch.as_tensor(value).detach().cpu().item())
+            for module_id, value in self.curr_log_alpha.items()
+        }
+        return state
+
+    def set_state(self, state: Any) -> None:
+        """Restore, then set each saved ``log_alpha`` in place (its optimizer holds the tensor)."""
+        super().set_state(state)
+        saved = state.get(STATE_KEY) if isinstance(state, Mapping) else None
+        for module_id, value in ((saved or {}).get("log_alpha") or {}).items():
+            log_alpha = self.curr_log_alpha[module_id]
+            assert isinstance(log_alpha, torch.Tensor)
+            with torch.no_grad():
+                log_alpha.fill_(value)

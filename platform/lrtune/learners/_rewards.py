@@ -10,10 +10,9 @@ terminates or is truncated), feeds every ``G`` of a batch to a running mean and 
 divides the batch's rewards by ``√(var + ε)``, clipped to ``±clip``, as SB3 does. Its state (the
 running moments and the open episodes' returns) is part of lrtune's learner checkpoint
 (`LRPolicyLearner.get_state`), so a restored trial scales with the moments the interrupted one
-had. The open returns come back too but go unused: RLlib does not checkpoint its envs, so the
-restored env runner starts new episodes (new ids), and the episodes the interruption cut are
-not continued by anyone. RLlib 2.60 has no such piece, and its learner checkpoint leaves learner
-connector state out.
+had, and the open returns continue with the episodes a trial's own checkpoint brings back
+(`lrtune.running._sampling_state`). RLlib 2.60 has no such piece, and its learner checkpoint
+leaves learner connector state out.
 """
 
 from __future__ import annotations

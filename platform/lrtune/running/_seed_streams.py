@@ -73,3 +73,16 @@ class SeedStreams:
             yield
         finally:
             self._states[index] = GlobalRandomState.capture()
+
+    def state_of(self, index: int) -> GlobalRandomState:
+        """Seed ``index``'s streams as its next call will find them (for a checkpoint)."""
+        if len(self._states) < 2:
+            return GlobalRandomState.capture()
+        return self._states[index]
+
+    def resume(self, index: int, state: GlobalRandomState) -> None:
+        """Seed ``index`` continues from ``state`` (a checkpoint's `state_of`)."""
+        if len(self._states) < 2:
+            state.restore()
+        else:
+            self._states[index] = state

@@ -16,7 +16,9 @@ deterministic evaluation measured it, mean over seeds; NaN before the first or w
 off: see `lrtune.specs.EvaluationSpec`; with ``evaluation.score`` it is the score),
 ``diverged`` (0/1) and ``done`` at the budget. A result asks Tune for a checkpoint
 (``should_checkpoint``) when the job's cadence says so (`TrialsSpec.checkpoint_due`: by seconds of
-training since the last checkpoint, 60 unless the job says otherwise, or by env steps).
+training since the last checkpoint, 60 unless the job says otherwise, or by env steps). A
+checkpoint holds all a resume needs to go on exactly: RLlib's state, the replay buffer and each
+seed's envs, episodes and random streams (`lrtune.running._sampling_state`).
 A trial whose divergence persists (the guard's limit, or non-finite losses two iterations in a
 row) reports the job's finite worst value, is tagged diverged and stops (in searches).
 
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import pickle
@@ -43,6 +46,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ray import tune
 from ray.tune.result import SHOULD_CHECKPOINT
 
@@ -57,13 +61,17 @@ from lrtune.learners._callbacks import env_fault
 from lrtune.learners._presets import over_presets
 from lrtune.learners._vector import VECTOR_ENTRY_POINT
 from lrtune.registry import LRTuneError
+from lrtune.running._sampling_state import load_sampling_state, save_sampling_state
 from lrtune.running._seed_streams import SeedStreams
 from lrtune.specs._compile import trial_model
 from lrtune.specs._job import EVALUATED_METRIC_PREFIX, JobSpec
 from lrtune.specs._point import TrialPoint
 
+logger = logging.getLogger(__name__)
+
 STATE_FILE = "lrtune_trial.json"
 REPLAY_FILE = "lrtune_replay_buffer.pkl"
+_BUFFER_RNG_KEY = "lrtune_sampling_rng"  # an RLlib buffer's generator, beside its own state
 
 
 def nested_get(result: dict[str, Any], path: str) -> Any:
@@ -314,21 +322,25 @@ class LRTuneTrainable(tune.Trainable):
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         """Save every seed's algorithm (weights, optimizer, lrtune's learner state, DQN's
-        replay buffer)."""
+        replay buffer) and its sampling state (envs, episodes, random streams)."""
         self.last_checkpoint_at = time.monotonic()
         for i, algo in enumerate(self.algos):
             algo.save_to_path(os.path.join(checkpoint_dir, f"seed{i}"))
             save_replay_buffer(algo, os.path.join(checkpoint_dir, f"seed{i}"))
+            save_sampling_state(
+                algo, self.streams.state_of(i), os.path.join(checkpoint_dir, f"seed{i}")
+            )
         state = {
+            "trial_id": self.trial_id,
             "last_score": self.last_score,
             "bad_loss_iterations": self.bad_loss_iterations,
             "last_evaluation": self.last_evaluation,
             "seconds": self.seconds_before + time.monotonic() - self.started,
             "prev_steps": getattr(self, "_prev_steps", 0),
+            "metric_seen": self._metric_seen,
         }
         if self.population is not None:
             state.update(
-                trial_id=self.trial_id,
                 incarnation=self.incarnation,
                 ancestry=self.ancestry,
                 env_steps=getattr(self, "_prev_steps", 0),
@@ -341,14 +353,29 @@ class LRTuneTrainable(tune.Trainable):
         # Returning None (not a dict) makes Tune hand the folder back to `load_checkpoint`.
 
     def load_checkpoint(self, checkpoint: Any) -> None:
-        """Restore every seed's algorithm; the LR policy comes from this trial's config."""
+        """Restore every seed's algorithm; the LR policy comes from this trial's config. A
+        checkpoint of this trial's own (a retry, a resume) also brings back each seed's envs,
+        episodes and random streams (`load_sampling_state`), so the run goes on as if never
+        stopped; a population member that exploits another's checkpoint keeps its own."""
         directory = checkpoint if isinstance(checkpoint, str) else checkpoint.path
-        for i, algo in enumerate(self.algos):
-            algo.restore_from_path(os.path.join(directory, f"seed{i}"))
-            load_replay_buffer(algo, os.path.join(directory, f"seed{i}"))
         state_path = Path(directory, STATE_FILE)
-        if state_path.exists():
-            state = json.loads(state_path.read_text())
+        state = json.loads(state_path.read_text()) if state_path.exists() else {}
+        own = state.get("trial_id") == self.trial_id
+        for i, algo in enumerate(self.algos):
+            seed_dir = os.path.join(directory, f"seed{i}")
+            algo.restore_from_path(seed_dir)
+            load_replay_buffer(algo, seed_dir)
+            sampling = load_sampling_state(algo, seed_dir) if own else None
+            if sampling is not None:
+                self.streams.resume(i, sampling.streams)
+                if sampling.why_not is not None:
+                    logger.warning(
+                        "trial %s, seed %d: its envs start new episodes after this restore: %s",
+                        self.trial_id,
+                        self.job.seeds.tuning[i],
+                        sampling.why_not,
+                    )
+        if state:
             self.last_score = state.get("last_score")
             self.bad_loss_iterations = int(state.get("bad_loss_iterations", 0))
             self.last_evaluation = state.get("last_evaluation")
@@ -356,6 +383,7 @@ class LRTuneTrainable(tune.Trainable):
             self.started = time.monotonic()
             self.last_checkpoint_at = self.started
             self._prev_steps = int(state.get("prev_steps", 0))
+            self._metric_seen = bool(state.get("metric_seen", False))
             if self.population is not None:
                 self._continue_lineage(state)
 
@@ -390,12 +418,18 @@ def save_replay_buffer(algo: Any, directory: str) -> None:
 
     RLlib 2.60's new-stack ``Algorithm.get_state`` leaves the replay buffer out (only the old
     stack's ``store_buffer_in_checkpoints`` kept it), so a restored DQN trial would otherwise
-    go on learning from an empty buffer. Its own ``get_state`` is plain picklable data."""
+    go on learning from an empty buffer. Its own ``get_state`` is plain picklable data; RLlib's
+    episode buffers leave out the generator they sample with, which is added here so a resumed
+    trial draws the batches the uninterrupted one draws."""
     buffer = getattr(algo, "local_replay_buffer", None)
     if buffer is None:
         return
+    state = buffer.get_state()
+    rng = getattr(buffer, "rng", None)
+    if "rng" not in state and isinstance(rng, np.random.Generator):
+        state = {**state, _BUFFER_RNG_KEY: rng.bit_generator.state}
     with open(os.path.join(directory, REPLAY_FILE), "wb") as handle:
-        pickle.dump(buffer.get_state(), handle, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def load_replay_buffer(algo: Any, directory: str) -> bool:
@@ -406,7 +440,11 @@ def load_replay_buffer(algo: Any, directory: str) -> bool:
     if buffer is None or not os.path.exists(path):
         return False
     with open(path, "rb") as handle:
-        buffer.set_state(pickle.load(handle))
+        state = pickle.load(handle)
+    rng_state = state.pop(_BUFFER_RNG_KEY, None)
+    buffer.set_state(state)
+    if rng_state is not None:
+        buffer.rng.bit_generator.state = rng_state
     return True
 
 
