@@ -17,9 +17,17 @@ from lrtune.specs._job import (
     TrackingSpec,
     TrialsSpec,
 )
-from lrtune.specs._load import apply_overrides, load_job, load_space, parse_job, parse_space
+from lrtune.specs._load import (
+    apply_overrides,
+    dump_policy,
+    load_job,
+    load_policy,
+    load_space,
+    parse_job,
+    parse_policy,
+    parse_space,
+)
 from lrtune.specs._point import TrialPoint
-from lrtune.specs._policy import dump_policy, load_policy, parse_policy
 from lrtune.specs._population import (
     MutableParam,
     PopulationCheckpointSpec,

@@ -3,16 +3,11 @@
 `compile_space(job).define` is an Optuna define-by-run function (for Ray Tune's
 ``OptunaSearch(space=define)``): per slot it suggests a family (a categorical parameter named
 after the slot, skipped when the slot has one family), then only that family's dimensions
-(``schedule.cosine.min_factor``, ``optimizer.sgd.lr``, ``hyperparams.gamma``; the base ``lr``
-only when the chosen optimizer has no ``lr`` of its own), then the agent's dimensions
-(``hyperparams.*``, ``model.*``, ``agent_settings.*``). It returns the trial's constants, a
-`TrialPoint` as config (`TrialPoint.to_config`); `grid_points`, `point_of` and `baseline_point`
-give the points themselves.
-
-``model`` holds the space's model settings (applied over the job's ``model:``, see
-`trial_model`), ``agent_settings`` the space's `AgentSettings` as sampled; ``hyperparams``
-already holds the RLlib settings those turn into (`agent_hyperparams`), so a trial's
-``hyperparams`` and ``model`` are all it needs to run again (``best.yaml``).
+(``schedule.cosine.min_factor``, ``optimizer.sgd.lr``; the base ``lr`` only when the chosen
+optimizer has no ``lr`` of its own), then the agent's (``hyperparams.*``, ``model.*``,
+``agent_settings.*``). Every point is a `TrialPoint` whose ``hyperparams`` already hold the
+RLlib settings its ``agent_settings`` stand for (`agent_hyperparams`), so that its
+``hyperparams`` and ``model`` (`trial_model`) are all a trial needs to run again (``best.yaml``).
 
 Families and parameters are visited in sorted order, so the order of keys in a space file does
 not change what a seeded sampler suggests (`JobSpec.resolved_hash` sorts keys too).
@@ -156,7 +151,10 @@ class CompiledSpace:
         ):
             trial.set_user_attr(BASELINE_ATTR, True)
             return self.baseline_point().to_config()
-        return self._point(_optuna_chooser(trial)).to_config()
+        return self._point(
+            lambda name, labels: str(trial.suggest_categorical(name, labels)),
+            lambda param: param.suggest(trial),
+        ).to_config()
 
     def baseline_point(self) -> TrialPoint:
         """The baseline trial: the job's policy (else a constant LR with Adam), with the space's
@@ -192,7 +190,8 @@ class CompiledSpace:
                     out[fam.lr.name] = fam.lr.distribution()
         if self.feedback is not None and len(self.feedback) > 1:
             out["feedback"] = CategoricalDistribution(sorted(self.feedback))
-        if isinstance(self.base_lr, _Param) and self._base_lr_used():
+        space = self.job.space
+        if isinstance(self.base_lr, _Param) and space is not None and space.needs_base_lr():
             out["lr"] = self.base_lr.distribution()
         for p in self.agent_params:
             out[p.name] = p.distribution()
@@ -202,7 +201,14 @@ class CompiledSpace:
         """The trial point given as flat parameter values, named as in
         `distributions` (categorical ones by their labels): what a searcher other than
         Optuna's proposes. Values of families the point does not choose are ignored."""
-        return self._point(_params_chooser(params))
+
+        def value(param: _Param) -> Any:
+            raw = params[param.name]
+            if param.options is not None:
+                return param.from_label(raw)
+            return round(float(raw)) if param.dim.is_int else float(raw)
+
+        return self._point(lambda name, _: str(params[name]), value)
 
     # ---- grid
 
@@ -215,7 +221,7 @@ class CompiledSpace:
         points = []
         for combo in self._grid_combos():
             chosen: dict[str, Any] = {}
-            point = self._point(_grid_chooser(combo, chosen))
+            point = self._point(*_grid_pickers(combo, chosen))
             points.append(dataclasses.replace(point, searched=chosen))
         if self.job.search.baseline_first:
             points.insert(0, self.baseline_point())
@@ -233,7 +239,7 @@ class CompiledSpace:
             options = []
             for picks, dims in axis:
                 head = {k: (v, v) for k, v in picks.items()}
-                names = [name for name, _ in dims]
+                names = [".".join(map(str, loc)) for loc, _ in dims]
                 for values in itertools.product(*(dim.grid() for _, dim in dims)):
                     options.append({**head, **dict(zip(names, values, strict=True))})
             per_axis.append(options)
@@ -242,11 +248,11 @@ class CompiledSpace:
 
     # ---- one point
 
-    def _base_lr_used(self) -> bool:
-        fams = self.families.get("optimizer")
-        return fams is None or any(f.lr is None for f in fams)
-
-    def _point(self, choose: _Chooser) -> TrialPoint:
+    def _point(
+        self, category: Callable[[str, list[str]], str], value: Callable[[_Param], Any]
+    ) -> TrialPoint:
+        """The point that picks a slot's family by ``category(slot, labels)`` and a parameter's
+        value by ``value(param)``: from an Optuna trial, a grid combination or flat values."""
         policy: dict[str, Any] = {}
         lr: Any = None
         for slot in PLUGIN_SLOTS:
@@ -257,22 +263,22 @@ class CompiledSpace:
             if len(families) == 1:
                 fam = families[0]
             else:
-                name = choose.category(slot, sorted(f.name for f in families))
+                name = category(slot, sorted(f.name for f in families))
                 fam = next(f for f in families if f.name == name)
             params = dict(fam.constants)
             for p in fam.params:
-                params[p.name.rsplit(".", 1)[1]] = choose.value(p)
+                params[p.name.rsplit(".", 1)[1]] = value(p)
             policy[slot] = {"name": fam.name, "params": params}
             if slot == "optimizer" and fam.lr is not None:
-                lr = choose.value(fam.lr) if isinstance(fam.lr, _Param) else fam.lr
+                lr = value(fam.lr) if isinstance(fam.lr, _Param) else fam.lr
         if lr is None:
-            lr = choose.value(self.base_lr) if isinstance(self.base_lr, _Param) else self.base_lr
+            lr = value(self.base_lr) if isinstance(self.base_lr, _Param) else self.base_lr
         if self.feedback is None:
             feedback: Sequence[Any] = self.fixed_feedback
         elif len(self.feedback) == 1:
             feedback = next(iter(self.feedback.values()))
         else:
-            feedback = self.feedback[choose.category("feedback", sorted(self.feedback))]
+            feedback = self.feedback[category("feedback", sorted(self.feedback))]
         policy["feedback"] = list(feedback)
         policy["lr"] = lr
         if self.job.policy is not None and self.job.policy.roles:
@@ -284,7 +290,7 @@ class CompiledSpace:
         sections = {"hyperparams": hyperparams, "model": model, "agent_settings": agent}
         for p in self.agent_params:
             section, key = p.name.split(".", 1)
-            sections[section][key] = choose.value(p)
+            sections[section][key] = value(p)
         return TrialPoint(
             policy=spec.model_dump(mode="json"),
             hyperparams=agent_hyperparams(self.job, agent, hyperparams),
@@ -293,40 +299,17 @@ class CompiledSpace:
         )
 
 
-@dataclass(frozen=True)
-class _Chooser:
-    """How one point picks a slot's family (``category(name, labels)``) and a parameter's
-    value (``value(param)``): from an Optuna trial, a grid combination or flat values."""
-
-    category: Callable[[str, list[str]], str]
-    value: Callable[[_Param], Any]
-
-
-def _optuna_chooser(trial: optuna.Trial) -> _Chooser:
-    return _Chooser(
-        lambda name, labels: str(trial.suggest_categorical(name, labels)),
-        lambda param: param.suggest(trial),
-    )
-
-
-def _params_chooser(params: Mapping[str, Any]) -> _Chooser:
-    def value(param: _Param) -> Any:
-        raw = params[param.name]
-        if param.options is not None:
-            return param.from_label(raw)
-        return round(float(raw)) if param.dim.is_int else float(raw)
-
-    return _Chooser(lambda name, _: str(params[name]), value)
-
-
-def _grid_chooser(combo: Mapping[str, tuple[Any, Any]], chosen: dict[str, Any]) -> _Chooser:
-    """Picks ``combo``'s ``(Optuna-form, actual)`` values, recording the former in ``chosen``."""
+def _grid_pickers(
+    combo: Mapping[str, tuple[Any, Any]], chosen: dict[str, Any]
+) -> tuple[Callable[[str, list[str]], str], Callable[[_Param], Any]]:
+    """`CompiledSpace._point`'s pickers for ``combo``'s ``(Optuna-form, actual)`` values,
+    recording the former in ``chosen``."""
 
     def value(name: str) -> Any:
         chosen[name] = combo[name][0]
         return combo[name][1]
 
-    return _Chooser(lambda name, _: str(value(name)), lambda param: value(param.name))
+    return (lambda name, _: str(value(name))), (lambda param: value(param.name))
 
 
 # ------------------------------------------------------------------------------ entry points

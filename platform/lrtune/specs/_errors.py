@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ValidationError, model_validator
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
-from lrtune.registry import SLOTS
+from lrtune.registry import SLOTS, LRTuneError
 from lrtune.specs._yaml import SpecError
 
 Loc = tuple[str | int, ...]
@@ -22,11 +22,14 @@ def short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def error_message(err: ErrorDetails | Mapping[str, Any]) -> str:
-    """One pydantic error's problem as a sentence (without its location)."""
+def error_message(err: ErrorDetails | Mapping[str, Any], plain: bool = False) -> str:
+    """One pydantic error's problem as a sentence (without its location), with the value given;
+    ``plain``: pydantic's message alone (callers that say the value themselves)."""
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if plain:
+        return msg
     if err["type"] == "extra_forbidden":
         return "unknown key; remove it or check its spelling"
-    msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] not in ("missing", "value_error") and "input" in err:
         msg = f"{msg} (got {short(err['input'])})"
     return msg
@@ -75,6 +78,20 @@ def problem_check(check: Callable[[Any], Iterable[Problem]]) -> Any:
         return self
 
     return model_validator(mode="after")(validate)
+
+
+def registered(slot: str) -> AfterValidator:
+    """A field validator (``Annotated[str, registered("schedulers")]``): the name of an entry
+    of registry slot ``slot``; an unknown name gets the registry's message (its suggestions)."""
+
+    def check(name: str) -> str:
+        try:
+            SLOTS[slot].get(name)
+        except LRTuneError as exc:
+            raise ValueError(str(exc)) from None
+        return name
+
+    return AfterValidator(check)
 
 
 def complete_params(

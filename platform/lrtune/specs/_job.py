@@ -8,12 +8,11 @@ and/or a fixed LR policy that supplies every slot the space leaves out.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import importlib.util
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -31,7 +30,14 @@ from lrtune._stored_uri import redact_uri
 from lrtune.policies import LRPolicySpec
 from lrtune.registry import SLOTS, LRTuneError
 from lrtune.specs._cluster import ClusterSpec
-from lrtune.specs._errors import Loc, Problem, complete_params, problem_check, raise_problems
+from lrtune.specs._errors import (
+    Loc,
+    Problem,
+    complete_params,
+    problem_check,
+    raise_problems,
+    registered,
+)
 from lrtune.specs._population import PopulationSpec
 from lrtune.specs._space import (
     AGENT_SETTING_REPLACES,
@@ -299,15 +305,16 @@ class ResourcesSpec(BaseModel):
     gpus: Real = Field(default=0.0, ge=0, le=8)
 
 
-def _or_list(names: list[str]) -> str:
-    """``a, b or c``."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
-
-
 def _plugin_class(slot: str, name: str) -> Any:
     """The class an entry of ``slot`` registers (searchers and schedulers register classes
     whose class attributes say what they do with the job's other settings)."""
     return SLOTS[slot].get(name).factory
+
+
+def _plugins_where(slot: str, test: Callable[[Any], bool]) -> str:
+    """``a, b or c``: the entries of ``slot`` whose class passes ``test``."""
+    names = [name for name in SLOTS[slot].names() if test(_plugin_class(slot, name))]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 class SearchSpec(BaseModel):
@@ -415,7 +422,7 @@ class SchedulerSpec(BaseModel):
 
     model_config = FROZEN
 
-    name: str = Field(default="asha", min_length=1)
+    name: Annotated[str, Field(min_length=1), registered("schedulers")] = "asha"
     grace_period: Whole | None = Field(default=None, gt=0)
     grace_fraction: Real | None = Field(default=None, gt=0, le=1)
     reduction_factor: Real = Field(default=2.0, gt=1)
@@ -423,11 +430,7 @@ class SchedulerSpec(BaseModel):
 
     @problem_check
     def _one_grace(self) -> Iterator[Problem]:
-        try:
-            plugin = _plugin_class("schedulers", self.name)
-        except LRTuneError as exc:
-            yield ("name",), str(exc)
-            return
+        plugin = _plugin_class("schedulers", self.name)
         if self.grace_period is not None and self.grace_fraction is not None:
             yield (
                 ("grace_fraction",),
@@ -436,15 +439,13 @@ class SchedulerSpec(BaseModel):
             )
         elif not plugin.uses_grace:
             why = plugin.no_grace_reason or f"scheduler {self.name} has no grace period"
-            graced = [
-                n for n in SLOTS["schedulers"].names() if _plugin_class("schedulers", n).uses_grace
-            ]
+            graced = _plugins_where("schedulers", lambda cls: cls.uses_grace)
             for key in ("grace_period", "grace_fraction"):
                 if getattr(self, key) is not None:
                     yield (
                         (key,),
                         f"{why}, so a grace period would be ignored: leave it out, or use "
-                        f"name: {_or_list(graced)}",
+                        f"name: {graced}",
                     )
         yield from complete_params(self, "schedulers", self.name)
 
@@ -504,7 +505,7 @@ class JobSpec(BaseModel):
         return value
 
     description: str = ""
-    agent: str
+    agent: Annotated[str, registered("agents")]
     env: EnvSpec
     model: ModelSpec = ModelSpec.model_validate({})
     budget: BudgetSpec
@@ -543,28 +544,17 @@ class JobSpec(BaseModel):
         """``env: CartPole-v1`` is short for ``env: {id: CartPole-v1}``."""
         return {"id": value} if isinstance(value, str) else value
 
-    @field_validator("agent")
-    @classmethod
-    def _known_agent(cls, value: str) -> str:
-        try:
-            SLOTS["agents"].get(value)
-        except LRTuneError as exc:
-            raise ValueError(str(exc)) from None
-        return value
-
     @model_validator(mode="before")
     @classmethod
     def _population_trials(cls, data: Any) -> Any:
         """A population job's trial count defaults to the population's size."""
         if not isinstance(data, Mapping) or not isinstance(data.get("population"), Mapping):
             return data
-        trials = data.get("trials")
+        trials = {} if data.get("trials") is None else data["trials"]
         size = data["population"].get("size")
-        if size is None or (isinstance(trials, Mapping) and "num" in trials):
+        if size is None or not isinstance(trials, Mapping) or "num" in trials:
             return data
-        if trials is not None and not isinstance(trials, Mapping):
-            return data
-        return {**data, "trials": {**(trials or {}), "num": size}}
+        return {**data, "trials": {**trials, "num": size}}
 
     # ---- cross-field checks (each yields its problems)
 
@@ -606,6 +596,9 @@ class JobSpec(BaseModel):
                     (("space", "feedback", label, i), "feedback", r.name)
                     for i, r in enumerate(rules)
                 ]
+        for slot, choices in self.population.choices.items() if self.population else ():
+            where = ("population", "choices", slot)
+            refs += [((*where, i), PLUGIN_SLOTS[slot], r.name) for i, r in enumerate(choices)]
         for loc, slot, name in refs:
             capabilities = SLOTS[slot].get(name).capabilities
             if not capabilities.supports(self.agent):
@@ -724,16 +717,11 @@ class JobSpec(BaseModel):
             what = {"grid": "a grid search", "optuna": f"sampler {search.searcher}"}.get(
                 plugin.kind, f"searcher {search.searcher}"
             )
-            with_model = [
-                n
-                for n in SLOTS["searchers"].names()
-                if _plugin_class("searchers", n).model_based
-                and _plugin_class("searchers", n).kind == "optuna"
-            ]
+            with_model = _plugins_where("searchers", lambda c: c.model_based and c.kind == "optuna")
             yield (
                 ("search", "startup_trials"),
                 f"{what} has no model to start after random trials: leave startup_trials out, "
-                f"or use sampler {_or_list(with_model)}",
+                f"or use sampler {with_model}",
             )
         elif startup is not None and self.space is not None and startup > self.trials.num:
             yield (
@@ -760,7 +748,8 @@ class JobSpec(BaseModel):
         space = self.space
         if space is None:
             return
-        if plugin.kind == "tune" and not space.dimensions() and not space.is_conditional:
+        dims = space.dimensions()
+        if plugin.kind == "tune" and not dims and not space.is_conditional:
             yield (
                 ("search", "algorithm"),
                 f"the space has nothing to search (no range, no choice), and searcher "
@@ -769,7 +758,7 @@ class JobSpec(BaseModel):
             )
         if plugin.kind != "grid":
             return
-        missing = [loc for loc, dim in space.dimensions() if dim.values is None]
+        missing = [loc for loc, dim in dims.items() if dim.values is None]
         for loc in missing:
             yield (
                 ("space", *loc),
@@ -831,7 +820,7 @@ class JobSpec(BaseModel):
                     "interval env steps (and when the scheduler asks), which the population's "
                     "donors rely on: remove it and set population.checkpoint.interval instead",
                 )
-        yield from population.problems(self.policy, self.agent, self.budget.trial_env_steps)
+        yield from population.problems(self.policy, self.budget.trial_env_steps)
 
     # ---- views
 
@@ -940,12 +929,34 @@ class JobSpec(BaseModel):
 
 
 def resolve_reference(data: dict[str, Any], key: str, base_dir: str | Path | None) -> list[Problem]:
-    """Replace a job's ``space`` or ``policy`` given as a path (or, for ``space``, a list of
-    parts) in ``data`` by the mapping it holds, recording the space's files; the problems,
-    located under ``key``. Each file is read here, once."""
+    """Replace a job's ``space`` or ``policy`` given as a path in ``data`` by the mapping it
+    holds, recording the space's files; the problems, located under ``key``. Each file is read
+    here, once.
+
+    A ``space`` list (paths and inline mappings) is merged into one space (`merge_space_parts`).
+    """
     value = data.get(key)
     if key == "space" and isinstance(value, list | tuple):
-        merged, files, problems = combine_spaces(value, base_dir)
+        parts: list[tuple[str, Mapping[str, Any]]] = []
+        files: list[str] = []
+        empty = "an empty list: give space files or inline spaces, or leave it out"
+        problems: list[Problem] = [] if value else [((), empty)]
+        for i, entry in enumerate(value):
+            if isinstance(entry, str):
+                try:
+                    path, raw = load_referenced(entry, base_dir, key)
+                    parts.append((str(path), raw))
+                    files.append(str(path))
+                except ValueError as exc:
+                    problems.append(((i,), str(exc)))
+            elif isinstance(entry, Mapping):
+                parts.append((f"space[{i}] (inline)", entry))
+            else:
+                kind = type(entry).__name__
+                problems.append(((i,), f"a space part is a file path or a mapping, got {kind}"))
+        merged: dict[str, Any] = {}
+        if not problems:
+            merged, problems = merge_space_parts(parts)
         data.update(space=merged, space_path=None, space_files=tuple(files))
         return [((key, *loc), msg) for loc, msg in problems]
     if not isinstance(value, str):
@@ -957,40 +968,6 @@ def resolve_reference(data: dict[str, Any], key: str, base_dir: str | Path | Non
     if key == "space":
         data.update(space_path=str(path), space_files=(str(path),))
     return []
-
-
-def combine_spaces(
-    entries: Any, base_dir: str | Path | None
-) -> tuple[dict[str, Any], tuple[str, ...], list[Problem]]:
-    """A job's ``space:`` list (paths and inline mappings) as one space's data, the files it
-    came from, and the problems (locations inside the space; see `merge_space_parts`)."""
-    parts: list[tuple[str, Mapping[str, Any]]] = []
-    files: list[str] = []
-    problems: list[Problem] = []
-    if not entries:
-        problems.append(((), "an empty list: give space files or inline spaces, or leave it out"))
-    for i, entry in enumerate(entries):
-        if isinstance(entry, str):
-            try:
-                path, raw = load_referenced(entry, base_dir, "space")
-            except ValueError as exc:
-                problems.append(((i,), str(exc)))
-                continue
-            parts.append((str(path), raw))
-            files.append(str(path))
-        elif isinstance(entry, Mapping):
-            parts.append((f"space[{i}] (inline)", entry))
-        else:
-            problems.append(
-                (
-                    (i,),
-                    f"a space part is a file path or a mapping, got {type(entry).__name__}",
-                )
-            )
-    if problems:
-        return {}, tuple(files), problems
-    merged, problems = merge_space_parts(parts)
-    return merged, tuple(files), problems
 
 
 def _schedule_builds(name: str, params: Mapping[str, Any], budget: int) -> list[Problem]:

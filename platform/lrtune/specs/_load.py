@@ -1,4 +1,4 @@
-"""Loading job and search-space files, with ``--set key.path=value`` overrides.
+"""Loading job, search-space and LR policy files, with ``--set key.path=value`` overrides.
 
 Every problem is a `SpecError` whose message is one paragraph:
 ``<file>: invalid job: <field.path>: <problem>; <field.path>: <problem>``.
@@ -9,34 +9,64 @@ from __future__ import annotations
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from lrtune.policies import LRPolicySpec
 from lrtune.specs._errors import raise_problems, spec_error
 from lrtune.specs._job import JobSpec, resolve_reference
 from lrtune.specs._space import SearchSpaceSpec, annotation_types
 from lrtune.specs._yaml import YAML_LOADER, SpecError, guard_data, load_yaml
 
 MAX_OVERRIDE_BYTES = 64 * 1024
+M = TypeVar("M", bound=BaseModel)
 
 
-# ------------------------------------------------------------------------------------ spaces
+def _mapping(data: Any, label: str, shape: str) -> Mapping[str, Any]:
+    """``data``, checked to be a mapping (``shape`` says what it should hold) of sane size."""
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{label}: {shape}, got {type(data).__name__}.")
+    guard_data(label, data)
+    return data
+
+
+def _validated(model: type[M], data: Any, label: str, kind: str, shape: str) -> M:
+    """``data`` validated as ``model``; `SpecError` names each bad field of the ``kind``."""
+    try:
+        return model.model_validate(dict(_mapping(data, label, shape)))
+    except ValidationError as exc:
+        raise spec_error(label, kind, exc) from None
+
+
+# ------------------------------------------------------------------------- policies and spaces
+
+
+def parse_policy(data: Any, label: str = "<policy>") -> LRPolicySpec:
+    """Validate already-parsed data as an LR policy; `SpecError` names each bad field."""
+    shape = "an LR policy is a mapping with at least `lr:` (e.g. `lr: 3e-4`)"
+    return _validated(LRPolicySpec, data, label, "LR policy", shape)
+
+
+def load_policy(source: str | Path) -> LRPolicySpec:
+    """Load an LR policy from a YAML file path or from inline YAML text."""
+    label, data = load_yaml(source)
+    return parse_policy(data, label)
+
+
+def dump_policy(spec: LRPolicySpec) -> dict[str, Any]:
+    """The policy as plain data (YAML-ready), every parameter resolved."""
+    return spec.model_dump(mode="json")
 
 
 def parse_space(data: Any, label: str = "<space>") -> SearchSpaceSpec:
     """Validate already-parsed data as a search space; `SpecError` names each bad field."""
-    if not isinstance(data, Mapping):
-        raise SpecError(
-            f"{label}: a search space is a mapping of slots (lr, schedule, optimizer, gradients, "
-            f"feedback, hyperparams) to their families, got {type(data).__name__}."
-        )
-    guard_data(label, data)
-    try:
-        return SearchSpaceSpec.model_validate(dict(data))
-    except ValidationError as exc:
-        raise spec_error(label, "search space", exc) from None
+    shape = (
+        "a search space is a mapping of slots (lr, schedule, optimizer, gradients, feedback, "
+        "hyperparams) to their families"
+    )
+    return _validated(SearchSpaceSpec, data, label, "search space", shape)
 
 
 def load_space(path: str | Path) -> SearchSpaceSpec:
@@ -59,13 +89,8 @@ def parse_job(
     A ``space`` (or ``policy``) given as a path is tried relative to ``base_dir`` (the job
     file's folder), then to the current directory.
     """
-    if not isinstance(data, Mapping):
-        raise SpecError(
-            f"{label}: a job is a mapping with at least name, agent, env, budget and a space or "
-            f"a policy, got {type(data).__name__}."
-        )
-    guard_data(label, data)
-    data = apply_overrides(data, overrides, label, base_dir=base_dir)
+    shape = "a job is a mapping with at least name, agent, env, budget and a space or a policy"
+    data = apply_overrides(_mapping(data, label, shape), overrides, label, base_dir=base_dir)
     space_file = data.get("space") if isinstance(data.get("space"), str) else None
     try:
         return JobSpec.model_validate(data, context={"base_dir": base_dir})

@@ -48,6 +48,7 @@ from lrtune.specs._errors import (
     complete_params,
     describe_validation_error,
     problem_check,
+    registered,
 )
 from lrtune.specs._space import PLUGIN_SLOTS, annotation_types
 from lrtune.specs._yaml import FROZEN, Real, Settings, Whole
@@ -128,7 +129,7 @@ class PopulationSpec(BaseModel):
 
     model_config = FROZEN
 
-    name: str = Field(min_length=1)
+    name: Annotated[str, Field(min_length=1), registered("populations")]
     size: Whole
     interval: Whole = Field(gt=0, description="env steps between two perturbations of a member")
     params: Settings = Field(default_factory=dict)
@@ -143,25 +144,16 @@ class PopulationSpec(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _plugin_params(cls, data: Any) -> Any:
-        if not isinstance(data, Mapping):
+        if not isinstance(data, Mapping) or set(data) <= set(cls.model_fields):
             return data
-        fields = set(cls.model_fields)
-        extra = {k: v for k, v in data.items() if k not in fields}
-        if not extra:
-            return data
-        out = {k: v for k, v in data.items() if k in fields}
-        params = dict(out.get("params") or {}) if isinstance(out.get("params"), Mapping) else {}
-        params.update(extra)
-        out["params"] = params
+        out = {k: v for k, v in data.items() if k in cls.model_fields}
+        params = dict(out["params"]) if isinstance(out.get("params"), Mapping) else {}
+        out["params"] = params | {k: v for k, v in data.items() if k not in cls.model_fields}
         return out
 
     @problem_check
     def _check(self) -> Iterator[Problem]:
-        try:
-            entry = SLOTS["populations"].get(self.name)
-        except LRTuneError as exc:
-            yield ("name",), str(exc)
-            return
+        entry = SLOTS["populations"].get(self.name)
         yield from complete_params(self, "populations", self.name, (), defaults=True)
         if self.size < 2:
             yield ("size",), f"a population needs at least 2 members (got {self.size})"
@@ -284,9 +276,7 @@ class PopulationSpec(BaseModel):
             out.append((where, policy))
         return out or [(("policy",), base)]
 
-    def problems(
-        self, base_policy: LRPolicySpec | None, agent: str, budget: int
-    ) -> Iterator[Problem]:
+    def problems(self, base_policy: LRPolicySpec | None, budget: int) -> Iterator[Problem]:
         """What makes this population impossible for a job (locations under the job)."""
         here: Loc = ("population",)
         if base_policy is None:
@@ -313,13 +303,6 @@ class PopulationSpec(BaseModel):
                 "a donor's checkpoint would be deleted before a weaker member restores it: "
                 f"keep at least {needed}",
             )
-        for slot, refs in self.choices.items():
-            for i, ref in enumerate(refs):
-                if not SLOTS[PLUGIN_SLOTS[slot]].get(ref.name).capabilities.supports(agent):
-                    yield (
-                        (*here, "choices", slot, i),
-                        f"'{ref.name}' does not support agent '{agent}'",
-                    )
         base = base_policy.model_dump(mode="json")
         for path, param in self.mutable.items():
             loc: Loc = (*here, "mutable", path)

@@ -250,10 +250,6 @@ class Dimension(BaseModel):
             points.append(("value", int(v) if self.is_int and isinstance(v, float) else v))
         return points
 
-    def first_point(self) -> Any:
-        """A representative valid point (used for the other parameters while one is checked)."""
-        return self.check_points()[0][1]
-
 
 def _param_value(value: Any) -> Any:
     """A family parameter (or hyper-parameter): a `Dimension` when it is a mapping with
@@ -266,8 +262,8 @@ def _param_value(value: Any) -> Any:
 
 
 #: One axis of a grid search: its alternatives, each ``(what it picks by name, the dimensions
-#: it adds by parameter name)`` (`SearchSpaceSpec.grid_axes`).
-GridAxis = list[tuple[dict[str, str], list[tuple[str, Dimension]]]]
+#: it adds by location)`` (`SearchSpaceSpec.grid_axes`).
+GridAxis = list[tuple[dict[str, str], list[tuple[Loc, Dimension]]]]
 
 ParamValue = Annotated[Any, BeforeValidator(_param_value)]
 """A constant, or a `Dimension`."""
@@ -309,7 +305,7 @@ def check_candidates(
     then each dimension moved alone to each of its other check points. Yields ``(the moved
     dimension or None, which check point, its value, the whole candidate)``."""
     dims = dims_of(params)
-    base = {**constants_of(params), **{k: d.first_point() for k, d in dims.items()}}
+    base = {**constants_of(params), **{k: d.check_points()[0][1] for k, d in dims.items()}}
     yield None, "", None, dict(base)
     for dim_key, dim in dims.items():
         for what, point in dim.check_points()[1:]:
@@ -385,19 +381,26 @@ def check_settings(
     if unknown:
         return
     seen: set[Loc] = set()
-    for key, where, point, candidate in check_candidates(params):
+    for key, where, point, err in _point_errors(model, params):
+        field = str(err["loc"][0]) if err["loc"] else ""
+        loc: Loc = (field,) if field in params else ()
+        if loc not in seen:
+            seen.add(loc)
+            at = f" at {where} {short(point)}" if key == field and key is not None else ""
+            yield loc, f"{error_message(err, plain=True)}{at} (got {short(err.get('input'))})"
+
+
+def _point_errors(
+    model: type[BaseModel], params: Mapping[str, Any]
+) -> Iterator[tuple[str | None, str, Any, Any]]:
+    """``(moved dimension, which point, its value, pydantic error)`` for every error of
+    ``model`` at each point of `check_candidates` (lazily: a caller may stop early)."""
+    for key, what, point, candidate in check_candidates(params):
         try:
             model.model_validate(candidate)
         except ValidationError as exc:
             for err in exc.errors():
-                field = str(err["loc"][0]) if err["loc"] else ""
-                loc: Loc = (field,) if field in params else ()
-                if loc in seen:
-                    continue
-                seen.add(loc)
-                at = f" at {where} {short(point)}" if key == field and key is not None else ""
-                msg = str(err["msg"]).removeprefix("Value error, ")
-                yield loc, f"{msg}{at} (got {short(err.get('input'))})"
+                yield key, what, point, err
 
 
 # ------------------------------------------------------------------------------------- space
@@ -432,36 +435,23 @@ class SearchSpaceSpec(BaseModel):
             raise_problems("lr", check_lr(value, ()))
         return value
 
-    @field_validator("schedule", "optimizer", "gradients")
+    @field_validator("schedule", "optimizer", "gradients", "feedback")
     @classmethod
-    def _check_families(
-        cls, value: dict[str, dict[str, Any]] | None, info: ValidationInfo
-    ) -> dict[str, dict[str, Any]] | None:
-        if value is None:
-            return None
-        if not value:
-            raise ValueError(
-                "lists no family: list at least one, or leave the slot out to use the job's "
-                "policy for it"
-            )
+    def _check_slot(cls, value: dict[str, Any] | None, info: ValidationInfo) -> Any:
         slot = str(info.field_name)
-        raise_problems(
-            slot, (p for name, ps in value.items() for p in check_family(slot, name, ps))
-        )
-        return value
-
-    @field_validator("feedback")
-    @classmethod
-    def _check_feedback_refs(
-        cls, value: dict[str, tuple[PluginRef, ...]] | None
-    ) -> dict[str, tuple[PluginRef, ...]] | None:
         if value is None:
             return None
         if not value:
             raise ValueError(
                 "lists no alternative: give at least one (e.g. `off: []`), or leave the slot out "
                 "to use the job's policy"
+                if slot == "feedback"
+                else "lists no family: list at least one, or leave the slot out to use the job's "
+                "policy for it"
             )
+        if slot != "feedback":
+            raise_problems(slot, (p for n, ps in value.items() for p in check_family(slot, n, ps)))
+            return value
         problems: list[Problem] = []
         resolved: dict[str, tuple[PluginRef, ...]] = {}
         for label, refs in value.items():  # names checked, defaults filled
@@ -479,34 +469,28 @@ class SearchSpaceSpec(BaseModel):
         raise_problems("feedback", problems)
         return resolved
 
-    @field_validator("hyperparams")
+    @field_validator(*AGENT_SECTIONS)
     @classmethod
-    def _check_hyperparams(cls, value: dict[str, Any]) -> dict[str, Any]:
-        problems: list[Problem] = [
-            (
-                (key,),
-                f"lrtune sets this itself ({OWNED_HYPERPARAMS[key]}), search it through "
-                "the LR policy",
-            )
-            for key in value
-            if key in OWNED_HYPERPARAMS
-        ]
-        raise_problems("hyperparams", problems)
-        return value
-
-    @field_validator("model", "agent_settings")
-    @classmethod
-    def _check_settings(
-        cls, value: dict[str, Any] | None, info: ValidationInfo
-    ) -> dict[str, Any] | None:
+    def _check_agent_section(cls, value: dict[str, Any] | None, info: ValidationInfo) -> Any:
         from lrtune.specs._job import ModelSpec  # here: specs/_job.py imports this module
 
         section = str(info.field_name)
-        model, what = (
-            (ModelSpec, "model") if section == "model" else (AgentSettings, "lrtune agent")
-        )
-        if value is not None:
-            raise_problems(section, check_settings(model, value, what))
+        if section == "hyperparams":
+            owned = [key for key in value or {} if key in OWNED_HYPERPARAMS]
+            problems: Iterable[Problem] = [
+                (
+                    (key,),
+                    f"lrtune sets this itself ({OWNED_HYPERPARAMS[key]}), search it through "
+                    "the LR policy",
+                )
+                for key in owned
+            ]
+        else:
+            model, what = (
+                (ModelSpec, "model") if section == "model" else (AgentSettings, "lrtune agent")
+            )
+            problems = check_settings(model, value or {}, what)
+        raise_problems(section, problems)
         return value
 
     # ---- views
@@ -527,35 +511,33 @@ class SearchSpaceSpec(BaseModel):
             return True
         return any("lr" not in params for params in self.optimizer.values())
 
-    def dimensions(self) -> list[tuple[Loc, Dimension]]:
-        """``(loc in the space, dimension)`` for every dimension (``("lr",)``,
-        ``("schedule", "cosine", "min_factor")``, ``("hyperparams", "gamma")``)."""
-        out: list[tuple[Loc, Dimension]] = []
-        if isinstance(self.lr, Dimension):
-            out.append((("lr",), self.lr))
-        for slot in PLUGIN_SLOTS:
-            for name, params in (self.slot(slot) or {}).items():
-                out += [((slot, name, key), dim) for key, dim in dims_of(params).items()]
-        for section in AGENT_SECTIONS:
-            out += [((section, k), d) for k, d in dims_of(getattr(self, section) or {}).items()]
-        return out
+    def dimensions(self) -> dict[Loc, Dimension]:
+        """Every dimension by its location in the space (``("lr",)``, ``("schedule", "cosine",
+        "min_factor")``, ``("hyperparams", "gamma")``): the base ``lr``, then `grid_axes`'."""
+        found: dict[Loc, Dimension] = {("lr",): self.lr} if isinstance(self.lr, Dimension) else {}
+        return found | {
+            loc: dim for axis in self.grid_axes() for _, dims in axis for loc, dim in dims
+        }
 
     def grid_axes(self) -> list[GridAxis]:
         """The axes a grid search crosses: per slot its families (the base ``lr`` with each
         optimizer family that has no ``lr`` of its own), then the feedback labels, then each
         agent dimension alone. `grid_size` counts the points, `CompiledSpace.grid_points` lists
         them."""
-        base = [("lr", self.lr)] if isinstance(self.lr, Dimension) else []
+        base: list[tuple[Loc, Dimension]] = (
+            [(("lr",), self.lr)] if isinstance(self.lr, Dimension) else []
+        )
         axes: list[GridAxis] = []
         for slot in PLUGIN_SLOTS:
             families = self.slot(slot) or {}
-            axis = []
+            axis: GridAxis = []
             for name in sorted(families):
                 params = dict(families[name])
                 own_lr = params.pop("lr", None) if slot == "optimizer" else None
-                dims = [(f"{slot}.{name}.{k}", d) for k, d in sorted(dims_of(params).items())]
+                dims: list[tuple[Loc, Dimension]]
+                dims = [((slot, name, k), d) for k, d in sorted(dims_of(params).items())]
                 if isinstance(own_lr, Dimension):
-                    dims.append((f"optimizer.{name}.lr", own_lr))
+                    dims.append((("optimizer", name, "lr"), own_lr))
                 elif slot == "optimizer" and "lr" not in families[name]:
                     dims += base
                 axis.append(({slot: name} if len(families) > 1 else {}, dims))
@@ -566,8 +548,8 @@ class SearchSpaceSpec(BaseModel):
         if self.feedback and len(self.feedback) > 1:
             axes.append([({"feedback": label}, []) for label in sorted(self.feedback)])
         for section in AGENT_SECTIONS:
-            dims = sorted(dims_of(getattr(self, section) or {}).items())
-            axes += [[({}, [(f"{section}.{key}", dim)])] for key, dim in dims]
+            for key, dim in sorted(dims_of(getattr(self, section) or {}).items()):
+                axes.append([({}, [((section, key), dim)])])
         return axes
 
     def grid_size(self) -> int:
@@ -648,41 +630,30 @@ def check_family(slot: str, name: str, params: Mapping[str, Any]) -> Iterator[Pr
     if unknown:
         return
     dims = dims_of(params)
-    for key, what, point, candidate in check_candidates(params):
-        try:
-            model.model_validate(candidate)
-        except ValidationError as exc:
-            for err in exc.errors():
-                yield _param_problem(registry.slot, name, model, err, dims, key, what, point)
-            if key is None:  # every other point shares the base's problem
-                return
-
-
-def _param_problem(
-    slot: str,
-    name: str,
-    model: type[BaseModel],
-    err: Any,
-    dims: Mapping[str, Dimension],
-    key: str | None,
-    what: str,
-    point: Any,
-) -> Problem:
-    """One plugin-parameter error, located at the parameter and saying which point failed."""
-    field = str(err["loc"][0]) if err["loc"] else ""
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "missing":
-        return (name, field), f"required by {slot} '{name}': give a constant or a dimension"
-    at: Loc = (name, field) if field in model.model_fields else (name,)
-    if key is not None and field == key:
-        source = f"{what} {short(point)}"
-    elif field in dims:
-        source = f"{dims[field].check_points()[0][0]} {short(dims[field].first_point())}"
-    else:
-        source = short(err.get("input"))
-    if key is not None and field != key:
-        source += f" (with {key} at {what} {short(point)})"
-    return at, (f"{msg}: got {source}{_allowed(model, field)}, see `lrtune plugins {slot}`")
+    base_failed = False
+    for key, what, point, err in _point_errors(model, params):
+        if key is not None and base_failed:  # every other point shares the base's problem
+            return
+        base_failed = key is None
+        field = str(err["loc"][0]) if err["loc"] else ""
+        if err["type"] == "missing":
+            yield (
+                (name, field),
+                f"required by {registry.slot} '{name}': give a constant or a dimension",
+            )
+            continue
+        if key is not None and field == key:
+            source = f"{what} {short(point)}"
+        elif field in dims:
+            first, value = dims[field].check_points()[0]
+            source = f"{first} {short(value)}"
+        else:
+            source = short(err.get("input"))
+        if key is not None and field != key:
+            source += f" (with {key} at {what} {short(point)})"
+        at: Loc = (name, field) if field in model.model_fields else (name,)
+        msg = f"{error_message(err, plain=True)}: got {source}{_allowed(model, field)}"
+        yield at, f"{msg}, see `lrtune plugins {registry.slot}`"
 
 
 # --------------------------------------------------------------------------- combined spaces
@@ -712,21 +683,14 @@ def merge_space_parts(
         return {}, problems
     merged: dict[str, Any] = {"version": 1}
     owner: dict[Loc, str] = {}
-    descriptions: list[str] = []
+    descriptions = [str(data["description"]) for _, data in parts if data.get("description")]
     for label, data in parts:
         for key, value in data.items():
-            if key == "version" or value is None:
+            if key in ("version", "description") or value is None:
                 continue
-            if key == "description":
-                if value:
-                    descriptions.append(str(value))
-                continue
-            entries: list[tuple[Loc, Any]] = (
-                [((key, sub), v) for sub, v in value.items()]
-                if key in AGENT_SECTIONS
-                else [((key,), value)]
-            )
-            for loc, entry in entries:
+            subs: Any = value.items() if key in AGENT_SECTIONS else [(None, value)]
+            for sub, entry in subs:
+                loc: Loc = (key, sub) if key in AGENT_SECTIONS else (key,)
                 if loc in owner:
                     problems.append(
                         (
@@ -737,8 +701,8 @@ def merge_space_parts(
                     )
                     continue
                 owner[loc] = label
-                if len(loc) == 2:
-                    merged.setdefault(key, {})[loc[1]] = entry
+                if key in AGENT_SECTIONS:
+                    merged.setdefault(key, {})[sub] = entry
                 else:
                     merged[key] = entry
     if descriptions:

@@ -44,26 +44,21 @@ def yaml_number(value: Any) -> Any:
     return value
 
 
-def _whole(value: Any) -> Any:
-    """Whole numbers: ``2e4`` (a string in YAML) and ``20000.0`` accepted, booleans refused."""
+def _number(value: Any, *, whole: bool = False) -> Any:
+    """A number as YAML 1.2 reads it (``2e4``), booleans refused; ``whole``: ``20000.0`` as
+    20000."""
     if isinstance(value, bool):
-        raise ValueError("must be a whole number, not a boolean")
+        raise ValueError(f"must be a {'whole ' * whole}number, not a boolean")
     value = yaml_number(value)
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+    if whole and isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return int(value)
     return value
 
 
-def _real(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not a boolean")
-    return yaml_number(value)
-
-
 #: A whole number field of a spec file (``2e4`` and ``20000.0`` accepted).
-Whole = Annotated[int, BeforeValidator(_whole)]
+Whole = Annotated[int, BeforeValidator(lambda value: _number(value, whole=True))]
 #: A finite real number field (``1e-4`` accepted, booleans refused).
-Real = Annotated[float, BeforeValidator(_real), Field(allow_inf_nan=False)]
+Real = Annotated[float, BeforeValidator(_number), Field(allow_inf_nan=False)]
 #: A free mapping (plugin params, hyperparams, env config) whose numbers are read as YAML 1.2.
 Settings = Annotated[
     dict[str, Any], BeforeValidator(lambda v: yaml_number(v) if isinstance(v, Mapping) else v)
