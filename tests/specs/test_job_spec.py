@@ -272,7 +272,7 @@ def test_a_job_from_before_the_later_fields_keeps_its_hash() -> None:
     # same. A new job field must leave the hash alone at its default (add it to
     # HASH_LATER_FIELDS), or this fails.
     assert parse_job(dict(_OLD_JOB)).resolved_hash() == _OLD_JOB_HASH
-    with_params = {**_OLD_JOB, "search": {"algorithm": "optuna", "params": {}}}
+    with_params = {**_OLD_JOB, "search": {"algorithm": "optuna", "params": {}, "batch": False}}
     assert parse_job(with_params).resolved_hash() == _OLD_JOB_HASH
     cadence = {**_OLD_JOB, "trials": {"num": 2, "checkpoint_seconds": 30}}
     assert parse_job(cadence).resolved_hash() != _OLD_JOB_HASH

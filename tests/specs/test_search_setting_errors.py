@@ -24,6 +24,8 @@ agent_settings:
   num_minibatches: {distribution: categorical, choices: [2, 4]}
 """
 
+GRID_SPACE = "version: 1\nlr: {values: [1e-4, 1e-3]}\n"
+
 SMALL_BATCHES = AGENT_SPACE.replace("[2, 4]", "[2, 64]").replace(
     "hyperparams:\n",
     "hyperparams:\n  train_batch_size_per_learner: "
@@ -75,6 +77,24 @@ CASES: list[tuple[str, dict[str, str], list[str], list[str]]] = [
         files(job(search="{sampler: random, startup_trials: 2}")),
         ["validate", "job.yaml"],
         ["search.startup_trials:", "sampler random has no model", "cmaes, gp or tpe"],
+    ),
+    (
+        "batch wrong type",
+        files(job(search="{batch: sometimes}")),
+        ["validate", "job.yaml"],
+        ["search.batch:", "boolean"],
+    ),
+    (
+        "batch with a grid",
+        files(job(space="lr.yaml", search="{algorithm: grid, batch: true}"), lr=GRID_SPACE),
+        ["validate", "job.yaml"],
+        ["search.batch:", "a grid's trials are fixed", "leave batch out"],
+    ),
+    (
+        "batch without a space",
+        {"job.yaml": job(space="null", policy="{lr: 1e-3}", search="{batch: true}")},
+        ["validate", "job.yaml"],
+        ["search.batch:", "a job without a space has no searcher", "leave batch out"],
     ),
     (
         "search unknown key",

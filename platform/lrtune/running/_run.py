@@ -1339,6 +1339,7 @@ def _search_setup(job: Any, results_dir: Path) -> tuple[dict[str, Any], Any, int
         limited = ConcurrencyLimiter(
             tune_searcher(job, compiled),
             max_concurrent=job.concurrent_trials,
+            batch=job.search.batch,
         )
         return {}, limited, job.trials.num, warnings
     from lrtune.running._search import LRTuneOptunaSearch, study_storage
@@ -1354,7 +1355,9 @@ def _search_setup(job: Any, results_dir: Path) -> tuple[dict[str, Any], Any, int
         study_name=job.name,
         storage=storage,
     )
-    limited = ConcurrencyLimiter(searcher, max_concurrent=job.concurrent_trials)
+    limited = ConcurrencyLimiter(
+        searcher, max_concurrent=job.concurrent_trials, batch=job.search.batch
+    )
     return {}, limited, job.trials.num, warnings
 
 

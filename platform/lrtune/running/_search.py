@@ -202,17 +202,18 @@ class LRTuneOptunaSearch(OptunaSearch):
 class ConcurrencyLimiter(_TuneConcurrencyLimiter):
     """Tune's `ConcurrencyLimiter` whose limit is the current command's, also after a resume.
 
-    Tune restores a limiter's saved state over it (its ``max_concurrent`` included), so a
-    resumed run would keep the first run's ``trials.max_concurrent``; this one keeps the limit
-    it was built with. Its class name is Tune's on purpose: Tune files the saved state of each
-    wrapper under its class name, so experiments saved with either one restore with either.
+    Tune restores a limiter's saved state over it (its ``max_concurrent`` and ``batch``
+    included), so a resumed run would keep the first run's ``trials.max_concurrent``; this one
+    keeps the limit and batching it was built with. Its class name is Tune's on purpose: Tune
+    files the saved state of each wrapper under its class name, so experiments saved with
+    either one restore with either.
     """
 
     def set_state(self, state: dict[str, Any]) -> None:
-        """Restore Tune's bookkeeping (live trials), keeping this run's limit."""
-        limit = self.max_concurrent
+        """Restore Tune's bookkeeping (live trials), keeping this run's limit and batching."""
+        limit, batch = self.max_concurrent, self.batch
         super().set_state(state)
-        self.max_concurrent = limit
+        self.max_concurrent, self.batch = limit, batch
 
 
 class VariantGenerator(BasicVariantGenerator):

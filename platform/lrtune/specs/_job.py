@@ -70,15 +70,21 @@ HASH_EXCLUDED: tuple[tuple[str, ...], ...] = (
     ("space", "description"),
     ("cluster",),  # where trials run, not what they compute
 )
-#: Fields added after jobs were first hashed, left out of the hash while unset (None or empty),
-#: so that a job written before them keeps its hash and its experiment resumes.
+#: Fields added after jobs were first hashed, left out of the hash while unset (None, empty or
+#: False), so that a job written before them keeps its hash and its experiment resumes.
 HASH_LATER_FIELDS: tuple[tuple[str, ...], ...] = (
     ("population",),
     ("search", "params"),
+    ("search", "batch"),
     ("scheduler", "params"),
     ("trials", "checkpoint_seconds"),
     ("model", "conv_filters"),
 )
+
+
+def _unset(value: Any) -> bool:
+    """A later field at its "off" default (not 0: a number is a setting)."""
+    return value is None or value is False or (isinstance(value, dict) and not value)
 
 
 # ---------------------------------------------------------------------------------- sections
@@ -336,6 +342,13 @@ class SearchSpec(BaseModel):
     the values themselves, so with ``sampler: gp`` a diverged trial's default worst value (-1e6)
     flattens its model: set ``metric.worst`` near the task's worst plausible score
     (`lrtune.search.sampler_warning` says so).
+
+    ``batch: true`` proposes trials in batches of ``trials.max_concurrent`` (Tune's
+    ``ConcurrencyLimiter(batch=True)``): the searcher is told a batch's results once all of
+    them have finished, and proposes the next batch only then. Proposals then no longer depend
+    on the order in which concurrent trials finish, so a seeded job with ``scheduler: none``
+    repeats run for run (an early-stopping scheduler still decides by arrival order). The cost:
+    cores stand idle while a batch's slowest trial finishes.
     """
 
     model_config = FROZEN
@@ -346,6 +359,7 @@ class SearchSpec(BaseModel):
     startup_trials: Whole | None = Field(default=None, ge=1)
     baseline_first: bool = False
     warm_start: str | None = Field(default=None, min_length=1)
+    batch: bool = False
     params: Settings = Field(default_factory=dict)
 
     @problem_check
@@ -738,6 +752,17 @@ class JobSpec(BaseModel):
                 f"installed ({install}), or choose another searcher (`lrtune plugins "
                 "searchers`)",
             )
+        if search.batch and (plugin.kind == "grid" or self.space is None):
+            why = (
+                "a grid's trials are fixed"
+                if self.space
+                else "a job without a space has no searcher"
+            )
+            yield (
+                ("search", "batch"),
+                "a batch waits for its results before the searcher proposes more trials, and "
+                f"{why}: leave batch out",
+            )
         if search.warm_start is not None and plugin.kind != "optuna":
             yield (
                 ("search", "warm_start"),
@@ -919,7 +944,7 @@ class JobSpec(BaseModel):
             node: Any = data
             for key in path[:-1]:
                 node = node.get(key) if isinstance(node, dict) else None
-            if isinstance(node, dict) and (always or node.get(path[-1]) in (None, {})):
+            if isinstance(node, dict) and (always or _unset(node.get(path[-1]))):
                 node.pop(path[-1], None)
         text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
