@@ -46,6 +46,29 @@ def env_for_agent(agent: str) -> str:
     return "CartPole-v1" if "discrete" in get_agent(agent).action_spaces else "Pendulum-v1"
 
 
+def tiny_trial(agent: str, store: Path, seeds: list[int], name: str = "trial") -> Any:
+    """A started `LRTuneTrainable` of a tiny ``agent`` job (`TINY_AGENT`, `env_for_agent`,
+    constant lr 1e-3) training ``seeds`` in lockstep; the caller stops it."""
+    from ray import tune
+
+    from lrtune.running._trainable import LRTuneTrainable
+    from lrtune.specs._load import parse_job
+    from lrtune.specs._point import TrialPoint
+
+    data = tiny_job(
+        name,
+        store,
+        agent=agent,
+        env={"id": env_for_agent(agent)},
+        hyperparams=TINY_AGENT.get(agent, {}),
+        budget={"trial_env_steps": 100_000},
+        seeds={"tuning": seeds, "test": [7]},
+        policy={"lr": 1e-3},
+    )
+    trainable = tune.with_parameters(LRTuneTrainable, job=parse_job(data))
+    return trainable(TrialPoint(policy={"lr": 1e-3}).to_config())
+
+
 def tiny_job(name: str, store: Path, **fields: Any) -> dict[str, Any]:
     """A tiny PPO CartPole job as plain data: results, Ray storage and the MLflow sqlite file
     under ``store``; ``fields`` replace top-level keys."""

@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 import torch
-from ray import tune
 
-from job_helpers import TINY_AGENT, env_for_agent, tiny_job
+from job_helpers import tiny_trial
 from lrtune.registry import agents
 from lrtune.running._sampling_state import (
     SAMPLING_FILE,
@@ -25,9 +24,7 @@ from lrtune.running._sampling_state import (
     save_sampling_state,
 )
 from lrtune.running._seed_streams import GlobalRandomState
-from lrtune.running._trainable import STATE_FILE, LRTuneTrainable, state_hash
-from lrtune.specs._load import parse_job
-from lrtune.specs._point import TrialPoint
+from lrtune.running._trainable import STATE_FILE, state_hash
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,18 +33,7 @@ def _ray(ray_session: Any) -> Iterator[None]:
 
 
 def _trial(agent: str, store: Path, seeds: list[int]) -> Any:
-    data = tiny_job(
-        "resume",
-        store,
-        agent=agent,
-        env={"id": env_for_agent(agent)},
-        hyperparams=TINY_AGENT.get(agent, {}),
-        budget={"trial_env_steps": 100_000},
-        seeds={"tuning": seeds, "test": [7]},
-        policy={"lr": 1e-3},
-    )
-    trainable = tune.with_parameters(LRTuneTrainable, job=parse_job(data))
-    return trainable(TrialPoint(policy={"lr": 1e-3}).to_config())
+    return tiny_trial(agent, store, seeds, name="resume")
 
 
 def _run(trial: Any, iterations: int) -> tuple[list[float], list[dict[str, str]]]:

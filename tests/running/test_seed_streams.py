@@ -12,14 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from ray import tune
 
-from job_helpers import TINY_AGENT, env_for_agent, tiny_job
+from job_helpers import tiny_trial
 from lrtune.registry import agents
 from lrtune.running._seed_streams import SeedStreams
-from lrtune.running._trainable import LRTuneTrainable, state_hash
-from lrtune.specs._load import parse_job
-from lrtune.specs._point import TrialPoint
+from lrtune.running._trainable import state_hash
 
 ITERATIONS = 4
 
@@ -31,18 +28,7 @@ def _ray(ray_session: Any) -> Iterator[None]:
 
 def _weights_after(agent: str, seeds: list[int], store: Path) -> list[str]:
     """The weights' hash of each seed after `ITERATIONS` iterations of one trial."""
-    data = tiny_job(
-        "streams",
-        store,
-        agent=agent,
-        env={"id": env_for_agent(agent)},
-        hyperparams=TINY_AGENT.get(agent, {}),
-        budget={"trial_env_steps": 100_000},
-        seeds={"tuning": seeds, "test": [7]},
-        policy={"lr": 1e-3},
-    )
-    trainable = tune.with_parameters(LRTuneTrainable, job=parse_job(data))
-    trial = trainable(TrialPoint(policy={"lr": 1e-3}).to_config())
+    trial = tiny_trial(agent, store, seeds, name="streams")
     try:
         for _ in range(ITERATIONS):
             trial.train()
