@@ -325,11 +325,10 @@ class LRTuneTrainable(tune.Trainable):
         replay buffer) and its sampling state (envs, episodes, random streams)."""
         self.last_checkpoint_at = time.monotonic()
         for i, algo in enumerate(self.algos):
-            algo.save_to_path(os.path.join(checkpoint_dir, f"seed{i}"))
-            save_replay_buffer(algo, os.path.join(checkpoint_dir, f"seed{i}"))
-            save_sampling_state(
-                algo, self.streams.state_of(i), os.path.join(checkpoint_dir, f"seed{i}")
-            )
+            seed_dir = os.path.join(checkpoint_dir, f"seed{i}")
+            algo.save_to_path(seed_dir)
+            save_replay_buffer(algo, seed_dir)
+            save_sampling_state(algo, self.streams.state_of(i), seed_dir)
         state = {
             "trial_id": self.trial_id,
             "last_score": self.last_score,
