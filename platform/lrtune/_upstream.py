@@ -63,6 +63,13 @@ _SAMPLING = (
     ("_ongoing_episodes_for_metrics", "the chunks of running episodes already returned"),
 )
 
+# The private SingleAgentEnvRunner attributes a trial's checkpoint saves and its restore sets
+# back, read by `lrtune.running._sampling_state`: each has an entry below by construction.
+SAMPLING_RUNNER_ATTRIBUTES: tuple[str, ...] = (
+    "_ongoing_episodes",
+    *(name for name, _ in _SAMPLING),
+)
+
 
 def _foreach(name: str, why: str) -> PrivateAPI:
     return PrivateAPI("torch", name, "attribute", ("policies/gradients.py",), why)

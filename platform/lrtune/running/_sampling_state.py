@@ -23,22 +23,16 @@ from typing import Any
 
 from ray import cloudpickle
 
+from lrtune._upstream import SAMPLING_RUNNER_ATTRIBUTES
 from lrtune.running._seed_streams import GlobalRandomState
 
 SAMPLING_FILE = "lrtune_sampling_state.pkl"
 
-# What SingleAgentEnvRunner keeps between two `sample()` calls (RLlib 2.60's names; see
-# `lrtune._upstream`): the envs, the episodes they are in, the shared connector data, the
-# env-to-module output cached for the next action, whether the envs still need a reset, and
-# the chunks of ongoing episodes already sampled (their returns count when the episode ends).
-_RUNNER_ATTRIBUTES = (
-    "env",
-    "_ongoing_episodes",
-    "_shared_data",
-    "_cached_to_module",
-    "_needs_initial_reset",
-    "_ongoing_episodes_for_metrics",
-)
+# What SingleAgentEnvRunner keeps between two `sample()` calls: its envs (public) and the
+# private attributes `lrtune._upstream` lists with why each is needed (the episodes the envs
+# are in, the shared connector data, the env-to-module output cached for the next action,
+# whether the envs still need a reset, the chunks of ongoing episodes already sampled).
+_RUNNER_ATTRIBUTES = ("env", *SAMPLING_RUNNER_ATTRIBUTES)
 
 
 @dataclass(frozen=True)
