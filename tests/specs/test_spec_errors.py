@@ -138,6 +138,19 @@ CASES: list[tuple[str, dict[str, str], str, list[str], list[str]]] = [
         ["policy.feedback.0:", "does not support agent 'dqn'"],
     ),
     (
+        "kl_adaptive in a sac role's own policy",
+        {
+            "job.yaml": job(
+                agent="sac",
+                space="",
+                policy="{lr: 1e-3, roles: {critic: {feedback: [kl_adaptive]}}}",
+            )
+        },
+        "job.yaml",
+        [],
+        ["policy.roles.critic.feedback.0:", "does not support agent 'sac'"],
+    ),
+    (
         "grid without values",
         {"space.yaml": SPACE, "job.yaml": job(search="{algorithm: grid}")},
         "job.yaml",

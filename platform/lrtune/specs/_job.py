@@ -27,7 +27,7 @@ from pydantic import (
 
 from lrtune._env_ids import check_env_id
 from lrtune._stored_uri import redact_uri
-from lrtune.policies import LRPolicySpec
+from lrtune.policies import LRPolicySpec, RolePolicy
 from lrtune.registry import SLOTS, LRTuneError
 from lrtune.specs._cluster import ClusterSpec
 from lrtune.specs._errors import (
@@ -596,11 +596,19 @@ class JobSpec(BaseModel):
 
     def _agent_problems(self) -> Iterator[Problem]:
         refs: list[tuple[Loc, str, str]] = []
-        if self.policy is not None:
-            p = self.policy
-            refs += [(("policy", s), reg, getattr(p, s).name) for s, reg in PLUGIN_SLOTS.items()]
+        # The shared policy and each role's own entries (a role's unset field is the shared one).
+        policies: list[tuple[Loc, LRPolicySpec | RolePolicy]] = []
+        policies += [(("policy",), self.policy)] if self.policy is not None else []
+        policies += [
+            (("policy", "roles", role), own)
+            for role, own in (self.policy.roles.items() if self.policy else ())
+        ]
+        for where, p in policies:
+            for s, reg in PLUGIN_SLOTS.items():
+                refs += [((*where, s), reg, getattr(p, s).name)] if getattr(p, s) else []
             refs += [
-                (("policy", "feedback", i), "feedback", r.name) for i, r in enumerate(p.feedback)
+                ((*where, "feedback", i), "feedback", r.name)
+                for i, r in enumerate(p.feedback or ())
             ]
         if self.space is not None:
             for slot, reg in PLUGIN_SLOTS.items():
@@ -611,8 +619,10 @@ class JobSpec(BaseModel):
                     for i, r in enumerate(rules)
                 ]
         for slot, choices in self.population.choices.items() if self.population else ():
-            where = ("population", "choices", slot)
-            refs += [((*where, i), PLUGIN_SLOTS[slot], r.name) for i, r in enumerate(choices)]
+            refs += [
+                (("population", "choices", slot, i), PLUGIN_SLOTS[slot], r.name)
+                for i, r in enumerate(choices)
+            ]
         for loc, slot, name in refs:
             capabilities = SLOTS[slot].get(name).capabilities
             if not capabilities.supports(self.agent):

@@ -560,11 +560,6 @@ class SearchSpaceSpec(BaseModel):
             for axis in self.grid_axes()
         )
 
-    def to_yaml_dict(self) -> dict[str, Any]:
-        """Plain data (YAML-ready) that loads back to an equal space."""
-        data: dict[str, Any] = self.model_dump(mode="json")
-        return data
-
 
 # -------------------------------------------------------------------------------- the checks
 
