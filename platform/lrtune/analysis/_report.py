@@ -17,7 +17,7 @@ import datetime as _dt
 import html
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -457,8 +457,3 @@ def log_report(experiments: Sequence[ExperimentData], files: Sequence[Path], roo
                 client.log_artifact(exp.parent_run_id, str(f), folder)
             except Exception as exc:  # the report is written either way
                 log.warning("could not log %s to run %s (%s)", f, exp.parent_run_id, exc)
-
-
-def figures_of(sections: Sequence[Section]) -> Mapping[str, Figure]:
-    """Every figure of a report by file name."""
-    return {v.name: v for s in sections for k, v in s.parts if k == "figure"}

@@ -19,7 +19,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -183,16 +183,3 @@ class ExperimentLock:
         if holder is not None and self._mine is not None and holder.pid == self._mine.pid:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
-
-
-@contextlib.contextmanager
-def experiment_lock(
-    experiment_dir: Path, name: str, say: Callable[[str], None]
-) -> Iterator[ExperimentLock]:
-    """Hold an experiment's lock for the duration of the block (released however it ends)."""
-    lock = ExperimentLock(experiment_dir, name)
-    lock.acquire(say)
-    try:
-        yield lock
-    finally:
-        lock.release()

@@ -144,18 +144,6 @@ class Tracker:
 
         return self.safe("search", search)
 
-    def start_run(self, name: str, tags: Mapping[str, str]) -> str | None:
-        """Create a run (RUNNING) with tags; returns its id."""
-        if self.experiment_id is None:
-            return None
-        experiment_id = self.experiment_id
-
-        def create() -> str:
-            run = self.client.create_run(experiment_id, run_name=name, tags=dict(tags))
-            return str(run.info.run_id)
-
-        return self.safe("create run", create)
-
     def reopen(self, run_id: str) -> None:
         """Mark a re-attached run RUNNING again (a resumed experiment)."""
         self.safe("reopen", lambda: self.client.update_run(run_id, status="RUNNING"))
