@@ -598,14 +598,13 @@ class JobSpec(BaseModel):
         refs: list[tuple[Loc, str, str]] = []
         # The shared policy and each role's own entries (a role's unset field is the shared one).
         policies: list[tuple[Loc, LRPolicySpec | RolePolicy]] = []
-        policies += [(("policy",), self.policy)] if self.policy is not None else []
-        policies += [
-            (("policy", "roles", role), own)
-            for role, own in (self.policy.roles.items() if self.policy else ())
-        ]
+        if self.policy is not None:
+            policies.append((("policy",), self.policy))
+            policies += [(("policy", "roles", r), own) for r, own in self.policy.roles.items()]
         for where, p in policies:
             for s, reg in PLUGIN_SLOTS.items():
-                refs += [((*where, s), reg, getattr(p, s).name)] if getattr(p, s) else []
+                if (ref := getattr(p, s)) is not None:
+                    refs.append(((*where, s), reg, ref.name))
             refs += [
                 ((*where, "feedback", i), "feedback", r.name)
                 for i, r in enumerate(p.feedback or ())
