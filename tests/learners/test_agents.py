@@ -103,6 +103,20 @@ def test_an_unknown_role_is_refused_naming_the_roles(agent: str) -> None:
         )
 
 
+def test_a_roles_own_plugin_that_the_agent_cannot_run_is_refused_where_it_is() -> None:
+    """A trial's learner config (and ``lrtune train``) refuses a role's own plugin that the
+    agent does not support, at the role's field, in the words a job's validation uses."""
+    from lrtune.policies import LRPolicySpec, PolicyError
+
+    policy = {"lr": 1e-3, "roles": {"critic": {"feedback": "kl_adaptive"}}}
+    [(where, message)] = LRPolicySpec.model_validate(policy).agent_problems("sac")
+    assert where == ("roles", "critic", "feedback", 0)
+    assert "does not support agent 'sac' (it supports ppo)" in message
+    with pytest.raises(PolicyError) as refused:
+        build_algorithm_config("sac", env_for_agent("sac"), policy=policy)
+    assert str(refused.value) == f"roles.critic.feedback.0: {message}."
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("agent", AGENTS)
 def test_lrtunes_own_optimizer_step_gives_rllibs_weights(agent: str) -> None:

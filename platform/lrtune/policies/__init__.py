@@ -13,9 +13,17 @@ from lrtune.policies._base import (
     Schedule,
     UpdateSignals,
 )
-from lrtune.policies._spec import LRPolicy, LRPolicySpec, PluginRef, PolicyError, RolePolicy
+from lrtune.policies._spec import (
+    PLUGIN_SLOTS,
+    LRPolicy,
+    LRPolicySpec,
+    PluginRef,
+    PolicyError,
+    RolePolicy,
+)
 
 __all__ = [
+    "PLUGIN_SLOTS",
     "FeedbackRule",
     "FeedbackState",
     "GradientGate",

@@ -8,7 +8,7 @@ learner receives (as a plain dict, through RLlib's ``learner_config_dict``).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import (
@@ -104,6 +104,15 @@ def _resolve_feedback(value: tuple[PluginRef, ...]) -> tuple[PluginRef, ...]:
     return tuple(ref.resolved(SLOTS["feedback"]) for ref in value)
 
 
+#: A policy's (and a space's) single-plugin fields -> the registry slot each names an entry of.
+#: Feedback is apart: a list in a policy, free labels in a space.
+PLUGIN_SLOTS: dict[str, str] = {
+    "schedule": "schedules",
+    "optimizer": "optimizers",
+    "gradients": "gradients",
+}
+
+
 class RolePolicy(BaseModel):
     """One optimizer role's own LR-policy settings (`LRPolicySpec.roles`); a field left out is
     the shared policy's."""
@@ -195,30 +204,44 @@ class LRPolicySpec(BaseModel):
     def _check_feedback(cls, value: tuple[PluginRef, ...]) -> tuple[PluginRef, ...]:
         return _resolve_feedback(value)
 
-    def check_agent(self, agent: str) -> None:
-        """Raise `PolicyError` if an entry of this policy (or of a role's) does not support
-        ``agent``, or a role is not one of the agent's optimizer roles."""
+    def agent_problems(self, agent: str) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        """(location, message) for each role that ``agent`` does not have and each plugin,
+        of the shared policy or of a role's own settings, that does not support ``agent``.
+
+        The location is the field's path inside this policy (``("roles", "critic",
+        "feedback", 0)``). `check_agent` raises on the first; a job's validation yields every
+        one under ``policy``, so the two report the same problems in the same words.
+        """
         known = tuple(SLOTS["agents"].build(agent).roles)
-        unknown = [role for role in self.roles if role not in known]
-        if unknown:
-            raise PolicyError(
-                f"roles.{unknown[0]}: agent '{agent}' has no optimizer role {unknown[0]!r}; its "
-                f"roles are {', '.join(known)}. Rename the role or leave it out."
-            )
-        for prefix, spec in [("", self), *((f"roles.{r}.", self.for_role(r)) for r in self.roles)]:
-            pairs: list[tuple[str, str, PluginRef]] = [
-                ("schedule", "schedules", spec.schedule),
-                ("optimizer", "optimizers", spec.optimizer),
-                ("gradients", "gradients", spec.gradients),
-            ] + [(f"feedback[{i}]", "feedback", r) for i, r in enumerate(spec.feedback)]
-            for field, slot, ref in pairs:
-                capabilities = SLOTS[slot].get(ref.name).capabilities
-                if not capabilities.supports(agent):
-                    raise PolicyError(
-                        f"{prefix}{field}: {slot} '{ref.name}' does not support agent "
-                        f"'{agent}' (it supports {capabilities.agents_text()}). Remove it or "
-                        "choose another agent."
-                    )
+        for role in self.roles:
+            if role not in known:
+                message = (
+                    f"agent '{agent}' has no optimizer role {role!r}; its roles are "
+                    f"{', '.join(known)}: rename the role or leave it out"
+                )
+                yield ("roles", role), message
+        # A role's field left unset is the shared one, checked once above it.
+        policies: list[tuple[tuple[str, ...], LRPolicySpec | RolePolicy]] = [((), self)]
+        policies += [(("roles", role), own) for role, own in self.roles.items()]
+        for where, policy in policies:
+            refs: list[tuple[tuple[str | int, ...], str, PluginRef]] = [
+                ((*where, field), slot, ref)
+                for field, slot in PLUGIN_SLOTS.items()
+                if (ref := getattr(policy, field)) is not None
+            ]
+            refs += [
+                ((*where, "feedback", i), "feedback", ref)
+                for i, ref in enumerate(policy.feedback or ())
+            ]
+            for loc, slot, ref in refs:
+                if (problem := SLOTS[slot].agent_problem(ref.name, agent)) is not None:
+                    yield loc, problem
+
+    def check_agent(self, agent: str) -> None:
+        """Raise `PolicyError` on the first of `agent_problems` (called before a trial's
+        learner is built and by ``lrtune train``)."""
+        for loc, message in self.agent_problems(agent):
+            raise PolicyError(f"{'.'.join(map(str, loc))}: {message}.")
 
     def for_role(self, role: str) -> LRPolicySpec:
         """The complete policy of optimizer role ``role``: the shared fields with the role's

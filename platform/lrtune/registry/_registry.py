@@ -208,6 +208,17 @@ class Registry(Generic[T]):
                 )
             self._entries[entry.name] = entry
 
+    def agent_problem(self, name: str, agent: str) -> str | None:
+        """Why entry ``name`` cannot run with ``agent`` (one clause for a spec error naming
+        the field), or None when its capabilities allow that agent."""
+        capabilities = self.get(name).capabilities
+        if capabilities.supports(agent):
+            return None
+        return (
+            f"{self.slot} '{name}' does not support agent '{agent}' (it supports "
+            f"{capabilities.agents_text()}): remove it or choose another agent"
+        )
+
     def get(self, name: str) -> Entry[T]:
         """The entry called ``name``, or `UnknownPluginError` listing close matches."""
         self._ensure_loaded()

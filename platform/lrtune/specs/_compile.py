@@ -21,12 +21,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lrtune.policies import LRPolicySpec, PluginRef
+from lrtune.policies import PLUGIN_SLOTS, LRPolicySpec, PluginRef
 from lrtune.specs._job import JobSpec
 from lrtune.specs._point import TrialPoint
 from lrtune.specs._space import (
     AGENT_SECTIONS,
-    PLUGIN_SLOTS,
     AgentSettings,
     Dimension,
     choice_label,

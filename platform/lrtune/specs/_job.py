@@ -27,7 +27,7 @@ from pydantic import (
 
 from lrtune._env_ids import check_env_id
 from lrtune._stored_uri import redact_uri
-from lrtune.policies import LRPolicySpec, RolePolicy
+from lrtune.policies import PLUGIN_SLOTS, LRPolicySpec
 from lrtune.registry import SLOTS, LRTuneError
 from lrtune.specs._cluster import ClusterSpec
 from lrtune.specs._errors import (
@@ -41,7 +41,6 @@ from lrtune.specs._errors import (
 from lrtune.specs._population import PopulationSpec
 from lrtune.specs._space import (
     AGENT_SETTING_REPLACES,
-    PLUGIN_SLOTS,
     SearchSpaceSpec,
     check_candidates,
     constants_of,
@@ -595,20 +594,10 @@ class JobSpec(BaseModel):
         yield from self._evaluation_problems()
 
     def _agent_problems(self) -> Iterator[Problem]:
-        refs: list[tuple[Loc, str, str]] = []
-        # The shared policy and each role's own entries (a role's unset field is the shared one).
-        policies: list[tuple[Loc, LRPolicySpec | RolePolicy]] = []
         if self.policy is not None:
-            policies.append((("policy",), self.policy))
-            policies += [(("policy", "roles", r), own) for r, own in self.policy.roles.items()]
-        for where, p in policies:
-            for s, reg in PLUGIN_SLOTS.items():
-                if (ref := getattr(p, s)) is not None:
-                    refs.append(((*where, s), reg, ref.name))
-            refs += [
-                ((*where, "feedback", i), "feedback", r.name)
-                for i, r in enumerate(p.feedback or ())
-            ]
+            for loc, message in self.policy.agent_problems(self.agent):
+                yield ("policy", *loc), message
+        refs: list[tuple[Loc, str, str]] = []
         if self.space is not None:
             for slot, reg in PLUGIN_SLOTS.items():
                 refs += [(("space", slot, name), reg, name) for name in self.space.slot(slot) or {}]
@@ -623,21 +612,8 @@ class JobSpec(BaseModel):
                 for i, r in enumerate(choices)
             ]
         for loc, slot, name in refs:
-            capabilities = SLOTS[slot].get(name).capabilities
-            if not capabilities.supports(self.agent):
-                yield (
-                    loc,
-                    f"{slot} '{name}' does not support agent '{self.agent}' (it supports "
-                    f"{capabilities.agents_text()}): remove it or choose another agent",
-                )
-        plugin = self.agent_plugin
-        for role in self.policy.roles if self.policy is not None else {}:
-            if role not in plugin.roles:
-                yield (
-                    ("policy", "roles", role),
-                    f"agent '{self.agent}' has no optimizer role {role!r}; its roles are "
-                    f"{', '.join(plugin.roles)}",
-                )
+            if (problem := SLOTS[slot].agent_problem(name, self.agent)) is not None:
+                yield loc, problem
         for field, msg in self._model_fit(self.model):
             yield ("model", field), msg
         # The space's model settings over the job's model, at every check point of each (a

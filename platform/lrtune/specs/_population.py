@@ -40,7 +40,7 @@ from pydantic import (
     model_validator,
 )
 
-from lrtune.policies import LRPolicySpec, PluginRef
+from lrtune.policies import PLUGIN_SLOTS, LRPolicySpec, PluginRef
 from lrtune.registry import SLOTS, LRTuneError
 from lrtune.specs._errors import (
     Loc,
@@ -50,7 +50,7 @@ from lrtune.specs._errors import (
     problem_check,
     registered,
 )
-from lrtune.specs._space import PLUGIN_SLOTS, annotation_types
+from lrtune.specs._space import annotation_types
 from lrtune.specs._yaml import FROZEN, Real, Settings, Whole
 
 #: Default PBT perturbation factors (a value is multiplied by one of them, chosen at random).

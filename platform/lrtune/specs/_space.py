@@ -51,7 +51,7 @@ from pydantic import (
 )
 
 from lrtune.agents._base import COMMON_OWNED
-from lrtune.policies import PluginRef
+from lrtune.policies import PLUGIN_SLOTS, PluginRef
 from lrtune.registry import SLOTS, LRTuneError
 from lrtune.specs._errors import Loc, Problem, error_message, raise_problems, short
 from lrtune.specs._yaml import Real, Whole, yaml_number
@@ -60,12 +60,6 @@ Distribution = Literal["uniform", "log_uniform", "int", "log_int", "categorical"
 DISTRIBUTIONS: tuple[str, ...] = typing.get_args(Distribution)
 NUMERIC_DISTRIBUTIONS = tuple(d for d in DISTRIBUTIONS if d != "categorical")
 
-# Space slot -> registry slot. Feedback is separate: its keys are free labels.
-PLUGIN_SLOTS: dict[str, str] = {
-    "schedule": "schedules",
-    "optimizer": "optimizers",
-    "gradients": "gradients",
-}
 #: Sections of a space that search the agent around the LR policy (flat keys, no families).
 AGENT_SECTIONS = ("hyperparams", "model", "agent_settings")
 
