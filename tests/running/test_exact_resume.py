@@ -32,10 +32,6 @@ def _ray(ray_session: Any) -> Iterator[None]:
     yield
 
 
-def _trial(agent: str, store: Path, seeds: list[int]) -> Any:
-    return tiny_trial(agent, store, seeds, name="resume")
-
-
 def _run(trial: Any, iterations: int) -> tuple[list[float], list[dict[str, str]]]:
     scores = [trial.train()["score"] for _ in range(iterations)]
     return scores, [state_hash(algo) for algo in trial.algos]
@@ -47,18 +43,18 @@ def test_a_restored_trial_takes_the_steps_of_the_uninterrupted_one(
     agent: str, tmp_path: Path
 ) -> None:
     seeds = [1000, 1001]  # two: each seed's own streams must come back, not the process's
-    trial = _trial(agent, tmp_path, seeds)
+    trial = tiny_trial(agent, tmp_path, seeds)
     try:
         scores, hashes = _run(trial, 4)
     finally:
         trial.stop()
-    trial = _trial(agent, tmp_path, seeds)
+    trial = tiny_trial(agent, tmp_path, seeds)
     try:
         _run(trial, 2)
         checkpoint = trial.save(str(tmp_path / "checkpoint"))
     finally:
         trial.stop()
-    resumed = _trial(agent, tmp_path, seeds)
+    resumed = tiny_trial(agent, tmp_path, seeds)
     try:
         resumed.restore(checkpoint)
         resumed_scores, resumed_hashes = _run(resumed, 2)
@@ -72,7 +68,7 @@ def test_another_trials_checkpoint_leaves_the_envs_and_streams_to_this_trial(
     tmp_path: Path,
 ) -> None:
     """A population member exploiting a donor's checkpoint takes its weights, not its envs."""
-    trial = _trial("ppo", tmp_path, [1000])
+    trial = tiny_trial("ppo", tmp_path, [1000])
     try:
         trial.train()
         checkpoint = Path(trial.save(str(tmp_path / "checkpoint")).checkpoint.path)
@@ -80,7 +76,7 @@ def test_another_trials_checkpoint_leaves_the_envs_and_streams_to_this_trial(
         trial.stop()
     state_path = next(checkpoint.rglob(STATE_FILE))
     state_path.write_text(json.dumps({**json.loads(state_path.read_text()), "trial_id": "donor"}))
-    exploiter = _trial("ppo", tmp_path, [1000])
+    exploiter = tiny_trial("ppo", tmp_path, [1000])
     try:
         exploiter.restore(str(checkpoint))
         assert exploiter.algos[0].env_runner._needs_initial_reset  # its envs start afresh
@@ -92,7 +88,7 @@ def test_another_trials_checkpoint_leaves_the_envs_and_streams_to_this_trial(
 def test_envs_that_cannot_be_pickled_are_reset_and_the_restore_says_why(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    trial = _trial("ppo", tmp_path, [1000])
+    trial = tiny_trial("ppo", tmp_path, [1000])
     try:
         trial.train()
         trial.algos[0].env_runner.env.lock = threading.Lock()  # as an env holding a lock would
@@ -101,7 +97,7 @@ def test_envs_that_cannot_be_pickled_are_reset_and_the_restore_says_why(
     finally:
         trial.stop()
     seed_dir = next(checkpoint.rglob(SAMPLING_FILE)).parent
-    resumed = _trial("ppo", tmp_path, [1000])
+    resumed = tiny_trial("ppo", tmp_path, [1000])
     try:
         with caplog.at_level(logging.WARNING, logger="lrtune.running._trainable"):
             resumed.restore(str(checkpoint))
@@ -118,7 +114,7 @@ def test_envs_that_cannot_be_pickled_are_reset_and_the_restore_says_why(
 def test_a_vector_envs_spent_env_fns_are_kept_after_saving(tmp_path: Path) -> None:
     """gymnasium's SyncVectorEnv keeps the generator it was built from; saving empties it only
     while pickling."""
-    trial = _trial("ppo", tmp_path, [1000])
+    trial = tiny_trial("ppo", tmp_path, [1000])
     try:
         algo = trial.algos[0]
         vector_env = algo.env_runner.env.env
