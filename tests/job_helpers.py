@@ -17,14 +17,18 @@ TINY_PPO = {
 }
 
 
-#: A tiny RLlib set-up per agent (one or two updates per iteration). DQN keeps RLlib's own
-#: episode buffer under test; SAC replays from the presets' flat buffer.
+#: A tiny RLlib set-up per agent: PPO two minibatch updates per iteration of 128 env steps;
+#: DQN about three of 32 per iteration of ~110 env steps (``training_intensity`` 1: as many
+#: items replayed as sampled; the presets' 32 made ~100 updates, most of a test's time); SAC
+#: one per rollout fragment. DQN keeps RLlib's own episode buffer under test;
+#: SAC replays from the presets' flat buffer.
 TINY_AGENT: dict[str, dict[str, Any]] = {
     "ppo": {"train_batch_size_per_learner": 128, "minibatch_size": 64, "num_epochs": 1},
     "dqn": {
         "train_batch_size_per_learner": 32,
         "num_steps_sampled_before_learning_starts": 64,
         "min_sample_timesteps_per_iteration": 100,
+        "training_intensity": 1,
         "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 5000},
     },
     "sac": {
@@ -46,9 +50,11 @@ def env_for_agent(agent: str) -> str:
     return "CartPole-v1" if "discrete" in get_agent(agent).action_spaces else "Pendulum-v1"
 
 
-def tiny_trial(agent: str, store: Path, seeds: list[int], name: str = "trial") -> Any:
+def tiny_trial(
+    agent: str, store: Path, seeds: list[int], name: str = "trial", lr: float = 1e-3
+) -> Any:
     """A started `LRTuneTrainable` of a tiny ``agent`` job (`TINY_AGENT`, `env_for_agent`,
-    constant lr 1e-3) training ``seeds`` in lockstep; the caller stops it."""
+    constant ``lr``) training ``seeds`` in lockstep; the caller stops it."""
     from ray import tune
 
     from lrtune.running._trainable import LRTuneTrainable
@@ -66,7 +72,7 @@ def tiny_trial(agent: str, store: Path, seeds: list[int], name: str = "trial") -
         policy={"lr": 1e-3},
     )
     trainable = tune.with_parameters(LRTuneTrainable, job=parse_job(data))
-    return trainable(TrialPoint(policy={"lr": 1e-3}).to_config())
+    return trainable(TrialPoint(policy={"lr": lr}).to_config())
 
 
 def tiny_job(name: str, store: Path, **fields: Any) -> dict[str, Any]:

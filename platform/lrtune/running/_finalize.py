@@ -522,7 +522,7 @@ def _fit(
             mode=job.metric.mode,
             num_samples=1,
             max_concurrent_trials=min(job.trials.max_concurrent, len(points)),
-            reuse_actors=False,
+            reuse_actors=True,  # each next test run on a finished one's actor (`reset_config`)
             trial_dirname_creator=trial_dirname,
         ),
         run_config=job_run_config(

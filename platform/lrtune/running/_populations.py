@@ -7,7 +7,6 @@ The ``populations`` slot's entries (`PBT`, `PB2Population`) live in `lrtune.poli
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,10 +67,6 @@ def iteration_env_steps(job: Any) -> int | None:
 
 def population_plan(job: Any) -> PopulationPlan:
     """The param space (one grid point per member), scheduler and checkpoint settings."""
-
-    # Tune suggests reuse_actors for PBT; RLlib algorithms cannot reset their config, and
-    # exploited trials fail with reuse_actors=True (measured), so lrtune restarts actors.
-    warnings.filterwarnings("ignore", message=r"Consider boosting PBT performance")
     spec = job.population
     plugin: PopulationPlugin = populations.build(spec.name, spec.params)
     members = spec.initial_members(job.policy.model_dump(mode="json"))

@@ -759,9 +759,9 @@ def _tune_settings(
         # time-shares them).
         max_concurrent_trials=None,
         time_budget_s=job.budget.experiment_seconds,
-        # Tune re-uses a trial's actor for the next trial only through ``reset_config``;
-        # LRTuneTrainable has none (an RLlib algorithm is rebuilt per trial), so each trial
-        # starts its own actor; a trainable that can reset itself is re-used.
+        # A finished (or, in a population, paused) trial's actor takes on the next trial
+        # through ``reset_config``: the algorithms are rebuilt, the worker process and its
+        # imports are kept. An exploit restores the donor's checkpoint into the rebuilt ones.
         reuse_actors=_resets_itself(trainable_class),
         trial_dirname_creator=trial_dirname,
     )

@@ -406,6 +406,18 @@ class LRTuneTrainable(tune.Trainable):
         }
         self._announced = False
 
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        """Called by Tune (``reuse_actors``) when this actor takes on the next trial: stop the
+        algorithms and build the new trial's from scratch, exactly as a new actor's `setup`
+        would (RLlib re-seeds the process's random streams in each build). What the re-use
+        saves is the new worker process and its imports of torch and RLlib: most of a short
+        trial's start-up. Returns True (Tune's contract)."""
+        self.cleanup()
+        self.algos = []
+        # Through Tune's `with_parameters` subclass, which hands `setup` the job again.
+        self.setup(new_config)
+        return True
+
     def cleanup(self) -> None:
         """Stop the algorithms."""
         for algo in getattr(self, "algos", []):
