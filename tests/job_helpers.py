@@ -75,6 +75,15 @@ def tiny_trial(
     return trainable(TrialPoint(policy={"lr": lr}).to_config())
 
 
+def train_trial(trial: Any, iterations: int) -> tuple[list[float], list[dict[str, str]]]:
+    """Train a `tiny_trial` ``iterations`` times: its scores, then each seed's `state_hash`
+    (weights and optimizer state)."""
+    from lrtune.running._trainable import state_hash
+
+    scores = [trial.train()["score"] for _ in range(iterations)]
+    return scores, [state_hash(algo) for algo in trial.algos]
+
+
 def tiny_job(name: str, store: Path, **fields: Any) -> dict[str, Any]:
     """A tiny PPO CartPole job as plain data: results, Ray storage and the MLflow sqlite file
     under ``store``; ``fields`` replace top-level keys."""

@@ -11,21 +11,16 @@ from typing import Any
 import pytest
 from ray import tune
 
-from job_helpers import tiny_trial
+from job_helpers import tiny_trial, train_trial
 from lrtune.registry import agents
 from lrtune.running._run import _resets_itself
-from lrtune.running._trainable import LRTuneTrainable, state_hash
+from lrtune.running._trainable import LRTuneTrainable
 from lrtune.specs._point import TrialPoint
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _ray(ray_session: Any) -> Iterator[None]:
     yield
-
-
-def _train(trial: Any, iterations: int) -> tuple[list[float], list[dict[str, str]]]:
-    scores = [trial.train()["score"] for _ in range(iterations)]
-    return scores, [state_hash(algo) for algo in trial.algos]
 
 
 def test_tune_reuses_lrtunes_actors_and_not_a_trainable_that_cannot_reset() -> None:
@@ -44,11 +39,11 @@ def test_a_reset_actor_trains_the_next_trial_as_a_fresh_actor_does(
         # What Tune does when this actor takes on the next trial.
         assert first.reset(TrialPoint(policy={"lr": 3e-4}).to_config()) is True
         assert first.iteration == 0
-        reused = _train(first, 2)
+        reused = train_trial(first, 2)
     finally:
         first.stop()
     fresh = tiny_trial(agent, tmp_path, [1000], lr=3e-4)
     try:
-        assert _train(fresh, 2) == reused  # scores, weights and optimizer state
+        assert train_trial(fresh, 2) == reused  # scores, weights and optimizer state
     finally:
         fresh.stop()

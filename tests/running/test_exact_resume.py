@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 
-from job_helpers import tiny_trial
+from job_helpers import tiny_trial, train_trial
 from lrtune.registry import agents
 from lrtune.running._sampling_state import (
     SAMPLING_FILE,
@@ -24,17 +24,12 @@ from lrtune.running._sampling_state import (
     save_sampling_state,
 )
 from lrtune.running._seed_streams import GlobalRandomState
-from lrtune.running._trainable import STATE_FILE, state_hash
+from lrtune.running._trainable import STATE_FILE
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _ray(ray_session: Any) -> Iterator[None]:
     yield
-
-
-def _run(trial: Any, iterations: int) -> tuple[list[float], list[dict[str, str]]]:
-    scores = [trial.train()["score"] for _ in range(iterations)]
-    return scores, [state_hash(algo) for algo in trial.algos]
 
 
 @pytest.mark.slow
@@ -45,19 +40,19 @@ def test_a_restored_trial_takes_the_steps_of_the_uninterrupted_one(
     seeds = [1000, 1001]  # two: each seed's own streams must come back, not the process's
     trial = tiny_trial(agent, tmp_path, seeds)
     try:
-        scores, hashes = _run(trial, 4)
+        scores, hashes = train_trial(trial, 4)
     finally:
         trial.stop()
     trial = tiny_trial(agent, tmp_path, seeds)
     try:
-        _run(trial, 2)
+        train_trial(trial, 2)
         checkpoint = trial.save(str(tmp_path / "checkpoint"))
     finally:
         trial.stop()
     resumed = tiny_trial(agent, tmp_path, seeds)
     try:
         resumed.restore(checkpoint)
-        resumed_scores, resumed_hashes = _run(resumed, 2)
+        resumed_scores, resumed_hashes = train_trial(resumed, 2)
     finally:
         resumed.stop()
     assert resumed_scores == scores[2:]
