@@ -93,7 +93,9 @@ def tiny_job(name: str, store: Path, **fields: Any) -> dict[str, Any]:
         "agent": "ppo",
         "env": {"id": "CartPole-v1"},
         "budget": {"trial_env_steps": 256},
-        "trials": {"num": 2, "max_concurrent": 2, "max_failures": 1},
+        # One trial at a time: a trial actor re-used by the next trial instead of two started
+        # (about 7 s of CPU each); tests of concurrent trials say so in their own "trials".
+        "trials": {"num": 2, "max_concurrent": 1, "max_failures": 1},
         "scheduler": {"name": "none"},
         "hyperparams": dict(TINY_PPO),
         "storage_path": str(store / "ray_results"),

@@ -49,6 +49,9 @@ def test_a_full_results_disk_exits_1_with_one_paragraph_and_closes_the_runs(
         "full",
         policy={"lr": 3e-4},
         budget={"trial_env_steps": 1280},
+        # One at a time: the second trial starts on the first one's re-used actor, where Tune
+        # wraps a callback's OSError in a TuneError (once printed as a traceback).
+        trials={"num": 2, "max_concurrent": 1, "max_failures": 1},
         results_dir=str(tiny_disk / "results"),
     )
     done = run_filling(path, tmp_path, tiny_disk)

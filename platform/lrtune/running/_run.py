@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ray.tune.callback import Callback
+from ray.tune.error import TuneError
 from ray.tune.stopper import Stopper
 
 from lrtune._files import atomic_write_text
@@ -548,6 +549,9 @@ def fitted_trials(tuner: Any, experiment_dir: Path) -> list[Any]:
     When the disk of the storage path fills up, Tune logs its failed uploads and goes on, and
     ``fit`` then fails reading back a file the full disk cut off (an empty ``error.pkl``:
     EOFError): that is raised as the `OSError` it stands for, naming ``experiment_dir``.
+    An `OSError` of lrtune's callbacks (a full results disk) that Tune's controller wrapped in
+    a `TuneError` (it does so for callbacks run from a trial's result, such as the start of a
+    trial on a re-used actor) is raised as itself.
     """
     analysis_log = logging.getLogger("ray.tune.analysis.experiment_analysis")
     quiet = _NoResultFilesFilter()
@@ -555,6 +559,11 @@ def fitted_trials(tuner: Any, experiment_dir: Path) -> list[Any]:
     try:
         with _sigterm_as_sigint():
             grid = tuner.fit()
+    except TuneError as exc:
+        wrapped = _os_error_inside(exc)
+        if wrapped is None:
+            raise
+        raise wrapped from exc
     except (EOFError, pickle.UnpicklingError, json.JSONDecodeError) as exc:
         where = experiment_dir if experiment_dir.exists() else experiment_dir.parent
         full = shutil.disk_usage(where).free < _NEARLY_FULL_BYTES
@@ -567,6 +576,18 @@ def fitted_trials(tuner: Any, experiment_dir: Path) -> list[Any]:
     finally:
         analysis_log.removeFilter(quiet)
     return list(grid._experiment_analysis.trials)
+
+
+def _os_error_inside(exc: BaseException) -> OSError | None:
+    """The first `OSError` in ``exc``'s chain of causes and contexts (None if there is none)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _run_locked(
