@@ -25,15 +25,12 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except OSError as exc:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        if exc.filename is None:  # a failed write or flush names no file: name the target
+        if isinstance(exc, OSError) and exc.filename is None:
+            # A failed write or flush names no file: name the target.
             raise OSError(exc.errno, exc.strerror, str(target)) from exc
-        raise
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise
     _fsync_folder(target.parent)
 
