@@ -60,6 +60,8 @@ def test_a_full_results_disk_exits_1_with_one_paragraph_and_closes_the_runs(
     assert last.startswith("lrtune: error: the lrtune driver could not write "), last
     assert str(tiny_disk) in last and "bytes free on the file system of" in last, last
     assert "Traceback" not in done.stderr.split("lrtune: error:")[-1]
+    # A trial whose start could not be described has no run: nothing tags or ends one.
+    assert "MLflow refused" not in done.stdout + done.stderr, done.stderr[-3000:]
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("full")

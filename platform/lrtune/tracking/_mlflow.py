@@ -288,11 +288,13 @@ class TrialRecorder(Callback):
         ref = f"trial:{trial_id}"
         if trial_id in self.announced:
             return ref
-        self.announced.add(trial_id)
+        # Announced only once its run is journalled: a description that fails (a full results
+        # disk) leaves no run to tag or end when the experiment closes.
         name, extra_tags, params, artifact = self._describe(trial)
         self.journal.trial(
             trial_id, self.parent_ref, name, {**extra_tags, TAG_ROLE: RunRole.TRIAL}, params
         )
+        self.announced.add(trial_id)
         if artifact is not None:
             self.journal.log_artifact(ref, artifact)
         return ref
