@@ -17,7 +17,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
 fi
-.venv/bin/python -m pip install -q "${LRTUNE_TORCH_SPEC:-torch==2.13.0}"
+# LRTUNE_TORCH_INDEX (e.g. https://download.pytorch.org/whl/cpu): the index torch comes from,
+# where pip's own would pull the CUDA build.
+torch_args=("${LRTUNE_TORCH_SPEC:-torch==2.13.0}")
+if [ -n "${LRTUNE_TORCH_INDEX:-}" ]; then torch_args+=(--index-url "$LRTUNE_TORCH_INDEX"); fi
+.venv/bin/python -m pip install -q "${torch_args[@]}"
 .venv/bin/python -m pip install -q -e ".[dev]"
 .venv/bin/python -c "import lrtune, torch, ray, optuna, mlflow, gymnasium" \
   || { echo "lrtune set-up failed: the imports above did not work" >&2; exit 1; }
