@@ -92,6 +92,12 @@ TAG_ROUND: Final = "lrtune.finalize_round"
 TAG_SEARCH_SCORE: Final = "lrtune.search_score"
 #: The finalist's rank among the finalists (1: the best search score).
 TAG_FINALIST_RANK: Final = "finalist_rank"
+#: What a test run computes: the hash of its resolved one-seed job (`JobSpec.resolved_hash`, the
+#: name left out), so that a later round re-uses a finished run of the same configuration, seed,
+#: budget and scoring instead of training it again.
+TAG_FINALIST_HASH: Final = "lrtune.finalist_hash"
+#: On a test run a later round re-used: the round that trained it.
+TAG_TRAINED_IN_ROUND: Final = "lrtune.trained_in_round"
 
 # --- Optuna study user attributes (``results/<name>/optuna.db``) ---------------------------
 
@@ -323,6 +329,7 @@ __all__ = [
     "TAG_EXPLOIT_PREFIX",
     "TAG_FEEDBACK",
     "TAG_FINALIST",
+    "TAG_FINALIST_HASH",
     "TAG_FINALIST_PLAIN",
     "TAG_FINALIST_RANK",
     "TAG_GATING",
@@ -340,6 +347,7 @@ __all__ = [
     "TAG_SOURCE_TRIAL",
     "TAG_STATUS",
     "TAG_TEST_SEED",
+    "TAG_TRAINED_IN_ROUND",
     "TAG_TRIAL_ID",
     "TRUE",
     "Grouping",

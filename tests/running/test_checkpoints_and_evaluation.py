@@ -197,6 +197,38 @@ def test_finalize_scores_finalists_on_the_deterministic_evaluation_when_asked(
     assert last["score"] == last["evaluation_return"] != last["metric_raw"]
     assert finalist.test_scores == {1000: last["score"]}
 
+    # Again with a second test seed: seed 1000's finished run joins the new round as it is, and
+    # only seed 1001 trains.
+    out = io.StringIO()
+    again = finalize(str(outcome.results_dir), top=1, seeds=2, evaluation_episodes=2, stream=out)
+    assert again.exit_code == 0 and again.round_id != final.round_id, out.getvalue()
+    assert "1 of 2 test runs re-used from earlier rounds" in out.getvalue()
+    assert f"1000:{last['score']:.2f}*" in out.getvalue()  # marked re-used in the table
+    (second,) = again.finalists
+    assert second.reused_seeds == [1000] and list(second.test_scores) == [1000, 1001]
+    assert second.test_scores[1000] == last["score"] and second.test_scores[1001] is not None
+    trained = (workdir / "ray_results").glob(f"trained-finalists-{again.round_id}/trial_*")
+    assert len(list(trained)) == 1
+    from lrtune.analysis import load_experiment
+
+    runs = load_experiment(str(outcome.results_dir)).finalists()  # compare's: the latest round
+    assert {r.finalize_round for r in runs} == {again.round_id}
+    by_seed = {r.tags["lrtune.test_seed"]: r for r in runs}
+    assert sorted(by_seed) == ["1000", "1001"]
+    assert by_seed["1000"].tags["lrtune.trained_in_round"] == final.round_id
+    assert by_seed["1000"].score == last["score"]
+    assert "lrtune.trained_in_round" not in by_seed["1001"].tags
+
+    # --fresh trains seed 1000 again, to the same score (the run is seeded).
+    out = io.StringIO()
+    fresh = finalize(
+        str(outcome.results_dir), top=1, seeds=1, evaluation_episodes=2, fresh=True, stream=out
+    )
+    assert fresh.exit_code == 0 and fresh.reused == 0, out.getvalue()
+    assert fresh.finalists[0].test_scores == {1000: pytest.approx(last["score"], rel=1e-9)}
+    trained = (workdir / "ray_results").glob(f"trained-finalists-{fresh.round_id}/trial_*")
+    assert len(list(trained)) == 1
+
 
 @pytest.mark.slow
 def test_a_dqn_checkpoint_carries_its_replay_buffer(ray_session: Any, tmp_path: Path) -> None:

@@ -61,6 +61,12 @@ def add_analysis_parsers(subparsers: Any) -> None:
         help="score each finalist on a deterministic evaluation of this many greedy episodes "
         "of its final policy (default: as the job scored its trials, evaluation.score)",
     )
+    f.add_argument(
+        "--fresh",
+        action="store_true",
+        help="train every test run again (default: re-use those an earlier round of this "
+        "experiment finished with the same configuration, seed, budget and scoring)",
+    )
     f.add_argument("--tracking-uri", help="MLflow tracking URI (default: the experiment's)")
     f.add_argument("--storage-path", help="Tune storage folder (default: the job's)")
     f.set_defaults(func=_cmd_finalize)
@@ -140,6 +146,7 @@ def _cmd_finalize(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         storage_path=args.storage_path,
         evaluation_episodes=args.eval_episodes,
+        fresh=args.fresh,
     )
     return outcome.exit_code
 

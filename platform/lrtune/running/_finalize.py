@@ -18,6 +18,13 @@ deterministic evaluation of the final policy (``evaluation.episodes`` greedy epi
 evaluation env; see `lrtune.specs.EvaluationSpec`). ``evaluation_episodes`` scores the finalists
 on such an evaluation even when the search did not (then the search and test columns measure
 different things, and the table says so). ``finalists.json`` records which (``scored_on``).
+
+A test run an earlier round of the same experiment finished is re-used, not trained again, when
+it computed the same thing: the same resolved one-seed job (configuration, test seed, budget,
+scoring; `JobSpec.resolved_hash`, tagged ``lrtune.finalist_hash``). It joins the new round
+(its round tag moves, ``lrtune.trained_in_round`` keeps where it came from), so a finalize
+stopped midway, or run again with a larger ``--top`` or more seeds, trains only what is
+missing. ``fresh=True`` (``--fresh``) trains every test run again.
 """
 
 from __future__ import annotations
@@ -43,13 +50,16 @@ from lrtune.vocabulary import (
     PER_GROUPINGS,
     TAG_EXPERIMENT,
     TAG_FINALIST,
+    TAG_FINALIST_HASH,
     TAG_FINALIST_PLAIN,
     TAG_FINALIST_RANK,
     TAG_ROLE,
     TAG_ROUND,
     TAG_SEARCH_SCORE,
     TAG_SOURCE_TRIAL,
+    TAG_STATUS,
     TAG_TEST_SEED,
+    TAG_TRAINED_IN_ROUND,
     TRUE,
     RunRole,
     TrialStatus,
@@ -77,6 +87,8 @@ class FinalistResult:
     search_score: float | None
     test_scores: dict[int, float | None] = field(default_factory=dict)
     statuses: dict[int, str] = field(default_factory=dict)
+    #: The test seeds whose runs an earlier round had trained (re-used, not trained again).
+    reused_seeds: list[int] = field(default_factory=list)
 
     @property
     def test_mean(self) -> float | None:
@@ -97,6 +109,11 @@ class FinalizeOutcome:
     tracking_uri: str
     interrupted: bool = False
     scored_on: str = "training"
+
+    @property
+    def reused(self) -> int:
+        """How many test runs came from earlier rounds."""
+        return sum(len(f.reused_seeds) for f in self.finalists)
 
     @property
     def exit_code(self) -> int:
@@ -256,6 +273,7 @@ def describe_finalist(
             TAG_ROUND: round_id,
             TAG_SEARCH_SCORE: str(info["search_score"]),
             TAG_FINALIST_RANK: str(info["rank"]),
+            TAG_FINALIST_HASH: str(info["hash"]),
         }
     )
     return f"finalist{info['rank']}_seed{info['seed']}", tags, params, artifact
@@ -280,13 +298,15 @@ def finalize(
     stream: TextIO | None = None,
     ray_address: str | None = None,
     evaluation_episodes: int | None = None,
+    fresh: bool = False,
 ) -> FinalizeOutcome:
     """Re-train the experiment's top ``top`` configurations (per group of ``per``) on ``seeds``
     of its held-out test seeds; record them under the experiment's MLflow parent run.
 
     ``evaluation_episodes``: score each finalist on a deterministic evaluation of this many
     episodes of its final policy (the job's ``evaluation.score``, turned on); None: as the job
-    scored its trials."""
+    scored its trials. ``fresh``: train every test run, also those an earlier round finished
+    (re-used otherwise; see the module's docstring)."""
     stream = stream or sys.stdout
     if top < 1 or seeds < 1:
         raise FinalizeError("--top and --seeds must be at least 1")
@@ -370,6 +390,8 @@ def finalize(
                 "seed": seed,
                 "source_trial": result.source_trial,
                 "search_score": result.search_score,
+                # What the run computes; the rank (in the job's name) is no part of it.
+                "hash": jobs[key].model_copy(update={"name": job.name}).resolved_hash(),
             }
 
     parent = _parent_run(uri, job, summary)
@@ -380,10 +402,35 @@ def finalize(
         + ("" if scored_on == searched_on else f" (the search scored: {searched_on})")
         + "\n"
     )
+    reused = {} if fresh else _reuse_earlier_runs(uri, job, parent, meta, round_id)
+    for key, earlier_score in reused.items():
+        info = meta[key]
+        result = results[info["rank"] - 1]
+        result.test_scores[info["seed"]] = earlier_score
+        result.statuses[info["seed"]] = TrialStatus.COMPLETED
+        result.reused_seeds.append(info["seed"])
+    if reused:
+        stream.write(
+            f"lrtune: finalize: {len(reused)} of {len(jobs)} test runs re-used from earlier "
+            "rounds (the same configuration, seed, budget and scoring; --fresh trains them "
+            "again)\n"
+        )
     stream.flush()
-    interrupted, trials = _fit(
-        job, jobs, meta, round_id, results_dir, uri, parent, storage_path, ray_address, stream
-    )
+    to_train = {key: spec for key, spec in jobs.items() if key not in reused}
+    interrupted, trials = False, list[Any]()
+    if to_train:
+        interrupted, trials = _fit(
+            job,
+            to_train,
+            meta,
+            round_id,
+            results_dir,
+            uri,
+            parent,
+            storage_path,
+            ray_address,
+            stream,
+        )
     for trial in trials:
         key = str(TrialPoint.from_config(trial.config).finalist)
         info = meta[key]
@@ -399,6 +446,9 @@ def finalize(
         ok = status == TrialStatus.COMPLETED and math.isfinite(value)
         result.test_scores[info["seed"]] = value if ok else None
         result.statuses[info["seed"]] = status
+    for result in results:  # in the order of the test seeds, re-used or trained
+        order = {seed: i for i, seed in enumerate(use_seeds)}
+        result.test_scores = dict(sorted(result.test_scores.items(), key=lambda s: order[s[0]]))
     outcome = FinalizeOutcome(
         name=job.name,
         round_id=round_id,
@@ -430,6 +480,85 @@ def finalize(
             stream.write(note + "\n")
     stream.flush()
     return outcome
+
+
+def _reuse_earlier_runs(
+    uri: str,
+    job: Any,
+    parent: str | None,
+    meta: dict[str, dict[str, Any]],
+    round_id: str,
+) -> dict[str, float]:
+    """``{finalist key: test score}`` for the test runs of ``meta`` that an earlier round of this
+    experiment (under ``parent``) finished with a score: each such run joins round ``round_id``
+    under its new rank. A run serves one key; MLflow unreachable: nothing is re-used."""
+    if parent is None:
+        return {}
+    from mlflow.entities import RunTag
+
+    from lrtune.tracking import Tracker
+
+    tracker = Tracker(uri, job.experiment_name)
+    experiment = tracker.experiment_id
+    if experiment is None:
+        return {}
+    query = (
+        f"tags.`{TAG_FINALIST}` = '{TRUE}' and tags.`mlflow.parentRunId` = '{parent}' "
+        "and attributes.status = 'FINISHED'"
+    )
+
+    def search() -> list[Any]:
+        runs: list[Any] = []
+        token = None
+        while True:
+            page = tracker.client.search_runs(
+                [experiment],
+                filter_string=query,
+                max_results=1000,
+                order_by=["attributes.start_time DESC"],
+                page_token=token,
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    found = tracker.safe("search", search) or []
+    newest: dict[str, Any] = {}  # hash -> the newest finished run with a score
+    for run in found:
+        digest = run.data.tags.get(TAG_FINALIST_HASH)
+        score = run.data.metrics.get("score")
+        if (
+            digest
+            and digest not in newest
+            and run.data.tags.get(TAG_STATUS) == TrialStatus.COMPLETED
+            and isinstance(score, int | float)
+            and math.isfinite(score)
+        ):
+            newest[digest] = run
+    reused: dict[str, float] = {}
+    for key, info in meta.items():
+        run = newest.pop(str(info["hash"]), None)  # popped: one key per run
+        if run is None:
+            continue
+        tags = {
+            TAG_ROUND: round_id,
+            TAG_FINALIST_RANK: str(info["rank"]),
+            TAG_SOURCE_TRIAL: str(info["source_trial"]),
+            TAG_SEARCH_SCORE: str(info["search_score"]),
+            TAG_ROLE: RunRole.FINALIST,
+        }
+        if TAG_TRAINED_IN_ROUND not in run.data.tags:
+            tags[TAG_TRAINED_IN_ROUND] = run.data.tags.get(TAG_ROUND, "")
+        batch = [RunTag(k, v) for k, v in tags.items()]
+
+        def adopt(run_id: str = run.info.run_id, batch: list[RunTag] = batch) -> bool:
+            tracker.client.log_batch(run_id, tags=batch)
+            return True
+
+        if tracker.safe("tags", adopt):  # not joined to the round: trained again instead
+            reused[key] = float(run.data.metrics["score"])
+    return reused
 
 
 def _finalist_evaluation(job: Any, episodes: int | None) -> dict[str, Any]:
@@ -556,6 +685,7 @@ def finalize_table(outcome: FinalizeOutcome) -> str:
             deltas.append(delta)
         per_seed = ", ".join(
             f"{seed}:{'-' if v is None else f'{v:.2f}'}"
+            + ("*" if seed in f.reused_seeds else "")
             + (
                 ""
                 if f.statuses.get(seed) in (None, TrialStatus.COMPLETED)
@@ -568,6 +698,8 @@ def finalize_table(outcome: FinalizeOutcome) -> str:
             f"{_num(f.search_score):>9} {_num(mean):>9} {_num(delta, signed=True):>11}  "
             f"{per_seed}  {f.policy}"
         )
+    if outcome.reused:
+        lines.append("*: re-used from an earlier round (the same configuration, seed and budget)")
     if deltas:
         avg = sum(deltas) / len(deltas)
         lines.append(
