@@ -446,8 +446,8 @@ def finalize(
         ok = status == TrialStatus.COMPLETED and math.isfinite(value)
         result.test_scores[info["seed"]] = value if ok else None
         result.statuses[info["seed"]] = status
+    order = {seed: i for i, seed in enumerate(use_seeds)}
     for result in results:  # in the order of the test seeds, re-used or trained
-        order = {seed: i for i, seed in enumerate(use_seeds)}
         result.test_scores = dict(sorted(result.test_scores.items(), key=lambda s: order[s[0]]))
     outcome = FinalizeOutcome(
         name=job.name,
