@@ -219,16 +219,6 @@ def test_finalize_scores_finalists_on_the_deterministic_evaluation_when_asked(
     assert by_seed["1000"].score == last["score"]
     assert "lrtune.trained_in_round" not in by_seed["1001"].tags
 
-    # --fresh trains seed 1000 again, to the same score (the run is seeded).
-    out = io.StringIO()
-    fresh = finalize(
-        str(outcome.results_dir), top=1, seeds=1, evaluation_episodes=2, fresh=True, stream=out
-    )
-    assert fresh.exit_code == 0 and fresh.reused == 0, out.getvalue()
-    assert fresh.finalists[0].test_scores == {1000: pytest.approx(last["score"], rel=1e-9)}
-    trained = (workdir / "ray_results").glob(f"trained-finalists-{fresh.round_id}/trial_*")
-    assert len(list(trained)) == 1
-
 
 @pytest.mark.slow
 def test_a_dqn_checkpoint_carries_its_replay_buffer(ray_session: Any, tmp_path: Path) -> None:
