@@ -507,25 +507,11 @@ def _reuse_earlier_runs(
         "and attributes.status = 'FINISHED'"
     )
 
-    def search() -> list[Any]:
-        runs: list[Any] = []
-        token = None
-        while True:
-            page = tracker.client.search_runs(
-                [experiment],
-                filter_string=query,
-                max_results=1000,
-                order_by=["attributes.start_time DESC"],
-                page_token=token,
-            )
-            runs.extend(page)
-            token = page.token
-            if not token:
-                return runs
+    from lrtune.running._reconcile import _search_all
 
-    found = tracker.safe("search", search) or []
+    found = tracker.safe("search", lambda: _search_all(tracker.client, [experiment], query)) or []
     newest: dict[str, Any] = {}  # hash -> the newest finished run with a score
-    for run in found:
+    for run in sorted(found, key=lambda r: r.info.start_time, reverse=True):
         digest = run.data.tags.get(TAG_FINALIST_HASH)
         score = run.data.metrics.get("score")
         if (
