@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lrtune.policies import PLUGIN_SLOTS, LRPolicySpec, PluginRef
+from lrtune.policies import PLUGIN_SLOTS, LRPolicySpec
 from lrtune.specs._job import JobSpec
 from lrtune.specs._point import TrialPoint
 from lrtune.specs._space import (
@@ -122,16 +122,16 @@ def _family(slot: str, name: str, raw: Mapping[str, Any]) -> _Family:
 class CompiledSpace:
     """A job's search space, ready for Optuna or for a grid search.
 
-    Slots the space leaves out hold the job's fixed policy entry (or `LRPolicySpec`'s
-    default); ``base_lr`` is the space's ``lr`` (a `_Param` or a number) or the policy's;
-    ``agent_params`` are the dimensions of ``hyperparams``, ``model`` and ``agent_settings``.
+    ``fixed`` is the job's policy as data (or `LRPolicySpec`'s default): it fills the slots,
+    the feedback and the roles the space leaves out; ``base_lr`` is the space's ``lr`` (a
+    `_Param` or a number) or the policy's; ``agent_params`` are the dimensions of
+    ``hyperparams``, ``model`` and ``agent_settings``.
     """
 
     job: JobSpec
+    fixed: dict[str, Any]
     families: dict[str, tuple[_Family, ...]] = field(default_factory=dict)
-    fixed: dict[str, dict[str, Any]] = field(default_factory=dict)
     feedback: dict[str, tuple[dict[str, Any], ...]] | None = None
-    fixed_feedback: tuple[dict[str, Any], ...] = ()
     base_lr: Any = None
     agent_params: tuple[_Param, ...] = ()
 
@@ -273,16 +273,16 @@ class CompiledSpace:
         if lr is None:
             lr = value(self.base_lr) if isinstance(self.base_lr, _Param) else self.base_lr
         if self.feedback is None:
-            feedback: Sequence[Any] = self.fixed_feedback
+            feedback: Sequence[Any] = self.fixed["feedback"]
         elif len(self.feedback) == 1:
             feedback = next(iter(self.feedback.values()))
         else:
             feedback = self.feedback[category("feedback", sorted(self.feedback))]
         policy["feedback"] = list(feedback)
         policy["lr"] = lr
-        if self.job.policy is not None and self.job.policy.roles:
+        if "roles" in self.fixed:
             # The job's fixed per-role settings (e.g. SAC's alpha rate) hold at every point.
-            policy["roles"] = self.job.policy.model_dump(mode="json")["roles"]
+            policy["roles"] = self.fixed["roles"]
         spec = LRPolicySpec.model_validate(policy)
         hyperparams = self.job.fixed_hyperparams
         model, agent = self._section_constants()
@@ -316,37 +316,29 @@ def _grid_pickers(
 
 def compile_space(job: JobSpec) -> CompiledSpace:
     """Compile ``job``'s space (with its fixed policy for the slots the space leaves out)."""
-    space = job.space
-    policy = job.policy
-    default = LRPolicySpec(lr=1.0)
-    compiled = CompiledSpace(job=job)
+    space, policy = job.space, job.policy
+    fixed = (policy or LRPolicySpec(lr=1.0)).model_dump(mode="json")
+    compiled = CompiledSpace(job=job, fixed=fixed, base_lr=None if policy is None else policy.lr)
+    if space is None:
+        return compiled
     for slot in PLUGIN_SLOTS:
-        raw = space.slot(slot) if space is not None else None
-        if raw is None:
-            ref: PluginRef = getattr(policy or default, slot)
-            compiled.fixed[slot] = ref.model_dump(mode="json")
-        else:
+        raw = space.slot(slot)
+        if raw is not None:
             compiled.families[slot] = tuple(_family(slot, name, raw[name]) for name in sorted(raw))
-    if space is not None and space.feedback is not None:
+    if space.feedback is not None:
         compiled.feedback = {
             label: tuple(r.model_dump(mode="json") for r in refs)
             for label, refs in space.feedback.items()
         }
-    compiled.fixed_feedback = tuple(
-        r.model_dump(mode="json") for r in (policy.feedback if policy is not None else ())
-    )
-    if space is not None and space.lr is not None:
+    if space.lr is not None:
         compiled.base_lr = _Param("lr", space.lr) if isinstance(space.lr, Dimension) else space.lr
-    elif policy is not None:
-        compiled.base_lr = policy.lr
-    if space is not None:
-        compiled.agent_params = tuple(
-            _Param(f"{section}.{key}", dim)
-            for section in AGENT_SECTIONS
-            for key, dim in sorted(dims_of(getattr(space, section) or {}).items())
-        )
-        if space.agent_settings:
-            _check_minibatches(job)
+    compiled.agent_params = tuple(
+        _Param(f"{section}.{key}", dim)
+        for section in AGENT_SECTIONS
+        for key, dim in sorted(dims_of(getattr(space, section) or {}).items())
+    )
+    if space.agent_settings:
+        _check_minibatches(job)
     return compiled
 
 

@@ -223,10 +223,8 @@ class TrialsSpec(BaseModel):
         if self.checkpoint_env_steps is not None:
             every = self.checkpoint_env_steps
             return env_steps // every > prev_steps // every
-        seconds = DEFAULT_CHECKPOINT_SECONDS
-        if self.checkpoint_seconds is not None:
-            seconds = float(self.checkpoint_seconds)
-        return seconds_since >= seconds
+        seconds = self.checkpoint_seconds
+        return seconds_since >= (DEFAULT_CHECKPOINT_SECONDS if seconds is None else seconds)
 
 
 class SeedsSpec(BaseModel):
@@ -265,9 +263,9 @@ class MetricSpec(BaseModel):
     @property
     def worst_value(self) -> float:
         """The finite value reported for a diverged trial (``worst``, else ∓1e6)."""
-        if self.worst is not None:
-            return float(self.worst)
-        return -1e6 if self.mode == "max" else 1e6
+        if self.worst is None:
+            return -1e6 if self.mode == "max" else 1e6
+        return self.worst
 
 
 class EvaluationSpec(BaseModel):
@@ -397,8 +395,7 @@ class SearchSpec(BaseModel):
     @property
     def kind(self) -> str:
         """``optuna`` (a sampler lrtune's Optuna searcher drives), ``grid`` or ``tune``."""
-        kind: str = self.plugin_class().kind
-        return kind
+        return self.plugin_class().kind
 
     @property
     def label(self) -> str:
@@ -890,8 +887,7 @@ class JobSpec(BaseModel):
     @property
     def agent_plugin(self) -> AgentPlugin:
         """The ``agents`` entry of this job's agent."""
-        plugin: AgentPlugin = SLOTS["agents"].build(self.agent)
-        return plugin
+        return SLOTS["agents"].build(self.agent)
 
     def baseline_policy(self) -> LRPolicySpec:
         """The baseline: the job's policy, else a constant LR with Adam at the agent's
@@ -905,18 +901,15 @@ class JobSpec(BaseModel):
         password: the driver passes the URI to its tracker itself, and a pickle may land on
         disk. Unpickled, ``tracking.uri`` shows ``***`` for the password."""
         state: dict[Any, Any] = super().__getstate__()
-        fields = dict(state["__dict__"])
-        tracking = fields.get("tracking")
-        uri = getattr(tracking, "uri", None)
-        if tracking is not None and uri and redact_uri(uri) != uri:
-            fields["tracking"] = tracking.model_copy(update={"uri": redact_uri(uri)})
-            state["__dict__"] = fields
+        uri = self.tracking.uri
+        if uri and redact_uri(uri) != uri:
+            tracking = self.tracking.model_copy(update={"uri": redact_uri(uri)})
+            state["__dict__"] = {**state["__dict__"], "tracking": tracking}
         return state
 
     def to_yaml_dict(self) -> dict[str, Any]:
         """Plain data (YAML-ready, space inlined) that loads back to an equal `JobSpec`."""
-        data: dict[str, Any] = self.model_dump(mode="json")
-        return data
+        return self.model_dump(mode="json")
 
     def resolved_hash(self) -> str:
         """sha256 (hex) of the canonical JSON of the resolved job (space inlined, defaults

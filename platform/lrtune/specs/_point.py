@@ -108,14 +108,11 @@ class TrialPoint:
         population = getattr(job, "population", None)
         if population is None:
             return dict(self.policy)
-        result: dict[str, Any] = population.member_policy(dict(self.policy), dict(self.mutable))
-        return result
+        return population.member_policy(dict(self.policy), dict(self.mutable))
 
     def policy_spec(self, job: Any = None) -> LRPolicySpec:
         """`member_policy` validated (``job`` None: the policy as stored)."""
-        return LRPolicySpec.model_validate(
-            self.member_policy(job) if job is not None else self.policy
-        )
+        return LRPolicySpec.model_validate(self.member_policy(job))
 
     def label(self, job: Any = None) -> str:
         """One short line for progress views: the policy's summary, ``(baseline)`` marked."""

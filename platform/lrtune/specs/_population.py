@@ -334,8 +334,7 @@ class PopulationSpec(BaseModel):
 
 def _resolved(policy: Mapping[str, Any]) -> dict[str, Any]:
     """The policy as plain data with every plugin parameter filled in."""
-    data: dict[str, Any] = LRPolicySpec.model_validate(dict(policy)).model_dump(mode="json")
-    return data
+    return LRPolicySpec.model_validate(dict(policy)).model_dump(mode="json")
 
 
 def _set(policy: dict[str, Any], loc: Loc, value: Any) -> None:

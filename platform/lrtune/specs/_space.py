@@ -232,17 +232,13 @@ class Dimension(BaseModel):
     def check_points(self) -> list[tuple[str, Any]]:
         """``(what, value)`` for every point that must be a valid parameter value: the range's
         low and high, every choice and every value."""
-        points: list[tuple[str, Any]] = []
-        if self.distribution in NUMERIC_DISTRIBUTIONS and self.low is not None:
-            conv: Callable[[float], Any] = int if self.is_int else float
-            points.append(("the range's low", conv(self.low)))
-            if self.high is not None:
-                points.append(("the range's high", conv(self.high)))
-        for c in self.choices or ():
-            points.append(("choice", c))
-        for v in self.values or ():
-            points.append(("value", int(v) if self.is_int and isinstance(v, float) else v))
-        return points
+        conv: Callable[[float], Any] = int if self.is_int else float
+        bounds = [("the range's low", self.low), ("the range's high", self.high)]
+        return (
+            [(what, conv(bound)) for what, bound in bounds if bound is not None]
+            + [("choice", c) for c in self.choices or ()]
+            + [("value", conv(v) if self.is_int else v) for v in self.values or ()]
+        )
 
 
 def _param_value(value: Any) -> Any:
@@ -468,22 +464,15 @@ class SearchSpaceSpec(BaseModel):
     def _check_agent_section(cls, value: dict[str, Any] | None, info: ValidationInfo) -> Any:
         from lrtune.specs._job import ModelSpec  # here: specs/_job.py imports this module
 
-        section = str(info.field_name)
+        section, params = str(info.field_name), value or {}
         if section == "hyperparams":
-            owned = [key for key in value or {} if key in OWNED_HYPERPARAMS]
-            problems: Iterable[Problem] = [
-                (
-                    (key,),
-                    f"lrtune sets this itself ({OWNED_HYPERPARAMS[key]}), search it through "
-                    "the LR policy",
-                )
-                for key in owned
-            ]
+            owned = [key for key in params if key in OWNED_HYPERPARAMS]
+            why = "lrtune sets this itself ({}), search it through the LR policy"
+            problems: Iterable[Problem] = [((k,), why.format(OWNED_HYPERPARAMS[k])) for k in owned]
+        elif section == "model":
+            problems = check_settings(ModelSpec, params, "model")
         else:
-            model, what = (
-                (ModelSpec, "model") if section == "model" else (AgentSettings, "lrtune agent")
-            )
-            problems = check_settings(model, value or {}, what)
+            problems = check_settings(AgentSettings, params, "lrtune agent")
         raise_problems(section, problems)
         return value
 
@@ -491,8 +480,7 @@ class SearchSpaceSpec(BaseModel):
 
     def slot(self, name: str) -> Mapping[str, Any] | None:
         """The families of a slot (``schedule``, ``optimizer``, ``gradients``, ``feedback``)."""
-        value: Mapping[str, Any] | None = getattr(self, name)
-        return value
+        return getattr(self, name)
 
     @property
     def is_conditional(self) -> bool:
