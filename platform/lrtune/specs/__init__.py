@@ -19,7 +19,6 @@ from lrtune.specs._job import (
 )
 from lrtune.specs._load import (
     apply_overrides,
-    dump_policy,
     load_job,
     load_policy,
     load_space,
@@ -65,7 +64,6 @@ __all__ = [
     "apply_overrides",
     "compile_space",
     "describe_validation_error",
-    "dump_policy",
     "load_job",
     "load_policy",
     "load_space",

@@ -426,12 +426,3 @@ def trial_model(job: JobSpec, point: TrialPoint) -> Any:
     if not overrides:
         return job.model
     return type(job.model).model_validate({**job.model.model_dump(), **overrides})
-
-
-__all__ = [
-    "BASELINE_ATTR",
-    "CompiledSpace",
-    "agent_hyperparams",
-    "compile_space",
-    "trial_model",
-]

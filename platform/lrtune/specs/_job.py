@@ -650,10 +650,9 @@ class JobSpec(BaseModel):
         """The space's ``agent_settings``: for this job's agent, and not beside the RLlib
         setting they replace (in the job's or the space's ``hyperparams``)."""
         settings = (self.space.agent_settings or {}) if self.space is not None else {}
-        takes = self.agent_plugin.agent_settings if settings else frozenset()
         for key in settings:
             loc = ("space", "agent_settings", key)
-            if key not in takes:
+            if key not in self.agent_plugin.agent_settings:
                 owners = [
                     name.upper()
                     for name in SLOTS["agents"].names()

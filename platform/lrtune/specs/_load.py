@@ -55,11 +55,6 @@ def load_policy(source: str | Path) -> LRPolicySpec:
     return parse_policy(data, label)
 
 
-def dump_policy(spec: LRPolicySpec) -> dict[str, Any]:
-    """The policy as plain data (YAML-ready), every parameter resolved."""
-    return spec.model_dump(mode="json")
-
-
 def parse_space(data: Any, label: str = "<space>") -> SearchSpaceSpec:
     """Validate already-parsed data as a search space; `SpecError` names each bad field."""
     shape = (
