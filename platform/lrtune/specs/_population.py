@@ -250,14 +250,12 @@ class PopulationSpec(BaseModel):
             for part, order in deal.items():
                 policy[part] = self.choices[part][order[i]].model_dump(mode="json")  # type: ignore[index]
             given = self.members[i] if i < len(self.members) else {}
-            coords: dict[str, float] = {}
-            for path, param in self.mutable.items():
-                low, high = param.coord_bounds(path)
-                coords[path] = (
-                    param.to_coord(path, float(given[path]))
-                    if path in given
-                    else rng.uniform(low, high)
-                )
+            coords = {
+                path: param.to_coord(path, given[path])
+                if path in given
+                else rng.uniform(*param.coord_bounds(path))
+                for path, param in self.mutable.items()
+            }
             out.append({"policy": policy, "mutable": coords})
         return out
 
@@ -318,8 +316,7 @@ class PopulationSpec(BaseModel):
                     value = float(getattr(param, bound))
                     trial = copy.deepcopy(policy)
                     _set(trial, at, round(value) if kind is int else value)
-                    message = _policy_problem(trial, budget)
-                    if message is not None:
+                    if (message := _policy_problem(trial, budget)) is not None:
                         bad = True
                         yield (
                             (*loc, bound),
