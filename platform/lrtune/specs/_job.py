@@ -698,8 +698,16 @@ class JobSpec(BaseModel):
                 self.policy.schedule.build(SLOTS["schedules"], budget=budget)
             except (ValueError, TypeError, LRTuneError) as exc:
                 yield ("policy", "schedule"), f"{exc} (budget.trial_env_steps is {budget})"
+        # A space's schedule families are built at every check point (the first failure each).
         for name, params in ((self.space.schedule or {}) if self.space is not None else {}).items():
-            yield from _schedule_builds(name, params, budget)
+            for key, _, point, candidate in check_candidates(params):
+                try:
+                    SLOTS["schedules"].get(name).build(candidate, budget=budget)
+                except (ValueError, TypeError, LRTuneError) as exc:
+                    at = f" at {key}={point!r}" if key else ""
+                    loc = ("space", "schedule", name, *((key,) if key else ()))
+                    yield loc, f"{exc}{at} (budget.trial_env_steps is {budget})"
+                    break
 
     def _search_problems(self) -> Iterator[Problem]:
         """The searcher against the rest of the job: startup trials only for a model,
@@ -969,19 +977,6 @@ def resolve_reference(data: dict[str, Any], key: str, base_dir: str | Path | Non
         return [((key,), str(exc))]
     if key == "space":
         data.update(space_path=str(path), space_files=(str(path),))
-    return []
-
-
-def _schedule_builds(name: str, params: Mapping[str, Any], budget: int) -> list[Problem]:
-    """Build a schedule family at every checked point with the trial budget."""
-    entry = SLOTS["schedules"].get(name)
-    for key, _, point, candidate in check_candidates(params):
-        try:
-            entry.build(candidate, budget=budget)
-        except (ValueError, TypeError, LRTuneError) as exc:
-            loc: Loc = ("space", "schedule", name) + ((key,) if key else ())
-            at = f" at {key}={point!r}" if key else ""
-            return [(loc, f"{exc}{at} (budget.trial_env_steps is {budget})")]
     return []
 
 
