@@ -148,10 +148,8 @@ def load_yaml(source: str | Path) -> tuple[str, Any]:
     except SpecError:
         raise
     except yaml.YAMLError as exc:
-        where = ""
         mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        where = "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError(f"{label}: not valid YAML{where}: {problem}.") from None
     except RecursionError:
