@@ -43,6 +43,7 @@ from lrtune._files import atomic_write_text
 from lrtune._stored_uri import recorded_tracking_uri
 from lrtune.registry import LRTuneError
 from lrtune.running._local_ray import connect_ray_for_tune, local_resource_problem
+from lrtune.running._reconcile import _search_all
 from lrtune.running._results import policy_groups, resolved_trial_job, stored_uri
 from lrtune.running._trainable import LRTuneTrainable, check_trial_settings
 from lrtune.specs._point import TrialPoint
@@ -506,8 +507,6 @@ def _reuse_earlier_runs(
         f"tags.`{TAG_FINALIST}` = '{TRUE}' and tags.`mlflow.parentRunId` = '{parent}' "
         "and attributes.status = 'FINISHED'"
     )
-
-    from lrtune.running._reconcile import _search_all
 
     found = tracker.safe("search", lambda: _search_all(tracker.client, [experiment], query)) or []
     newest: dict[str, Any] = {}  # hash -> the newest finished run with a score
