@@ -42,6 +42,26 @@ Last lines: ``... flat_over_episode=<lrtune's buffer / RLlib's, env steps/s>``,
 ``ppo_ratio=<lrtune/SB3 env steps/s> dqn_ratio=<...>`` (medians over the reps; goal ≥ 1.0
 each).
 
+Measured 2026-12-07 01:55-02:04 UTC, ``--reps 3``, on c4aac9b, nothing else running (load
+0.9-1.7, the benchmark itself), after lrtune's PPO learner began logging RLlib's per-minibatch
+metrics once per update (the last minibatch's loss terms, summed step counts: the same reduced
+results) and cutting its minibatches itself (`lrtune.learners._minibatches`: the same rows;
+the same weights bit for bit, ``tests/learners/test_lean_update.py``): PPO lrtune 2,356 /
+2,275 / 2,301 env steps/s, SB3 3,175 / 3,052 / 3,231; RLlib's default pipeline 2,092 / 2,127 /
+2,164; DQN lrtune 740 / 793 / 752, SB3 1,950 / 2,108 / 1,881, RLlib's episode buffer 156 /
+158 / 165. ``flat_over_episode=4.76``, ``batched_over_default=1.08``, ``ppo_ratio=0.725
+dqn_ratio=0.385``. The VM ran both sides about 3x slower than on 2026-12-05 (SB3 PPO 3.1-3.2k
+against 9.4-9.5k), so compare ratios across days. The same returns as before (167.0 PPO,
+10.0 and 9.3 DQN). Then PPO alone, back to back (``--agents ppo --no-default-pipeline``), the
+commit before the change (501b0b0, from a worktree) 02:05-02:08 UTC: lrtune 2,210 / 2,219 /
+2,194, SB3 3,557 / 3,469 / 3,419, ``ppo_ratio=0.637``; c4aac9b 02:08-02:10 UTC: lrtune 2,669 /
+2,575 / 2,639, SB3 3,674 / 3,453 / 3,434, ``ppo_ratio=0.764``: 1.19x lrtune's PPO env steps/s
+with SB3 level (medians 3,469 and 3,453). In CPU time, in one process alternating the two
+code paths on a fixed 2,158-row batch (2 shared cores, nice 19): 7.06 -> 5.43 ms per minibatch
+update, 891 -> 766 ms per ``algo.train()`` iteration; in a later run, where the update took
+5.5 ms, a plain torch loop over the same minibatches (forward, loss, backward, Adam step) took
+3.6 ms.
+
 Measured 2026-12-05 20:17-20:22 UTC, ``--reps 3``, nothing else running (load 1.1-1.6, the
 benchmark itself), after the flat-replay DQN's training step began copying the learner's
 weights into the env runner in place instead of RLlib's ``sync_weights`` (numpy, ``ray.put``,
