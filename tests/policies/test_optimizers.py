@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lrtune.policies._base import OptimizerPlugin
-from lrtune.policies.optimizers import LAMB, LARS
+from lrtune.policies.optimizers import LAMB, LARS, TorchOptimizer
 from lrtune.registry import PluginParamsError, optimizers
 
 NAMES = optimizers.names()
@@ -139,6 +139,32 @@ def test_param_groups_carry_the_given_lr(name: str) -> None:
             g["lr"] = lr
         _step(model, opt)
         assert all(g["lr"] == lr for g in opt.param_groups)
+
+
+TORCH_NAMES = [name for name in NAMES if isinstance(_plugin(name), TorchOptimizer)]
+
+
+@pytest.mark.parametrize("name", TORCH_NAMES)
+def test_cpu_steps_take_torchs_foreach_kernels_with_the_same_values(name: str) -> None:
+    """On CPU the plugin asks torch for its multi-tensor kernels (faster); every weight after
+    60 steps at a changing rate equals torch's per-parameter loop bit for bit."""
+    plugin = _plugin(name)
+    kwargs = plugin.torch_kwargs()  # type: ignore[attr-defined]
+    lr = TRAIN_LR.get(name, DEFAULT_TRAIN_LR)
+    fast_model, loop_model = _model(), _model()
+    fast = plugin.build(list(fast_model.parameters()), lr=lr)
+    loop = getattr(torch.optim, plugin.torch_name)(  # type: ignore[attr-defined]
+        list(loop_model.parameters()), lr=lr, foreach=False, **kwargs
+    )
+    assert fast.param_groups[0]["foreach"] is True
+    for i in range(60):
+        for opt in (fast, loop):
+            for group in opt.param_groups:
+                group["lr"] = lr * (1.0 - i / 60)
+        _step(fast_model, fast)
+        _step(loop_model, loop)
+    for a, b in zip(fast_model.parameters(), loop_model.parameters(), strict=True):
+        assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("name", NAMES)
