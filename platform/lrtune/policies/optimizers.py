@@ -42,7 +42,8 @@ def __getattr__(name: str) -> Any:
 class TorchOptimizer(OptimizerPlugin):
     """An optimizer plugin that is one of torch's: ``torch.optim.<torch_name>(parameters, lr=lr,
     **kwargs)`` with the plugin's parameters as keyword arguments (``torch_kwargs`` maps them
-    where the names differ). Named, not held, so that a plugin lookup does not import torch."""
+    where the names differ), plus ``foreach=True`` when every parameter is on the CPU (see
+    `build`). Named, not held, so that a plugin lookup does not import torch."""
 
     #: The class's name in ``torch.optim``.
     torch_name: ClassVar[str]
