@@ -42,6 +42,14 @@ Last lines: ``... flat_over_episode=<lrtune's buffer / RLlib's, env steps/s>``,
 ``ppo_ratio=<lrtune/SB3 env steps/s> dqn_ratio=<...>`` (medians over the reps; goal ≥ 1.0
 each).
 
+Measured 2026-12-07 02:43-02:48 UTC, PPO alone back to back (``--reps 3 --agents ppo
+--no-default-pipeline``), nothing else running (load 0.8-1.3), before and after torch's
+optimizers took their multi-tensor (``foreach``) kernels on CPU (the same weights bit for bit,
+``tests/policies/test_optimizers.py``): c4aac9b (from a worktree) lrtune 2,390 / 2,321 / 2,307
+env steps/s, SB3 3,131 / 3,175 / 3,123, ``ppo_ratio=0.741``; c4fcadf lrtune 2,422 / 2,418 /
+2,418, SB3 3,001 / 3,077 / 3,197, ``ppo_ratio=0.786``: 1.04x lrtune's PPO env steps/s. The
+same return, 167.0.
+
 Measured 2026-12-07 01:55-02:04 UTC, ``--reps 3``, on c4aac9b, nothing else running (load
 0.9-1.7, the benchmark itself), after lrtune's PPO learner began logging RLlib's per-minibatch
 metrics once per update (the last minibatch's loss terms, summed step counts: the same reduced
