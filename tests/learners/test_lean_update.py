@@ -157,3 +157,14 @@ def test_lean_update_trains_and_reports_as_rllibs_per_minibatch_path(use_kl_loss
         assert ("default_policy/mean_kl_loss" in ra) and (
             (ra["default_policy/mean_kl_loss"] != 0.0) == use_kl_loss
         )
+
+
+def test_the_learners_global_norm_is_torchs_bit_for_bit() -> None:
+    """`_global_norm`'s single-device fast path gives `get_total_norm`'s value exactly (a torch
+    upgrade that changes that function makes this fail, not the norms drift)."""
+    from lrtune.learners._learner import _global_norm
+
+    g = torch.Generator().manual_seed(3)
+    for scale in (1e-6, 1.0, 1e4):
+        grads = [torch.randn(s, generator=g) * scale for s in ((64, 4), (64,), (64, 64), (2, 64))]
+        assert torch.equal(_global_norm(grads), torch.nn.utils.get_total_norm(grads))
