@@ -308,15 +308,11 @@ class ResourcesSpec(BaseModel):
     gpus: Real = Field(default=0.0, ge=0, le=8)
 
 
-def _plugin_class(slot: str, name: str) -> Any:
-    """The class an entry of ``slot`` registers (searchers and schedulers register classes
-    whose class attributes say what they do with the job's other settings)."""
-    return SLOTS[slot].get(name).factory
-
-
 def _plugins_where(slot: str, test: Callable[[Any], bool]) -> str:
-    """``a, b or c``: the entries of ``slot`` whose class passes ``test``."""
-    names = [name for name in SLOTS[slot].names() if test(_plugin_class(slot, name))]
+    """``a, b or c``: the entries of ``slot`` whose class (searchers and schedulers register
+    classes whose class attributes say what they do with the job's other settings) passes
+    ``test``."""
+    names = [name for name in SLOTS[slot].names() if test(SLOTS[slot].get(name).factory)]
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
@@ -364,7 +360,7 @@ class SearchSpec(BaseModel):
         optuna_driven = self.algorithm == "optuna"
         name, loc = (self.sampler, "sampler") if optuna_driven else (self.algorithm, "algorithm")
         try:
-            kind = _plugin_class("searchers", name).kind
+            kind = SLOTS["searchers"].get(name).factory.kind
         except LRTuneError as exc:
             yield (loc,), str(exc)
             return
@@ -408,7 +404,7 @@ class SearchSpec(BaseModel):
     def plugin_class(self) -> Any:
         """The searcher entry's class (its `SearcherPlugin` class attributes), without building
         it."""
-        return _plugin_class("searchers", self.searcher)
+        return SLOTS["searchers"].get(self.searcher).factory
 
     def plugin(self) -> Any:
         """The searcher entry built with ``params`` (a `lrtune.search.SearcherPlugin`)."""
@@ -440,7 +436,7 @@ class SchedulerSpec(BaseModel):
 
     @problem_check
     def _one_grace(self) -> Iterator[Problem]:
-        plugin = _plugin_class("schedulers", self.name)
+        plugin = SLOTS["schedulers"].get(self.name).factory
         if self.grace_period is not None and self.grace_fraction is not None:
             yield (
                 ("grace_fraction",),
@@ -539,32 +535,22 @@ class JobSpec(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _resolve_paths(cls, data: Any, info: ValidationInfo) -> Any:
+    def _shorthands(cls, data: Any, info: ValidationInfo) -> Any:
+        """Files a job names loaded (`resolve_reference`); ``env: CartPole-v1`` short for ``env:
+        {id: CartPole-v1}``; a population job's trial count defaults to the population's size."""
         if not isinstance(data, Mapping):
             return data
         base_dir = (info.context or {}).get("base_dir")
         out = dict(data)
         problems = [p for key in ("space", "policy") for p in resolve_reference(out, key, base_dir)]
         raise_problems("JobSpec", problems)
+        if isinstance(out.get("env"), str):
+            out["env"] = {"id": out["env"]}
+        trials = {} if out.get("trials") is None else out["trials"]
+        size = out["population"].get("size") if isinstance(out.get("population"), Mapping) else None
+        if size is not None and isinstance(trials, Mapping) and "num" not in trials:
+            out["trials"] = {**trials, "num": size}
         return out
-
-    @field_validator("env", mode="before")
-    @classmethod
-    def _env_id_alone(cls, value: Any) -> Any:
-        """``env: CartPole-v1`` is short for ``env: {id: CartPole-v1}``."""
-        return {"id": value} if isinstance(value, str) else value
-
-    @model_validator(mode="before")
-    @classmethod
-    def _population_trials(cls, data: Any) -> Any:
-        """A population job's trial count defaults to the population's size."""
-        if not isinstance(data, Mapping) or not isinstance(data.get("population"), Mapping):
-            return data
-        trials = {} if data.get("trials") is None else data["trials"]
-        size = data["population"].get("size")
-        if size is None or not isinstance(trials, Mapping) or "num" in trials:
-            return data
-        return {**data, "trials": {**trials, "num": size}}
 
     # ---- cross-field checks (each yields its problems)
 
@@ -588,7 +574,15 @@ class JobSpec(BaseModel):
         yield from self._budget_problems()
         yield from self._search_problems()
         yield from self._population_problems()
-        yield from self._evaluation_problems()
+        # Scoring on the evaluation reads the metric under ``evaluation/``, which RLlib fills
+        # only with env-runner metrics (episode returns and lengths).
+        if self.evaluation.score and not self.metric.name.startswith(EVALUATED_METRIC_PREFIX):
+            yield (
+                ("evaluation", "score"),
+                f"scoring on the evaluation needs an episode metric (metric.name under "
+                f"`{EVALUATED_METRIC_PREFIX}`, e.g. env_runners/episode_return_mean), not "
+                f"{self.metric.name!r}: change metric.name or set evaluation.score: false",
+            )
 
     def _agent_problems(self) -> Iterator[Problem]:
         if self.policy is not None:
@@ -646,9 +640,9 @@ class JobSpec(BaseModel):
                 f"{agent} has no value network to share layers with; leave it out for {agent}",
             )
 
-    def _agent_setting_problems(self) -> Iterator[Problem]:
+    def _hyperparam_problems(self) -> Iterator[Problem]:
         """The space's ``agent_settings``: for this job's agent, and not beside the RLlib
-        setting they replace (in the job's or the space's ``hyperparams``)."""
+        setting they replace; the job's ``hyperparams``: not lrtune's, not the space's."""
         settings = (self.space.agent_settings or {}) if self.space is not None else {}
         for key in settings:
             loc = ("space", "agent_settings", key)
@@ -670,9 +664,6 @@ class JobSpec(BaseModel):
             ):
                 if replaced in hyper:
                     yield loc, f"sets {replaced}, which {where}.{replaced} sets too: keep one"
-
-    def _hyperparam_problems(self) -> Iterator[Problem]:
-        yield from self._agent_setting_problems()
         searched = self.space.hyperparams if self.space is not None else {}
         owned = self.agent_plugin.owned()
         for key in self.hyperparams:
@@ -785,17 +776,6 @@ class JobSpec(BaseModel):
                 ("search", "algorithm"),
                 f"the grid has {size} points, more than {MAX_GRID_POINTS}: list fewer values or "
                 "use optuna",
-            )
-
-    def _evaluation_problems(self) -> Iterator[Problem]:
-        """Scoring on the evaluation reads the metric under ``evaluation/``, which RLlib fills
-        only with env-runner metrics (episode returns and lengths)."""
-        if self.evaluation.score and not self.metric.name.startswith(EVALUATED_METRIC_PREFIX):
-            yield (
-                ("evaluation", "score"),
-                f"scoring on the evaluation needs an episode metric (metric.name under "
-                f"`{EVALUATED_METRIC_PREFIX}`, e.g. env_runners/episode_return_mean), not "
-                f"{self.metric.name!r}: change metric.name or set evaluation.score: false",
             )
 
     def _population_problems(self) -> Iterator[Problem]:

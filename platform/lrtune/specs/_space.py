@@ -123,79 +123,71 @@ class Dimension(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Dimension:
-        dist, problems = self.distribution, []
-        if dist is None and self.values is None:
-            problems.append(
-                "give `distribution` (one of " + ", ".join(DISTRIBUTIONS) + ") or "
-                "an explicit list of `values`"
-            )
-        if dist in NUMERIC_DISTRIBUTIONS:
-            problems.extend(self._check_range())
-        else:
-            for key in ("low", "high", "step"):
-                if getattr(self, key) is not None:
-                    problems.append(
-                        f"`{key}` belongs to numeric distributions (uniform, log_uniform, int, "
-                        f"log_int), not to {dist or 'a `values` list'}"
-                    )
-        if dist == "categorical":
-            if not self.choices:
-                problems.append("categorical needs a non-empty `choices` list")
-            elif len({choice_label(c) for c in self.choices}) != len(self.choices):
-                problems.append("categorical `choices` lists a choice twice")
-        elif self.choices is not None:
-            problems.append("`choices` belongs to distribution: categorical")
-        if self.values is not None:
-            problems.extend(self._check_values())
+        problems = [*self._problems()]
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
-    def _check_range(self) -> list[str]:
-        dist = self.distribution
-        low, high, step = self.low, self.high, self.step
-        if low is None or high is None:
-            return [f"{dist} needs `low` and `high`"]
-        problems = []
-        if not low < high:
-            problems.append(f"needs low < high (got low={low:g}, high={high:g})")
-        if dist in ("log_uniform", "log_int") and low <= 0:
-            problems.append(
-                f"{dist} needs low > 0 (got {low:g}), use uniform/int for ranges that include 0"
+    def _problems(self) -> Iterator[str]:
+        dist, low, high, step = self.distribution, self.low, self.high, self.step
+        if dist is None and self.values is None:
+            yield (
+                "give `distribution` (one of " + ", ".join(DISTRIBUTIONS) + ") or "
+                "an explicit list of `values`"
             )
-        if dist in ("int", "log_int") and not (low.is_integer() and high.is_integer()):
-            problems.append(f"{dist} needs whole-number bounds (got {low:g}, {high:g})")
-        if step is not None:
-            if dist not in ("uniform", "int"):
-                problems.append(f"`step` is allowed with uniform and int, not {dist}")
-            elif step <= 0:
-                problems.append(f"step must be > 0 (got {step:g})")
-            elif dist == "int" and not step.is_integer():
-                problems.append(f"an int step must be a whole number (got {step:g})")
-        return problems
+        if dist not in NUMERIC_DISTRIBUTIONS:
+            for key in ("low", "high", "step"):
+                if getattr(self, key) is not None:
+                    yield (
+                        f"`{key}` belongs to numeric distributions (uniform, log_uniform, int, "
+                        f"log_int), not to {dist or 'a `values` list'}"
+                    )
+        elif low is None or high is None:
+            yield f"{dist} needs `low` and `high`"
+        else:
+            if not low < high:
+                yield f"needs low < high (got low={low:g}, high={high:g})"
+            if dist in ("log_uniform", "log_int") and low <= 0:
+                yield (
+                    f"{dist} needs low > 0 (got {low:g}), use uniform/int for ranges that include 0"
+                )
+            if dist in ("int", "log_int") and not (low.is_integer() and high.is_integer()):
+                yield f"{dist} needs whole-number bounds (got {low:g}, {high:g})"
+            if step is not None and dist not in ("uniform", "int"):
+                yield f"`step` is allowed with uniform and int, not {dist}"
+            elif step is not None and step <= 0:
+                yield f"step must be > 0 (got {step:g})"
+            elif step is not None and dist == "int" and not step.is_integer():
+                yield f"an int step must be a whole number (got {step:g})"
+        if dist == "categorical":
+            if not self.choices:
+                yield "categorical needs a non-empty `choices` list"
+            elif len({choice_label(c) for c in self.choices}) != len(self.choices):
+                yield "categorical `choices` lists a choice twice"
+        elif self.choices is not None:
+            yield "`choices` belongs to distribution: categorical"
+        if self.values is not None and (problem := self._values_problem()) is not None:
+            yield problem
 
-    def _check_values(self) -> list[str]:
-        values = self.values or ()
+    def _values_problem(self) -> str | None:
+        """The first problem of ``values`` (the first bad value: one is enough to fix)."""
+        values, dist, low, high = self.values or (), self.distribution, self.low, self.high
+        labels = {choice_label(c) for c in self.choices or ()}
         if not values:
-            return ["`values` must list at least one value"]
+            return "`values` must list at least one value"
         if len({choice_label(v) for v in values}) != len(values):
-            return ["`values` lists a value twice"]
-        dist = self.distribution
-        if dist in NUMERIC_DISTRIBUTIONS:
-            low, high = self.low, self.high
-            for v in values:
+            return "`values` lists a value twice"
+        for v in values:
+            if dist in NUMERIC_DISTRIBUTIONS:
                 if isinstance(v, bool) or not isinstance(v, int | float):
-                    return [f"`values` of a {dist} range must be numbers (got {short(v)})"]
+                    return f"`values` of a {dist} range must be numbers (got {short(v)})"
                 if dist in ("int", "log_int") and not float(v).is_integer():
-                    return [f"`values` of an {dist} range must be whole numbers (got {v!r})"]
+                    return f"`values` of an {dist} range must be whole numbers (got {v!r})"
                 if low is not None and high is not None and not low <= v <= high:
-                    return [f"value {v!r} lies outside [low, high] = [{low:g}, {high:g}]"]
-        elif dist == "categorical" and self.choices:
-            labels = {choice_label(c) for c in self.choices}
-            for v in values:
-                if choice_label(v) not in labels:
-                    return [f"value {short(v)} is not one of the `choices`"]
-        return []
+                    return f"value {v!r} lies outside [low, high] = [{low:g}, {high:g}]"
+            elif dist == "categorical" and labels and choice_label(v) not in labels:
+                return f"value {short(v)} is not one of the `choices`"
+        return None
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
