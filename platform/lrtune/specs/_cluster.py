@@ -1,23 +1,6 @@
 """The job file's ``cluster:`` section: how `lrtune submit` runs the job on a Ray cluster
-(validated with the rest of the job; used by `lrtune.cluster`).
-
-```yaml
-cluster:
-  address: http://ray-head:8265        # Ray's dashboard / Jobs API (after --address, RAY_ADDRESS)
-  working_dir: ..                      # default: the project holding the job file
-  working_dir_excludes: [data/raw/]    # added to lrtune's excludes (results, venvs, MLflow, ...)
-  install: wheel                       # wheel: ship lrtune as a wheel built now; preinstalled
-  py_modules: [../acme_lr]             # the user's packages: package dirs, projects, .whl files
-  pip: [scikit-learn==1.6.1]           # extra PyPI packages (Ray's pip runtime env)
-  env_vars:                            # plain values travel with the job; secrets never do
-    OMP_NUM_THREADS: "1"
-    AWS_SECRET_ACCESS_KEY: {secret: s3-credentials, key: secret-key}   # a Kubernetes Secret
-    GIT_AUTHOR: {value: me, secret: false}   # a name that looks secret, declared plain
-  entrypoint_resources: {num_cpus: 1}  # what the driver (`lrtune run`) itself holds
-  python: python                       # the Python command on the nodes (Ray's own)
-  stop_wait_s: 60                      # SIGTERM → SIGKILL grace of `lrtune jobs stop`
-```
-"""
+(validated with the rest of the job; used by `lrtune.cluster`). README's "Run on a cluster"
+shows every key. Plain ``env_vars`` values travel with the job; secrets never do."""
 
 from __future__ import annotations
 
@@ -130,7 +113,8 @@ def _env_value(name: str, item: Any) -> EnvValue:
 
 
 class ClusterSpec(BaseModel):
-    """A job's ``cluster:`` section, validated (`parse_cluster` turns errors into one paragraph).
+    """A job's ``cluster:`` section, validated (`lrtune.cluster.parse_cluster` turns errors into
+    one paragraph).
 
     Relative paths (``working_dir``, ``py_modules``) are relative to the job file's folder.
     """

@@ -85,14 +85,11 @@ class _Param:
 
     def suggest(self, trial: optuna.Trial) -> Any:
         """The trial's value of this parameter, suggested over `distribution`."""
-        from optuna.distributions import FloatDistribution, IntDistribution
-
-        dist = self.distribution()
-        if isinstance(dist, IntDistribution):
-            return trial.suggest_int(self.name, dist.low, dist.high, step=dist.step, log=dist.log)
-        if isinstance(dist, FloatDistribution):
-            return trial.suggest_float(self.name, dist.low, dist.high, step=dist.step, log=dist.log)
-        return self.from_label(trial.suggest_categorical(self.name, self.labels()))
+        if self.options is not None:
+            return self.from_label(trial.suggest_categorical(self.name, self.labels()))
+        dist: Any = self.distribution()
+        suggest = trial.suggest_int if self.dim.is_int else trial.suggest_float
+        return suggest(self.name, dist.low, dist.high, step=dist.step, log=dist.log)
 
 
 @dataclass(frozen=True)
@@ -322,7 +319,7 @@ def compile_space(job: JobSpec) -> CompiledSpace:
     if space is None:
         return compiled
     for slot in PLUGIN_SLOTS:
-        raw = space.slot(slot)
+        raw = getattr(space, slot)
         if raw is not None:
             compiled.families[slot] = tuple(_family(slot, name, raw[name]) for name in sorted(raw))
     if space.feedback is not None:
@@ -371,7 +368,10 @@ def agent_hyperparams(
         batch = int(base["train_batch_size_per_learner"])
         out["minibatch_size"] = max(1, batch // chosen.num_minibatches)
     if chosen.exploration_fraction is not None or chosen.exploration_final_eps is not None:
-        end_step, final_eps = _ramp_end(base.get("epsilon"))
+        # The end of the presets' ramp: ``[[step, ε], ...]``'s last point, or a flat ε.
+        epsilon: Any = base.get("epsilon")
+        last = (1, epsilon) if isinstance(epsilon, int | float) else list(epsilon)[-1]
+        end_step, final_eps = int(last[0]), float(last[1])
         if chosen.exploration_fraction is not None:
             end_step = max(1, round(chosen.exploration_fraction * job.budget.trial_env_steps))
         if chosen.exploration_final_eps is not None:
@@ -381,14 +381,6 @@ def agent_hyperparams(
         buffer = dict(base.get("replay_buffer_config") or {})
         out["replay_buffer_config"] = {**buffer, "capacity": int(chosen.buffer_size)}
     return out
-
-
-def _ramp_end(epsilon: Any) -> tuple[int, float]:
-    """``(env step, ε)`` at the end of an ``epsilon`` setting (a number: a flat ε)."""
-    if isinstance(epsilon, int | float):
-        return 1, float(epsilon)
-    last = list(epsilon)[-1]
-    return int(last[0]), float(last[1])
 
 
 def _check_minibatches(job: JobSpec) -> None:

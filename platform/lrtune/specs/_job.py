@@ -360,7 +360,7 @@ class SearchSpec(BaseModel):
         optuna_driven = self.algorithm == "optuna"
         name, loc = (self.sampler, "sampler") if optuna_driven else (self.algorithm, "algorithm")
         try:
-            kind = SLOTS["searchers"].get(name).factory.kind
+            kind = self.plugin_class().kind
         except LRTuneError as exc:
             yield (loc,), str(exc)
             return
@@ -436,7 +436,7 @@ class SchedulerSpec(BaseModel):
 
     @problem_check
     def _one_grace(self) -> Iterator[Problem]:
-        plugin = SLOTS["schedulers"].get(self.name).factory
+        plugin: Any = SLOTS["schedulers"].get(self.name).factory
         if self.grace_period is not None and self.grace_fraction is not None:
             yield (
                 ("grace_fraction",),
@@ -591,7 +591,8 @@ class JobSpec(BaseModel):
         refs: list[tuple[Loc, str, str]] = []
         if self.space is not None:
             for slot, reg in PLUGIN_SLOTS.items():
-                refs += [(("space", slot, name), reg, name) for name in self.space.slot(slot) or {}]
+                families = getattr(self.space, slot) or {}
+                refs += [(("space", slot, name), reg, name) for name in families]
             for label, rules in (self.space.feedback or {}).items():
                 refs += [
                     (("space", "feedback", label, i), "feedback", r.name)

@@ -2,21 +2,8 @@
 
 A population job trains ``size`` members at once; every ``interval`` env steps a weak member
 copies a strong one (its checkpoint: weights, optimizer moments, schedule position, feedback
-state) and perturbs the *mutable* numbers of its LR policy. Example (YAML)::
-
-    policy: {lr: 3e-4, schedule: {name: cosine, params: {min_factor: 0.1}}}
-    population:
-      name: pbt                     # an entry of the `populations` slot (pbt, pb2, ...)
-      size: 4
-      interval: 8192                # env steps between two perturbations of a member
-      quantile_fraction: 0.25       # any other key is a parameter of the plugin
-      resample_probability: 0.25
-      mutable:
-        lr: {low: 1e-5, high: 1e-2}                     # log-scaled by default
-        schedule.min_factor: {low: 0.0, high: 0.5, factors: [0.8, 1.25]}
-        gradients.max_norm: {low: 0.1, high: 10, scale: log}
-      choices:                      # drawn per member at the start, then fixed (copied on exploit)
-        optimizer: [adam, {name: sgd, params: {momentum: 0.9}}]
+state) and perturbs the *mutable* numbers of its LR policy. README's "Population-based
+schedules" shows every key.
 
 Mutable parameters live in each trial's config as plain numbers ("coordinates"):
 ``log10(value)`` for log-scaled ones, the value itself otherwise, so that PB2's linear bounds
@@ -403,15 +390,9 @@ def _in_ref(ref: Mapping[str, Any], slot: str, parts: list[str], loc: Loc) -> tu
         if isinstance(value, Mapping) and "name" in value:
             return _in_ref(value, slot, parts[1:], (*loc, "params", name))
         raise ValueError(f"{kind} '{ref['name']}': {name!r} is a number, not a plugin")
-    number = _numeric_kind(fields[name].annotation)
-    if number is None:
+    numbers = set(annotation_types(fields[name].annotation))  # Optional/Annotated allowed
+    if numbers not in ({int}, {float}):
         raise ValueError(
             f"{kind} '{ref['name']}': {name!r} is not a single number, so it cannot be mutated"
         )
-    return (*loc, "params", name), number
-
-
-def _numeric_kind(annotation: Any) -> type | None:
-    """``int`` or ``float`` for a numeric field annotation (Optional/Annotated allowed)."""
-    kinds = set(annotation_types(annotation))
-    return kinds.pop() if kinds in ({int}, {float}) else None
+    return (*loc, "params", name), numbers.pop()

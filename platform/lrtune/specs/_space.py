@@ -4,21 +4,8 @@ A space names, per LR slot, the families (registered plugins) to choose from and
 its parameters: each a constant or a *dimension* (a mapping with ``distribution`` and/or
 ``values``). Every range is checked against the plugin's own parameter model when the file is
 loaded, so a space that could sample an invalid policy is refused before anything runs.
-
-Example (YAML)::
-
-    version: 1
-    lr: {distribution: log_uniform, low: 1e-5, high: 3e-3}
-    schedule:
-      constant: {}
-      cosine: {min_factor: {distribution: uniform, low: 0.0, high: 0.2}}
-    optimizer:
-      adam: {eps: 1e-5}
-      sgd: {lr: {distribution: log_uniform, low: 1e-3, high: 1e-1}}
-    feedback: {off: [], guard: [divergence_guard]}
-    hyperparams: {gamma: {distribution: uniform, low: 0.97, high: 0.999}}
-    model: {hidden: {distribution: categorical, choices: [[64, 64], [256, 256]]}}
-    agent_settings: {num_minibatches: {distribution: categorical, choices: [4, 8, 16]}}
+``search_spaces/lr_policies.yaml`` (the LR policy) and ``ppo_agent.yaml`` (the agent) are
+examples.
 
 Besides the LR policy a space may search the agent: ``hyperparams`` (RLlib settings by name,
 e.g. ``gamma``, ``lambda_``, ``clip_param``), ``model`` (fields of the job's `ModelSpec`,
@@ -470,14 +457,10 @@ class SearchSpaceSpec(BaseModel):
 
     # ---- views
 
-    def slot(self, name: str) -> Mapping[str, Any] | None:
-        """The families of a slot (``schedule``, ``optimizer``, ``gradients``, ``feedback``)."""
-        return getattr(self, name)
-
     @property
     def is_conditional(self) -> bool:
         """Whether some slot chooses among more than one family (conditional parameters)."""
-        return any(len(self.slot(s) or {}) > 1 for s in (*PLUGIN_SLOTS, "feedback"))
+        return any(len(getattr(self, s) or {}) > 1 for s in (*PLUGIN_SLOTS, "feedback"))
 
     def needs_base_lr(self) -> bool:
         """Whether some trial uses the base ``lr`` (an optimizer family without its own)."""
@@ -503,7 +486,7 @@ class SearchSpaceSpec(BaseModel):
         )
         axes: list[GridAxis] = []
         for slot in PLUGIN_SLOTS:
-            families = self.slot(slot) or {}
+            families = getattr(self, slot) or {}
             axis: GridAxis = []
             for name in sorted(families):
                 params = dict(families[name])

@@ -145,8 +145,6 @@ def load_yaml(source: str | Path) -> tuple[str, Any]:
                 if aliases > MAX_ALIASES:
                     raise SpecError(f"{label}: more than {MAX_ALIASES} YAML aliases; refused.")
         docs = list(yaml.load_all(text, Loader=YAML_LOADER))
-    except SpecError:
-        raise
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
