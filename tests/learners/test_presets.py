@@ -129,9 +129,11 @@ def build(env: str, model: ModelSettings, **hyperparams: Any) -> Any:
 
 
 def observation_pieces(algo: Any) -> list[str]:
-    """The env-to-module pieces in front of RLlib's defaults (lrtune's flattening and filter)."""
+    """The env-to-module pieces in front of the batching ones, RLlib's defaults or lrtune's
+    `BatchedObservations` (lrtune's flattening and filter)."""
     names = [type(piece).__name__ for piece in algo.env_runner._env_to_module.connectors]
-    return names[: names.index("AddObservationsFromEpisodesToBatch")]
+    last = "BatchedObservations" if "BatchedObservations" in names else None
+    return names[: names.index(last or "AddObservationsFromEpisodesToBatch")]
 
 
 def train_save_restore(config: Any, folder: Path, iterations: int = 2) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
@@ -343,6 +343,7 @@ def build_algorithm_config(
         facts.discrete_actions if facts is not None else native and discrete_actions(env),
         hyperparams or {},
     )
+    _batch_observations(config, filtered["env_to_module_connector"], hyperparams or {})
     _check_flat_replay(config)
     if facts is not None and facts.unbounded_actions and not plugin.squashes_actions:
         _actions_into_bounds(config, hyperparams or {})
@@ -425,6 +426,29 @@ def _batch_module_outputs(
         config.env_runners(
             module_to_env_connector=batched_module_to_env,
             add_default_connectors_to_module_to_env_pipeline=False,
+        )
+
+
+# Settings that mean a job builds its own env-to-module pipeline or module.
+_OWN_ENV_TO_MODULE = ("add_default_connectors_to_env_to_module_pipeline", "rl_module_spec")
+
+
+def _batch_observations(
+    config: AlgorithmConfig, connector: Any, hyperparams: Mapping[str, Any]
+) -> None:
+    """Give a single-agent, memoryless module whose env-to-module pipeline is lrtune's own
+    (`ObservationConnectors`) the batched observation piece in place of RLlib's default pieces
+    (`lrtune.learners._vector.BatchedObservations`: the same batch, one call per vector step),
+    unless the job builds its own pipeline or module."""
+    if (
+        isinstance(connector, ObservationConnectors)
+        and not config.is_multi_agent
+        and not config.model_config.get("use_lstm")
+        and not any(key in hyperparams for key in _OWN_ENV_TO_MODULE)
+    ):
+        config.env_runners(
+            env_to_module_connector=replace(connector, batched=True),
+            add_default_connectors_to_env_to_module_pipeline=False,
         )
 
 

@@ -281,11 +281,14 @@ class ObservationConnectors:
     it is in the episodes and the replay buffer; otherwise, or when ``normalize``, it is cast
     to float32 here (`FloatObservations`; images scaled to [0, 1]), and the episodes hold four
     times the bytes of uint8 images. ``normalize`` adds `mean_std_filter`'s ``MeanStdFilter``
-    last. A frozen dataclass, so configs pickle.
+    last. ``batched`` ends the list with `lrtune.learners._vector.BatchedObservations`, which
+    stands in for RLlib's default pieces (the config then leaves them out). A frozen
+    dataclass, so configs pickle.
     """
 
     normalize: bool = False
     module_casts: bool = False
+    batched: bool = False
 
     def __call__(self, env: Any = None, spaces: Any = None, device: Any = None) -> list[Any]:
         """The connector pieces for ``env``'s (or ``spaces``') single observation space."""
@@ -308,4 +311,8 @@ class ObservationConnectors:
             pieces.append(FloatObservations())
         if self.normalize:
             pieces.append(mean_std_filter())
+        if self.batched:
+            from lrtune.learners._vector import BatchedObservations
+
+            pieces.append(BatchedObservations(device=device))
         return pieces

@@ -23,6 +23,13 @@ pipeline adds one observation per ongoing episode, and the single-agent env runn
 episode per env index), so keeping the outputs batched hands the env runner the same values:
 it indexes each column by env index either way.
 
+`BatchedObservations` does the same on the env-to-module side: in place of RLlib's five
+default pieces (``AddObservationsFromEpisodesToBatch``, ``AddTimeDimToBatchAndZeroPad``,
+``AddStatesFromEpisodesToBatch``, ``BatchIndividualItems``, ``NumpyToTensor``), each timed by
+the pipeline on every vector step, one piece stacks the episodes' last observations and makes
+them a tensor. `build_algorithm_config` gives it to single-agent, memoryless modules whose
+env-to-module pipeline is lrtune's own (`ObservationConnectors`).
+
 `ActionsIntoBounds` is the module-to-env piece for action spaces with a Box that has an
 infinite bound (see its docstring).
 """
@@ -37,11 +44,14 @@ import gymnasium as gym
 from ray.rllib.connectors.connector_v2 import ConnectorV2
 from ray.rllib.connectors.module_to_env import GetActions, TensorToNumpy
 from ray.rllib.core.columns import Columns
+from ray.rllib.utils.spaces import space_utils
 from ray.rllib.utils.spaces.space_utils import (
+    BatchedNdArray,
     clip_action,
     get_base_struct_from_space,
     unsquash_action,
 )
+from ray.rllib.utils.torch_utils import convert_to_torch_tensor
 
 from lrtune._env_ids import register_lrtune_envs
 
@@ -50,6 +60,7 @@ VECTOR_ENTRY_POINT = "vector_entry_point"
 __all__ = [
     "VECTOR_ENTRY_POINT",
     "ActionsIntoBounds",
+    "BatchedObservations",
     "BatchedOutputsCheck",
     "batched_module_to_env",
     "discrete_actions",
@@ -128,6 +139,72 @@ def batched_module_to_env(env: Any = None, spaces: Any = None) -> list[Connector
     distribution inputs (``GetActions``), convert to numpy (``TensorToNumpy``), and stop there;
     the env runner indexes each ``(num_envs, ...)`` column by env index."""
     return [GetActions(), TensorToNumpy(), BatchedOutputsCheck()]
+
+
+class BatchedObservations(ConnectorV2):
+    """Env-to-module piece in place of RLlib's default ones (``config.env_runners(
+    add_default_connectors_to_env_to_module_pipeline=False)``), for a single-agent, memoryless
+    module: the batch RLlib's defaults build, in one piece.
+
+    RLlib's defaults add each episode's last observation to the batch one item at a time
+    (``AddObservationsFromEpisodesToBatch``), let two pieces find that the module keeps no
+    state, stack the items (``BatchIndividualItems``, which also notes each row's episode id
+    in ``shared_data["memorized_map_structure"]`` for the module-to-env side) and convert them
+    to tensors (``NumpyToTensor``). This piece calls the same functions on the same values
+    (``get_observations(-1)``, RLlib's ``batch``, ``convert_to_torch_tensor``) once per vector
+    step, so the module gets the same tensor and the episodes are left as they were. It
+    refuses what RLlib's defaults would add and it would not: a column that a piece before it
+    put into the batch, a stateful module (an LSTM)."""
+
+    def __init__(
+        self,
+        input_observation_space: gym.Space | None = None,
+        input_action_space: gym.Space | None = None,
+        *,
+        device: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(input_observation_space, input_action_space, **kwargs)
+        self._device = device
+
+    def __call__(
+        self,
+        *,
+        rl_module: Any,
+        batch: dict[str, Any],
+        episodes: list[Any],
+        explore: bool | None = None,
+        shared_data: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """``{"obs": tensor}``: the episodes' last observations, one row per episode in
+        order."""
+        if batch:
+            raise ValueError(
+                f"lrtune's batched env-to-module pipeline got batch columns {sorted(batch)} "
+                "from a connector before it; it batches observations only. Set hyperparams "
+                "add_default_connectors_to_env_to_module_pipeline: true to use RLlib's."
+            )
+        if rl_module is not None and rl_module.is_stateful():
+            raise ValueError(
+                "lrtune's batched env-to-module pipeline does not support stateful RL "
+                "modules; set hyperparams add_default_connectors_to_env_to_module_pipeline: "
+                "true to use RLlib's default pipeline."
+            )
+        if not episodes:  # RLlib's defaults add nothing then
+            return batch
+        observations = [episode.get_observations(-1) for episode in episodes]
+        if shared_data is not None:
+            # BatchIndividualItems' map: one entry per row (a BatchedNdArray holds several).
+            rows: list[Any] = []
+            for episode, observation in zip(episodes, observations, strict=True):
+                count = len(observation) if isinstance(observation, BatchedNdArray) else 1
+                rows.extend([episode.id_] * count)
+            shared_data["memorized_map_structure"] = rows
+        stacked = space_utils.batch(observations, individual_items_already_have_batch_dim="auto")
+        if rl_module is None:  # NumpyToTensor leaves numpy when there is no module
+            return {Columns.OBS: stacked}
+        return {Columns.OBS: convert_to_torch_tensor(stacked, device=self._device)}
 
 
 class ActionsIntoBounds(ConnectorV2):

@@ -1,0 +1,207 @@
+"""lrtune's batched env-to-module piece (`BatchedObservations`) in place of RLlib's default
+pieces changes nothing that is sampled or trained: seeded env runners return the same episodes
+with either pipeline, and seeded training ends with the same weights bit for bit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from ray.rllib.connectors.env_to_module import (
+    AddObservationsFromEpisodesToBatch,
+    BatchIndividualItems,
+    MeanStdFilter,
+    NumpyToTensor,
+)
+from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.core.columns import Columns
+from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+from ray.rllib.env.single_agent_episode import SingleAgentEpisode
+
+from lrtune.learners import ModelSettings, build_algorithm_config
+from lrtune.learners._modules import mean_std_filter
+from lrtune.learners._presets import over_presets
+from lrtune.learners._vector import BatchedObservations
+
+ENV = "CartPole-v1"
+# benchmarks/throughput.py's settings, smaller: several envs, fragments that cut episodes.
+SETTINGS: dict[str, dict[str, Any]] = {
+    "ppo": {
+        "num_envs_per_env_runner": 4,
+        "rollout_fragment_length": 32,
+        "train_batch_size_per_learner": 128,
+        "minibatch_size": 64,
+        "num_epochs": 2,
+    },
+    "dqn": {
+        "num_envs_per_env_runner": 4,
+        "rollout_fragment_length": 4,
+        "train_batch_size_per_learner": 32,
+        "num_steps_sampled_before_learning_starts": 64,
+        "min_sample_timesteps_per_iteration": 128,
+        "epsilon": [[0, 1.0], [400, 0.05]],  # both greedy and random actions in a short run
+    },
+}
+DEFAULT = {"add_default_connectors_to_env_to_module_pipeline": True}
+
+
+def _config(agent: str, normalize: bool, extra: dict[str, Any] | None = None) -> Any:
+    hyperparams = over_presets(agent, ENV, {}, SETTINGS[agent], extra or {})
+    return build_algorithm_config(
+        agent,
+        ENV,
+        policy={"lr": 1e-3},
+        hyperparams=hyperparams,
+        model=ModelSettings(hidden=(16, 16), normalize_observations=normalize),
+        seed=0,
+    )
+
+
+def _pieces(config: Any) -> list[type]:
+    runner = SingleAgentEnvRunner(config=config)
+    try:
+        return [type(piece) for piece in runner._env_to_module.connectors]
+    finally:
+        runner.stop()
+
+
+@pytest.mark.parametrize("agent", ["ppo", "dqn"])
+def test_lrtune_pipelines_end_with_the_batched_piece(agent: str) -> None:
+    assert _pieces(_config(agent, False)) == [BatchedObservations]
+    assert _pieces(_config(agent, True)) == [MeanStdFilter, BatchedObservations]
+    defaults = _pieces(_config(agent, True, DEFAULT))
+    assert defaults[0] is MeanStdFilter and BatchedObservations not in defaults
+    assert {AddObservationsFromEpisodesToBatch, BatchIndividualItems, NumpyToTensor} <= set(
+        defaults
+    )
+
+
+def test_own_connectors_and_stateful_modules_keep_rllibs_pieces() -> None:
+    own = _config("ppo", False, {"env_to_module_connector": mean_std_filter})
+    assert BatchedObservations in _pieces(own)  # lrtune's filter: still lrtune's pipeline
+    other = _config("ppo", False, {"env_to_module_connector": _own_filter})
+    assert BatchedObservations not in _pieces(other)
+    assert other.add_default_connectors_to_env_to_module_pipeline
+    lstm = _config("ppo", False, {"model_config": {"use_lstm": True, "max_seq_len": 4}})
+    assert lstm.model_config["use_lstm"]
+    assert lstm.add_default_connectors_to_env_to_module_pipeline
+
+
+def _own_filter(env: Any = None, spaces: Any = None, device: Any = None) -> Any:
+    return MeanStdFilter()
+
+
+def test_the_piece_refuses_what_it_cannot_batch() -> None:
+    episode = SingleAgentEpisode(observations=[np.zeros(4, np.float32)], len_lookback_buffer=0)
+    piece = BatchedObservations()
+    out = piece(rl_module=None, batch={}, episodes=[episode], shared_data={})
+    assert out[Columns.OBS].shape == (1, 4)
+    with pytest.raises(ValueError, match="batch columns"):
+        piece(rl_module=None, batch={"prev_actions": [0]}, episodes=[episode], shared_data={})
+
+
+def _runner(agent: str, normalize: bool, default: bool) -> SingleAgentEnvRunner:
+    torch.manual_seed(0)  # the same initial weights on both sides
+    return SingleAgentEnvRunner(config=_config(agent, normalize, DEFAULT if default else None))
+
+
+def _record_inputs(runner: SingleAgentEnvRunner) -> list[dict[str, Any]]:
+    """What the runner's module is called with, one batch per vector step, from now on."""
+    seen: list[dict[str, Any]] = []
+    forward = runner.module.forward_exploration
+
+    def recording(batch: dict[str, Any], **kwargs: Any) -> Any:
+        seen.append({key: value.clone() for key, value in batch.items()})
+        return forward(batch, **kwargs)
+
+    runner.module.forward_exploration = recording  # type: ignore[method-assign]
+    return seen
+
+
+def _sample(runner: SingleAgentEnvRunner, calls: int) -> list[list[SingleAgentEpisode]]:
+    torch.manual_seed(1)  # the same action draws on both sides
+    return [runner.sample(explore=True) for _ in range(calls)]
+
+
+def _assert_same_episodes(a: SingleAgentEpisode, b: SingleAgentEpisode) -> None:
+    assert (len(a), a.t_started, a.is_terminated, a.is_truncated) == (
+        len(b),
+        b.t_started,
+        b.is_terminated,
+        b.is_truncated,
+    )
+    np.testing.assert_array_equal(a.get_observations(), b.get_observations())
+    np.testing.assert_array_equal(a.get_actions(), b.get_actions())
+    np.testing.assert_array_equal(a.get_rewards(), b.get_rewards())
+    assert sorted(a.extra_model_outputs) == sorted(b.extra_model_outputs)
+    for key in a.extra_model_outputs:  # action_logp, action_dist_inputs, weights_seq_no
+        np.testing.assert_array_equal(
+            a.get_extra_model_outputs(key), b.get_extra_model_outputs(key), err_msg=key
+        )
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("agent", ["ppo", "dqn"])
+def test_seeded_sampling_returns_rllibs_episodes(agent: str, normalize: bool) -> None:
+    """Several sample() calls that cut running episodes and finish others: the module gets the
+    same input tensors at every vector step, the chunks hold the same values bit for bit, and
+    the observation filter ends with the same statistics."""
+    calls = 6 if agent == "ppo" else 60
+    runners = [_runner(agent, normalize, default) for default in (False, True)]
+    try:
+        inputs = [_record_inputs(runner) for runner in runners]
+        ours, theirs = (_sample(runner, calls) for runner in runners)
+        assert len(inputs[0]) == len(inputs[1]) > calls
+        for mine_in, rllibs_in in zip(*inputs, strict=True):
+            assert mine_in.keys() == rllibs_in.keys() == {Columns.OBS}
+            assert mine_in[Columns.OBS].dtype == rllibs_in[Columns.OBS].dtype == torch.float32
+            assert torch.equal(mine_in[Columns.OBS], rllibs_in[Columns.OBS])
+        done = 0
+        for mine, rllibs in zip(ours, theirs, strict=True):
+            assert len(mine) == len(rllibs) >= 4
+            for a, b in zip(mine, rllibs, strict=True):
+                _assert_same_episodes(a, b)
+                done += a.is_done
+        assert done >= 4  # episodes ended inside and across calls
+        states = [runner._env_to_module.get_state() for runner in runners]
+        assert states[0].keys() == states[1].keys() == ({"MeanStdFilter"} if normalize else set())
+        if normalize:
+            np.testing.assert_equal(states[0], states[1])
+    finally:
+        for runner in runners:
+            runner.stop()
+
+
+@pytest.fixture()
+def _ray(ray_session: Any) -> Iterator[None]:
+    yield
+
+
+def _weights(algo: Any) -> dict[str, np.ndarray]:
+    module = algo.learner_group._learner.module[DEFAULT_MODULE_ID]
+    return {name: t.detach().cpu().numpy().copy() for name, t in module.state_dict().items()}
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("_ray")
+@pytest.mark.parametrize(("agent", "normalize"), [("ppo", True), ("dqn", False)])
+def test_seeded_training_ends_with_the_same_weights(agent: str, normalize: bool) -> None:
+    weights = []
+    for default in (False, True):
+        torch.manual_seed(0)
+        algo = _config(agent, normalize, DEFAULT if default else None).build_algo()
+        try:
+            pieces = [type(p) for p in algo.env_runner._env_to_module.connectors]
+            assert (BatchedObservations in pieces) is not default
+            torch.manual_seed(1)
+            for _ in range(3):
+                algo.train()
+            weights.append(_weights(algo))
+        finally:
+            algo.stop()
+    assert weights[0].keys() == weights[1].keys()
+    for name, value in weights[0].items():
+        np.testing.assert_array_equal(value, weights[1][name], err_msg=name)
