@@ -13,15 +13,13 @@ import numpy as np
 import pytest
 import torch
 from ray.rllib.connectors.module_to_env import (
-    GetActions,
-    TensorToNumpy,
     UnBatchToIndividualItems,
 )
 
 from lrtune.envs import RECSYS_HARD_ID, RECSYS_ID, BatchedRecSysEnv
 from lrtune.learners import RESULT_KEY, build_algorithm_config
 from lrtune.learners._presets import preset_hyperparams
-from lrtune.learners._vector import BatchedOutputsCheck, vector_entry_point
+from lrtune.learners._vector import BatchedActions, vector_entry_point
 from lrtune.policies import PolicyError
 
 POLICY = {"lr": 3e-4}
@@ -74,7 +72,7 @@ def test_recsys_configs_use_the_vector_entry_point(agent: str, env: str) -> None
     assert config.gym_env_vectorize_mode == "vector_entry_point"
     assert config.num_envs_per_env_runner == params["num_envs_per_env_runner"]
     # The batched pipeline, not RLlib's per-item one.
-    assert module_to_env_pieces(config) == [GetActions, TensorToNumpy, BatchedOutputsCheck]
+    assert module_to_env_pieces(config) == [BatchedActions]
 
 
 def test_discrete_actions_get_the_batched_pipeline_in_sync_mode_too() -> None:
@@ -87,7 +85,7 @@ def test_discrete_actions_get_the_batched_pipeline_in_sync_mode_too() -> None:
         assert "gym_env_vectorize_mode" not in params
         config = build_algorithm_config(agent, "CartPole-v1", policy=POLICY, hyperparams=params)
         assert config.gym_env_vectorize_mode == "sync"
-        assert module_to_env_pieces(config) == [GetActions, TensorToNumpy, BatchedOutputsCheck]
+        assert module_to_env_pieces(config) == [BatchedActions]
     # Box actions (RLlib rescales and clips them per item) and LSTM modules keep RLlib's.
     pendulum = build_algorithm_config("ppo", "Pendulum-v1", policy=POLICY)
     assert UnBatchToIndividualItems in module_to_env_pieces(pendulum)
@@ -177,7 +175,7 @@ def test_batched_pipeline_samples_what_the_default_pipeline_samples(agent: str, 
         if default_pipeline:  # RLlib's own, per-item module-to-env pipeline
             params["add_default_connectors_to_module_to_env_pipeline"] = True
         config = build_algorithm_config(agent, env, policy=POLICY, hyperparams=params, seed=0)
-        assert (BatchedOutputsCheck in module_to_env_pieces(config)) is not default_pipeline
+        assert (BatchedActions in module_to_env_pieces(config)) is not default_pipeline
         algo = config.build_algo()
         try:
             torch.manual_seed(0)

@@ -21,7 +21,9 @@ trained at 6,371 against 8,095 env steps/s without it (``benchmarks/recsys_train
 reaches the module-to-env pipeline already has one row per env, in env order (the env-to-module
 pipeline adds one observation per ongoing episode, and the single-agent env runner keeps one
 episode per env index), so keeping the outputs batched hands the env runner the same values:
-it indexes each column by env index either way.
+it indexes each column by env index either way. Since 2026-12-07 the pipeline is one piece,
+`BatchedActions`, which also draws PPO's categorical actions without building torch
+distribution objects on every vector step.
 
 `BatchedObservations` does the same on the env-to-module side: in place of RLlib's five
 default pieces (``AddObservationsFromEpisodesToBatch``, ``AddTimeDimToBatchAndZeroPad``,
@@ -41,9 +43,13 @@ import functools
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
+import torch
 from ray.rllib.connectors.connector_v2 import ConnectorV2
-from ray.rllib.connectors.module_to_env import GetActions, TensorToNumpy
+from ray.rllib.connectors.module_to_env import GetActions
 from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical
+from ray.rllib.utils.numpy import convert_to_numpy
 from ray.rllib.utils.spaces import space_utils
 from ray.rllib.utils.spaces.space_utils import (
     BatchedNdArray,
@@ -60,8 +66,8 @@ VECTOR_ENTRY_POINT = "vector_entry_point"
 __all__ = [
     "VECTOR_ENTRY_POINT",
     "ActionsIntoBounds",
+    "BatchedActions",
     "BatchedObservations",
-    "BatchedOutputsCheck",
     "batched_module_to_env",
     "discrete_actions",
     "vector_entry_point",
@@ -105,11 +111,43 @@ def discrete_actions(env: str) -> bool:
         venv.close()
 
 
-class BatchedOutputsCheck(ConnectorV2):
-    """Last piece of `batched_module_to_env`: refuses what a batched pipeline cannot pass on.
+def _to_numpy(value: Any) -> Any:
+    """RLlib's ``convert_to_numpy`` of one batch column (float64 to float32, int64 to int32),
+    with a plain tensor converted without ``tree``'s walk."""
+    if not isinstance(value, torch.Tensor):
+        return convert_to_numpy(value)
+    out = value.cpu().item() if len(value.size()) == 0 else value.detach().cpu().numpy()
+    if isinstance(out, np.ndarray):
+        if np.issubdtype(out.dtype, np.floating):
+            out = out.astype(np.float32)
+        elif np.issubdtype(out.dtype, int):
+            out = out.astype(np.int32)
+    return out
 
-    A stateful module (an LSTM) returns a time rank and state outputs that RLlib's default
-    pipeline strips per item; this pipeline leaves them, so it stops with a message instead."""
+
+class BatchedActions(ConnectorV2):
+    """The module-to-env pipeline of `batched_module_to_env` in one piece: RLlib's
+    ``GetActions``, then ``TensorToNumpy``. A stateful module (an LSTM) returns a time rank and
+    state outputs that RLlib's default pipeline strips per item; this piece would pass them
+    on, so it stops with a message instead.
+
+    For the exploring forward pass of a module whose exploration distribution is RLlib's
+    ``TorchCategorical`` (PPO's for a ``Discrete`` action space), it draws the actions and
+    their log-probabilities with the tensor operations torch's ``Categorical`` runs for
+    ``GetActions`` (RLlib builds it with ``validate_args=False``): logits normalised by their
+    ``logsumexp``, ``softmax``, one ``multinomial`` draw per row, ``gather`` of the normalised
+    logits; the same values and the same draws from torch's random stream, without building
+    two distribution objects on every vector step. Any other case goes through RLlib's
+    ``GetActions`` as it is."""
+
+    def __init__(
+        self,
+        input_observation_space: gym.Space | None = None,
+        input_action_space: gym.Space | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(input_observation_space, input_action_space, **kwargs)
+        self._get_actions = GetActions()
 
     def __call__(
         self,
@@ -121,14 +159,40 @@ class BatchedOutputsCheck(ConnectorV2):
         shared_data: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Return ``batch`` unchanged, or raise if a stateful module produced it."""
+        """``batch`` with actions (and their log-probabilities) added, as numpy."""
         if Columns.STATE_OUT in batch:
             raise ValueError(
                 "lrtune's batched module-to-env pipeline does not support stateful RL "
                 "modules; set hyperparams add_default_connectors_to_module_to_env_pipeline: "
                 "true to use RLlib's default pipeline."
             )
-        return batch
+        logits = batch.get(Columns.ACTION_DIST_INPUTS)
+        if (
+            explore
+            and logits is not None
+            and Columns.ACTIONS not in batch
+            and Columns.ACTION_LOGP not in batch
+            and rl_module.get_exploration_action_dist_cls() is TorchCategorical
+        ):
+            # torch's Categorical(logits=...): __init__, then sample(), then log_prob().
+            normalised = logits - logits.logsumexp(dim=-1, keepdim=True)
+            probs = torch.nn.functional.softmax(normalised, dim=-1)
+            draws = torch.multinomial(probs.reshape(-1, probs.size(-1)), 1, True).T
+            actions = draws.reshape(normalised.shape[:-1])
+            batch[Columns.ACTIONS] = actions
+            batch[Columns.ACTION_LOGP] = normalised.gather(
+                -1, actions.long().unsqueeze(-1)
+            ).squeeze(-1)
+        else:
+            batch = self._get_actions(
+                rl_module=rl_module,
+                batch=batch,
+                episodes=episodes,
+                explore=explore,
+                shared_data=shared_data,
+                **kwargs,
+            )
+        return {key: _to_numpy(value) for key, value in batch.items()}
 
 
 def batched_module_to_env(env: Any = None, spaces: Any = None) -> list[ConnectorV2]:
@@ -136,9 +200,9 @@ def batched_module_to_env(env: Any = None, spaces: Any = None) -> list[Connector
 
     For ``config.env_runners(module_to_env_connector=...)`` with
     ``add_default_connectors_to_module_to_env_pipeline=False``: sample actions from the
-    distribution inputs (``GetActions``), convert to numpy (``TensorToNumpy``), and stop there;
-    the env runner indexes each ``(num_envs, ...)`` column by env index."""
-    return [GetActions(), TensorToNumpy(), BatchedOutputsCheck()]
+    distribution inputs and convert to numpy (`BatchedActions`), and stop there; the env
+    runner indexes each ``(num_envs, ...)`` column by env index."""
+    return [BatchedActions()]
 
 
 class BatchedObservations(ConnectorV2):

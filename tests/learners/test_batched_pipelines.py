@@ -1,6 +1,8 @@
 """lrtune's batched env-to-module piece (`BatchedObservations`) in place of RLlib's default
-pieces changes nothing that is sampled or trained: seeded env runners return the same episodes
-with either pipeline, and seeded training ends with the same weights bit for bit."""
+pieces, and its one-piece module-to-env pipeline (`BatchedActions`) in place of RLlib's
+``GetActions`` and ``TensorToNumpy``, change nothing that is sampled or trained: seeded env
+runners return the same episodes with either pipeline, and seeded training ends with the same
+weights bit for bit."""
 
 from __future__ import annotations
 
@@ -16,15 +18,17 @@ from ray.rllib.connectors.env_to_module import (
     MeanStdFilter,
     NumpyToTensor,
 )
+from ray.rllib.connectors.module_to_env import GetActions, TensorToNumpy
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 
 from lrtune.learners import ModelSettings, build_algorithm_config
 from lrtune.learners._modules import mean_std_filter
 from lrtune.learners._presets import over_presets
-from lrtune.learners._vector import BatchedObservations
+from lrtune.learners._vector import BatchedActions, BatchedObservations
 
 ENV = "CartPole-v1"
 # benchmarks/throughput.py's settings, smaller: several envs, fragments that cut episodes.
@@ -46,6 +50,20 @@ SETTINGS: dict[str, dict[str, Any]] = {
     },
 }
 DEFAULT = {"add_default_connectors_to_env_to_module_pipeline": True}
+
+
+def rllib_pieces_module_to_env(env: Any = None, spaces: Any = None) -> list[Any]:
+    """lrtune's batched module-to-env pipeline as it was built from RLlib's pieces (with a
+    check for stateful modules last, a no-op here)."""
+    return [GetActions(), TensorToNumpy()]
+
+
+# The module-to-env side as before `BatchedActions` (RLlib's env-to-module pieces too).
+PIECES = {
+    **DEFAULT,
+    "module_to_env_connector": rllib_pieces_module_to_env,
+    "add_default_connectors_to_module_to_env_pipeline": False,
+}
 
 
 def _config(agent: str, normalize: bool, extra: dict[str, Any] | None = None) -> Any:
@@ -103,9 +121,66 @@ def test_the_piece_refuses_what_it_cannot_batch() -> None:
         piece(rl_module=None, batch={"prev_actions": [0]}, episodes=[episode], shared_data={})
 
 
-def _runner(agent: str, normalize: bool, default: bool) -> SingleAgentEnvRunner:
+class _Module:
+    """Just what ``GetActions`` asks of an RL module: its distribution classes."""
+
+    def __init__(self, exploration: type) -> None:
+        self.exploration = exploration
+
+    def get_exploration_action_dist_cls(self) -> type:
+        return self.exploration
+
+    def get_inference_action_dist_cls(self) -> type:
+        return TorchCategorical
+
+
+class _OwnCategorical(TorchCategorical):
+    """Not RLlib's class itself: `BatchedActions` leaves it to ``GetActions``."""
+
+
+@pytest.mark.parametrize(
+    ("exploration", "explore"),
+    [(TorchCategorical, True), (TorchCategorical, False), (_OwnCategorical, True)],
+)
+def test_the_module_to_env_piece_gives_rllibs_columns(exploration: type, explore: bool) -> None:
+    """Fast path (exploring with RLlib's categorical) and RLlib's own path (inference, another
+    distribution class): the same columns, dtypes and values as ``GetActions`` then
+    ``TensorToNumpy``, drawing the same numbers from torch's stream."""
+    logits = torch.randn(64, 3, generator=torch.Generator().manual_seed(0)) * 3
+    episodes = [SingleAgentEpisode()]
+    outputs = []
+    for pieces in ([BatchedActions()], rllib_pieces_module_to_env()):
+        batch: dict[str, Any] = {Columns.ACTION_DIST_INPUTS: logits.clone()}
+        torch.manual_seed(3)
+        for piece in pieces:
+            batch = piece(
+                rl_module=_Module(exploration), batch=batch, episodes=episodes, explore=explore
+            )
+        batch["next_draw"] = torch.rand(1).item()  # where both left torch's stream
+        outputs.append(batch)
+    ours, theirs = outputs
+    assert list(ours) == list(theirs)
+    for key, value in theirs.items():
+        assert type(ours[key]) is type(value), key
+        if isinstance(value, np.ndarray):
+            assert ours[key].dtype == value.dtype, key
+        np.testing.assert_array_equal(ours[key], value, err_msg=key)
+
+
+def test_the_module_to_env_piece_refuses_state_outputs() -> None:
+    batch = {Columns.ACTION_DIST_INPUTS: torch.zeros(2, 2), Columns.STATE_OUT: {}}
+    with pytest.raises(ValueError, match="stateful"):
+        BatchedActions()(
+            rl_module=_Module(TorchCategorical),
+            batch=batch,
+            episodes=[SingleAgentEpisode()],
+            explore=True,
+        )
+
+
+def _runner(agent: str, normalize: bool, extra: dict[str, Any] | None) -> SingleAgentEnvRunner:
     torch.manual_seed(0)  # the same initial weights on both sides
-    return SingleAgentEnvRunner(config=_config(agent, normalize, DEFAULT if default else None))
+    return SingleAgentEnvRunner(config=_config(agent, normalize, extra))
 
 
 def _record_inputs(runner: SingleAgentEnvRunner) -> list[dict[str, Any]]:
@@ -143,15 +218,21 @@ def _assert_same_episodes(a: SingleAgentEpisode, b: SingleAgentEpisode) -> None:
         )
 
 
+@pytest.mark.parametrize("theirs", [DEFAULT, PIECES], ids=["env_to_module", "both"])
 @pytest.mark.parametrize("normalize", [False, True])
 @pytest.mark.parametrize("agent", ["ppo", "dqn"])
-def test_seeded_sampling_returns_rllibs_episodes(agent: str, normalize: bool) -> None:
+def test_seeded_sampling_returns_rllibs_episodes(
+    agent: str, normalize: bool, theirs: dict[str, Any]
+) -> None:
     """Several sample() calls that cut running episodes and finish others: the module gets the
     same input tensors at every vector step, the chunks hold the same values bit for bit, and
     the observation filter ends with the same statistics."""
     calls = 6 if agent == "ppo" else 60
-    runners = [_runner(agent, normalize, default) for default in (False, True)]
+    runners = [_runner(agent, normalize, extra) for extra in (None, theirs)]
     try:
+        pieces = [[type(p) for p in runner._module_to_env.connectors] for runner in runners]
+        assert pieces[0] == [BatchedActions]
+        assert pieces[1] == ([GetActions, TensorToNumpy] if theirs is PIECES else [BatchedActions])
         inputs = [_record_inputs(runner) for runner in runners]
         ours, theirs = (_sample(runner, calls) for runner in runners)
         assert len(inputs[0]) == len(inputs[1]) > calls
@@ -190,12 +271,13 @@ def _weights(algo: Any) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize(("agent", "normalize"), [("ppo", True), ("dqn", False)])
 def test_seeded_training_ends_with_the_same_weights(agent: str, normalize: bool) -> None:
     weights = []
-    for default in (False, True):
+    for extra in (None, PIECES):
         torch.manual_seed(0)
-        algo = _config(agent, normalize, DEFAULT if default else None).build_algo()
+        algo = _config(agent, normalize, extra).build_algo()
         try:
             pieces = [type(p) for p in algo.env_runner._env_to_module.connectors]
-            assert (BatchedObservations in pieces) is not default
+            pieces += [type(p) for p in algo.env_runner._module_to_env.connectors]
+            assert (BatchedObservations in pieces) is (BatchedActions in pieces) is (extra is None)
             torch.manual_seed(1)
             for _ in range(3):
                 algo.train()
