@@ -42,6 +42,29 @@ Last lines: ``... flat_over_episode=<lrtune's buffer / RLlib's, env steps/s>``,
 ``ppo_ratio=<lrtune/SB3 env steps/s> dqn_ratio=<...>`` (medians over the reps; goal ≥ 1.0
 each).
 
+Measured 2026-12-07 03:25-04:08 UTC, after the env runner's connector pipelines became one
+piece each (`lrtune.learners._vector`: `BatchedObservations` in place of RLlib's five default
+env-to-module pieces, `BatchedActions` in place of ``GetActions`` and ``TensorToNumpy``; the
+same module inputs, episodes and weights bit for bit, ``tests/learners/
+test_batched_pipelines.py``). Where a vector step went before (CPU time per piece, nice 19,
+one process, RLlib's ``SingleAgentEnvRunner`` built by `build_algorithm_config` with this
+file's settings; 134 vector steps per PPO ``sample()``, 4.5 per DQN one): PPO 1.25 ms per
+vector step, of which module-to-env 0.32 (``GetActions`` 0.18, ``TensorToNumpy`` 0.05),
+env-to-module 0.23 (its pieces 0.10, the pipeline's timers and length metrics the rest),
+``env.step`` 0.23, the module's forward pass 0.14-0.21, episode callbacks 0.05,
+``add_env_step`` 0.05, ``unbatch`` 0.04, ``to_numpy`` 0.03; DQN 1.0 ms, of which the
+module's ε-greedy forward pass 0.32, env-to-module 0.19, ``env.step`` 0.12, module-to-env 0.12,
+and per ``sample()`` call 0.7 ms of RLlib's bookkeeping (metrics, ``cut``, ``validate``,
+``to_numpy``). In CPU time, one process alternating the two code paths (blocks of calls,
+order flipped each block, load 1.4-2.4): PPO 121.4 -> 99.2 ms per 2,048-step ``sample()``
+(1.23x), DQN 3.43 -> 2.94 ms per 16-step one (1.18x); per ``algo.train()`` PPO 357 -> 329
+ms (1.08x), DQN 641 -> 568 ms per 1,010 env steps (noisy: another run of the env-to-module
+change alone gave 0.98x). One trial through `run_job`, this file's ``lrtune_run``, the commit
+before (3ce52e6, the main checkout) and after alternating, 8 reps each, 03:53-04:08 UTC, load
+0.8-2.2: PPO 4,798-6,277 against 5,014-6,484 env steps/s (medians 5,702 and 6,158: 1.08x),
+DQN 1,171-1,914 against 1,392-2,200 (medians 1,688 and 1,695: 1.00x); the same returns in
+every run (167.0 PPO, 10.0 DQN). SB3 was not installed in that environment, so no ratios.
+
 Measured 2026-12-07 02:43-02:48 UTC, PPO alone back to back (``--reps 3 --agents ppo
 --no-default-pipeline``), nothing else running (load 0.8-1.3), before and after torch's
 optimizers took their multi-tensor (``foreach``) kernels on CPU (the same weights bit for bit,

@@ -30,7 +30,9 @@ default pieces (``AddObservationsFromEpisodesToBatch``, ``AddTimeDimToBatchAndZe
 ``AddStatesFromEpisodesToBatch``, ``BatchIndividualItems``, ``NumpyToTensor``), each timed by
 the pipeline on every vector step, one piece stacks the episodes' last observations and makes
 them a tensor. `build_algorithm_config` gives it to single-agent, memoryless modules whose
-env-to-module pipeline is lrtune's own (`ObservationConnectors`).
+env-to-module pipeline is lrtune's own (`ObservationConnectors`). The two together, CartPole-v1
+with ``benchmarks/throughput.py``'s settings (CPU time, one process, both paths alternating,
+2026-12-07): PPO 121 -> 99 ms per 2,048-step ``sample()``, DQN 3.4 -> 2.9 ms per 16-step one.
 
 `ActionsIntoBounds` is the module-to-env piece for action spaces with a Box that has an
 infinite bound (see its docstring).
