@@ -42,7 +42,7 @@ Last lines: ``... flat_over_episode=<lrtune's buffer / RLlib's, env steps/s>``,
 ``ppo_ratio=<lrtune/SB3 env steps/s> dqn_ratio=<...>`` (medians over the reps; goal ≥ 1.0
 each).
 
-Measured 2026-12-07 03:25-04:08 UTC, after the env runner's connector pipelines became one
+Measured 2026-12-07 03:25-04:27 UTC, after the env runner's connector pipelines became one
 piece each (`lrtune.learners._vector`: `BatchedObservations` in place of RLlib's five default
 env-to-module pieces, `BatchedActions` in place of ``GetActions`` and ``TensorToNumpy``; the
 same module inputs, episodes and weights bit for bit, ``tests/learners/
@@ -60,10 +60,12 @@ order flipped each block, load 1.4-2.4): PPO 121.4 -> 99.2 ms per 2,048-step ``s
 (1.23x), DQN 3.43 -> 2.94 ms per 16-step one (1.18x); per ``algo.train()`` PPO 357 -> 329
 ms (1.08x), DQN 641 -> 568 ms per 1,010 env steps (noisy: another run of the env-to-module
 change alone gave 0.98x). One trial through `run_job`, this file's ``lrtune_run``, the commit
-before (3ce52e6, the main checkout) and after alternating, 8 reps each, 03:53-04:08 UTC, load
-0.8-2.2: PPO 4,798-6,277 against 5,014-6,484 env steps/s (medians 5,702 and 6,158: 1.08x),
-DQN 1,171-1,914 against 1,392-2,200 (medians 1,688 and 1,695: 1.00x); the same returns in
-every run (167.0 PPO, 10.0 DQN). SB3 was not installed in that environment, so no ratios.
+before (3ce52e6, the main checkout) and after alternating (order flipped each rep), 14 reps
+each, 03:53-04:27 UTC, load 0.3-2.2: PPO 4,798-6,596 against 5,014-7,103 env steps/s (medians
+5,824 and 6,106: 1.05x; per rep 0.88-1.34x, median 1.07x, faster in 10 of 14), DQN
+1,171-1,973 against 1,392-2,200 (medians 1,641 and 1,753: 1.07x; per rep median 1.08x,
+faster in 10 of 14); the same returns in every run (167.0 PPO, 10.0 DQN). SB3 was not
+installed in that environment, so no ratios.
 
 Measured 2026-12-07 02:43-02:48 UTC, PPO alone back to back (``--reps 3 --agents ppo
 --no-default-pipeline``), nothing else running (load 0.8-1.3), before and after torch's
