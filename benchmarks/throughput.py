@@ -60,12 +60,20 @@ order flipped each block, load 1.4-2.4): PPO 121.4 -> 99.2 ms per 2,048-step ``s
 (1.23x), DQN 3.43 -> 2.94 ms per 16-step one (1.18x); per ``algo.train()`` PPO 357 -> 329
 ms (1.08x), DQN 641 -> 568 ms per 1,010 env steps (noisy: another run of the env-to-module
 change alone gave 0.98x). One trial through `run_job`, this file's ``lrtune_run``, the commit
-before (3ce52e6, the main checkout) and after alternating (order flipped each rep), 14 reps
+before (the main checkout: 3ce52e6, from about 03:55 UTC 97eb24f, which changed only
+`lrtune.specs`) and after alternating (order flipped each rep), 14 reps
 each, 03:53-04:27 UTC, load 0.3-2.2: PPO 4,798-6,596 against 5,014-7,103 env steps/s (medians
 5,824 and 6,106: 1.05x; per rep 0.88-1.34x, median 1.07x, faster in 10 of 14), DQN
 1,171-1,973 against 1,392-2,200 (medians 1,641 and 1,753: 1.07x; per rep median 1.08x,
-faster in 10 of 14); the same returns in every run (167.0 PPO, 10.0 DQN). SB3 was not
-installed in that environment, so no ratios.
+faster in 10 of 14); the same returns in every run (167.0 PPO, 10.0 DQN). Then the whole
+benchmark, ``--reps 3``, on the change (5eb2280), 04:28-04:33 UTC, nothing else running (load
+0.3-1.7, the benchmark itself): PPO lrtune 6,423 / 6,443 / 6,365 env steps/s, SB3 8,136 /
+8,862 / 8,130; RLlib's default module-to-env pipeline 5,969 / 5,155 / 5,745; DQN lrtune
+1,606 / 1,942 / 1,841, SB3 4,435 / 4,496 / 4,937, RLlib's episode buffer 353 / 360 / 342.
+``flat_over_episode=5.22``, ``batched_over_default=1.12``, ``ppo_ratio=0.789
+dqn_ratio=0.409``. The VM ran both sides about 2.6x faster than at 02:04 UTC (SB3 PPO median
+8,136 against 3,175), so the rise from 0.725 / 0.385 is not all this change's; the A/B
+above is its measure. The same returns as before (167.0 PPO, 10.0 and 9.3 DQN).
 
 Measured 2026-12-07 02:43-02:48 UTC, PPO alone back to back (``--reps 3 --agents ppo
 --no-default-pipeline``), nothing else running (load 0.8-1.3), before and after torch's
