@@ -18,7 +18,11 @@ from ray.rllib.connectors.env_to_module import (
     MeanStdFilter,
     NumpyToTensor,
 )
-from ray.rllib.connectors.module_to_env import GetActions, TensorToNumpy
+from ray.rllib.connectors.module_to_env import (
+    GetActions,
+    TensorToNumpy,
+    UnBatchToIndividualItems,
+)
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical
@@ -50,6 +54,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
     },
 }
 DEFAULT = {"add_default_connectors_to_env_to_module_pipeline": True}
+# The piece that starts the batch: lrtune's, or the first of RLlib's defaults.
+BATCHING = (BatchedObservations, AddObservationsFromEpisodesToBatch)
 
 
 def rllib_pieces_module_to_env(env: Any = None, spaces: Any = None) -> list[Any]:
@@ -66,11 +72,13 @@ PIECES = {
 }
 
 
-def _config(agent: str, normalize: bool, extra: dict[str, Any] | None = None) -> Any:
-    hyperparams = over_presets(agent, ENV, {}, SETTINGS[agent], extra or {})
+def _config(
+    agent: str, normalize: bool, extra: dict[str, Any] | None = None, env: str = ENV
+) -> Any:
+    hyperparams = over_presets(agent, env, {}, SETTINGS[agent], extra or {})
     return build_algorithm_config(
         agent,
-        ENV,
+        env,
         policy={"lr": 1e-3},
         hyperparams=hyperparams,
         model=ModelSettings(hidden=(16, 16), normalize_observations=normalize),
@@ -178,9 +186,11 @@ def test_the_module_to_env_piece_refuses_state_outputs() -> None:
         )
 
 
-def _runner(agent: str, normalize: bool, extra: dict[str, Any] | None) -> SingleAgentEnvRunner:
+def _runner(
+    agent: str, normalize: bool, extra: dict[str, Any] | None, env: str = ENV
+) -> SingleAgentEnvRunner:
     torch.manual_seed(0)  # the same initial weights on both sides
-    return SingleAgentEnvRunner(config=_config(agent, normalize, extra))
+    return SingleAgentEnvRunner(config=_config(agent, normalize, extra, env))
 
 
 def _record_inputs(runner: SingleAgentEnvRunner) -> list[dict[str, Any]]:
@@ -251,6 +261,40 @@ def test_seeded_sampling_returns_rllibs_episodes(
         assert states[0].keys() == states[1].keys() == ({"MeanStdFilter"} if normalize else set())
         if normalize:
             np.testing.assert_equal(states[0], states[1])
+    finally:
+        for runner in runners:
+            runner.stop()
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_box_actions_after_the_batched_observations_sample_rllibs_episodes(
+    normalize: bool,
+) -> None:
+    """Box actions keep RLlib's module-to-env pipeline, whose ``UnBatchToIndividualItems`` reads
+    the rows' episode ids that `BatchedObservations` notes in ``shared_data``: PPO on
+    Pendulum-v1 (200-step episodes, so 14 calls of 4 x 32 steps end 8 of them) samples the same
+    episodes after lrtune's piece as after RLlib's."""
+    runners = [_runner("ppo", normalize, extra, "Pendulum-v1") for extra in (None, DEFAULT)]
+    try:
+        batching = [
+            [type(p) for p in runner._env_to_module.connectors if type(p) in BATCHING]
+            for runner in runners
+        ]
+        assert batching == [[BatchedObservations], [AddObservationsFromEpisodesToBatch]]
+        pieces = [[type(p) for p in runner._module_to_env.connectors] for runner in runners]
+        assert pieces[0] == pieces[1] and UnBatchToIndividualItems in pieces[0]
+        inputs = [_record_inputs(runner) for runner in runners]
+        ours, theirs = (_sample(runner, 14) for runner in runners)
+        assert len(inputs[0]) == len(inputs[1]) > 14
+        for mine_in, rllibs_in in zip(*inputs, strict=True):
+            assert torch.equal(mine_in[Columns.OBS], rllibs_in[Columns.OBS])
+        done = 0
+        for mine, rllibs in zip(ours, theirs, strict=True):
+            assert len(mine) == len(rllibs)
+            for a, b in zip(mine, rllibs, strict=True):
+                _assert_same_episodes(a, b)
+                done += a.is_done
+        assert done >= 4
     finally:
         for runner in runners:
             runner.stop()
