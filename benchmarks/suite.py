@@ -59,6 +59,13 @@ a6a44c2 each seed of a trial draws from its own saved streams (``lrtune.running.
 tested for every agent), and the grid re-run on that code (below) scored this configuration
 −134.57: this row's −134.6, the same three runs.
 
+Two rows again on 2026-12-07 (0bd2bd5, after the env runner's connector pipelines became one
+batched piece each, `lrtune.learners._vector`), ``--only Acrobot-v1:ppo --only
+CartPole-v1:dqn``, 05:17-05:25 UTC, nothing else running (load 1.2-1.4): Acrobot-v1 ppo
+search best −80.3, test mean −151.6, 82 s; CartPole-v1 dqn 165.1 and 487.2, 358 s. Both are
+the figures of the table above, exactly: the seeded searches and finalists sampled and
+trained as before.
+
 Where the rows stand (2026-12-05): solved in the run above CartPole-v1 ppo, Pendulum-v1 ppo
 (−223.0 at 200k) and CartPole-v1 dqn (487.2 with DQN's baseline rate at 1e-3; 473.4 LR only
 and 237.7 combined at 1e-4); solved in earlier runs only: Acrobot-v1 dqn (−90.4, both spaces,
