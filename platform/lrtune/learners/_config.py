@@ -411,18 +411,26 @@ def _use_native_vector_env(config: AlgorithmConfig, env: str) -> bool:
     return True
 
 
+def _batchable(
+    config: AlgorithmConfig, hyperparams: Mapping[str, Any], own: tuple[str, ...]
+) -> bool:
+    """Whether the env runner's module is single-agent and memoryless and the job sets none of
+    ``own`` (the settings by which it builds that pipeline or its module itself): what both
+    batched pipelines need."""
+    return (
+        not config.is_multi_agent
+        and not config.model_config.get("use_lstm")
+        and not any(key in hyperparams for key in own)
+    )
+
+
 def _batch_module_outputs(
     config: AlgorithmConfig, discrete: bool, hyperparams: Mapping[str, Any]
 ) -> None:
     """Give a single-agent, memoryless module acting in a ``Discrete`` action space the batched
     module-to-env pipeline (`lrtune.learners._vector`: the same actions, without RLlib's
     per-episode split and re-stack), unless the job builds its own pipeline or module."""
-    if (
-        discrete
-        and not config.is_multi_agent
-        and not config.model_config.get("use_lstm")
-        and not any(key in hyperparams for key in _OWN_MODULE_TO_ENV)
-    ):
+    if discrete and _batchable(config, hyperparams, _OWN_MODULE_TO_ENV):
         config.env_runners(
             module_to_env_connector=batched_module_to_env,
             add_default_connectors_to_module_to_env_pipeline=False,
@@ -440,11 +448,8 @@ def _batch_observations(
     (`ObservationConnectors`) the batched observation piece in place of RLlib's default pieces
     (`lrtune.learners._vector.BatchedObservations`: the same batch, one call per vector step),
     unless the job builds its own pipeline or module."""
-    if (
-        isinstance(connector, ObservationConnectors)
-        and not config.is_multi_agent
-        and not config.model_config.get("use_lstm")
-        and not any(key in hyperparams for key in _OWN_ENV_TO_MODULE)
+    if isinstance(connector, ObservationConnectors) and _batchable(
+        config, hyperparams, _OWN_ENV_TO_MODULE
     ):
         config.env_runners(
             env_to_module_connector=replace(connector, batched=True),

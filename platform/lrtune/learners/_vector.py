@@ -127,6 +127,16 @@ def _to_numpy(value: Any) -> Any:
     return out
 
 
+def _stateful_module_error(side: str) -> ValueError:
+    """The refusal of either batched piece for a stateful module (``side``: ``env_to_module``
+    or ``module_to_env``), naming the setting that brings RLlib's pipeline back."""
+    return ValueError(
+        f"lrtune's batched {side.replace('_', '-')} pipeline does not support stateful RL "
+        f"modules; set hyperparams add_default_connectors_to_{side}_pipeline: "
+        "true to use RLlib's default pipeline."
+    )
+
+
 class BatchedActions(ConnectorV2):
     """The module-to-env pipeline of `batched_module_to_env` in one piece: RLlib's
     ``GetActions``, then ``TensorToNumpy``. A stateful module (an LSTM) returns a time rank and
@@ -163,11 +173,7 @@ class BatchedActions(ConnectorV2):
     ) -> Any:
         """``batch`` with actions (and their log-probabilities) added, as numpy."""
         if Columns.STATE_OUT in batch:
-            raise ValueError(
-                "lrtune's batched module-to-env pipeline does not support stateful RL "
-                "modules; set hyperparams add_default_connectors_to_module_to_env_pipeline: "
-                "true to use RLlib's default pipeline."
-            )
+            raise _stateful_module_error("module_to_env")
         logits = batch.get(Columns.ACTION_DIST_INPUTS)
         if (
             explore
@@ -252,11 +258,7 @@ class BatchedObservations(ConnectorV2):
                 "add_default_connectors_to_env_to_module_pipeline: true to use RLlib's."
             )
         if rl_module is not None and rl_module.is_stateful():
-            raise ValueError(
-                "lrtune's batched env-to-module pipeline does not support stateful RL "
-                "modules; set hyperparams add_default_connectors_to_env_to_module_pipeline: "
-                "true to use RLlib's default pipeline."
-            )
+            raise _stateful_module_error("env_to_module")
         if not episodes:  # RLlib's defaults add nothing then
             return batch
         observations = [episode.get_observations(-1) for episode in episodes]
