@@ -28,6 +28,8 @@ from ray.rllib.connectors.env_to_module.observation_preprocessor import (
 )
 from ray.rllib.core.rl_module.rl_module import RLModule
 
+from lrtune.learners._vector import BatchedObservations
+
 HIDDEN_GAIN = math.sqrt(2.0)  # SB3 ActorCriticPolicy / CleanRL layer_init std=np.sqrt(2)
 POLICY_OUTPUT_GAIN = 0.01  # SB3 action_net gain / CleanRL actor's last layer std=0.01
 VALUE_OUTPUT_GAIN = 1.0  # SB3 value_net gain / CleanRL critic's last layer std=1.0
@@ -312,7 +314,5 @@ class ObservationConnectors:
         if self.normalize:
             pieces.append(mean_std_filter())
         if self.batched:
-            from lrtune.learners._vector import BatchedObservations
-
             pieces.append(BatchedObservations(device=device))
         return pieces
