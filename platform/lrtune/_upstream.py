@@ -298,7 +298,34 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "instance_attribute",
         ("learners/_replay.py",),
         "the local learner, read once per training step by the in-process weight copy to the "
-        "env runner; the public `foreach_learner` wraps every call in result objects.",
+        "env runner, and once per iteration to reduce the metrics of its updates; the public "
+        "`foreach_learner` wraps every call in result objects.",
+    ),
+    PrivateAPI(
+        "ray.rllib.core.learner.learner",
+        "Learner.update",
+        "attribute",
+        ("learners/_replay.py",),
+        "its private keyword ``_no_metrics_reduce``: a whole iteration's replay updates run "
+        "without reducing the learner's metrics after each (`FlatReplayTraining`), which "
+        "reduces them once at the iteration's end; no public setting skips that reduction.",
+        parameters=(
+            "self",
+            "batch",
+            "batches",
+            "batch_refs",
+            "episodes",
+            "episodes_refs",
+            "data_iterators",
+            "training_data",
+            "timesteps",
+            "num_total_minibatches",
+            "num_epochs",
+            "minibatch_size",
+            "shuffle_batch_per_epoch",
+            "_no_metrics_reduce",
+            "kwargs",
+        ),
     ),
     PrivateAPI(
         "ray.rllib.core.learner.learner",

@@ -24,6 +24,7 @@ from ray.rllib.utils.replay_buffers.prioritized_episode_buffer import (
 from lrtune.learners import TransitionReplayBuffer, build_algorithm_config
 from lrtune.learners._presets import preset_hyperparams
 from lrtune.policies import PolicyError
+from lrtune.running._trainable import nested_get
 
 OBS_SPACE = gymnasium.spaces.Box(-np.inf, np.inf, (2,), np.float32)
 ACTION_SPACE = gymnasium.spaces.Discrete(3)
@@ -424,3 +425,73 @@ def test_the_local_weight_copy_is_rllibs_sync_bit_for_bit(
     assert weights[0].keys() == weights[1].keys()
     for name, value in weights[0].items():
         np.testing.assert_array_equal(value, weights[1][name])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("agent", "env"), [("dqn", "CartPole-v1"), ("sac", "Pendulum-v1")])
+def test_a_whole_iteration_in_one_training_step_trains_as_rllibs_rounds(
+    ray_session: Any, agent: str, env: str
+) -> None:
+    """One training step that runs every round of the iteration itself (metrics reduced once)
+    samples, replays and learns exactly as RLlib's loop of one round per training step: the
+    same iterations, counts, target updates, rates and weights, bit for bit. Its
+    ``episode_return_mean`` is the mean return of the episodes the iteration completed."""
+    hyperparams = {
+        **preset_hyperparams(agent, env),
+        "train_batch_size_per_learner": 32,
+        "min_sample_timesteps_per_iteration": 256,
+        "num_steps_sampled_before_learning_starts": 300,  # learning starts inside iteration 2
+        "target_network_update_freq": 500,
+    }
+    counted = [
+        "env_runners/num_env_steps_sampled_lifetime",
+        "env_runners/num_episodes_lifetime",
+        "learners/default_policy/num_module_steps_trained_lifetime",
+        "learners/default_policy/num_target_updates",
+        "learners/default_policy/last_target_update_ts",
+        "learners/__all_modules__/lrtune_lr",
+        "learners/__all_modules__/lrtune_lr_env_step",
+        "learners/__all_modules__/lrtune_grad_norm_pre_gating",
+    ]
+    runs = []
+    for fused in (True, False):
+        algo = build_algorithm_config(
+            agent, env, policy={"lr": 1e-3}, hyperparams=hyperparams, seed=0
+        ).build_algo()
+        algo.fused_iterations = fused
+        runner = algo.env_runner_group.local_env_runner
+        returns: list[float] = []
+        log_episode = runner._log_episode_metrics
+
+        def record(
+            length: int, ret: float, duration: float, log: Any = log_episode, into: Any = returns
+        ) -> None:
+            into.append(ret)
+            log(length, ret, duration)
+
+        runner._log_episode_metrics = record
+        try:
+            rows, calls = [], []
+            for _ in range(4):
+                before = len(returns)
+                result = algo.train()
+                rows.append([nested_get(result, key) for key in counted])
+                calls.append(result["num_training_step_calls_per_iteration"])
+                if fused and len(returns) > before:
+                    iteration_mean = float(np.mean(returns[before:]))
+                    reported = result["env_runners"]["episode_return_mean"]
+                    assert reported == pytest.approx(iteration_mean, rel=1e-9)
+            weights = _module_weights(algo.learner_group._learner.module[DEFAULT_MODULE_ID])
+        finally:
+            algo.stop()
+        runs.append((rows, calls, weights, returns))
+    (fused_rows, fused_calls, fused_weights, fused_returns), (rows, calls, weights, returns) = runs
+    assert fused_calls == [1, 1, 1, 1] and min(calls) > 1
+    assert fused_rows[-1][3] is not None  # the target network was updated
+    for fused_row, row in zip(fused_rows, rows, strict=True):
+        assert [None if v is None else float(v) for v in fused_row] == [
+            None if v is None else float(v) for v in row
+        ]
+    assert fused_returns == returns and fused_weights.keys() == weights.keys()
+    for name, value in fused_weights.items():
+        np.testing.assert_array_equal(value, weights[name])

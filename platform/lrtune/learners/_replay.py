@@ -37,7 +37,7 @@ import numpy as np
 import tree  # dm-tree, RLlib's own dependency: observations may be nested (Dict, Tuple)
 from ray.rllib.algorithms.dqn.dqn import DQN, calculate_rr_weights
 from ray.rllib.algorithms.sac.sac import SAC, SACConfig
-from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.core import DEFAULT_AGENT_ID, DEFAULT_MODULE_ID
 from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.metrics import (
@@ -406,6 +406,8 @@ class FlatReplayTraining:
         buffer = self.local_replay_buffer
         if not isinstance(buffer, TransitionReplayBuffer):
             return super()._training_step_new_api_stack()  # type: ignore[misc]
+        if self._whole_iteration_in_one_step():
+            return self._train_one_iteration_locally(buffer)
         config = self.config
         store_weight, updates = (int(w) for w in calculate_rr_weights(config))
         for _ in range(store_weight):
@@ -431,7 +433,30 @@ class FlatReplayTraining:
         current = sum(agent_steps.values()) if config.count_steps_by == "agent_steps" else env_steps
         if current < config.num_steps_sampled_before_learning_starts:
             return None
+        learner_results = self._update_from_buffer(
+            buffer, updates, env_steps, agent_steps, reduce=True
+        )
+        for call_results in learner_results:
+            self.metrics.aggregate(
+                [_without_td_errors(r) for r in call_results], key=LEARNER_RESULTS
+            )
+        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
+            self._sync_env_runner_weights(set(learner_results[-1][0].keys()) - {ALL_MODULES})
+        return None
 
+    def _update_from_buffer(
+        self,
+        buffer: TransitionReplayBuffer,
+        updates: int,
+        env_steps: int,
+        agent_steps: Mapping[str, int],
+        *,
+        reduce: bool,
+    ) -> list[Any]:
+        """Draw ``updates`` minibatches at once and train on them: one learner call, or one
+        per update where the target network is Polyak-averaged. Returns each call's results
+        (none where ``reduce`` is False: the learner keeps its metrics to reduce later)."""
+        config = self.config
         size = config.total_train_batch_size
         with self.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
             columns = buffer.sample(size * updates, n_step=config.n_step, gamma=config.gamma)
@@ -444,6 +469,7 @@ class FlatReplayTraining:
         # one call of `updates` minibatches; Polyak averaging (tau < 1) steps once per call,
         # so it keeps one call per update.
         calls = 1 if config.tau >= 1.0 else updates
+        results = []
         for call in range(calls):
             part = {
                 key: tree.map_structure(
@@ -456,18 +482,98 @@ class FlatReplayTraining:
             # count at the items replayed, as RLlib's calls count them.
             batch = MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(part)}, env_steps=size)
             with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
-                learner_results = self.learner_group.update(
-                    batch=batch, minibatch_size=size, num_epochs=1, timesteps=timesteps
+                result = self.learner_group.update(
+                    batch=batch,
+                    minibatch_size=size,
+                    num_epochs=1,
+                    timesteps=timesteps,
+                    _no_metrics_reduce=not reduce,
                 )
-                # Per-transition TD errors feed prioritised buffers only; never log them.
-                for result in learner_results:
-                    for module_results in result.values():
-                        if isinstance(module_results, dict):
-                            module_results.pop(TD_ERROR_KEY, None)
-                self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
+            if reduce:
+                results.append(result)
+        return results
 
-        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
-            self._sync_env_runner_weights(set(learner_results[0].keys()) - {ALL_MODULES})
+    def _whole_iteration_in_one_step(self) -> bool:
+        """Whether one call of the training step can run the iteration's every round itself
+        (`_train_one_iteration_locally`): the env runner and the learner live in this
+        process, and the iteration ends on a count of env steps sampled alone, which the step
+        can count as RLlib's iteration loop does."""
+        config = self.config
+        group = self.env_runner_group
+        return bool(
+            self.fused_iterations
+            and group.local_env_runner is not None
+            and group.num_remote_workers() == 0
+            and self.learner_group.is_local
+            and config.count_steps_by == "env_steps"
+            and config.min_sample_timesteps_per_iteration
+            and not config.min_time_s_per_iteration
+            and not config.min_train_timesteps_per_iteration
+        )
+
+    #: Whether one training step may run a whole iteration (False: one round per step, as
+    #: RLlib's, as tests compare).
+    fused_iterations = True
+
+    def _train_one_iteration_locally(self, buffer: TransitionReplayBuffer) -> None:
+        """Every round of one training iteration (sample, store, update, sync weights) in one
+        call, with the env runner's and the learner's metrics reduced once at its end.
+
+        RLlib's iteration loop calls the training step until ``min_sample_timesteps_per_
+        iteration`` env steps are sampled, and RLlib's step reduces the env runner's metrics
+        after every sample and the learner's after every update, then aggregates both into
+        the algorithm's: about 2 ms of a 12 ms DQN training step of 16 env steps on CartPole
+        (``benchmarks/throughput.py``'s settings, CPU time). Here the rounds are the same, in
+        the same order. The lifetime env-step count (when learning starts, target-network
+        updates, the learning rate) is the algorithm's at the iteration's start plus the steps
+        of the episode chunks sampled since, the count RLlib's metrics would read; the
+        iteration ends after the same round. The weights, episodes and counters are the same,
+        bit for bit (``tests/learners/test_replay.py``). What is reported differs where RLlib
+        averages over its training steps:
+
+        * ``episode_return_mean`` (and the other episode means) is the mean over the episodes
+          the iteration completed, as PPO's (one sample per iteration); RLlib's loop gives a
+          mean of each sample's mean, weighting an episode by how few others ended with it.
+        * The learner's window-1 values (losses, Q statistics, ``weights_seq_no``) are the
+          iteration's last update's; RLlib's loop gives the mean over its training steps of
+          each step's last one. lrtune's own values (rates, norms) are the last update's
+          either way.
+        * RLlib's timers, and its count of training-step calls per iteration (1 here)."""
+        config = self.config
+        runner = self.env_runner_group.local_env_runner
+        store_weight, updates = (int(w) for w in calculate_rr_weights(config))
+        env_steps = int(
+            self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
+        )
+        agents_at_start = dict(
+            self.metrics.peek((ENV_RUNNER_RESULTS, NUM_AGENT_STEPS_SAMPLED_LIFETIME), default={})
+        )
+        start, updated = env_steps, False
+        while env_steps - start < config.min_sample_timesteps_per_iteration:
+            for _ in range(store_weight):
+                with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+                    episodes = runner.sample()
+                with self.metrics.log_time((TIMERS, REPLAY_BUFFER_ADD_DATA_TIMER)):
+                    buffer.add(episodes)
+                env_steps += sum(len(episode) for episode in episodes)
+            if env_steps < config.num_steps_sampled_before_learning_starts:
+                continue
+            sampled = env_steps - start
+            agent_steps = {agent: n + sampled for agent, n in agents_at_start.items()}
+            self._update_from_buffer(
+                buffer,
+                updates,
+                env_steps,
+                agent_steps or {DEFAULT_AGENT_ID: sampled},
+                reduce=False,
+            )
+            updated = True
+            with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
+                self._sync_env_runner_weights({DEFAULT_MODULE_ID})
+        self.metrics.aggregate([runner.get_metrics()], key=ENV_RUNNER_RESULTS)
+        if updated:
+            results = self.learner_group._learner.metrics.reduce()
+            self.metrics.aggregate([_without_td_errors(results)], key=LEARNER_RESULTS)
         return None
 
     #: Whether a learner and an env runner in this process share weights by a tensor copy
@@ -508,6 +614,15 @@ class FlatReplayTraining:
             return
         for tensor, value in pairs:
             tensor.copy_(value)
+
+
+def _without_td_errors(results: Any) -> Any:
+    """A learner's reduced results without the per-transition TD errors, which feed
+    prioritised buffers only; they are never logged."""
+    for module_results in results.values():
+        if isinstance(module_results, dict):
+            module_results.pop(TD_ERROR_KEY, None)
+    return results
 
 
 class LRTuneDQN(FlatReplayTraining, DQN):  # type: ignore[misc]
