@@ -331,3 +331,32 @@ def test_seeded_training_ends_with_the_same_weights(agent: str, normalize: bool)
     assert weights[0].keys() == weights[1].keys()
     for name, value in weights[0].items():
         np.testing.assert_array_equal(value, weights[1][name], err_msg=name)
+
+
+def test_dqn_exploration_pass_draws_rllibs_actions() -> None:
+    """lrtune's DQN module takes the greedy action as the argmax of its Q values instead of
+    RLlib's distribution object: the same actions as RLlib's ε-greedy pass, draw for draw,
+    from fully random (ε 1) through mixed to greedy (ε 0.05)."""
+    from ray.rllib.algorithms.dqn.torch.default_dqn_torch_rl_module import (
+        DefaultDQNTorchRLModule,
+    )
+
+    runner = SingleAgentEnvRunner(config=_config("dqn", False))
+    try:
+        module = runner.module
+        assert type(module)._forward_exploration is not DefaultDQNTorchRLModule._forward_exploration
+        batch = {Columns.OBS: torch.randn(256, 4, generator=torch.Generator().manual_seed(1))}
+        greedy = module._forward_inference(batch)[Columns.ACTIONS]
+        mixed = []
+        for t in (0, 100, 200, 300, 400, 4000):
+            torch.manual_seed(t)
+            ours = module._forward_exploration(batch, t=t)
+            torch.manual_seed(t)
+            theirs = DefaultDQNTorchRLModule._forward_exploration(module, batch, t=t)
+            assert ours.keys() == theirs.keys() == {Columns.ACTIONS}
+            assert ours[Columns.ACTIONS].dtype == theirs[Columns.ACTIONS].dtype
+            assert torch.equal(ours[Columns.ACTIONS], theirs[Columns.ACTIONS])
+            mixed.append(float((ours[Columns.ACTIONS] != greedy).float().mean()))
+        assert mixed[0] > 0.3 and mixed[-1] < 0.1  # random at first, greedy at the end
+    finally:
+        runner.stop()

@@ -21,11 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium.spaces import Box
+from ray.rllib.algorithms.dqn.dqn_learner import QF_PREDS
 from ray.rllib.algorithms.dqn.torch.default_dqn_torch_rl_module import DefaultDQNTorchRLModule
 from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
 from ray.rllib.connectors.env_to_module.observation_preprocessor import (
     SingleAgentObservationPreprocessor,
 )
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical
 from ray.rllib.core.rl_module.rl_module import RLModule
 
 from lrtune.learners._vector import BatchedObservations
@@ -161,6 +164,29 @@ class LRTuneDQNTorchRLModule(ModeSetOnce, DefaultDQNTorchRLModule):
         """Build the network as RLlib does, then cast observations to float32 in its layers."""
         super().setup()
         cast_observations_to_float32(self, self.observation_space)
+
+    def _forward_exploration(  # type: ignore[override]
+        self, batch: dict[str, Any], t: int
+    ) -> dict[str, Any]:
+        """RLlib's ε-greedy pass, without the distribution object it builds for the greedy
+        actions: with RLlib's `TorchCategorical` (Discrete actions), ``from_logits(q)
+        .to_deterministic().sample()`` is ``argmax(q)`` (and its construction a ``logsumexp``
+        and two objects per vector step, about a tenth of DQN's sampling on CartPole). The
+        same operations otherwise, in RLlib's order, so the same random draws: the same
+        actions, bit for bit (``tests/learners/test_batched_pipelines.py``). Any other
+        distribution, or a stateful module, takes RLlib's pass."""
+        if self.get_exploration_action_dist_cls() is not TorchCategorical or self.is_stateful():
+            return super()._forward_exploration(batch, t)  # type: ignore[no-any-return]
+        q_values: torch.Tensor = self.compute_q_values(batch)[QF_PREDS]  # type: ignore[assignment]
+        greedy = torch.argmax(q_values, dim=-1)
+        self.epsilon_schedule.update(t)
+        epsilon = self.epsilon_schedule.get_current_value()
+        # RLlib's draw of a random action: uniform over the actions whose Q is not 0 or -inf.
+        allowed = torch.nan_to_num(q_values.reshape(-1, q_values.size(-1)), neginf=0.0) != 0.0
+        random_actions = torch.squeeze(torch.multinomial(allowed.float(), num_samples=1), dim=1)
+        draws = torch.rand((q_values.shape[0],), device=random_actions.device)
+        explore: torch.Tensor = draws < epsilon  # type: ignore[assignment]
+        return {Columns.ACTIONS: torch.where(explore, random_actions, greedy)}
 
 
 def mean_std_filter(env: Any = None, spaces: Any = None, device: Any = None) -> Any:
