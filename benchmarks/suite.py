@@ -64,7 +64,12 @@ batched piece each, `lrtune.learners._vector`), ``--only Acrobot-v1:ppo --only
 CartPole-v1:dqn``, 05:17-05:25 UTC, nothing else running (load 1.2-1.4): Acrobot-v1 ppo
 search best −80.3, test mean −151.6, 82 s; CartPole-v1 dqn 165.1 and 487.2, 358 s. Both are
 the figures of the table above, exactly: the seeded searches and finalists sampled and
-trained as before.
+trained as before. CartPole-v1 dqn once more on 8889a06 (2026-12-07 06:35-06:51 UTC, two
+helpers' tests and profiles beside it, load 3.9), after a flat-replay DQN iteration began
+running all its rounds in one training step (`lrtune.learners._replay`, metrics reduced once
+per iteration, so a DQN trial's ``episode_return_mean`` is now the mean over the iteration's
+episodes) and its exploration pass began taking the argmax of Q itself: 165.1 and 487.2
+again (920 s on the loaded VM): the same trials, pruned and finalised alike.
 
 Where the rows stand (2026-12-05): solved in the run above CartPole-v1 ppo, Pendulum-v1 ppo
 (−223.0 at 200k) and CartPole-v1 dqn (487.2 with DQN's baseline rate at 1e-3; 473.4 LR only
