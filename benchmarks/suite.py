@@ -69,7 +69,7 @@ helpers' tests and profiles beside it, load 3.9), after a flat-replay DQN iterat
 running all its rounds in one training step (`lrtune.learners._replay`, metrics reduced once
 per iteration, so a DQN trial's ``episode_return_mean`` is now the mean over the iteration's
 episodes) and its exploration pass began taking the argmax of Q itself: 165.1 and 487.2
-again (920 s on the loaded VM): the same trials, pruned and finalised alike.
+again (920 s on the loaded VM).
 
 Where the rows stand (2026-12-05): solved in the run above CartPole-v1 ppo, Pendulum-v1 ppo
 (−223.0 at 200k) and CartPole-v1 dqn (487.2 with DQN's baseline rate at 1e-3; 473.4 LR only
