@@ -497,7 +497,7 @@ def _plan(job: Any, args: argparse.Namespace) -> dict[str, Any]:
             plan["startup_trials"] = job.startup_trials
         plan["parameters"] = sorted(compiled.distributions())
         if job.search.algorithm == "grid":
-            plan["grid_points"] = compiled.grid_size()
+            plan["grid_points"] = job.space.grid_size()
     else:
         plan["policy"] = job.policy.model_dump(mode="json") if job.policy else None
     plan["warnings"] = start_warnings(job)  # as the run prints them under its header

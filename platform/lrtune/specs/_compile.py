@@ -134,11 +134,6 @@ class CompiledSpace:
 
     # ---- Optuna
 
-    @property
-    def is_conditional(self) -> bool:
-        """Whether some slot chooses among several families (`SearchSpaceSpec.is_conditional`)."""
-        return self.job.space is not None and self.job.space.is_conditional
-
     def define(self, trial: optuna.Trial) -> dict[str, Any]:
         """Optuna define-by-run: suggest one point; return the trial's constants."""
         job = self.job
@@ -153,11 +148,13 @@ class CompiledSpace:
         ).to_config()
 
     def baseline_point(self) -> TrialPoint:
-        """The baseline trial: the job's policy (else a constant LR with Adam), with the space's
-        agent constants but none of its dimensions."""
+        """The baseline trial: the job's policy, else a constant LR with Adam at the agent's
+        `AgentPlugin.baseline_lr` (PPO 3e-4 and SAC 3e-4, SB3's defaults; DQN 1e-3), with the
+        space's agent constants but none of its dimensions."""
         model, agent = self._section_constants()
+        policy = self.job.policy or LRPolicySpec(lr=self.job.agent_plugin.baseline_lr)
         return TrialPoint(
-            policy=self.job.baseline_policy().model_dump(mode="json"),
+            policy=policy.model_dump(mode="json"),
             hyperparams=agent_hyperparams(self.job, agent, self.job.fixed_hyperparams),
             model=model,
             agent_settings=agent,
@@ -222,10 +219,6 @@ class CompiledSpace:
         if self.job.search.baseline_first:
             points.insert(0, self.baseline_point())
         return points
-
-    def grid_size(self) -> int:
-        """Number of grid points (without the baseline): the space's `grid_size`."""
-        return self.job.space.grid_size() if self.job.space is not None else 1
 
     def _grid_combos(self) -> Iterator[dict[str, tuple[Any, Any]]]:
         # A combo is the full dict of param name -> (Optuna value, actual value) of one point:

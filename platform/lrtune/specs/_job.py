@@ -877,13 +877,6 @@ class JobSpec(BaseModel):
         """The ``agents`` entry of this job's agent."""
         return SLOTS["agents"].build(self.agent)
 
-    def baseline_policy(self) -> LRPolicySpec:
-        """The baseline: the job's policy, else a constant LR with Adam at the agent's
-        `AgentPlugin.baseline_lr` (PPO 3e-4 and SAC 3e-4, SB3's defaults; DQN 1e-3)."""
-        if self.policy is not None:
-            return self.policy
-        return LRPolicySpec(lr=self.agent_plugin.baseline_lr)
-
     def __getstate__(self) -> dict[Any, Any]:
         """The pickled job (Tune's tuner.pkl, Ray's object store) without the tracking URI's
         password: the driver passes the URI to its tracker itself, and a pickle may land on
