@@ -473,12 +473,11 @@ class TrackingSpec(BaseModel):
         """``uri``, else the ``MLFLOW_TRACKING_URI`` environment variable (MLflow's own
         convention), else ``sqlite:///<cwd>/mlflow.db`` (absolute, so every process agrees).
         A command's ``--tracking-uri`` wins over all three."""
-        if self.uri is not None:
-            return self.uri
-        from_env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-        if from_env:
-            return from_env
-        return f"sqlite:///{(Path.cwd() / 'mlflow.db').as_posix()}"
+        return (
+            self.uri  # never empty (min_length=1)
+            or os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+            or f"sqlite:///{(Path.cwd() / 'mlflow.db').as_posix()}"
+        )
 
 
 # ----------------------------------------------------------------------------------- the job

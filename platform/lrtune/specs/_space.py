@@ -202,10 +202,9 @@ class Dimension(BaseModel):
         return None
 
     def grid(self) -> list[tuple[Any, Any]]:
-        """``(Optuna-form value, actual value)`` for each of ``values`` (grid points)."""
+        """``(Optuna-form value, actual value)`` for each of ``values`` (grid points); a range's
+        values are numbers, their own Optuna form."""
         values = [int(v) if self.is_int else v for v in self.values or ()]
-        if self.sampled_options() is None:
-            return [(v, v) for v in values]
         return [(choice_label(v), v) for v in values]
 
     def check_points(self) -> list[tuple[str, Any]]:
