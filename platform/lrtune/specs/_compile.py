@@ -53,7 +53,10 @@ class _Param:
 
     @property
     def options(self) -> tuple[Any, ...] | None:
-        return self.dim.sampled_options()
+        """The discrete options Optuna picks from (choices, or values when alone), else None."""
+        if self.dim.distribution == "categorical":
+            return self.dim.choices
+        return self.dim.values if self.dim.distribution is None else None
 
     def labels(self) -> list[Any]:
         return [choice_label(o) for o in self.options or ()]
@@ -249,11 +252,8 @@ class CompiledSpace:
             if families is None:
                 policy[slot] = self.fixed[slot]
                 continue
-            if len(families) == 1:
-                fam = families[0]
-            else:
-                name = category(slot, sorted(f.name for f in families))
-                fam = next(f for f in families if f.name == name)
+            names = [f.name for f in families]  # sorted (compile_space)
+            fam = families[names.index(category(slot, names))] if len(names) > 1 else families[0]
             params = dict(fam.constants)
             for p in fam.params:
                 params[p.name.rsplit(".", 1)[1]] = value(p)

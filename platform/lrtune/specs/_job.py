@@ -644,6 +644,7 @@ class JobSpec(BaseModel):
         """The space's ``agent_settings``: for this job's agent, and not beside the RLlib
         setting they replace; the job's ``hyperparams``: not lrtune's, not the space's."""
         settings = (self.space.agent_settings or {}) if self.space is not None else {}
+        searched = self.space.hyperparams if self.space is not None else {}
         for key in settings:
             loc = ("space", "agent_settings", key)
             if key not in self.agent_plugin.agent_settings:
@@ -658,13 +659,9 @@ class JobSpec(BaseModel):
                     f"{self.agent}: remove it or use an agent space for {self.agent}",
                 )
             replaced = AGENT_SETTING_REPLACES[key]
-            for where, hyper in (
-                ("hyperparams", self.hyperparams),
-                ("space.hyperparams", self.space.hyperparams if self.space else {}),
-            ):
-                if replaced in hyper:
+            for where, hp in (("hyperparams", self.hyperparams), ("space.hyperparams", searched)):
+                if replaced in hp:
                     yield loc, f"sets {replaced}, which {where}.{replaced} sets too: keep one"
-        searched = self.space.hyperparams if self.space is not None else {}
         owned = self.agent_plugin.owned()
         for key in self.hyperparams:
             if key in owned:

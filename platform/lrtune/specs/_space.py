@@ -193,14 +193,6 @@ class Dimension(BaseModel):
         """Whether the dimension samples whole numbers."""
         return self.distribution in ("int", "log_int")
 
-    def sampled_options(self) -> tuple[Any, ...] | None:
-        """The discrete options Optuna picks from (choices, or values when alone), else None."""
-        if self.distribution == "categorical":
-            return self.choices
-        if self.distribution is None:
-            return self.values
-        return None
-
     def grid(self) -> list[tuple[Any, Any]]:
         """``(Optuna-form value, actual value)`` for each of ``values`` (grid points); a range's
         values are numbers, their own Optuna form."""
@@ -463,9 +455,7 @@ class SearchSpaceSpec(BaseModel):
 
     def needs_base_lr(self) -> bool:
         """Whether some trial uses the base ``lr`` (an optimizer family without its own)."""
-        if self.optimizer is None:
-            return True
-        return any("lr" not in params for params in self.optimizer.values())
+        return self.optimizer is None or any("lr" not in ps for ps in self.optimizer.values())
 
     def dimensions(self) -> dict[Loc, Dimension]:
         """Every dimension by its location in the space (``("lr",)``, ``("schedule", "cosine",
