@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidatorFunctionWrapHandler, field_validator
 
 from lrtune.specs._yaml import FROZEN, Real, Whole
 
@@ -132,17 +132,14 @@ class ClusterSpec(BaseModel):
     stop_wait_s: Whole = Field(default=DEFAULT_STOP_WAIT_S, ge=3, le=24 * 3600)
     python: str = Field(default="python", min_length=1, pattern=r"^[A-Za-z0-9_./+-]+$")
 
-    @field_validator("working_dir_excludes", "py_modules", "pip", mode="before")
+    @field_validator("working_dir_excludes", "py_modules", "pip", mode="wrap")
     @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return (value,) if isinstance(value, str) else value
-
-    @field_validator("working_dir_excludes", "py_modules", "pip")
-    @classmethod
-    def _non_empty_items(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if any(not item.strip() for item in value):
+    def _entries(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> tuple[str, ...]:
+        """One string or a list of them; none empty."""
+        entries: tuple[str, ...] = handler((value,) if isinstance(value, str) else value)
+        if any(not item.strip() for item in entries):
             raise ValueError("entries must be non-empty strings")
-        return value
+        return entries
 
     @field_validator("env_vars", mode="before")
     @classmethod
