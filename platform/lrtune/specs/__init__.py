@@ -27,11 +27,7 @@ from lrtune.specs._load import (
     parse_space,
 )
 from lrtune.specs._point import TrialPoint
-from lrtune.specs._population import (
-    MutableParam,
-    PopulationCheckpointSpec,
-    PopulationSpec,
-)
+from lrtune.specs._population import MutableParam, PopulationCheckpointSpec, PopulationSpec
 from lrtune.specs._space import AgentSettings, Dimension, SearchSpaceSpec
 from lrtune.specs._yaml import MAX_BYTES, MAX_DEPTH, SpecError, load_yaml, read_source
 

@@ -69,11 +69,7 @@ class _Param:
         return label
 
     def distribution(self) -> BaseDistribution:
-        from optuna.distributions import (
-            CategoricalDistribution,
-            FloatDistribution,
-            IntDistribution,
-        )
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
         d = self.dim
         if self.options is not None:

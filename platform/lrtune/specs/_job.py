@@ -16,14 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    Field,
-    StrictBool,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, Field, StrictBool, ValidationInfo, field_validator, model_validator
 
 from lrtune._env_ids import check_env_id
 from lrtune._stored_uri import redact_uri

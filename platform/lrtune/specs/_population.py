@@ -20,12 +20,7 @@ import random
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    Field,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from lrtune.policies import PLUGIN_SLOTS, LRPolicySpec, PluginRef
 from lrtune.registry import SLOTS, LRTuneError
