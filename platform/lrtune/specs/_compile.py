@@ -28,6 +28,7 @@ from lrtune.specs._space import (
     AGENT_SECTIONS,
     AgentSettings,
     Dimension,
+    SearchSpaceSpec,
     choice_label,
     constants_of,
     dims_of,
@@ -103,10 +104,8 @@ class _Family:
 
 def _family(slot: str, name: str, raw: Mapping[str, Any]) -> _Family:
     raw = dict(raw)
-    lr: Any = None
-    if slot == "optimizer" and "lr" in raw:
-        own = raw.pop("lr")
-        lr = _Param(f"optimizer.{name}.lr", own) if isinstance(own, Dimension) else own
+    own = raw.pop("lr", None) if slot == "optimizer" else None
+    lr = _Param(f"optimizer.{name}.lr", own) if isinstance(own, Dimension) else own
     params = tuple(_Param(f"{slot}.{name}.{key}", dim) for key, dim in sorted(dims_of(raw).items()))
     return _Family(name, constants_of(raw), params, lr)
 
@@ -260,10 +259,9 @@ class CompiledSpace:
             lr = value(self.base_lr) if isinstance(self.base_lr, _Param) else self.base_lr
         if self.feedback is None:
             feedback: Sequence[Any] = self.fixed["feedback"]
-        elif len(self.feedback) == 1:
-            feedback = next(iter(self.feedback.values()))
         else:
-            feedback = self.feedback[category("feedback", sorted(self.feedback))]
+            labels = sorted(self.feedback)
+            feedback = self.feedback[category("feedback", labels) if len(labels) > 1 else labels[0]]
         policy["feedback"] = list(feedback)
         policy["lr"] = lr
         if "roles" in self.fixed:
@@ -324,7 +322,7 @@ def compile_space(job: JobSpec) -> CompiledSpace:
         for key, dim in sorted(dims_of(getattr(space, section) or {}).items())
     )
     if space.agent_settings:
-        _check_minibatches(job)
+        _check_minibatches(job, space)
     return compiled
 
 
@@ -372,11 +370,9 @@ def agent_hyperparams(
     return out
 
 
-def _check_minibatches(job: JobSpec) -> None:
+def _check_minibatches(job: JobSpec, space: SearchSpaceSpec) -> None:
     """Refuse a ``num_minibatches`` larger than the smallest train batch it divides (a
     minibatch of 0 samples); the batch's own dimension, a constant or the presets."""
-    space = job.space
-    assert space is not None
     dim_or_value = (space.agent_settings or {}).get("num_minibatches")
     if dim_or_value is None:
         return
