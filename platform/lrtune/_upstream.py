@@ -333,7 +333,8 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "instance_attribute",
         ("learners/_learner.py", "running/_trainable.py"),
         "every optimizer the learner registered, across modules: the rate is set on and read "
-        "back from all of them, and their state is hashed to check checkpoint round trips; the "
+        "back from all of them, their gradients are set to None before each backward pass "
+        "(`compute_gradients`), and their state is hashed to check checkpoint round trips; the "
         "public accessors go module by module.",
     ),
     PrivateAPI(

@@ -41,6 +41,7 @@ from ray.rllib.algorithms.sac.torch.sac_torch_learner import SACTorchLearner
 from ray.rllib.connectors.learner import GeneralAdvantageEstimation
 from ray.rllib.core import ALL_MODULES
 from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical
 from ray.rllib.core.learner.learner import (
     DEFAULT_OPTIMIZER,
     ENTROPY_KEY,
@@ -61,6 +62,7 @@ from ray.rllib.utils.metrics import (
 from ray.rllib.utils.torch_utils import explained_variance
 
 from lrtune.agents import MODEL_ROLE
+from lrtune.learners._categorical import LeanCategorical
 from lrtune.learners._minibatches import FlatMiniBatchCycle, eligible
 from lrtune.learners._rewards import RewardScaling, reward_scaling_pieces
 from lrtune.policies import (
@@ -284,7 +286,20 @@ class LRPolicyLearner(TorchLearner):
         if self._lrtune_wants_update_signals:
             total = sum(loss_per_module.values())
             self._lrtune_last_loss = total.detach() if torch.is_tensor(total) else None
-        return super().compute_gradients(loss_per_module, **kwargs)
+        if not self._lrtune_lean or self._grad_scalers is not None or len(loss_per_module) != 1:
+            return super().compute_gradients(loss_per_module, **kwargs)
+        # RLlib's, for one loss without grad scalers: every optimizer's gradients set to None
+        # (``zero_grad(set_to_none=True)``, without its profiler scope), then backward from the
+        # loss (RLlib's ``sum`` adds it to 0: the same gradients).
+        for optimizer in self._named_optimizers.values():
+            for group in optimizer.param_groups:
+                for param in group["params"]:
+                    param.grad = None
+        (loss,) = loss_per_module.values()
+        if not torch.is_tensor(loss) or loss.grad_fn is None:
+            return super().compute_gradients(loss_per_module, **kwargs)
+        loss.backward()
+        return {pid: p.grad for pid, p in self._params.items()}
 
     def postprocess_gradients(self, gradients_dict: dict[Any, Any]) -> dict[Any, Any]:
         """Gate each role's gradients with its policy's gradient plugin; measure the global
@@ -345,7 +360,9 @@ class LRPolicyLearner(TorchLearner):
             # Every gradient is finite: what RLlib's apply_gradients would do, minus its
             # per-tensor NaN/inf checks (~0.3 ms of a ~3.5 ms PPO minibatch update on CPU).
             for ref, grad in gradients_dict.items():
-                self._params[ref].grad = grad
+                param = self._params[ref]
+                if param.grad is not grad:  # RLlib's gradients are the parameters' own
+                    param.grad = grad
             for optimizer in self._named_optimizers.values():
                 optimizer.step()
         else:
@@ -645,13 +662,20 @@ class LRTunePPOLearner(LRPolicyLearner, PPOTorchLearner):
         else:
             possibly_masked_mean = torch.mean
 
-        action_dist_class_train = module.get_train_action_dist_cls()
+        action_dist_class_train: Any = module.get_train_action_dist_cls()
+        action_dist_class_exploration: Any = (
+            module.get_exploration_action_dist_cls() if config.use_kl_loss else None
+        )
+        # RLlib's categorical distribution, the same kernels without its objects.
+        if action_dist_class_train is TorchCategorical and (
+            action_dist_class_exploration in (None, TorchCategorical)
+        ):
+            action_dist_class_train = action_dist_class_exploration = LeanCategorical
         curr_action_dist = action_dist_class_train.from_logits(fwd_out[Columns.ACTION_DIST_INPUTS])
         logp_ratio = torch.exp(
             curr_action_dist.logp(batch[Columns.ACTIONS]) - batch[Columns.ACTION_LOGP]
         )
         if config.use_kl_loss:
-            action_dist_class_exploration = module.get_exploration_action_dist_cls()
             prev_action_dist = action_dist_class_exploration.from_logits(
                 batch[Columns.ACTION_DIST_INPUTS]
             )
