@@ -115,12 +115,14 @@ def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _run(lean: bool, use_kl_loss: bool) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
+def _run(
+    lean: bool, use_kl_loss: bool, coefficients: Mapping[str, float]
+) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
     config = build_algorithm_config(
         "ppo",
         "CartPole-v1",
         policy={"lr": 1e-3},
-        hyperparams={**PPO_SMALL, "use_kl_loss": use_kl_loss},
+        hyperparams={**PPO_SMALL, "use_kl_loss": use_kl_loss, **coefficients},
         budget=2048,
         seed=5,
     )
@@ -143,10 +145,22 @@ def _same(a: Any, b: Any) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("_ray")
-@pytest.mark.parametrize("use_kl_loss", [True, False])
-def test_lean_update_trains_and_reports_as_rllibs_per_minibatch_path(use_kl_loss: bool) -> None:
-    weights_rllib, results_rllib = _run(lean=False, use_kl_loss=use_kl_loss)
-    weights_lean, results_lean = _run(lean=True, use_kl_loss=use_kl_loss)
+@pytest.mark.parametrize(
+    ("use_kl_loss", "coefficients"),
+    [
+        (True, {}),  # RLlib's kl_coeff 0.2, entropy_coeff 0: the entropy outside autograd
+        (False, {}),
+        (True, {"kl_coeff": 0.0}),  # the presets': KL and entropy outside autograd
+        (True, {"kl_coeff": 0.0, "entropy_coeff": 0.01}),  # the KL alone outside it
+        (True, {"entropy_coeff": 0.01}),  # every term in autograd
+    ],
+    ids=["kl", "no-kl", "zero-kl", "zero-kl-entropy", "kl-entropy"],
+)
+def test_lean_update_trains_and_reports_as_rllibs_per_minibatch_path(
+    use_kl_loss: bool, coefficients: Mapping[str, float]
+) -> None:
+    weights_rllib, results_rllib = _run(False, use_kl_loss, coefficients)
+    weights_lean, results_lean = _run(True, use_kl_loss, coefficients)
     for a, b in zip(weights_rllib, weights_lean, strict=True):
         assert torch.equal(a, b)
     for ra, rb in zip(results_rllib, results_lean, strict=True):

@@ -36,6 +36,13 @@ class LeanCategorical:
         """As `TorchCategorical.from_logits`."""
         return cls(logits)
 
+    def detached(self) -> LeanCategorical:
+        """The same distribution outside autograd (its probabilities too, if computed)."""
+        view = LeanCategorical.__new__(LeanCategorical)
+        view.logits = self.logits.detach()
+        view._probs = None if self._probs is None else self._probs.detach()
+        return view
+
     @property
     def probs(self) -> torch.Tensor:
         """Categorical's lazy ``probs`` (``logits_to_probs``: a softmax), computed once."""

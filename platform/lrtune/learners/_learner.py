@@ -612,6 +612,11 @@ def _summed(values: Sequence[int]) -> Any:
     return np.nansum(values) if len(values) > 1 else values[0]
 
 
+def _is_zero(value: Any) -> bool:
+    """Whether a loss coefficient (a number or a one-element tensor) is exactly 0."""
+    return bool(value == 0)
+
+
 #: Devices on which `get_total_norm` takes torch's foreach norm for plain tensors.
 _FOREACH_DEVICES = ("cpu", "cuda")
 
@@ -622,6 +627,8 @@ class LRTunePPOLearner(LRPolicyLearner, PPOTorchLearner):
 
     # Module id -> the last minibatch's loss terms, computed when called (`_flush_deferred`).
     _deferred_ppo_losses: dict[Any, Callable[[], dict[str, Any]]]
+    # Module id -> whether its KL and entropy coefficients are 0 this update (`_zero_terms`).
+    _deferred_zero_terms: dict[Any, tuple[bool, bool]]
 
     def build(self) -> None:
         """Build as RLlib's PPO learner does, then, when asked, put `RewardScaling` into the
@@ -643,7 +650,10 @@ class LRTunePPOLearner(LRPolicyLearner, PPOTorchLearner):
         with ``window=1``, so the last minibatch's values are the update's; lrtune keeps that
         minibatch's tensors and computes and logs its terms at the update's end
         (`_flush_deferred`). The old policy's action distribution is built only when the KL
-        term needs it."""
+        term needs it. A categorical policy's terms come from `LeanCategorical` (torch's
+        kernels without RLlib's distribution objects), and a KL or entropy term whose
+        coefficient is 0 is computed outside autograd (`_zero_terms`: the same loss value,
+        the same gradients while the logits are finite)."""
         if not self._lrtune_lean:
             return super().compute_loss_for_module(
                 module_id=module_id, config=config, batch=batch, fwd_out=fwd_out
@@ -672,19 +682,40 @@ class LRTunePPOLearner(LRPolicyLearner, PPOTorchLearner):
         ):
             action_dist_class_train = action_dist_class_exploration = LeanCategorical
         curr_action_dist = action_dist_class_train.from_logits(fwd_out[Columns.ACTION_DIST_INPUTS])
+        kl_off, entropy_off = (
+            self._zero_terms(module_id, config)
+            if action_dist_class_train is LeanCategorical
+            else (False, False)
+        )
         logp_ratio = torch.exp(
             curr_action_dist.logp(batch[Columns.ACTIONS]) - batch[Columns.ACTION_LOGP]
         )
+        quiet: Any = None  # the current distribution outside autograd, when a term needs it
         if config.use_kl_loss:
             prev_action_dist = action_dist_class_exploration.from_logits(
                 batch[Columns.ACTION_DIST_INPUTS]
             )
-            action_kl = prev_action_dist.kl(curr_action_dist)
-            mean_kl_loss = possibly_masked_mean(action_kl)
+            if kl_off:
+                if not entropy_off:
+                    # RLlib's KL term creates the current probabilities' graph node here,
+                    # before the entropy's nodes: the same order, the same gradients.
+                    curr_action_dist.probs  # noqa: B018
+                quiet = curr_action_dist.detached()
+                with torch.no_grad():
+                    action_kl = prev_action_dist.kl(quiet)
+                    mean_kl_loss = possibly_masked_mean(action_kl)
+            else:
+                action_kl = prev_action_dist.kl(curr_action_dist)
+                mean_kl_loss = possibly_masked_mean(action_kl)
         else:
             mean_kl_loss = torch.tensor(0.0, device=logp_ratio.device)
 
-        curr_entropy = curr_action_dist.entropy()
+        if entropy_off:
+            quiet = quiet if quiet is not None else curr_action_dist.detached()
+            with torch.no_grad():
+                curr_entropy = quiet.entropy()
+        else:
+            curr_entropy = curr_action_dist.entropy()
 
         surrogate_loss = torch.min(
             batch[Postprocessing.ADVANTAGES] * logp_ratio,
@@ -734,6 +765,24 @@ class LRTunePPOLearner(LRPolicyLearner, PPOTorchLearner):
         self._deferred_ppo_losses[module_id] = terms
         return total_loss
 
+    def _zero_terms(self, module_id: Any, config: Any) -> tuple[bool, bool]:
+        """Whether the KL and the entropy terms of ``module_id``'s loss have a coefficient of
+        exactly 0 in this update (RLlib changes both only after an update).
+
+        Such a term adds exact zeros to every gradient while the policy's logits are finite
+        (a non-finite logit makes the update non-finite through the log-probabilities
+        anyway), so lrtune computes its value outside autograd: the loss keeps the term's
+        value (0 × it, so a non-finite KL still makes the loss NaN, as in RLlib's), the
+        metrics keep theirs, and the backward pass skips the term's share of the graph. The
+        presets' PPO (``kl_coeff`` 0, ``entropy_coeff`` 0) has both."""
+        flags = self._deferred_zero_terms.get(module_id)
+        if flags is None:
+            entropy = self.entropy_coeff_schedulers_per_module[module_id].get_current_value()
+            kl = self.curr_kl_coeffs_per_module[module_id] if config.use_kl_loss else None
+            flags = (kl is not None and _is_zero(kl), _is_zero(entropy))
+            self._deferred_zero_terms[module_id] = flags
+        return flags
+
     def _flush_deferred(self) -> None:
         """Log the last minibatch's PPO loss terms (window 1), as RLlib's loss would have."""
         for module_id, terms in self._deferred_ppo_losses.items():
@@ -743,6 +792,7 @@ class LRTunePPOLearner(LRPolicyLearner, PPOTorchLearner):
     def _reset_deferred(self) -> None:
         super()._reset_deferred()
         self._deferred_ppo_losses = {}
+        self._deferred_zero_terms = {}
 
     def _read_kl(self) -> float | None:
         if not getattr(self.config, "use_kl_loss", False):
