@@ -4,10 +4,11 @@ RLlib's iterator builds each minibatch by slicing the train batch (a `SampleBatc
 ``tree.map_structure``) and passing the slices to ``concat_samples``, which copies every column
 even when there is one slice; about 0.5 ms of each ~8 ms PPO minibatch update on CPU, 85 times
 per 2,048-step iteration. `FlatMiniBatchCycle` cuts the columns directly: the same rows in the
-same order (the same ``SampleBatch.shuffle`` per epoch, so the same draws from numpy's random
-state), one ``torch.cat`` where a minibatch wraps around an epoch, a view of the batch's column
-otherwise. It takes only flat batches whose columns are all torch tensors and that have no
-sequences (`eligible`); the learner keeps RLlib's iterator for everything else.
+same order (``SampleBatch.shuffle``'s permutation per epoch, so the same draws from numpy's
+random state, applied by `_shuffled`), one ``torch.cat`` where a minibatch wraps around an
+epoch, a view of the batch's column otherwise. It takes only flat batches whose columns are
+all torch tensors and that have no sequences (`eligible`); the learner keeps RLlib's iterator
+for everything else.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import torch
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.minibatch_utils import MiniBatchCyclicIterator
@@ -76,8 +78,7 @@ class FlatMiniBatchCycle:
                     s = 0
                     covered[mid] += 1
                     if self._shuffle:
-                        module_batch.shuffle()  # RLlib's, in place: the same permutation
-                        columns[mid] = dict(dict.items(module_batch))
+                        columns[mid] = _shuffled(module_batch)
                 e = s + n
                 if e > s:
                     pieces.append({k: v[s:e] for k, v in columns[mid].items()})
@@ -86,6 +87,25 @@ class FlatMiniBatchCycle:
                 minibatch[mid] = _joined(module_batch, pieces, sizes)
             yield MultiAgentBatch(minibatch, len(self._batch))
             count += 1
+
+
+def _shuffled(batch: SampleBatch) -> dict[str, torch.Tensor]:
+    """RLlib's ``SampleBatch.shuffle`` of an `eligible` batch, in place, and its new columns:
+    the same permutation (one ``np.random.permutation`` of its rows), applied to each column
+    by ``index_select`` with a tensor index rather than by indexing with the numpy array: the
+    same rows, ~70 µs in place of ~175 µs for throughput.py's PPO batch (11 columns, ~2,150
+    rows; one CPU thread)."""
+    permutation = torch.from_numpy(np.random.permutation(batch.count))
+    on_device: dict[torch.device, torch.Tensor] = {permutation.device: permutation}
+    columns: dict[str, torch.Tensor] = {}
+    for key, value in dict.items(batch):
+        index = on_device.get(value.device)
+        if index is None:
+            index = on_device[value.device] = permutation.to(value.device)
+        columns[key] = value.index_select(0, index)
+    dict.update(batch, columns)
+    batch.intercepted_values = {}  # as RLlib's shuffle: cached views recomputed
+    return columns
 
 
 def _joined(
