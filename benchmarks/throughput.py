@@ -42,6 +42,45 @@ Last lines: ``... flat_over_episode=<lrtune's buffer / RLlib's, env steps/s>``,
 ``ppo_ratio=<lrtune/SB3 env steps/s> dqn_ratio=<...>`` (medians over the reps; goal ≥ 1.0
 each).
 
+Measured 2026-12-07 06:11-07:20 UTC (branch ppo-lean, from b9f9819), after three learner
+changes that leave the episodes, weights and reduced metrics bit for bit
+(``tests/learners/test_lean_loss.py``, ``tests/learners/test_lean_update.py``): PPO's loss
+takes torch's categorical kernels without RLlib's distribution objects
+(`lrtune.learners._categorical.LeanCategorical`) and the learner sets the gradients to None
+and backpropagates the loss itself (db66598); the KL and entropy terms, whose coefficients the
+presets set to 0, are computed outside autograd, their 0 × value still added to the loss
+(7089c44); the flat minibatch cycle shuffles with ``index_select`` (c79e46f). One PPO
+``algo.train()`` (this file's settings over the presets, built by `build_algorithm_config`,
+in-process env runner and learner), CPU time, nice 19, one process alternating the base
+commit's learner and minibatch modules with the new ones (16 blocks of 2 iterations, load
+1.3-2.3), thread time per piece, before -> after in ms: whole ``train()`` 293.7 -> 275.0, of
+which ``env_runner.sample`` 92.4 -> 93.1, learner update 195.2 -> 175.9 = learner connectors
+(GAE etc.) 5.6 -> 5.7, the 82 minibatch updates 173.0 -> 155.7 (forward 32.2 -> 31.9, loss
+39.4 -> 37.1, zero + backward 62.4 -> 48.0, gradient norm and gating 6.9 -> 6.6, Adam step
+29.9 -> 29.9), the minibatch cycle 10.3 -> 7.1, RLlib's per-minibatch bookkeeping (Prometheus
+timer, ``_log_metrics``, ``_log_steps_trained_metrics``, ``_set_slicing_by_batch_id``) 3.5 ->
+3.1, before/after-update hooks and the learner's ``reduce`` 1.8 -> 1.8; weight sync 1.3,
+``Algorithm`` around ``training_step`` 2.7. Unwrapped, two runs of 24 blocks: 284.5 -> 265.2
+and 338.4 -> 313.3 ms per ``train()`` (1.07x, 1.08x; learner update 184.7 -> 165.3 and 227.2
+-> 200.4). In the same process alternating with SB3 (``collect_rollouts`` + ``train``, 10
+blocks of 3): lrtune 272.8 ms, SB3 237.0 ms per 2,048 env steps (0.869; 0.811-0.825 before);
+learner update 172.4 against SB3's ``train`` 167.4, sampling 92.9 against SB3's
+``collect_rollouts`` 68.9: what is left is mostly RLlib's env runner (``_sample``: per env and
+step ``add_env_step``, episode callbacks, ``unbatch``, its metrics and timers). A minibatch
+update through RLlib's ``Learner._update`` against a plain loop over the same minibatches with
+the same operations (forward, the same loss ops, backward, global norm, Adam; the same weights
+bit for bit): 2.29 against 2.11 ms before, 1.84 against 1.66 ms after. One trial through
+`run_job` (this file's ``lrtune_run``), the base commit (a worktree) and the branch
+alternating, 8 reps each, 07:01-07:10 UTC, load 2.0-3.3: 4,357-6,611 against 5,165-7,422 env
+steps/s (medians 5,416 and 6,277: 1.16x; per rep 0.93-1.35x, median 1.20x, faster in 7 of 8),
+the same return in every run (167.0). Then ``--reps 3 --agents ppo --no-default-pipeline`` on
+the branch, 07:10-07:13 UTC, load 2.6-4.6 (other work running): lrtune 5,166 / 5,623 / 5,588,
+SB3 7,734 / 7,144 / 6,053, ``ppo_ratio=0.782``; again 07:14-07:17 UTC, load 5.7-7.6: lrtune
+5,409 / 5,561 / 5,121, SB3 6,725 / 7,882 / 7,736, ``ppo_ratio=0.699``. Under that load the
+trial (a Ray worker beside Tune's driver and Ray's own processes) loses more than SB3 in one
+process, so neither compares with the quiet-machine 0.789 below; the CPU A/B above is this
+change's measure.
+
 Measured 2026-12-07 03:25-04:27 UTC, after the env runner's connector pipelines became one
 piece each (`lrtune.learners._vector`: `BatchedObservations` in place of RLlib's five default
 env-to-module pieces, `BatchedActions` in place of ``GetActions`` and ``TensorToNumpy``; the
