@@ -42,14 +42,41 @@ Last lines: ``... flat_over_episode=<lrtune's buffer / RLlib's, env steps/s>``,
 ``ppo_ratio=<lrtune/SB3 env steps/s> dqn_ratio=<...>`` (medians over the reps; goal ≥ 1.0
 each).
 
+Measured 2026-12-07 07:28-07:32 UTC, ``--reps 3``, on bf0ed69, nothing else running (load
+1.0-1.4, the benchmark itself), after the PPO learner changes below and two DQN changes that
+leave the episodes, weights and counters bit for bit: a flat-replay DQN iteration runs all its
+rounds in one training step, the env runner's and the learner's metrics reduced once at its end
+rather than after every 16-env-step round (`lrtune.learners._replay.FlatReplayTraining`,
+``tests/learners/test_replay.py``), and lrtune's DQN module takes its greedy action as the argmax
+of Q instead of building RLlib's ``TorchCategorical`` per vector step (the same epsilon-greedy
+draws, ``tests/learners/test_batched_pipelines.py``). PPO lrtune 7,540 / 7,740 / 7,742 env
+steps/s, SB3 9,189 / 8,882 / 9,270; RLlib's default module-to-env pipeline 6,631 / 6,375 /
+6,805; DQN lrtune 2,803 / 2,724 / 2,939, SB3 5,464 / 4,395 / 5,499, RLlib's episode buffer
+389 / 381 / 386. ``flat_over_episode=7.26``, ``batched_over_default=1.17``, ``ppo_ratio=0.842
+dqn_ratio=0.513``. PPO's return is 167.0 as before; DQN's reads 9.9 (10.0 before) with the same
+training: its ``episode_return_mean`` is now the mean over the iteration's episodes, where
+RLlib's loop of one round per training step gave a mean of each sample's mean. The DQN changes
+alone, in CPU time per ``algo.train()`` (about 1,000 env steps), one process alternating the
+paths in 8 blocks (order flipped each block, load 4-6 from other work): the whole iteration in
+one step 479 against 604 ms (median; 1.20x by the median of the blocks' ratios); per round of
+16 env steps, in wrappers around each piece, 12.4 ms before (learner call 5.8 of which its
+metrics ``reduce`` 0.83, sampling 4.5, the env runner's ``get_metrics`` 0.67, the algorithm's
+``aggregate`` 0.58) and 9.7 ms after; the argmax exploration pass 122 against 178 us per
+4-env call (about 3 % of a round; per iteration 1.17x and 1.01x in two A/B runs, within their
+noise). SB3's DQN takes about 5 ms of CPU per 16 env steps at steady state in the same process;
+the rest of lrtune's is the learner's per-update bookkeeping (RLlib's ``_update`` takes about
+1.5x a plain torch loop through the same module) and RLlib's sampling loop (episodes,
+callbacks, timers per vector step), which would mean replacing RLlib's private ``_sample``.
+
 Measured 2026-12-07 06:11-07:20 UTC (branch ppo-lean, from b9f9819), after three learner
 changes that leave the episodes, weights and reduced metrics bit for bit
 (``tests/learners/test_lean_loss.py``, ``tests/learners/test_lean_update.py``): PPO's loss
 takes torch's categorical kernels without RLlib's distribution objects
 (`lrtune.learners._categorical.LeanCategorical`) and the learner sets the gradients to None
-and backpropagates the loss itself (db66598); the KL and entropy terms, whose coefficients the
-presets set to 0, are computed outside autograd, their 0 × value still added to the loss
-(7089c44); the flat minibatch cycle shuffles with ``index_select`` (c79e46f). One PPO
+and backpropagates the loss itself (db66598, 8e6bc32 on main); the KL and entropy terms,
+whose coefficients the presets set to 0, are computed outside autograd, their 0 × value
+still added to the loss (7089c44, e730e2e on main); the flat minibatch cycle shuffles with
+``index_select`` (c79e46f, 50739f8 on main). One PPO
 ``algo.train()`` (this file's settings over the presets, built by `build_algorithm_config`,
 in-process env runner and learner), CPU time, nice 19, one process alternating the base
 commit's learner and minibatch modules with the new ones (16 blocks of 2 iterations, load
