@@ -30,6 +30,16 @@ budget (each agent's evaluation at the first iteration that reached it), and the
 PPO's at the end of its ``--train-steps``. Until 2026-12-05 DQN (~300 env steps/s then) was
 timed only, not trained, and the last line's score was PPO's at ``--train-steps``.
 
+This benchmark, default run, 2026-12-07 07:49-07:53 UTC (5daac52; the 2-core VM, nothing else
+running: load 1.2 before, 1.0-1.1 during; 237 s wall), after lrtune's PPO loss stopped building
+distribution objects and a flat-replay DQN iteration began running all its rounds in one
+training step (the same episodes and weights bit for bit; see ``benchmarks/throughput.py``):
+every greedy evaluation below reproduced exactly (PPO 1.30 / 1.47 / 1.64 / 1.80 / 1.85
+normalised at 132k / 264k / 512k / 760k / 1.0M env steps, DQN 1.42 at 131k); PPO 14,705 env
+steps/s in training (67.5 s to 1.0M), DQN 799 (163.1 s to 131k). Last line:
+``ppo_steps_per_s=14705 dqn_steps_per_s=799 best_normalised_score=1.42 best_agent=dqn
+at_env_steps=131072 ppo_normalised=1.30 dqn_normalised=1.42 ppo_normalised_at_1008774=1.85``.
+
 This benchmark, default run, 2026-12-05 13:39:51-13:45:31 UTC (the 2-core VM, nothing else
 running: load 2.1 before, 1.6-2.2 during; 328 s wall): PPO's greedy evaluations reproduced
 the 2026-12-02 figures below exactly (seeded), and added the evidence budget: 14.74 [14.61,
