@@ -564,7 +564,7 @@ class FlatReplayTraining:
                 buffer,
                 updates,
                 env_steps,
-                agent_steps or {DEFAULT_AGENT_ID: sampled},
+                agent_steps or {DEFAULT_AGENT_ID: env_steps},
                 reduce=False,
             )
             updated = True
