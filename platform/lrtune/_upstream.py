@@ -183,7 +183,7 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "ray.rllib.env.single_agent_env_runner",
         "SingleAgentEnvRunner._ongoing_episodes",
         "instance_attribute",
-        ("learners/_callbacks.py", "running/_sampling_state.py"),
+        ("learners/_callbacks.py", "running/_sampling_state.py", "learners/_env_runner.py"),
         "the episodes a failed `sample()` was stepping: a NaN or infinite observation from the "
         "env stops RLlib inside the action distribution (torch's 'invalid multinomial "
         "distribution'), before any callback sees the episodes; `sampling_problem` reads them "
@@ -195,12 +195,113 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
             "ray.rllib.env.single_agent_env_runner",
             f"SingleAgentEnvRunner.{name}",
             "instance_attribute",
-            ("running/_sampling_state.py",),
+            ("running/_sampling_state.py", "learners/_env_runner.py"),
             f"{what}: saved with a trial's checkpoint and set back on its restore, so a "
             "resumed trial takes the steps the uninterrupted one takes. RLlib's checkpoint "
             "leaves the env runner's envs and episodes out and has no hook to add them.",
         )
         for name, what in _SAMPLING
+    ),
+    PrivateAPI(
+        "ray.rllib.env.single_agent_env_runner",
+        "SingleAgentEnvRunner._sample",
+        "override",
+        ("learners/_env_runner.py",),
+        "the env runner's sampling loop, which `LRTuneEnvRunner` runs with less bookkeeping "
+        "per vector step (no per-step timers, no no-op step callbacks) for the same episodes; "
+        "RLlib has no setting that turns that bookkeeping off. Its other private names below "
+        "are the pieces of that loop it calls as RLlib's loop does.",
+        parameters=(
+            "self",
+            "num_timesteps",
+            "num_episodes",
+            "explore",
+            "random_actions",
+            "force_reset",
+        ),
+    ),
+    *(
+        PrivateAPI(
+            module,
+            path,
+            "attribute" if callable_ else "instance_attribute",
+            ("learners/_env_runner.py",),
+            f"{what}, used by `LRTuneEnvRunner._sample` as RLlib's `_sample` uses it.",
+        )
+        for module, path, callable_, what in (
+            (
+                "ray.rllib.env.env_runner",
+                "EnvRunner._reset_envs_and_episodes",
+                True,
+                "resets the envs and starts new episodes",
+            ),
+            (
+                "ray.rllib.env.single_agent_env_runner",
+                "SingleAgentEnvRunner._make_on_episode_callback",
+                True,
+                "calls the episode callbacks with RLlib's arguments",
+            ),
+            (
+                "ray.rllib.env.single_agent_env_runner",
+                "SingleAgentEnvRunner._new_episode",
+                True,
+                "starts the next episode in an env slot (and its on_episode_created callback)",
+            ),
+            (
+                "ray.rllib.env.single_agent_env_runner",
+                "SingleAgentEnvRunner._increase_sampled_metrics",
+                True,
+                "counts the sampled steps and episodes in the env runner's metrics",
+            ),
+            (
+                "ray.rllib.env.env_runner",
+                "EnvRunner._log_env_steps",
+                True,
+                "increments Ray's Prometheus counters of env steps",
+            ),
+            (
+                "ray.rllib.env.single_agent_env_runner",
+                "SingleAgentEnvRunner._env_to_module",
+                False,
+                "the env-to-module connector pipeline, whose pieces it calls",
+            ),
+            (
+                "ray.rllib.env.single_agent_env_runner",
+                "SingleAgentEnvRunner._module_to_env",
+                False,
+                "the module-to-env connector pipeline, whose pieces it calls",
+            ),
+            (
+                "ray.rllib.env.single_agent_env_runner",
+                "SingleAgentEnvRunner._weights_seq_no",
+                False,
+                "the weights' sequence number stored with each step",
+            ),
+            (
+                "ray.rllib.env.single_agent_env_runner",
+                "SingleAgentEnvRunner._callbacks",
+                False,
+                "the callback objects, asked whether any acts on every step",
+            ),
+            (
+                "ray.rllib.env.single_agent_env_runner",
+                "SingleAgentEnvRunner._done_episodes_for_metrics",
+                False,
+                "the done episodes whose metrics `get_metrics` logs",
+            ),
+            (
+                "ray.rllib.env.env_runner",
+                "EnvRunner._metrics_num_try_env_step",
+                False,
+                "Ray's Prometheus counter of env.step() calls",
+            ),
+            (
+                "ray.rllib.env.env_runner",
+                "EnvRunner._metrics_num_env_steps_sampled",
+                False,
+                "Ray's Prometheus counter of env steps sampled",
+            ),
+        )
     ),
     PrivateAPI(
         "ray.tune.search.optuna.optuna_search",

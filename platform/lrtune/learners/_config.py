@@ -14,6 +14,7 @@ from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from lrtune._env_ids import register_lrtune_envs
 from lrtune.agents import AgentPlugin, get_agent, unbounded_part
 from lrtune.learners._callbacks import LRTuneCallbacks
+from lrtune.learners._env_runner import LRTuneEnvRunner
 from lrtune.learners._learner import CONFIG_KEY
 from lrtune.learners._modules import ObservationConnectors, channels_last_shape, mean_std_filter
 from lrtune.learners._replay import check_flat_replay
@@ -345,6 +346,8 @@ def build_algorithm_config(
     )
     _batch_observations(config, filtered["env_to_module_connector"], hyperparams or {})
     _check_flat_replay(config)
+    if not config.is_multi_agent and "env_runner_cls" not in (hyperparams or {}):
+        config.env_runners(env_runner_cls=LRTuneEnvRunner)  # RLlib's, leaner per step
     if facts is not None and facts.unbounded_actions and not plugin.squashes_actions:
         _actions_into_bounds(config, hyperparams or {})
     return config
