@@ -42,6 +42,27 @@ Last lines: ``... flat_over_episode=<lrtune's buffer / RLlib's, env steps/s>``,
 ``ppo_ratio=<lrtune/SB3 env steps/s> dqn_ratio=<...>`` (medians over the reps; goal ≥ 1.0
 each).
 
+Measured 2026-12-07 08:47-08:52 UTC, ``--reps 3``, on 12df9f8, with a helper's training
+(nice 19) on the other core (load 2.3-2.7), after lrtune's env runner began sampling without
+RLlib's per-step bookkeeping (`lrtune.learners._env_runner.LRTuneEnvRunner`: no per-step
+timers, no dm-tree unbatching, no ``on_episode_step`` calls when no callback acts on them; the
+same episodes bit for bit, ``tests/learners/test_env_runner.py``). PPO lrtune 7,615 / 7,680 /
+7,156 env steps/s, SB3 7,582 / 8,277 / 7,023 (per rep 1.00, 0.93, 1.02); RLlib's default
+module-to-env pipeline (with lrtune's env runner too, so ``batched_over_default`` now compares
+the pipelines alone) 6,406 / 6,602 / 6,431; DQN lrtune 2,431 / 2,671 / 2,518, SB3 4,475 /
+4,620 / 4,251, RLlib's episode buffer 361 / 347 / 342. ``flat_over_episode=7.25``,
+``batched_over_default=1.18``, ``ppo_ratio=1.004 dqn_ratio=0.563``; returns 167.0 and 9.9 as
+before. The env runner alone, CPU time per ``sample()`` in one process, both loops alternating
+in 8 blocks: PPO 100.5 -> 75.5 ms per 2,048 env steps (1.33x by the median of the blocks'
+ratios), DQN 2.44 -> 1.95 ms per 16 env steps (1.26x). Where the rest goes, CPU time in one
+process (wrappers around each piece, 10 iterations, two runs each side, back to back): lrtune's
+PPO iteration 281 / 251 ms (sampling 75 / 70, the learner's update 198 / 174), SB3's 235 / 232
+(``collect_rollouts`` 69 / 67, ``train`` 166 / 165); per DQN round of 16 env steps, lrtune 5.47
+ms (sampling 2.10, the learner's update 2.73), SB3 3.35 (1.01 and 2.33). PPO's learner is
+mostly torch's own kernels (backward, the forward passes, Adam's step); DQN's sampling pays
+RLlib's episode objects per call (each ``sample()`` cuts, validates and converts its four
+episode chunks).
+
 Measured 2026-12-07 07:28-07:32 UTC, ``--reps 3``, on bf0ed69, nothing else running (load
 1.0-1.4, the benchmark itself), after the PPO learner changes below and two DQN changes that
 leave the episodes, weights and counters bit for bit: a flat-replay DQN iteration runs all its
