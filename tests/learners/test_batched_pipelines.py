@@ -29,30 +29,11 @@ from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorica
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 
-from lrtune.learners import ModelSettings, build_algorithm_config
+from episode_helpers import assert_same_samples, sampling_config  # type: ignore[import-not-found]
 from lrtune.learners._modules import mean_std_filter
-from lrtune.learners._presets import over_presets
 from lrtune.learners._vector import BatchedActions, BatchedObservations
 
 ENV = "CartPole-v1"
-# benchmarks/throughput.py's settings, smaller: several envs, fragments that cut episodes.
-SETTINGS: dict[str, dict[str, Any]] = {
-    "ppo": {
-        "num_envs_per_env_runner": 4,
-        "rollout_fragment_length": 32,
-        "train_batch_size_per_learner": 128,
-        "minibatch_size": 64,
-        "num_epochs": 2,
-    },
-    "dqn": {
-        "num_envs_per_env_runner": 4,
-        "rollout_fragment_length": 4,
-        "train_batch_size_per_learner": 32,
-        "num_steps_sampled_before_learning_starts": 64,
-        "min_sample_timesteps_per_iteration": 128,
-        "epsilon": [[0, 1.0], [400, 0.05]],  # both greedy and random actions in a short run
-    },
-}
 DEFAULT = {"add_default_connectors_to_env_to_module_pipeline": True}
 # The piece that starts the batch: lrtune's, or the first of RLlib's defaults.
 BATCHING = (BatchedObservations, AddObservationsFromEpisodesToBatch)
@@ -75,15 +56,7 @@ PIECES = {
 def _config(
     agent: str, normalize: bool, extra: dict[str, Any] | None = None, env: str = ENV
 ) -> Any:
-    hyperparams = over_presets(agent, env, {}, SETTINGS[agent], extra or {})
-    return build_algorithm_config(
-        agent,
-        env,
-        policy={"lr": 1e-3},
-        hyperparams=hyperparams,
-        model=ModelSettings(hidden=(16, 16), normalize_observations=normalize),
-        seed=0,
-    )
+    return sampling_config(agent, env, normalize=normalize, extra=extra)
 
 
 def _pieces(config: Any) -> list[type]:
@@ -211,23 +184,6 @@ def _sample(runner: SingleAgentEnvRunner, calls: int) -> list[list[SingleAgentEp
     return [runner.sample(explore=True) for _ in range(calls)]
 
 
-def _assert_same_episodes(a: SingleAgentEpisode, b: SingleAgentEpisode) -> None:
-    assert (len(a), a.t_started, a.is_terminated, a.is_truncated) == (
-        len(b),
-        b.t_started,
-        b.is_terminated,
-        b.is_truncated,
-    )
-    np.testing.assert_array_equal(a.get_observations(), b.get_observations())
-    np.testing.assert_array_equal(a.get_actions(), b.get_actions())
-    np.testing.assert_array_equal(a.get_rewards(), b.get_rewards())
-    assert sorted(a.extra_model_outputs) == sorted(b.extra_model_outputs)
-    for key in a.extra_model_outputs:  # action_logp, action_dist_inputs, weights_seq_no
-        np.testing.assert_array_equal(
-            a.get_extra_model_outputs(key), b.get_extra_model_outputs(key), err_msg=key
-        )
-
-
 @pytest.mark.parametrize("theirs", [DEFAULT, PIECES], ids=["env_to_module", "both"])
 @pytest.mark.parametrize("normalize", [False, True])
 @pytest.mark.parametrize("agent", ["ppo", "dqn"])
@@ -250,13 +206,7 @@ def test_seeded_sampling_returns_rllibs_episodes(
             assert mine_in.keys() == rllibs_in.keys() == {Columns.OBS}
             assert mine_in[Columns.OBS].dtype == rllibs_in[Columns.OBS].dtype == torch.float32
             assert torch.equal(mine_in[Columns.OBS], rllibs_in[Columns.OBS])
-        done = 0
-        for mine, rllibs in zip(ours, theirs, strict=True):
-            assert len(mine) == len(rllibs) >= 4
-            for a, b in zip(mine, rllibs, strict=True):
-                _assert_same_episodes(a, b)
-                done += a.is_done
-        assert done >= 4  # episodes ended inside and across calls
+        assert assert_same_samples(ours, theirs, 4) >= 4  # episodes ended inside and across calls
         states = [runner._env_to_module.get_state() for runner in runners]
         assert states[0].keys() == states[1].keys() == ({"MeanStdFilter"} if normalize else set())
         if normalize:
@@ -288,13 +238,7 @@ def test_box_actions_after_the_batched_observations_sample_rllibs_episodes(
         assert len(inputs[0]) == len(inputs[1]) > 14
         for mine_in, rllibs_in in zip(*inputs, strict=True):
             assert torch.equal(mine_in[Columns.OBS], rllibs_in[Columns.OBS])
-        done = 0
-        for mine, rllibs in zip(ours, theirs, strict=True):
-            assert len(mine) == len(rllibs)
-            for a, b in zip(mine, rllibs, strict=True):
-                _assert_same_episodes(a, b)
-                done += a.is_done
-        assert done >= 4
+        assert assert_same_samples(ours, theirs, 1) >= 4
     finally:
         for runner in runners:
             runner.stop()

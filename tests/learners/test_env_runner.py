@@ -5,7 +5,6 @@ every step still get every call, and seeded training ends with the same weights.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -13,29 +12,10 @@ import pytest
 import torch
 from ray.rllib.core import DEFAULT_MODULE_ID
 
-from lrtune.learners import ModelSettings, build_algorithm_config
+from episode_helpers import assert_same_samples, sampling_config  # type: ignore[import-not-found]
 from lrtune.learners._callbacks import LRTuneCallbacks
 from lrtune.learners._env_runner import LRTuneEnvRunner
-from lrtune.learners._presets import over_presets
 
-# Small settings with several envs and fragments that cut episodes (as the presets do).
-SETTINGS: dict[str, dict[str, Any]] = {
-    "ppo": {
-        "num_envs_per_env_runner": 4,
-        "rollout_fragment_length": 32,
-        "train_batch_size_per_learner": 128,
-        "minibatch_size": 64,
-        "num_epochs": 2,
-    },
-    "dqn": {
-        "num_envs_per_env_runner": 4,
-        "rollout_fragment_length": 4,
-        "train_batch_size_per_learner": 32,
-        "num_steps_sampled_before_learning_starts": 64,
-        "min_sample_timesteps_per_iteration": 128,
-        "epsilon": [[0, 1.0], [400, 0.05]],
-    },
-}
 # The metrics RLlib's loop logs on every vector step and `LRTuneEnvRunner` leaves out.
 LEFT_OUT = {
     "env_step_timer",
@@ -56,18 +36,6 @@ SAME = [
 ]
 
 
-def _config(agent: str, env: str, normalize: bool = False, extra: Any = None) -> Any:
-    hyperparams = over_presets(agent, env, {}, SETTINGS[agent], extra or {})
-    return build_algorithm_config(
-        agent,
-        env,
-        policy={"lr": 1e-3},
-        hyperparams=hyperparams,
-        model=ModelSettings(hidden=(16, 16), normalize_observations=normalize),
-        seed=0,
-    )
-
-
 def _runner(config: Any, lean: bool) -> LRTuneEnvRunner:
     torch.manual_seed(0)  # the same initial weights on both sides
     runner = LRTuneEnvRunner(config=config)
@@ -78,23 +46,6 @@ def _runner(config: Any, lean: bool) -> LRTuneEnvRunner:
 def _sample(runner: LRTuneEnvRunner, calls: int) -> list[list[Any]]:
     torch.manual_seed(1)  # the same action draws on both sides
     return [runner.sample(explore=True) for _ in range(calls)]
-
-
-def _assert_same_episodes(a: Any, b: Any) -> None:
-    assert (len(a), a.t_started, a.is_terminated, a.is_truncated) == (
-        len(b),
-        b.t_started,
-        b.is_terminated,
-        b.is_truncated,
-    )
-    np.testing.assert_array_equal(a.get_observations(), b.get_observations())
-    np.testing.assert_array_equal(a.get_actions(), b.get_actions())
-    np.testing.assert_array_equal(a.get_rewards(), b.get_rewards())
-    assert sorted(a.extra_model_outputs) == sorted(b.extra_model_outputs)
-    for key in a.extra_model_outputs:  # action_logp, action_dist_inputs, weights_seq_no
-        np.testing.assert_array_equal(
-            a.get_extra_model_outputs(key), b.get_extra_model_outputs(key), err_msg=key
-        )
 
 
 def _value(stats: Any) -> Any:
@@ -115,9 +66,9 @@ def _flat_keys(metrics: dict[str, Any], prefix: str = "") -> set[str]:
 def test_lrtunes_configs_use_the_lean_runner_unless_the_job_brings_one() -> None:
     from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
-    assert _config("ppo", "CartPole-v1").env_runner_cls is LRTuneEnvRunner
-    assert _config("dqn", "CartPole-v1").env_runner_cls is LRTuneEnvRunner
-    own = _config("ppo", "CartPole-v1", extra={"env_runner_cls": SingleAgentEnvRunner})
+    assert sampling_config("ppo", "CartPole-v1").env_runner_cls is LRTuneEnvRunner
+    assert sampling_config("dqn", "CartPole-v1").env_runner_cls is LRTuneEnvRunner
+    own = sampling_config("ppo", "CartPole-v1", extra={"env_runner_cls": SingleAgentEnvRunner})
     assert own.env_runner_cls is SingleAgentEnvRunner
 
 
@@ -137,17 +88,11 @@ def test_seeded_sampling_returns_rllibs_episodes_and_metrics(
     """Several ``sample()`` calls that cut running episodes and finish others: the same chunks
     bit for bit, the same counts and episode metrics, the observation filter's statistics
     alike, and only the per-step timers missing from the lean runner's metrics."""
-    config = _config(agent, env, normalize)
+    config = sampling_config(agent, env, normalize=normalize)
     lean, rllibs = (_runner(config, flag) for flag in (True, False))
     try:
         ours, theirs = _sample(lean, calls), _sample(rllibs, calls)
-        done = 0
-        for mine, other in zip(ours, theirs, strict=True):
-            assert len(mine) == len(other) >= 1
-            for a, b in zip(mine, other, strict=True):
-                _assert_same_episodes(a, b)
-                done += a.is_done
-        assert done >= 2  # episodes ended inside and across calls
+        assert assert_same_samples(ours, theirs, 1) >= 2  # episodes ended inside and across calls
         states = [runner._env_to_module.get_state() for runner in (lean, rllibs)]
         np.testing.assert_equal(states[0], states[1])
         metrics = [runner.get_metrics() for runner in (lean, rllibs)]
@@ -184,7 +129,7 @@ def _count_step(*, env_index: int, **kwargs: Any) -> None:
 
 @pytest.mark.parametrize("style", ["class", "function"])
 def test_callbacks_that_act_on_every_step_get_every_call(style: str) -> None:
-    config = _config("ppo", "CartPole-v1").copy(copy_frozen=False)
+    config = sampling_config("ppo", "CartPole-v1").copy(copy_frozen=False)
     if style == "class":
         config.callbacks(_StepCounter)
     else:
@@ -207,13 +152,8 @@ def test_callbacks_that_act_on_every_step_get_every_call(style: str) -> None:
     assert sorted(counts[0]) == [0, 1, 2, 3] and sum(counts[0].values()) > 300
 
 
-@pytest.fixture()
-def _ray(ray_session: Any) -> Iterator[None]:
-    yield
-
-
 @pytest.mark.slow
-@pytest.mark.usefixtures("_ray")
+@pytest.mark.usefixtures("ray_session")
 @pytest.mark.parametrize("agent", ["ppo", "dqn"])
 def test_seeded_training_ends_with_the_same_weights(agent: str) -> None:
     weights = []
@@ -221,7 +161,7 @@ def test_seeded_training_ends_with_the_same_weights(agent: str) -> None:
         LRTuneEnvRunner.lean_sampling = lean
         try:
             torch.manual_seed(0)
-            algo = _config(agent, "CartPole-v1").build_algo()
+            algo = sampling_config(agent, "CartPole-v1").build_algo()
             assert type(algo.env_runner) is LRTuneEnvRunner
             torch.manual_seed(1)
             for _ in range(3):
