@@ -2,22 +2,26 @@
 
 RLlib 2.60's ``SingleAgentEnvRunner._sample`` does, on every vector step, work whose result no
 trial reads: it times the module's forward pass, the env step, both connector pipelines and
-each piece in them (an EMA stats object per timer, five to seven per step), counts the step in a
-Prometheus counter, splits the batched observations and actions with dm-tree's generic
-``unbatch`` and calls ``on_episode_step`` on every callback object for every env, which is a
-no-op unless a callback class overrides it. With ``benchmarks/throughput.py``'s PPO settings
-(CartPole-v1, 16 envs) that was about a quarter of a 2,048-step ``sample()``.
+each piece in them (an EMA stats object per timer: six per step with lrtune's one-piece
+pipelines, one more per piece of RLlib's default ones), logs the episodes' summed lengths
+before and after the env-to-module pipeline, counts the step in a Prometheus counter, splits
+the batched observations and actions with dm-tree's generic ``unbatch`` and calls
+``on_episode_step`` on every callback object for every env, which is a no-op unless a callback
+class overrides it. With ``benchmarks/throughput.py``'s PPO settings (CartPole-v1, 16 envs)
+that was about a quarter of a 2,048-step ``sample()``.
 
-`LRTuneEnvRunner` samples a number of env steps (what PPO and DQN ask for) with the same
+`LRTuneEnvRunner` samples a number of env steps (what PPO, DQN and SAC ask for) with the same
 calls in the same order (the module's forward pass, the module-to-env pieces, the env step,
 the episodes' ``add_env_reset`` / ``add_env_step``, the env-to-module pieces, the episode
 callbacks), so the episodes, actions and random draws are those RLlib's loop gives, bit for bit
 (``tests/learners/test_env_runner.py``). What it leaves out, per vector step:
 
-* the timers: ``rlmodule_inference_timer``, ``env_step_timer``, the connector pipelines'
-  ``connector_pipeline_timer`` and per-piece ``timers/connectors/...``, and the env-to-module
-  pipeline's ``env_to_module_sum_episodes_length_in`` / ``_out`` (an env runner's results
-  lack these keys; ``sample_timer``, per ``sample()`` call, stays);
+* the timers and the summed lengths: an env runner's results lack ``rlmodule_inference_timer``,
+  ``env_step_timer`` and the module-to-env pipeline's ``connector_pipeline_timer`` and
+  per-piece ``timers/connectors/...``; the env-to-module ones and
+  ``env_to_module_sum_episodes_length_in`` / ``_out`` are logged only when the envs are reset
+  (RLlib's reset runs that pipeline), so they describe resets; ``sample_timer``, one per
+  ``sample()`` call, stays;
 * the ``on_episode_step`` calls when no callback overrides it (a callback class or
   ``callbacks_on_episode_step`` that does gets every call, as from RLlib);
 * one increment of Ray's ``rllib_env_runner_num_try_env_step_counter`` per step: it is
