@@ -30,6 +30,14 @@ budget (each agent's evaluation at the first iteration that reached it), and the
 PPO's at the end of its ``--train-steps``. Until 2026-12-05 DQN (~300 env steps/s then) was
 timed only, not trained, and the last line's score was PPO's at ``--train-steps``.
 
+This benchmark, default run, 2026-12-07 09:31-09:35 UTC (6c03e69; a helper's training at
+nice 19 on the other core during the PPO part, load 2.1-2.2, then 1.3; 233 s wall), after
+lrtune's env runner dropped RLlib's per-step bookkeeping (the same episodes bit for bit,
+``lrtune.learners._env_runner``): the same greedy evaluations as below, exactly; PPO 15,303
+env steps/s in training (64.8 s to 1.0M), DQN 803 (162.4 s to 131k). Last line:
+``ppo_steps_per_s=15303 dqn_steps_per_s=803 best_normalised_score=1.42 best_agent=dqn
+at_env_steps=131072 ppo_normalised=1.30 dqn_normalised=1.42 ppo_normalised_at_1008774=1.85``.
+
 This benchmark, default run, 2026-12-07 07:49-07:53 UTC (5daac52; the 2-core VM, nothing else
 running: load 1.2 before, 1.0-1.1 during; 237 s wall), after lrtune's PPO loss stopped building
 distribution objects and a flat-replay DQN iteration began running all its rounds in one

@@ -42,6 +42,14 @@ Last lines: ``... flat_over_episode=<lrtune's buffer / RLlib's, env steps/s>``,
 ``ppo_ratio=<lrtune/SB3 env steps/s> dqn_ratio=<...>`` (medians over the reps; goal ≥ 1.0
 each).
 
+Measured 2026-12-07 09:27-09:31 UTC, ``--reps 3``, on 6c03e69 (12df9f8's code, docstrings
+since), a helper's training at nice 19 on the other core (load 1.8-2.6): PPO lrtune 7,942 /
+8,310 / 7,636 env steps/s, SB3 8,838 / 8,875 / 8,809 (per rep 0.90, 0.94, 0.87); RLlib's
+default module-to-env pipeline 6,624 / 7,079 / 7,109; DQN lrtune 3,230 / 3,072 / 2,942, SB3
+5,219 / 5,121 / 5,404, RLlib's episode buffer 377 / 384 / 436. ``flat_over_episode=8.00``,
+``batched_over_default=1.12``, ``ppo_ratio=0.899 dqn_ratio=0.589``; returns 167.0 and 9.9.
+With the run below, PPO is at 0.90-1.00 of SB3 and DQN at 0.56-0.59 on the same code.
+
 Measured 2026-12-07 08:47-08:52 UTC, ``--reps 3``, on 12df9f8, with a helper's training
 (nice 19) on the other core (load 2.3-2.7), after lrtune's env runner began sampling without
 RLlib's per-step bookkeeping (`lrtune.learners._env_runner.LRTuneEnvRunner`: no per-step
