@@ -466,6 +466,17 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         parameters=("self", "batch", "kwargs"),
     ),
     PrivateAPI(
+        "ray.rllib.core.rl_module.rl_module",
+        "RLModule._forward_train",
+        "attribute",
+        ("learners/_modules.py",),
+        "the training forward pass (RLlib's documented extension point, as "
+        "`_forward_exploration`): `LRTunePPOTorchRLModule` overrides the three passes for "
+        "`model.exploration: gsde`, whose distribution inputs RLlib's head cannot produce, "
+        "and calls RLlib's own otherwise.",
+        parameters=("self", "batch", "kwargs"),
+    ),
+    PrivateAPI(
         "ray.rllib.core.learner.torch.torch_learner",
         "TorchLearner._lr_scheduler_classes",
         "instance_attribute",

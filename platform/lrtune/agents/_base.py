@@ -190,6 +190,9 @@ class AgentPlugin(ABC):
         separate_value_network: whether ``model.vf_share_layers`` means anything (PPO).
         scales_rewards: whether ``model.normalize_rewards`` can be on (PPO: its learner scales
             the rewards of on-policy batches; a replay buffer's order is not a return stream).
+        explorations: the ``model.exploration`` kinds the agent's module has for a 1-D Box
+            of actions (PPO: ``gaussian``, ``gsde``); a job of another agent that sets one is
+            refused.
         reports_kl: whether the learner reports the policy's KL (feedback ``kl_adaptive``).
         squashes_actions: whether the policy squashes its actions into a Box's bounds (SAC's
             tanh): a run on actions with an infinite bound (`unbounded_part`) is refused at its
@@ -219,6 +222,7 @@ class AgentPlugin(ABC):
     initializers: ClassVar[tuple[str, ...]] = ("torch",)
     separate_value_network: ClassVar[bool] = False
     scales_rewards: ClassVar[bool] = False
+    explorations: ClassVar[tuple[str, ...]] = ()
     reports_kl: ClassVar[bool] = False
     squashes_actions: ClassVar[bool] = False
     module_casts_observations: ClassVar[bool] = False

@@ -31,6 +31,8 @@ class PPO(AgentPlugin):
     initializers = ("orthogonal", "torch")
     separate_value_network = True
     scales_rewards = True
+    # model.exploration (lrtune.learners._modules): SB3's state-independent log-std, gSDE.
+    explorations = ("gaussian", "gsde")
     reports_kl = True
     iteration_batch_key = "train_batch_size_per_learner"
     agent_settings = frozenset({"num_minibatches"})

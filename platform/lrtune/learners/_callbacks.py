@@ -162,6 +162,24 @@ def env_fault(algos: Iterable[Any], exc: BaseException) -> LRTuneError | None:
     return EnvRaisedError(raised) if raised is not None else None
 
 
+def reset_exploration_noise(module: Any) -> None:
+    """Have ``module`` (an env runner's RLModule, or each module of a multi-agent one) draw
+    new state-dependent exploration noise at its next exploring pass, where it has any
+    (`lrtune.learners._modules.LRTunePPOTorchRLModule.reset_noise`)."""
+    if module is None:
+        return
+    reset = getattr(module, "reset_noise", None)
+    if callable(reset):
+        reset()
+        return
+    values = getattr(module, "values", None)
+    if callable(values):
+        for sub in values():
+            reset = getattr(sub, "reset_noise", None)
+            if callable(reset):
+                reset()
+
+
 class LRTuneCallbacks(RLlibCallback):
     """Feeds iteration signals to the learners' feedback rules and surfaces lrtune's metrics.
 
@@ -177,7 +195,9 @@ class LRTuneCallbacks(RLlibCallback):
     observation that the agent acts on stops sampling before this, with torch's "invalid
     multinomial distribution" or "probability tensor contains either inf, nan"; the trainable
     then asks `sampling_problem`. Checking whole episodes once per call costs nothing per env
-    step.
+    step. It also has the env runner's gSDE module (``model.exploration: gsde``) draw new
+    exploration noise for the next call (`reset_exploration_noise`): SB3 draws it at the start
+    of each rollout.
     """
 
     def on_sample_end(
@@ -187,6 +207,7 @@ class LRTuneCallbacks(RLlibCallback):
         problem = env_output_problem(samples)
         if problem is not None:
             raise EnvOutputError(problem)
+        reset_exploration_noise(getattr(env_runner, "module", None))
 
     def on_evaluate_start(
         self, *, algorithm: Any, metrics_logger: Any = None, **kwargs: Any

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 from collections.abc import Iterable, Mapping
@@ -12,11 +13,16 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
 from lrtune._env_ids import register_lrtune_envs
-from lrtune.agents import AgentPlugin, get_agent, unbounded_part
+from lrtune.agents import AgentPlugin, action_kind, get_agent, unbounded_part
 from lrtune.learners._callbacks import LRTuneCallbacks
 from lrtune.learners._env_runner import LRTuneEnvRunner
 from lrtune.learners._learner import CONFIG_KEY
-from lrtune.learners._modules import ObservationConnectors, channels_last_shape, mean_std_filter
+from lrtune.learners._modules import (
+    EXPLORATION_KEY,
+    ObservationConnectors,
+    channels_last_shape,
+    mean_std_filter,
+)
 from lrtune.learners._replay import check_flat_replay
 from lrtune.learners._vector import (
     VECTOR_ENTRY_POINT,
@@ -58,6 +64,20 @@ class TrialResources:
 
 INITIALIZERS = ("orthogonal", "torch")
 
+#: ``model.exploration`` kinds (PPO, a 1-D Box of actions; `lrtune.learners._modules`):
+#: ``gaussian``, one learned log-std per action dimension whatever the state (SB3's PPO
+#: default, RLlib's ``free_log_std``); ``gsde``, generalized state-dependent exploration
+#: (Raffin et al. 2021; SB3's ``use_sde``).
+EXPLORATIONS = ("gaussian", "gsde")
+#: ``model.log_std_init`` where an exploration kind is set and the setting is left out (SB3's
+#: ``log_std_init`` default).
+DEFAULT_LOG_STD_INIT = 0.0
+#: ``model.sde_sample_freq`` where ``gsde`` is set and the setting is left out: new noise
+#: only at the start of each ``sample()`` call (SB3's ``sde_sample_freq=-1``).
+DEFAULT_SDE_SAMPLE_FREQ = -1
+#: The bounds of ``model.log_std_init``: RLlib's policy heads clamp a log-std to ±20.
+LOG_STD_INIT_BOUNDS = (-20.0, 20.0)
+
 #: A convolution stack: ``(out_channels, kernel, stride)`` per layer, RLlib's ``conv_filters``
 #: format (its CNN pads "same", so any stack fits any image size).
 ConvFilters = tuple[tuple[int, int, int], ...]
@@ -94,14 +114,16 @@ class EnvFacts:
     """What lrtune reads from one build of an env: its observations' shape (a Box's; None for
     other spaces), its time limit (gymnasium's ``max_episode_steps``; None when it has none),
     whether its actions are a Box (the presets' continuous-action family), whether a Box
-    in its actions has an infinite bound (`lrtune.agents.unbounded_part`) and whether they
-    are one ``Discrete`` (the batched module-to-env pipeline)."""
+    in its actions has an infinite bound (`lrtune.agents.unbounded_part`), whether they
+    are one ``Discrete`` (the batched module-to-env pipeline) and whether they are one 1-D
+    Box of floats (what ``model.exploration`` needs)."""
 
     observation_shape: tuple[int, ...] | None
     max_episode_steps: int | None
     continuous_actions: bool
     unbounded_actions: bool = False
     discrete_actions: bool = False
+    vector_box_actions: bool = False
 
 
 # (env id, its kwargs as JSON) -> its facts; None where it cannot be built here.
@@ -125,6 +147,7 @@ def remember_env_facts(env: str, env_config: Mapping[str, Any] | None, made: Any
         isinstance(actions, gymnasium.spaces.Box),
         unbounded_part(actions) is not None,
         isinstance(actions, gymnasium.spaces.Discrete),
+        action_kind(actions) == "continuous",
     )
 
 
@@ -175,6 +198,30 @@ def image_conv_filters(env: str, env_config: Mapping[str, Any] | None) -> ConvFi
     return default_conv_filters(shape) if shape is not None else None
 
 
+def exploration_problem(
+    kind: str | None, log_std_init: float | None, sde_sample_freq: int | None
+) -> tuple[str, str] | None:
+    """(field, what is wrong) with the exploration settings of a model, on their own (the
+    agent and the env are checked in `build_algorithm_config`); None where they fit."""
+    if kind is not None and kind not in EXPLORATIONS:
+        return "exploration", f"must be one of {list(EXPLORATIONS)} (got {kind!r})"
+    if log_std_init is not None:
+        low, high = LOG_STD_INIT_BOUNDS
+        if kind is None:
+            return "log_std_init", "needs model.exploration (gaussian or gsde); leave it out"
+        if not low <= log_std_init <= high:
+            return "log_std_init", f"must be in [{low:g}, {high:g}] (got {log_std_init!r})"
+    if sde_sample_freq is not None:
+        if kind != "gsde":
+            return "sde_sample_freq", "needs model.exploration: gsde; leave it out"
+        if sde_sample_freq == 0 or sde_sample_freq < -1:
+            return "sde_sample_freq", (
+                f"must be -1 (new noise at each sample() only) or a positive number of env "
+                f"steps (got {sde_sample_freq!r})"
+            )
+    return None
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     """The network around the LR policy: RLlib's default MLP and what feeds it.
@@ -206,6 +253,16 @@ class ModelSettings:
             ``(out_channels, kernel, stride)`` per layer. None: `default_conv_filters`' for
             the image's size (RLlib alone stops with "No default CNN configuration" on most
             sizes, and its defaults for the others are costly on its new stack).
+        exploration: PPO on a 1-D Box of actions: how the policy explores. None: RLlib's
+            default (the policy head outputs a mean and a log-std for each state);
+            ``"gaussian"``: one learned log-std per action dimension, whatever the state
+            (SB3's PPO; RLlib's ``free_log_std``); ``"gsde"``: generalized state-dependent
+            exploration (SB3's ``use_sde``; `lrtune.learners._modules.GSDE_EPSILON`).
+        log_std_init: the initial log-std of ``exploration`` (gsde: every entry of its
+            latent x action log-std matrix). None: ``DEFAULT_LOG_STD_INIT`` (SB3's 0.0).
+        sde_sample_freq: gsde: draw new exploration noise every this many vector env steps
+            as well; -1 (None: the default): only at the start of each ``sample()`` call of
+            the env runner, as SB3 resets it at each rollout's start.
     """
 
     hidden: tuple[int, ...] | None = None
@@ -215,12 +272,32 @@ class ModelSettings:
     normalize_observations: bool | None = None
     normalize_rewards: bool | None = None
     conv_filters: ConvFilters | None = None
+    exploration: str | None = None
+    log_std_init: float | None = None
+    sde_sample_freq: int | None = None
 
     def __post_init__(self) -> None:
         if self.initializer is not None and self.initializer not in INITIALIZERS:
             raise ValueError(
                 f"model.initializer must be one of {list(INITIALIZERS)} (got {self.initializer!r})"
             )
+        problem = exploration_problem(self.exploration, self.log_std_init, self.sde_sample_freq)
+        if problem is not None:
+            raise ValueError(f"model.{problem[0]}: {problem[1]}")
+
+    def exploration_settings(self) -> dict[str, Any] | None:
+        """What lrtune's PPO module reads (`lrtune.learners._modules.EXPLORATION_KEY`): the
+        kind, its initial log-std and (gsde) its resampling frequency, defaults filled in;
+        None where ``exploration`` is not set."""
+        if self.exploration is None:
+            return None
+        log_std_init = DEFAULT_LOG_STD_INIT if self.log_std_init is None else self.log_std_init
+        freq = DEFAULT_SDE_SAMPLE_FREQ if self.sde_sample_freq is None else self.sde_sample_freq
+        return {
+            "kind": self.exploration,
+            "log_std_init": float(log_std_init),
+            "sde_sample_freq": int(freq),
+        }
 
     def initializer_for(self, agent: str) -> str:
         """The initializer ``agent`` gets: the setting, else the agent's default."""
@@ -294,6 +371,22 @@ def build_algorithm_config(
             "out or set it to false."
         )
     roles = {role: spec.for_role(role).model_dump(mode="json") for role in plugin.roles}
+    facts = env_facts(env, env_config)
+    exploration = model.exploration_settings()
+    if exploration is not None:
+        _check_exploration(plugin, agent, env, exploration["kind"], facts)
+    default_model = DefaultModelConfig(
+        fcnet_hiddens=list(model.hidden_for(agent)),
+        fcnet_activation=model.activation_for(agent),
+        vf_share_layers=model.vf_share_layers,
+        conv_filters=_conv_filters(model, env, env_config),
+        # Both kinds build RLlib's head of a mean per action dim and a free log-std (gsde
+        # replaces the latter with its matrix).
+        free_log_std=exploration is not None,
+    )
+    model_config: DefaultModelConfig | dict[str, Any] = default_model
+    if exploration is not None:  # RLlib passes a dict model config's keys on to the module
+        model_config = {**dataclasses.asdict(default_model), EXPLORATION_KEY: exploration}
 
     config = (
         plugin.config_class()()
@@ -318,14 +411,7 @@ def build_algorithm_config(
         )
         .resources(num_cpus_for_main_process=resources.cpus)  # type: ignore[arg-type]
         .training(**_rates(plugin, spec), grad_clip=None)
-        .rl_module(
-            model_config=DefaultModelConfig(
-                fcnet_hiddens=list(model.hidden_for(agent)),
-                fcnet_activation=model.activation_for(agent),
-                vf_share_layers=model.vf_share_layers,
-                conv_filters=_conv_filters(model, env, env_config),
-            )
-        )
+        .rl_module(model_config=model_config)
         .callbacks(LRTuneCallbacks)
     )
     config = plugin.configure(config, initializer=initializer)
@@ -338,7 +424,6 @@ def build_algorithm_config(
     for key, value in filtered.items():
         _set_hyperparam(config, key, value, owned)
     native = _use_native_vector_env(config, env)
-    facts = env_facts(env, env_config)
     _batch_module_outputs(
         config,
         facts.discrete_actions if facts is not None else native and discrete_actions(env),
@@ -351,6 +436,26 @@ def build_algorithm_config(
     if facts is not None and facts.unbounded_actions and not plugin.squashes_actions:
         _actions_into_bounds(config, hyperparams or {})
     return config
+
+
+def _check_exploration(
+    plugin: AgentPlugin, agent: str, env: str, kind: str, facts: EnvFacts | None
+) -> None:
+    """Refuse ``model.exploration`` for an agent without it or an env whose actions are not
+    one 1-D Box of floats (`PolicyError`: exit 2 where a run starts). An env that cannot be
+    built here (``facts`` None) is left to the module, which stops on such a space."""
+    if kind not in plugin.explorations:
+        raise PolicyError(
+            f"model.exploration: {agent} has no exploration setting ({kind} is PPO's, for "
+            f"continuous actions); leave model.exploration, log_std_init and sde_sample_freq "
+            f"out for {agent}."
+        )
+    if facts is not None and not facts.vector_box_actions:
+        raise PolicyError(
+            f"model.exploration: {kind} needs continuous actions (one 1-D Box of floats), "
+            f"and env {env!r} has other actions; leave model.exploration, log_std_init and "
+            "sde_sample_freq out for this env, or choose an env with continuous actions."
+        )
 
 
 def _actions_into_bounds(config: AlgorithmConfig, hyperparams: Mapping[str, Any]) -> None:

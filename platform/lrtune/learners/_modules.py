@@ -28,7 +28,11 @@ from ray.rllib.connectors.env_to_module.observation_preprocessor import (
     SingleAgentObservationPreprocessor,
 )
 from ray.rllib.core.columns import Columns
-from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical
+from ray.rllib.core.distribution.torch.torch_distribution import (
+    TorchCategorical,
+    TorchDiagGaussian,
+)
+from ray.rllib.core.models.base import ACTOR, CRITIC, ENCODER_OUT
 from ray.rllib.core.rl_module.rl_module import RLModule
 
 from lrtune.learners._vector import BatchedObservations
@@ -128,14 +132,180 @@ class ModeSetOnce:
         return self._forward_inference(batch, **kwargs)  # type: ignore[attr-defined,no-any-return]
 
 
+#: The key of the module's ``model_config`` that holds ``model.exploration``'s settings
+#: (`lrtune.learners.ModelSettings.exploration_settings`): ``kind``, ``log_std_init``,
+#: ``sde_sample_freq``.
+EXPLORATION_KEY = "lrtune_exploration"
+#: Added to gSDE's variance before its square root (SB3's ``StateDependentNoiseDistribution``
+#: ``epsilon``).
+GSDE_EPSILON = 1e-6
+
+
+def gsde_log_std(latent: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """The per-action-dimension log-std of gSDE's Gaussian at the ``latent`` features
+    (batch x latent_dim) for a ``log_std`` matrix (latent_dim x action_dim): the log of
+    ``sqrt((latent ** 2) @ exp(log_std) ** 2 + GSDE_EPSILON)``, SB3's ``proba_distribution``
+    (``full_std=True``, ``use_expln=False``). The latent features are detached
+    (``learn_features=False``): only the mean's layers and ``log_std`` learn from it."""
+    variance = (latent.detach() ** 2) @ torch.exp(log_std) ** 2
+    return 0.5 * torch.log(variance + GSDE_EPSILON)
+
+
 class LRTunePPOTorchRLModule(ModeSetOnce, DefaultPPOTorchRLModule):
     """RLlib's default PPO torch module, reading integer (or 16-bit float) observations as float32
-    (`cast_observations_to_float32`)."""
+    (`cast_observations_to_float32`), with ``model.exploration`` for a 1-D Box of actions.
+
+    The exploration kinds (``model_config[EXPLORATION_KEY]``; none: RLlib's head, a mean and a
+    log-std per state):
+
+    * ``gaussian``: RLlib's ``free_log_std`` head (a mean per state, one learned log-std per
+      action dimension), its log-std starting at ``log_std_init``: SB3's PPO.
+    * ``gsde``: generalized state-dependent exploration (Raffin et al. 2021, "Smooth Exploration
+      for Robotic Reinforcement Learning"; SB3's ``StateDependentNoiseDistribution`` with its
+      PPO defaults ``full_std=True``, ``use_expln=False``, ``learn_features=False``). The head
+      outputs the mean; ``gsde_log_std`` (latent_dim x action_dim, learned, starting at
+      ``log_std_init``) scales a noise matrix drawn from N(0, exp(gsde_log_std)²), one per
+      env row, held fixed until it is drawn again. An exploring action is ``mean(s) +
+      latent(s) @ noise``, where ``latent`` is the input of the policy head's output layer
+      (the policy network's last hidden layer, detached). Its distribution, given the state,
+      is the diagonal Gaussian of variance ``latent² @ exp(gsde_log_std)² + GSDE_EPSILON``:
+      the action distribution inputs are its mean and log-std (`gsde_log_std`), so RLlib's
+      ``TorchDiagGaussian`` gives the loss, the KL and the entropy the same log-probabilities
+      as SB3's. The exploring pass outputs the actions and their log-probabilities itself
+      (RLlib's ``GetActions`` then samples nothing). New noise is drawn at the first
+      exploring pass after `reset_noise` (lrtune's callbacks call it at the end of every
+      ``EnvRunner.sample()``: the next rollout starts with new noise, as SB3's does), when
+      the number of rows changes, and every ``sde_sample_freq`` exploring passes (vector env
+      steps) when that is positive. The noise is a plain attribute, not a buffer: it is no
+      part of the module's state, so the weights the learner sends the env runner never
+      overwrite it. It is drawn from torch's default generator (seeded by RLlib), so a
+      seeded run repeats. Inference (greedy evaluation) returns the mean.
+    """
+
+    _lrtune_exploration: dict[str, Any] | None = None
+    _gsde_noise: torch.Tensor | None = None
+    _gsde_steps: int = 0
 
     def setup(self) -> None:
-        """Build the network as RLlib does, then cast observations to float32 in its layers."""
+        """Build the network as RLlib does, set up ``model.exploration``, then cast
+        observations to float32 in its layers."""
         super().setup()
+        config: Any = self.model_config  # a dict here (RLlib's model config, merged)
+        exploration = config.get(EXPLORATION_KEY) if isinstance(config, dict) else None
+        self._lrtune_exploration = dict(exploration) if exploration else None
+        if self._lrtune_exploration is not None:
+            self._setup_exploration(self._lrtune_exploration)
         cast_observations_to_float32(self, self.observation_space)
+
+    def _setup_exploration(self, settings: dict[str, Any]) -> None:
+        """The exploration kind's parameters (the head is RLlib's ``free_log_std`` one)."""
+        space = self.action_space
+        if not (isinstance(space, Box) and len(space.shape) == 1):
+            raise ValueError(
+                f"model.exploration {settings['kind']!r} needs one 1-D Box of actions, not "
+                f"{space}; leave model.exploration out"
+            )
+        head: Any = self.pi
+        init = float(settings["log_std_init"])
+        if settings["kind"] == "gaussian":
+            with torch.no_grad():
+                head.log_std.fill_(init)
+            return
+        # gsde: the head's free log-std vector gives way to the latent x action matrix.
+        del head.log_std
+        output: Any = self._gsde_layers()[-1]
+        shape = (int(output.in_features), int(output.out_features))
+        self.gsde_log_std = torch.nn.Parameter(torch.full(shape, init))
+        self._gsde_noise = None
+        self._gsde_steps = 0
+
+    @property
+    def gsde(self) -> bool:
+        """Whether the module explores with gSDE."""
+        return self._lrtune_exploration is not None and self._lrtune_exploration["kind"] == "gsde"
+
+    def _gsde_layers(self) -> list[torch.nn.Module]:
+        """The policy head's layers, its output layer (a Linear) last."""
+        layers = list(self.pi.net.mlp)  # type: ignore[union-attr]
+        while layers and not isinstance(layers[-1], torch.nn.Linear):
+            layers.pop()  # a "linear" output activation adds no module; anything else is none
+        return layers
+
+    def gsde_parts(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """gSDE's forward pass: ``latent`` (the output layer's input), ``mean`` and the action
+        distribution inputs (``inputs``: mean and `gsde_log_std`), with the encoder's critic
+        embeddings (``embeddings``) where the module has them."""
+        encoder_outs = self.encoder(batch)
+        layers = self._gsde_layers()
+        latent = encoder_outs[ENCODER_OUT][ACTOR]
+        for layer in layers[:-1]:
+            latent = layer(latent)
+        mean = layers[-1](latent)
+        log_std = gsde_log_std(latent, self.gsde_log_std)
+        parts = {"latent": latent, "mean": mean, "inputs": torch.cat([mean, log_std], dim=-1)}
+        critic = encoder_outs[ENCODER_OUT].get(CRITIC)
+        if critic is not None:
+            parts["embeddings"] = critic
+        return parts
+
+    def reset_noise(self) -> None:
+        """Draw new gSDE noise at the next exploring pass (SB3's ``reset_noise``)."""
+        self._gsde_noise = None
+
+    @property
+    def gsde_noise(self) -> torch.Tensor | None:
+        """The current gSDE noise (rows x latent_dim x action_dim), None until drawn."""
+        return self._gsde_noise
+
+    def _noise_for(self, rows: int) -> torch.Tensor:
+        """The noise for ``rows`` env rows: the current one, or a new draw (SB3's
+        ``sample_weights``: N(0, std²) per entry) where `reset_noise` asked for it, the row
+        count changed or ``sde_sample_freq`` exploring passes have used it."""
+        assert self._lrtune_exploration is not None
+        freq = int(self._lrtune_exploration["sde_sample_freq"])
+        noise = self._gsde_noise
+        if noise is None or noise.shape[0] != rows or (freq > 0 and self._gsde_steps >= freq):
+            std = torch.exp(self.gsde_log_std.detach())
+            noise = torch.randn((rows, *std.shape), dtype=std.dtype, device=std.device) * std
+            self._gsde_noise = noise
+            self._gsde_steps = 0
+        self._gsde_steps += 1
+        return noise
+
+    def _forward_exploration(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """RLlib's exploring pass; with gSDE, the actions ``mean + latent @ noise`` and their
+        log-probabilities under the state-dependent Gaussian."""
+        if not self.gsde:
+            return super()._forward_exploration(batch, **kwargs)  # type: ignore[no-any-return]
+        with torch.no_grad():
+            parts = self.gsde_parts(batch)
+            latent = parts["latent"]
+            noise = self._noise_for(latent.shape[0])
+            actions = parts["mean"] + torch.bmm(latent.unsqueeze(1), noise).squeeze(1)
+            logp = TorchDiagGaussian.from_logits(parts["inputs"]).logp(actions)
+        return {
+            Columns.ACTION_DIST_INPUTS: parts["inputs"],
+            Columns.ACTIONS: actions,
+            Columns.ACTION_LOGP: logp,
+        }
+
+    def _forward_inference(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """RLlib's greedy pass; with gSDE, the distribution inputs whose deterministic
+        action is the mean."""
+        if not self.gsde:
+            return super()._forward_inference(batch, **kwargs)  # type: ignore[no-any-return]
+        with torch.no_grad():
+            return {Columns.ACTION_DIST_INPUTS: self.gsde_parts(batch)["inputs"]}
+
+    def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """RLlib's training pass; with gSDE, the state-dependent distribution inputs."""
+        if not self.gsde:
+            return super()._forward_train(batch, **kwargs)  # type: ignore[no-any-return]
+        parts = self.gsde_parts(batch)
+        out = {Columns.ACTION_DIST_INPUTS: parts["inputs"]}
+        if "embeddings" in parts:
+            out[Columns.EMBEDDINGS] = parts["embeddings"]
+        return out
 
 
 class OrthogonalPPOTorchRLModule(LRTunePPOTorchRLModule):

@@ -71,6 +71,9 @@ HASH_LATER_FIELDS: tuple[tuple[str, ...], ...] = (
     ("scheduler", "params"),
     ("trials", "checkpoint_seconds"),
     ("model", "conv_filters"),
+    ("model", "exploration"),
+    ("model", "log_std_init"),
+    ("model", "sde_sample_freq"),
 )
 
 
@@ -134,6 +137,26 @@ class ModelSpec(BaseModel):
         ]
         | None
     ) = None
+
+    # PPO, one 1-D Box of actions: how the policy explores (lrtune.learners.ModelSettings).
+    # None: RLlib's head (a mean and a log-std per state); gaussian: one learned log-std per
+    # action dimension (SB3's PPO); gsde: generalized state-dependent exploration (SB3's
+    # use_sde).
+    exploration: Literal["gaussian", "gsde"] | None = None
+    # The initial log-std of `exploration` (None: 0.0, SB3's); RLlib clamps a log-std to ±20.
+    log_std_init: Real | None = Field(default=None, ge=-20.0, le=20.0)
+    # gsde: new noise every this many vector env steps too; -1 (None): only at each sample().
+    sde_sample_freq: Whole | None = Field(default=None, ge=-1)
+
+    @field_validator("sde_sample_freq")
+    @classmethod
+    def _not_zero(cls, value: int | None) -> int | None:
+        if value == 0:
+            raise ValueError(
+                "0 is no frequency: give -1 (new noise at the start of each sample() only, "
+                "SB3's default) or a positive number of env steps, or leave it out"
+            )
+        return value
 
     @field_validator("conv_filters")
     @classmethod
@@ -627,6 +650,21 @@ class JobSpec(BaseModel):
                 f"{agent} cannot scale rewards (only PPO, whose batches are whole return "
                 f"streams, can); leave it out or set it to false for {agent}",
             )
+        if model.exploration is not None and model.exploration not in plugin.explorations:
+            yield (
+                "exploration",
+                f"{agent} has no exploration setting ({model.exploration} is PPO's, for "
+                f"continuous actions: a 1-D Box); leave model.exploration out for {agent}",
+            )
+        for field in ("log_std_init", "sde_sample_freq"):
+            needs = ("gaussian", "gsde") if field == "log_std_init" else ("gsde",)
+            if getattr(model, field) is not None and model.exploration not in needs:
+                yield (
+                    field,
+                    f"sets the {' or '.join(needs)} exploration, and model.exploration is "
+                    f"{model.exploration or 'not set'}: set model.exploration: "
+                    f"{needs[-1]} (PPO, continuous actions) or leave {field} out",
+                )
         if model.vf_share_layers and not plugin.separate_value_network:
             yield (
                 "vf_share_layers",
