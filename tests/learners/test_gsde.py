@@ -1,7 +1,7 @@
 """PPO's ``model.exploration`` (`LRTunePPOTorchRLModule`): gSDE's log-probabilities against the
 closed form of its Gaussian, its noise held between draws and drawn again on schedule, greedy
 actions at the mean, the noise kept through weight syncs, a real seeded PPO run that repeats,
-and the settings refused where they cannot run."""
+its log-std matrix through a checkpoint, and the settings refused where they cannot run."""
 
 from __future__ import annotations
 
@@ -275,3 +275,33 @@ def test_tiny_gsde_ppo_trains_and_a_seed_repeats() -> None:
         np.testing.assert_allclose(logp, expected, rtol=1e-5, atol=1e-5)
         checked += len(logp)
     assert checked >= 8
+
+
+@pytest.mark.usefixtures("_ray")
+def test_gsde_checkpoint_restores_the_log_std_matrix(tmp_path: Path) -> None:
+    model = ModelSettings(exploration="gsde", log_std_init=-2.0)
+    tiny = {"train_batch_size_per_learner": 32, "minibatch_size": 32, "num_epochs": 1}
+
+    def build(seed: int) -> Any:
+        config = build_algorithm_config(
+            "ppo", ENV, policy={"lr": 1e-2}, hyperparams=tiny, model=model, budget=100, seed=seed
+        )
+        return config.build_algo()
+
+    algo = build(0)
+    try:
+        algo.train()
+        saved = algo.learner_group._learner.module["default_policy"].gsde_log_std.detach().clone()
+        assert not torch.equal(saved, torch.full_like(saved, -2.0))
+        algo.save_to_path(tmp_path / "ckpt")
+    finally:
+        algo.stop()
+    again = build(1)
+    try:
+        again.restore_from_path(tmp_path / "ckpt")
+        learner = again.learner_group._learner.module["default_policy"]
+        assert torch.equal(learner.gsde_log_std, saved)
+        assert torch.equal(again.env_runner.module.gsde_log_std, saved)
+        again.train()  # and it trains on from there
+    finally:
+        again.stop()
