@@ -63,12 +63,13 @@ Two PPO rows again on 2026-12-07 after lrtune's env runner began sampling withou
 per-step bookkeeping (`lrtune.learners._env_runner`, the same episodes bit for bit), on 7a79760,
 ``--only CartPole-v1:ppo --only Acrobot-v1:ppo``, 10:07-10:10 UTC, nothing else running (load
 1.0-1.7): CartPole-v1 ppo search best 500.0, test mean 500.0 (solved), 123 s; Acrobot-v1 ppo
-−78.2 and −103.1 (3.1 short of the target), 65 s. Neither repeats the table above (454.2 /
-486.2 and −80.3 / −151.6): with two trials at a time, TPE and ASHA see results in the order the
-trials finish, which timing decides (the faster sampling is the change here that moves
-timing). One trial at a time the search repeats, and the env runner changes nothing it sees: ``--only Acrobot-v1:ppo --concurrent 1``,
-10:11-10:15 UTC, on 25f76a8 (before the env runner, from a worktree) and on 7a79760 side by side
-(one process each, load 2.1): both search best −78.0, test mean −89.4 (solved), 181 s and 171 s.
+−78.2 and −103.1 (3.1 short of the target), 65 s. Neither repeats the table above (454.2 / 486.2
+and −80.3 / −151.6): with two trials at a time, TPE and ASHA see results in the order the trials
+finish, which timing decides (the faster sampling is the change here that moves timing). One
+trial at a time the search repeats, and the env runner changes nothing it sees: ``--only
+Acrobot-v1:ppo --concurrent 1``, 10:11-10:15 UTC, on 25f76a8 (before the env runner, from a
+worktree) and on 7a79760 side by side (one process each, load 2.1): both search best −78.0, test
+mean −89.4 (solved), 181 s and 171 s.
 
 Two rows again on 2026-12-07 (0bd2bd5, after the env runner's connector pipelines became one
 batched piece each, `lrtune.learners._vector`), ``--only Acrobot-v1:ppo --only
