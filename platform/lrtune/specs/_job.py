@@ -103,29 +103,22 @@ class EnvSpec(BaseModel):
 
 
 class ModelSpec(BaseModel):
-    """The network: RLlib's default MLP, its value layers and initialisation, and whether
-    observations are normalised (see ``lrtune.learners.ModelSettings``)."""
+    """The network: RLlib's default MLP, its value layers and initialisation, whether
+    observations and rewards are normalised, image convolutions and PPO's exploration. Each
+    field is `lrtune.learners.ModelSettings`' attribute of the same name, documented there (and
+    in README's job example); None: the agent's default (`lrtune presets AGENT`)."""
 
     model_config = FROZEN
 
-    # None: the agent's default (PPO 64, 64 tanh; DQN 256, 256 relu; `lrtune presets AGENT`).
     hidden: tuple[Annotated[Whole, Field(ge=1, le=4096)], ...] | None = Field(
         default=None, min_length=1, max_length=8
     )
     activation: Literal["tanh", "relu", "swish", "elu", "linear"] | None = None
-    # PPO: the value head's own hidden layers (SB3, CleanRL) or the policy's (RLlib's
-    # DefaultModelConfig); DQN ignores it.
     vf_share_layers: StrictBool = False
-    # None: the agent's default (PPO orthogonal as SB3/CleanRL, DQN torch's).
     initializer: Literal["orthogonal", "torch"] | None = None
-    # None: as the agent presets say; true/false override them.
     normalize_observations: StrictBool | None = None
-    # PPO: rewards over the running std of the discounted return (SB3's VecNormalize); None:
-    # as the presets say (on for PPO's continuous-action family).
     normalize_rewards: StrictBool | None = None
-    # Image observations: [out_channels, kernel, stride] per convolution layer (RLlib's
-    # conv_filters). None: lrtune's for the image's size
-    # (`lrtune.learners.default_conv_filters`).
+    # [out_channels, kernel, stride] per convolution layer
     conv_filters: (
         tuple[
             tuple[
@@ -137,16 +130,9 @@ class ModelSpec(BaseModel):
         ]
         | None
     ) = None
-
-    # PPO, one 1-D Box of actions: how the policy explores (lrtune.learners.ModelSettings).
-    # None: RLlib's head (a mean and a log-std per state); gaussian: one learned log-std per
-    # action dimension (SB3's PPO); gsde: generalized state-dependent exploration (SB3's
-    # use_sde).
     exploration: Literal["gaussian", "gsde"] | None = None
-    # The initial log-std of `exploration` (None: 0.0, SB3's); RLlib clamps a log-std to ±20.
-    log_std_init: Real | None = Field(default=None, ge=-20.0, le=20.0)
-    # gsde: new noise every this many vector env steps too; -1 (None): only at each sample().
-    sde_sample_freq: Whole | None = Field(default=None, ge=-1)
+    log_std_init: Real | None = Field(default=None, ge=-20.0, le=20.0)  # RLlib clamps to ±20
+    sde_sample_freq: Whole | None = Field(default=None, ge=-1)  # -1: at each sample() only
 
     @field_validator("sde_sample_freq")
     @classmethod
@@ -196,17 +182,12 @@ DEFAULT_CHECKPOINT_SECONDS = 60.0
 
 class TrialsSpec(BaseModel):
     """How many trials, how many at once, how many may fail before the search stops, and how
-    often a trial saves a checkpoint.
+    often a trial saves a checkpoint (README's "Jobs and search spaces" weighs the cadence).
 
-    A failed trial is retried from its last checkpoint (``max_failures``) and a resumed run
-    continues from it, so the work since that checkpoint is redone; fewer checkpoints cost the
-    trial less per iteration, and the driver too (Tune snapshots the whole experiment each time a
-    trial has saved two checkpoints). Give at most one cadence; every trial also saves one at its
-    end, and population jobs (PBT, PB2) whenever their scheduler asks:
-
-    ``checkpoint_seconds``: after the first iteration that ends this many seconds of the trial's
-    training after its last checkpoint (or its start); 0: after every iteration. Left out, with
-    no ``checkpoint_env_steps``: 60 (`DEFAULT_CHECKPOINT_SECONDS`).
+    Give at most one cadence; every trial also saves at its end, and population jobs (PBT, PB2)
+    whenever their scheduler asks. ``checkpoint_seconds``: after the first iteration that ends
+    this many seconds of the trial's training after its last checkpoint (or its start); 0:
+    after every iteration; neither given: 60 (`DEFAULT_CHECKPOINT_SECONDS`).
     ``checkpoint_env_steps``: each time the trial's env steps pass a multiple of this.
     """
 
@@ -285,22 +266,16 @@ class MetricSpec(BaseModel):
 
 
 class EvaluationSpec(BaseModel):
-    """Deterministic evaluation of a trial's policy, as rl-zoo3 scores its trials.
+    """Deterministic evaluation of a trial's policy, as rl-zoo3 scores its trials (README's
+    "Scoring on a deterministic evaluation").
 
-    Every ``interval`` training iterations (0: none along the way) each seed's algorithm plays
-    ``episodes`` whole episodes with ``explore=False`` (greedy actions), one environment at a
-    time (a vector of them would favour short episodes), on its own evaluation environment:
-    RLlib's evaluation env runner in the trial's own process (``evaluation_num_env_runners=0``,
-    no extra actor), seeded 1,000,000 above training and re-seeded at every evaluation, so each
-    evaluation starts from the same states. The mean return is reported as
-    ``evaluation_return``.
-
-    ``score: true`` makes the trial's ``score`` — what early stopping compares, the final
-    ranking, ``best.yaml`` and ``lrtune finalize`` use — the mean of the latest evaluation
-    (``metric.name`` read under ``evaluation/``) instead of the noisy training value; the trial
-    is then also evaluated at its last iteration, so its final score is its final policy's.
-    Until its first evaluation a trial's score is its training value (``interval: 0`` with
-    ``score: true``: only the final evaluation, early stopping on training values).
+    Every ``interval`` training iterations (0: none along the way) each seed plays
+    ``episodes`` greedy episodes, one env at a time, on RLlib's evaluation env runner in the
+    trial's own process (``evaluation_num_env_runners=0``), seeded 1,000,000 above training and
+    re-seeded at every evaluation; the mean is reported as ``evaluation_return``. ``score:
+    true`` makes the latest evaluation's mean (``metric.name`` under ``evaluation/``) the
+    trial's score, and evaluates the trial at its last iteration too; until its first
+    evaluation a trial's score is its training value.
     """
 
     model_config = FROZEN
@@ -333,31 +308,19 @@ def _plugins_where(slot: str, test: Callable[[Any], bool]) -> str:
 
 
 class SearchSpec(BaseModel):
-    """The search algorithm: an entry of the ``searchers`` slot (`lrtune plugins searchers`).
+    """The search algorithm: an entry of the ``searchers`` slot (`lrtune plugins searchers`);
+    README's "Jobs and search spaces" describes each key.
 
-    ``algorithm: optuna`` drives the Optuna sampler named by ``sampler`` (tpe, cmaes, gp, qmc,
-    random) with lrtune's Optuna searcher; ``algorithm: grid`` runs the exhaustive grid; any
-    other ``algorithm`` names a Tune searcher entry (``hyperopt``), and ``sampler`` is left out.
-    ``params`` are the entry's own parameters (``{multivariate: true}`` for tpe), validated by
-    its parameter model.
-
-    ``startup_trials`` is how many trials are sampled at random before the searcher's model
-    proposes the rest; passed to Optuna as ``n_startup_trials`` (HyperOpt: ``n_initial_points``).
-    Left out, it is ``max(2, min(10, trials.num // 4))`` (`JobSpec.startup_trials`), so a small
-    budget leaves most trials to the model (Optuna's own default, 10, made every search of ≤ 10
-    trials random). What counts as a finished trial is the sampler's: TPE counts complete and
-    pruned trials, GP and CMA-ES complete ones (a diverged trial is complete, with the job's
-    worst value). Searchers without a model (``random``, ``qmc``, the grid) refuse it. GP fits
-    the values themselves, so with ``sampler: gp`` a diverged trial's default worst value (-1e6)
-    flattens its model: set ``metric.worst`` near the task's worst plausible score
-    (`lrtune.search.sampler_warning` says so).
-
-    ``batch: true`` proposes trials in batches of ``trials.max_concurrent`` (Tune's
-    ``ConcurrencyLimiter(batch=True)``): the searcher is told a batch's results once all of
-    them have finished, and proposes the next batch only then. Proposals then no longer depend
-    on the order in which concurrent trials finish, so a seeded job with ``scheduler: none``
-    repeats run for run (an early-stopping scheduler still decides by arrival order). The cost:
-    cores stand idle while a batch's slowest trial finishes.
+    ``algorithm: optuna`` drives the Optuna sampler named by ``sampler``, ``algorithm: grid``
+    runs the grid, any other ``algorithm`` names a Tune searcher (``sampler`` left out).
+    ``params`` are the entry's own parameters, validated by its parameter model.
+    ``startup_trials`` (Optuna's ``n_startup_trials``, HyperOpt's ``n_initial_points``) left
+    out is `JobSpec.startup_trials`, so a small budget leaves most trials to the model
+    (Optuna's own default, 10, made every search of ≤ 10 trials random); what counts as a
+    finished trial is the sampler's: TPE counts complete and pruned trials, GP and CMA-ES
+    complete ones (a diverged trial is complete, with the job's worst value). ``batch: true``
+    proposes trials in batches of ``trials.max_concurrent`` (Tune's
+    ``ConcurrencyLimiter(batch=True)``).
     """
 
     model_config = FROZEN
@@ -429,17 +392,15 @@ class SearchSpec(BaseModel):
 
 class SchedulerSpec(BaseModel):
     """The trial scheduler (early stopping), on env steps: an entry of the ``schedulers`` slot
-    (`lrtune plugins schedulers`: asha, median, hyperband, none), its own parameters in
-    ``params``.
+    (`lrtune plugins schedulers`), its own parameters in ``params``; ``reduction_factor`` is
+    ASHA's and HyperBand's.
 
-    The grace period (env steps every trial runs before it can be stopped; ASHA's first rung,
-    the median rule's start) is either ``grace_period`` (env steps) or ``grace_fraction`` (a
-    fraction of budget.trial_env_steps, in (0, 1]); give at most one, and neither with
-    a scheduler that has none (``hyperband``, ``none``). Neither: a quarter of a trial's
-    budget (`JobSpec.grace_period_steps`): RL learning curves are often flat before they rise
-    (Acrobot-v1 stays at -500 until the first swing-ups), so an early rung would stop trials on
-    noise; with ASHA's default reduction factor 2 the rungs are then 1/4 and 1/2 of the budget.
-    ``reduction_factor`` is ASHA's and HyperBand's.
+    The grace period (env steps every trial runs before it can be stopped) is ``grace_period``
+    or ``grace_fraction`` (of budget.trial_env_steps), at most one, and neither with a scheduler
+    that has none. Neither: a quarter of a trial's budget (`JobSpec.grace_period_steps`): RL
+    learning curves are often flat before they rise (Acrobot-v1 stays at -500 until the first
+    swing-ups), so an early rung would stop trials on noise; with ASHA's default reduction
+    factor 2 the rungs are then 1/4 and 1/2 of the budget.
     """
 
     model_config = FROZEN

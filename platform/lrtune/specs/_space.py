@@ -1,18 +1,12 @@
-"""Search spaces over LR policies (`SearchSpaceSpec`, the files in ``search_spaces/``).
+"""Search spaces over LR policies (`SearchSpaceSpec`, the files in ``search_spaces/``), as
+README's "Jobs and search spaces" describes them.
 
-A space names, per LR slot, the families (registered plugins) to choose from and, per family,
+Per LR slot a space names the families (registered plugins) to choose from and, per family,
 its parameters: each a constant or a *dimension* (a mapping with ``distribution`` and/or
-``values``). Every range is checked against the plugin's own parameter model when the file is
-loaded, so a space that could sample an invalid policy is refused before anything runs.
-``search_spaces/lr_policies.yaml`` (the LR policy) and ``ppo_agent.yaml`` (the agent) are
-examples.
-
-Besides the LR policy a space may search the agent: ``hyperparams`` (RLlib settings by name,
-e.g. ``gamma``, ``lambda_``, ``clip_param``), ``model`` (fields of the job's `ModelSpec`,
-applied over the job's ``model:``; checked against `ModelSpec` at every point) and
-``agent_settings`` (`AgentSettings`: settings lrtune turns into RLlib's, such as a number of
-minibatches, so that a sampled combination is always valid). A job may combine several
-spaces (a list under ``space:``); see `merge_space_parts`.
+``values``), checked against the plugin's own parameter model when the file is loaded, so a
+space that could sample an invalid policy is refused before anything runs. ``hyperparams``,
+``model`` (`ModelSpec` fields) and ``agent_settings`` (`AgentSettings`) search the agent;
+a job may combine several spaces (`merge_space_parts`).
 """
 
 from __future__ import annotations
