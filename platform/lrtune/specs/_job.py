@@ -463,11 +463,9 @@ class TrackingSpec(BaseModel):
 class JobSpec(BaseModel):
     """One experiment: agent, environment, budgets, seeds, metric and what to search.
 
-    ``space`` and ``policy`` may be given as paths in YAML; the loader (or validation context
-    ``{"base_dir": ...}``) resolves them, trying the job file's folder first, then the current
-    directory, and records the space's file in ``space_path``. ``space`` may also be a list of
-    parts (paths or inline mappings), e.g. an LR-policy space and an agent space: they are
-    merged into one space (`merge_space_parts`), their files recorded in ``space_files``.
+    ``space`` (a path, a mapping or a list of parts) and ``policy`` (a path or a mapping) are
+    loaded by `resolve_reference`, relative to validation context ``{"base_dir": ...}``, which
+    records the space's files in ``space_path`` and ``space_files``.
     """
 
     model_config = FROZEN

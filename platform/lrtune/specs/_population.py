@@ -1,9 +1,5 @@
-"""The ``population:`` section of a job: population-based training of the LR policy.
-
-A population job trains ``size`` members at once; every ``interval`` env steps a weak member
-copies a strong one (its checkpoint: weights, optimizer moments, schedule position, feedback
-state) and perturbs the *mutable* numbers of its LR policy. README's "Population-based
-schedules" shows every key.
+"""The ``population:`` section of a job: population-based training of the LR policy (README's
+"Population-based schedules" describes it and shows every key).
 
 Mutable parameters live in each trial's config as plain numbers ("coordinates"):
 ``log10(value)`` for log-scaled ones, the value itself otherwise, so that PB2's linear bounds
@@ -88,13 +84,9 @@ class MutableParam(BaseModel):
 
 
 class PopulationCheckpointSpec(BaseModel):
-    """Checkpoints of a population: how often (env steps) and how many each member keeps.
-
-    The population's own scheduler also saves a member when it reaches a perturbation point.
-    ``num_to_keep`` must let a donor's checkpoint outlive one perturbation interval of the
-    donor's training (it is what a weaker member restores): at least
-    ``ceil(interval / checkpoint.interval) + 2``.
-    """
+    """Checkpoints of a population: how often (env steps) and how many each member keeps (for
+    a donor's checkpoint to outlive a perturbation interval, at least ``ceil(interval /
+    checkpoint.interval) + 2``). The population's scheduler also saves at perturbation points."""
 
     model_config = FROZEN
 
