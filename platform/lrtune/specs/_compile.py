@@ -149,22 +149,31 @@ class CompiledSpace:
         """The baseline trial: the job's policy, else a constant LR with Adam at the agent's
         `AgentPlugin.baseline_lr` (PPO 3e-4 and SAC 3e-4, SB3's defaults; DQN 1e-3), with the
         space's agent constants but none of its dimensions."""
-        model, agent = self._section_constants()
         policy = self.job.policy or LRPolicySpec(lr=self.job.agent_plugin.baseline_lr)
+        return self._trial_point(policy, {}, baseline=True)
+
+    def _trial_point(
+        self, policy: LRPolicySpec, searched: Mapping[str, Any], baseline: bool = False
+    ) -> TrialPoint:
+        """The point of ``policy``: the job's hyper-parameters and the constants of the space's
+        ``model`` and ``agent_settings``, with ``searched`` (``section.key``: value) over them."""
+        space = self.job.space
+        sections: dict[str, dict[str, Any]] = {
+            "hyperparams": self.job.fixed_hyperparams,
+            "model": constants_of(space.model or {}) if space is not None else {},
+            "agent_settings": constants_of(space.agent_settings or {}) if space is not None else {},
+        }
+        for name, value in searched.items():
+            section, key = name.split(".", 1)
+            sections[section][key] = value
+        agent = sections["agent_settings"]
         return TrialPoint(
             policy=policy.model_dump(mode="json"),
-            hyperparams=agent_hyperparams(self.job, agent, self.job.fixed_hyperparams),
-            model=model,
+            hyperparams=agent_hyperparams(self.job, agent, sections["hyperparams"]),
+            model=sections["model"],
             agent_settings=agent,
-            baseline=True,
+            baseline=baseline,
         )
-
-    def _section_constants(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The constants of the space's ``model`` and ``agent_settings`` sections."""
-        space = self.job.space
-        if space is None:
-            return {}, {}
-        return constants_of(space.model or {}), constants_of(space.agent_settings or {})
 
     def distributions(self) -> dict[str, BaseDistribution]:
         """Every parameter `define` can suggest, by name (for warm starts and add_trial)."""
@@ -268,18 +277,7 @@ class CompiledSpace:
             # The job's fixed per-role settings (e.g. SAC's alpha rate) hold at every point.
             policy["roles"] = self.fixed["roles"]
         spec = LRPolicySpec.model_validate(policy)
-        hyperparams = self.job.fixed_hyperparams
-        model, agent = self._section_constants()
-        sections = {"hyperparams": hyperparams, "model": model, "agent_settings": agent}
-        for p in self.agent_params:
-            section, key = p.name.split(".", 1)
-            sections[section][key] = value(p)
-        return TrialPoint(
-            policy=spec.model_dump(mode="json"),
-            hyperparams=agent_hyperparams(self.job, agent, hyperparams),
-            model=model,
-            agent_settings=agent,
-        )
+        return self._trial_point(spec, {p.name: value(p) for p in self.agent_params})
 
 
 def _grid_pickers(
