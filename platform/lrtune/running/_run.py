@@ -1161,10 +1161,57 @@ def result_loggers() -> list[Callback]:
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    loggers: list[Callback] = [JsonLoggerCallback(), CSVLoggerCallback()]
+    loggers: list[Callback] = [
+        TrialLogsUpload(),  # before the loggers: it runs first at a trial's start
+        JsonLoggerCallback(),
+        CSVLoggerCallback(),
+    ]
     if os.environ.get("LRTUNE_TENSORBOARD") == "1":
         loggers.append(TBXLoggerCallback())
     return loggers
+
+
+class TrialLogsUpload(Callback):
+    """Keeps a restarted trial's result rows: its driver-side ``result.json`` and
+    ``progress.csv`` copied to the storage path just before Tune's loggers copy them back.
+
+    Tune's JSON and CSV loggers write each row to the driver's staging folder, which Tune
+    uploads to the storage path only now and then (every ``num_to_keep`` trial checkpoints, or
+    by time). When a trial that has a checkpoint starts again (retried after a failure, a node
+    lost, a population member resumed), each logger first copies the storage path's file over
+    its staging file (`LoggerCallback._restore_from_remote`, Ray 2.60), so the rows reported
+    since the last upload are lost: a trial moved off a dead node from its checkpoint at 768
+    env steps had no row at 768. Uploading the staging files first makes that copy a no-op.
+    A driver that resumes an experiment in a new session has no staging files yet, and the
+    loggers restore from the storage path as before."""
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        """Called by Tune when a trial's actor starts, before the loggers' ``on_trial_start``."""
+        if trial.checkpoint is None:
+            return  # the loggers restore nothing either
+        import pyarrow.fs
+        from ray.tune.result import EXPR_PROGRESS_FILE, EXPR_RESULT_FILE
+
+        storage = trial.storage
+        local = isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem)
+        for name in (EXPR_RESULT_FILE, EXPR_PROGRESS_FILE):
+            staged, stored = Path(trial.local_path, name), Path(storage.trial_fs_path, name)
+            if not staged.is_file() or (local and stored.resolve() == staged.resolve()):
+                continue
+            try:
+                pyarrow.fs.copy_files(
+                    staged.as_posix(),
+                    stored.as_posix(),
+                    destination_filesystem=storage.storage_filesystem,
+                )
+            except OSError as exc:  # as Tune's own restore: the run goes on
+                logging.getLogger(__name__).warning(
+                    "trial %s: could not upload %s before its restart (%s); its rows since "
+                    "Tune's last upload may be missing from the storage path's copy",
+                    trial.trial_id,
+                    name,
+                    exc,
+                )
 
 
 def _resets_itself(trainable_class: type) -> bool:
