@@ -62,7 +62,6 @@ from ray.rllib.utils.metrics import (
 from ray.rllib.utils.torch_utils import explained_variance
 
 from lrtune.agents import MODEL_ROLE
-from lrtune.learners._bootstrap_rows import DropBootstrapRows
 from lrtune.learners._categorical import LeanCategorical
 from lrtune.learners._minibatches import FlatMiniBatchCycle, eligible
 from lrtune.learners._rewards import RewardScaling, reward_scaling_pieces
@@ -633,17 +632,13 @@ class LRTunePPOLearner(LRPolicyLearner, PPOTorchLearner):
 
     def build(self) -> None:
         """Build as RLlib's PPO learner does, then, when asked, put `RewardScaling` into the
-        learner pipeline just before GAE (the batch's rewards built, advantages not yet), and
-        `DropBootstrapRows` just after it (the values bootstrapped, the rows done with)."""
+        learner pipeline just before GAE (the batch's rewards built, advantages not yet)."""
         super().build()
-        if self._learner_connector is None:
-            return
         settings: Mapping[str, Any] = self.config.learner_config_dict.get(CONFIG_KEY, {})
-        if settings.get("normalize_rewards"):
+        if settings.get("normalize_rewards") and self._learner_connector is not None:
             self._learner_connector.insert_before(
                 GeneralAdvantageEstimation, RewardScaling(gamma=self.config.gamma)
             )
-        self._learner_connector.insert_after(GeneralAdvantageEstimation, DropBootstrapRows())
 
     def compute_loss_for_module(
         self, *, module_id: Any, config: Any, batch: dict[str, Any], fwd_out: dict[str, Any]
