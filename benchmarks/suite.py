@@ -59,6 +59,32 @@ a6a44c2 each seed of a trial draws from its own saved streams (``lrtune.running.
 tested for every agent), and the grid re-run on that code (below) scored this configuration
 −134.57: this row's −134.6, the same three runs.
 
+The suite on 2026-12-07, 11:57-13:25 UTC: every row once on 23f0f15 (``--keep``; a fresh-clone
+CI and a study of mine beside it, load 2.2-7.3; last line ``solved=2/7 seconds=5098``), then the
+four PPO rows again on 0ddfb62 (``--only``, a second CI beside them, load 3.4-7.3; last line
+``solved=3/4 seconds=1746``). 0ddfb62 reverts 23f0f15's one change to training, a PPO one
+(the bootstrap rows, see throughput.py); DQN's code is the same in both. On the code of
+0ddfb62, PPO rows from the second run and DQN rows from the first:
+
+| row | search best | test mean (seeds 1000, 1001, 1002) | solved | seconds |
+|---|---|---|---|---|
+| CartPole-v1 ppo | 454.2 | 486.2 | yes | 212 |
+| Acrobot-v1 ppo | −75.7 | −178.6 (−75.4, −87.8, −372.6) | no | 351 |
+| Pendulum-v1 ppo | −151.8 | −223.0 | yes | 976 |
+| MountainCarContinuous-v0 ppo | 93.0 | 95.5 (95.9, 95.8, 94.7) | yes | 206 |
+| CartPole-v1 dqn | 165.1 | 487.2 | yes | 402 |
+| Acrobot-v1 dqn | −500.0 | −478.2 | no | 260 |
+| MountainCar-v0 dqn | −200.0 | −134.6 | no | 2583 |
+
+Four of seven solved. Five rows repeat the 2026-12-05 table above exactly (CartPole-v1 ppo,
+Pendulum-v1 ppo and the three DQN rows). MountainCarContinuous-v0 reached its target through
+the search for the first time (−0.0 on 2026-12-05): the finalist is RMSprop at 5.2e-4 with a
+cosine decay, γ 0.999, 20 epochs over batches of 4,096 in minibatches of 2,048, clip 0.3,
+lrtune's presets otherwise (no gSDE, no task-specific entry); the first run's finalist was
+the same configuration (search 92.7, test 96.2). Acrobot-v1 ppo failed on one test seed
+(−372.6, greedy). The first run's other PPO rows, with the reverted change: CartPole-v1 421.5 /
+382.9, Acrobot-v1 −71.5 / −220.4, Pendulum-v1 −126.9 / −310.4.
+
 Two PPO rows again on 2026-12-07 after lrtune's env runner began sampling without RLlib's
 per-step bookkeeping (`lrtune.learners._env_runner`, the same episodes bit for bit), on 7a79760,
 ``--only CartPole-v1:ppo --only Acrobot-v1:ppo``, 10:07-10:10 UTC, nothing else running (load

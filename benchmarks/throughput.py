@@ -42,6 +42,16 @@ Last lines: ``... flat_over_episode=<lrtune's buffer / RLlib's, env steps/s>``,
 ``ppo_ratio=<lrtune/SB3 env steps/s> dqn_ratio=<...>`` (medians over the reps; goal ≥ 1.0
 each).
 
+Measured 2026-12-07 11:51-11:55 UTC, ``--reps 3``, on b04d0b6, nothing else running (load
+1.2-2.4): ``ppo_ratio=0.971 dqn_ratio=0.550``. That commit cut PPO's minibatches from the
+sampled steps alone, dropping the rows RLlib appends to each episode chunk only to bootstrap
+GAE's values (about 82 minibatch updates per iteration became 80; 1.03x less CPU per
+iteration in one process); 0ddfb62 reverted it because it changed learning (worse greedy
+returns on Acrobot-v1 over 17 paired seeds), so the PPO figures here are not the current
+code's: PPO lrtune 8,832 / 7,473 / 8,335 env steps/s, SB3 8,887 / 7,857 / 8,584 (0.99, 0.95,
+0.97). DQN's code is the current one: lrtune 2,837 / 2,757 / 2,937, SB3 5,161 / 5,058 / 5,423
+(0.55, 0.55, 0.54), RLlib's episode buffer 397 / 398 / 388 (``flat_over_episode=7.15``).
+
 Measured 2026-12-07 09:27-09:31 UTC, ``--reps 3``, on 6c03e69 (12df9f8's code, docstrings
 since), a helper's training at nice 19 on the other core (load 1.8-2.6): PPO lrtune 7,942 /
 8,310 / 7,636 env steps/s, SB3 8,838 / 8,875 / 8,809 (per rep 0.90, 0.94, 0.87); RLlib's
