@@ -59,7 +59,7 @@ a6a44c2 each seed of a trial draws from its own saved streams (``lrtune.running.
 tested for every agent), and the grid re-run on that code (below) scored this configuration
 −134.57: this row's −134.6, the same three runs.
 
-The suite on 2026-12-07, 11:57-13:25 UTC: every row once on 23f0f15 (``--keep``; a fresh-clone
+The suite on 2026-12-07, 11:57-13:22 UTC: every row once on 23f0f15 (``--keep``; a fresh-clone
 CI and a study of mine beside it, load 2.2-7.3; last line ``solved=2/7 seconds=5098``), then the
 four PPO rows again on 0ddfb62 (``--only``, a second CI beside them, load 3.4-7.3; last line
 ``solved=3/4 seconds=1746``). 0ddfb62 reverts 23f0f15's one change to training, a PPO one
