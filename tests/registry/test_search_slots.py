@@ -117,30 +117,6 @@ def test_each_scheduler_builds_a_tune_scheduler_from_a_job(tmp_path: Path, name:
     assert isinstance(make_scheduler(job), TrialScheduler)
 
 
-@pytest.mark.parametrize(
-    ("budget", "grace", "factor", "brackets"),
-    [
-        (50_000, 12_500, 2.0, 1),
-        (50_000, 12_500, 2.0, 3),
-        (120_000, 30_000, 3.0, 2),
-        (100, 7, 2.5, 1),
-    ],
-)
-def test_asha_decision_steps_are_the_rungs_of_tunes_scheduler(
-    budget: int, grace: int, factor: float, brackets: int
-) -> None:
-    # A trial scored on its evaluation evaluates at these steps: they must be where Tune's
-    # brackets record a trial's score, or ASHA would compare stale evaluations.
-    setup = SchedulerSetup(
-        time_attr="env_steps", budget=budget, grace=grace, reduction_factor=factor
-    )
-    plugin = schedulers.build("asha", {"brackets": brackets})
-    tune_asha: Any = plugin.scheduler(setup)
-    rungs = {milestone for b in tune_asha._brackets for milestone, _ in b._rungs}
-    assert plugin.decision_steps(setup) == tuple(sorted(rungs))
-    assert schedulers.build("median", {}).decision_steps(setup) == ()
-
-
 def test_sampler_params_reach_the_optuna_sampler(tmp_path: Path) -> None:
     tpe = make_sampler(
         _job(

@@ -137,29 +137,6 @@ def test_scoring_on_the_evaluation_reports_the_deterministic_evaluation_of_the_f
     ]
 
 
-@pytest.mark.slow
-def test_a_trial_scored_on_the_evaluation_is_evaluated_at_each_rung_of_asha(
-    ray_session: Any, workdir: Path, job_file: Any
-) -> None:
-    # Grace 128 env steps, factor 2, budget 512: ASHA compares trials at 128, 256 and 512, so
-    # the trial evaluates in its rows 1, 2 and 4 (128 env steps an iteration), not in row 3.
-    path = job_file(
-        workdir,
-        "rungs",
-        policy={"lr": 3e-4},
-        budget={"trial_env_steps": 512},
-        trials={"num": 1},
-        scheduler={"name": "asha", "grace_period": 128, "reduction_factor": 2},
-        evaluation={"episodes": 2, "score": True},
-    )
-    outcome = run_job(load_job(path), stream=io.StringIO())
-    rows = trial_results(outcome)
-    assert [r["env_steps"] for r in rows] == [128, 256, 384, 512]
-    assert [r["evaluated"] for r in rows] == [1, 1, 0, 1]
-    assert all(r["score"] == r["evaluation_return"] != r["metric_raw"] for r in rows)
-    assert rows[2]["evaluation_return"] == rows[1]["evaluation_return"]  # the latest, repeated
-
-
 def test_an_evaluation_on_an_env_without_a_time_limit_ends_and_says_where_it_cuts(
     ray_session: Any, workdir: Path, job_file: Any
 ) -> None:

@@ -265,29 +265,17 @@ def close_running_trials(storage_url: str, study_name: str) -> int:
     return closed
 
 
-def scheduler_setup(job: Any) -> Any:
-    """What the job's scheduler entry is built with (a `lrtune.search.SchedulerSetup`)."""
+def make_scheduler(job: Any) -> TrialScheduler:
+    """The job's early-stopping scheduler (its ``schedulers`` entry, `lrtune.search.schedulers`),
+    on env steps."""
     from lrtune.search import SchedulerSetup
 
     budget = job.budget.trial_env_steps
-    return SchedulerSetup(
+    setup = SchedulerSetup(
         time_attr=TIME_ATTR,
         budget=budget,
         grace=max(1, min(job.grace_period_steps, budget)),
         reduction_factor=job.scheduler.reduction_factor,
     )
-
-
-def make_scheduler(job: Any) -> TrialScheduler:
-    """The job's early-stopping scheduler (its ``schedulers`` entry, `lrtune.search.schedulers`),
-    on env steps."""
-    scheduler: TrialScheduler = job.scheduler.plugin().scheduler(scheduler_setup(job))
+    scheduler: TrialScheduler = job.scheduler.plugin().scheduler(setup)
     return scheduler
-
-
-def decision_steps(job: Any) -> tuple[float, ...]:
-    """The env steps at which the job's scheduler compares trials (`SchedulerPlugin.
-    decision_steps`); none for a population, which is its own scheduler."""
-    if getattr(job, "population", None) is not None:
-        return ()
-    return tuple(job.scheduler.plugin().decision_steps(scheduler_setup(job)))

@@ -13,9 +13,7 @@ before any episode ends, the last finite value or the job's worst value, with ``
 until a value was measured), ``lrtune/...`` (the
 learner's LR metrics of the first seed), ``evaluation_return`` (the job's metric as the latest
 deterministic evaluation measured it, mean over seeds; NaN before the first or with evaluation
-off: see `lrtune.specs.EvaluationSpec`; with ``evaluation.score`` it is the score, measured at
-the trial's end and at each of its scheduler's decision steps, such as ASHA's rungs),
-``evaluated`` (1 in a row whose evaluation is its own, 0 where it repeats the latest),
+off: see `lrtune.specs.EvaluationSpec`; with ``evaluation.score`` it is the score),
 ``diverged`` (0/1) and ``done`` at the budget. A result asks Tune for a checkpoint
 (``should_checkpoint``) when the job's cadence says so (`TrialsSpec.checkpoint_due`: by seconds of
 training since the last checkpoint, 60 unless the job says otherwise, or by env steps). A
@@ -64,7 +62,6 @@ from lrtune.learners._presets import over_presets
 from lrtune.learners._vector import VECTOR_ENTRY_POINT
 from lrtune.registry import LRTuneError
 from lrtune.running._sampling_state import load_sampling_state, save_sampling_state
-from lrtune.running._search import decision_steps
 from lrtune.running._seed_streams import SeedStreams
 from lrtune.specs._compile import trial_model
 from lrtune.specs._job import EVALUATED_METRIC_PREFIX, JobSpec
@@ -158,9 +155,6 @@ class LRTuneTrainable(tune.Trainable):
             self.streams.built()
         self.last_score: float | None = None
         self.last_evaluation: float | None = None
-        self.fresh_evaluation = False  # whether this iteration evaluated (`_evaluate`)
-        # Where the scheduler compares trials: one scored on its evaluation is evaluated there.
-        self.decision_steps = decision_steps(job) if job.evaluation.score else ()
         self.bad_loss_iterations = 0
         # Learner metrics a diverged update leaves non-finite (the agent entry's).
         self.loss_metrics = job.agent_plugin.loss_metrics
@@ -217,7 +211,6 @@ class LRTuneTrainable(tune.Trainable):
             int(nested_get(r, "env_runners/num_env_steps_sampled_lifetime") or 0) for r in results
         ]
         env_steps = min(steps)
-        prev_steps = getattr(self, "_prev_steps", 0)
         values = [nested_get(r, job.metric.name) for r in results]
         self._check_metric_name(results, values)
         finite_values = [float(v) for v in values if _finite(v)]
@@ -245,8 +238,7 @@ class LRTuneTrainable(tune.Trainable):
         done = env_steps >= job.budget.trial_env_steps or out_of_time
         if diverged and not getattr(job, "population", None):
             done = True
-        at_decision = any(prev_steps < step <= env_steps for step in self.decision_steps)
-        evaluation = self._evaluate(results, now=(done or at_decision) and not diverged)
+        evaluation = self._evaluate(results, final=done and not diverged)
         if job.evaluation.score and not diverged and evaluation is not None:
             score = evaluation
         # Whether ``score`` measures anything yet: no episode has ended (and no evaluation
@@ -256,6 +248,7 @@ class LRTuneTrainable(tune.Trainable):
             or self.last_score is not None
             or (job.evaluation.score and evaluation is not None)
         )
+        prev = getattr(self, "_prev_steps", 0)
         self._prev_steps = env_steps
         report: dict[str, Any] = {
             "env_steps": env_steps,
@@ -264,10 +257,9 @@ class LRTuneTrainable(tune.Trainable):
             "episode_return_mean": raw,
             "diverged": int(diverged),
             "scored": int(scored),
-            "env_steps_per_s": (env_steps - prev_steps) * len(self.algos) / max(elapsed, 1e-9),
+            "env_steps_per_s": (env_steps - prev) * len(self.algos) / max(elapsed, 1e-9),
             "trial_seconds": seconds,
             "evaluation_return": math.nan if evaluation is None else evaluation,
-            "evaluated": int(self.fresh_evaluation),  # 1: evaluation_return is this row's own
             "lrtune": lr_metrics,
             "node_id": _node_id(),
             "seeds": len(self.algos),
@@ -280,7 +272,7 @@ class LRTuneTrainable(tune.Trainable):
         if (
             self.population is None
             and not trials.checkpoints_every_iteration
-            and trials.checkpoint_due(env_steps, prev_steps, since)
+            and trials.checkpoint_due(env_steps, prev, since)
         ):
             report[SHOULD_CHECKPOINT] = True  # Tune saves one now (checkpoint_frequency is 0)
         if self.population is not None:
@@ -288,13 +280,11 @@ class LRTuneTrainable(tune.Trainable):
             report["lineage"] = self._lineage_report()
         return report
 
-    def _evaluate(self, results: list[dict[str, Any]], now: bool) -> float | None:
+    def _evaluate(self, results: list[dict[str, Any]], final: bool) -> float | None:
         """The latest evaluation's value of the job's metric, mean over seeds (None before the
         first). RLlib evaluates inside ``train()`` every ``evaluation.interval`` iterations; a
-        trial that scores on the evaluation is evaluated here when ``now`` (its last iteration,
-        or its first result past one of the scheduler's decision steps) and RLlib did not, so
-        its score there is its current policy's."""
-        self.fresh_evaluation = False
+        trial that scores on the evaluation and ends with no evaluation in its last iteration
+        is evaluated here, so its final score is its final policy's."""
         evaluation = self.job.evaluation
         if not evaluation.enabled:
             return None
@@ -304,7 +294,7 @@ class LRTuneTrainable(tune.Trainable):
         for index, (algo, result) in enumerate(zip(self.algos, results, strict=True)):
             if interval and algo.iteration % interval == 0:  # RLlib's own rule, after train()
                 values.append(nested_get(result, f"evaluation/{name}"))
-            elif now and evaluation.score:
+            elif final and evaluation.score:
                 with self.streams.active(index):
                     values.append(nested_get(algo.evaluate(), name))
             else:
@@ -312,7 +302,6 @@ class LRTuneTrainable(tune.Trainable):
         finite = [float(v) for v in values if _finite(v)]
         if finite:
             self.last_evaluation = sum(finite) / len(finite)
-            self.fresh_evaluation = True
         return self.last_evaluation
 
     def _lineage_report(self) -> dict[str, Any]:

@@ -11,7 +11,6 @@ is built when a run starts (`SchedulerPlugin.scheduler`).
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -59,14 +58,6 @@ class SchedulerPlugin(ABC):
     def scheduler(self, setup: SchedulerSetup) -> TrialScheduler:
         """The Tune scheduler (Tune hands it the metric and mode itself)."""
 
-    def decision_steps(self, setup: SchedulerSetup) -> tuple[float, ...]:
-        """The env steps at which the scheduler compares trials (ASHA's rungs), called by each
-        trial at its start: a trial scored on its evaluation (``evaluation.score``) evaluates
-        at its first result at or past each, so the scheduler compares evaluations, not
-        training values. Empty (the default): no fixed points, or a comparison at every result
-        (``median``), where a trial is evaluated only at its end."""
-        return ()
-
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.params.model_dump().items())
         return f"{type(self).__name__}({fields})"
@@ -100,16 +91,6 @@ class ASHA(SchedulerPlugin):
             brackets=self.params.brackets,
             stop_last_trials=self.params.stop_last_trials,
         )
-
-    def decision_steps(self, setup: SchedulerSetup) -> tuple[float, ...]:
-        """Every bracket's rungs, as Tune's ``_Bracket`` places them: grace × factor^(k + s)
-        for bracket s."""
-        rf, grace = setup.reduction_factor, setup.grace
-        steps: set[float] = set()
-        for s in range(self.params.brackets):
-            rungs = int(math.log(setup.budget / grace) / math.log(rf) - s + 1)
-            steps.update(grace * rf ** (k + s) for k in range(rungs))
-        return tuple(sorted(steps))
 
 
 class MedianParams(PluginParams):

@@ -274,9 +274,8 @@ class EvaluationSpec(BaseModel):
     trial's own process (``evaluation_num_env_runners=0``), seeded 1,000,000 above training and
     re-seeded at every evaluation; the mean is reported as ``evaluation_return``. ``score:
     true`` makes the latest evaluation's mean (``metric.name`` under ``evaluation/``) the
-    trial's score, and evaluates the trial at its last iteration and at its first result past
-    each step where the scheduler compares trials (ASHA's rungs), so early stopping compares
-    evaluations; until its first evaluation a trial's score is its training value.
+    trial's score, and evaluates the trial at its last iteration too; until its first
+    evaluation a trial's score is its training value.
     """
 
     model_config = FROZEN
