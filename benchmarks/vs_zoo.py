@@ -25,6 +25,26 @@ Run: ``.venv/bin/python benchmarks/vs_zoo.py [--task Acrobot-v1] [--agent ppo] [
 [--steps 50000] [--concurrent 2] [--target -100] [--seed 0]`` (set up with
 ``.venv/bin/pip install -e '.[bench]'``).
 
+Measured on 2026-12-07 (lrtune's code as at 95f52cd, load 0.3-2.0, nothing else running):
+
+* PPO, the defaults, 15:06-15:16 UTC: ``task=Acrobot-v1 agent=ppo zoo_best=-128.0 zoo_s=inf
+  lrtune_best=-87.6 lrtune_s=22 ratio_s=0.00``. rl-zoo3: 8 trials finished, none at the target
+  this time (-128.0, -145.8, the rest -500), its whole search 521 s; lrtune: 4 finished, the
+  first at the target 22 s after `lrtune run` started, the whole search 44 s (lrtune's best is
+  the value of every earlier run; rl-zoo3's threads make its runs differ).
+* DQN, ``--agent dqn``, 14:53-15:05 UTC: ``task=Acrobot-v1 agent=dqn zoo_best=-82.8 zoo_s=195
+  lrtune_best=-500.0 lrtune_s=inf ratio_s=inf``. rl-zoo3: 2 of 8 trials at the target (-86.6,
+  -82.8), the rest -500, its whole search 522 s; lrtune: every trial's greedy evaluation -500,
+  the whole search 185 s. lrtune loses here. The same lrtune job with ``scheduler: none`` (every
+  trial trained its 50k env steps, 188 s) also ended with all 8 at -500, so ASHA's cuts are not
+  the cause. The trials' training returns reached -117 to -265 (with exploration), but their
+  final Q-networks were nearly flat: on 300 states of a random-action episode, each action's
+  Q-value varied by a standard deviation of 0.09-1.6 across states, 6 of the 7 tanh networks
+  had hidden units at a mean magnitude of 0.92-0.99 (saturated), and 5 of the 8 greedy
+  policies chose one action in 85 % or more of those states. rl-zoo3's two trials at the
+  target synchronised their target network every 3 and 79 env steps; lrtune's DQN space
+  samples 100-20,000 (the presets: 1,000).
+
 Measured again with the defaults on 2026-12-05 08:33-08:42 UTC (lrtune's code as at bd5e10d;
 load 0.2 at the start, 1.6 at the end, nothing else running):
 ``task=Acrobot-v1 agent=ppo zoo_best=-84.2 zoo_s=188 lrtune_best=-87.6 lrtune_s=25
