@@ -35,15 +35,17 @@ Measured on 2026-12-07 (lrtune's code as at 95f52cd, load 0.3-2.0, nothing else 
 * DQN, ``--agent dqn``, 14:53-15:05 UTC: ``task=Acrobot-v1 agent=dqn zoo_best=-82.8 zoo_s=195
   lrtune_best=-500.0 lrtune_s=inf ratio_s=inf``. rl-zoo3: 2 of 8 trials at the target (-86.6,
   -82.8), the rest -500, its whole search 522 s; lrtune: every trial's greedy evaluation -500,
-  the whole search 185 s. lrtune loses here. The same lrtune job with ``scheduler: none`` (every
-  trial trained its 50k env steps, 188 s) also ended with all 8 at -500, so ASHA's cuts are not
-  the cause. The best training returns of 6 of the 8 trials were -117 to -197 (with
-  exploration), but their final Q-networks were nearly flat: on 300 states of a random-action
-  episode, each action's Q-value varied by a standard deviation of 0.09-1.6 across states, 6
-  of the 7 tanh networks had hidden units at a mean magnitude of 0.92-0.99 (saturated), and 5
-  of the 8 greedy policies chose one action in 84 % or more of those states. rl-zoo3's two
-  trials at the target synchronised their target network every 3 and 79 env steps; lrtune's
-  DQN space samples 100-20,000 (the presets: 1,000).
+  the whole search 185 s. lrtune loses here. The job this script writes, with
+  ``scheduler: {name: none}`` added and run by ``lrtune run`` alone (every trial trained its
+  50k env steps, 188 s), also ended with all 8 at -500, so ASHA's cuts are not the cause. The
+  best training returns of 6 of the 8 trials were -117 to -197 (with exploration), but their
+  final Q-networks, loaded from each trial's last checkpoint (``RLModule.from_checkpoint``),
+  were nearly flat: on 300 states of a random-action episode, each action's Q-value varied by
+  a standard deviation of 0.09-1.6 across states, 6 of the 7 tanh networks had hidden units at
+  a mean magnitude of 0.92-0.99 (saturated), and 5 of the 8 greedy policies chose one action
+  in 84 % or more of those states. rl-zoo3's two trials at the target synchronised their
+  target network every 3 and 79 env steps; lrtune's DQN space samples 100-20,000 (the
+  presets: 1,000).
 
 Measured again with the defaults on 2026-12-05 08:33-08:42 UTC (lrtune's code as at bd5e10d;
 load 0.2 at the start, 1.6 at the end, nothing else running):
