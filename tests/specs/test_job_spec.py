@@ -10,8 +10,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from lrtune.agents import COMMON_OWNED
 from lrtune.specs import JobSpec, SpecError, load_job, load_space, parse_job
-from lrtune.specs._space import OWNED_HYPERPARAMS
 
 ROOT = Path(__file__).resolve().parents[2]
 SPACE_FILE = ROOT / "search_spaces" / "lr_policies.yaml"
@@ -222,7 +222,7 @@ def test_every_owned_hyperparam_of_an_agent_is_refused_in_a_job(agent: str) -> N
     from lrtune.agents import get_agent
 
     owned = get_agent(agent).owned()
-    assert set(OWNED_HYPERPARAMS) <= set(owned)
+    assert set(COMMON_OWNED) <= set(owned)
     for key in owned:
         data = {
             "name": "owned",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -218,18 +218,8 @@ class CompiledSpace:
         Families of a slot are alternatives (their own grids added up); slots, feedback and
         hyper-parameters are crossed. Each point's ``searched`` holds the values it chose.
         """
-        points = []
-        for combo in self._grid_combos():
-            chosen: dict[str, Any] = {}
-            point = self._point(*_grid_pickers(combo, chosen))
-            points.append(dataclasses.replace(point, searched=chosen))
-        if self.job.search.baseline_first:
-            points.insert(0, self.baseline_point())
-        return points
-
-    def _grid_combos(self) -> Iterator[dict[str, tuple[Any, Any]]]:
-        # A combo is the full dict of param name -> (Optuna value, actual value) of one point:
-        # an alternative of each of the space's grid axes, with values of its dimensions.
+        # Per grid axis, its alternatives with values of their dimensions: param name ->
+        # (Optuna value, actual value); a point takes one of each axis.
         per_axis: list[list[dict[str, tuple[Any, Any]]]] = []
         for axis in self.job.space.grid_axes() if self.job.space is not None else []:
             options = []
@@ -239,8 +229,13 @@ class CompiledSpace:
                 for values in itertools.product(*(dim.grid() for _, dim in dims)):
                     options.append({**head, **dict(zip(names, values, strict=True))})
             per_axis.append(options)
-        for combo in itertools.product(*per_axis):
-            yield {k: v for part in combo for k, v in part.items()}
+        points = [self.baseline_point()] if self.job.search.baseline_first else []
+        for parts in itertools.product(*per_axis):
+            chosen: dict[str, Any] = {}
+            combo = {k: v for part in parts for k, v in part.items()}
+            point = self._point(*_grid_pickers(combo, chosen))
+            points.append(dataclasses.replace(point, searched=chosen))
+        return points
 
     # ---- one point
 
@@ -319,8 +314,7 @@ def compile_space(job: JobSpec) -> CompiledSpace:
         for section in AGENT_SECTIONS
         for key, dim in sorted(dims_of(getattr(space, section) or {}).items())
     )
-    if space.agent_settings:
-        _check_minibatches(job, space)
+    _check_minibatches(job, space)
     return compiled
 
 
@@ -328,11 +322,8 @@ def compile_space(job: JobSpec) -> CompiledSpace:
 
 
 def _base_hyperparams(job: JobSpec, hyperparams: Mapping[str, Any]) -> dict[str, Any]:
-    """The agent's presets under the trial's hyper-parameters (what the trial will run with).
-
-    Imported here, only for spaces with ``agent_settings``: the presets live with the learners,
-    which import RLlib.
-    """
+    """The agent's presets under ``hyperparams`` (imported here, only for spaces with
+    ``agent_settings``: the presets live with the learners, which import RLlib)."""
     from lrtune.learners._presets import over_presets
 
     return over_presets(job.agent, job.env.id, job.env.config, hyperparams)

@@ -96,8 +96,7 @@ class EnvSpec(BaseModel):
     @field_validator("id")
     @classmethod
     def _exists(cls, value: str) -> str:
-        problem = check_env_id(value)
-        if problem:
+        if problem := check_env_id(value):
             raise ValueError(problem)
         return value
 
@@ -267,15 +266,11 @@ class MetricSpec(BaseModel):
 
 class EvaluationSpec(BaseModel):
     """Deterministic evaluation of a trial's policy, as rl-zoo3 scores its trials (README's
-    "Scoring on a deterministic evaluation").
+    "Scoring on a deterministic evaluation" says what each key does).
 
-    Every ``interval`` training iterations (0: none along the way) each seed plays
-    ``episodes`` greedy episodes, one env at a time, on RLlib's evaluation env runner in the
-    trial's own process (``evaluation_num_env_runners=0``), seeded 1,000,000 above training and
-    re-seeded at every evaluation; the mean is reported as ``evaluation_return``. ``score:
-    true`` makes the latest evaluation's mean (``metric.name`` under ``evaluation/``) the
-    trial's score, and evaluates the trial at its last iteration too; until its first
-    evaluation a trial's score is its training value.
+    The evaluation env runner is the trial's own (``evaluation_num_env_runners=0``), seeded
+    1,000,000 above training. With ``score: true`` the score is ``metric.name`` under
+    ``evaluation/``, and until its first evaluation a trial's score is its training value.
     """
 
     model_config = FROZEN
@@ -311,16 +306,11 @@ class SearchSpec(BaseModel):
     """The search algorithm: an entry of the ``searchers`` slot (`lrtune plugins searchers`);
     README's "Jobs and search spaces" describes each key.
 
-    ``algorithm: optuna`` drives the Optuna sampler named by ``sampler``, ``algorithm: grid``
-    runs the grid, any other ``algorithm`` names a Tune searcher (``sampler`` left out).
-    ``params`` are the entry's own parameters, validated by its parameter model.
-    ``startup_trials`` (Optuna's ``n_startup_trials``, HyperOpt's ``n_initial_points``) left
-    out is `JobSpec.startup_trials`, so a small budget leaves most trials to the model
-    (Optuna's own default, 10, made every search of ≤ 10 trials random); what counts as a
-    finished trial is the sampler's: TPE counts complete and pruned trials, GP and CMA-ES
-    complete ones (a diverged trial is complete, with the job's worst value). ``batch: true``
-    proposes trials in batches of ``trials.max_concurrent`` (Tune's
-    ``ConcurrencyLimiter(batch=True)``).
+    ``startup_trials`` (HyperOpt's ``n_initial_points`` too) left out is
+    `JobSpec.startup_trials`, so a small budget leaves most trials to the model (Optuna's own
+    default, 10, made every search of ≤ 10 trials random); what counts as a finished trial is
+    the sampler's: TPE counts complete and pruned trials, GP and CMA-ES complete ones (a
+    diverged trial is complete, with the job's worst value).
     """
 
     model_config = FROZEN
@@ -395,12 +385,10 @@ class SchedulerSpec(BaseModel):
     (`lrtune plugins schedulers`), its own parameters in ``params``; ``reduction_factor`` is
     ASHA's and HyperBand's.
 
-    The grace period (env steps every trial runs before it can be stopped) is ``grace_period``
-    or ``grace_fraction`` (of budget.trial_env_steps), at most one, and neither with a scheduler
-    that has none. Neither: a quarter of a trial's budget (`JobSpec.grace_period_steps`): RL
-    learning curves are often flat before they rise (Acrobot-v1 stays at -500 until the first
-    swing-ups), so an early rung would stop trials on noise; with ASHA's default reduction
-    factor 2 the rungs are then 1/4 and 1/2 of the budget.
+    The grace period left out is a quarter of a trial's budget (`JobSpec.grace_period_steps`):
+    RL learning curves are often flat before they rise (Acrobot-v1 stays at -500 until the
+    first swing-ups), so an early rung would stop trials on noise; with ASHA's default
+    reduction factor 2 the rungs are then 1/4 and 1/2 of the budget.
     """
 
     model_config = FROZEN

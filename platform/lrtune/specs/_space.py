@@ -44,10 +44,6 @@ NUMERIC_DISTRIBUTIONS = tuple(d for d in DISTRIBUTIONS if d != "categorical")
 #: Sections of a space that search the agent around the LR policy (flat keys, no families).
 AGENT_SECTIONS = ("hyperparams", "model", "agent_settings")
 
-# Hyper-parameters lrtune sets itself for every agent (an agent's own, e.g. SAC's actor_lr,
-# are checked by the job, which knows the agent: `AgentPlugin.owned`).
-OWNED_HYPERPARAMS: Mapping[str, str] = COMMON_OWNED
-
 
 def annotation_types(annotation: Any) -> list[Any]:
     """The types a pydantic field annotation admits: ``Annotated`` unwrapped, unions (and
@@ -429,10 +425,10 @@ class SearchSpaceSpec(BaseModel):
         from lrtune.specs._job import ModelSpec  # here: specs/_job.py imports this module
 
         section, params = str(info.field_name), value or {}
-        if section == "hyperparams":
-            owned = [key for key in params if key in OWNED_HYPERPARAMS]
+        if section == "hyperparams":  # an agent's own (SAC's actor_lr): the job checks them
             why = "lrtune sets this itself ({}), search it through the LR policy"
-            problems: Iterable[Problem] = [((k,), why.format(OWNED_HYPERPARAMS[k])) for k in owned]
+            owned = [key for key in params if key in COMMON_OWNED]
+            problems: Iterable[Problem] = [((k,), why.format(COMMON_OWNED[k])) for k in owned]
         elif section == "model":
             problems = check_settings(ModelSpec, params, "model")
         else:
@@ -594,6 +590,9 @@ def check_family(slot: str, name: str, params: Mapping[str, Any]) -> Iterator[Pr
 # --------------------------------------------------------------------------- combined spaces
 
 
+_ONE_PART = "a combined space takes each slot and setting from one part; remove it from one of them"
+
+
 def merge_space_parts(
     parts: Sequence[tuple[str, Mapping[str, Any]]],
 ) -> tuple[dict[str, Any], list[Problem]]:
@@ -623,23 +622,16 @@ def merge_space_parts(
         for key, value in data.items():
             if key in ("version", "description") or value is None:
                 continue
-            subs: Any = value.items() if key in AGENT_SECTIONS else [(None, value)]
-            for sub, entry in subs:
-                loc: Loc = (key, sub) if key in AGENT_SECTIONS else (key,)
+            entries = value.items() if key in AGENT_SECTIONS else [(None, value)]
+            for sub, entry in entries:
+                loc: Loc = (key,) if sub is None else (key, sub)
                 if loc in owner:
-                    problems.append(
-                        (
-                            loc,
-                            f"set by both {owner[loc]} and {label}: a combined space takes each "
-                            "slot and setting from one part; remove it from one of them",
-                        )
-                    )
-                    continue
-                owner[loc] = label
-                if key in AGENT_SECTIONS:
-                    merged.setdefault(key, {})[sub] = entry
-                else:
+                    problems.append((loc, f"set by both {owner[loc]} and {label}: {_ONE_PART}"))
+                elif sub is None:
                     merged[key] = entry
+                else:
+                    merged.setdefault(key, {})[sub] = entry
+                owner.setdefault(loc, label)
     if descriptions:
         merged["description"] = " + ".join(descriptions)
     return merged, problems
