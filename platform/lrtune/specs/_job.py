@@ -1,9 +1,5 @@
-"""Job files (`JobSpec`, the files in ``jobs/``): one experiment, validated when it is loaded.
-
-A job names the agent and environment, the trial and experiment budgets, the seeds, the
-metric, and what to search: a search space (a path to a file in ``search_spaces/`` or inline)
-and/or a fixed LR policy that supplies every slot the space leaves out.
-"""
+"""Job files (`JobSpec`, the files in ``jobs/``): one experiment, validated when it is loaded
+(README's "Jobs and search spaces" shows every section)."""
 
 from __future__ import annotations
 
@@ -46,7 +42,8 @@ if TYPE_CHECKING:
 
 MAX_GRID_POINTS = 10_000
 
-# Metrics RLlib's evaluation also reports (under ``evaluation/``): evaluation.score reads them.
+# Metrics RLlib's evaluation also reports (under ``evaluation/``, only env-runner metrics:
+# episode returns and lengths): evaluation.score reads them.
 EVALUATED_METRIC_PREFIX = "env_runners/"
 
 
@@ -536,8 +533,6 @@ class JobSpec(BaseModel):
         yield from self._budget_problems()
         yield from self._search_problems()
         yield from self._population_problems()
-        # Scoring on the evaluation reads the metric under ``evaluation/``, which RLlib fills
-        # only with env-runner metrics (episode returns and lengths).
         if self.evaluation.score and not self.metric.name.startswith(EVALUATED_METRIC_PREFIX):
             yield (
                 ("evaluation", "score"),

@@ -146,17 +146,11 @@ class PopulationSpec(BaseModel):
             )
         for i, member in enumerate(self.members):
             for path, value in member.items():
-                bounds = self.mutable.get(path)
+                bounds, at = self.mutable.get(path), ("members", i, path)
                 if bounds is None:
-                    yield (
-                        ("members", i, path),
-                        f"not a mutable parameter (mutable: {', '.join(self.mutable)})",
-                    )
+                    yield at, f"not a mutable parameter (mutable: {', '.join(self.mutable)})"
                 elif not bounds.low <= value <= bounds.high:
-                    yield (
-                        ("members", i, path),
-                        f"{value} is outside the bounds [{bounds.low}, {bounds.high}]",
-                    )
+                    yield at, f"{value} is outside the bounds [{bounds.low}, {bounds.high}]"
         resolved: dict[str, tuple[PluginRef, ...]] = {}
         for slot, refs in self.choices.items():
             if not refs:

@@ -532,11 +532,8 @@ def _allowed(params_model: type[BaseModel], key: str) -> str:
 
 
 def check_family(slot: str, name: str, params: Mapping[str, Any]) -> Iterator[Problem]:
-    """Check one family of a plugin slot against its registry entry and parameter model.
-
-    Every point of every dimension (low, high, each value and choice) is substituted, with the
-    family's constants and every other dimension at its first point, and the result validated
-    by the plugin's params model; plugin defaults fill the parameters left out, exactly as
+    """Check one family of a plugin slot against its registry entry, and its parameter model at
+    every point of `check_candidates`: plugin defaults fill the parameters left out, exactly as
     they will when a trial is sampled (a required parameter left out is an error). Problems
     are located inside the slot (``cosine.min_factor``).
     """
