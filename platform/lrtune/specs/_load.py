@@ -197,17 +197,13 @@ def _set(
             except ValidationError as exc:
                 raise spec_error(label, "job", exc) from None
         child = node.get(part)
-        if child is None:
-            child = {}
-        elif not isinstance(child, Mapping):
+        if child is not None and not isinstance(child, Mapping):
             raise SpecError(
                 f"{label}: invalid job: {path}: is {str(child)[:40]!r}, not a mapping (from "
                 f"--set {item}); set it whole: --set {path}=VALUE."
             )
-        child = dict(child)
-        node[part] = child
-        node = child
-        kind = next_kind
+        node[part] = dict(child or {})
+        node, kind = node[part], next_kind
 
 
 def _kind_of(annotation: Any) -> type[BaseModel] | str:
