@@ -161,15 +161,15 @@ DQN_DEFAULTS: dict[str, Any] = {
     "double_q": True,  # Double DQN (van Hasselt et al.; RLlib's tuned cartpole_dqn.py)
     "dueling": True,  # dueling heads (Wang et al.; RLlib's tuned cartpole_dqn.py)
     "n_step": 3,  # n-step returns (Rainbow's 3; RLlib's tuned cartpole_dqn.py samples 2..5)
-    # Hard target update every 1000 env steps (= 125 updates here): rl-zoo3 CartPole-v1
-    # syncs after every 128-update burst, Acrobot-v1 every 250 updates, MountainCar-v0 every
-    # 300. 500 env steps (62 updates) measured about the same on CartPole-v1 (batch 32,
-    # intensity 4: greedy 165 against 155 at 30k). Every 100 env steps may be better: these
-    # presets at lr 1e-3, 50k env steps, greedy return of 10 episodes, 12 paired seeds
-    # (2026-12-07): Acrobot-v1 at the target (>= -100) on 6 of 12 at 1000 (the other six
-    # -500), on 11 of 12 at 100; CartPole-v1 at 475 or more on 8 of 12 at 1000, 7 of 12 at
-    # 100 (mean 435.6 vs 374.7). Kept at 1000 until MountainCar-v0 is measured too.
-    "target_network_update_freq": 1000,
+    # Hard target update every 300 env steps: RLlib checks it once per 32-env-step round, so
+    # every 320 env steps, 160 updates (rl-zoo3 syncs CartPole-v1 after every 128-update
+    # burst, Acrobot-v1 every 250 updates, MountainCar-v0 every 300).
+    # It was 1000 until 2026-12-07: these presets at lr 1e-3, paired seeds, greedy return at
+    # the end (benchmarks/dqn_target_period.py docstring), periods 1000 / 300 / 100 env steps:
+    # Acrobot-v1 (50k, 12 seeds) at the target (>= -100) on 6 / 10 / 11, every miss at 1000
+    # -500; CartPole-v1 (50k, 12 seeds) at 475 or more on 8 / 12 / 7; MountainCar-v0 (120k,
+    # 8 seeds) at -120 or better on 3 / 2 / 2 (means -147.7 / -167.1 / -159.4, not told apart).
+    "target_network_update_freq": 300,
     # Uniform replay as rl-zoo3 and CleanRL, over lrtune's flat arrays (learners/_replay.py:
     # RLlib's EpisodeReplayBuffer slices an episode per replayed transition); capacity between
     # CleanRL's 10k and rl-zoo3's 100k.
