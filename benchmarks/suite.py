@@ -85,6 +85,28 @@ the same configuration (search 92.7, test 96.2). Acrobot-v1 ppo failed on one te
 (−372.6, greedy). The first run's other PPO rows, with the reverted change: CartPole-v1 421.5 /
 382.9, Acrobot-v1 −71.5 / −220.4, Pendulum-v1 −126.9 / −310.4.
 
+The three DQN rows again on 2026-12-07, 18:48-19:53 UTC, on 8e5eb5b, after DQN's presets began
+copying the target network every 300 env steps instead of 1,000
+(``benchmarks/dqn_target_period.py``), ``--only`` each DQN row, ``--keep``; a fresh-clone CI
+beside the first row and ``vs_zoo.py --agent dqn`` beside the third (load 1.3-7.9):
+
+| row | search best | test mean (seeds 1000, 1001, 1002) | solved | seconds |
+|---|---|---|---|---|
+| CartPole-v1 dqn | 500.0 | 389.7 (222.9, 500.0, 446.3) | no | 1173 |
+| Acrobot-v1 dqn | −183.5 | −101.6 (−133.4, −90.9, −80.6) | no | 530 |
+| MountainCar-v0 dqn | −200.0 | −166.6 (−200.0, −99.8, −200.0) | no | 1969 |
+
+In all three the finalist was the baseline trial, the presets at Adam 1e-3 (its search
+scores are the study's seed-0 figures: 500.0 and −183.5); ASHA stopped 6 of the 8 trials of
+each of the first two rows. Acrobot-v1 dqn rose from −478.2 to 1.6 short of its target;
+CartPole-v1 dqn fell from 487.2 (461.6, 500.0, 500.0 with the period at 1,000) below its
+target. MountainCar-v0 dqn fell from −134.6 (−101.1, −102.6, −200.0) to −166.6: every
+search trial scored −200 on the tuning seed again (7 completed, one diverged). Last line
+``solved=0/3 seconds=3672``. With the PPO rows of the table above (PPO's code unchanged), the
+suite stands at 3 of 7 on this code, against 4 of 7 before. On the 12 study seeds the same
+period reached CartPole-v1's target on all 12 and Acrobot-v1's on 10 (8 and 6 at 1,000): three
+test seeds decide a row, not a preset.
+
 Two PPO rows again on 2026-12-07 after lrtune's env runner began sampling without RLlib's
 per-step bookkeeping (`lrtune.learners._env_runner`, the same episodes bit for bit), on 7a79760,
 ``--only CartPole-v1:ppo --only Acrobot-v1:ppo``, 10:07-10:10 UTC, nothing else running (load

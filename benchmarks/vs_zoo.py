@@ -47,6 +47,16 @@ Measured on 2026-12-07 (lrtune's code as at 95f52cd, load 0.3-2.0, nothing else 
   target network every 3 and 79 env steps; lrtune's DQN space samples 100-20,000 (the
   presets: 1,000).
 
+DQN again on 2026-12-07 19:20-19:41 UTC, on 8e5eb5b (the presets' target period 300 env steps
+instead of 1,000; this job has no baseline trial, so the presets' period reaches no trial here),
+the suite's MountainCar-v0 DQN row beside it (load 1.5-5.9): ``task=Acrobot-v1 agent=dqn
+zoo_best=-80.4 zoo_s=201 lrtune_best=-500.0 lrtune_s=inf ratio_s=inf``. rl-zoo3: 8 trials
+finished, the first at the target 201 s in, its whole search 760 s; lrtune: every trial's
+greedy evaluation -500 again (5 completed, 3 stopped by ASHA), the whole search 509 s. All 8
+of lrtune's trials drew tanh networks (2 random trials, then TPE), including the two whose
+sampled target periods (222 and 282 env steps) were near the presets' new one. lrtune still
+loses here.
+
 Measured again with the defaults on 2026-12-05 08:33-08:42 UTC (lrtune's code as at bd5e10d;
 load 0.2 at the start, 1.6 at the end, nothing else running):
 ``task=Acrobot-v1 agent=ppo zoo_best=-84.2 zoo_s=188 lrtune_best=-87.6 lrtune_s=25
