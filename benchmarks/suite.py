@@ -87,8 +87,9 @@ the same configuration (search 92.7, test 96.2). Acrobot-v1 ppo failed on one te
 
 The three DQN rows again on 2026-12-07, 18:48-19:53 UTC, on 8e5eb5b, after DQN's presets began
 copying the target network every 300 env steps instead of 1,000
-(``benchmarks/dqn_target_period.py``), ``--only`` each DQN row, ``--keep``; a fresh-clone CI
-beside the first row and ``vs_zoo.py --agent dqn`` beside the third (load 1.3-7.9):
+(``benchmarks/dqn_target_period.py``), one run with ``--only`` for each DQN row, ``--keep``;
+a fresh-clone CI beside the first row and the start of the second, ``vs_zoo.py --agent dqn``
+beside the third (load 1.3-7.9):
 
 | row | search best | test mean (seeds 1000, 1001, 1002) | solved | seconds |
 |---|---|---|---|---|
