@@ -11,8 +11,8 @@ Run: ``.venv/bin/python benchmarks/dqn_target_period.py --env Acrobot-v1 --steps
 --period 300 [--seed 0] [--lr 1e-3] [--episodes 10]``; a study is a loop over seeds and
 periods in the shell, two processes at a time on 2 CPUs.
 
-Measured 2026-12-06/07 (session 36: Acrobot-v1 and CartPole-v1 at 1000 and 100; session 37,
-2026-12-07 17:30-18:50 UTC: MountainCar-v0 at 1000 and 100, all three tasks at 300), lr 1e-3,
+Measured 2026-12-07 (Acrobot-v1 and CartPole-v1 at 1000 and 100, 15:29-16:26 UTC;
+MountainCar-v0 at 1000 and 100 and all three tasks at 300, 17:30-18:47 UTC), lr 1e-3,
 10 greedy episodes, the presets otherwise as at 7d158be (periods 1000 / 300 / 100 env steps;
 RLlib checks the period once per 32-env-step round of the presets, so the target network is
 copied every 1,024 / 320 / 128 env steps, 512 / 160 / 64 updates). Paired by seed; the runs are
