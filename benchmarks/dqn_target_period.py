@@ -41,8 +41,9 @@ import time
 
 from lrtune.learners import ModelSettings, build_algorithm_config
 from lrtune.learners._presets import over_presets
-from lrtune.policies import LRPolicySpec
 from lrtune.running import init_local_ray
+from lrtune.running._trainable import evaluation_hyperparams
+from lrtune.specs import parse_job
 
 
 def main() -> None:
@@ -56,24 +57,25 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=10, help="greedy episodes at the end")
     args = parser.parse_args()
     init_local_ray(num_cpus=1)
-    overrides = {
-        "target_network_update_freq": args.period,
-        # Evaluation only when asked (algo.evaluate below), on its own env, exploration off.
-        "evaluation_interval": 10**9,
-        "evaluation_duration": args.episodes,
-        "evaluation_duration_unit": "episodes",
-        "evaluation_num_env_runners": 0,
-        "evaluation_config": {
-            "explore": False,
-            "num_envs_per_env_runner": 1,
-            "metrics_num_episodes_for_smoothing": args.episodes,
-        },
-    }
+    # A job of one fixed policy, so that evaluation is set up as a trial's (greedy episodes on
+    # the trial's own evaluation env runner, a time limit where the env has none).
+    job = parse_job(
+        {
+            "name": "dqn-target-period",
+            "agent": "dqn",
+            "env": {"id": args.env},
+            "budget": {"trial_env_steps": args.steps},
+            "policy": {"lr": args.lr},
+            "evaluation": {"episodes": args.episodes},
+        }
+    )
+    hyperparams = over_presets("dqn", args.env, None, {"target_network_update_freq": args.period})
+    hyperparams.update(evaluation_hyperparams(job, hyperparams))
     algo = build_algorithm_config(
         "dqn",
         args.env,
-        policy=LRPolicySpec.model_validate({"lr": args.lr}),
-        hyperparams=over_presets("dqn", args.env, None, overrides),
+        policy=job.policy,
+        hyperparams=hyperparams,
         model=ModelSettings(),
         budget=args.steps,
         seed=args.seed,
