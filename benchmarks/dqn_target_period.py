@@ -3,7 +3,8 @@
 Trains one seed of lrtune's DQN presets (``lrtune.learners._presets``, the task's entry if it
 has one) with a constant Adam rate and ``target_network_update_freq`` set to ``--period`` env
 steps, in this process on one CPU (RLlib's algorithm, lrtune's learner; no Tune, no MLflow),
-then plays ``--episodes`` greedy episodes (exploration off) on a separate env and prints one
+then plays ``--episodes`` greedy episodes (exploration off) on a separate env, set up as a
+trial's evaluation is (``lrtune.running._trainable.evaluation_hyperparams``), and prints one
 line of JSON: ``{"env", "seed", "period", "lr", "env_steps", "greedy", "train", "wall_s"}``
 (``train`` is the last iteration's training return, with exploration).
 
