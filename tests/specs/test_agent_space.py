@@ -87,6 +87,7 @@ def test_ppo_samples_only_valid_combinations() -> None:
 def test_dqn_samples_only_valid_combinations() -> None:
     job = _job("dqn", ["search_spaces/dqn_policies.yaml", "search_spaces/dqn_agent.yaml"])
     presets = preset_hyperparams("dqn", "CartPole-v1")
+    batches = set()
     for params, point in _points(job, 200):
         hyper = point["hyperparams"]
         (start, initial), (end, final) = hyper["epsilon"]
@@ -98,7 +99,30 @@ def test_dqn_samples_only_valid_combinations() -> None:
             "capacity": params["agent_settings.buffer_size"],
         }
         assert hyper["n_step"] <= presets["rollout_fragment_length"]
-        assert 100 <= hyper["target_network_update_freq"] <= 20_000
+        assert 100 <= hyper["target_network_update_freq"] <= 2_000
+        # Updates per env step whatever the batch: RLlib replays this many items per env step.
+        updates = params["agent_settings.updates_per_env_step"]
+        assert 0.25 <= updates <= 1.0
+        batch = hyper["train_batch_size_per_learner"]
+        assert hyper["training_intensity"] == pytest.approx(updates * batch)
+        batches.add(batch)
+    assert batches == {32, 64, 128, 256}
+
+
+def test_updates_per_env_step_follows_the_jobs_own_batch() -> None:
+    part = {"agent_settings": {"updates_per_env_step": 0.5}}
+    job = _job(
+        "dqn",
+        ["search_spaces/dqn_policies.yaml", part],
+        hyperparams={"train_batch_size_per_learner": 96},
+    )
+    (_, point), *_ = _points(job, 1)
+    assert point["hyperparams"]["training_intensity"] == 48.0
+    # Left out of the job, the batch is the agent's presets'.
+    job = _job("dqn", ["search_spaces/dqn_policies.yaml", part])
+    (_, point), *_ = _points(job, 1)
+    batch = preset_hyperparams("dqn", "CartPole-v1")["train_batch_size_per_learner"]
+    assert point["hyperparams"]["training_intensity"] == 0.5 * batch
 
 
 def test_an_exploration_setting_left_out_keeps_the_agents_ramp_end() -> None:

@@ -223,6 +223,20 @@ CASES: list[tuple[str, dict[str, str], list[str], list[str]]] = [
         ["space.agent_settings.num_minibatches:", "minibatch_size", "hyperparams.minibatch_size"],
     ),
     (
+        "DQN's updates per env step beside the training intensity",
+        files(
+            job(agent="dqn", hyperparams="{training_intensity: 16}"),
+            "version: 1\nagent_settings: {updates_per_env_step: {distribution: log_uniform, "
+            "low: 0.25, high: 1.0}}\n",
+        ),
+        ["validate", "job.yaml"],
+        [
+            "space.agent_settings.updates_per_env_step:",
+            "training_intensity",
+            "hyperparams.training_intensity",
+        ],
+    ),
+    (
         "model setting unknown key",
         {"s.yaml": "model: {hiden: {distribution: categorical, choices: [[64]]}}\n"},
         ["validate", "s.yaml"],

@@ -74,7 +74,9 @@ class DQN(AgentPlugin):
     hidden = (256, 256)
     activation = "relu"
     initializers = ("torch",)
-    agent_settings = frozenset({"exploration_fraction", "exploration_final_eps", "buffer_size"})
+    agent_settings = frozenset(
+        {"exploration_fraction", "exploration_final_eps", "buffer_size", "updates_per_env_step"}
+    )
     module_casts_observations = True
 
     def configure(self, config: Any, *, initializer: str) -> Any:
@@ -111,5 +113,6 @@ class SAC(AgentPlugin):
     hidden = (256, 256)
     activation = "relu"
     initializers = ("torch",)
-    # The replay capacity (search_spaces/sac_agent.yaml; rl-zoo3's SAC sampler searches it).
-    agent_settings = frozenset({"buffer_size"})
+    # The replay capacity (search_spaces/sac_agent.yaml; rl-zoo3's SAC sampler searches it) and
+    # the updates per env step (rl-zoo3's train_freq with gradient_steps).
+    agent_settings = frozenset({"buffer_size", "updates_per_env_step"})

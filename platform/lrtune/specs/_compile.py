@@ -334,7 +334,8 @@ def agent_hyperparams(
 ) -> dict[str, Any]:
     """``hyperparams`` with the RLlib settings that a trial's `AgentSettings` stand for (as
     documented there), derived from the trial's own (its hyper-parameters over the agent's
-    presets): ``minibatch_size``, ``epsilon``, ``replay_buffer_config``."""
+    presets): ``minibatch_size``, ``epsilon``, ``replay_buffer_config``,
+    ``training_intensity``."""
     out = dict(hyperparams)
     if not settings:
         return out
@@ -356,6 +357,9 @@ def agent_hyperparams(
     if chosen.buffer_size is not None:
         buffer = dict(base.get("replay_buffer_config") or {})
         out["replay_buffer_config"] = {**buffer, "capacity": int(chosen.buffer_size)}
+    if chosen.updates_per_env_step is not None:
+        batch = int(base["train_batch_size_per_learner"])
+        out["training_intensity"] = float(chosen.updates_per_env_step) * batch
     return out
 
 

@@ -296,7 +296,10 @@ class AgentSettings(BaseModel):
     DQN and SAC:
 
     * ``buffer_size``: the replay buffer's capacity (``replay_buffer_config.capacity``, its other
-      entries as the agent's presets or the job set them).
+      entries as the agent's presets or the job set them);
+    * ``updates_per_env_step``: gradient updates per sampled env step (rl-zoo3's
+      ``gradient_steps / train_freq``); ``training_intensity`` becomes this times the trial's
+      train batch, so the number of updates does not fall as a searched batch grows.
 
     Either exploration setting left out keeps the agent's own ramp end (its ``epsilon``).
     """
@@ -307,6 +310,7 @@ class AgentSettings(BaseModel):
     exploration_fraction: Real | None = Field(default=None, gt=0, le=1)
     exploration_final_eps: Real | None = Field(default=None, ge=0, le=1)
     buffer_size: Whole | None = Field(default=None, ge=100, le=100_000_000)
+    updates_per_env_step: Real | None = Field(default=None, gt=0, le=64)
 
 
 #: `AgentSettings` field -> the RLlib setting (a ``hyperparams`` key) it replaces.
@@ -315,6 +319,7 @@ AGENT_SETTING_REPLACES: dict[str, str] = {
     "exploration_fraction": "epsilon",
     "exploration_final_eps": "epsilon",
     "buffer_size": "replay_buffer_config",
+    "updates_per_env_step": "training_intensity",
 }
 
 
