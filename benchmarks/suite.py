@@ -108,6 +108,19 @@ suite stands at 3 of 7 on this code, against 4 of 7 before. On the 12 study seed
 period reached CartPole-v1's target on all 12 and Acrobot-v1's on 10 (8 and 6 at 1,000): three
 test seeds decide a row, not a preset.
 
+Two DQN rows again on 2026-12-07, 21:51-22:27 UTC, on 13094b9, after the DQN agent space
+began sampling updates per env step (0.25-1, ``agent_settings.updates_per_env_step``) instead
+of RLlib's ``training_intensity``, target periods of 100-2,000 env steps (was 20,000), γ from
+0.97 and relu only (``search_spaces/dqn_agent.yaml``); ``--only CartPole-v1:dqn --only
+Acrobot-v1:dqn --keep``, a fresh-clone CI beside them (load 1.8-4.2): CartPole-v1 dqn search
+best 500.0, test mean 389.7 (the same three test scores), 1,237 s: three trials scored 500 on
+the tuning seed (the baseline and two sampled ones) and the tie went to the first, the
+baseline, as before. Acrobot-v1 dqn **solved**: search best −84.5, test mean −86.1 (−88.4,
+−88.8, −81.2), 917 s; the finalist is a sampled trial (RMSprop 6e-4 cosine with the plateau
+rule, γ 0.98, batch 256 at 0.97 updates per env step, target period 274, 64×64), where the
+baseline scored −183.5 again; 3 trials completed, 5 stopped by ASHA. With the PPO rows as
+above and MountainCar-v0 dqn not re-run (−166.6), the suite stands at 4 of 7 on this code.
+
 Two PPO rows again on 2026-12-07 after lrtune's env runner began sampling without RLlib's
 per-step bookkeeping (`lrtune.learners._env_runner`, the same episodes bit for bit), on 7a79760,
 ``--only CartPole-v1:ppo --only Acrobot-v1:ppo``, 10:07-10:10 UTC, nothing else running (load
