@@ -57,6 +57,22 @@ of lrtune's trials drew tanh networks (2 random trials, then TPE), including the
 sampled target periods (222 and 282 env steps) were near the presets' new one. lrtune still
 loses here.
 
+DQN on 2026-12-07 22:27-22:40 UTC, on 13094b9's code (later commits changed text only),
+after the DQN agent space began sampling updates per env step (0.25-1) instead of RLlib's
+``training_intensity``, target periods of 100-2,000 env steps (was 20,000), γ from 0.97 and
+relu only (``search_spaces/dqn_agent.yaml`` has the random-trial study behind it), nothing
+else running (load 1.3-1.7):
+``task=Acrobot-v1 agent=dqn zoo_best=-354.0 zoo_s=inf lrtune_best=-85.8 lrtune_s=126
+ratio_s=0.00``. rl-zoo3: 8 trials finished, none at the target this time (-354.0, -356.8,
+-372.8, -499.6, the rest -500), its whole search 464 s; lrtune: 3 of 8 trials at the target
+(-86.8, -91.6, -85.8), the first 126 s after ``lrtune run`` started, 4 completed and 4 stopped
+by ASHA, the whole search 312 s. Two of the four ASHA stopped (-259.0 and -492.6 at their
+rung) reached -85.4 and -89.8 when the same points trained their full 50k in the random study.
+``--only lrtune`` at 21:46-21:51 UTC gave the same trials and values (the search is seeded;
+first at the target after 133 s, 306 s in all). rl-zoo3's earlier two runs (above) reached
+-82.8 and -80.4, the first at the target after 195 and 201 s: against those, lrtune's 126-133 s
+is about 0.65 of rl-zoo3's time, from runs an hour or more apart, not side by side.
+
 Measured again with the defaults on 2026-12-05 08:33-08:42 UTC (lrtune's code as at bd5e10d;
 load 0.2 at the start, 1.6 at the end, nothing else running):
 ``task=Acrobot-v1 agent=ppo zoo_best=-84.2 zoo_s=188 lrtune_best=-87.6 lrtune_s=25
