@@ -100,7 +100,7 @@ def test_dqn_samples_only_valid_combinations() -> None:
         }
         assert hyper["n_step"] <= presets["rollout_fragment_length"]
         assert 100 <= hyper["target_network_update_freq"] <= 2_000
-        # Updates per env step whatever the batch: RLlib replays this many items per env step.
+        # RLlib's training_intensity counts replayed items per env step: updates x batch.
         updates = params["agent_settings.updates_per_env_step"]
         assert 0.25 <= updates <= 1.0
         batch = hyper["train_batch_size_per_learner"]
