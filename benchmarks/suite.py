@@ -119,7 +119,10 @@ baseline, as before. Acrobot-v1 dqn **solved**: search best −84.5, test mean �
 −88.8, −81.2), 917 s; the finalist is a sampled trial (RMSprop 6e-4 cosine with the plateau
 rule, γ 0.98, batch 256 at 0.97 updates per env step, target period 274, 64×64), where the
 baseline scored −183.5 again; 3 trials completed, 5 stopped by ASHA. With the PPO rows as
-above and MountainCar-v0 dqn not re-run (−166.6), the suite stands at 4 of 7 on this code.
+above, the suite stands at 4 of 7 on this code. MountainCar-v0 dqn on the same code,
+22:41-23:04 UTC, nothing else running (load 1.0): search best −200.0, test mean −166.6 (−200.0,
+−99.8, −200.0), 1,365 s, the figures before the change: every trial scored −200 on the
+tuning seed (7 completed, one diverged), so the baseline trial was the finalist again.
 
 Two PPO rows again on 2026-12-07 after lrtune's env runner began sampling without RLlib's
 per-step bookkeeping (`lrtune.learners._env_runner`, the same episodes bit for bit), on 7a79760,
