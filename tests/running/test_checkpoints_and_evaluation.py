@@ -114,6 +114,9 @@ def test_scoring_on_the_evaluation_reports_the_deterministic_evaluation_of_the_f
     assert second["score"] == second["evaluation_return"] != second["metric_raw"]
     assert third["score"] == third["evaluation_return"] != third["metric_raw"]
     assert trial.score == third["score"]
+    # The training value stays on the outcome: it breaks ties between equal scores.
+    assert math.isfinite(third["metric_raw"])
+    assert trial.training_score == third["training_score"] == third["metric_raw"]
 
     # The same evaluation, run again here on the final checkpoint, gives the same mean: the
     # episodes are greedy and the evaluation env is re-seeded at every evaluation.

@@ -77,3 +77,24 @@ def test_trials_stopped_early_compete_only_when_none_completed() -> None:
         "adam-0.0001",
         "sgd-0.01",
     ]
+
+
+def test_equal_scores_are_ordered_by_the_training_score_in_the_jobs_direction() -> None:
+    """A capped score (CartPole's 500 on a greedy evaluation) ties several trials; the one whose
+    training episodes scored better goes first, whichever was listed first. The training score
+    never outranks a better score, and a trial without one goes after those with one."""
+    first = {**trial("adam", 1e-3, 500.0), "training_score": 366.3}
+    steadier = {**trial("adam", 4e-4, 500.0), "training_score": 486.0}
+    unknown = {**trial("sgd", 1e-2, 500.0), "training_score": None}
+    better = {**trial("sgd", 1e-1, 501.0), "training_score": 10.0}
+    listed = [unknown, first, steadier, better]
+    ranked = [t["trial_id"] for _, t in select_finalists(listed, 4, "max")]
+    assert ranked == ["sgd-0.1", "adam-0.0004", "adam-0.001", "sgd-0.01"]
+    # mode min: the lower score first, then the lower training score.
+    low = {**trial("adam", 1e-3, 1.0), "training_score": 3.0}
+    lower = {**trial("adam", 4e-4, 1.0), "training_score": 2.0}
+    ranked = [t["trial_id"] for _, t in select_finalists([low, lower], 2, "min")]
+    assert ranked == ["adam-0.0004", "adam-0.001"]
+    # Records written before training scores were kept rank as before: the first listed.
+    old = [trial("adam", 1e-3, 500.0), trial("adam", 4e-4, 500.0)]
+    assert [t["trial_id"] for _, t in select_finalists(old, 1, "max")] == ["adam-0.001"]

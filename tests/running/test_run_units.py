@@ -58,6 +58,26 @@ def test_best_is_never_diverged_failed_or_stopped_and_prefers_full_budget() -> N
     assert best is not None and best.trial_id == "b"
 
 
+def test_best_among_equal_scores_is_the_one_with_the_better_training_score() -> None:
+    """The table's first row is the best trial, also when scores tie."""
+    from lrtune.running._results import RunOutcome, summary_table
+
+    def tied(trial_id: str, training: float | None) -> TrialOutcome:
+        outcome = _outcome(trial_id, "completed", 500.0)
+        outcome.training_score = training
+        return outcome
+
+    trials = [tied("first", 366.3), tied("none", None), tied("steady", 486.0)]
+    best = pick_best(trials, "max")
+    assert best is not None and best.trial_id == "steady"
+    best = pick_best(trials, "min")  # the lowest training score, for a job that minimises
+    assert best is not None and best.trial_id == "first"
+    run = RunOutcome("x", Path("."), Path("."), trials, pick_best(trials, "max"), False, False)
+    rows = summary_table(run).splitlines()[1:]
+    assert [row.split()[0] for row in rows] == ["steady", "first", "none"]
+    assert rows[0].endswith(" *")
+
+
 def test_a_trial_is_diverged_when_any_seed_diverged_and_reports_the_seeds_lr_range() -> None:
     from lrtune.running._trainable import seed_lr_metrics
 

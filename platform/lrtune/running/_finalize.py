@@ -44,7 +44,7 @@ from lrtune._stored_uri import recorded_tracking_uri
 from lrtune.registry import LRTuneError
 from lrtune.running._local_ray import connect_ray_for_tune, local_resource_problem
 from lrtune.running._reconcile import _search_all
-from lrtune.running._results import policy_groups, resolved_trial_job, stored_uri
+from lrtune.running._results import policy_groups, ranking_key, resolved_trial_job, stored_uri
 from lrtune.running._trainable import LRTuneTrainable, check_trial_settings
 from lrtune.specs._point import TrialPoint
 from lrtune.vocabulary import (
@@ -142,7 +142,8 @@ def find_results_dir(experiment: str) -> Path:
 def select_finalists(
     trials: Sequence[dict[str, Any]], top: int, mode: str, per: Sequence[str] = ()
 ) -> list[tuple[str, dict[str, Any]]]:
-    """``[(group, trial)]``: the ``top`` best trials (of every group of ``per``), best first.
+    """``[(group, trial)]``: the ``top`` best trials (of every group of ``per``), best first;
+    equal scores ordered by `ranking_key`.
 
     Only trials that reached their budget compete (a trial stopped early was scored on fewer
     env steps); if none did, the ones the scheduler or the experiment's budget stopped.
@@ -152,8 +153,11 @@ def select_finalists(
     eligible = [t for t in scored if t.get("status") == TrialStatus.COMPLETED] or [
         t for t in scored if t.get("status") in early
     ]
-    sign = 1.0 if mode == "max" else -1.0
-    ranked = sorted(eligible, key=lambda t: -sign * float(t["score"]))
+    ranked = sorted(
+        eligible,
+        key=lambda t: ranking_key(float(t["score"]), t.get("training_score"), mode),
+        reverse=True,
+    )
     chosen: list[tuple[str, dict[str, Any]]] = []
     counts: dict[str, int] = {}
     for trial in ranked:

@@ -45,6 +45,9 @@ class TrialOutcome:
     model: dict[str, Any] = field(default_factory=dict)
     #: The space's agent settings as sampled (their RLlib values are in ``hyperparams``).
     agent_settings: dict[str, Any] = field(default_factory=dict)
+    #: The job's metric on the training episodes at its latest value (None before an episode
+    #: ended); it breaks ties between equal scores (see `ranking_key`).
+    training_score: float | None = None
 
     def eligible_for_best(self) -> bool:
         """Diverged, failed and stopped trials are never chosen as best."""
@@ -149,6 +152,8 @@ def outcome_of(trial: Any, job: Any, ended: bool, error: str | None) -> TrialOut
     # value is only the worst value standing in for Tune and Optuna.
     if last and "score" in last and math.isfinite(float(last["score"])) and last.get("scored", 1):
         score = float(last["score"])
+    training = (last or {}).get("training_score")
+    training_score = float(training) if training is not None and math.isfinite(training) else None
     policy = LRPolicySpec.model_validate(policy_data)
     checkpoint = None
     if getattr(trial, "checkpoint", None) is not None:
@@ -168,6 +173,7 @@ def outcome_of(trial: Any, job: Any, ended: bool, error: str | None) -> TrialOut
         iterations=int((last or {}).get("training_iteration", 0)),
         model=dict(point.model),
         agent_settings=dict(point.agent_settings),
+        training_score=training_score,
     )
 
 
@@ -207,16 +213,31 @@ def _compact(value: Any) -> str:
     return str(value)
 
 
+def ranking_key(score: float, training_score: float | None, mode: str) -> tuple[float, float]:
+    """Sort key of a scored trial, larger is better (whichever the job's ``mode``): its score,
+    then, among equal scores, its training score (`TrialOutcome.training_score`; a trial
+    without one after those with one).
+
+    Equal scores are common where the score is capped: several trials reach CartPole's 500 on
+    a greedy evaluation, or none leaves MountainCar's -200. The training episodes (with the
+    agent's exploration, over the last iterations) then say which policy learned more
+    reliably; without them the tie would go to whichever trial happened to be listed first."""
+    sign = 1.0 if mode == "max" else -1.0
+    if training_score is None or not math.isfinite(training_score):
+        return sign * score, -math.inf
+    return sign * score, sign * training_score
+
+
 def pick_best(trials: list[TrialOutcome], mode: str) -> TrialOutcome | None:
-    """The best trial by score among those that reached their budget (else among the ones
-    stopped early); never a diverged, failed or stopped one. A trial stopped early was scored
-    at fewer env steps, so it competes only when no trial went the distance."""
+    """The best trial by score (ties broken by `ranking_key`) among those that reached their
+    budget (else among the ones stopped early); never a diverged, failed or stopped one. A
+    trial stopped early was scored at fewer env steps, so it competes only when no trial went
+    the distance."""
     eligible = [t for t in trials if t.eligible_for_best() and t.status == TrialStatus.COMPLETED]
     eligible = eligible or [t for t in trials if t.eligible_for_best()]
     if not eligible:
         return None
-    key = (lambda t: t.score) if mode == "max" else (lambda t: -float(t.score or 0.0))
-    return max(eligible, key=key)  # type: ignore[arg-type,return-value]
+    return max(eligible, key=lambda t: ranking_key(float(t.score or 0.0), t.training_score, mode))
 
 
 def resolved_trial_job(
@@ -310,10 +331,13 @@ def write_summary(outcome: RunOutcome, job: Any, job_hash: str) -> Path:
 def summary_table(outcome: RunOutcome, top: int = 5) -> str:
     """A short table of the ``top`` best trials (by the job's ``mode``; trials without a score
     after them, as ``-``), a line saying how many more there are, and a line per failure."""
-    sign = 1.0 if outcome.mode == "max" else -1.0
     ranked = sorted(
         (t for t in outcome.trials if t.status != TrialStatus.FAILED),
-        key=lambda t: (t.score is not None, t.eligible_for_best(), sign * (t.score or 0.0)),
+        key=lambda t: (
+            t.score is not None,
+            t.eligible_for_best(),
+            ranking_key(t.score or 0.0, t.training_score, outcome.mode),
+        ),
         reverse=True,
     )
     lines = [f"{'trial':<12} {'status':<13} {'score':>9} {'env steps':>9}  policy"]

@@ -255,6 +255,9 @@ class LRTuneTrainable(tune.Trainable):
             "score": float(score),
             "metric_raw": raw,
             "episode_return_mean": raw,
+            # The training episodes' metric at its latest value: it breaks ties between equal
+            # scores (a capped evaluation) when the best trial and finalists are picked.
+            "training_score": math.nan if self.last_score is None else self.last_score,
             "diverged": int(diverged),
             "scored": int(scored),
             "env_steps_per_s": (env_steps - prev) * len(self.algos) / max(elapsed, 1e-9),
