@@ -124,6 +124,18 @@ above, the suite stands at 4 of 7 on this code. MountainCar-v0 dqn on the same c
 −99.8, −200.0), 1,365 s, the figures before the change: every trial scored −200 on the
 tuning seed (7 completed, one diverged), so the baseline trial was the finalist again.
 
+Since 7972c01 (2026-12-07) equal scores go to the trial with the better training return (its
+``training_score``: the score it would have had without the evaluation), not to the first
+trial listed. The two DQN rows that ended in such ties, finalized again with that rule on the
+kept searches above (the search is the same; only the choice of finalist changed), 2026-12-07
+23:35-23:55 UTC: CartPole-v1 dqn picks 1acc3ac1 (Adam 4e-4 warm-up + cosine, global-norm
+clipping, the plateau rule; training return 500.0, against the baseline's 366.3 and the other
+tied trial's 308.9), test mean **500.0** on all three seeds: solved. A ``--top 3`` round over
+the same search had trained all three tied trials on the test seeds: the baseline 389.7, the
+other two 500.0 each. MountainCar-v0 dqn picks d2314ff8 (RMSprop 3e-3 cosine, the
+divergence guard; the one trial whose final training return was off −200, at −193.8): test
+mean −151.4 (−200.0, −143.8, −110.5) against the baseline's −166.6; not solved.
+
 Two PPO rows again on 2026-12-07 after lrtune's env runner began sampling without RLlib's
 per-step bookkeeping (`lrtune.learners._env_runner`, the same episodes bit for bit), on 7a79760,
 ``--only CartPole-v1:ppo --only Acrobot-v1:ppo``, 10:07-10:10 UTC, nothing else running (load
