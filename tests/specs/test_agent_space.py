@@ -20,7 +20,6 @@ SAC_SEARCHED = (
     "gamma",
     "tau",
     "train_batch_size_per_learner",
-    "training_intensity",
     "num_steps_sampled_before_learning_starts",
     "n_step",
     "initial_alpha",
@@ -193,6 +192,7 @@ def test_the_shipped_sac_spaces_combine_into_one_conditional_space() -> None:
 def test_sac_points_build_valid_rllib_sac_configs() -> None:
     """Every sampled point becomes an RLlib SACConfig that passes RLlib's own checks, with each
     searched setting where RLlib's SAC reads it (the config is built, never trained)."""
+    from ray.rllib.algorithms.dqn.dqn import calculate_rr_weights
     from ray.rllib.algorithms.sac import SACConfig
 
     from lrtune.learners import ModelSettings, build_algorithm_config
@@ -203,7 +203,12 @@ def test_sac_points_build_valid_rllib_sac_configs() -> None:
     presets = preset_hyperparams("sac", "Pendulum-v1")
     compiled = compile_space(job)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
-    seen: dict[str, set[Any]] = {"n_step": set(), "hidden": set(), "buffer_size": set()}
+    seen: dict[str, set[Any]] = {
+        "n_step": set(),
+        "hidden": set(),
+        "buffer_size": set(),
+        "batch": set(),
+    }
     for _ in range(12):
         trial = study.ask()
         point = TrialPoint.from_config(compiled.define(trial))
@@ -223,6 +228,17 @@ def test_sac_points_build_valid_rllib_sac_configs() -> None:
         config.validate()
         for key in SAC_SEARCHED:
             assert getattr(config, key) == trial.params[f"hyperparams.{key}"], key
+        # Updates per env step, whatever the batch: RLlib's replay ratio is that x the batch,
+        # and its round-robin weights give that rate to within their rounding to whole
+        # fragments or updates (at worst 1.5 fragments' worth becomes 1 or 2: x2/3 or x4/3).
+        updates = trial.params["agent_settings.updates_per_env_step"]
+        assert 0.1 <= updates <= 1.0
+        batch = config.train_batch_size_per_learner
+        assert config.training_intensity == pytest.approx(updates * batch)
+        stores, trains = calculate_rr_weights(config)
+        rate = trains / (stores * config.get_rollout_fragment_length())
+        assert 0.66 * updates <= rate <= 1.34 * updates, (updates, rate)
+        seen["batch"].add(batch)
         # RLlib's rollout fragment ("auto") follows n_step, which its validation checks.
         assert config.get_rollout_fragment_length() == config.n_step
         buffer = config.replay_buffer_config
@@ -238,6 +254,7 @@ def test_sac_points_build_valid_rllib_sac_configs() -> None:
         seen["hidden"].add(tuple(point.model["hidden"]))
         seen["buffer_size"].add(buffer["capacity"])
     assert len(seen["n_step"]) > 1 and len(seen["hidden"]) == 2 and len(seen["buffer_size"]) == 2
+    assert len(seen["batch"]) > 1
 
 
 def test_sacs_buffer_size_is_an_agent_setting_ppo_refuses() -> None:
