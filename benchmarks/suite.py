@@ -134,7 +134,14 @@ tied trial's 308.9), test mean **500.0** on all three seeds: solved. A ``--top 3
 the same search had trained all three tied trials on the test seeds: the baseline 389.7, the
 other two 500.0 each. MountainCar-v0 dqn picks d2314ff8 (RMSprop 3e-3 cosine, the
 divergence guard; the one trial whose final training return was off −200, at −193.8): test
-mean −151.4 (−200.0, −143.8, −110.5) against the baseline's −166.6; not solved.
+mean −151.4 (−200.0, −143.8, −110.5) against the baseline's −166.6; not solved. The whole
+CartPole-v1 dqn row again on the rule's code (8bb9c3e, ``--only CartPole-v1:dqn``, 2026-12-08
+00:18-00:29 UTC, a SAC study beside it, load 3.3): search best 500.0, test mean 389.7, 678 s,
+not solved. With other trials finishing first, TPE proposed other points after the fifth
+trial, and 1acc3ac1's was not among them: the tie at 500 was between the baseline (training
+return 366.3) and 00cf65a5's point (308.9), so the rule picked the baseline, whose test seeds
+score 389.7 where 00cf65a5's scored 500.0 on all three. The rule picked the better of the
+tied trials in two of these three ties; the row is solved in one of the two searches.
 
 Two PPO rows again on 2026-12-07 after lrtune's env runner began sampling without RLlib's
 per-step bookkeeping (`lrtune.learners._env_runner`, the same episodes bit for bit), on 7a79760,
