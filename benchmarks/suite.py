@@ -141,7 +141,12 @@ not solved. With other trials finishing first, TPE proposed other points after t
 trial, and 1acc3ac1's was not among them: the tie at 500 was between the baseline (training
 return 366.3) and 00cf65a5's point (308.9), so the rule picked the baseline, whose test seeds
 score 389.7 where 00cf65a5's scored 500.0 on all three. The rule picked the better of the
-tied trials in two of these three ties; the row is solved in one of the two searches.
+tied trials in two of these three ties; the row is solved in one of the two searches. With
+2 tuning seeds (``--tuning-seeds 2``, 01:04-01:12 UTC, nothing else running, load 1.4): search
+best 500.0, test mean 389.7 again, 486 s. The baseline scored 500 on both tuning seeds and
+won outright; ASHA stopped every other trial at 13k or 25k env steps, 00cf65a5's point
+among them (337.2, the mean of its two seeds at 25k). The baseline's test seeds score 222.9,
+500.0 and 446.3, so it is a configuration that fails on some seeds, and 3 test seeds see it.
 
 Two PPO rows again on 2026-12-07 after lrtune's env runner began sampling without RLlib's
 per-step bookkeeping (`lrtune.learners._env_runner`, the same episodes bit for bit), on 7a79760,
