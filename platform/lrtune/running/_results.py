@@ -219,9 +219,11 @@ def ranking_key(score: float, training_score: float | None, mode: str) -> tuple[
     without one after those with one).
 
     Equal scores are common where the score is capped: several trials reach CartPole's 500 on
-    a greedy evaluation, or none leaves MountainCar's -200. The training episodes (with the
-    agent's exploration, over the last iterations) then say which policy learned more
-    reliably; without them the tie would go to whichever trial happened to be listed first."""
+    a greedy evaluation, or none leaves MountainCar's -200. The training episodes (exploring,
+    latest value) are then the evidence left; without them the tie would go to whichever
+    trial was listed first, the baseline under ``baseline_first``. In three ties of the
+    suite's DQN rows its pick beat the first-listed trial on held-out seeds twice and was
+    that trial in the third (benchmarks/suite.py)."""
     sign = 1.0 if mode == "max" else -1.0
     if training_score is None or not math.isfinite(training_score):
         return sign * score, -math.inf
