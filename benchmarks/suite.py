@@ -147,6 +147,10 @@ best 500.0, test mean 389.7 again, 486 s. The baseline scored 500 on both tuning
 won outright; ASHA stopped every other trial at 13k or 25k env steps, 00cf65a5's point
 among them (337.2, the mean of its two seeds at 25k). The baseline's test seeds score 222.9,
 500.0 and 446.3, so it is a configuration that fails on some seeds, and 3 test seeds see it.
+MountainCar-v0 dqn's whole row on 6a64534 (``--only MountainCar-v0:dqn``, 01:18-01:35 UTC,
+load 1.0-2.5): the same search as before (every trial −200 but the diverged one) and the same
+finalist as on the kept search (d2314ff8's point, the only training return off −200):
+search best −200.0, test mean −151.4, 1,046 s; not solved.
 
 Two PPO rows again on 2026-12-07 after lrtune's env runner began sampling without RLlib's
 per-step bookkeeping (`lrtune.learners._env_runner`, the same episodes bit for bit), on 7a79760,
