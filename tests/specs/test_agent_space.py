@@ -236,7 +236,8 @@ def test_sac_points_build_valid_rllib_sac_configs() -> None:
         batch = config.train_batch_size_per_learner
         assert config.training_intensity == pytest.approx(updates * batch)
         stores, trains = calculate_rr_weights(config)
-        rate = trains / (stores * config.get_rollout_fragment_length())
+        sampled = config.get_rollout_fragment_length() * config.num_envs_per_env_runner
+        rate = trains / (stores * sampled)
         assert 0.66 * updates <= rate <= 1.34 * updates, (updates, rate)
         seen["batch"].add(batch)
         # RLlib's rollout fragment ("auto") follows n_step, which its validation checks.
