@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import re
 from typing import Any
 
 
@@ -50,7 +52,6 @@ def configure_logging(verbose: int, quiet: int) -> int:
     only. Returns the level set. Calling it again replaces the handler (tests call ``main``
     many times in one process).
     """
-    import logging
     import sys
 
     level = logging.INFO + 10 * (quiet - verbose)
@@ -67,7 +68,40 @@ def configure_logging(verbose: int, quiet: int) -> int:
     logger.propagate = False
     if verbose >= 2:  # the libraries' own debug output as well
         logging.getLogger().setLevel(logging.DEBUG)
+    for name in LibraryNotices.LOGGERS:
+        library_logger = logging.getLogger(name)
+        for old in [f for f in library_logger.filters if isinstance(f, LibraryNotices)]:
+            library_logger.removeFilter(old)
+        if verbose < 2:
+            library_logger.addFilter(LibraryNotices())
     return level
+
+
+class LibraryNotices(logging.Filter):
+    """Drops the notices Ray and RLlib print on every algorithm lrtune builds in the command's
+    process (`lrtune train`), which are about choices lrtune makes, not the user's job: that
+    RLlib runs on its new API stack (lrtune always does), that RLlib's own `RLModule`
+    constructor builds a deprecated ``RLModuleConfig`` (RLlib 2.60 does it for every module),
+    and that ``gputil`` is missing (lrtune reads no GPU statistics). ``-vv`` keeps them, and
+    every other record of these loggers passes."""
+
+    #: The loggers that print them (RLlib's algorithm configs, Ray's deprecation helper and
+    #: Tune's utilities), with a filter each: a logger's filter sees its own records only.
+    LOGGERS = (
+        "ray.rllib.algorithms.algorithm_config",
+        "ray.rllib.algorithms.sac.sac",
+        "ray._common.deprecation",
+        "ray.tune.utils.util",
+    )
+    _NOTICES = re.compile(
+        r"You are running \w+ on the new API stack!"
+        r"|DeprecationWarning: `RLModule\(config=\[RLModuleConfig object\]\)` has been deprecated"
+        r"|Install gputil for GPU system monitoring"
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False (drop) for the notices above, True for every other record."""
+        return self._NOTICES.match(record.getMessage()) is None
 
 
 class CommandParser(argparse.ArgumentParser):
