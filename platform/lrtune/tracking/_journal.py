@@ -41,6 +41,7 @@ from typing import IO, Any, TextIO
 from lrtune._files import atomic_write_text
 from lrtune.registry import LRTuneError
 from lrtune.tracking._redact import redact_uri, scrub
+from lrtune.tracking._stores import artifact_location
 from lrtune.vocabulary import PARENT_TAG, TAG_PARENT_KEY, TAG_TRIAL_ID
 
 log = logging.getLogger("lrtune.tracking")
@@ -735,7 +736,13 @@ class TrackingJournal:
                 self._experiment_id = str(found.experiment_id)
             else:
                 self._experiment_id = str(
-                    self._call("experiment", lambda: client.create_experiment(self.experiment_name))
+                    self._call(
+                        "experiment",
+                        lambda: client.create_experiment(
+                            self.experiment_name,
+                            artifact_location(self.tracking_uri, self.experiment_name),
+                        ),
+                    )
                 )
         return self._experiment_id
 

@@ -26,6 +26,7 @@ from mlflow.tracking import MlflowClient
 from ray.tune.callback import Callback
 
 from lrtune.tracking._redact import has_password, redact_uri
+from lrtune.tracking._stores import artifact_location
 from lrtune.vocabulary import (
     PARENT_TAG,
     RUN_STATUS,
@@ -108,7 +109,8 @@ class Tracker:
             if found.lifecycle_stage == "deleted":
                 self.client.restore_experiment(found.experiment_id)
             return str(found.experiment_id)
-        return str(self.client.create_experiment(self.experiment_name))
+        location = artifact_location(self.tracking_uri, self.experiment_name)
+        return str(self.client.create_experiment(self.experiment_name, location))
 
     def safe(self, kind: str, call: Callable[[], T]) -> T | None:
         """Run an MLflow call; a failure is logged once per kind and the experiment goes on."""
