@@ -304,9 +304,11 @@ def compare(
         )
     single_task = len(anchors) == 1
     log.info(
-        "%d groups of %d runs: %d-resample bootstrap intervals",
-        len(by_group),
+        "%d run%s in %d group%s: %d-resample bootstrap intervals",
         len(samples),
+        "" if len(samples) == 1 else "s",
+        len(by_group),
+        "" if len(by_group) == 1 else "s",
         resamples,
     )
     groups: list[GroupStats] = []
