@@ -42,6 +42,15 @@ Last lines: ``... flat_over_episode=<lrtune's buffer / RLlib's, env steps/s>``,
 ``ppo_ratio=<lrtune/SB3 env steps/s> dqn_ratio=<...>`` (medians over the reps; goal ≥ 1.0
 each).
 
+Measured 2026-12-08 02:54-02:58 UTC, ``--reps 3``, on fac7fdc, nothing else running (load
+0.7-1.05): PPO lrtune 8,161 / 7,677 / 7,866 env steps/s, SB3 9,249 / 8,960 / 9,016; DQN lrtune
+2,523 / 2,784 / 2,521, SB3 5,323 / 5,370 / 5,473 (``flat_over_episode=6.51``,
+``batched_over_default=1.10``, ``ppo_ratio=0.872 dqn_ratio=0.470``). Then one DQN rep at a
+time (``--agents dqn --reps 1 --no-episode-buffer``), alternating a worktree of 6c03e69 (0.589
+below) and fac7fdc, 02:58-03:00 UTC: lrtune 3,067 / 3,311 (6c03e69) and 3,079 / 3,071
+(fac7fdc) env steps/s, SB3 5,282-5,518, ratios 0.56-0.60. So DQN's code is as fast as it
+was; the same code ran 2,521-2,784 in the full run above, and I did not find why.
+
 Measured 2026-12-07 11:51-11:55 UTC, ``--reps 3``, on b04d0b6, nothing else running (load
 1.2-2.4): ``ppo_ratio=0.971 dqn_ratio=0.550``. That commit cut PPO's minibatches from the
 sampled steps alone, dropping the rows RLlib appends to each episode chunk only to bootstrap
