@@ -360,3 +360,45 @@ def test_by_default_a_short_trial_saves_only_at_its_end(
     assert trial.checkpoint is not None and (Path(trial.checkpoint) / "seed0").is_dir()
     saved = sorted(p.name for p in (outcome.experiment_dir / f"trial_{trial.trial_id}").iterdir())
     assert [name for name in saved if name.startswith("checkpoint_")] == ["checkpoint_000000"]
+
+
+@pytest.mark.slow
+def test_a_trial_of_several_seeds_reports_each_seeds_values_behind_its_means(
+    ray_session: Any, workdir: Path, job_file: Any
+) -> None:
+    path = job_file(
+        workdir,
+        "per-seed",
+        policy={"lr": 3e-4},
+        budget={"trial_env_steps": 384},
+        trials={"num": 1},
+        seeds={"tuning": [3, 8], "test": [7]},
+        evaluation={"interval": 2, "episodes": 2, "score": True},
+    )
+    outcome = run_job(load_job(path), stream=io.StringIO())
+    (trial,) = outcome.trials
+    assert trial.status == "completed"
+    results = trial_results(outcome)
+    for result in results:
+        by_seed = result["by_seed"]
+        assert list(by_seed) == ["3", "8"]
+        training = [by_seed[s]["metric_raw"] for s in by_seed]
+        if all(math.isfinite(v) for v in training):
+            assert result["metric_raw"] == pytest.approx(sum(training) / 2, rel=1e-12)
+    first, second, third = results
+    assert all(math.isnan(first["by_seed"][s]["evaluation_return"]) for s in ("3", "8"))
+    for result in (second, third):
+        evaluations = [result["by_seed"][s]["evaluation_return"] for s in ("3", "8")]
+        assert result["evaluation_return"] == pytest.approx(sum(evaluations) / 2, rel=1e-12)
+
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    (run,) = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("per-seed").experiment_id])
+        if r.data.tags.get("lrtune.role") == "trial"
+    ]
+    for seed in ("3", "8"):
+        history = client.get_metric_history(run.info.run_id, f"by_seed.{seed}.evaluation_return")
+        assert [m.step for m in history] == [256, 384]
+        last = third["by_seed"][seed]["evaluation_return"]
+        assert history[-1].value == pytest.approx(last, rel=1e-12)

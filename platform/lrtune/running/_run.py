@@ -163,6 +163,10 @@ def trial_metrics(result: Mapping[str, Any]) -> dict[str, float]:
             out[key] = lr[key]
     # Agents with several optimizer roles (SAC): each role's read-back rate, ``lr.<role>``.
     out.update({key: value for key, value in lr.items() if key.startswith("lr.")})
+    # Several tuning seeds: each seed's values, ``by_seed.<seed>.<name>`` (finite ones only).
+    for seed, values in (result.get("by_seed") or {}).items():
+        for name, value in values.items():
+            out[f"by_seed.{seed}.{name}"] = _finite_or_none(value)
     # Population members: the mutable LR-policy values change at exploits, so they are metrics.
     for path, value in (result.get("mutable") or {}).items():
         out[f"mutable.{path}"] = value

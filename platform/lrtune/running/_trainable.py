@@ -14,9 +14,11 @@ until a value was measured), ``lrtune/...`` (the
 learner's LR metrics of the first seed), ``evaluation_return`` (the job's metric as the latest
 deterministic evaluation measured it, mean over seeds; NaN before the first or with evaluation
 off: see `lrtune.specs.EvaluationSpec`; with ``evaluation.score`` it is the score),
-``diverged`` (0/1) and ``done`` at the budget. A result asks Tune for a checkpoint
-(``should_checkpoint``) when the job's cadence says so (`TrialsSpec.checkpoint_due`: by seconds of
-training since the last checkpoint, 60 unless the job says otherwise, or by env steps). A
+``by_seed`` (with several tuning seeds: each seed's ``metric_raw`` and ``evaluation_return``,
+keyed by the seed), ``diverged`` (0/1) and ``done`` at the budget. A result asks Tune for a
+checkpoint (``should_checkpoint``) when the job's cadence says so
+(`TrialsSpec.checkpoint_due`: by seconds of training since the last checkpoint, 60 unless the
+job says otherwise, or by env steps). A
 checkpoint holds all a resume needs to go on exactly: RLlib's state, the replay buffer and each
 seed's envs, episodes and random streams (`lrtune.running._sampling_state`).
 A trial whose divergence persists (the guard's limit, or non-finite losses two iterations in a
@@ -155,6 +157,8 @@ class LRTuneTrainable(tune.Trainable):
             self.streams.built()
         self.last_score: float | None = None
         self.last_evaluation: float | None = None
+        # Each seed's value in that evaluation (NaN where a seed measured none).
+        self.last_evaluation_by_seed: list[float] | None = None
         self.bad_loss_iterations = 0
         # Learner metrics a diverged update leaves non-finite (the agent entry's).
         self.loss_metrics = job.agent_plugin.loss_metrics
@@ -278,10 +282,26 @@ class LRTuneTrainable(tune.Trainable):
             and trials.checkpoint_due(env_steps, prev, since)
         ):
             report[SHOULD_CHECKPOINT] = True  # Tune saves one now (checkpoint_frequency is 0)
+        if len(self.algos) > 1:
+            report["by_seed"] = self._by_seed(values)
         if self.population is not None:
             report["mutable"] = dict(self.mutable_values)
             report["lineage"] = self._lineage_report()
         return report
+
+    def _by_seed(self, values: list[Any]) -> dict[str, dict[str, float]]:
+        """Each tuning seed's training metric and latest evaluation (NaN: not measured yet),
+        keyed by the seed: the spread behind the trial's means."""
+        evaluations = self.last_evaluation_by_seed or [math.nan] * len(values)
+        return {
+            str(seed): {
+                "metric_raw": float(value) if _finite(value) else math.nan,
+                "evaluation_return": evaluation,
+            }
+            for seed, value, evaluation in zip(
+                self.job.seeds.tuning, values, evaluations, strict=True
+            )
+        }
 
     def _evaluate(self, results: list[dict[str, Any]], final: bool) -> float | None:
         """The latest evaluation's value of the job's metric, mean over seeds (None before the
@@ -305,6 +325,7 @@ class LRTuneTrainable(tune.Trainable):
         finite = [float(v) for v in values if _finite(v)]
         if finite:
             self.last_evaluation = sum(finite) / len(finite)
+            self.last_evaluation_by_seed = [float(v) if _finite(v) else math.nan for v in values]
         return self.last_evaluation
 
     def _lineage_report(self) -> dict[str, Any]:
@@ -337,6 +358,7 @@ class LRTuneTrainable(tune.Trainable):
             "last_score": self.last_score,
             "bad_loss_iterations": self.bad_loss_iterations,
             "last_evaluation": self.last_evaluation,
+            "last_evaluation_by_seed": self.last_evaluation_by_seed,
             "seconds": self.seconds_before + time.monotonic() - self.started,
             "prev_steps": getattr(self, "_prev_steps", 0),
             "metric_seen": self._metric_seen,
@@ -381,6 +403,7 @@ class LRTuneTrainable(tune.Trainable):
             self.last_score = state.get("last_score")
             self.bad_loss_iterations = int(state.get("bad_loss_iterations", 0))
             self.last_evaluation = state.get("last_evaluation")
+            self.last_evaluation_by_seed = state.get("last_evaluation_by_seed")
             self.seconds_before = float(state.get("seconds", 0.0))
             self.started = time.monotonic()
             self.last_checkpoint_at = self.started
