@@ -292,7 +292,9 @@ class LRTuneTrainable(tune.Trainable):
     def _by_seed(self, values: list[Any]) -> dict[str, dict[str, float]]:
         """Each tuning seed's training metric and latest evaluation (NaN: not measured yet),
         keyed by the seed: the spread behind the trial's means."""
-        evaluations = self.last_evaluation_by_seed or [math.nan] * len(values)
+        evaluations = self.last_evaluation_by_seed
+        if evaluations is None or len(evaluations) != len(values):  # none yet
+            evaluations = [math.nan] * len(values)
         return {
             str(seed): {
                 "metric_raw": float(value) if _finite(value) else math.nan,
