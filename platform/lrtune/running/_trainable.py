@@ -290,8 +290,9 @@ class LRTuneTrainable(tune.Trainable):
         return report
 
     def _by_seed(self, values: list[Any]) -> dict[str, dict[str, float]]:
-        """Each tuning seed's training metric and latest evaluation (NaN: not measured yet),
-        keyed by the seed: the spread behind the trial's means."""
+        """Each tuning seed's training metric (NaN when none of its episodes ended this
+        iteration) and latest evaluation (NaN before the first), keyed by the seed: the spread
+        behind the trial's means."""
         evaluations = self.last_evaluation_by_seed
         if evaluations is None or len(evaluations) != len(values):  # none yet
             evaluations = [math.nan] * len(values)
