@@ -96,17 +96,7 @@ def test_scoring_on_the_evaluation_reports_the_deterministic_evaluation_of_the_f
 ) -> None:
     from ray.rllib.algorithms.algorithm import Algorithm
 
-    path = job_file(
-        workdir,
-        "evaluated",
-        policy={"lr": 3e-4},
-        budget={"trial_env_steps": 384},
-        trials={"num": 1},
-        evaluation={"interval": 2, "episodes": 3, "score": True},
-    )
-    outcome = run_job(load_job(path), stream=io.StringIO())
-    (trial,) = outcome.trials
-    assert trial.status == "completed"
+    outcome, trial = _scored_on_evaluation(workdir, job_file, "evaluated", episodes=3)
     first, second, third = trial_results(outcome)
     # Before the first evaluation: the training value; RLlib evaluates at iteration 2; the last
     # iteration (3) has none of RLlib's, so the trial evaluates its final policy itself.
@@ -129,11 +119,7 @@ def test_scoring_on_the_evaluation_reports_the_deterministic_evaluation_of_the_f
     finally:
         algo.stop()
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
-    (run,) = [
-        r
-        for r in client.search_runs([client.get_experiment_by_name("evaluated").experiment_id])
-        if r.data.tags.get("lrtune.role") == "trial"
-    ]
+    run = _only_trial_run(client, "evaluated")
     assert [m.step for m in client.get_metric_history(run.info.run_id, "evaluation_return")] == [
         256,
         384,
@@ -366,18 +352,9 @@ def test_by_default_a_short_trial_saves_only_at_its_end(
 def test_a_trial_of_several_seeds_reports_each_seeds_values_behind_its_means(
     ray_session: Any, workdir: Path, job_file: Any
 ) -> None:
-    path = job_file(
-        workdir,
-        "per-seed",
-        policy={"lr": 3e-4},
-        budget={"trial_env_steps": 384},
-        trials={"num": 1},
-        seeds={"tuning": [3, 8], "test": [7]},
-        evaluation={"interval": 2, "episodes": 2, "score": True},
+    outcome, _ = _scored_on_evaluation(
+        workdir, job_file, "per-seed", episodes=2, seeds={"tuning": [3, 8], "test": [7]}
     )
-    outcome = run_job(load_job(path), stream=io.StringIO())
-    (trial,) = outcome.trials
-    assert trial.status == "completed"
     results = trial_results(outcome)
     for result in results:
         by_seed = result["by_seed"]
@@ -392,13 +369,39 @@ def test_a_trial_of_several_seeds_reports_each_seeds_values_behind_its_means(
         assert result["evaluation_return"] == pytest.approx(sum(evaluations) / 2, rel=1e-12)
 
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
-    (run,) = [
-        r
-        for r in client.search_runs([client.get_experiment_by_name("per-seed").experiment_id])
-        if r.data.tags.get("lrtune.role") == "trial"
-    ]
+    run = _only_trial_run(client, "per-seed")
     for seed in ("3", "8"):
         history = client.get_metric_history(run.info.run_id, f"by_seed.{seed}.evaluation_return")
         assert [m.step for m in history] == [256, 384]
         last = third["by_seed"][seed]["evaluation_return"]
         assert history[-1].value == pytest.approx(last, rel=1e-12)
+
+
+def _only_trial_run(client: MlflowClient, experiment: str) -> Any:
+    """The one trial run of ``experiment`` in MLflow."""
+    (run,) = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+        if r.data.tags.get("lrtune.role") == "trial"
+    ]
+    return run
+
+
+def _scored_on_evaluation(
+    workdir: Path, job_file: Any, name: str, episodes: int, **fields: Any
+) -> tuple[Any, Any]:
+    """Run a one-trial job of 3 iterations (384 env steps) scored on an evaluation every 2
+    iterations of ``episodes`` episodes; its outcome and its completed trial."""
+    path = job_file(
+        workdir,
+        name,
+        policy={"lr": 3e-4},
+        budget={"trial_env_steps": 384},
+        trials={"num": 1},
+        evaluation={"interval": 2, "episodes": episodes, "score": True},
+        **fields,
+    )
+    outcome = run_job(load_job(path), stream=io.StringIO())
+    (trial,) = outcome.trials
+    assert trial.status == "completed"
+    return outcome, trial
