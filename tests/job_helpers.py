@@ -51,10 +51,16 @@ def env_for_agent(agent: str) -> str:
 
 
 def tiny_trial(
-    agent: str, store: Path, seeds: list[int], name: str = "trial", lr: float = 1e-3
+    agent: str,
+    store: Path,
+    seeds: list[int],
+    name: str = "trial",
+    lr: float = 1e-3,
+    **fields: Any,
 ) -> Any:
     """A started `LRTuneTrainable` of a tiny ``agent`` job (`TINY_AGENT`, `env_for_agent`,
-    constant ``lr``) training ``seeds`` in lockstep; the caller stops it."""
+    constant ``lr``) training ``seeds`` in lockstep; ``fields`` replace more of the job's
+    top-level keys (``evaluation``). The caller stops it."""
     from ray import tune
 
     from lrtune.running._trainable import LRTuneTrainable
@@ -70,6 +76,7 @@ def tiny_trial(
         budget={"trial_env_steps": 100_000},
         seeds={"tuning": seeds, "test": [7]},
         policy={"lr": 1e-3},
+        **fields,
     )
     trainable = tune.with_parameters(LRTuneTrainable, job=parse_job(data))
     return trainable(TrialPoint(policy={"lr": lr}).to_config())

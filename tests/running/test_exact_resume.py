@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import pickle
 import threading
 from collections.abc import Iterator
@@ -57,6 +58,35 @@ def test_a_restored_trial_takes_the_steps_of_the_uninterrupted_one(
         resumed.stop()
     assert resumed_scores == scores[2:]
     assert resumed_hashes == hashes  # weights and optimizer state, seed by seed
+
+
+@pytest.mark.slow
+def test_a_restored_trial_reports_each_seeds_saved_evaluation(tmp_path: Path) -> None:
+    """The third iteration evaluates nothing (every 2nd does): its per-seed evaluations are
+    the second's, which the restored trial has only from its checkpoint."""
+    evaluation = {"interval": 2, "episodes": 1}
+    trial = tiny_trial("ppo", tmp_path, [1000, 1001], evaluation=evaluation)
+    try:
+        uninterrupted = [trial.train()["by_seed"] for _ in range(3)]
+    finally:
+        trial.stop()
+    trial = tiny_trial("ppo", tmp_path, [1000, 1001], evaluation=evaluation)
+    try:
+        trial.train()
+        trial.train()
+        checkpoint = trial.save(str(tmp_path / "checkpoint"))
+    finally:
+        trial.stop()
+    resumed = tiny_trial("ppo", tmp_path, [1000, 1001], evaluation=evaluation)
+    try:
+        resumed.restore(checkpoint)
+        third = resumed.train()["by_seed"]
+    finally:
+        resumed.stop()
+    saved = [uninterrupted[1][seed]["evaluation_return"] for seed in ("1000", "1001")]
+    assert all(math.isfinite(v) for v in saved)
+    assert [third[seed]["evaluation_return"] for seed in ("1000", "1001")] == saved
+    assert third == uninterrupted[2]
 
 
 def test_another_trials_checkpoint_leaves_the_envs_and_streams_to_this_trial(
