@@ -16,11 +16,10 @@ deterministic evaluation measured it, mean over seeds; NaN before the first or w
 off: see `lrtune.specs.EvaluationSpec`; with ``evaluation.score`` it is the score),
 ``by_seed`` (with several tuning seeds: each seed's ``metric_raw`` and ``evaluation_return``,
 keyed by the seed), ``diverged`` (0/1) and ``done`` at the budget. A result asks Tune for a
-checkpoint (``should_checkpoint``) when the job's cadence says so
-(`TrialsSpec.checkpoint_due`: by seconds of training since the last checkpoint, 60 unless the
-job says otherwise, or by env steps). A
-checkpoint holds all a resume needs to go on exactly: RLlib's state, the replay buffer and each
-seed's envs, episodes and random streams (`lrtune.running._sampling_state`).
+checkpoint (``should_checkpoint``) when the job's cadence says so (`TrialsSpec.checkpoint_due`:
+by seconds of training since the last checkpoint, 60 unless the job says otherwise, or by env
+steps). A checkpoint holds all a resume needs to go on exactly: RLlib's state, the replay
+buffer and each seed's envs, episodes and random streams (`lrtune.running._sampling_state`).
 A trial whose divergence persists (the guard's limit, or non-finite losses two iterations in a
 row) reports the job's finite worst value, is tagged diverged and stops (in searches).
 
@@ -107,6 +106,11 @@ def _finite(value: Any) -> bool:
         return value is not None and math.isfinite(float(value))
     except (TypeError, ValueError):
         return False
+
+
+def _float_or_nan(value: Any) -> float:
+    """``value`` as a float, NaN where it is not a finite number (a seed that measured none)."""
+    return float(value) if _finite(value) else math.nan
 
 
 class LRTuneTrainable(tune.Trainable):
@@ -294,13 +298,11 @@ class LRTuneTrainable(tune.Trainable):
         iteration) and latest evaluation (NaN before the first), keyed by the seed: the spread
         behind the trial's means."""
         evaluations = self.last_evaluation_by_seed
-        if evaluations is None or len(evaluations) != len(values):  # none yet
+        # None yet, or a saved list of other seeds (never raise over a report).
+        if evaluations is None or len(evaluations) != len(values):
             evaluations = [math.nan] * len(values)
         return {
-            str(seed): {
-                "metric_raw": float(value) if _finite(value) else math.nan,
-                "evaluation_return": evaluation,
-            }
+            str(seed): {"metric_raw": _float_or_nan(value), "evaluation_return": evaluation}
             for seed, value, evaluation in zip(
                 self.job.seeds.tuning, values, evaluations, strict=True
             )
@@ -328,7 +330,7 @@ class LRTuneTrainable(tune.Trainable):
         finite = [float(v) for v in values if _finite(v)]
         if finite:
             self.last_evaluation = sum(finite) / len(finite)
-            self.last_evaluation_by_seed = [float(v) if _finite(v) else math.nan for v in values]
+            self.last_evaluation_by_seed = [_float_or_nan(v) for v in values]
         return self.last_evaluation
 
     def _lineage_report(self) -> dict[str, Any]:
